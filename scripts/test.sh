@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs (system packages when root, uv, the locked env),
+# then lint, types and every test tier. CI runs exactly this (with CI=true: no skips allowed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v rsync >/dev/null || need_pkgs+=(rsync)
+command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
+command -v ip >/dev/null || need_pkgs+=(iproute2)
+command -v tmux >/dev/null || need_pkgs+=(tmux)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing system packages: ${need_pkgs[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+  else
+    echo "note: missing ${need_pkgs[*]}; tests that need them will skip (not allowed under CI=true)" >&2
+  fi
+fi
+
+command -v uv >/dev/null || python3 -m pip install -q uv
+uv sync --locked --quiet
+uv run --locked ruff check src tests bench
+uv run --locked ruff format --check src tests bench
+uv run --locked mypy
+uv run --locked pytest "$@"
