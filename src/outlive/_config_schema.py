@@ -1,0 +1,110 @@
+"""The pydantic schema of outlive.toml, imported only when a config file exists (start-up cost)."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from outlive.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class ProjectTable(_Strict):
+    name: str | None = None
+    exclude: list[str] = Field(default_factory=list)
+
+
+class TargetTable(_Strict):
+    profile: str = "generic-ssh"
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    user: str | None = None
+    identity_file: str | None = None
+    ssh_config: str | None = None
+    accept_new_host_keys: bool = False
+    workdir: str | None = None
+    durable: str | None = None
+    hf_home: str | None = None
+    spot: bool = False
+    detach: Literal["setsid", "tmux"] = "setsid"
+    env: dict[str, str] = Field(default_factory=dict)
+    kill_grace_s: float | None = Field(default=None, ge=0)
+    spot_grace_s: float | None = Field(default=None, ge=0)
+    mtbf_s: float | None = Field(default=None, gt=0)
+    # Slurm
+    partition: str | None = None
+    gpus: str | None = None
+    cpus: int | None = Field(default=None, ge=1)
+    mem: str | None = None
+    time: str | None = None
+    nodes: int | None = Field(default=None, ge=1)
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    sbatch_extra: list[str] = Field(default_factory=list)
+
+    def options(self) -> dict[str, Any]:
+        """Backend-specific settings (everything a transport does not need)."""
+        keys: tuple[str, ...] = (
+            "hf_home",
+            "detach",
+            "partition",
+            "gpus",
+            "cpus",
+            "mem",
+            "time",
+            "nodes",
+        )
+        keys = (*keys, "account", "qos", "constraint", "sbatch_extra")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, [])}
+
+
+class ConfigFile(_Strict):
+    project: ProjectTable = Field(default_factory=ProjectTable)
+    targets: dict[str, TargetTable] = Field(default_factory=dict)
+
+
+def parse(raw: dict[str, Any], source: Path | None) -> ConfigFile:
+    try:
+        return ConfigFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, raw, source)) from None
+
+
+def _explain(exc: ValidationError, raw: dict[str, Any], source: Path | None) -> str:
+    """The first problem as one sentence: the file, the key, what is wrong and the fix."""
+    err = exc.errors()[0]
+    loc = [str(p) for p in err["loc"]]
+    where = _table_name(loc[:-1])
+    key = loc[-1] if loc else "?"
+    if err["type"] == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        valid = sorted(model.model_fields) if model else []
+        hint = difflib.get_close_matches(key, valid, n=1)
+        fix = f"did you mean {hint[0]!r}?" if hint else f"valid keys are {', '.join(valid)}"
+        return f"{source}: unknown key {key!r} in {where}; {fix}"
+    return f"{source}: {where} key {key!r}: {err['msg'].rstrip('.')}; fix the value of {key!r}"
+
+
+def _table_name(loc: list[str]) -> str:
+    if not loc:
+        return "the top level"
+    if loc[0] == "targets" and len(loc) >= 2:
+        return f"[targets.{loc[1]}]"
+    return "[" + ".".join(loc) + "]"
+
+
+def _model_at(loc: list[str]) -> type[BaseModel] | None:
+    if not loc:
+        return ConfigFile
+    if loc == ["project"]:
+        return ProjectTable
+    if loc[0] == "targets" and len(loc) == 2:
+        return TargetTable
+    return None

@@ -1,0 +1,21 @@
+"""The ``outlive`` command line (typer + rich). Exit codes: 0 ok, 1 the checked thing failed,
+2 usage or configuration error; errors are one sentence on stderr."""
+
+from __future__ import annotations
+
+import sys
+
+from outlive.errors import OutliveError
+
+
+def main() -> None:
+    from outlive.cli.app import app
+
+    try:
+        app()
+    except OutliveError as exc:
+        sys.stderr.write(f"outlive: {exc}\n")
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("outlive: interrupted\n")
+        sys.exit(130)

@@ -1,0 +1,212 @@
+"""Command definitions. Each command parses, calls a lifecycle function, and renders the result:
+exactly one JSON document on stdout with ``--json``, rich output otherwise."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from outlive.config import CONFIG_NAME, load_config
+from outlive.errors import TransportError, UsageError
+
+app = typer.Typer(
+    name="outlive",
+    help="Run long GPU jobs on rented or borrowed machines so the result outlives the machine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON document.")]
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=None, default=str) + "\n")
+    sys.stdout.flush()
+
+
+@app.command()
+def init(
+    force: Annotated[bool, typer.Option(help="Overwrite an existing outlive.toml.")] = False,
+) -> None:
+    """Write a commented outlive.toml in the current directory."""
+    from outlive.cli.templates import CONFIG_TEMPLATE
+
+    path = Path.cwd() / CONFIG_NAME
+    if path.exists() and not force:
+        raise UsageError(f"{path} already exists; edit it, or pass --force to overwrite it")
+    path.write_text(CONFIG_TEMPLATE.format(name=Path.cwd().name))
+    typer.echo(f"wrote {path}")
+
+
+@app.command()
+def targets(as_json: JsonOpt = False) -> None:
+    """List configured targets (`local` always exists)."""
+    cfg = load_config()
+    rows = [
+        {
+            "name": t.name,
+            "profile": t.profile,
+            "kind": t.kind,
+            "host": t.host,
+            "workdir": t.workdir,
+            "durable": t.durable,
+        }
+        for t in cfg.targets.values()
+    ]
+    if as_json:
+        _emit_json({"targets": rows, "config": str(cfg.source) if cfg.source else None})
+        return
+    from outlive.cli.render import targets_table
+
+    targets_table(rows)
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def run(
+    command: Annotated[list[str], typer.Argument(help="The command, after `--`.")],
+    target: Annotated[str, typer.Option("-t", "--target", help="Target name.")] = "local",
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Run name; the same name resumes the same checkpoints."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Launch CMD detached on TARGET; print the run id and return."""
+    from outlive.lifecycle.runs import launch
+
+    launched = launch(load_config(), target, list(command), name)
+    if as_json:
+        _emit_json({"run_id": launched.run_id, "name": launched.name, "target": launched.target})
+        return
+    sys.stderr.write(
+        f"launched {launched.name!r} on {launched.target} (pid {launched.pid}); "
+        f"checkpoints in {launched.ckpt_dir}\n"
+    )
+    typer.echo(launched.run_id)
+
+
+@app.command()
+def status(
+    runs: Annotated[
+        list[str] | None, typer.Argument(help="Run ids or names (default: all).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """State of runs, with a diagnosis when one vanished; one round trip per target."""
+    from outlive.lifecycle.runs import status as get_status
+
+    result = get_status(load_config(), runs or [])
+    if as_json:
+        _emit_json({"runs": result})
+    else:
+        from outlive.cli.render import status_table
+
+        status_table(result)
+    if runs and any(r["state"] in ("failed", "vanished") for r in result):
+        raise typer.Exit(1)
+
+
+@app.command("ls")
+def ls_(as_json: JsonOpt = False) -> None:
+    """All runs known to this project (as last seen; `status` looks again)."""
+    from outlive.store import Store
+
+    recs = Store(load_config().state_dir).all()
+    rows = [
+        {
+            "run_id": r.run_id,
+            "name": r.name,
+            "target": r.target,
+            "state": r.state,
+            "command": r.command,
+            "created_at": r.created_at,
+        }
+        for r in recs
+    ]
+    if as_json:
+        _emit_json({"runs": rows})
+        return
+    from outlive.cli.render import ls_table
+
+    ls_table(rows)
+
+
+@app.command()
+def logs(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN")],
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Follow until the run ends.")
+    ] = False,
+    lines: Annotated[int, typer.Option("-n", "--lines", help="Lines from the end.")] = 20,
+) -> None:
+    """Tail a run's log; -f follows it and survives connection drops."""
+    from outlive.lifecycle import runs
+
+    cfg = load_config()
+    out = sys.stdout.buffer
+    if not follow:
+        out.write(runs.tail(cfg, run_ref, lines))
+        out.flush()
+        return
+    warned = False
+    for chunk in runs.follow(cfg, run_ref, lines):
+        if isinstance(chunk, TransportError):
+            if not warned:
+                sys.stderr.write(f"outlive: {chunk} — retrying\n")
+                warned = True
+            continue
+        warned = False
+        out.write(chunk)
+        out.flush()
+
+
+@app.command()
+def watch(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN")],
+    interval_s: Annotated[float, typer.Option("--interval-s", help="Seconds between looks.")] = 1.0,
+    stall_s: Annotated[
+        float, typer.Option("--stall-s", help="Flag a stall when no heartbeat for this long.")
+    ] = 300.0,
+) -> None:
+    """Live view of a run until it ends; flags stalls. Exit 0 only if it succeeded."""
+    from outlive.cli.render import watch_live
+
+    final = watch_live(load_config(), run_ref, interval_s=interval_s, stall_s=stall_s)
+    raise typer.Exit(0 if final == "succeeded" else 1)
+
+
+@app.command()
+def cancel(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Send TERM to the job (it may save and exit), then KILL after the target's grace."""
+    from outlive.lifecycle.runs import cancel as do_cancel
+
+    result = do_cancel(load_config(), run_ref)
+    if as_json:
+        _emit_json(result)
+    elif result.get("signalled"):
+        typer.echo(
+            f"sent TERM to {result['name']!r}; KILL follows after {result.get('grace_s', '?')} s"
+        )
+    else:
+        typer.echo(f"{result['name']!r}: {result.get('note', 'nothing to cancel')}")
+
+
+@app.command()
+def demo(
+    steps: Annotated[int, typer.Option(help="Training steps of the toy run.")] = 300,
+    keep: Annotated[bool, typer.Option(help="Keep the demo's project directory.")] = False,
+) -> None:
+    """Kill a toy training run mid-way, relaunch it, and prove the resumed result bit for bit."""
+    from outlive.demo import run_demo
+
+    ok = run_demo(steps=steps, keep=keep)
+    raise typer.Exit(0 if ok else 1)

@@ -1,0 +1,148 @@
+"""Human output: rich tables and the live watch view. Imported only when a human reads it."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from outlive.config import Config
+
+_STATE_STYLE = {
+    "running": "cyan",
+    "succeeded": "green",
+    "failed": "red",
+    "vanished": "bold red",
+    "cancelled": "yellow",
+    "pending": "dim",
+    "requeued": "magenta",
+}
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    return _duration(time.time() - ts) + " ago"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+
+
+def _progress_text(progress: dict[str, Any] | None) -> str:
+    if not progress:
+        return "-"
+    metrics = [
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in progress.items()
+        if k not in ("ts", "step")
+    ]
+    return " ".join([f"step {progress.get('step')}", *metrics[:3]])
+
+
+def _state_text(run: dict[str, Any]) -> Text:
+    text = Text(run["state"], style=_STATE_STYLE.get(run["state"], ""))
+    if run.get("stale"):
+        text.append(" (unreachable; last seen)", style="dim")
+    if run.get("exit_code") not in (None, 0):
+        text.append(f" exit {run['exit_code']}")
+    if run.get("signal"):
+        text.append(f" signal {run['signal']}")
+    return text
+
+
+def status_table(runs: list[dict[str, Any]]) -> None:
+    console = _console()
+    if not runs:
+        console.print("no runs yet; start one with `outlive run -- python train.py`")
+        return
+    table = Table(box=None, pad_edge=False)
+    for col in ("run", "name", "target", "state", "progress", "heartbeat", "started"):
+        table.add_column(col)
+    notes = []
+    for r in runs:
+        table.add_row(
+            r["run_id"],
+            r["name"],
+            r["target"],
+            _state_text(r),
+            _progress_text(r.get("progress")),
+            _duration(r.get("heartbeat_age_s")),
+            _ago(r.get("started_at")),
+        )
+        diag = r.get("diagnosis")
+        if diag:
+            ids = ", ".join(diag.get("gotchas", []))
+            notes.append(
+                f"{r['name']}: {diag['cause']} — " + "; ".join(diag["evidence"]) + f" [{ids}]"
+            )
+        if r.get("unreachable"):
+            notes.append(f"{r['name']}: {r['unreachable']}")
+        if r.get("warning"):
+            notes.append(f"{r['name']}: {r['warning']}")
+    console.print(table)
+    for note in notes:
+        console.print(Text(note, style="yellow"))
+
+
+def ls_table(runs: list[dict[str, Any]]) -> None:
+    console = _console()
+    table = Table(box=None, pad_edge=False)
+    for col in ("run", "name", "target", "state (last seen)", "command"):
+        table.add_column(col)
+    for r in runs:
+        table.add_row(r["run_id"], r["name"], r["target"], r["state"], " ".join(r["command"]))
+    console.print(table)
+
+
+def targets_table(rows: list[dict[str, Any]]) -> None:
+    table = Table(box=None, pad_edge=False)
+    for col in ("target", "profile", "host", "workdir", "durable"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], r["profile"], r["host"] or "-", r["workdir"], r["durable"])
+    _console().print(table)
+
+
+def watch_live(cfg: Config, ref: str, *, interval_s: float, stall_s: float) -> str:
+    """Redraw the run's state until it ends; return the final state."""
+    from outlive.lifecycle.runs import ENDED, status
+
+    console = _console()
+    with Live(console=console, auto_refresh=False) as live:
+        while True:
+            run = status(cfg, [ref])[0]
+            hb = run.get("heartbeat_age_s")
+            stalled = run["state"] == "running" and hb is not None and hb > stall_s
+            line = Text.assemble(
+                (f"{run['name']} ", "bold"),
+                _state_text(run),
+                f"  {_progress_text(run.get('progress'))}  heartbeat {_duration(hb)}",
+            )
+            parts: list[Text] = [line]
+            if stalled:
+                parts.append(Text(f"no heartbeat for {_duration(hb)}: stalled?", style="bold red"))
+            diag = run.get("diagnosis")
+            if diag:
+                parts.append(
+                    Text(f"{diag['cause']}: " + "; ".join(diag["evidence"]), style="yellow")
+                )
+            live.update(Group(*parts), refresh=True)
+            if run["state"] in ENDED and not run.get("stale"):
+                return str(run["state"])
+            time.sleep(interval_s)

@@ -1,0 +1,180 @@
+"""Project configuration: ``outlive.toml`` (or ``[tool.outlive]`` in pyproject.toml) → targets.
+
+No file is needed to start: the ``local`` target always exists, with the project directory as its
+workdir and ``.outlive/durable/`` as its durable path. Every mistake in a file is reported as one
+sentence naming the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from outlive.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+CONFIG_NAME = "outlive.toml"
+LOCAL = "local"
+STATE_DIR = ".outlive"
+_ROOT_MARKERS = (CONFIG_NAME, "pyproject.toml", ".git")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved target: where runs go and the defaults they get."""
+
+    name: str
+    profile: str
+    kind: str  # "local" | "ssh" | "slurm" | ...
+    workdir: str
+    durable: str
+    env: dict[str, str] = field(default_factory=dict)
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    identity_file: str | None = None
+    ssh_config: str | None = None
+    accept_new_host_keys: bool = False
+    spot: bool = False
+    kill_grace_s: float = 30.0
+    spot_grace_s: float | None = None
+    mtbf_s: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_local(self) -> bool:
+        return self.kind == "local"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything read from the project: its root, the file it came from, and the targets."""
+
+    project_dir: Path
+    source: Path | None
+    project_name: str
+    exclude: tuple[str, ...]
+    targets: dict[str, Target]
+
+    @property
+    def state_dir(self) -> Path:
+        return self.project_dir / STATE_DIR
+
+    def target(self, name: str) -> Target:
+        if name in self.targets:
+            return self.targets[name]
+        known = ", ".join(sorted(self.targets))
+        hint = difflib.get_close_matches(name, list(self.targets), n=1)
+        did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
+        where = self.source or self.project_dir / CONFIG_NAME
+        raise ConfigError(
+            f"unknown target {name!r}{did_you_mean}; configured targets are {known} — "
+            f"add a [targets.{name}] table to {where} or pick one of those"
+        )
+
+
+def find_project_dir(start: Path) -> Path:
+    """The nearest directory at or above ``start`` holding outlive.toml, pyproject.toml or .git."""
+    start = start.resolve()
+    for d in (start, *start.parents):
+        if any((d / m).exists() for m in _ROOT_MARKERS):
+            return d
+    return start
+
+
+def load_config(start: Path | None = None) -> Config:
+    project_dir = find_project_dir(start or Path.cwd())
+    source, raw = _read_raw(project_dir)
+    if raw is None:
+        return Config(
+            project_dir=project_dir,
+            source=None,
+            project_name=project_dir.name,
+            exclude=(),
+            targets={LOCAL: _local_target(project_dir, None)},
+        )
+    from outlive import _config_schema as schema  # pydantic only when there is a file to check
+
+    parsed = schema.parse(raw, source)
+    targets = {LOCAL: _local_target(project_dir, parsed.targets.get(LOCAL))}
+    for name, t in parsed.targets.items():
+        if name != LOCAL:
+            targets[name] = _remote_target(name, t, source)
+    return Config(
+        project_dir=project_dir,
+        source=source,
+        project_name=parsed.project.name or project_dir.name,
+        exclude=tuple(parsed.project.exclude),
+        targets=targets,
+    )
+
+
+def _read_raw(project_dir: Path) -> tuple[Path | None, dict[str, Any] | None]:
+    path = project_dir / CONFIG_NAME
+    if path.is_file():
+        return path, _parse_toml(path)
+    pyproject = project_dir / "pyproject.toml"
+    if pyproject.is_file():
+        tool = _parse_toml(pyproject).get("tool", {})
+        if isinstance(tool, dict) and isinstance(tool.get("outlive"), dict):
+            return pyproject, tool["outlive"]
+    return None, None
+
+
+def _parse_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix the syntax there") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
+
+
+def _local_target(project_dir: Path, t: Any | None) -> Target:
+    durable = project_dir / STATE_DIR / "durable"
+    if t is not None and t.durable:
+        durable = (project_dir / Path(t.durable).expanduser()).resolve()
+    return Target(
+        name=LOCAL,
+        profile="local",
+        kind="local",
+        workdir=str(project_dir),
+        durable=str(durable),
+        env=dict(t.env) if t is not None else {},
+        kill_grace_s=(t.kill_grace_s if t is not None and t.kill_grace_s is not None else 10.0),
+        mtbf_s=t.mtbf_s if t is not None else None,
+    )
+
+
+def _remote_target(name: str, t: Any, source: Path | None) -> Target:
+    if not t.workdir:
+        raise ConfigError(
+            f'[targets.{name}] in {source} has no workdir; set workdir = "/path/on/the/box"'
+        )
+    return Target(
+        name=name,
+        profile=t.profile,
+        kind="ssh",
+        workdir=t.workdir,
+        durable=t.durable or f"{t.workdir.rstrip('/')}/.outlive/durable",
+        env=dict(t.env),
+        host=t.host,
+        port=t.port,
+        user=t.user,
+        identity_file=t.identity_file,
+        ssh_config=t.ssh_config,
+        accept_new_host_keys=t.accept_new_host_keys,
+        spot=t.spot,
+        kill_grace_s=t.kill_grace_s if t.kill_grace_s is not None else 30.0,
+        spot_grace_s=t.spot_grace_s,
+        mtbf_s=t.mtbf_s,
+        options=t.options(),
+    )

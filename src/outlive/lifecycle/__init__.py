@@ -1,0 +1,1 @@
+"""The phases of a run: launch, watch (status), cancel, logs; later push, pull, down."""

@@ -1,0 +1,242 @@
+"""The run lifecycle on any target: launch, status (one probe per target), cancel, log tails.
+
+Functions here return plain data; the CLI only renders it. The box's records (run.json,
+launch.json, exit.json) are the truth; the registry caches what the last look saw.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from outlive.agent.client import AgentClient
+from outlive.config import Config, Target
+from outlive.errors import ConfigError, TransportError, UsageError
+from outlive.store import RunRecord, Store
+
+STATES = ("pending", "running", "succeeded", "failed", "vanished", "cancelled", "requeued")
+ENDED = frozenset({"succeeded", "failed", "vanished", "cancelled"})
+STATUS_KEYS = (
+    "run_id",
+    "name",
+    "target",
+    "state",
+    "exit_code",
+    "signal",
+    "pid",
+    "supervisor_pid",
+    "started_at",
+    "ended_at",
+    "heartbeat_age_s",
+    "progress",
+    "diagnosis",
+)
+_MAX_NAME_BYTES = 200
+
+
+def agent_for(target: Target) -> AgentClient:
+    if target.is_local:
+        return AgentClient.local()
+    raise ConfigError(
+        f"target {target.name!r} uses profile {target.profile!r}, whose transport is not "
+        "available in this version of outlive; use the local target for now"
+    )
+
+
+def new_run_id(now: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now or time.time()))
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def default_name(command: list[str]) -> str:
+    """A name that is the same for the identical command, so a relaunch resumes its checkpoints."""
+    script = next((a for a in command[1:] if not a.startswith("-")), command[0])
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(script).stem).strip("-.") or "run"
+    digest = hashlib.sha256(json.dumps(command).encode()).hexdigest()[:6]
+    return f"{stem[:40]}-{digest}"
+
+
+def check_name(name: str) -> str:
+    """Run names become a directory under the durable path: refuse what cannot be one."""
+    if not name or len(name.encode("utf-8")) > _MAX_NAME_BYTES:
+        raise UsageError(f"run name must be 1 to {_MAX_NAME_BYTES} bytes; choose another --name")
+    bad = [c for c in name if ord(c) < 32 or ord(c) == 127 or c == "/"]
+    if bad or name in (".", ".."):
+        raise UsageError(
+            f"run name {name!r} cannot be used as a directory name (it contains '/', a control "
+            "character such as a newline, or is '.' or '..'); choose another --name"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Launched:
+    run_id: str
+    name: str
+    target: str
+    run_dir: str
+    ckpt_dir: str
+    pid: int | None
+
+
+def launch(cfg: Config, target_name: str, command: list[str], name: str | None) -> Launched:
+    """Start ``command`` detached on the target; return once the supervisor runs the job."""
+    if not command:
+        raise UsageError("no command given; put it after `--`, e.g. outlive run -- python train.py")
+    if any("\x00" in a for a in command):
+        raise UsageError("the command contains a NUL byte, which no program can receive")
+    target = cfg.target(target_name)
+    run_name = check_name(name if name is not None else default_name(command))
+    agent = agent_for(target)
+    run_id = new_run_id()
+    request: dict[str, Any] = {
+        "run_id": run_id,
+        "name": run_name,
+        "command": command,
+        "workdir": target.workdir,
+        "durable": target.durable,
+        "env": target.env,
+        "target": target.name,
+        "profile": target.profile,
+        "kill_grace_s": target.kill_grace_s,
+        "spot_grace_s": target.spot_grace_s,
+        "mtbf_s": target.mtbf_s,
+        "created_at": time.time(),
+    }
+    if target.is_local:
+        from outlive.agent.bundle import materialize
+
+        request["pythonpath"] = str(materialize(cfg.state_dir / "lib"))
+    result = agent.call("launch", request)
+    rec = RunRecord(
+        run_id=run_id,
+        name=run_name,
+        target=target.name,
+        command=command,
+        run_dir=result["run_dir"],
+        ckpt_dir=result["ckpt_dir"],
+        created_at=request["created_at"],
+        state="running",
+    )
+    Store(cfg.state_dir).add(rec)
+    return Launched(run_id, run_name, target.name, rec.run_dir, rec.ckpt_dir, result.get("pid"))
+
+
+def status(cfg: Config, refs: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """The state of the given runs (all known runs if none), one agent probe per target."""
+    store = Store(cfg.state_dir)
+    refs = list(refs)
+    records = [store.resolve(r) for r in refs] if refs else store.all()
+    by_target: dict[str, list[RunRecord]] = {}
+    for rec in records:
+        by_target.setdefault(rec.target, []).append(rec)
+    results: dict[str, dict[str, Any]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(by_target)))) as pool:
+        looks = pool.map(lambda item: _probe_target(cfg, *item), by_target.items())
+        for look in looks:
+            results.update(look)
+    out = []
+    for rec in records:
+        st = results[rec.run_id]
+        if not st.get("stale"):
+            store.update(rec.run_id, st["state"], st)
+        out.append(st)
+    return out
+
+
+def _probe_target(
+    cfg: Config, target_name: str, records: list[RunRecord]
+) -> dict[str, dict[str, Any]]:
+    try:
+        agent = agent_for(cfg.target(target_name))
+        reply = agent.call("probe", {"run_dirs": [r.run_dir for r in records]})
+    except (TransportError, ConfigError) as exc:
+        # Unreachable is not dead: report what we last saw, marked stale (GEN8, U3).
+        return {r.run_id: _stale(r, str(exc)) for r in records}
+    return {rec.run_id: _merge(rec, box) for rec, box in zip(records, reply["runs"], strict=True)}
+
+
+def _merge(rec: RunRecord, box: dict[str, Any]) -> dict[str, Any]:
+    st: dict[str, Any] = {k: box.get(k) for k in STATUS_KEYS}
+    st.update(
+        run_id=rec.run_id,
+        name=rec.name,
+        target=rec.target,
+        command=rec.command,
+        run_dir=rec.run_dir,
+        ckpt_dir=rec.ckpt_dir,
+        created_at=rec.created_at,
+    )
+    for extra in ("max_rss_bytes", "warning", "error", "cancel_requested"):
+        if box.get(extra) is not None:
+            st[extra] = box[extra]
+    if st["state"] not in STATES:
+        st["state"] = "vanished"
+        st["diagnosis"] = {
+            "cause": "unknown",
+            "evidence": [box.get("error", "the run's records on the box are unreadable")],
+            "gotchas": ["U3"],
+        }
+    return st
+
+
+def _stale(rec: RunRecord, error: str) -> dict[str, Any]:
+    base = dict(rec.status or {})
+    st: dict[str, Any] = {k: base.get(k) for k in STATUS_KEYS}
+    st.update(run_id=rec.run_id, name=rec.name, target=rec.target, state=rec.state)
+    st.update(command=rec.command, run_dir=rec.run_dir, ckpt_dir=rec.ckpt_dir)
+    st.update(created_at=rec.created_at, stale=True, unreachable=error)
+    return st
+
+
+def cancel(cfg: Config, ref: str) -> dict[str, Any]:
+    rec = Store(cfg.state_dir).resolve(ref)
+    target = cfg.target(rec.target)
+    result: dict[str, Any] = agent_for(target).call(
+        "cancel", {"run_dir": rec.run_dir, "grace_s": target.kill_grace_s}
+    )
+    result.update(run_id=rec.run_id, name=rec.name)
+    return result
+
+
+def tail(cfg: Config, ref: str, lines: int) -> bytes:
+    rec = Store(cfg.state_dir).resolve(ref)
+    reply = agent_for(cfg.target(rec.target)).call("tail", {"run_dir": rec.run_dir, "lines": lines})
+    return base64.b64decode(reply["data_b64"])
+
+
+def follow(
+    cfg: Config, ref: str, lines: int, *, poll_s: float = 0.5, max_backoff_s: float = 10.0
+) -> Iterator[bytes | TransportError]:
+    """Yield log chunks until the run ends; a connection error is yielded (not raised) and the
+    follow resumes from the same byte offset, so no line is lost or repeated."""
+    rec = Store(cfg.state_dir).resolve(ref)
+    agent = agent_for(cfg.target(rec.target))
+    request: dict[str, Any] = {"run_dir": rec.run_dir, "lines": lines}
+    backoff_s = poll_s
+    while True:
+        try:
+            reply = agent.call("tail", request)
+        except TransportError as exc:
+            yield exc
+            time.sleep(backoff_s)
+            backoff_s = min(max_backoff_s, backoff_s * 2)
+            continue
+        backoff_s = poll_s
+        data = base64.b64decode(reply["data_b64"])
+        if data:
+            yield data
+        request = {"run_dir": rec.run_dir, "offset": reply["offset"]}
+        if reply["ended"] and not data:
+            return
+        if not data:
+            time.sleep(poll_s)

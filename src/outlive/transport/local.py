@@ -1,0 +1,29 @@
+"""The local transport: the target is this machine, commands are subprocesses."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Sequence
+
+from outlive.errors import TransportError
+from outlive.transport.base import Completed
+
+
+class LocalTransport:
+    """Runs commands here, with the same argv/stdin contract as the SSH transport."""
+
+    name = "local"
+
+    def run(
+        self, argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float | None = None
+    ) -> Completed:
+        try:
+            proc = subprocess.run(list(argv), input=stdin, capture_output=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise TransportError(
+                f"{argv[0]} did not finish within {timeout_s:.0f} s on the local machine; "
+                "check its load and try again"
+            ) from None
+        except OSError as exc:
+            raise TransportError(f"cannot run {argv[0]} locally: {exc.strerror}") from None
+        return Completed(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
