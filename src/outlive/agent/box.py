@@ -222,13 +222,12 @@ def own_cgroups() -> dict[str, str]:
     )
 
 
-def thread_count() -> int:
-    """Threads for OMP/MKL: the cgroup CPU quota, not the host's core count (U40)."""
+def thread_count() -> int | None:
+    """Threads for OMP/MKL when a cgroup CPU quota is set: the quota, not the host's cores (U40)."""
     quota = cpu_quota_cores(own_cgroups().get("cpu"))
-    cores = os.cpu_count() or 1
     if quota is None:
-        return cores
-    return max(1, min(cores, math.ceil(quota)))
+        return None
+    return max(1, min(os.cpu_count() or 1, int(math.ceil(quota))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,13 +358,13 @@ def _read_ready(fd: int, timeout_s: float) -> Rec | None:
 # the supervisor
 
 
-def _job_env(spec: Rec, run_dir: str, threads: int) -> dict[str, str]:
+def _job_env(spec: Rec, run_dir: str, threads: int | None) -> dict[str, str]:
     """The job's environment: the box's, the user's, then outlive's contract (DESIGN.md)."""
     env = dict(os.environ)
     env.pop("OUTLIVE_READY_FD", None)
     user_env = spec.get("env") or {}
     for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        if key not in user_env and key not in env:
+        if threads is not None and key not in user_env and key not in env:
             env[key] = str(threads)  # the cgroup quota, not the host's cores (U40)
     env.update(user_env)
     env.update(
