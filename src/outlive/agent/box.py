@@ -227,7 +227,7 @@ def thread_count() -> int | None:
     quota = cpu_quota_cores(own_cgroups().get("cpu"))
     if quota is None:
         return None
-    return max(1, min(os.cpu_count() or 1, int(math.ceil(quota))))
+    return max(1, min(os.cpu_count() or 1, math.ceil(quota)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,7 +282,7 @@ def verb_launch(req: Rec) -> Rec:
         "ckpt_dir": ckpt_dir,
         "target": req.get("target"),
         "profile": req.get("profile"),
-        "pythonpath": req.get("pythonpath"),
+        "pythonpath": req.get("pythonpath") or _bundle_dir(),
         "spot_grace_s": req.get("spot_grace_s"),
         "mtbf_s": req.get("mtbf_s"),
         "kill_grace_s": req.get("kill_grace_s", 30),
@@ -319,6 +319,12 @@ def verb_launch(req: Rec) -> Rec:
     ready["run_dir"] = run_dir
     ready["ckpt_dir"] = ckpt_dir
     return ready
+
+
+def _bundle_dir() -> str | None:
+    """This agent's own directory when it sits in a bundle next to the job library."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    return here if os.path.isfile(os.path.join(here, "outlive", "__init__.py")) else None
 
 
 def _ignore_outlive_dir(path: str) -> None:

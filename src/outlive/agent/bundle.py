@@ -1,28 +1,33 @@
-"""The job library: the stdlib-only part of outlive that a job imports (``Checkpointer``,
-``progress``), materialised next to the runs by content hash and put on the job's PYTHONPATH,
-so a box needs nothing installed and never runs a stale copy (U42)."""
+"""The bundle that travels to a box: the agent (``box.py``) plus the job library (the stdlib-only
+part of outlive a job imports: ``Checkpointer``, ``progress``). It is named by its content hash,
+so a box never runs stale code (U42) and nothing is installed there; the agent puts its own
+directory on the job's PYTHONPATH."""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
+import tarfile
 import tempfile
+from functools import lru_cache
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent.parent  # .../outlive
 
 
 def bundle_files() -> list[tuple[str, Path]]:
-    """(path inside the bundle, source file) for every file the job library needs."""
-    files = [("outlive/__init__.py", _PACKAGE / "__init__.py")]
-    files.append(("outlive/errors.py", _PACKAGE / "errors.py"))
-    files.append(("outlive/py.typed", _PACKAGE / "py.typed"))
+    """(path inside the bundle, source file) for every file of the bundle."""
+    files = [("box.py", _PACKAGE / "agent" / "box.py")]
+    for name in ("__init__.py", "errors.py", "py.typed"):
+        files.append((f"outlive/{name}", _PACKAGE / name))
     for src in sorted((_PACKAGE / "ckpt").rglob("*.py")):
         files.append((f"outlive/{src.relative_to(_PACKAGE).as_posix()}", src))
     return files
 
 
+@lru_cache(maxsize=1)
 def bundle_hash() -> str:
     h = hashlib.sha256()
     for rel, src in bundle_files():
@@ -44,6 +49,18 @@ def materialize(root: Path) -> Path:
         os.replace(tmp, dest)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not dest.is_dir():
+        if not dest.is_dir():  # another process won the race: its copy is identical
             raise
     return dest
+
+
+def tarball() -> bytes:
+    """The bundle as a deterministic gzip tar stream (for upload over the ssh channel)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        for rel, src in bundle_files():
+            data = src.read_bytes()
+            info = tarfile.TarInfo(rel)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()

@@ -7,32 +7,75 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from outlive.agent import bundle
 from outlive.errors import BoxError, TransportError
-from outlive.transport.base import Transport
+from outlive.transport.base import Completed, Transport
 
-AGENT_PATH = Path(__file__).with_name("box.py")
 DEFAULT_TIMEOUT_S = 60.0
+MISSING = 97  # the box has no copy of this bundle yet
+
+# Constant scripts: data (python, hash, verb) arrives as positional parameters, never spliced in.
+_RUN = 'd="$HOME/.cache/outlive/$2"; [ -f "$d/box.py" ] || exit 97; exec "$1" "$d/box.py" "$3"'
+_INSTALL = (
+    'set -e; d="$HOME/.cache/outlive/$1"; [ -f "$d/box.py" ] && exit 0; '
+    'mkdir -p "$d.tmp.$$"; tar -xzf - -C "$d.tmp.$$"; '
+    'mv "$d.tmp.$$" "$d" 2>/dev/null || rm -rf "$d.tmp.$$"'
+)
 
 
 class AgentClient:
-    """One agent on one target; ``argv_prefix`` is how that target starts the agent."""
+    """One agent on one target. ``local`` runs the bundle from the project's ``.outlive/lib``;
+    ``remote`` runs it from ``~/.cache/outlive/<hash>`` on the box, uploading it on first use."""
 
-    def __init__(self, transport: Transport, argv_prefix: list[str]) -> None:
+    def __init__(
+        self, transport: Transport, *, local_dir: Path | None = None, python: str = "python3"
+    ) -> None:
         self.transport = transport
-        self.argv_prefix = argv_prefix
+        self.local_dir = local_dir
+        self.python = python
 
     @classmethod
-    def local(cls) -> AgentClient:
+    def local(cls, state_dir: Path) -> AgentClient:
         from outlive.transport.local import LocalTransport
 
-        return cls(LocalTransport(), [sys.executable, str(AGENT_PATH)])
+        return cls(LocalTransport(), local_dir=bundle.materialize(state_dir / "lib"))
+
+    @classmethod
+    def remote(cls, transport: Transport, python: str = "python3") -> AgentClient:
+        return cls(transport, python=python)
 
     def call(
         self, verb: str, request: dict[str, Any], *, timeout_s: float = DEFAULT_TIMEOUT_S
     ) -> Any:
+        payload = json.dumps(request).encode()
+        done = self._invoke(verb, payload, timeout_s)
+        if self.local_dir is None and done.returncode == MISSING:
+            self.install(timeout_s)
+            done = self._invoke(verb, payload, timeout_s)
+        return self._reply(verb, done)
+
+    def _invoke(self, verb: str, payload: bytes, timeout_s: float) -> Completed:
+        if self.local_dir is not None:
+            argv = [sys.executable, str(self.local_dir / "box.py"), verb]
+        else:
+            argv = ["sh", "-c", _RUN, "sh", self.python, bundle.bundle_hash(), verb]
+        return self.transport.run(argv, stdin=payload, timeout_s=timeout_s)
+
+    def install(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Upload the bundle over the existing connection (one round trip)."""
         done = self.transport.run(
-            [*self.argv_prefix, verb], stdin=json.dumps(request).encode(), timeout_s=timeout_s
+            ["sh", "-c", _INSTALL, "sh", bundle.bundle_hash()],
+            stdin=bundle.tarball(),
+            timeout_s=timeout_s,
         )
+        if done.returncode != 0:
+            err = done.stderr.decode("utf-8", errors="replace").strip()
+            raise TransportError(
+                f"could not install outlive's agent on {self.transport.name} "
+                f"({err or done.returncode}); check that $HOME is writable and tar exists there"
+            )
+
+    def _reply(self, verb: str, done: Completed) -> Any:
         try:
             reply = json.loads(done.stdout.decode("utf-8", errors="replace") or "null")
         except ValueError:
@@ -42,7 +85,7 @@ class AgentClient:
             raise TransportError(
                 f"the agent on {self.transport.name} gave no answer to {verb!r} "
                 f"(exit {done.returncode}: {err[-1] if err else 'no output'}); "
-                "check that python3 (>= 3.8) runs there"
+                f"check that {self.python} (>= 3.8) runs there"
             )
         if not reply.get("ok"):
             raise BoxError(f"{self.transport.name}: {reply.get('error', 'unknown agent error')}")

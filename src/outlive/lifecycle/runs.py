@@ -43,13 +43,12 @@ STATUS_KEYS = (
 _MAX_NAME_BYTES = 200
 
 
-def agent_for(target: Target) -> AgentClient:
+def agent_for(cfg: Config, target: Target) -> AgentClient:
     if target.is_local:
-        return AgentClient.local()
-    raise ConfigError(
-        f"target {target.name!r} uses profile {target.profile!r}, whose transport is not "
-        "available in this version of outlive; use the local target for now"
-    )
+        return AgentClient.local(cfg.state_dir)
+    from outlive.transport.ssh import SshTransport
+
+    return AgentClient.remote(SshTransport(target))
 
 
 def new_run_id(now: float | None = None) -> str:
@@ -96,7 +95,7 @@ def launch(cfg: Config, target_name: str, command: list[str], name: str | None) 
         raise UsageError("the command contains a NUL byte, which no program can receive")
     target = cfg.target(target_name)
     run_name = check_name(name if name is not None else default_name(command))
-    agent = agent_for(target)
+    agent = agent_for(cfg, target)
     run_id = new_run_id()
     request: dict[str, Any] = {
         "run_id": run_id,
@@ -112,10 +111,6 @@ def launch(cfg: Config, target_name: str, command: list[str], name: str | None) 
         "mtbf_s": target.mtbf_s,
         "created_at": time.time(),
     }
-    if target.is_local:
-        from outlive.agent.bundle import materialize
-
-        request["pythonpath"] = str(materialize(cfg.state_dir / "lib"))
     result = agent.call("launch", request)
     rec = RunRecord(
         run_id=run_id,
@@ -157,7 +152,7 @@ def _probe_target(
     cfg: Config, target_name: str, records: list[RunRecord]
 ) -> dict[str, dict[str, Any]]:
     try:
-        agent = agent_for(cfg.target(target_name))
+        agent = agent_for(cfg, cfg.target(target_name))
         reply = agent.call("probe", {"run_dirs": [r.run_dir for r in records]})
     except (TransportError, ConfigError) as exc:
         # Unreachable is not dead: report what we last saw, marked stale (GEN8, U3).
@@ -201,7 +196,7 @@ def _stale(rec: RunRecord, error: str) -> dict[str, Any]:
 def cancel(cfg: Config, ref: str) -> dict[str, Any]:
     rec = Store(cfg.state_dir).resolve(ref)
     target = cfg.target(rec.target)
-    result: dict[str, Any] = agent_for(target).call(
+    result: dict[str, Any] = agent_for(cfg, target).call(
         "cancel", {"run_dir": rec.run_dir, "grace_s": target.kill_grace_s}
     )
     result.update(run_id=rec.run_id, name=rec.name)
@@ -210,7 +205,9 @@ def cancel(cfg: Config, ref: str) -> dict[str, Any]:
 
 def tail(cfg: Config, ref: str, lines: int) -> bytes:
     rec = Store(cfg.state_dir).resolve(ref)
-    reply = agent_for(cfg.target(rec.target)).call("tail", {"run_dir": rec.run_dir, "lines": lines})
+    reply = agent_for(cfg, cfg.target(rec.target)).call(
+        "tail", {"run_dir": rec.run_dir, "lines": lines}
+    )
     return base64.b64decode(reply["data_b64"])
 
 
@@ -220,7 +217,7 @@ def follow(
     """Yield log chunks until the run ends; a connection error is yielded (not raised) and the
     follow resumes from the same byte offset, so no line is lost or repeated."""
     rec = Store(cfg.state_dir).resolve(ref)
-    agent = agent_for(cfg.target(rec.target))
+    agent = agent_for(cfg, cfg.target(rec.target))
     request: dict[str, Any] = {"run_dir": rec.run_dir, "lines": lines}
     backoff_s = poll_s
     while True:

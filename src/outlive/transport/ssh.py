@@ -1,0 +1,152 @@
+"""The SSH transport: the user's own OpenSSH, one multiplexed master per host.
+
+The user's ``~/.ssh/config`` (aliases, ProxyJump, agent, ports) is honoured because we run their
+``ssh``; a target's ``ssh_config`` replaces it with ``-F`` (tests and CI use that, never the
+user's file). Host-key checking stays on; ``accept_new_host_keys`` allows first contact only.
+Every remote argument is quoted: the remote side runs exactly the argv given, as data.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from outlive.config import Target
+from outlive.errors import TransportError, Unreachable
+from outlive.transport.base import Completed
+
+CONNECT_TIMEOUT_S = 10
+SERVER_ALIVE_INTERVAL_S = 15  # dead links are noticed in ~1 min, not at TCP's pace (U17)
+SERVER_ALIVE_COUNT_MAX = 4
+CONTROL_PERSIST_S = 600
+SSH_FAILED = 255
+
+_UNREACHABLE_HINTS = (
+    "connection timed out",
+    "connection refused",
+    "no route to host",
+    "network is unreachable",
+    "could not resolve hostname",
+    "banner exchange",
+    "connection closed by",
+    "connection reset",
+    "broken pipe",
+    "operation timed out",
+)
+_MUX_HINTS = ("mux_client", "control socket", "controlsocket", "master is dead")
+
+
+def control_dir() -> Path:
+    """A short directory for ControlPath sockets (a unix socket path must stay < 108 bytes)."""
+    d = Path(tempfile.gettempdir()) / f"outlive-{os.getuid()}"
+    d.mkdir(mode=0o700, exist_ok=True)
+    return d
+
+
+class SshTransport:
+    """Runs argv on a host through ``ssh``; every call shares one connection (ControlMaster)."""
+
+    def __init__(self, target: Target) -> None:
+        if not target.host:
+            raise TransportError(f'target {target.name!r} has no host; set host = "alias-or-ip"')
+        self.target = target
+        self.name = target.name
+
+    def ssh_argv(self, *, batch: bool = True) -> list[str]:
+        t = self.target
+        argv = ["ssh"]
+        if t.ssh_config:
+            argv += ["-F", os.path.expanduser(t.ssh_config)]
+        opts = {
+            "ConnectTimeout": str(CONNECT_TIMEOUT_S),
+            "ServerAliveInterval": str(SERVER_ALIVE_INTERVAL_S),
+            "ServerAliveCountMax": str(SERVER_ALIVE_COUNT_MAX),
+            "ControlMaster": "auto",
+            "ControlPath": str(control_dir() / "%C"),
+            "ControlPersist": str(CONTROL_PERSIST_S),
+        }
+        if batch:
+            opts["BatchMode"] = "yes"
+        if t.accept_new_host_keys:
+            opts["StrictHostKeyChecking"] = "accept-new"  # first contact only; changes still fail
+        for key, value in opts.items():
+            argv += ["-o", f"{key}={value}"]
+        if t.port:
+            argv += ["-p", str(t.port)]
+        if t.user:
+            argv += ["-l", t.user]
+        if t.identity_file:
+            argv += ["-i", os.path.expanduser(t.identity_file), "-o", "IdentitiesOnly=yes"]
+        return argv
+
+    def remote_command(self, argv: Sequence[str]) -> str:
+        """One string for the remote shell in which every argument is a quoted literal."""
+        return " ".join(shlex.quote(a) for a in argv)
+
+    def run(
+        self, argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float | None = None
+    ) -> Completed:
+        done = self._run_once(argv, stdin, timeout_s)
+        if done.returncode == SSH_FAILED and _looks_like_mux_failure(done.stderr):
+            # A stale master (ControlPersist expiry, link drop): drop it and connect afresh.
+            self.close()
+            done = self._run_once(argv, stdin, timeout_s)
+        if done.returncode == SSH_FAILED:
+            raise self._error(done.stderr)
+        return done
+
+    def _run_once(self, argv: Sequence[str], stdin: bytes, timeout_s: float | None) -> Completed:
+        full = [*self.ssh_argv(), "--", self.target.host or "", self.remote_command(argv)]
+        try:
+            proc = subprocess.run(
+                full,
+                input=stdin,
+                capture_output=True,
+                timeout=timeout_s,
+                start_new_session=True,  # a Ctrl-C here must not kill the master by accident
+            )
+        except subprocess.TimeoutExpired:
+            raise Unreachable(
+                f"{self.name}: no answer within {timeout_s:.0f} s over ssh; check the link and "
+                f"`ssh {self.target.host} true`"
+            ) from None
+        except FileNotFoundError:
+            raise TransportError("ssh is not installed here; install OpenSSH's client") from None
+        return Completed(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+
+    def _error(self, stderr: bytes) -> TransportError:
+        text = stderr.decode("utf-8", errors="replace").strip()
+        last = text.splitlines()[-1] if text else "ssh failed without a message"
+        low = text.lower()
+        if "host key verification failed" in low or "remote host identification" in low:
+            return TransportError(
+                f"{self.name}: the host key of {self.target.host} is unknown or changed ({last}); "
+                "verify it and add it to known_hosts, or set accept_new_host_keys = true for a "
+                "first contact"
+            )
+        if "permission denied" in low:
+            return TransportError(
+                f"{self.name}: ssh authentication failed ({last}); check the key and user for "
+                f"{self.target.host} (`ssh {self.target.host} true`)"
+            )
+        if any(h in low for h in _UNREACHABLE_HINTS):
+            return Unreachable(f"{self.name}: unreachable ({last})")
+        return TransportError(f"{self.name}: ssh failed ({last})")
+
+    def close(self) -> None:
+        """Stop this host's master connection, if any (the next call reconnects)."""
+        subprocess.run(
+            [*self.ssh_argv(), "-O", "exit", "--", self.target.host or ""],
+            capture_output=True,
+            timeout=CONNECT_TIMEOUT_S,
+            check=False,
+        )
+
+
+def _looks_like_mux_failure(stderr: bytes) -> bool:
+    low = stderr.decode("utf-8", errors="replace").lower()
+    return any(h in low for h in _MUX_HINTS)
