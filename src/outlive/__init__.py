@@ -1,4 +1,4 @@
-"""outlive: run long GPU jobs on machines you rent or borrow, so that the result outlives the machine.
+"""outlive: run long GPU jobs on rented or borrowed machines so that the result outlives them.
 
 The public Python API is what a training script needs, and nothing else: ``Checkpointer`` and
 ``progress``. This package's top level imports only the standard library, because the same files

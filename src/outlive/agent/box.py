@@ -263,6 +263,17 @@ def verb_launch(req: Rec) -> Rec:
     workdir = os.path.expanduser(str(req["workdir"]))
     if not os.path.isdir(workdir):
         raise AgentError(f"workdir {workdir} does not exist on the box; push the project first")
+    manifest = req.get("deploy_manifest")
+    if manifest:
+        problems = check_deploy(workdir, manifest)
+        if problems:  # never run code other than what the user has locally (U42)
+            shown = "; ".join(problems[:3]) + (
+                f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+            )
+            raise AgentError(
+                f"refusing to launch: the box's copy of the project differs from the local tree "
+                f"({shown}); run `outlive push` again"
+            )
     runs_dir = os.path.join(workdir, ".outlive", "runs")
     os.makedirs(runs_dir, exist_ok=True)
     _ignore_outlive_dir(os.path.join(workdir, ".outlive"))
@@ -738,7 +749,47 @@ def verb_tail(req: Rec) -> Rec:
     }
 
 
-VERBS = {"launch": verb_launch, "probe": verb_probe, "cancel": verb_cancel, "tail": verb_tail}
+def sha256_file(path: str) -> str:
+    """Streamed SHA-256 (bounded memory for multi-GB files)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_deploy(workdir: str, manifest: Rec) -> list[str]:
+    """Files of the deploy manifest that are missing or differ on the box (U42)."""
+    problems = []
+    for rel, want in sorted(manifest.items()):
+        if rel.startswith("/") or ".." in rel.split("/"):
+            problems.append(f"{rel!r}: not a relative path inside the workdir")
+            continue
+        path = os.path.join(workdir, rel)
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            problems.append(f"{rel!r} is missing on the box")
+            continue
+        if size != want["size"] or sha256_file(path) != want["sha256"]:
+            problems.append(f"{rel!r} differs on the box")
+    return problems
+
+
+def verb_verify_deploy(req: Rec) -> Rec:
+    workdir = os.path.expanduser(str(req["workdir"]))
+    return {"problems": check_deploy(workdir, req.get("manifest") or {})}
+
+
+VERBS = {
+    "launch": verb_launch,
+    "probe": verb_probe,
+    "cancel": verb_cancel,
+    "tail": verb_tail,
+    "verify_deploy": verb_verify_deploy,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -67,6 +67,28 @@ def targets(as_json: JsonOpt = False) -> None:
     targets_table(rows)
 
 
+@app.command()
+def push(
+    target: Annotated[str, typer.Argument(help="Target name.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Sync the project to TARGET (delta; .gitignore + excludes) and verify it there by hash."""
+    from outlive.lifecycle.runs import push_and_verify
+
+    result = push_and_verify(load_config(), target)
+    if as_json:
+        _emit_json(result)
+    elif result["verified"]:
+        typer.echo(
+            f"pushed {result['files']} files ({result['size_bytes']} bytes, {result['method']}) "
+            f"to {result['target']}; the box's copy matches by SHA-256"
+        )
+    else:
+        sys.stderr.write("outlive: the box's copy differs: " + "; ".join(result["problems"]) + "\n")
+    if not result["verified"]:
+        raise typer.Exit(1)
+
+
 @app.command(context_settings={"ignore_unknown_options": True})
 def run(
     command: Annotated[list[str], typer.Argument(help="The command, after `--`.")],
@@ -210,3 +232,8 @@ def demo(
 
     ok = run_demo(steps=steps, keep=keep)
     raise typer.Exit(0 if ok else 1)
+
+
+# Command groups that live in their own modules register themselves on `app` when imported;
+# each imports its heavy dependencies inside the command functions (start-up time).
+from outlive.cli import catalog_cmds, diag_cmds  # noqa: E402, F401

@@ -111,6 +111,11 @@ def launch(cfg: Config, target_name: str, command: list[str], name: str | None) 
         "mtbf_s": target.mtbf_s,
         "created_at": time.time(),
     }
+    if not target.is_local:
+        from outlive.lifecycle.push import push
+
+        # The box checks this manifest before starting anything: it runs what we have here.
+        request["deploy_manifest"] = push(cfg, target).manifest
     result = agent.call("launch", request)
     rec = RunRecord(
         run_id=run_id,
@@ -191,6 +196,28 @@ def _stale(rec: RunRecord, error: str) -> dict[str, Any]:
     st.update(command=rec.command, run_dir=rec.run_dir, ckpt_dir=rec.ckpt_dir)
     st.update(created_at=rec.created_at, stale=True, unreachable=error)
     return st
+
+
+def push_and_verify(cfg: Config, target_name: str) -> dict[str, Any]:
+    """``outlive push``: sync, then have the box hash its copy against the local manifest."""
+    from outlive.lifecycle.push import push
+
+    target = cfg.target(target_name)
+    result = push(cfg, target)
+    problems: list[str] = []
+    if not target.is_local:
+        reply = agent_for(cfg, target).call(
+            "verify_deploy", {"workdir": target.workdir, "manifest": result.manifest}
+        )
+        problems = reply["problems"]
+    return {
+        "target": target.name,
+        "files": result.files,
+        "size_bytes": result.size_bytes,
+        "method": result.method,
+        "verified": not problems,
+        "problems": problems,
+    }
 
 
 def cancel(cfg: Config, ref: str) -> dict[str, Any]:

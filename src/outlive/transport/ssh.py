@@ -96,7 +96,7 @@ class SshTransport:
             self.close()
             done = self._run_once(argv, stdin, timeout_s)
         if done.returncode == SSH_FAILED:
-            raise self._error(done.stderr)
+            raise self.classify_error(done.stderr)
         return done
 
     def _run_once(self, argv: Sequence[str], stdin: bytes, timeout_s: float | None) -> Completed:
@@ -118,7 +118,8 @@ class SshTransport:
             raise TransportError("ssh is not installed here; install OpenSSH's client") from None
         return Completed(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
 
-    def _error(self, stderr: bytes) -> TransportError:
+    def classify_error(self, stderr: bytes) -> TransportError:
+        """The one-sentence error for a failed ssh (exit 255), by what its stderr says."""
         text = stderr.decode("utf-8", errors="replace").strip()
         last = text.splitlines()[-1] if text else "ssh failed without a message"
         low = text.lower()

@@ -1,0 +1,3 @@
+"""`profiles`, `gotcha` and `explain`: the platform facts and the gotcha catalog."""
+
+from __future__ import annotations

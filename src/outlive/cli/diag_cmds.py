@@ -1,0 +1,3 @@
+"""`up` (Phase-0 audit of a box) and `doctor` (why a run died or is slow)."""
+
+from __future__ import annotations

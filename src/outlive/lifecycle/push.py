@@ -1,0 +1,211 @@
+"""``push``: send the project to a box (rsync delta over the shared SSH master) and describe it by
+a deploy manifest of content hashes, which the agent checks before any launch (U42).
+
+What is sent: ``git ls-files`` (tracked + untracked, not ignored) in a git repo, otherwise a walk
+of the tree that honours the top-level ``.gitignore``; then ``[project].exclude``; never
+``.outlive/`` or ``.git/``. Shell scripts with CRLF line ends are refused before anything moves
+(U26). The destination is created in the same round trip as the transfer (U13).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import re
+import shlex
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from outlive.config import Config, Target
+from outlive.errors import TransportError, UsageError
+from outlive.transport.ssh import SshTransport
+
+ALWAYS_EXCLUDED = (".outlive/", ".git/")
+RSYNC_TIMEOUT_S = 600
+_PROXY_ONLY_HOSTS = re.compile(r"(^|\.)ssh\.runpod\.io$")
+
+
+@dataclass(frozen=True)
+class PushResult:
+    files: int
+    size_bytes: int
+    manifest: dict[str, dict[str, object]]
+    method: str  # "rsync" | "tar"
+
+
+def project_files(cfg: Config) -> list[str]:
+    """Relative paths (posix) of the files a push sends, sorted."""
+    root = cfg.project_dir
+    listed = _git_files(root)
+    if listed is None:
+        listed = list(_walk(root, _read_gitignore(root)))
+    patterns = [*ALWAYS_EXCLUDED, *cfg.exclude]
+    return sorted(p for p in set(listed) if not _excluded(p, patterns) and (root / p).is_file())
+
+
+def _git_files(root: Path) -> list[str] | None:
+    try:
+        proc = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(root),
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ],
+            capture_output=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if proc.returncode != 0:
+        return None
+    return [p for p in proc.stdout.decode("utf-8", errors="surrogateescape").split("\0") if p]
+
+
+def _read_gitignore(root: Path) -> list[str]:
+    try:
+        lines = (root / ".gitignore").read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
+
+
+def _walk(root: Path, ignore: list[str]) -> Iterable[str]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = Path(dirpath).relative_to(root).as_posix()
+        rel_dir = "" if rel_dir == "." else rel_dir + "/"
+        dirnames[:] = [d for d in dirnames if not _excluded(rel_dir + d + "/", ignore)]
+        for name in filenames:
+            rel = rel_dir + name
+            if not _excluded(rel, ignore):
+                yield rel
+
+
+def _excluded(rel: str, patterns: Iterable[str]) -> bool:
+    """gitignore-style match (no negation): 'dir/' matches directories only, a pattern with a
+    '/' is anchored at the root, one without matches any path component; a matched directory
+    excludes everything under it."""
+    is_dir = rel.endswith("/")
+    parts = rel.rstrip("/").split("/")
+    for raw in patterns:
+        pat = raw.strip()
+        if not pat or pat.startswith(("#", "!")):
+            continue
+        dir_only = pat.endswith("/")
+        anchored = "/" in pat.rstrip("/")
+        pat = pat.strip("/")
+        for k in range(1, len(parts) + 1):
+            if dir_only and not (k < len(parts) or is_dir):
+                continue
+            subject = "/".join(parts[:k]) if anchored else parts[k - 1]
+            if fnmatch.fnmatchcase(subject, pat):
+                return True
+    return False
+
+
+def check_line_endings(root: Path, files: list[str]) -> None:
+    """Refuse shell scripts saved with CRLF: bash reads `$'\\r': command not found` (U26)."""
+    bad = [f for f in files if f.endswith(".sh") and b"\r\n" in (root / f).read_bytes()]
+    if bad:
+        raise UsageError(
+            f"{', '.join(bad[:3])} {'has' if len(bad) == 1 else 'have'} Windows (CRLF) line "
+            "endings, which break bash on the box (U26); convert with `dos2unix FILE` or "
+            "`sed -i 's/\\r$//' FILE` and push again"
+        )
+
+
+def manifest(root: Path, files: list[str]) -> dict[str, dict[str, object]]:
+    out: dict[str, dict[str, object]] = {}
+    for rel in files:
+        h = hashlib.sha256()
+        path = root / rel
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        out[rel] = {"size": path.stat().st_size, "sha256": h.hexdigest()}
+    return out
+
+
+def push(cfg: Config, target: Target) -> PushResult:
+    """Sync the project to the target's workdir; return the manifest the launch will check."""
+    files = project_files(cfg)
+    check_line_endings(cfg.project_dir, files)
+    man = manifest(cfg.project_dir, files)
+    size = sum(int(str(m["size"])) for m in man.values())
+    if target.is_local:
+        return PushResult(len(files), size, man, "none")
+    if target.host and _PROXY_ONLY_HOSTS.search(target.host):
+        raise UsageError(
+            f"{target.host} is RunPod's basic SSH proxy, which carries no file transfer or remote "
+            "commands (RP6); expose TCP port 22 on the pod and use its public IP and port as host"
+        )
+    transport = SshTransport(target)
+    method = _rsync(cfg.project_dir, files, transport, target.workdir)
+    return PushResult(len(files), size, man, method)
+
+
+def _rsync(root: Path, files: list[str], transport: SshTransport, workdir: str) -> str:
+    ssh = " ".join(shlex.quote(a) for a in transport.ssh_argv())
+    dest = workdir.rstrip("/") or "/"
+    argv = [
+        "rsync",
+        "-a",
+        "--partial",
+        "--protect-args",  # paths travel inside rsync's protocol, not through the remote shell
+        "--from0",
+        "--files-from=-",
+        "-e",
+        ssh,
+        # the remote shell runs this: mkdir the destination in the same round trip (U13)
+        f"--rsync-path=mkdir -p {shlex.quote(dest)} && rsync",
+        "--",
+        str(root) + "/",
+        f"{transport.target.host}:{dest}/",
+    ]
+    listing = "\0".join(files).encode("utf-8", errors="surrogateescape")
+    try:
+        proc = subprocess.run(argv, input=listing, capture_output=True, timeout=RSYNC_TIMEOUT_S)
+    except FileNotFoundError:
+        raise TransportError(
+            "rsync is not installed here; install it (apt install rsync)"
+        ) from None
+    except subprocess.TimeoutExpired:
+        raise TransportError(
+            f"push to {transport.name} did not finish in {RSYNC_TIMEOUT_S} s"
+        ) from None
+    if proc.returncode == 0:
+        return "rsync"
+    err = proc.stderr.decode("utf-8", errors="replace")
+    if proc.returncode != 255 and ("command not found" in err or "rsync: not found" in err):
+        _tar_stream(root, files, transport, dest)
+        return "tar"
+    if proc.returncode == 255:
+        raise transport.classify_error(proc.stderr)  # unreachable / host key / auth
+    last = err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}"
+    raise TransportError(f"push to {transport.name} failed ({last}); nothing was launched")
+
+
+def _tar_stream(root: Path, files: list[str], transport: SshTransport, dest: str) -> None:
+    """rsync is missing on the box: stream a tar over the same channel instead."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for rel in files:
+            tar.add(str(root / rel), arcname=rel, recursive=False)
+    done = transport.run(
+        ["sh", "-c", 'mkdir -p "$1" && tar -xzf - -C "$1"', "sh", dest], stdin=buf.getvalue()
+    )
+    if done.returncode != 0:
+        err = done.stderr.decode("utf-8", errors="replace").strip()
+        raise TransportError(
+            f"push to {transport.name} by tar failed ({err}); nothing was launched"
+        )
