@@ -1,0 +1,24 @@
+"""Throwaway infrastructure for tests: a real SSH "box" you can reboot and cut off.
+
+For outlive's own tests, for your CI, and for anyone checking the project::
+
+    python -m outlive.testing box up --json      # {"name": "box1", "target": {...}}
+    python -m outlive.testing box reboot|cut|restore|down [--name N] [--json]
+
+or from Python: ``box = Box.up("box1")``, then ``box.target``, ``box.ssh("true")``,
+``box.reboot()``, ``box.cut()``, ``box.restore()``, ``box.down()``. Needs root on Linux.
+"""
+
+from __future__ import annotations
+
+from outlive.testing._errors import TestbedError, TestbedUnavailable
+from outlive.testing.box import DEFAULT_NAME, Box, check_prerequisites, testbed_root
+
+__all__ = [
+    "DEFAULT_NAME",
+    "Box",
+    "TestbedError",
+    "TestbedUnavailable",
+    "check_prerequisites",
+    "testbed_root",
+]

@@ -1,0 +1,83 @@
+"""``python -m outlive.testing box up|down|reboot|cut|restore [--name N] [--json]``.
+
+With ``--json`` exactly one JSON document goes to stdout: ``up`` prints
+``{"name": N, "target": {...}}`` (the keys of an outlive.toml ``[targets.N]`` table), the other
+verbs ``{"name": N, "ok": true, ...}``; a failure prints ``{"name": N, "ok": false, "error": ...}``
+and the one-sentence error on stderr. Exit codes: 0 ok, 1 failed, 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from outlive.errors import OutliveError
+from outlive.testing.box import DEFAULT_NAME, Box
+
+_VERBS = ("up", "down", "reboot", "cut", "restore")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m outlive.testing",
+        description="Throwaway test infrastructure for outlive (needs root).",
+    )
+    kinds = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+    box = kinds.add_parser(
+        "box",
+        help="a real sshd 'box' at its own address that can be rebooted and cut off",
+        description="Drive a throwaway SSH box: its own network, PID namespace and boot id.",
+    )
+    box.add_argument("verb", choices=_VERBS)
+    box.add_argument("--name", default=DEFAULT_NAME, help=f"which box (default {DEFAULT_NAME})")
+    box.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    return parser
+
+
+def _box(verb: str, name: str) -> tuple[dict[str, Any], str]:
+    """Do VERB on box NAME; return the JSON document and the human line."""
+    if verb == "up":
+        box = Box.up(name)
+        lines = [f"box {name} is up at {box.address}, boot id {box.boot_id()}"]
+        lines.append(f"  ssh -F {box.ssh_config} {name}")
+        lines.append("")
+        lines.append(f"[targets.{name}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in box.target.items()]
+        return {"name": name, "target": box.target}, "\n".join(lines)
+    box = Box(name)
+    if verb == "down":
+        existed = box.down()
+        said = "is down" if existed else "was not up; nothing to remove"
+        return {"name": name, "ok": True, "existed": existed}, f"box {name} {said}"
+    if verb == "reboot":
+        before = box.boot_id()
+        after = box.reboot()
+        doc = {"name": name, "ok": True, "boot_id": after, "previous_boot_id": before}
+        return doc, f"box {name} rebooted; every process on it was killed; boot id {after}"
+    if verb == "cut":
+        box.cut()
+        return {"name": name, "ok": True}, (
+            f"box {name} is cut off (its processes keep running); "
+            f"`python -m outlive.testing box restore --name {name}` reconnects it"
+        )
+    box.restore()
+    return {"name": name, "ok": True}, f"box {name} is reachable again"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        doc, human = _box(args.verb, args.name)
+    except OutliveError as e:
+        if args.json:
+            print(json.dumps({"name": args.name, "ok": False, "error": str(e)}))
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    print(json.dumps(doc) if args.json else human)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
