@@ -41,6 +41,8 @@ STATUS_KEYS = (
     "diagnosis",
 )
 _MAX_NAME_BYTES = 200
+# A look must be cheap and must not hang on a dead link: past this, the target is unreachable.
+LOOK_TIMEOUT_S = 15.0
 
 
 def agent_for(cfg: Config, target: Target) -> AgentClient:
@@ -158,7 +160,9 @@ def _probe_target(
 ) -> dict[str, dict[str, Any]]:
     try:
         agent = agent_for(cfg, cfg.target(target_name))
-        reply = agent.call("probe", {"run_dirs": [r.run_dir for r in records]})
+        reply = agent.call(
+            "probe", {"run_dirs": [r.run_dir for r in records]}, timeout_s=LOOK_TIMEOUT_S
+        )
     except (TransportError, ConfigError) as exc:
         # Unreachable is not dead: report what we last saw, marked stale (GEN8, U3).
         return {r.run_id: _stale(r, str(exc)) for r in records}
@@ -249,7 +253,7 @@ def follow(
     backoff_s = poll_s
     while True:
         try:
-            reply = agent.call("tail", request)
+            reply = agent.call("tail", request, timeout_s=LOOK_TIMEOUT_S)
         except TransportError as exc:
             yield exc
             time.sleep(backoff_s)
