@@ -21,7 +21,6 @@ import fcntl
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import socket
@@ -33,14 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from outlive.errors import ConfigError
-from outlive.testing import _netns
+from outlive.testing import _files, _netns
 from outlive.testing._errors import TestbedError, TestbedUnavailable
+from outlive.testing._files import CONNECT_TIMEOUT_S
 
-__all__ = ["DEFAULT_NAME", "Box", "check_prerequisites", "testbed_root"]
+__all__ = ["CONNECT_TIMEOUT_S", "DEFAULT_NAME", "Box", "check_prerequisites", "testbed_root"]
 
 DEFAULT_NAME = "box1"
 SSH_PORT = 22  # the box has an address of its own, so the usual port is free there
-CONNECT_TIMEOUT_S = 5
 _BOX_DEV = "eth0"  # the box's end of the veth pair, named as on a real machine
 _MAX_INDEX = 250
 _GUARD_METRIC = "4242"
@@ -295,7 +294,7 @@ class Box:
         }
         for d in (self.state_dir, self.workdir, self.durable, self.home):
             d.mkdir(parents=True, exist_ok=True)
-        _write_atomic(self.state_dir / "state.json", json.dumps(state, indent=2) + "\n")
+        _files.write_atomic(self.state_dir / "state.json", json.dumps(state, indent=2) + "\n")
         return state
 
     def _free_index(self) -> int:
@@ -343,45 +342,14 @@ class Box:
         )  # fmt: skip
 
     def _write_files(self, state: dict[str, Any], sshd: Path) -> None:
-        d = self.state_dir
-        for d_ in (d, self.workdir, self.durable, self.home, Path("/run/sshd")):
-            d_.mkdir(parents=True, exist_ok=True)
-        for key, comment in (("host_ed25519", "host"), ("id_ed25519", "user")):
-            if not (d / key).exists():
-                _run(
-                    "ssh-keygen", "-q", "-t", "ed25519", "-N", "",
-                    "-C", f"outlive-testbed-{self.name}-{comment}", "-f", str(d / key),
-                )  # fmt: skip
-        shutil.copyfile(d / "id_ed25519.pub", d / "authorized_keys")
-        host_key = " ".join((d / "host_ed25519.pub").read_text().split()[:2])
-        hostport = (
-            state["box_ip"] if state["port"] == 22 else f"[{state['box_ip']}]:{state['port']}"
-        )
-        # Pre-seeded, so the first contact is already verified and host-key checking stays on.
-        _write_atomic(d / "known_hosts", f"{hostport} {host_key}\n")
-        _write_atomic(d / "passwd", _passwd_with_root_home(self.home))
-        _write_atomic(d / "sshd_config", _sshd_config(d, state))
-        _run(str(sshd), "-t", "-f", str(d / "sshd_config"))
-        _write_atomic(d / "ssh_config", _ssh_config(self.name, d, state))
-        init = (
-            "#!/bin/sh\n"
-            f"# PID 1 of the outlive testbed box {self.name}: its own boot id, home and "
-            "hostname, then sshd.\n"
-            "set -e\n"
-            f"mount --bind {shlex.quote(str(d / 'boot_id'))} /proc/sys/kernel/random/boot_id\n"
-            "# Root's home is the box's own: none of the host's dotfiles, keys or caches (a fresh\n"
-            "# machine's), while /root stays reachable by path (a venv's python may live there).\n"
-            f"mount --bind {shlex.quote(str(d / 'passwd'))} /etc/passwd\n"
-            f"echo {shlex.quote(self.name)} > /proc/sys/kernel/hostname\n"
-            "mkdir -p /run/sshd\n"
-            f"exec {shlex.quote(str(sshd))} -D -e -f {shlex.quote(str(d / 'sshd_config'))}\n"
-        )
-        _write_atomic(d / "init.sh", init, mode=0o755)
+        for d in (self.state_dir, self.workdir, self.durable, self.home, Path("/run/sshd")):
+            d.mkdir(parents=True, exist_ok=True)
+        _files.write_box_files(self.name, self.state_dir, self.home, state, sshd)
 
     def _start(self, sshd: Path, state: dict[str, Any], timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         d = self.state_dir
-        _write_atomic(d / "boot_id", f"{uuid.uuid4()}\n")
+        _files.write_atomic(d / "boot_id", f"{uuid.uuid4()}\n")
         pidfile = d / "sshd.pid"
         pidfile.unlink(missing_ok=True)
         with open(d / "box.log", "ab") as log:
@@ -408,7 +376,7 @@ class Box:
         init = self._init_pid()
         if init is None:
             raise TestbedError(f"The box {self.name} died as it started; see {d / 'box.log'}.")
-        _write_atomic(d / "init.pid", f"{init}\n")
+        _files.write_atomic(d / "init.pid", f"{init}\n")
         if not self.is_cut():
             self._wait_ssh(deadline)
 
@@ -507,77 +475,3 @@ class Box:
         points = [m.split()[1] for m in mounts if len(m.split()) > 1]
         for point in sorted((p for p in points if p.startswith(prefix)), reverse=True):
             subprocess.run(["umount", "-l", point], capture_output=True, check=False)
-
-
-def _passwd_with_root_home(home: Path) -> str:
-    lines = []
-    for line in Path("/etc/passwd").read_text().splitlines():
-        fields = line.split(":")
-        if fields[0] == "root" and len(fields) == 7:
-            fields[5] = str(home)
-        lines.append(":".join(fields))
-    return "\n".join(lines) + "\n"
-
-
-def _sshd_config(d: Path, state: dict[str, Any]) -> str:
-    return f"""\
-# sshd of the outlive testbed box {state["name"]}; written by outlive.testing on every up.
-Port {state["port"]}
-ListenAddress {state["box_ip"]}
-HostKey {d / "host_ed25519"}
-PidFile {d / "sshd.pid"}
-AuthorizedKeysFile {d / "authorized_keys"}
-PermitRootLogin yes
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
-UseDNS no
-PrintMotd no
-PrintLastLog no
-X11Forwarding no
-AllowTcpForwarding yes
-MaxSessions 100
-MaxStartups 100:30:200
-AcceptEnv LANG LC_*
-Subsystem sftp internal-sftp
-# The post-quantum default (sntrup761) costs ~0.4 s of CPU per connection here; many servers
-# offer only curve25519, and tests make hundreds of connections.
-KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org
-"""
-
-
-def _ssh_config(name: str, d: Path, state: dict[str, Any]) -> str:
-    return f"""\
-# ssh config of the outlive testbed box {name}: ssh -F {d / "ssh_config"} {name}
-Host {name}
-  HostName {state["box_ip"]}
-  Port {state["port"]}
-  User root
-  IdentityFile {d / "id_ed25519"}
-  IdentitiesOnly yes
-  UserKnownHostsFile {d / "known_hosts"}
-  GlobalKnownHostsFile /dev/null
-  StrictHostKeyChecking accept-new
-  UpdateHostKeys no
-  BatchMode yes
-  ConnectTimeout {CONNECT_TIMEOUT_S}
-  LogLevel ERROR
-"""
-
-
-def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.chmod(mode)
-    os.replace(tmp, path)
-
-
-def _run(*argv: str) -> None:
-    proc = subprocess.run(
-        list(argv), capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False
-    )
-    if proc.returncode != 0:
-        why = proc.stderr.strip() or f"exit status {proc.returncode}"
-        raise TestbedError(f"`{' '.join(argv)}` failed: {why}.")
