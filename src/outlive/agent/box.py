@@ -732,9 +732,15 @@ def verb_tail(req: Rec) -> Rec:
             f.seek(start)
             data = f.read(size - start)
             if want >= 0:
-                cut = data.rstrip(b"\n").split(b"\n")
-                keep = b"\n".join(cut[-want:]) if want else b""
-                data = keep + (b"\n" if keep and data.endswith(b"\n") else b"")
+                # Cut at the start of the last `want` lines, keeping the bytes exactly as they
+                # are: stripping newlines first dropped trailing blank lines, and `logs -f`
+                # (which continues from `end`) then never printed them.
+                pos = len(data) - 1 if data.endswith(b"\n") else len(data)
+                for _ in range(want):
+                    pos = data.rfind(b"\n", 0, pos)
+                    if pos < 0:
+                        break
+                data = data[pos + 1 :] if want else b""
             end = size
         else:
             offset = min(int(offset), size)
