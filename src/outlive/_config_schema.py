@@ -18,6 +18,7 @@ class _Strict(BaseModel):
 class ProjectTable(_Strict):
     name: str | None = None
     exclude: list[str] = Field(default_factory=list)
+    profile_dirs: list[str] = Field(default_factory=list)  # extra *.toml platform profiles
 
 
 class TargetTable(_Strict):

@@ -24,6 +24,7 @@ CONFIG_NAME = "outlive.toml"
 LOCAL = "local"
 STATE_DIR = ".outlive"
 _ROOT_MARKERS = (CONFIG_NAME, "pyproject.toml", ".git")
+USER_PROFILE_DIR = Path("~/.config/outlive/profiles").expanduser()
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class Target:
     workdir: str
     durable: str
     env: dict[str, str] = field(default_factory=dict)
+    hf_home: str | None = None  # where HF caches go on the box, off small disks (RP11)
     host: str | None = None
     port: int | None = None
     user: str | None = None
@@ -62,6 +64,7 @@ class Config:
     project_name: str
     exclude: tuple[str, ...]
     targets: dict[str, Target]
+    profile_dirs: tuple[Path, ...] = (USER_PROFILE_DIR,)
 
     @property
     def state_dir(self) -> Path:
@@ -103,16 +106,19 @@ def load_config(start: Path | None = None) -> Config:
     from outlive import _config_schema as schema  # pydantic only when there is a file to check
 
     parsed = schema.parse(raw, source)
+    project_name = parsed.project.name or project_dir.name
     targets = {LOCAL: _local_target(project_dir, parsed.targets.get(LOCAL))}
+    profile_dirs = [USER_PROFILE_DIR] + [project_dir / d for d in parsed.project.profile_dirs]
     for name, t in parsed.targets.items():
         if name != LOCAL:
-            targets[name] = _remote_target(name, t, source)
+            targets[name] = _remote_target(name, t, source, project_name, profile_dirs)
     return Config(
         project_dir=project_dir,
         source=source,
-        project_name=parsed.project.name or project_dir.name,
+        project_name=project_name,
         exclude=tuple(parsed.project.exclude),
         targets=targets,
+        profile_dirs=tuple(profile_dirs),
     )
 
 
@@ -154,27 +160,47 @@ def _local_target(project_dir: Path, t: Any | None) -> Target:
     )
 
 
-def _remote_target(name: str, t: Any, source: Path | None) -> Target:
-    if not t.workdir:
+def _remote_target(
+    name: str, t: Any, source: Path | None, project: str, profile_dirs: list[Path]
+) -> Target:
+    """A target from its table, every unset value taken from its platform profile."""
+    from outlive.profiles import load_profile
+
+    try:
+        prof = load_profile(t.profile, profile_dirs)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: [targets.{name}] profile: {exc}") from None
+    d = prof.defaults.resolve(project)
+    workdir = t.workdir or d.workdir
+    if not workdir or workdir == ".":
         raise ConfigError(
-            f'[targets.{name}] in {source} has no workdir; set workdir = "/path/on/the/box"'
+            f"[targets.{name}] in {source} has no workdir and profile {prof.name!r} gives none; "
+            'set workdir = "/path/on/the/box"'
         )
+    spot = bool(t.spot)
     return Target(
         name=name,
-        profile=t.profile,
+        profile=prof.name,
         kind="ssh",
-        workdir=t.workdir,
-        durable=t.durable or f"{t.workdir.rstrip('/')}/.outlive/durable",
+        workdir=workdir,
+        durable=t.durable or d.durable_dir or f"{workdir.rstrip('/')}/.outlive/durable",
         env=dict(t.env),
+        hf_home=t.hf_home or d.hf_home,
         host=t.host,
         port=t.port,
         user=t.user,
         identity_file=t.identity_file,
         ssh_config=t.ssh_config,
         accept_new_host_keys=t.accept_new_host_keys,
-        spot=t.spot,
-        kill_grace_s=t.kill_grace_s if t.kill_grace_s is not None else 30.0,
-        spot_grace_s=t.spot_grace_s,
-        mtbf_s=t.mtbf_s,
+        spot=spot,
+        kill_grace_s=_first(t.kill_grace_s, prof.kill_grace_s, 30.0),
+        spot_grace_s=_first(t.spot_grace_s, prof.spot_grace_s if spot else None),
+        # An interruption model applies to spot rentals and to capped sessions, not to a box
+        # the user holds on demand.
+        mtbf_s=_first(t.mtbf_s, prof.mtbf_s if spot or not prof.spot_available else None),
         options=t.options(),
     )
+
+
+def _first(*values: float | None) -> Any:
+    return next((v for v in values if v is not None), None)

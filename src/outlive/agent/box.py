@@ -234,6 +234,15 @@ def thread_count() -> int | None:
 # launch
 
 
+def expand(path: str) -> str:
+    """A path from the client as the box reads it: ~ and $VARS expanded, made absolute."""
+    return os.path.abspath(os.path.expandvars(os.path.expanduser(path)))
+
+
+def verb_expand(req: Rec) -> Rec:
+    return {"paths": [expand(str(p)) for p in req.get("paths") or []]}
+
+
 def _check_run_id(run_id: object) -> str:
     if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
         raise AgentError(f"run id {run_id!r} is not a safe identifier; this is a bug in the client")
@@ -260,7 +269,7 @@ def verb_launch(req: Rec) -> Rec:
         raise AgentError("the command must be a non-empty list of strings")
     if any("\x00" in a for a in command):
         raise AgentError("the command contains a NUL byte, which no program can receive")
-    workdir = os.path.expanduser(str(req["workdir"]))
+    workdir = expand(str(req["workdir"]))
     if not os.path.isdir(workdir):
         raise AgentError(f"workdir {workdir} does not exist on the box; push the project first")
     manifest = req.get("deploy_manifest")
@@ -279,16 +288,14 @@ def verb_launch(req: Rec) -> Rec:
     _ignore_outlive_dir(os.path.join(workdir, ".outlive"))
     run_dir = os.path.join(runs_dir, run_id)
     os.mkdir(run_dir)  # fails if the id exists: a run dir is never reused
-    durable_root = os.path.expanduser(
-        str(req.get("durable") or os.path.join(workdir, ".outlive", "durable"))
-    )
+    durable_root = expand(str(req.get("durable") or os.path.join(workdir, ".outlive", "durable")))
     ckpt_dir = os.path.join(durable_root, name)
     os.makedirs(ckpt_dir, exist_ok=True)
     spec = {
         "run_id": run_id,
         "name": name,
         "command": command,
-        "env": {str(k): str(v) for k, v in (req.get("env") or {}).items()},
+        "env": _with_hf_home({str(k): str(v) for k, v in (req.get("env") or {}).items()}, req),
         "workdir": workdir,
         "ckpt_dir": ckpt_dir,
         "target": req.get("target"),
@@ -330,6 +337,13 @@ def verb_launch(req: Rec) -> Rec:
     ready["run_dir"] = run_dir
     ready["ckpt_dir"] = ckpt_dir
     return ready
+
+
+def _with_hf_home(env: dict[str, str], req: Rec) -> dict[str, str]:
+    """HF caches where the profile says (off a small container disk, RP11), unless user-set."""
+    if req.get("hf_home") and "HF_HOME" not in env:
+        env["HF_HOME"] = expand(str(req["hf_home"]))
+    return env
 
 
 def _bundle_dir() -> str | None:
@@ -785,8 +799,512 @@ def check_deploy(workdir: str, manifest: Rec) -> list[str]:
 
 
 def verb_verify_deploy(req: Rec) -> Rec:
-    workdir = os.path.expanduser(str(req["workdir"]))
-    return {"problems": check_deploy(workdir, req.get("manifest") or {})}
+    return {"problems": check_deploy(expand(str(req["workdir"])), req.get("manifest") or {})}
+
+
+# ---------------------------------------------------------------------------------------------
+# audit and doctor: raw facts about the box for `outlive up` and `outlive doctor`.
+# Everything here collects facts and judges nothing (the client's outlive.diagnose does that).
+# Every external command runs with a timeout; a missing command is reported as missing and
+# nothing here raises, so one broken tool never hides the other facts.
+
+NVIDIA_SMI_TIMEOUT_S = 10.0  # a wedged driver can hang nvidia-smi for minutes
+TORCH_PROBE_TIMEOUT_S = 30.0  # importing torch and creating a CUDA context is slow, not that slow
+DMESG_TIMEOUT_S = 10.0
+CMD_OUTPUT_MAX_BYTES = 256 * 1024  # what one command's stdout/stderr may add to a reply
+DMESG_READ_MAX_BYTES = 16 * 1024 * 1024  # the kernel ring buffer, read whole before filtering
+DMESG_MAX_LINES = 500  # matching kernel lines sent back (the newest)
+VRAM_SCAN_BUDGET_S = 5.0  # walking /proc/*/fd on a box with many processes
+DMON_SAMPLES = 5  # seconds of `nvidia-smi dmon`: one snapshot of utilisation lies (U21)
+CMD_TAIL_CHARS = 2000  # stderr kept from a failed command
+
+# Fields of `nvidia-smi --query-gpu`; an unknown field fails the whole query, so these are
+# long-standing ones and GPU_QUERY_FIELDS_MIN is the fallback for an old driver.
+GPU_QUERY_FIELDS = (
+    "index",
+    "name",
+    "uuid",
+    "pci.bus_id",
+    "driver_version",
+    "memory.total",
+    "memory.used",
+    "memory.free",
+    "utilization.gpu",
+    "temperature.gpu",
+    "power.draw",
+    "power.limit",
+    "clocks.sm",
+    "clocks.max.sm",
+    "clocks.default_applications.graphics",
+    "pstate",
+)
+GPU_QUERY_FIELDS_MIN = (
+    "index",
+    "name",
+    "uuid",
+    "driver_version",
+    "memory.total",
+    "memory.used",
+    "memory.free",
+)
+COMPUTE_APP_FIELDS = ("pid", "process_name", "used_gpu_memory", "gpu_uuid")
+DMESG_INTERESTING = re.compile(
+    r"xid|killed process|kill process|out of memory|oom-kill|oom_reaper|invoked oom-killer",
+    re.IGNORECASE,
+)
+ENV_FACTS = (
+    "HOME",
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "PIP_CACHE_DIR",
+    "XDG_CACHE_HOME",
+    "TMPDIR",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "CUDA_VISIBLE_DEVICES",
+    "LD_LIBRARY_PATH",
+)
+
+_TORCH_PROBE = r"""
+import json, warnings
+out = {}
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    try:
+        import torch
+    except Exception as exc:
+        out["import_error"] = "%s: %s" % (type(exc).__name__, exc)
+    else:
+        out["torch"] = str(torch.__version__)
+        out["cuda"] = torch.version.cuda
+        try:
+            out["available"] = bool(torch.cuda.is_available())
+            if out["available"]:
+                n = torch.cuda.device_count()
+                out["device_count"] = n
+                out["names"] = [torch.cuda.get_device_name(i) for i in range(n)]
+                out["capabilities"] = [list(torch.cuda.get_device_capability(i)) for i in range(n)]
+                out["arch_list"] = list(torch.cuda.get_arch_list())
+        except Exception as exc:
+            out["cuda_error"] = "%s: %s" % (type(exc).__name__, exc)
+    out["warnings"] = [str(w.message)[:500] for w in caught][:5]
+print(json.dumps(out))
+"""
+
+
+def _clip(data: bytes, limit: int = CMD_OUTPUT_MAX_BYTES) -> str:
+    return data[-limit:].decode("utf-8", errors="replace")
+
+
+def run_cmd(argv: List[str], timeout_s: float, keep_bytes: int = CMD_OUTPUT_MAX_BYTES) -> Rec:
+    """Run one command with a deadline: {argv, missing, rc, timed_out, stdout, stderr, error}."""
+    import shutil
+
+    out: Rec = {"argv": argv, "missing": False, "rc": None, "timed_out": False}
+    out.update({"stdout": "", "stderr": "", "error": None})
+    if shutil.which(argv[0]) is None:
+        out["missing"] = True
+        out["error"] = f"{argv[0]} is not installed (not on PATH)"
+        return out
+    env = dict(os.environ)
+    env["LC_ALL"] = "C"  # error texts in English, numbers with a dot
+    try:
+        done = subprocess.run(
+            argv,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout_s,
+            env=env,
+        )
+    except subprocess.TimeoutExpired as exc:
+        out["timed_out"] = True
+        out["stdout"] = _clip(exc.stdout or b"", keep_bytes)
+        out["error"] = f"{argv[0]} did not answer within {timeout_s:.0f} s"
+        return out
+    except OSError as exc:
+        out["error"] = f"{argv[0]} could not run: {exc.strerror or exc}"
+        return out
+    out["rc"] = done.returncode
+    out["stdout"] = _clip(done.stdout, keep_bytes)
+    out["stderr"] = _clip(done.stderr, CMD_TAIL_CHARS)
+    if done.returncode != 0:
+        text = (out["stderr"] or out["stdout"]).strip().splitlines()
+        out["error"] = f"{argv[0]} exited {done.returncode}" + (f": {text[-1]}" if text else "")
+    return out
+
+
+def _unescape_mount(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash in paths as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def _mount_of(path: str) -> Rec:
+    """The mount (point, fstype, source) holding ``path``: the longest mount-point prefix."""
+    best: Rec = {"mount_point": None, "fstype": None, "source": None}
+    real = os.path.realpath(path)
+    best_len = -1
+    for line in (_read_text("/proc/self/mountinfo") or "").splitlines():
+        left, sep, right = line.partition(" - ")
+        parts, rparts = left.split(), right.split()
+        if not sep or len(parts) < 5 or len(rparts) < 2:
+            continue
+        point = _unescape_mount(parts[4])
+        inside = real == point or real.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= best_len:  # a later mount on the same point hides earlier
+            best_len = len(point)
+            best = {"mount_point": point, "fstype": rparts[0], "source": _unescape_mount(rparts[1])}
+    return best
+
+
+def fs_facts(path: str) -> Rec:
+    """Free bytes and inodes (statvfs, what ``df -h`` and ``df -i`` print) of the filesystem that
+    holds ``path``, measured at its nearest existing ancestor when it does not exist yet (U7)."""
+    path = os.path.expanduser(path)
+    probe = path
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if not parent or parent == probe:
+            break
+        probe = parent
+    out: Rec = {"path": path, "measured_at": probe, "exists": probe == path}
+    try:
+        st = os.statvfs(probe)
+        out["device"] = os.stat(probe).st_dev
+    except OSError as exc:
+        out["error"] = f"statvfs({probe}) failed: {exc.strerror or exc}"
+        return out
+    out.update(
+        {
+            "total_bytes": st.f_blocks * st.f_frsize,
+            "free_bytes": st.f_bavail * st.f_frsize,  # what an unprivileged writer may use
+            "total_inodes": st.f_files,
+            "free_inodes": st.f_favail,
+            "readonly": bool(st.f_flag & getattr(os, "ST_RDONLY", 1)),
+        }
+    )
+    out.update(_mount_of(probe))
+    return out
+
+
+def _first_line(text: str | None) -> str | None:
+    return text.strip().splitlines()[0].strip() if text and text.strip() else None
+
+
+def cgroup_facts(pid: int | None = None) -> Rec:
+    """The memory and CPU cgroup files of ``pid`` (default: this agent), raw (U9, U40, U41)."""
+    who = str(pid) if pid else "self"
+    dirs = cgroup_dirs(
+        _read_text(f"/proc/{who}/mountinfo") or "", _read_text(f"/proc/{who}/cgroup") or ""
+    )
+    return _cgroup_files(dirs.get("memory"), dirs.get("cpu"))
+
+
+def _cgroup_files(memory_dir: str | None, cpu_dir: str | None) -> Rec:
+    out: Rec = {"memory_dir": memory_dir, "cpu_dir": cpu_dir, "files": {}}
+    names = (
+        (memory_dir, ("memory.max", "memory.current", "memory.peak", "memory.events")),
+        (memory_dir, ("memory.limit_in_bytes", "memory.usage_in_bytes", "memory.oom_control")),
+        (memory_dir, ("memory.max_usage_in_bytes",)),
+        (cpu_dir, ("cpu.max", "cpu.cfs_quota_us", "cpu.cfs_period_us")),
+    )
+    for directory, files in names:
+        if not directory:
+            continue
+        for name in files:
+            text = _read_text(os.path.join(directory, name))
+            if text is not None:
+                out["files"][name] = text.strip()[:4000]
+    out["oom_kill"] = read_oom_kill(memory_dir)
+    out["quota_cores"] = cpu_quota_cores(cpu_dir)
+    return out
+
+
+def host_facts() -> Rec:
+    meminfo = _read_text("/proc/meminfo") or ""
+    mem_total = None
+    for line in meminfo.splitlines():
+        if line.startswith("MemTotal:"):
+            fields = line.split()
+            if len(fields) >= 2 and fields[1].isdigit():
+                mem_total = int(fields[1]) * 1024
+    affinity = None
+    getaffinity = getattr(os, "sched_getaffinity", None)  # Linux only
+    if getaffinity is not None:
+        with contextlib.suppress(OSError):
+            affinity = len(getaffinity(0))
+    uptime = _first_line(_read_text("/proc/uptime"))
+    btime = None
+    for line in (_read_text("/proc/stat") or "").splitlines():
+        if line.startswith("btime "):
+            btime = int(line.split()[1])
+    return {
+        "hostname": os.uname().nodename,
+        "cpu_count": os.cpu_count(),
+        "affinity_cpus": affinity,
+        "mem_total_bytes": mem_total,
+        "boot_id": boot_id(),
+        "btime": btime,
+        "uptime_s": float(uptime.split()[0]) if uptime else None,
+        "now": time.time(),
+        "pid": os.getpid(),
+    }
+
+
+def gpu_facts(dmon_samples: int = 0) -> Rec:
+    """nvidia-smi's views: per-GPU query, compute processes, -q -d PERFORMANCE (clock event /
+    throttle reasons), and ``dmon`` samples when asked. Stops after the first call that hangs."""
+    out: Rec = {"dev_nodes": sorted(_dev_nvidia())}
+    fields: tuple[str, ...] = GPU_QUERY_FIELDS
+    query = run_cmd(_query_argv(fields), NVIDIA_SMI_TIMEOUT_S)
+    if query["rc"] not in (0, None) and "valid field" in (query["stdout"] + query["stderr"]):
+        fields = GPU_QUERY_FIELDS_MIN  # an older driver that lacks one of the fields
+        query = run_cmd(_query_argv(fields), NVIDIA_SMI_TIMEOUT_S)
+    out["fields"] = list(fields)
+    out["query"] = query
+    if query["rc"] != 0:
+        return out  # missing, broken or hung: every further call would fail the same way
+    out["apps"] = run_cmd(
+        [
+            "nvidia-smi",
+            "--query-compute-apps=" + ",".join(COMPUTE_APP_FIELDS),
+            "--format=csv,noheader,nounits",
+        ],
+        NVIDIA_SMI_TIMEOUT_S,
+    )
+    out["app_fields"] = list(COMPUTE_APP_FIELDS)
+    out["performance"] = run_cmd(["nvidia-smi", "-q", "-d", "PERFORMANCE"], NVIDIA_SMI_TIMEOUT_S)
+    if dmon_samples > 0:
+        out["dmon"] = run_cmd(
+            ["nvidia-smi", "dmon", "-s", "pucv", "-c", str(dmon_samples), "-d", "1"],
+            NVIDIA_SMI_TIMEOUT_S + dmon_samples,
+        )
+    return out
+
+
+def _query_argv(fields: tuple[str, ...]) -> List[str]:
+    return ["nvidia-smi", "--query-gpu=" + ",".join(fields), "--format=csv,noheader,nounits"]
+
+
+def _dev_nvidia() -> List[str]:
+    try:
+        return ["/dev/" + n for n in os.listdir("/dev") if n.startswith("nvidia")]
+    except OSError:
+        return []
+
+
+def torch_facts(python: str) -> Rec:
+    """torch's side of the CUDA triangle (U28): its version, the CUDA it was built for, the
+    devices it sees and the architectures it carries kernels for."""
+    done = run_cmd([python, "-c", _TORCH_PROBE], TORCH_PROBE_TIMEOUT_S, keep_bytes=64 * 1024)
+    out: Rec = {"python": python, "run": {k: v for k, v in done.items() if k != "stdout"}}
+    lines = done["stdout"].strip().splitlines()
+    if done["rc"] == 0 and lines:
+        try:
+            result = json.loads(lines[-1])
+        except ValueError:
+            result = None
+        if isinstance(result, dict):
+            out["result"] = result
+    return out
+
+
+def dmesg_facts() -> Rec:
+    """Kernel log lines about OOM kills and GPU Xid errors, or why they could not be read."""
+    done = run_cmd(["dmesg"], DMESG_TIMEOUT_S, keep_bytes=DMESG_READ_MAX_BYTES)
+    lines = done["stdout"].splitlines()
+    readable = done["rc"] == 0 and bool(lines)
+    if done["rc"] == 0 and not lines:
+        done["error"] = "dmesg printed nothing (an empty or inaccessible kernel log)"
+    restrict = _first_line(_read_text("/proc/sys/kernel/dmesg_restrict"))
+    matching = [line for line in lines if DMESG_INTERESTING.search(line)]
+    return {
+        "readable": readable,
+        "error": done["error"],
+        "missing": done["missing"],
+        "timed_out": done["timed_out"],
+        "dmesg_restrict": restrict,
+        "total_lines": len(lines),
+        "first_line": lines[0] if lines else None,
+        "last_line": lines[-1] if lines else None,
+        "lines": matching[-DMESG_MAX_LINES:],
+        "lines_dropped": max(0, len(matching) - DMESG_MAX_LINES),
+    }
+
+
+def _proc_stat(pid: str) -> List[str] | None:
+    stat = _read_text(f"/proc/{pid}/stat")
+    if not stat or ")" not in stat:
+        return None
+    comm = stat[stat.find("(") + 1 : stat.rfind(")")]
+    return [comm, *stat[stat.rfind(")") + 2 :].split()]
+
+
+def nvidia_holders(budget_s: float = VRAM_SCAN_BUDGET_S) -> Rec:
+    """Processes with a /dev/nvidia* device open, found through /proc/*/fd (what ``fuser -v
+    /dev/nvidia*`` shows), so VRAM that nvidia-smi cannot attribute gets a name (U11).
+    A report only: nothing here signals any process."""
+    holders = []
+    unreadable = 0
+    truncated = False
+    deadline = time.monotonic() + budget_s
+    me = os.getpid()
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError as exc:
+        return {"error": f"cannot list /proc: {exc.strerror or exc}", "holders": []}
+    for pid in pids:
+        if time.monotonic() > deadline:
+            truncated = True
+            break
+        if int(pid) == me:
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except PermissionError:
+            unreadable += 1
+            continue
+        except OSError:
+            continue  # exited meanwhile
+        devices = set()
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("/dev/nvidia"):
+                devices.add(target)
+        if not devices:
+            continue
+        stat = _proc_stat(pid) or []
+        cmdline = (_read_text(f"/proc/{pid}/cmdline") or "").replace("\x00", " ").strip()
+        holders.append(
+            {
+                "pid": int(pid),
+                "comm": stat[0] if stat else None,
+                "state": stat[1] if len(stat) > 1 else None,
+                "ppid": int(stat[2]) if len(stat) > 2 else None,
+                "pgid": int(stat[3]) if len(stat) > 3 else None,
+                "devices": sorted(devices),
+                "cmdline": cmdline[:300],
+            }
+        )
+    return {"holders": holders, "unreadable": unreadable, "truncated": truncated}
+
+
+def group_threads(pgid: int | None) -> Rec:
+    """Processes of the job's process group with their thread counts and runnable threads, and
+    the OMP/MKL thread caps the job started with (U40)."""
+    if not pgid:
+        return {"procs": [], "error": "no process group recorded"}
+    procs = []
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError as exc:
+        return {"procs": [], "error": f"cannot list /proc: {exc.strerror or exc}"}
+    for pid in pids:
+        stat = _proc_stat(pid)
+        if not stat or len(stat) < 19 or stat[3] != str(pgid) or stat[1] in ("Z", "X"):
+            continue
+        running = 0
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            tids = []
+        for tid in tids:
+            tstat = _proc_stat(f"{pid}/task/{tid}")
+            if tstat and len(tstat) > 1 and tstat[1] == "R":
+                running += 1
+        procs.append(
+            {"pid": int(pid), "comm": stat[0], "threads": int(stat[18]), "running": running}
+        )
+    env_caps = {}
+    environ = _read_text(f"/proc/{pgid}/environ")
+    if environ is not None:
+        for item in environ.split("\x00"):
+            key, sep, value = item.partition("=")
+            if sep and key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                env_caps[key] = value
+    return {"procs": procs, "env": env_caps, "env_readable": environ is not None}
+
+
+def _cache_paths(overrides: Rec) -> Rec:
+    """Where the Hugging Face and pip caches of a job would land (RP11): the target's env first,
+    then this box's environment, then the tools' defaults under ~/.cache."""
+
+    def env(key: str) -> str | None:
+        value = overrides.get(key)
+        return str(value) if value else os.environ.get(key) or None
+
+    cache_home = env("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    hf = env("HF_HOME") or os.path.join(cache_home, "huggingface")
+    pip = env("PIP_CACHE_DIR") or os.path.join(cache_home, "pip")
+    return {"hf_home": os.path.expanduser(hf), "pip_cache": os.path.expanduser(pip)}
+
+
+def verb_audit(req: Rec) -> Rec:
+    """Phase-0 facts (``outlive up``): python, GPU and torch, disks and inodes of the workdir,
+    durable and cache paths, cgroup memory and CPU quota, tools present."""
+    import platform
+    import shutil
+
+    overrides = req.get("env") or {}
+    caches = _cache_paths(overrides if isinstance(overrides, dict) else {})
+    paths = {str(k): str(v) for k, v in (req.get("paths") or {}).items()}
+    paths.update(caches)
+    gpu = gpu_facts()
+    has_gpu = gpu["query"]["rc"] == 0 or bool(gpu["dev_nodes"])
+    python = str(req.get("python") or sys.executable)
+    return {
+        "python": {
+            "executable": sys.executable,
+            "version": platform.python_version(),
+            "version_info": list(sys.version_info[:3]),
+        },
+        "host": host_facts(),
+        "env": {k: os.environ.get(k) for k in ENV_FACTS},
+        "env_overrides": {k: str(v) for k, v in overrides.items() if k in ENV_FACTS},
+        "caches": caches,
+        "disks": {role: fs_facts(p) for role, p in paths.items()},
+        "cgroup": cgroup_facts(),
+        "tools": {name: shutil.which(name) for name in ("tmux", "rsync", "nvidia-smi", "dmesg")},
+        "gpu": gpu,
+        "torch": torch_facts(python) if req.get("torch", True) else None,
+        "vram_holders": nvidia_holders() if has_gpu else None,
+    }
+
+
+def verb_doctor(req: Rec) -> Rec:
+    """Facts for ``outlive doctor RUN``: the probe (state and vanished ladder), the kernel log,
+    the GPU, VRAM holders, disks of the run and checkpoint dirs, threads vs the CPU quota."""
+    run_dir = os.path.expanduser(str(req["run_dir"]))
+    now = time.time()
+    probe = probe_one(run_dir, boot_id(), now)
+    spec = read_json(os.path.join(run_dir, "run.json"))
+    launch = read_json(os.path.join(run_dir, "launch.json"))
+    exit_rec = read_json(os.path.join(run_dir, "exit.json"))
+    launch = launch if isinstance(launch, dict) else {}
+    running = probe.get("state") == "running"
+    job_alive = running and is_alive(launch.get("pid"), launch.get("start_ticks"))
+    job_pid = launch.get("pid") if job_alive else None
+    ckpt_dir = spec.get("ckpt_dir") if isinstance(spec, dict) else None
+    gpu = gpu_facts(int(req.get("dmon_samples", DMON_SAMPLES)) if running else 0)
+    has_gpu = gpu["query"]["rc"] == 0 or bool(gpu["dev_nodes"])
+    disks = {"run_dir": fs_facts(run_dir)}
+    if ckpt_dir:
+        disks["ckpt_dir"] = fs_facts(str(ckpt_dir))
+    return {
+        "probe": probe,
+        "launch": launch,
+        "exit": exit_rec if isinstance(exit_rec, dict) else None,
+        "host": host_facts(),
+        "run_cgroup": _cgroup_files(launch.get("memory_cgroup"), None),
+        "job_cgroup": cgroup_facts(job_pid) if job_pid else None,
+        "dmesg": dmesg_facts() if req.get("dmesg", True) else None,
+        "gpu": gpu,
+        "vram_holders": nvidia_holders() if has_gpu else None,
+        "disks": disks,
+        "threads": group_threads(launch.get("pgid")) if job_pid else None,
+    }
 
 
 VERBS = {
@@ -794,7 +1312,10 @@ VERBS = {
     "probe": verb_probe,
     "cancel": verb_cancel,
     "tail": verb_tail,
+    "expand": verb_expand,
     "verify_deploy": verb_verify_deploy,
+    "audit": verb_audit,
+    "doctor": verb_doctor,
 }
 
 

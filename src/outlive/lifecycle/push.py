@@ -147,7 +147,14 @@ def push(cfg: Config, target: Target) -> PushResult:
             "commands (RP6); expose TCP port 22 on the pod and use its public IP and port as host"
         )
     transport = SshTransport(target)
-    method = _rsync(cfg.project_dir, files, transport, target.workdir)
+    workdir = target.workdir
+    if "$" in workdir or workdir.startswith("~"):
+        # rsync takes the path literally: let the box say what $HOME/$USER are (one round trip).
+        from outlive.agent.client import AgentClient
+
+        reply = AgentClient.remote(transport).call("expand", {"paths": [workdir]})
+        workdir = reply["paths"][0]
+    method = _rsync(cfg.project_dir, files, transport, workdir)
     return PushResult(len(files), size, man, method)
 
 

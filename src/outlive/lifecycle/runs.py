@@ -60,7 +60,13 @@ def new_run_id(now: float | None = None) -> str:
 
 def default_name(command: list[str]) -> str:
     """A name that is the same for the identical command, so a relaunch resumes its checkpoints."""
-    script = next((a for a in command[1:] if not a.startswith("-")), command[0])
+    args = command[1:]
+    if "-m" in args[:-1]:
+        script = args[args.index("-m") + 1]
+    elif "-c" in args:
+        script = "inline"
+    else:
+        script = next((a for a in args if not a.startswith("-")), command[0])
     stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(script).stem).strip("-.") or "run"
     digest = hashlib.sha256(json.dumps(command).encode()).hexdigest()[:6]
     return f"{stem[:40]}-{digest}"
@@ -106,6 +112,7 @@ def launch(cfg: Config, target_name: str, command: list[str], name: str | None) 
         "workdir": target.workdir,
         "durable": target.durable,
         "env": target.env,
+        "hf_home": target.hf_home,
         "target": target.name,
         "profile": target.profile,
         "kill_grace_s": target.kill_grace_s,
