@@ -680,9 +680,13 @@ def probe_one(run_dir: str, boot_now: str | None, now: float) -> Rec:
                 "the supervisor is gone but the job still runs; its exit will not be recorded"
             )
         return out
-    # A supervisor can finish writing exit.json between our two reads: look once more.
-    if os.path.exists(os.path.join(run_dir, "exit.json")):
+    # A supervisor can finish writing exit.json between our two reads: look once more. Only
+    # when the first read found no file: an unreadable exit.json would recurse forever and
+    # break the probe of every run on the target.
+    if exit_rec is None and os.path.exists(os.path.join(run_dir, "exit.json")):
         return probe_one(run_dir, boot_now, now)
+    if exit_rec is not None:
+        out["error"] = f"the exit record {os.path.join(run_dir, 'exit.json')} is unreadable"
     out["state"] = "vanished"
     out["diagnosis"] = diagnose(launch, None, boot_now, read_oom_kill(launch.get("memory_cgroup")))
     return out
