@@ -99,7 +99,9 @@ def test_probe_without_a_readable_spec_is_unknown_with_a_reason(tmp_path):
 
 def test_probe_of_live_pids_with_matching_start_times_is_running(tmp_path):
     me, ticks = os.getpid(), proc_start_ticks(os.getpid())
-    d = _run_dir(tmp_path, pid=me, start_ticks=ticks, supervisor_pid=me, supervisor_start_ticks=ticks)
+    d = _run_dir(
+        tmp_path, pid=me, start_ticks=ticks, supervisor_pid=me, supervisor_start_ticks=ticks
+    )
     st = probe_one(str(d), BOOT, time.time())
     assert st["state"] == "running" and st["pid"] == me and st["supervisor_pid"] == me
     assert "warning" not in st
