@@ -1,0 +1,551 @@
+"""Gotchas of the bare SSH box (GEN1-GEN8) and of the three backends that replace its shell:
+Slurm (SLURM1-5), Kubernetes (K8S1-6) and Colab/Kaggle notebooks (NB1-5).
+"""
+
+from __future__ import annotations
+
+from outlive.gotchas._common import DETECTS, DOCUMENTS, EXPLAIN, REFERENCE, explain_proof
+from outlive.gotchas.catalog_universal_a import SCP_DROPPED
+from outlive.gotchas.catalog_universal_b import CRLF_SCRIPT
+from outlive.gotchas.model import COLAB, GENERIC_SSH, KAGGLE, KUBERNETES, SLURM, Gotcha, cmd, log
+
+__all__ = ["ENTRIES"]
+
+GENERIC_ENTRIES: tuple[Gotcha, ...] = (
+    Gotcha(
+        id="GEN1",
+        title="A forgotten bare box bills around the clock",
+        symptom="A week of charges for an instance whose training finished on the first day.",
+        cause=(
+            "Nothing ever reclaims a bare box - no idle timer, no automatic release - except you."
+        ),
+        fix=(
+            "Make teardown a tracked final step: after the verified pull, ask the user to stop "
+            "or destroy (never act on your own) and set a reminder to re-check."
+        ),
+        platforms=(GENERIC_SSH,),
+        handling=DOCUMENTS,
+        handled_by=REFERENCE,
+        planned="outlive down: the teardown gate after verified pulls",
+    ),
+    Gotcha(
+        id="GEN2",
+        title="An SSH drop kills a run that was not detached",
+        symptom=(
+            "A run stops as soon as the laptop goes to sleep or the Wi-Fi hiccups; the ssh "
+            "client reports `Broken pipe`."
+        ),
+        cause=(
+            "The job was started by the login shell, so when the connection goes, SIGHUP ends it."
+        ),
+        fix=(
+            "Start long runs inside tmux, or `nohup ... </dev/null &` plus `disown`, before "
+            "they start - not after they are already orphaned."
+        ),
+        platforms=(GENERIC_SSH,),
+        specificity=4,
+        patterns=(
+            cmd(r"packet_write_wait: Connection to \S+ port \d+: Broken pipe"),
+            cmd(r"client_loop: send disconnect: Broken pipe"),
+        ),
+        handling=DETECTS,
+        handled_by=EXPLAIN,
+        proof=explain_proof("GEN2"),
+        planned="outlive run launches under a setsid supervisor, detached from the connection",
+        related=("U3", "GEN8"),
+    ),
+    Gotcha(
+        id="GEN3",
+        title="scp restarts from zero after a reset; rsync does not",
+        symptom="A 40 GB re-sync over a flaky link never finishes.",
+        cause="scp cannot resume a partial transfer.",
+        fix=(
+            "Use `rsync -avz --partial` for every code, data and result transfer, and retry "
+            "large pulls in a loop with a timeout so each attempt resumes."
+        ),
+        platforms=(GENERIC_SSH,),
+        specificity=5,
+        patterns=SCP_DROPPED,
+        handling=DETECTS,
+        handled_by=EXPLAIN,
+        proof=explain_proof("GEN3"),
+        planned="outlive push / pull use resumable rsync",
+        related=("U12",),
+    ),
+    Gotcha(
+        id="GEN4",
+        title="CRLF line endings break shell scripts on the box",
+        symptom=(
+            "`bash: $'\\r': command not found`, or a shebang interpreter that cannot be found."
+        ),
+        cause="The script was written on Windows and carries CRLF line endings.",
+        fix=(
+            "Add `*.sh text eol=lf` to `.gitattributes`; to unblock on the box, "
+            "`sed -i 's/\\r$//' run.sh`."
+        ),
+        platforms=(GENERIC_SSH,),
+        specificity=8,
+        patterns=CRLF_SCRIPT,
+        handling=DETECTS,
+        handled_by=EXPLAIN,
+        proof=explain_proof("GEN4"),
+        planned="outlive push refuses shell scripts with CRLF endings (prevents)",
+        related=("U26",),
+    ),
+    Gotcha(
+        id="GEN5",
+        title="Heavy checks run on the wrong machine",
+        symptom="An OOM or CUDA mismatch shows up only on the box, never locally.",
+        cause="Static and import checks ran on the laptop while the real compute is remote.",
+        fix=(
+            "Run a cheap CPU smoke test locally, then the heavy work on the box; judge bug "
+            "versus effect once it runs."
+        ),
+        platforms=(GENERIC_SSH,),
+        handling=DOCUMENTS,
+        handled_by=REFERENCE,
+        planned="outlive smoke: 1-2 CPU steps with OUTLIVE_SMOKE=1 before paying for a GPU",
+    ),
+    Gotcha(
+        id="GEN6",
+        title="A host reboot ends the run without a trace; tmux does not come back",
+        symptom=(
+            "A detached job vanished with a clean `dmesg`, an idle GPU and a low `uptime`; "
+            "`tmux ls` lists no sessions."
+        ),
+        cause=(
+            "tmux and nohup protect a job from a lost connection, not from the machine "
+            "restarting (maintenance, a kernel update, an OOM that took the host down), which "
+            "ends every session."
+        ),
+        fix=(
+            "Count reboot among the four vanished-process causes (U3), make resume idempotent "
+            "so the same command continues, and for boxes that reboot often add an `@reboot` "
+            "cron entry or a systemd unit that relaunches."
+        ),
+        platforms=(GENERIC_SSH,),
+        handling=DOCUMENTS,
+        handled_by=REFERENCE,
+        planned="outlive status names a reboot from a changed boot id",
+        related=("U3",),
+    ),
+    Gotcha(
+        id="GEN7",
+        title="A second run on the same GPU halves throughput or OOMs",
+        symptom=(
+            "Two jobs started on a GPU that seemed idle both run slowly, or the second one hits "
+            "OOM on a card that appeared empty."
+        ),
+        cause=(
+            "A bare box has no scheduler, so processes share a card and contend for VRAM and SMs."
+        ),
+        fix=(
+            "Be the scheduler: serialise runs in a queue or pin each to its own card with "
+            "`CUDA_VISIBLE_DEVICES`, and check `nvidia-smi` for existing holders before every "
+            "launch (hidden holders: U11)."
+        ),
+        platforms=(GENERIC_SSH,),
+        handling=DOCUMENTS,
+        handled_by=REFERENCE,
+        planned="outlive up lists current GPU holders before a launch",
+        related=("U10", "U11"),
+    ),
+    Gotcha(
+        id="GEN8",
+        title="A dropped monitoring connection is mistaken for a dead run",
+        symptom=(
+            "The polling SSH connection fails and the run is declared dead, but the job "
+            "finished and wrote `best.pth`."
+        ),
+        cause="A failed poll says nothing about the training process; the two get conflated.",
+        fix=(
+            "After any poll failure, reconnect and check ground truth - process table, log tail, "
+            "checkpoint mtime - before concluding anything; poll with short bounded connections "
+            "(U17)."
+        ),
+        platforms=(GENERIC_SSH,),
+        specificity=3,
+        patterns=(
+            cmd(r"ssh: connect to host \S+ port \d+: Connection timed out"),
+            cmd(r"Connection timed out during banner exchange"),
+            cmd(r"Timeout, server \S+ not responding\."),
+        ),
+        handling=DETECTS,
+        handled_by=EXPLAIN,
+        proof=explain_proof("GEN8"),
+        planned="outlive status reports the target unreachable, never the run as dead",
+        related=("U17", "GEN2"),
+    ),
+)
+
+SLURM_ENTRIES: tuple[Gotcha, ...] = (
+    Gotcha(
+        id="SLURM1",
+        title="Saving from inside a signal handler can corrupt the checkpoint",
+        symptom=(
+            "`--requeue` mostly works, then a corrupt checkpoint appears and the requeued job "
+            "cannot load it (`PytorchStreamReader failed reading zip archive`)."
+        ),
+        cause=(
+            "A Python signal handler can run after any bytecode, even in the middle of the "
+            "backward pass, so saving from the handler races with training "
+            "(Lightning issue #21406)."
+        ),
+        fix=(
+            "Let the handler only set a flag; poll that flag from the training loop, save at the "
+            "end of a step, then `scontrol requeue $SLURM_JOB_ID` or exit for `--requeue`."
+        ),
+        platforms=(SLURM,),
+        specificity=6,
+        patterns=(
+            log(
+                r"PytorchStreamReader failed reading zip archive: failed finding central directory"
+            ),
+        ),
+        handling=DETECTS,
+        handled_by=EXPLAIN,
+        proof=explain_proof("SLURM1"),
+        planned="Checkpointer: signals only set a flag; saves are atomic (prevents)",
+        related=("SLURM2", "U6"),
+    ),
+    Gotcha(
+        id="SLURM2",
+        title="The warning signal comes too late and SIGKILL lands mid-write",
+        symptom=(
+            "The warning trap (`--signal=...@360`) runs, yet the job is cancelled at its time "
+            "limit with the checkpoint only partly on disk."
+        ),
+        cause=(
+            "The warning can arrive as much as 60 s before or after the requested time, and at "
+            "the limit only "
+            "`KillWait` (30 s by default) separates SIGTERM from SIGKILL."
+        ),
+        fix=(
+            "Ask for a warning early enough that a complete checkpoint finishes before the limit "
+            "despite that 60 s jitter, also checkpoint periodically, and write atomically (temp "
+            "file, fsync, rename) so a truncated file is never loaded."
+        ),
+        platforms=(SLURM,),
+        specificity=8,
+        patterns=(
+            log(r"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT \S+ DUE TO TIME LIMIT"),
+            log(r"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT \S+ DUE TO PREEMPTION", 7),
+        ),
+        handling=DETECTS,
+        handled_by=EXPLAIN,
+        proof=explain_proof("SLURM2"),
+        planned="Checkpointer cadence from the profile's grace and MTBF; atomic writes",
+        related=("SLURM1", "U6"),
+    ),
+    Gotcha(
+        id="SLURM3",
+        title="Since Slurm 22.05 a nested srun ignores the job's --cpus-per-task",
+        symptom=("A nested `srun` hangs, sees a single CPU, or starves the DataLoader of threads."),
+        cause=(
+            "From 22.05 on, srun no longer reads `SLURM_CPUS_PER_TASK`, and a job step gets the "
+            "allocation's GPUs only when it requests them."
+        ),
+        fix=(
+            "Call `srun -c $SLURM_CPUS_PER_TASK ...` or export "
+            "`SRUN_CPUS_PER_TASK=$SLURM_CPUS_PER_TASK`, and pass `--gpus-per-task`/`--gres` to "
+            "the srun as well."
+        ),
+        platforms=(SLURM,),
+        specificity=6,
+        patterns=(log(r"step creation temporarily disabled, retrying"),),
+        handling=DETECTS,
+        handled_by=EXPLAIN,
+        proof=explain_proof("SLURM3"),
+        planned="the slurm backend writes the srun flags into the generated sbatch script",
+    ),
+    Gotcha(
+        id="SLURM4",
+        title="Slurm reports an OOM as a job state, with no traceback",
+        symptom=(
+            "The job ends with nothing in the log; `sacct` says `OUT_OF_MEMORY`, or the output "
+            "contains `slurmstepd: error: Detected 1 oom-kill event(s)`."
+        ),
+        cause=(
+            "Slurm's cgroup enforces a hard memory limit derived from `--mem`; going over it is "
+            "a kernel OOM kill of host RAM (U9), unrelated to VRAM (U10)."
+        ),
+        fix=(
+            "Read `sacct -o MaxRSS,ReqMem` and raise `--mem`/`--mem-per-cpu` to about 1.2x "
+            "MaxRSS; a host-memory OOM is no reason to make the batch smaller."
+        ),
+        platforms=(SLURM,),
+        specificity=9,
+        patterns=(
+            log(r"Detected \d+ oom[-_]kill event"),
+            cmd(r"\bOUT_OF_ME(?:MORY|\+)", 8),
+        ),
+        handling=DETECTS,
+        handled_by=EXPLAIN,
+        proof=explain_proof("SLURM4"),
+        planned="outlive status reads sacct for Slurm runs",
+        related=("U9", "U10"),
+    ),
+    Gotcha(
+        id="SLURM5",
+        title="Checkpoints in $TMPDIR evaporate when the job ends",
+        symptom="After a requeue, or in an array task, the checkpoint directory is empty.",
+        cause=(
+            "`$TMPDIR` lives on the node and is cleared when the job finishes; a requeue, "
+            "possibly on another node, only finds what is on the shared parallel filesystem."
+        ),
+        fix=(
+            "Use `$TMPDIR` for fast scratch data only and put checkpoints in "
+            "`/scratch/$USER`; never point the durable directory at node-local storage."
+        ),
+        platforms=(SLURM,),
+        handling=DOCUMENTS,
+        handled_by=REFERENCE,
+        planned="the slurm profile sets DURABLE_DIR on the shared filesystem",
+    ),
+)
+
+KUBERNETES_ENTRIES: tuple[Gotcha, ...] = (
+    Gotcha(
+        id="K8S1",
+        title="Pod stuck Pending with Insufficient nvidia.com/gpu",
+        symptom=(
+            "`kubectl get pods` shows `Pending`; events say "
+            "`0/N nodes are available: N Insufficient nvidia.com/gpu`."
+        ),
+        cause=(
+            "Rarely missing hardware: with the NVIDIA device-plugin DaemonSet down, nodes report "
+            "zero allocatable GPUs; or a taint keeps the pod away from the GPU nodes."
+        ),
+        fix=(
+            "Check `kubectl describe node` for `nvidia.com/gpu` under Allocatable; if it is 0, "
+            "look at the device-plugin DaemonSet and its logs; add a toleration for tainted GPU "
+            "nodes."
+        ),
+        platforms=(KUBERNETES,),
+        specificity=9,
+        patterns=(cmd(r"Insufficient nvidia\.com/gpu"),),
+        handling=DETECTS,
+        handled_by=EXPLAIN,
+        proof=explain_proof("K8S1"),
+    ),
+    Gotcha(
+        id="K8S2",
+        title="A Job rejects restartPolicy: Always",
+        symptom=(
+            "`kubectl apply` refuses the Job: its pod template may only use `Never` or `OnFailure`."
+        ),
+        cause="Jobs accept only those two values; `Always` belongs to Deployments.",
+        fix=(
+            "Use `OnFailure` (restarts the container in place, keeping mounted checkpoints "
+            "warm) or `Never` (a new pod for every attempt, with separate logs)."
+        ),
+        platforms=(KUBERNETES,),
+        specificity=9,
+        patterns=(cmd(r"spec\.template\.spec\.restartPolicy: (?:Unsupported|Required) value"),),
+        handling=DETECTS,
+        handled_by=EXPLAIN,
+        proof=explain_proof("K8S2"),
+        planned="the kubernetes backend generates Job manifests with OnFailure",
+    ),
+    Gotcha(
+        id="K8S3",
+        title="ImagePullBackOff after pushing to a registry",
+        symptom=(
+            "The pod does not start; its events list `ErrImagePull` or `Back-off pulling image`."
+        ),
+        cause=(
+            "A private registry without `imagePullSecrets`, a wrong tag or digest, or a huge "
+            "layer that times out."
+        ),
+        fix=(
+            "Read the exact error with `kubectl describe pod`, attach `imagePullSecrets`, pin a "
+            "real `@sha256:` digest, and warm big images onto the nodes in advance."
+        ),
+        platforms=(KUBERNETES,),
+        specificity=8,
+        patterns=(
+            cmd(r"\bImagePullBackOff\b"),
+            cmd(r"\bErrImagePull\b"),
+            cmd(r"Back-off pulling image"),
+        ),
+        handling=DETECTS,
+        handled_by=EXPLAIN,
+        proof=explain_proof("K8S3"),
+        related=("U30",),
+    ),
+    Gotcha(
+        id="K8S4",
+        title="Multi-Attach error: a ReadWriteOnce volume is still held by another node",
+        symptom=(
+            "After a node failure the new pod hangs in `ContainerCreating` with "
+            "`Multi-Attach error ... Volume is already exclusively attached to one node`."
+        ),
+        cause=(
+            "A ReadWriteOnce claim can be mounted by a single node only; the old attachment has "
+            "not been released, and pods on two different nodes cannot use it at once."
+        ),
+        fix=(
+            "Use ReadWriteMany storage (NFS, EFS, CephFS) for shared checkpoints or keep "
+            "co-dependent pods on one node with affinity; to unstick a failover, force the detach "
+            "from the cloud provider's console or remove the leftover VolumeAttachment."
+        ),
+        platforms=(KUBERNETES,),
+        specificity=9,
+        patterns=(
+            cmd(r"Multi-Attach error for volume"),
+            cmd(r"Volume is already exclusively attached to one node"),
+        ),
+        handling=DETECTS,
+        handled_by=EXPLAIN,
+        proof=explain_proof("K8S4"),
+    ),
+    Gotcha(
+        id="K8S5",
+        title="Pod evicted mid-training for ephemeral-storage pressure",
+        symptom=(
+            "A long run dies with `Evicted` and `The node was low on resource: ephemeral-storage`."
+        ),
+        cause=(
+            "Kubernetes counts container logs, the container's writable layer and `emptyDir` "
+            "volumes as ephemeral storage; checkpoints or caches written outside the volume claim "
+            "use up the node's disk, and the kubelet responds by evicting the pod. It is the "
+            "Kubernetes face of U6/U7."
+        ),
+        fix=(
+            "Write everything large to the PersistentVolumeClaim, set "
+            "`resources.limits.ephemeral-storage`, rotate logs and give `emptyDir` a `sizeLimit`."
+        ),
+        platforms=(KUBERNETES,),
+        specificity=9,
+        patterns=(cmd(r"low on resource: \[?ephemeral-storage"),),
+        handling=DETECTS,
+        handled_by=EXPLAIN,
+        proof=explain_proof("K8S5"),
+        related=("U6", "U7"),
+    ),
+    Gotcha(
+        id="K8S6",
+        title="A pod trains on the CPU because no GPU was attached",
+        symptom=(
+            "The pod completes with normal-looking curves about 100x too slowly; "
+            "`kubectl exec` cannot even find `nvidia-smi`."
+        ),
+        cause=(
+            "The GPU limit was left out, or the node has the driver but the container lacks the "
+            "NVIDIA runtime and its library path (U31 through Kubernetes)."
+        ),
+        fix=(
+            "Run `kubectl exec <pod> -- nvidia-smi` before trusting a run, set "
+            "`resources.limits.nvidia.com/gpu`, and make the NVIDIA container runtime the "
+            "default."
+        ),
+        platforms=(KUBERNETES,),
+        specificity=8,
+        patterns=(cmd(r'exec: "nvidia-smi": executable file not found in \$PATH'),),
+        handling=DETECTS,
+        handled_by=EXPLAIN,
+        proof=explain_proof("K8S6"),
+        related=("U31",),
+    ),
+)
+
+NOTEBOOK_ENTRIES: tuple[Gotcha, ...] = (
+    Gotcha(
+        id="NB1",
+        title="Drive's lazy sync loses the checkpoint the log called saved",
+        symptom=(
+            "The log says a checkpoint was saved to `/content/drive/...`; an hour later the "
+            "runtime disconnects and the file in Drive is empty or missing."
+        ),
+        cause=(
+            "A mounted Drive buffers writes and uploads them in the background - large files can "
+            "take around 30 minutes - and a disconnect before the flush drops them."
+        ),
+        fix=(
+            "Call `drive.flush_and_unmount()` (or fsync) after each checkpoint, keep each "
+            "checkpoint modest in size, and count one as durable only once it is listed in Drive."
+        ),
+        platforms=(COLAB,),
+        handling=DOCUMENTS,
+        handled_by=REFERENCE,
+        planned="Checkpointer fsyncs file and directory and verifies before reporting saved",
+        related=("U33",),
+    ),
+    Gotcha(
+        id="NB2",
+        title="One failing cell discards a Kaggle commit's whole output",
+        symptom=(
+            "'Save & Run All' stays `committing...` or fails, and nothing from `/kaggle/working` "
+            "is kept."
+        ),
+        cause=(
+            "Committing executes every cell again, in order, on a new machine; one failing cell, "
+            "hidden interactive state or a flaky cell aborts it and drops its output."
+        ),
+        fix=(
+            "Run All interactively on a clean kernel before committing, wrap long stages so that "
+            "an error near the end still leaves partial results in `/kaggle/working`, and rely on "
+            "files there rather than in-memory state."
+        ),
+        platforms=(KAGGLE,),
+        handling=DOCUMENTS,
+        handled_by=REFERENCE,
+    ),
+    Gotcha(
+        id="NB3",
+        title="A Kaggle commit runs without the GPU or the internet",
+        symptom="A committed run is glacial (CPU) or cannot pip install or download.",
+        cause=(
+            "Accelerator and internet are notebook settings that the commit inherits; internet "
+            "also needs a phone-verified account."
+        ),
+        fix=(
+            "Set Accelerator to GPU and Internet to On before committing, and assert "
+            "`torch.cuda.is_available()` near the top so a commit that landed on a CPU stops at "
+            "once rather than burning the 9 h session."
+        ),
+        platforms=(KAGGLE,),
+        handling=DOCUMENTS,
+        handled_by=REFERENCE,
+        related=("U31",),
+    ),
+    Gotcha(
+        id="NB4",
+        title="/content and /kaggle/temp are scratch",
+        symptom="Results written to `/content/...` or `/kaggle/temp` are gone after a disconnect.",
+        cause=(
+            "Only Drive (Colab) and `/kaggle/working` (a commit's output, up to 20 GB) outlive "
+            "the session."
+        ),
+        fix=(
+            "Point the durable directory at the surviving path and never let a final artifact "
+            "exist only on scratch."
+        ),
+        platforms=(COLAB, KAGGLE),
+        handling=DOCUMENTS,
+        handled_by=REFERENCE,
+        planned="the notebook profiles set DURABLE_DIR to Drive or /kaggle/working",
+    ),
+    Gotcha(
+        id="NB5",
+        title="Free Colab disconnects mid-epoch with no warning",
+        symptom="The session simply ends: no SIGTERM and no grace period to react to.",
+        cause=(
+            "A notebook eviction sends no signal, unlike Slurm or Kubernetes; free Colab also "
+            "has a ~90 min idle timeout, a ~12 h lifetime and no background execution."
+        ),
+        fix=(
+            "Save to Drive every N steps (flushed, NB1), make the first cell resume from "
+            "the latest checkpoint, and chain runs across sessions within the session limit."
+        ),
+        platforms=(COLAB,),
+        handling=DOCUMENTS,
+        handled_by=REFERENCE,
+        planned="Checkpointer: periodic saves plus unconditional load-latest",
+        related=("NB1",),
+    ),
+)
+
+ENTRIES: tuple[Gotcha, ...] = (
+    GENERIC_ENTRIES + SLURM_ENTRIES + KUBERNETES_ENTRIES + NOTEBOOK_ENTRIES
+)
