@@ -83,6 +83,15 @@ class Config:
         )
 
 
+def ensure_state_dir(path: Path) -> Path:
+    """Create the project's ``.outlive/`` (git-ignored: run records, local checkpoints)."""
+    path.mkdir(parents=True, exist_ok=True)
+    ignore = path / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# outlive's run records and local durable checkpoints\n*\n")
+    return path
+
+
 def find_project_dir(start: Path) -> Path:
     """The nearest directory at or above ``start`` holding outlive.toml, pyproject.toml or .git."""
     start = start.resolve()
@@ -94,8 +103,13 @@ def find_project_dir(start: Path) -> Path:
 
 def load_config(start: Path | None = None) -> Config:
     project_dir = find_project_dir(start or Path.cwd())
+    source = _config_file(project_dir)
+    key = _cache_key(source, project_dir) if source is not None else None
+    cached = _read_cache(project_dir, key) if key is not None else None
+    if cached is not None:
+        return cached
     source, raw = _read_raw(project_dir)
-    if raw is None:
+    if source is None or raw is None:
         return Config(
             project_dir=project_dir,
             source=None,
@@ -112,7 +126,7 @@ def load_config(start: Path | None = None) -> Config:
     for name, t in parsed.targets.items():
         if name != LOCAL:
             targets[name] = _remote_target(name, t, source, project_name, profile_dirs)
-    return Config(
+    cfg = Config(
         project_dir=project_dir,
         source=source,
         project_name=project_name,
@@ -120,6 +134,82 @@ def load_config(start: Path | None = None) -> Config:
         targets=targets,
         profile_dirs=tuple(profile_dirs),
     )
+    _write_cache(cfg, _cache_key(source, project_dir))
+    return cfg
+
+
+# A validated config is cached (keyed by the stat of every file it was built from) so that the
+# hot commands do not import pydantic on each call; any change to those files re-validates.
+_CACHE_NAME = "config-cache.json"
+
+
+def _cache_key(source: Path, project_dir: Path) -> list[Any]:
+    from outlive import __version__
+
+    files = [source, Path(__file__), Path(__file__).with_name("_config_schema.py")]
+    data = Path(__file__).with_name("profiles") / "data"
+    for d in (data, USER_PROFILE_DIR):
+        if d.is_dir():
+            files += sorted(d.glob("*.toml"))
+    key: list[Any] = [__version__, str(project_dir)]
+    for f in files:
+        try:
+            st = f.stat()
+            key.append([str(f), st.st_mtime_ns, st.st_size])
+        except OSError:
+            key.append([str(f), None, None])
+    return key
+
+
+def _read_cache(project_dir: Path, key: list[Any]) -> Config | None:
+    import json
+
+    try:
+        data = json.loads((project_dir / STATE_DIR / _CACHE_NAME).read_text())
+        if data.get("key") != key:
+            return None
+        c = data["config"]
+        return Config(
+            project_dir=Path(c["project_dir"]),
+            source=Path(c["source"]),
+            project_name=c["project_name"],
+            exclude=tuple(c["exclude"]),
+            targets={n: Target(**t) for n, t in c["targets"].items()},
+            profile_dirs=tuple(Path(d) for d in c["profile_dirs"]),
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_cache(cfg: Config, key: list[Any]) -> None:
+    import dataclasses
+    import json
+    import os
+
+    c = {
+        "project_dir": str(cfg.project_dir),
+        "source": str(cfg.source),
+        "project_name": cfg.project_name,
+        "exclude": list(cfg.exclude),
+        "targets": {n: dataclasses.asdict(t) for n, t in cfg.targets.items()},
+        "profile_dirs": [str(d) for d in cfg.profile_dirs],
+    }
+    path = cfg.state_dir / _CACHE_NAME
+    try:
+        ensure_state_dir(path.parent)
+        tmp = path.with_name(f".{_CACHE_NAME}.{os.getpid()}")
+        tmp.write_text(json.dumps({"key": key, "config": c}))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only project still works, just without the cache
+
+
+def _config_file(project_dir: Path) -> Path | None:
+    """outlive.toml, else a pyproject.toml (which may or may not have [tool.outlive])."""
+    for name in (CONFIG_NAME, "pyproject.toml"):
+        if (project_dir / name).is_file():
+            return project_dir / name
+    return None
 
 
 def _read_raw(project_dir: Path) -> tuple[Path | None, dict[str, Any] | None]:

@@ -58,7 +58,11 @@ class Unreachable(TransportError):
 
 
 class BoxError(OutliveError):
-    """The box-side agent reported a failure."""
+    """The box-side agent reported a failure; ``kind`` says which (e.g. "deploy_mismatch")."""
+
+    def __init__(self, message: str, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class RunNotFound(OutliveError):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from outlive.config import ensure_state_dir
 from outlive.errors import RunNotFound, UsageError
 
 BUSY_TIMEOUT_S = 30.0
@@ -66,30 +67,42 @@ class RunRecord:
 
 
 class Store:
-    """A handle on ``<state_dir>/registry.db``; opens a short-lived connection per operation."""
+    """A handle on ``<state_dir>/registry.db``. Outside a ``with`` block each call opens and
+    closes its own connection; inside one, the calls share a connection (a command's batch)."""
 
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / "registry.db"
-        self._ready = False
+        self._conn: sqlite3.Connection | None = None
+
+    def __enter__(self) -> Store:
+        self._conn = self._open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        if not self._ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            ignore = self.path.parent / ".gitignore"
-            if not ignore.exists():
-                ignore.write_text("# outlive's run records and local durable checkpoints\n*\n")
-        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        conn.row_factory = sqlite3.Row
+        if self._conn is not None:
+            yield self._conn
+            return
+        conn = self._open()
         try:
-            if not self._ready:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(_SCHEMA)
-                self._ready = True
-            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             yield conn
         finally:
             conn.close()
+
+    def _open(self) -> sqlite3.Connection:
+        ensure_state_dir(self.path.parent)
+        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        conn.executescript(_SCHEMA)
+        return conn
 
     def add(self, rec: RunRecord) -> None:
         with self._connect() as conn:
@@ -111,11 +124,24 @@ class Store:
             )
 
     def update(self, run_id: str, state: str, status: dict[str, Any]) -> None:
+        self.update_many([(run_id, state, status)])
+
+    def update_many(self, updates: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """Record what one look saw, in one transaction."""
+        if not updates:
+            return
+        now = time.time()
         with self._connect() as conn:
-            conn.execute(
-                "UPDATE runs SET state = ?, status = ?, updated_at = ? WHERE run_id = ?",
-                (state, json.dumps(status), time.time(), run_id),
-            )
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "UPDATE runs SET state = ?, status = ?, updated_at = ? WHERE run_id = ?",
+                    [(st, json.dumps(status), now, rid) for rid, st, status in updates],
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def all(self) -> list[RunRecord]:
         with self._connect() as conn:

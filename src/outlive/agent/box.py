@@ -35,7 +35,11 @@ PROGRESS_TAIL_BYTES = 8192
 
 
 class AgentError(Exception):
-    """A failure reported to the client as one sentence."""
+    """A failure reported to the client as one sentence, with a kind the client can act on."""
+
+    def __init__(self, message: str, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,7 +285,8 @@ def verb_launch(req: Rec) -> Rec:
             )
             raise AgentError(
                 f"refusing to launch: the box's copy of the project differs from the local tree "
-                f"({shown}); run `outlive push` again"
+                f"({shown}); run `outlive push` again",
+                kind="deploy_mismatch",
             )
     runs_dir = os.path.join(workdir, ".outlive", "runs")
     os.makedirs(runs_dir, exist_ok=True)
@@ -312,19 +317,7 @@ def verb_launch(req: Rec) -> Rec:
     os.chmod(run_json, 0o444)  # the spec is written once, never edited (U2)
 
     read_fd, write_fd = os.pipe()
-    env = dict(os.environ)
-    env["OUTLIVE_READY_FD"] = str(write_fd)
-    with open(os.path.join(run_dir, "supervisor.log"), "ab") as slog:
-        subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "supervise", run_dir],
-            stdin=subprocess.DEVNULL,
-            stdout=slog,
-            stderr=slog,
-            start_new_session=True,  # no controlling terminal: an SSH hang-up cannot reach it
-            pass_fds=(write_fd,),
-            env=env,
-            cwd=run_dir,
-        )
+    _start_supervisor(run_dir, write_fd)
     os.close(write_fd)
     ready = _read_ready(read_fd, LAUNCH_TIMEOUT_S)
     if ready is None:
@@ -337,6 +330,37 @@ def verb_launch(req: Rec) -> Rec:
     ready["run_dir"] = run_dir
     ready["ckpt_dir"] = ckpt_dir
     return ready
+
+
+def _start_supervisor(run_dir: str, ready_fd: int) -> None:
+    """Fork the supervisor off this agent (no second interpreter start) into a new session with
+    stdin from /dev/null, so an SSH hang-up cannot reach it; it reports on ``ready_fd``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return
+    code = 70
+    try:
+        os.setsid()
+        os.chdir(run_dir)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        log = os.open(
+            os.path.join(run_dir, "supervisor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644
+        )
+        os.dup2(devnull, 0)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.closerange(3, ready_fd)  # nothing of the agent's connection may stay open here
+        os.closerange(ready_fd + 1, 1 << 16)
+        os.environ["OUTLIVE_READY_FD"] = str(ready_fd)
+        code = _Supervisor(run_dir).run()
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        os._exit(code)
 
 
 def _with_hf_home(env: dict[str, str], req: Rec) -> dict[str, str]:
@@ -1337,7 +1361,7 @@ def main(argv: list[str]) -> int:
             raise AgentError("the request must be a JSON object")
         reply = {"ok": True, "result": VERBS[argv[1]](req), "agent_version": AGENT_VERSION}
     except AgentError as exc:
-        reply = {"ok": False, "error": str(exc)}
+        reply = {"ok": False, "error": str(exc), "kind": exc.kind}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         reply = {"ok": False, "error": type(exc).__name__ + ": " + str(exc)}
     sys.stdout.write(json.dumps(reply))

@@ -88,5 +88,8 @@ class AgentClient:
                 f"check that {self.python} (>= 3.8) runs there"
             )
         if not reply.get("ok"):
-            raise BoxError(f"{self.transport.name}: {reply.get('error', 'unknown agent error')}")
+            raise BoxError(
+                f"{self.transport.name}: {reply.get('error', 'unknown agent error')}",
+                kind=str(reply.get("kind", "error")),
+            )
         return reply.get("result")

@@ -9,9 +9,14 @@ from outlive.errors import OutliveError
 
 
 def main() -> None:
-    from outlive.cli.app import app
-
     try:
+        from outlive.cli.fast import try_fast
+
+        code = try_fast(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
+        from outlive.cli.app import app
+
         app()
     except OutliveError as exc:
         sys.stderr.write(f"outlive: {exc}\n")

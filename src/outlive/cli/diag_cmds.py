@@ -1,3 +1,81 @@
 """`up` (Phase-0 audit of a box) and `doctor` (why a run died or is slow)."""
 
 from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from outlive.cli.app import JsonOpt, _emit_json, app
+from outlive.config import load_config
+
+_STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "SKIP": "dim"}
+
+
+@app.command()
+def up(
+    target: Annotated[str, typer.Argument(help="Target name.")],
+    as_json: JsonOpt = False,
+    torch: Annotated[
+        bool, typer.Option(help="Probe torch for the CUDA triangle (up to 30 s).")
+    ] = True,
+) -> None:
+    """Phase-0 audit of TARGET: PASS / WARN / FAIL per check with gotcha IDs; exit 1 on FAIL."""
+    from outlive.diagnose.runner import run_audit
+
+    report = run_audit(load_config(), target, probe_torch=torch)
+    if as_json:
+        _emit_json(report)
+    else:
+        _render_checks(f"outlive up {report['target']}", report["checks"])
+        verdict = "ok" if report["ok"] else "FAIL: fix the failed checks before paying for a run"
+        typer.echo(verdict)
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def doctor(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id or name.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Why RUN died or is slow: the vanished ladder, GPU health, disks, threads vs the quota."""
+    from outlive.diagnose.runner import run_doctor
+
+    report = run_doctor(load_config(), run_ref)
+    if as_json:
+        _emit_json(report)
+        return
+    diag = report["diagnosis"]
+    head = f"run {report['run_id']}: {report['state']}"
+    if diag:
+        head += f", cause {diag['cause']} ({', '.join(diag.get('gotchas') or [])})"
+    typer.echo(head)
+    for line in (diag or {}).get("evidence") or []:
+        typer.echo(f"  - {line}")
+    _render_checks("checks", report["checks"])
+    if report["could_not_check"]:
+        typer.echo("could not check:")
+        for line in report["could_not_check"]:
+            typer.echo(f"  - {line}")
+
+
+def _render_checks(title: str, checks: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=title, title_justify="left", show_lines=False)
+    table.add_column("check", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("detail", overflow="fold")
+    table.add_column("gotchas", no_wrap=True)
+    for check in checks:
+        status = check["status"]
+        table.add_row(
+            check["name"],
+            Text(status, style=_STYLE.get(status, "")),
+            Text(check["detail"]),
+            ", ".join(check["gotchas"]),
+        )
+    Console(highlight=False, soft_wrap=False).print(table)

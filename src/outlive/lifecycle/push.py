@@ -133,14 +133,22 @@ def manifest(root: Path, files: list[str]) -> dict[str, dict[str, object]]:
     return out
 
 
-def push(cfg: Config, target: Target) -> PushResult:
-    """Sync the project to the target's workdir; return the manifest the launch will check."""
+def push(cfg: Config, target: Target, *, skip_if_unchanged: bool = False) -> PushResult:
+    """Sync the project to the target's workdir; return the manifest the launch will check.
+
+    With ``skip_if_unchanged``, nothing is sent when the tree equals the last push to this
+    target: the launch's manifest check on the box still proves the copy (and a mismatch there
+    makes the caller push for real)."""
     files = project_files(cfg)
     check_line_endings(cfg.project_dir, files)
     man = manifest(cfg.project_dir, files)
     size = sum(int(str(m["size"])) for m in man.values())
     if target.is_local:
         return PushResult(len(files), size, man, "none")
+    stamp = _push_stamp(man, target)
+    record = cfg.state_dir / "pushed" / f"{hashlib.sha256(target.name.encode()).hexdigest()[:16]}"
+    if skip_if_unchanged and _read(record) == stamp:
+        return PushResult(len(files), size, man, "unchanged")
     if target.host and _PROXY_ONLY_HOSTS.search(target.host):
         raise UsageError(
             f"{target.host} is RunPod's basic SSH proxy, which carries no file transfer or remote "
@@ -155,7 +163,23 @@ def push(cfg: Config, target: Target) -> PushResult:
         reply = AgentClient.remote(transport).call("expand", {"paths": [workdir]})
         workdir = reply["paths"][0]
     method = _rsync(cfg.project_dir, files, transport, workdir)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(stamp)
     return PushResult(len(files), size, man, method)
+
+
+def _push_stamp(man: dict[str, dict[str, object]], target: Target) -> str:
+    import json
+
+    body = json.dumps([target.host, target.workdir, man], sort_keys=True).encode()
+    return hashlib.sha256(body).hexdigest()
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 def _rsync(root: Path, files: list[str], transport: SshTransport, workdir: str) -> str:

@@ -13,14 +13,13 @@ import re
 import secrets
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from outlive.agent.client import AgentClient
 from outlive.config import Config, Target
-from outlive.errors import ConfigError, TransportError, UsageError
+from outlive.errors import BoxError, ConfigError, TransportError, UsageError
 from outlive.store import RunRecord, Store
 
 STATES = ("pending", "running", "succeeded", "failed", "vanished", "cancelled", "requeued")
@@ -120,12 +119,21 @@ def launch(cfg: Config, target_name: str, command: list[str], name: str | None) 
         "mtbf_s": target.mtbf_s,
         "created_at": time.time(),
     }
-    if not target.is_local:
+    if target.is_local:
+        result = agent.call("launch", request)
+    else:
         from outlive.lifecycle.push import push
 
-        # The box checks this manifest before starting anything: it runs what we have here.
-        request["deploy_manifest"] = push(cfg, target).manifest
-    result = agent.call("launch", request)
+        # The box checks this manifest before starting anything: it runs what we have here (U42).
+        pushed = push(cfg, target, skip_if_unchanged=True)
+        request["deploy_manifest"] = pushed.manifest
+        try:
+            result = agent.call("launch", request)
+        except BoxError as exc:
+            if exc.kind != "deploy_mismatch" or pushed.method != "unchanged":
+                raise
+            push(cfg, target)  # the box's copy changed behind our back: send it for real
+            result = agent.call("launch", request)
     rec = RunRecord(
         run_id=run_id,
         name=run_name,
@@ -142,23 +150,23 @@ def launch(cfg: Config, target_name: str, command: list[str], name: str | None) 
 
 def status(cfg: Config, refs: Iterable[str] = ()) -> list[dict[str, Any]]:
     """The state of the given runs (all known runs if none), one agent probe per target."""
-    store = Store(cfg.state_dir)
-    refs = list(refs)
-    records = [store.resolve(r) for r in refs] if refs else store.all()
-    by_target: dict[str, list[RunRecord]] = {}
-    for rec in records:
-        by_target.setdefault(rec.target, []).append(rec)
-    results: dict[str, dict[str, Any]] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(8, len(by_target)))) as pool:
-        looks = pool.map(lambda item: _probe_target(cfg, *item), by_target.items())
-        for look in looks:
-            results.update(look)
-    out = []
-    for rec in records:
-        st = results[rec.run_id]
-        if not st.get("stale"):
-            store.update(rec.run_id, st["state"], st)
-        out.append(st)
+    with Store(cfg.state_dir) as store:
+        refs = list(refs)
+        records = [store.resolve(r) for r in refs] if refs else store.all()
+        by_target: dict[str, list[RunRecord]] = {}
+        for rec in records:
+            by_target.setdefault(rec.target, []).append(rec)
+        results: dict[str, dict[str, Any]] = {}
+        if len(by_target) == 1:
+            results = _probe_target(cfg, *next(iter(by_target.items())))
+        elif by_target:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(8, len(by_target))) as pool:
+                for look in pool.map(lambda item: _probe_target(cfg, *item), by_target.items()):
+                    results.update(look)
+        out = [results[rec.run_id] for rec in records]
+        store.update_many([(st["run_id"], st["state"], st) for st in out if not st.get("stale")])
     return out
 
 

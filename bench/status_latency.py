@@ -1,0 +1,87 @@
+"""Status latency: `outlive status` of 10 runs vs a bare multiplexed `ssh box true` and vs a
+fresh `ssh box true` (a new connection each time, as a hand-written status check would make).
+
+    python bench/status_latency.py [--quick] [--box NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import median, outlive, project_for, result_line, table, timed
+
+from outlive.testing import Box
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="few repetitions (< 1 min)")
+    ap.add_argument("--box", default="benchbox", help="testbed box name")
+    args = ap.parse_args()
+    reps = 5 if args.quick else 20
+
+    box = Box.up(args.box)
+    workdir = box.workdir / "status-bench"
+    target = dict(box.target, workdir=str(workdir), durable=str(box.durable / "status-bench"))
+    proj = project_for(target)
+    run_ids = [
+        outlive(proj, "run", "-t", "box", "--name", f"s{i}", "--", "sleep", "120").stdout.split()[
+            -1
+        ]
+        for i in range(10)
+    ]
+    cfg = str(box.ssh_config)
+    mux = [
+        "ssh",
+        "-F",
+        cfg,
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        "ControlPath=/tmp/ob-bench-%C",
+        "-o",
+        "ControlPersist=60",
+        box.name,
+        "true",
+    ]
+    fresh = ["ssh", "-F", cfg, "-o", "ControlPath=none", box.name, "true"]
+    subprocess.run(mux, check=True)  # start the bare master once
+    try:
+        st = [timed(lambda: outlive(proj, "status", "--json")) for _ in range(reps)]
+        mx = [timed(lambda: subprocess.run(mux, check=True)) for _ in range(reps)]
+        fr = [timed(lambda: subprocess.run(fresh, check=True)) for _ in range(reps)]
+    finally:
+        for rid in run_ids:
+            outlive(proj, "cancel", rid)
+    s, m, f = median(st), median(mx), median(fr)
+    print(f"status of 10 runs on a warm testbed box, {reps} looks each (median)")
+    print(
+        table(
+            [
+                ("ssh true (multiplexed)", m),
+                ("ssh true (fresh connection)", f),
+                ("outlive status --json (10 runs)", s),
+            ],
+            m,
+        )
+    )
+    print(
+        result_line(
+            "status_latency",
+            {
+                "outlive_status_s": round(s, 4),
+                "ssh_mux_true_s": round(m, 4),
+                "ssh_fresh_true_s": round(f, 4),
+            },
+            {"status_vs_mux_true": round(s / m, 3), "status_vs_fresh_true": round(s / f, 3)},
+            {"within_1_5x_of_mux_true": s <= 1.5 * m, "at_most_half_of_fresh": s <= 0.5 * f},
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
