@@ -35,6 +35,7 @@ class TargetTable(_Strict):
     spot: bool = False
     detach: Literal["setsid", "tmux"] = "setsid"
     env: dict[str, str] = Field(default_factory=dict)
+    secrets: list[str] = Field(default_factory=list)  # names pushed with `outlive secret push`
     kill_grace_s: float | None = Field(default=None, ge=0)
     spot_grace_s: float | None = Field(default=None, ge=0)
     mtbf_s: float | None = Field(default=None, gt=0)

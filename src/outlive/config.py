@@ -38,6 +38,7 @@ class Target:
     durable: str
     env: dict[str, str] = field(default_factory=dict)
     hf_home: str | None = None  # where HF caches go on the box, off small disks (RP11)
+    secrets: tuple[str, ...] = ()  # exported into the job's env from the box's 0600 files
     host: str | None = None
     port: int | None = None
     user: str | None = None
@@ -174,7 +175,10 @@ def _read_cache(project_dir: Path, key: list[Any]) -> Config | None:
             source=Path(c["source"]),
             project_name=c["project_name"],
             exclude=tuple(c["exclude"]),
-            targets={n: Target(**t) for n, t in c["targets"].items()},
+            targets={
+                n: Target(**{**t, "secrets": tuple(t.get("secrets", ()))})
+                for n, t in c["targets"].items()
+            },
             profile_dirs=tuple(Path(d) for d in c["profile_dirs"]),
         )
     except (OSError, ValueError, KeyError, TypeError):
@@ -245,6 +249,7 @@ def _local_target(project_dir: Path, t: Any | None) -> Target:
         workdir=str(project_dir),
         durable=str(durable),
         env=dict(t.env) if t is not None else {},
+        secrets=tuple(t.secrets) if t is not None else (),
         kill_grace_s=(t.kill_grace_s if t is not None and t.kill_grace_s is not None else 10.0),
         mtbf_s=t.mtbf_s if t is not None else None,
     )
@@ -276,6 +281,7 @@ def _remote_target(
         durable=t.durable or d.durable_dir or f"{workdir.rstrip('/')}/.outlive/durable",
         env=dict(t.env),
         hf_home=t.hf_home or d.hf_home,
+        secrets=tuple(t.secrets),
         host=t.host,
         port=t.port,
         user=t.user,

@@ -306,6 +306,7 @@ def verb_launch(req: Rec) -> Rec:
         "target": req.get("target"),
         "profile": req.get("profile"),
         "pythonpath": req.get("pythonpath") or _bundle_dir(),
+        "secrets": [str(x) for x in req.get("secrets") or []],
         "spot_grace_s": req.get("spot_grace_s"),
         "mtbf_s": req.get("mtbf_s"),
         "kill_grace_s": req.get("kill_grace_s", 30),
@@ -439,6 +440,15 @@ def _job_env(spec: Rec, run_dir: str, threads: int | None) -> dict[str, str]:
     ):
         if value is not None:
             env[key] = str(value)
+    secrets_dir = expand("~/.outlive/secrets")
+    env["OUTLIVE_SECRETS_DIR"] = secrets_dir
+    for name in spec.get("secrets") or []:
+        # Read from the 0600 file into the job's own environment: never onto a command line (U34).
+        value = _read_text(os.path.join(secrets_dir, name))
+        if value is not None:
+            env[name] = value
+        else:
+            sys.stderr.write(f"outlive: secret {name} was not pushed to this box; it is unset\n")
     if spec.get("pythonpath"):
         old = env.get("PYTHONPATH")
         env["PYTHONPATH"] = spec["pythonpath"] + (os.pathsep + old if old else "")
@@ -824,6 +834,87 @@ def check_deploy(workdir: str, manifest: Rec) -> list[str]:
         if size != want["size"] or sha256_file(path) != want["sha256"]:
             problems.append(f"{rel!r} differs on the box")
     return problems
+
+
+# Filesystems that other machines can read: a secret must never land on one (U34).
+NETWORK_FS = (
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "ceph",
+    "lustre",
+    "gpfs",
+    "glusterfs",
+    "beegfs",
+    "9p",
+    "virtiofs",
+    "fuse.sshfs",
+    "fuse.s3fs",
+    "fuse.gcsfuse",
+    "fuse.rclone",
+    "fuse.juicefs",
+)
+SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
+
+
+def mount_of(path: str, mounts_text: str) -> tuple[str, str]:
+    """(mount point, fs type) of the deepest mount containing ``path`` (from /proc/mounts)."""
+    best = ("/", "unknown")
+    for line in mounts_text.splitlines():
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        point = parts[1].replace("\\040", " ")
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best[0]):
+            best = (point, parts[2])
+    return best
+
+
+def verb_secret_put(req: Rec) -> Rec:
+    """Store a secret that arrived on stdin in a 0600 file on box-local disk; the value is never
+    put in an argv, an env of a command line, a log or an error message (U34)."""
+    name = str(req.get("name", ""))
+    if not SECRET_NAME_RE.match(name):
+        raise AgentError(
+            f"secret name {name!r} must be letters, digits, '_', '.' or '-' (like HF_TOKEN)"
+        )
+    value = req.get("value")
+    if not isinstance(value, str) or not value:
+        raise AgentError("the secret value is empty; pipe it on stdin or use --from-env VAR")
+    directory = expand(str(req.get("dir") or "~/.outlive/secrets"))
+    real = os.path.realpath(directory)
+    for refused in req.get("refuse_under") or []:
+        root = os.path.realpath(expand(str(refused)))
+        if root != "/" and (real == root or real.startswith(root.rstrip("/") + "/")):
+            raise AgentError(
+                f"refusing to store a secret under {root}, which the profile marks shared or "
+                "durable (U34); set another secrets dir on box-local disk"
+            )
+    probe = real
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    point, fstype = mount_of(probe, _read_text("/proc/mounts") or "")
+    if fstype in NETWORK_FS or fstype.startswith("fuse."):
+        raise AgentError(
+            f"refusing to store a secret on {point} ({fstype}), a filesystem other machines "
+            "can read (U34); use a box-local directory"
+        )
+    os.makedirs(real, mode=0o700, exist_ok=True)
+    os.chmod(real, 0o700)
+    final = os.path.join(real, name)
+    tmp = os.path.join(real, f".{name}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, value.encode("utf-8"))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+    _fsync_dir(real)
+    return {"path": final, "mode": "0600", "fs": fstype, "mount": point}
 
 
 def verb_verify_deploy(req: Rec) -> Rec:
@@ -1342,6 +1433,7 @@ VERBS = {
     "tail": verb_tail,
     "expand": verb_expand,
     "verify_deploy": verb_verify_deploy,
+    "secret_put": verb_secret_put,
     "audit": verb_audit,
     "doctor": verb_doctor,
 }

@@ -112,6 +112,7 @@ def launch(cfg: Config, target_name: str, command: list[str], name: str | None) 
         "durable": target.durable,
         "env": target.env,
         "hf_home": target.hf_home,
+        "secrets": list(target.secrets),
         "target": target.name,
         "profile": target.profile,
         "kill_grace_s": target.kill_grace_s,
@@ -237,6 +238,27 @@ def push_and_verify(cfg: Config, target_name: str) -> dict[str, Any]:
         "verified": not problems,
         "problems": problems,
     }
+
+
+def secret_push(cfg: Config, target_name: str, name: str, value: str) -> dict[str, Any]:
+    """Send a secret on the agent's stdin into a 0600 file on box-local disk (U34). Refused under
+    the durable path and under every tier the profile marks shared or surviving destroy."""
+    from outlive.profiles import load_profile
+
+    target = cfg.target(target_name)
+    refuse = [target.durable]
+    profile = load_profile(target.profile, cfg.profile_dirs)
+    for tier in profile.storage:
+        if (tier.shared is True or tier.survives_destroy is True) and tier.path.startswith(
+            ("/", "~", "$")
+        ):
+            refuse.append(tier.path.replace("{project}", cfg.project_name))
+    reply: dict[str, Any] = agent_for(cfg, target).call(
+        "secret_put", {"name": name, "value": value, "refuse_under": refuse}
+    )
+    reply["target"] = target.name
+    reply["name"] = name
+    return reply
 
 
 def cancel(cfg: Config, ref: str) -> dict[str, Any]:
