@@ -19,6 +19,8 @@ import json
 import math
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -307,6 +309,7 @@ def verb_launch(req: Rec) -> Rec:
         "profile": req.get("profile"),
         "pythonpath": req.get("pythonpath") or _bundle_dir(),
         "secrets": [str(x) for x in req.get("secrets") or []],
+        "detach": _check_detach(req.get("detach") or "setsid"),
         "spot_grace_s": req.get("spot_grace_s"),
         "mtbf_s": req.get("mtbf_s"),
         "kill_grace_s": req.get("kill_grace_s", 30),
@@ -317,10 +320,13 @@ def verb_launch(req: Rec) -> Rec:
     write_json_atomic(run_json, spec)
     os.chmod(run_json, 0o444)  # the spec is written once, never edited (U2)
 
-    read_fd, write_fd = os.pipe()
-    _start_supervisor(run_dir, write_fd)
-    os.close(write_fd)
-    ready = _read_ready(read_fd, LAUNCH_TIMEOUT_S)
+    if spec["detach"] == "tmux":
+        ready = _start_in_tmux(run_dir, run_id)
+    else:
+        read_fd, write_fd = os.pipe()
+        _start_supervisor(run_dir, write_fd)
+        os.close(write_fd)
+        ready = _read_ready(read_fd, LAUNCH_TIMEOUT_S)
     if ready is None:
         log = (_read_text(os.path.join(run_dir, "supervisor.log")) or "").strip().splitlines()
         last_line = log[-1] if log else ""
@@ -331,6 +337,48 @@ def verb_launch(req: Rec) -> Rec:
     ready["run_dir"] = run_dir
     ready["ckpt_dir"] = ckpt_dir
     return ready
+
+
+def _check_detach(detach: object) -> str:
+    if detach not in ("setsid", "tmux"):
+        raise AgentError(f"unknown detach primitive {detach!r}; use setsid or tmux")
+    if detach == "tmux" and not shutil.which("tmux"):
+        raise AgentError("tmux is not installed on the box; use --detach-with setsid (the default)")
+    return str(detach)
+
+
+def tmux_session(run_id: str) -> str:
+    return "outlive-" + run_id
+
+
+def _start_in_tmux(run_dir: str, run_id: str) -> Rec | None:
+    """An attachable run: window 'log' follows the job's output, window 'supervisor' runs the same
+    supervisor as setsid mode; the session ends when the run does. Readiness is launch.json."""
+    session = tmux_session(run_id)
+    open(
+        os.path.join(run_dir, "stdout.log"), "ab"
+    ).close()  # so the log window has a file to follow
+    log = shlex.quote(os.path.join(run_dir, "stdout.log"))
+    sup = " ".join(
+        shlex.quote(a) for a in (sys.executable, os.path.abspath(__file__), "supervise", run_dir)
+    )
+    slog = shlex.quote(os.path.join(run_dir, "supervisor.log"))
+    for argv in (
+        ["tmux", "new-session", "-d", "-s", session, "-n", "log", f"tail -n +1 -F {log}"],
+        ["tmux", "new-window", "-d", "-t", session, "-n", "supervisor", f"{sup} >>{slog} 2>&1"],
+    ):
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=10)
+        if done.returncode != 0:
+            err = done.stderr.decode("utf-8", errors="replace").strip()
+            raise AgentError(f"tmux could not start the run ({err}); try --detach-with setsid")
+    deadline = time.monotonic() + LAUNCH_TIMEOUT_S
+    while time.monotonic() < deadline:
+        launch = read_json(os.path.join(run_dir, "launch.json"))
+        if isinstance(launch, dict) and "_unreadable" not in launch:
+            launch["tmux_session"] = session
+            return launch
+        time.sleep(0.01)
+    return None
 
 
 def _start_supervisor(run_dir: str, ready_fd: int) -> None:
@@ -546,6 +594,13 @@ class _Supervisor:
             code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         exit_code, sig = (None, -code) if code < 0 else (code, None)
         self._write_exit(exit_code, sig, rusage.ru_maxrss * 1024, launch)
+        if spec.get("detach") == "tmux":  # the run is over: so is its attachable session
+            subprocess.run(
+                ["tmux", "kill-session", "-t", tmux_session(spec["run_id"])],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
         return 0
 
     def _report_ready(self, launch: Rec) -> None:

@@ -97,12 +97,16 @@ def run(
         str | None,
         typer.Option("--name", help="Run name; the same name resumes the same checkpoints."),
     ] = None,
+    detach_with: Annotated[
+        str | None,
+        typer.Option("--detach-with", help="setsid (default) or tmux (attachable session)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Launch CMD detached on TARGET; print the run id and return."""
     from outlive.lifecycle.runs import launch
 
-    launched = launch(load_config(), target, list(command), name)
+    launched = launch(load_config(), target, list(command), name, detach_with)
     if as_json:
         _emit_json({"run_id": launched.run_id, "name": launched.name, "target": launched.target})
         return

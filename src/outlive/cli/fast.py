@@ -31,6 +31,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
     if command == "run":
         p.add_argument("-t", "--target", default="local")
         p.add_argument("--name", default=None)
+        p.add_argument("--detach-with", dest="detach_with", default=None)
     else:
         p.add_argument("runs", nargs="*")
     return p
@@ -68,7 +69,7 @@ def _run(ns: argparse.Namespace, command: list[str]) -> int:
     from outlive.config import load_config
     from outlive.lifecycle.runs import launch
 
-    launched = launch(load_config(), ns.target, command, ns.name)
+    launched = launch(load_config(), ns.target, command, ns.name, ns.detach_with)
     if ns.as_json:
         _emit({"run_id": launched.run_id, "name": launched.name, "target": launched.target})
         return 0

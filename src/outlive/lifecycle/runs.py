@@ -94,7 +94,13 @@ class Launched:
     pid: int | None
 
 
-def launch(cfg: Config, target_name: str, command: list[str], name: str | None) -> Launched:
+def launch(
+    cfg: Config,
+    target_name: str,
+    command: list[str],
+    name: str | None,
+    detach: str | None = None,
+) -> Launched:
     """Start ``command`` detached on the target; return once the supervisor runs the job."""
     if not command:
         raise UsageError("no command given; put it after `--`, e.g. outlive run -- python train.py")
@@ -113,6 +119,7 @@ def launch(cfg: Config, target_name: str, command: list[str], name: str | None) 
         "env": target.env,
         "hf_home": target.hf_home,
         "secrets": list(target.secrets),
+        "detach": detach or target.options.get("detach", "setsid"),
         "target": target.name,
         "profile": target.profile,
         "kill_grace_s": target.kill_grace_s,

@@ -266,3 +266,40 @@ def test_logs_follow_survives_a_link_cut_without_losing_or_repeating_lines(
                 follower.wait()
     expected = "".join(f"line {i}\n" for i in range(60))
     assert out_path.read_text() == expected
+
+
+def test_tmux_detach_gives_an_attachable_session_that_ends_with_the_run(
+    project: Path, box: Box
+) -> None:
+    out = cli(
+        project,
+        "run",
+        "-t",
+        "box",
+        "--json",
+        "--detach-with",
+        "tmux",
+        "--name",
+        "tm",
+        "--",
+        "sh",
+        "-c",
+        "echo tick-one; sleep 3; echo tick-two",
+    )
+    run_id = json.loads(out.stdout)["run_id"]
+    session = f"outlive-{run_id}"
+    deadline = time.monotonic() + 20
+    pane = ""
+    while time.monotonic() < deadline and "tick-one" not in pane:
+        pane = box.ssh("tmux", "capture-pane", "-p", "-t", f"{session}:log").stdout
+        time.sleep(0.2)
+    assert "tick-one" in pane
+    st = wait_for(project, run_id, lambda s: s["state"] != "running", "the run to end")
+    assert st["state"] == "succeeded"
+    deadline = time.monotonic() + 10
+    while (
+        time.monotonic() < deadline
+        and box.ssh("tmux", "has-session", "-t", session).returncode == 0
+    ):
+        time.sleep(0.2)
+    assert box.ssh("tmux", "has-session", "-t", session).returncode != 0
