@@ -1,0 +1,147 @@
+"""Project configuration: outlive.toml or [tool.outlive], the always-present ``local`` target, and
+every mistake reported as one sentence naming the file, the table, the key and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from outlive.config import LOCAL, find_project_dir, load_config
+from outlive.errors import ConfigError
+
+BOX = '[targets.box]\nhost = "10.0.0.5"\nworkdir = "/srv/run"\n'
+
+
+def _project(tmp_path: Path, toml: str | None = None, pyproject: str | None = None) -> Path:
+    d = tmp_path / "proj"
+    d.mkdir()
+    if toml is not None:
+        (d / "outlive.toml").write_text(toml)
+    if pyproject is not None:
+        (d / "pyproject.toml").write_text(pyproject)
+    return d
+
+
+def _error(project: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(project)
+    message = str(info.value)
+    assert "\n" not in message, "a config error is one line"
+    assert info.value.exit_code == 2
+    return message
+
+
+def test_no_config_file_means_only_the_local_target(tmp_path):
+    d = tmp_path / "bare"
+    (d / ".git").mkdir(parents=True)  # a project root without any outlive config
+    cfg = load_config(d)
+    assert cfg.source is None and cfg.project_dir == d
+    assert list(cfg.targets) == [LOCAL]
+    local = cfg.target(LOCAL)
+    assert local.is_local and local.profile == "local"
+    assert local.workdir == str(d)
+    assert local.durable == str(d / ".outlive" / "durable")
+    assert cfg.state_dir == d / ".outlive"
+
+
+def test_pyproject_without_tool_outlive_is_no_config(tmp_path):
+    d = _project(tmp_path, pyproject='[project]\nname = "x"\n')
+    cfg = load_config(d)
+    assert cfg.source is None and list(cfg.targets) == [LOCAL]
+
+
+def test_tool_outlive_in_pyproject_is_read(tmp_path):
+    d = _project(
+        tmp_path,
+        pyproject='[project]\nname = "x"\n\n[tool.outlive.project]\nname = "sweep"\n\n'
+        '[tool.outlive.targets.box]\nhost = "10.0.0.5"\nworkdir = "/srv/run"\n',
+    )
+    cfg = load_config(d)
+    assert cfg.source == d / "pyproject.toml"
+    assert cfg.project_name == "sweep"
+    assert set(cfg.targets) == {LOCAL, "box"}
+    assert cfg.target("box").host == "10.0.0.5"
+
+
+def test_outlive_toml_wins_over_pyproject(tmp_path):
+    d = _project(
+        tmp_path,
+        toml=BOX,
+        pyproject='[tool.outlive.targets.other]\nhost = "h"\nworkdir = "/w"\n',
+    )
+    cfg = load_config(d)
+    assert cfg.source == d / "outlive.toml" and set(cfg.targets) == {LOCAL, "box"}
+
+
+def test_a_remote_target_keeps_its_values(tmp_path):
+    d = _project(
+        tmp_path,
+        toml=BOX + 'port = 2222\nuser = "root"\nkill_grace_s = 5\nenv = { A = "1" }\n',
+    )
+    box = load_config(d).target("box")
+    assert (box.host, box.port, box.user, box.workdir) == ("10.0.0.5", 2222, "root", "/srv/run")
+    assert box.kill_grace_s == 5 and box.env == {"A": "1"} and not box.is_local
+
+
+def test_local_target_takes_grace_env_and_durable_from_its_table(tmp_path):
+    d = _project(
+        tmp_path,
+        toml='[targets.local]\nkill_grace_s = 1\ndurable = "ck"\nenv = { OMP_NUM_THREADS = "3" }\n',
+    )
+    local = load_config(d).target(LOCAL)
+    assert local.kill_grace_s == 1 and local.env == {"OMP_NUM_THREADS": "3"}
+    assert local.durable == str((d / "ck").resolve()) and local.workdir == str(d)
+
+
+def test_the_project_root_is_found_from_a_subdirectory(tmp_path):
+    d = _project(tmp_path, toml="")
+    sub = d / "src" / "deep"
+    sub.mkdir(parents=True)
+    assert find_project_dir(sub) == d
+    assert load_config(sub).project_dir == d
+
+
+def test_a_misspelt_key_names_the_file_table_key_and_suggests_the_right_one(tmp_path):
+    d = _project(tmp_path, toml='[targets.box]\nhots = "10.0.0.5"\nworkdir = "/w"\n')
+    msg = _error(d)
+    assert str(d / "outlive.toml") in msg
+    assert "[targets.box]" in msg and "'hots'" in msg and "did you mean 'host'?" in msg
+
+
+def test_an_unknown_key_in_project_lists_the_valid_keys(tmp_path):
+    d = _project(tmp_path, toml='[project]\nzzz = "x"\n')
+    msg = _error(d)
+    assert "[project]" in msg and "'zzz'" in msg and "name" in msg and "exclude" in msg
+
+
+def test_a_value_of_the_wrong_type_names_the_key(tmp_path):
+    d = _project(tmp_path, toml='[targets.box]\nhost = "h"\nport = "x"\nworkdir = "/w"\n')
+    msg = _error(d)
+    assert str(d / "outlive.toml") in msg and "[targets.box]" in msg and "'port'" in msg
+
+
+def test_an_out_of_range_port_is_refused(tmp_path):
+    d = _project(tmp_path, toml='[targets.box]\nhost = "h"\nport = 70000\nworkdir = "/w"\n')
+    assert "'port'" in _error(d)
+
+
+def test_invalid_toml_names_the_file(tmp_path):
+    d = _project(tmp_path, toml="[targets.box\nhost = \n")
+    msg = _error(d)
+    assert str(d / "outlive.toml") in msg and "not valid TOML" in msg
+
+
+def test_invalid_toml_in_pyproject_names_it(tmp_path):
+    d = _project(tmp_path, pyproject="[tool.outlive\n")
+    assert str(d / "pyproject.toml") in _error(d)
+
+
+def test_an_unknown_target_names_it_the_configured_ones_and_a_close_match(tmp_path):
+    cfg = load_config(_project(tmp_path, toml=BOX))
+    with pytest.raises(ConfigError) as info:
+        cfg.target("nope")
+    msg = str(info.value)
+    assert "'nope'" in msg and "box" in msg and "local" in msg and "\n" not in msg
+    with pytest.raises(ConfigError, match="did you mean 'box'"):
+        cfg.target("bx")
