@@ -15,7 +15,10 @@ DEFAULT_TIMEOUT_S = 60.0
 MISSING = 97  # the box has no copy of this bundle yet
 
 # Constant scripts: data (python, hash, verb) arrives as positional parameters, never spliced in.
-_RUN = 'd="$HOME/.cache/outlive/$2"; [ -f "$d/box.py" ] || exit 97; exec "$1" "$d/box.py" "$3"'
+# The agent is imported, not run as a script, so its bytecode is cached in the bundle dir
+# (a script is recompiled on every call); -S skips site-packages, which it never needs.
+BOOT = "import sys; sys.path.insert(0, sys.argv.pop(1)); import box; sys.exit(box.main(sys.argv))"
+_RUN = 'd="$HOME/.cache/outlive/$2"; [ -f "$d/box.py" ] || exit 97; exec "$1" -S -c "$4" "$d" "$3"'
 _INSTALL = (
     'set -e; d="$HOME/.cache/outlive/$1"; [ -f "$d/box.py" ] && exit 0; '
     'mkdir -p "$d.tmp.$$"; tar -xzf - -C "$d.tmp.$$"; '
@@ -56,9 +59,9 @@ class AgentClient:
 
     def _invoke(self, verb: str, payload: bytes, timeout_s: float) -> Completed:
         if self.local_dir is not None:
-            argv = [sys.executable, str(self.local_dir / "box.py"), verb]
+            argv = [sys.executable, "-S", "-c", BOOT, str(self.local_dir), verb]
         else:
-            argv = ["sh", "-c", _RUN, "sh", self.python, bundle.bundle_hash(), verb]
+            argv = ["sh", "-c", _RUN, "sh", self.python, bundle.bundle_hash(), verb, BOOT]
         return self.transport.run(argv, stdin=payload, timeout_s=timeout_s)
 
     def install(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
