@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import re
 
-from outlive.gotchas import catalog_cloud, catalog_ssh, catalog_universal_a, catalog_universal_b
+from outlive.gotchas import (
+    catalog_bare_ssh,
+    catalog_paperspace,
+    catalog_process,
+    catalog_runpod,
+    catalog_runtime,
+    catalog_schedulers,
+    catalog_transfer,
+)
 from outlive.gotchas.model import Gotcha
 
 __all__ = ["CATALOG", "EXPECTED_IDS", "by_id", "search"]
@@ -30,10 +38,13 @@ def _sort_key(gotcha: Gotcha) -> tuple[int, int]:
 
 def _assemble() -> tuple[Gotcha, ...]:
     entries = (
-        catalog_universal_a.ENTRIES
-        + catalog_universal_b.ENTRIES
-        + catalog_ssh.ENTRIES
-        + catalog_cloud.ENTRIES
+        catalog_process.ENTRIES
+        + catalog_transfer.ENTRIES
+        + catalog_runtime.ENTRIES
+        + catalog_bare_ssh.ENTRIES
+        + catalog_schedulers.ENTRIES
+        + catalog_paperspace.ENTRIES
+        + catalog_runpod.ENTRIES
     )
     ids = [g.id for g in entries]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

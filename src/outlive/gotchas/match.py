@@ -244,8 +244,8 @@ def explain_lines(
 ) -> list[Match]:
     """Match an iterable of lines (with or without their ``\\n``); line N is the N-th item.
 
-    A line keeps any carriage returns it holds, so open files with ``newline=""`` (or use
-    ``explain_file``) to let progress-bar redraws reach the engine as they were written.
+    A line keeps any carriage returns it holds, so open files with ``newline="\\n"`` (or use
+    ``explain_file``): universal newlines would split progress-bar redraws into lines.
     """
     explainer = Explainer(platform, kinds)
     parts: list[str] = []

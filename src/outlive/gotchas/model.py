@@ -193,7 +193,7 @@ class Gotcha:
     """One catalog entry. Texts are short and in our own words; facts come from the seeds.
 
     ``specificity`` (1 generic .. 9 an exact library signature) orders ``explain`` output; a
-    pattern may override it. ``proof`` is a pytest node id that demonstrates a ``prevents`` or
+    pattern may override it. ``proofs`` are pytest node ids that demonstrate a ``prevents`` or
     ``detects`` claim; ``planned`` names the feature expected to take the entry further.
     """
 
@@ -207,7 +207,7 @@ class Gotcha:
     handled_by: str
     specificity: int = 5
     patterns: tuple[Pattern, ...] = ()
-    proof: str | None = None
+    proofs: tuple[str, ...] = ()
     planned: str | None = None
     related: tuple[str, ...] = ()
 
@@ -220,12 +220,15 @@ class Gotcha:
             raise ValueError(f"gotcha {self.id}: bad platforms {self.platforms!r}")
         if not 1 <= self.specificity <= 9:
             raise ValueError(f"gotcha {self.id}: specificity must be 1..9")
-        if self.handling is not Handling.DOCUMENTS and not self.proof:
+        if self.handling is not Handling.DOCUMENTS and not self.proofs:
             raise ValueError(f"gotcha {self.id}: {self.handling.value} needs a proof test")
 
     def applies_to(self, platform: str | None) -> bool:
-        """True when the entry is relevant on ``platform`` (None means any platform)."""
-        return platform is None or ANY in self.platforms or platform in self.platforms
+        """True when the entry is relevant on ``platform``: a platform or a profile name such as
+        ``paperspace-core`` (its family is the part before the first ``-``); None means any."""
+        if platform is None or ANY in self.platforms or platform in self.platforms:
+            return True
+        return any(platform.startswith(p + "-") for p in self.platforms)
 
     def pattern_specificity(self, pattern: Pattern) -> int:
         """The ordering weight of a match through ``pattern``."""

@@ -1,182 +1,14 @@
-"""Gotchas of the bare SSH box (GEN1-GEN8) and of the three backends that replace its shell:
-Slurm (SLURM1-5), Kubernetes (K8S1-6) and Colab/Kaggle notebooks (NB1-5).
+"""Gotchas of the backends that replace the box's shell: Slurm (SLURM1-5), Kubernetes
+(K8S1-6) and Colab/Kaggle notebooks (NB1-5).
 """
 
 from __future__ import annotations
 
-from outlive.gotchas._common import DETECTS, DOCUMENTS, EXPLAIN, REFERENCE, explain_proof
-from outlive.gotchas.catalog_universal_a import SCP_DROPPED
-from outlive.gotchas.catalog_universal_b import CRLF_SCRIPT
-from outlive.gotchas.model import COLAB, GENERIC_SSH, KAGGLE, KUBERNETES, SLURM, Gotcha, cmd, log
+from outlive.gotchas._common import DETECTS, DOCUMENTS, EXPLAIN, PREVENTS, REFERENCE, explain_proof
+from outlive.gotchas.model import COLAB, KAGGLE, KUBERNETES, SLURM, Gotcha, cmd, log
 
 __all__ = ["ENTRIES"]
 
-GENERIC_ENTRIES: tuple[Gotcha, ...] = (
-    Gotcha(
-        id="GEN1",
-        title="A forgotten bare box bills around the clock",
-        symptom="A week of charges for an instance whose training finished on the first day.",
-        cause=(
-            "Nothing ever reclaims a bare box - no idle timer, no automatic release - except you."
-        ),
-        fix=(
-            "Make teardown a tracked final step: after the verified pull, ask the user to stop "
-            "or destroy (never act on your own) and set a reminder to re-check."
-        ),
-        platforms=(GENERIC_SSH,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned="outlive down: the teardown gate after verified pulls",
-    ),
-    Gotcha(
-        id="GEN2",
-        title="An SSH drop kills a run that was not detached",
-        symptom=(
-            "A run stops as soon as the laptop goes to sleep or the Wi-Fi hiccups; the ssh "
-            "client reports `Broken pipe`."
-        ),
-        cause=(
-            "The job was started by the login shell, so when the connection goes, SIGHUP ends it."
-        ),
-        fix=(
-            "Start long runs inside tmux, or `nohup ... </dev/null &` plus `disown`, before "
-            "they start - not after they are already orphaned."
-        ),
-        platforms=(GENERIC_SSH,),
-        specificity=4,
-        patterns=(
-            cmd(r"packet_write_wait: Connection to \S+ port \d+: Broken pipe"),
-            cmd(r"client_loop: send disconnect: Broken pipe"),
-        ),
-        handling=DETECTS,
-        handled_by=EXPLAIN,
-        proof=explain_proof("GEN2"),
-        planned="outlive run launches under a setsid supervisor, detached from the connection",
-        related=("U3", "GEN8"),
-    ),
-    Gotcha(
-        id="GEN3",
-        title="scp restarts from zero after a reset; rsync does not",
-        symptom="A 40 GB re-sync over a flaky link never finishes.",
-        cause="scp cannot resume a partial transfer.",
-        fix=(
-            "Use `rsync -avz --partial` for every code, data and result transfer, and retry "
-            "large pulls in a loop with a timeout so each attempt resumes."
-        ),
-        platforms=(GENERIC_SSH,),
-        specificity=5,
-        patterns=SCP_DROPPED,
-        handling=DETECTS,
-        handled_by=EXPLAIN,
-        proof=explain_proof("GEN3"),
-        planned="outlive push / pull use resumable rsync",
-        related=("U12",),
-    ),
-    Gotcha(
-        id="GEN4",
-        title="CRLF line endings break shell scripts on the box",
-        symptom=(
-            "`bash: $'\\r': command not found`, or a shebang interpreter that cannot be found."
-        ),
-        cause="The script was written on Windows and carries CRLF line endings.",
-        fix=(
-            "Add `*.sh text eol=lf` to `.gitattributes`; to unblock on the box, "
-            "`sed -i 's/\\r$//' run.sh`."
-        ),
-        platforms=(GENERIC_SSH,),
-        specificity=8,
-        patterns=CRLF_SCRIPT,
-        handling=DETECTS,
-        handled_by=EXPLAIN,
-        proof=explain_proof("GEN4"),
-        planned="outlive push refuses shell scripts with CRLF endings (prevents)",
-        related=("U26",),
-    ),
-    Gotcha(
-        id="GEN5",
-        title="Heavy checks run on the wrong machine",
-        symptom="An OOM or CUDA mismatch shows up only on the box, never locally.",
-        cause="Static and import checks ran on the laptop while the real compute is remote.",
-        fix=(
-            "Run a cheap CPU smoke test locally, then the heavy work on the box; judge bug "
-            "versus effect once it runs."
-        ),
-        platforms=(GENERIC_SSH,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned="outlive smoke: 1-2 CPU steps with OUTLIVE_SMOKE=1 before paying for a GPU",
-    ),
-    Gotcha(
-        id="GEN6",
-        title="A host reboot ends the run without a trace; tmux does not come back",
-        symptom=(
-            "A detached job vanished with a clean `dmesg`, an idle GPU and a low `uptime`; "
-            "`tmux ls` lists no sessions."
-        ),
-        cause=(
-            "tmux and nohup protect a job from a lost connection, not from the machine "
-            "restarting (maintenance, a kernel update, an OOM that took the host down), which "
-            "ends every session."
-        ),
-        fix=(
-            "Count reboot among the four vanished-process causes (U3), make resume idempotent "
-            "so the same command continues, and for boxes that reboot often add an `@reboot` "
-            "cron entry or a systemd unit that relaunches."
-        ),
-        platforms=(GENERIC_SSH,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned="outlive status names a reboot from a changed boot id",
-        related=("U3",),
-    ),
-    Gotcha(
-        id="GEN7",
-        title="A second run on the same GPU halves throughput or OOMs",
-        symptom=(
-            "Two jobs started on a GPU that seemed idle both run slowly, or the second one hits "
-            "OOM on a card that appeared empty."
-        ),
-        cause=(
-            "A bare box has no scheduler, so processes share a card and contend for VRAM and SMs."
-        ),
-        fix=(
-            "Be the scheduler: serialise runs in a queue or pin each to its own card with "
-            "`CUDA_VISIBLE_DEVICES`, and check `nvidia-smi` for existing holders before every "
-            "launch (hidden holders: U11)."
-        ),
-        platforms=(GENERIC_SSH,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned="outlive up lists current GPU holders before a launch",
-        related=("U10", "U11"),
-    ),
-    Gotcha(
-        id="GEN8",
-        title="A dropped monitoring connection is mistaken for a dead run",
-        symptom=(
-            "The polling SSH connection fails and the run is declared dead, but the job "
-            "finished and wrote `best.pth`."
-        ),
-        cause="A failed poll says nothing about the training process; the two get conflated.",
-        fix=(
-            "After any poll failure, reconnect and check ground truth - process table, log tail, "
-            "checkpoint mtime - before concluding anything; poll with short bounded connections "
-            "(U17)."
-        ),
-        platforms=(GENERIC_SSH,),
-        specificity=3,
-        patterns=(
-            cmd(r"ssh: connect to host \S+ port \d+: Connection timed out"),
-            cmd(r"Connection timed out during banner exchange"),
-            cmd(r"Timeout, server \S+ not responding\."),
-        ),
-        handling=DETECTS,
-        handled_by=EXPLAIN,
-        proof=explain_proof("GEN8"),
-        planned="outlive status reports the target unreachable, never the run as dead",
-        related=("U17", "GEN2"),
-    ),
-)
 
 SLURM_ENTRIES: tuple[Gotcha, ...] = (
     Gotcha(
@@ -202,10 +34,13 @@ SLURM_ENTRIES: tuple[Gotcha, ...] = (
                 r"PytorchStreamReader failed reading zip archive: failed finding central directory"
             ),
         ),
-        handling=DETECTS,
-        handled_by=EXPLAIN,
-        proof=explain_proof("SLURM1"),
-        planned="Checkpointer: signals only set a flag; saves are atomic (prevents)",
+        handling=PREVENTS,
+        handled_by="Checkpointer: a signal only sets a flag, the loop saves; outlive explain",
+        proofs=(
+            "tests/integration/local/test_local_signals.py::test_cancel_preempts_the_checkpointer_and_the_relaunch_resumes_bit_for_bit",
+            explain_proof("SLURM1"),
+        ),
+        planned="the slurm backend requeues with --signal and --requeue",
         related=("SLURM2", "U6"),
     ),
     Gotcha(
@@ -233,7 +68,7 @@ SLURM_ENTRIES: tuple[Gotcha, ...] = (
         ),
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("SLURM2"),
+        proofs=(explain_proof("SLURM2"),),
         planned="Checkpointer cadence from the profile's grace and MTBF; atomic writes",
         related=("SLURM1", "U6"),
     ),
@@ -255,7 +90,7 @@ SLURM_ENTRIES: tuple[Gotcha, ...] = (
         patterns=(log(r"step creation temporarily disabled, retrying"),),
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("SLURM3"),
+        proofs=(explain_proof("SLURM3"),),
         planned="the slurm backend writes the srun flags into the generated sbatch script",
     ),
     Gotcha(
@@ -281,7 +116,7 @@ SLURM_ENTRIES: tuple[Gotcha, ...] = (
         ),
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("SLURM4"),
+        proofs=(explain_proof("SLURM4"),),
         planned="outlive status reads sacct for Slurm runs",
         related=("U9", "U10"),
     ),
@@ -326,7 +161,7 @@ KUBERNETES_ENTRIES: tuple[Gotcha, ...] = (
         patterns=(cmd(r"Insufficient nvidia\.com/gpu"),),
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("K8S1"),
+        proofs=(explain_proof("K8S1"),),
     ),
     Gotcha(
         id="K8S2",
@@ -344,7 +179,7 @@ KUBERNETES_ENTRIES: tuple[Gotcha, ...] = (
         patterns=(cmd(r"spec\.template\.spec\.restartPolicy: (?:Unsupported|Required) value"),),
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("K8S2"),
+        proofs=(explain_proof("K8S2"),),
         planned="the kubernetes backend generates Job manifests with OnFailure",
     ),
     Gotcha(
@@ -370,7 +205,7 @@ KUBERNETES_ENTRIES: tuple[Gotcha, ...] = (
         ),
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("K8S3"),
+        proofs=(explain_proof("K8S3"),),
         related=("U30",),
     ),
     Gotcha(
@@ -397,7 +232,7 @@ KUBERNETES_ENTRIES: tuple[Gotcha, ...] = (
         ),
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("K8S4"),
+        proofs=(explain_proof("K8S4"),),
     ),
     Gotcha(
         id="K8S5",
@@ -420,7 +255,7 @@ KUBERNETES_ENTRIES: tuple[Gotcha, ...] = (
         patterns=(cmd(r"low on resource: \[?ephemeral-storage"),),
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("K8S5"),
+        proofs=(explain_proof("K8S5"),),
         related=("U6", "U7"),
     ),
     Gotcha(
@@ -444,7 +279,7 @@ KUBERNETES_ENTRIES: tuple[Gotcha, ...] = (
         patterns=(cmd(r'exec: "nvidia-smi": executable file not found in \$PATH'),),
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("K8S6"),
+        proofs=(explain_proof("K8S6"),),
         related=("U31",),
     ),
 )
@@ -546,6 +381,4 @@ NOTEBOOK_ENTRIES: tuple[Gotcha, ...] = (
     ),
 )
 
-ENTRIES: tuple[Gotcha, ...] = (
-    GENERIC_ENTRIES + SLURM_ENTRIES + KUBERNETES_ENTRIES + NOTEBOOK_ENTRIES
-)
+ENTRIES: tuple[Gotcha, ...] = SLURM_ENTRIES + KUBERNETES_ENTRIES + NOTEBOOK_ENTRIES

@@ -1,13 +1,14 @@
-"""Universal gotchas, part B: GPU health, data loading, environment and containers, cost, secrets
-and the cross-linked ones (U21-U38, U40, U42).
+"""Universal gotchas, part 3: GPU health, data loading, environment and containers, cost,
+secrets and the cross-linked ones (U21-U38, U40, U42).
 """
 
 from __future__ import annotations
 
-from outlive.gotchas._common import DETECTS, DOCUMENTS, EXPLAIN, REFERENCE, explain_proof
+from outlive.gotchas._common import DETECTS, DOCUMENTS, EXPLAIN, PREVENTS, REFERENCE, explain_proof
 from outlive.gotchas.model import ANY, Gotcha, cmd, dmesg, log
 
 __all__ = ["CRLF_SCRIPT", "ENTRIES"]
+
 
 # bash and env choking on Windows line endings; shared with GEN4. A carriage return inside a
 # message is shown to the patterns as the two characters \r (see match.py).
@@ -77,7 +78,7 @@ ENTRIES: tuple[Gotcha, ...] = (
         ),
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("U22"),
+        proofs=(explain_proof("U22"),),
         planned="outlive up / doctor read Xid lines from dmesg",
         related=("U3",),
     ),
@@ -99,7 +100,7 @@ ENTRIES: tuple[Gotcha, ...] = (
         patterns=(cmd(r"^\s*(?:HW|SW)(?: Thermal| Power Brake)? Slowdown\s*: Active\b"),),
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("U23"),
+        proofs=(explain_proof("U23"),),
         planned="outlive doctor reports throttle reasons",
         related=("U21",),
     ),
@@ -164,9 +165,11 @@ ENTRIES: tuple[Gotcha, ...] = (
             "than `nproc`, and confirm with `torch.get_num_threads()`."
         ),
         platforms=(ANY,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned="the outlive supervisor sets OMP/MKL thread counts from the cgroup quota",
+        handling=PREVENTS,
+        handled_by="outlive run: the supervisor sizes OMP/MKL threads from the cgroup CPU quota",
+        proofs=(
+            "tests/integration/local/test_local_cgroups.py::test_job_threads_follow_the_cgroup_cpu_quota",
+        ),
         related=("U9", "U24"),
     ),
     Gotcha(
@@ -191,7 +194,7 @@ ENTRIES: tuple[Gotcha, ...] = (
         patterns=CRLF_SCRIPT,
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("U26"),
+        proofs=(explain_proof("U26"),),
         planned="outlive push refuses shell scripts with CRLF endings (prevents)",
         related=("GEN4",),
     ),
@@ -218,7 +221,7 @@ ENTRIES: tuple[Gotcha, ...] = (
         patterns=(log(r"Override path '[^']*' is not a mapping"),),
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("U27"),
+        proofs=(explain_proof("U27"),),
     ),
     Gotcha(
         id="U28",
@@ -251,7 +254,7 @@ ENTRIES: tuple[Gotcha, ...] = (
         ),
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("U28"),
+        proofs=(explain_proof("U28"),),
         planned="outlive up compares the driver's CUDA with the torch build",
         related=("PS11", "RP9", "U29"),
     ),
@@ -306,7 +309,7 @@ ENTRIES: tuple[Gotcha, ...] = (
         ),
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("U31"),
+        proofs=(explain_proof("U31"),),
         planned="outlive up checks that the GPU is visible where the job will run",
         related=("K8S6", "RP1"),
     ),
@@ -327,9 +330,11 @@ ENTRIES: tuple[Gotcha, ...] = (
             "compare file hashes before trusting a run, and make it part of the teardown gate."
         ),
         platforms=(ANY,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned="outlive push verifies the deploy by hash against a manifest (prevents)",
+        handling=PREVENTS,
+        handled_by="outlive run refuses to launch code that differs from the pushed manifest",
+        proofs=(
+            "tests/integration/ssh/test_ssh_runs.py::test_launch_is_refused_when_the_box_copy_differs_from_the_local_tree",
+        ),
         related=("U29", "U30", "U33"),
     ),
     Gotcha(
@@ -420,7 +425,7 @@ ENTRIES: tuple[Gotcha, ...] = (
         ),
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("U35"),
+        proofs=(explain_proof("U35"),),
         related=("U20", "U34", "RP12"),
     ),
     Gotcha(
@@ -457,7 +462,7 @@ ENTRIES: tuple[Gotcha, ...] = (
         patterns=(log(r"must be less than 2\^16 in each direction"),),
         handling=DETECTS,
         handled_by=EXPLAIN,
-        proof=explain_proof("U37"),
+        proofs=(explain_proof("U37"),),
         related=("U25",),
     ),
     Gotcha(
