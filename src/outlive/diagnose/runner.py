@@ -1,0 +1,41 @@
+"""Ask a target's agent for facts and turn them into reports: ``up`` and ``doctor``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from outlive.config import Config
+from outlive.diagnose.audit import audit_report
+from outlive.diagnose.doctor import doctor_report
+
+__all__ = ["AUDIT_TIMEOUT_S", "DOCTOR_TIMEOUT_S", "run_audit", "run_doctor"]
+
+# The agent bounds each of its commands (nvidia-smi 10 s, the torch probe 30 s, dmesg 10 s,
+# dmon 15 s, the /proc scan 5 s); these leave room for all of them plus the connection.
+AUDIT_TIMEOUT_S = 150.0
+DOCTOR_TIMEOUT_S = 150.0
+
+
+def run_audit(cfg: Config, target_name: str, *, probe_torch: bool = True) -> dict[str, Any]:
+    """The Phase-0 audit of ``target_name``: one agent call, then the checks."""
+    from outlive.lifecycle.runs import agent_for
+
+    target = cfg.target(target_name)
+    request = {
+        "paths": {"workdir": target.workdir, "durable": target.durable},
+        "env": dict(target.env),
+        "torch": probe_torch,
+    }
+    facts = agent_for(cfg, target).call("audit", request, timeout_s=AUDIT_TIMEOUT_S)
+    return audit_report(target.name, facts)
+
+
+def run_doctor(cfg: Config, ref: str) -> dict[str, Any]:
+    """Why run ``ref`` died or is slow: one agent call on its target, then the ladder and checks."""
+    from outlive.lifecycle.runs import agent_for
+    from outlive.store import Store
+
+    rec = Store(cfg.state_dir).resolve(ref)
+    agent = agent_for(cfg, cfg.target(rec.target))
+    facts = agent.call("doctor", {"run_dir": rec.run_dir}, timeout_s=DOCTOR_TIMEOUT_S)
+    return doctor_report(rec.run_id, facts)
