@@ -7,7 +7,8 @@ is it slow).
     nvsmi      nvidia-smi CSV, -q -d PERFORMANCE, dmon
     kernel     dmesg lines: Xid, OOM kills
     disk       bytes and inodes (U7)
-    gpu        presence, VRAM holders (U11), throttle and clocks (U23), feed (U21), CUDA (U28)
+    gpu        presence, VRAM holders (U11), throttle and clocks (U23), feed (U21)
+    cuda       the driver / CUDA / torch triangle (U28, RP9, PS11)
     system     python, cgroup memory (U9, U41), CPU quota and threads (U40), caches (RP11), tools
     audit      facts -> the ``up`` report
     doctor     facts -> the ``doctor`` report (the vanished ladder, U3)

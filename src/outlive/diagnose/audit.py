@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from outlive.diagnose.cuda import triangle_check
 from outlive.diagnose.disk import disk_checks
 from outlive.diagnose.gpu import (
     clocks_check,
     presence_check,
     read_gpu,
     throttle_check,
-    triangle_check,
     vram_check,
 )
 from outlive.diagnose.model import Check, Status
