@@ -97,9 +97,11 @@ ENTRIES: tuple[Gotcha, ...] = (
             log(r"\b524 Server Error: .{0,200}proxy\.runpod\.net"),
         ),
         handling=DETECTS,
-        handled_by=EXPLAIN,
-        proofs=(explain_proof("RP5"),),
-        planned="outlive tunnel forwards ports over SSH instead of the HTTP proxy",
+        handled_by="outlive explain; outlive tunnel forwards ports over SSH, not the proxy",
+        proofs=(
+            explain_proof("RP5"),
+            "tests/integration/ssh/test_secret_and_tunnel.py::test_tunnel_forwards_a_local_port_to_a_service_on_the_box",
+        ),
     ),
     Gotcha(
         id="RP6",

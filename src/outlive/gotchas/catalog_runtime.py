@@ -394,9 +394,12 @@ ENTRIES: tuple[Gotcha, ...] = (
             "durable filesystem."
         ),
         platforms=(ANY,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned="outlive secret push reads stdin and refuses shared mounts (prevents)",
+        handling=PREVENTS,
+        handled_by="outlive secret push: stdin to a 0600 box-local file, never a command line",
+        proofs=(
+            "tests/integration/ssh/test_secret_and_tunnel.py::test_secret_value_never_appears_in_any_cmdline_during_the_push",
+            "tests/integration/ssh/test_secret_and_tunnel.py::test_secret_push_refuses_the_durable_path_without_leaking_the_value",
+        ),
         related=("U35", "RP12"),
     ),
     Gotcha(

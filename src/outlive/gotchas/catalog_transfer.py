@@ -232,9 +232,11 @@ ENTRIES: tuple[Gotcha, ...] = (
         specificity=6,
         patterns=(cmd(r"No dashboards are active for the current data set"),),
         handling=DETECTS,
-        handled_by=EXPLAIN,
-        proofs=(explain_proof("U39"),),
-        planned="outlive tunnel forwards the TensorBoard port",
+        handled_by="outlive explain; outlive tunnel forwards the TensorBoard port",
+        proofs=(
+            explain_proof("U39"),
+            "tests/integration/ssh/test_secret_and_tunnel.py::test_tunnel_forwards_a_local_port_to_a_service_on_the_box",
+        ),
         related=("U20",),
     ),
     Gotcha(
