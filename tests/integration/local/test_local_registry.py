@@ -49,8 +49,11 @@ def _wal(project) -> str:
         conn.close()
 
 
-def test_run_status_and_ls_from_many_processes_never_hit_database_locked(project):
-    workers, ops = 8, 20
+@pytest.mark.parametrize(
+    "ops", [pytest.param(6, id="8x6"), pytest.param(20, id="8x20", marks=pytest.mark.slow)]
+)
+def test_run_status_and_ls_from_many_processes_never_hit_database_locked(project, ops):
+    workers = 8
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", LIFECYCLE_WORKER, str(project.dir), str(w), str(ops)],

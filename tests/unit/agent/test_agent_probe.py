@@ -19,7 +19,8 @@ BOOT = "11111111-2222-3333-4444-555555555555"
 
 
 def _dead_pid() -> int:
-    """The pid of a child that has exited and been reaped."""
+    """The pid of a child that has exited and been reaped. Records below pair it with start
+    tick 1, so even a pid reused in the meantime cannot look like the recorded process."""
     proc = subprocess.Popen(["true"])
     proc.wait()
     return proc.pid
@@ -124,7 +125,9 @@ def test_probe_with_reused_pids_is_vanished_not_running(tmp_path):
 
 def test_probe_warns_when_the_job_outlived_its_supervisor(tmp_path):
     me, ticks = os.getpid(), proc_start_ticks(os.getpid())
-    d = _run_dir(tmp_path, pid=me, start_ticks=ticks, supervisor_pid=_dead_pid())
+    d = _run_dir(
+        tmp_path, pid=me, start_ticks=ticks, supervisor_pid=_dead_pid(), supervisor_start_ticks=1
+    )
     st = probe_one(str(d), BOOT, time.time())
     assert st["state"] == "running" and "supervisor is gone" in st["warning"]
 
@@ -144,7 +147,9 @@ def test_probe_of_a_vanished_run_whose_cgroup_counter_grew_is_oom(tmp_path):
     cg = tmp_path / "cg"
     cg.mkdir()
     (cg / "memory.events").write_text("oom 1\noom_kill 1\n")
-    d = _run_dir(tmp_path, pid=_dead_pid(), memory_cgroup=str(cg), oom_kill_baseline=0)
+    d = _run_dir(
+        tmp_path, pid=_dead_pid(), start_ticks=1, memory_cgroup=str(cg), oom_kill_baseline=0
+    )
     st = probe_one(str(d), BOOT, time.time())
     assert st["state"] == "vanished"
     assert st["diagnosis"]["cause"] == "oom"
@@ -163,7 +168,7 @@ def test_probe_of_a_vanished_run_whose_cgroup_counter_grew_is_oom(tmp_path):
     ],
 )
 def test_probe_state_follows_the_exit_record_and_cancel_request(tmp_path, exit_rec, cancel, state):
-    d = _run_dir(tmp_path, pid=_dead_pid(), oom_kill_baseline=0)
+    d = _run_dir(tmp_path, pid=_dead_pid(), start_ticks=1, oom_kill_baseline=0)
     _write(d / "exit.json", {"ended_at": 1001.0, "max_rss_bytes": 4096, **exit_rec})
     if cancel:
         _write(d / "cancel.json", {"requested_at": 1000.5, "grace_s": 1})
@@ -182,7 +187,7 @@ def test_probe_state_follows_the_exit_record_and_cancel_request(tmp_path, exit_r
 def test_probe_survives_an_unreadable_exit_record(tmp_path):
     """A torn exit.json (a crash on a filesystem that lost the write) must not break the probe,
     which answers for every run of the target at once."""
-    d = _run_dir(tmp_path, pid=_dead_pid(), oom_kill_baseline=0)
+    d = _run_dir(tmp_path, pid=_dead_pid(), start_ticks=1, oom_kill_baseline=0)
     (d / "exit.json").write_text('{"exit_code": 0, "sig')
     st = probe_one(str(d), BOOT, time.time())
     assert st["state"] == "vanished" and "exit.json" in st["error"]
@@ -215,7 +220,7 @@ def test_diagnose_names_a_hangup():
 
 
 def test_progress_is_the_last_complete_record_and_heartbeat_is_the_files_age(tmp_path):
-    d = _run_dir(tmp_path, pid=_dead_pid())
+    d = _run_dir(tmp_path, pid=_dead_pid(), start_ticks=1)
     progress = d / "progress.jsonl"
     progress.write_text(
         '{"ts": 1.0, "step": 1, "loss": 0.9}\n{"ts": 2.0, "step": 2, "loss": 0.5}\n{"ts": 3.0, "st'
@@ -228,7 +233,7 @@ def test_progress_is_the_last_complete_record_and_heartbeat_is_the_files_age(tmp
 
 
 def test_no_progress_file_means_no_progress_and_no_heartbeat(tmp_path):
-    st = probe_one(str(_run_dir(tmp_path, pid=_dead_pid())), BOOT, time.time())
+    st = probe_one(str(_run_dir(tmp_path, pid=_dead_pid(), start_ticks=1)), BOOT, time.time())
     assert st["progress"] is None and st["heartbeat_age_s"] is None
 
 
