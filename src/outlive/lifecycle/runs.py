@@ -286,6 +286,40 @@ def tail(cfg: Config, ref: str, lines: int) -> bytes:
     return base64.b64decode(reply["data_b64"])
 
 
+class RemoteLog:
+    """A run's whole log as a binary stream (``read(n)``), fetched from its box in chunks by
+    offset, so a huge log is never held in memory at once."""
+
+    CHUNK_BYTES = 4 << 20
+
+    def __init__(self, cfg: Config, ref: str) -> None:
+        self.record = Store(cfg.state_dir).resolve(ref)
+        self.target = cfg.target(self.record.target)
+        self._agent = agent_for(cfg, self.target)
+        self._offset = 0
+        self._buf = b""
+        self._eof = False
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._eof and (n < 0 or len(self._buf) < n):
+            reply = self._agent.call(
+                "tail",
+                {
+                    "run_dir": self.record.run_dir,
+                    "offset": self._offset,
+                    "max_bytes": self.CHUNK_BYTES,
+                },
+            )
+            data = base64.b64decode(reply["data_b64"])
+            self._offset = reply["offset"]
+            self._buf += data
+            self._eof = not data
+        if n < 0:
+            n = len(self._buf)
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+
 def follow(
     cfg: Config, ref: str, lines: int, *, poll_s: float = 0.5, max_backoff_s: float = 10.0
 ) -> Iterator[bytes | TransportError]:

@@ -1,0 +1,91 @@
+"""`explain`, `gotcha` and `profiles` through the real CLI: the JSON contract and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+OUTLIVE = str(Path(sys.executable).with_name("outlive"))
+
+TORCH_DISK_FULL = """\
+Epoch 3:  41%|████      | 410/1000 [02:11<03:09,  3.11it/s, loss=0.412]\r
+Traceback (most recent call last):
+  File "train.py", line 88, in <module>
+    torch.save(state, "ckpt/latest.pt")
+  File "/usr/lib/python3/dist-packages/torch/serialization.py", line 651, in save
+    with _open_zipfile_writer(f) as opened_zipfile:
+RuntimeError: [enforce fail at inline_container.cc:603] . unexpected pos 1024 vs 998
+terminate called after throwing an instance of 'std::ios_base::failure'
+  what():  basic_ios::clear: iostream error
+"""
+
+
+def _cli(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [OUTLIVE, *args], cwd=cwd, input=stdin, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_explain_file_json_reports_u6_first_with_its_line(tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    log.write_text("\x1b[32mINFO\x1b[0m starting\n" + TORCH_DISK_FULL)
+    out = _cli("explain", str(log), "--json", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    matches = json.loads(out.stdout)["matches"]
+    assert matches[0]["id"] == "U6"
+    assert {"id", "line", "text", "title"} <= set(matches[0])
+    assert matches[0]["line"] == 8
+
+
+def test_explain_stdin_names_crlf_scripts(tmp_path: Path) -> None:
+    out = _cli(
+        "explain",
+        "-",
+        "--json",
+        cwd=tmp_path,
+        stdin="./run.sh: line 3: $'\\r': command not found\n",
+    )
+    ids = [m["id"] for m in json.loads(out.stdout)["matches"]]
+    assert ids[:2] == ["U26", "GEN4"]
+
+
+def test_explain_of_an_unknown_run_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "outlive.toml").write_text("[project]\nname = 'x'\n")
+    out = _cli("explain", "no-such-run", cwd=tmp_path)
+    assert out.returncode == 2
+    assert "no-such-run" in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_gotcha_lookup_search_and_bad_id(tmp_path: Path) -> None:
+    one = json.loads(_cli("gotcha", "u6", "--json", cwd=tmp_path).stdout)["gotchas"]
+    assert [g["id"] for g in one] == ["U6"]
+    found = json.loads(_cli("gotcha", "--search", "inode", "--json", cwd=tmp_path).stdout)
+    assert "U7" in [g["id"] for g in found["gotchas"]]
+    every = json.loads(_cli("gotcha", "--json", cwd=tmp_path).stdout)["gotchas"]
+    assert len(every) == 93
+    bad = _cli("gotcha", "NOPE", cwd=tmp_path)
+    assert bad.returncode == 2 and "NOPE" in bad.stderr
+
+
+def test_profiles_json_lists_every_profile_and_one_in_full(tmp_path: Path) -> None:
+    names = [
+        p["name"] for p in json.loads(_cli("profiles", "--json", cwd=tmp_path).stdout)["profiles"]
+    ]
+    assert {
+        "local",
+        "generic-ssh",
+        "runpod",
+        "paperspace-core",
+        "paperspace-notebook",
+        "slurm",
+        "kubernetes",
+        "colab",
+        "kaggle",
+    } <= set(names)
+    runpod = json.loads(_cli("profiles", "runpod", "--json", cwd=tmp_path).stdout)
+    assert runpod["spot_grace_s"] == 5.0
+    human = _cli("profiles", "runpod", cwd=tmp_path).stdout
+    assert human.index("Danger clocks") < human.index("Survival matrix") < human.index("Teardown")
+    assert _cli("profiles", "nope", cwd=tmp_path).returncode == 2
