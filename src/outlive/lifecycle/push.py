@@ -149,7 +149,7 @@ def push(cfg: Config, target: Target, *, skip_if_unchanged: bool = False) -> Pus
     record = cfg.state_dir / "pushed" / f"{hashlib.sha256(target.name.encode()).hexdigest()[:16]}"
     if skip_if_unchanged and _read(record) == stamp:
         return PushResult(len(files), size, man, "unchanged")
-    if target.host and _PROXY_ONLY_HOSTS.search(target.host):
+    if target.host and _PROXY_ONLY_HOSTS.search(target.host.rsplit("@", 1)[-1]):
         raise UsageError(
             f"{target.host} is RunPod's basic SSH proxy, which carries no file transfer or remote "
             "commands (RP6); expose TCP port 22 on the pod and use its public IP and port as host"
