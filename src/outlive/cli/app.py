@@ -240,4 +240,4 @@ def demo(
 
 # Command groups that live in their own modules register themselves on `app` when imported;
 # each imports its heavy dependencies inside the command functions (start-up time).
-from outlive.cli import catalog_cmds, diag_cmds, remote_cmds  # noqa: E402, F401
+from outlive.cli import catalog_cmds, diag_cmds, pull_cmds, remote_cmds  # noqa: E402, F401
