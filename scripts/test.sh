@@ -9,6 +9,8 @@ command -v rsync >/dev/null || need_pkgs+=(rsync)
 command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
 command -v ip >/dev/null || need_pkgs+=(iproute2)
 command -v tmux >/dev/null || need_pkgs+=(tmux)
+command -v slurmctld >/dev/null || need_pkgs+=(slurm-wlm)
+command -v munged >/dev/null || need_pkgs+=(munge)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing system packages: ${need_pkgs[*]}"
