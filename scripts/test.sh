@@ -22,7 +22,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 command -v uv >/dev/null || python3 -m pip install -q uv
-uv sync --locked --quiet
+uv sync --locked --quiet --group ml    # + torch (CPU), Lightning, transformers for the ckpt integrations
 uv run --locked ruff check src tests bench
 uv run --locked ruff format --check src tests bench
 uv run --locked mypy
