@@ -15,11 +15,6 @@ from typing import Any
 
 from outlive.errors import ConfigError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 CONFIG_NAME = "outlive.toml"
 LOCAL = "local"
 STATE_DIR = ".outlive"
@@ -229,6 +224,10 @@ def _read_raw(project_dir: Path) -> tuple[Path | None, dict[str, Any] | None]:
 
 
 def _parse_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):  # imported here: a cached config never needs it
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
