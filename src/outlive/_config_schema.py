@@ -29,6 +29,7 @@ class TargetTable(_Strict):
     identity_file: str | None = None
     ssh_config: str | None = None
     accept_new_host_keys: bool = False
+    python: str = "python3"  # the box's interpreter for outlive's agent (stdlib only, >= 3.8)
     workdir: str | None = None
     durable: str | None = None
     hf_home: str | None = None

@@ -40,6 +40,7 @@ class Target:
     identity_file: str | None = None
     ssh_config: str | None = None
     accept_new_host_keys: bool = False
+    python: str = "python3"
     spot: bool = False
     kill_grace_s: float = 30.0
     spot_grace_s: float | None = None
@@ -275,7 +276,8 @@ def _remote_target(
     return Target(
         name=name,
         profile=prof.name,
-        kind="ssh",
+        # A Slurm profile submits with sbatch: on `host` over SSH, or here without one (issue 7).
+        kind="slurm" if prof.kind == "slurm" else "ssh",
         workdir=workdir,
         durable=t.durable or d.durable_dir or f"{workdir.rstrip('/')}/.outlive/durable",
         env=dict(t.env),
@@ -287,6 +289,7 @@ def _remote_target(
         identity_file=t.identity_file,
         ssh_config=t.ssh_config,
         accept_new_host_keys=t.accept_new_host_keys,
+        python=t.python,
         spot=spot,
         kill_grace_s=_first(t.kill_grace_s, prof.kill_grace_s, 30.0),
         spot_grace_s=_first(t.spot_grace_s, prof.spot_grace_s if spot else None),

@@ -45,11 +45,11 @@ LOOK_TIMEOUT_S = 15.0
 
 
 def agent_for(cfg: Config, target: Target) -> AgentClient:
-    if target.is_local:
+    if target.is_local or (target.kind == "slurm" and not target.host):  # local sbatch
         return AgentClient.local(cfg.state_dir)
     from outlive.transport.ssh import SshTransport
 
-    return AgentClient.remote(SshTransport(target))
+    return AgentClient.remote(SshTransport(target), python=target.python)
 
 
 def new_run_id(now: float | None = None) -> str:
@@ -127,7 +127,11 @@ def launch(
         "mtbf_s": target.mtbf_s,
         "created_at": time.time(),
     }
-    if target.is_local:
+    if target.kind == "slurm":
+        from outlive.backends.slurm_launch import submit
+
+        result = submit(cfg, target, agent, request)
+    elif target.is_local:
         result = agent.call("launch", request)
     else:
         from outlive.lifecycle.push import push
@@ -203,7 +207,7 @@ def _merge(rec: RunRecord, box: dict[str, Any]) -> dict[str, Any]:
         ckpt_dir=rec.ckpt_dir,
         created_at=rec.created_at,
     )
-    for extra in ("max_rss_bytes", "warning", "error", "cancel_requested"):
+    for extra in ("max_rss_bytes", "warning", "error", "cancel_requested", "restarts", "slurm"):
         if box.get(extra) is not None:
             st[extra] = box[extra]
     if st["state"] not in STATES:

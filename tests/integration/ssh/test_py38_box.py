@@ -1,0 +1,55 @@
+"""The box side really runs on Python 3.8: the agent, the supervisor and the job library."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from outlive.testing import Box
+
+OUTLIVE = str(Path(sys.executable).with_name("outlive"))
+PY38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
+
+
+def test_agent_and_checkpointer_run_on_python_3_8(tmp_path: Path, box: Box) -> None:
+    if not PY38.exists():
+        pytest.skip(f"no Python 3.8 interpreter at {PY38}")
+    proj = tmp_path / "p"
+    proj.mkdir()
+    target = dict(box.target, workdir=str(box.workdir / f"py38-{time.time_ns()}"), python=str(PY38))
+    (proj / "outlive.toml").write_text(
+        "[targets.box]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in target.items())
+    )
+    job = (
+        "import sys; from outlive import Checkpointer, progress\n"
+        "c = Checkpointer(); c.save({'v': sys.version_info[:2]}, step=7); c.close()\n"
+        "progress(7, loss=0.5)\n"
+        "print('restored', Checkpointer(handle_signals=False).load_latest().state['v'])\n"
+    )
+    out = subprocess.run(
+        [OUTLIVE, "run", "-t", "box", "--json", "--", str(PY38), "-c", job],
+        cwd=proj,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    run_id = json.loads(out.stdout)["run_id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        st = json.loads(
+            subprocess.run(
+                [OUTLIVE, "status", "--json", run_id], cwd=proj, capture_output=True, text=True
+            ).stdout
+        )["runs"][0]
+        if st["state"] != "running":
+            break
+        time.sleep(0.2)
+    logs = subprocess.run([OUTLIVE, "logs", run_id], cwd=proj, capture_output=True, text=True)
+    assert st["state"] == "succeeded", logs.stdout
+    assert logs.stdout.strip() == "restored (3, 8)"
+    assert st["progress"]["step"] == 7
