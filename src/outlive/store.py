@@ -34,6 +34,18 @@ CREATE TABLE IF NOT EXISTS runs (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS runs_by_name ON runs (name, created_at);
+-- outlive pull: one row per (run, local destination), the latest pull into it (issue 6)
+CREATE TABLE IF NOT EXISTS pulls (
+    run_id          TEXT NOT NULL,
+    dest            TEXT NOT NULL,
+    manifest_sha256 TEXT,
+    roots           TEXT NOT NULL,
+    files           INTEGER NOT NULL,
+    size_bytes      INTEGER NOT NULL,
+    verified        INTEGER NOT NULL,
+    pulled_at       REAL NOT NULL,
+    PRIMARY KEY (run_id, dest)
+);
 """
 
 
@@ -63,6 +75,34 @@ class RunRecord:
             created_at=row["created_at"],
             state=row["state"],
             status=json.loads(row["status"]) if row["status"] else None,
+        )
+
+
+@dataclass(frozen=True)
+class PullRecord:
+    """One pull of a run into a local directory (the directory's PULL_VERIFIED.json is the
+    proof; this row only says where to look)."""
+
+    run_id: str
+    dest: str
+    manifest_sha256: str | None
+    roots: list[dict[str, str]]
+    files: int
+    size_bytes: int
+    verified: bool
+    pulled_at: float
+
+    @classmethod
+    def _from_row(cls, row: sqlite3.Row) -> PullRecord:
+        return cls(
+            run_id=row["run_id"],
+            dest=row["dest"],
+            manifest_sha256=row["manifest_sha256"],
+            roots=json.loads(row["roots"]),
+            files=row["files"],
+            size_bytes=row["size_bytes"],
+            verified=bool(row["verified"]),
+            pulled_at=row["pulled_at"],
         )
 
 
@@ -166,3 +206,37 @@ class Store:
         if row is None:
             raise RunNotFound(f"no run {ref!r} in this project; `outlive ls` lists the known runs")
         return RunRecord._from_row(row)
+
+    def record_pull(self, rec: PullRecord) -> None:
+        """Remember the latest pull of a run into ``rec.dest`` (replacing an earlier one)."""
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO pulls (run_id, dest, manifest_sha256, roots, files,"
+                " size_bytes, verified, pulled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    rec.run_id,
+                    rec.dest,
+                    rec.manifest_sha256,
+                    json.dumps(rec.roots),
+                    rec.files,
+                    rec.size_bytes,
+                    int(rec.verified),
+                    rec.pulled_at,
+                ),
+            )
+
+    def pulls(self, run_ids: list[str] | None = None) -> list[PullRecord]:
+        """Pulls of the given runs (all when None), newest first."""
+        with self._connect() as conn:
+            if run_ids is None:
+                rows = conn.execute("SELECT * FROM pulls ORDER BY pulled_at DESC").fetchall()
+            else:
+                rows = []
+                for start in range(0, len(run_ids), 500):  # SQLite's host-parameter limit
+                    chunk = run_ids[start : start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    rows += conn.execute(
+                        f"SELECT * FROM pulls WHERE run_id IN ({marks})", chunk
+                    ).fetchall()
+                rows.sort(key=lambda r: r["pulled_at"], reverse=True)
+        return [PullRecord._from_row(r) for r in rows]

@@ -1,0 +1,396 @@
+"""``down``: the teardown gate (the Iron Law). outlive never stops, deletes or releases anything
+itself; this gate only says whether it is safe to, what the platform's verbs will cost and
+destroy, and prints the exact commands once the user has typed the target's name.
+
+It passes only when every file under the result roots of every run outlive knows on the target
+is covered by a verified pull: a local directory whose ``PULL_VERIFIED.json`` names a manifest
+that holds the file with the SHA-256 the box has *now*. The box re-hashes its roots for the
+check (one round trip), so a file added or changed since the pull refuses the gate; so does a
+run that is still running, a pulled copy that went missing here, or a box that does not answer.
+``--abandon-results`` lists exactly what would be lost and needs its own typed confirmation.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from outlive import verify as V
+from outlive.config import Config, Target
+from outlive.errors import TransportError, UsageError
+from outlive.lifecycle.pull import OUTPUT_PREFIX, declared_outputs, result_roots
+from outlive.lifecycle.runs import agent_for
+from outlive.profiles import Profile, load_profile
+from outlive.store import PullRecord, RunRecord, Store
+
+# The box hashes every result root for the check; a big tree takes a while (the link itself is
+# still watched by ssh's keep-alives, so a dead box is reported within about a minute, U17).
+GATE_TIMEOUT_S = 3600.0
+BUSY_STATES = ("running", "pending")
+
+Ask = Callable[[str], str]
+
+
+def _norm(verb: str) -> str:
+    return verb.replace("-", " ").replace("_", " ").strip().lower()
+
+
+def teardown_facts(profile: Profile) -> dict[str, Any]:
+    """Everything the gate shows about stopping the meter, straight from the profile."""
+    actions = [
+        {
+            "verb": a.verb,
+            "command": a.command,
+            "stops_billing": a.stops_billing,
+            "keeps_billing": a.keeps_billing,
+            "deletes": a.deletes,
+            "reversible": a.reversible,
+            "note": a.note,
+            "source": a.source,
+        }
+        for a in profile.teardown
+    ]
+    meter_stop = next(
+        (a for a in actions if _norm(str(a["verb"])) == _norm(profile.meter_stop_verb)), None
+    )
+    keeps: list[dict[str, Any]] = []
+    for tier in profile.storage:
+        if tier.survives_stop is True:
+            keeps.append(
+                {
+                    "after": profile.stop_event,
+                    "what": tier.name,
+                    "billing": tier.billing_stopped,
+                    "multiplier": tier.stopped_billing_multiplier,
+                    "source": tier.source,
+                }
+            )
+        if tier.survives_destroy is True and profile.destroy_event:
+            keeps.append(
+                {
+                    "after": profile.destroy_event,
+                    "what": tier.name,
+                    "billing": tier.billing_stopped,
+                    "multiplier": tier.stopped_billing_multiplier,
+                    "source": tier.source,
+                }
+            )
+    for a in profile.teardown:
+        keeps.append(
+            {"after": a.verb, "what": a.keeps_billing, "billing": None, "multiplier": None,
+             "source": a.source}
+        )  # fmt: skip
+    clocks = [
+        {
+            "name": c.name,
+            "kind": c.kind,
+            "duration_s": c.duration_s,
+            "range_s": list(c.range_s) if c.range_s else None,
+            "what_happens": c.what_happens,
+            "surface_first": c.surface_first,
+            "gotchas": list(c.gotchas),
+        }
+        for c in profile.clocks_first()
+    ]
+    plan = [
+        {
+            "verb": a.verb,
+            "command": a.command,
+            "how": a.command
+            or f"no command in the profile: {a.verb} it in the provider's console or API",
+        }
+        for a in profile.teardown
+        if not a.reversible
+    ]
+    return {
+        "profile": profile.name,
+        "title": profile.title,
+        "meter_stop_verb": profile.meter_stop_verb,
+        "meter_stop_irreversible": profile.meter_stop_irreversible,
+        "stop_event": profile.stop_event,
+        "destroy_event": profile.destroy_event,
+        "meter_stop": meter_stop,
+        "actions": actions,
+        "keeps_billing": keeps,
+        "deletes_irreversibly": [
+            {"verb": a["verb"], "deletes": a["deletes"]} for a in actions if not a["reversible"]
+        ],
+        "clocks": clocks,
+        "plan": plan,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# what is covered
+
+
+def _abs(roots: Iterable[tuple[str, str]], path: str) -> str:
+    """The box path of a manifest path (``label/rest`` under the root called ``label``)."""
+    for label, root in roots:
+        if path == label:
+            return root
+        if path.startswith(label + "/"):
+            return root.rstrip("/") + "/" + path[len(label) + 1 :]
+    return path
+
+
+def _entry_key(entry: V.Entry) -> str:
+    return f"link:{entry.link}" if entry.link is not None else f"sha256:{entry.sha256}"
+
+
+def check_pulled_copy(pull: PullRecord) -> tuple[V.Manifest | None, str | None]:
+    """The manifest of a verified pull whose local copy still holds (record, manifest, every
+    file present with its size or link), else why it does not count."""
+    dest = Path(pull.dest)
+    if not pull.verified or not pull.manifest_sha256:
+        return None, f"the pull into {dest} did not verify"
+    record = V.read_verified(dest)
+    if record is None:
+        return None, f"{dest / V.VERIFIED_NAME} is missing; pull again or `outlive verify {dest}`"
+    if record.get("manifest_sha256") != pull.manifest_sha256:
+        return None, f"{dest / V.VERIFIED_NAME} names another manifest; pull again"
+    try:
+        manifest = V.load_manifest(dest, pull.manifest_sha256)
+    except UsageError as exc:
+        return None, str(exc)
+    for entry in manifest.entries.values():
+        local = dest / entry.path
+        try:
+            if entry.link is not None:
+                if os.readlink(local) != entry.link:
+                    return None, f"{local} no longer links where it did; pull again"
+            elif os.stat(local).st_size != entry.size:
+                return None, f"{local} changed size since it was verified; pull again"
+        except OSError:
+            return None, f"{local} is gone from the pulled copy; pull again"
+    return manifest, None
+
+
+def _outputs_of(target: Target, pulls: list[PullRecord]) -> list[str]:
+    """Declared outputs of a run: the target's own plus every one a pull of it asked for."""
+    seen: list[str] = []
+    for p in pulls:
+        for r in p.roots:
+            label = str(r.get("label", ""))
+            if label.startswith(OUTPUT_PREFIX + "/"):
+                seen.append(label[len(OUTPUT_PREFIX) + 1 :])
+    try:
+        wanted = declared_outputs(target, seen)
+    except UsageError:
+        wanted = declared_outputs(target)
+    # keep only the outermost of nested declarations
+    return [o for o in wanted if not any(o.startswith(p + "/") for p in wanted if p != o)]
+
+
+def inspect(cfg: Config, target_name: str) -> dict[str, Any]:
+    """Look at the target once: what every known run has on the box now, and whether a
+    verified pull covers each file. Plain data; ``decide`` turns it into a verdict."""
+    target = cfg.target(target_name)
+    if target.is_local:
+        raise UsageError(
+            "the local target is this machine: there is no meter to stop and nothing to tear down"
+        )
+    profile = load_profile(target.profile, cfg.profile_dirs)
+    facts = teardown_facts(profile)
+    with Store(cfg.state_dir) as store:
+        runs = [r for r in store.all() if r.target == target.name]
+        pulls = store.pulls([r.run_id for r in runs]) if runs else []
+    by_run: dict[str, list[PullRecord]] = {}
+    for p in pulls:
+        by_run.setdefault(p.run_id, []).append(p)
+
+    # Which local copies count, and what they hold: box path -> sha256 / link target.
+    covered: dict[str, str] = {}
+    pull_views: dict[str, list[dict[str, Any]]] = {}
+    for p in pulls:
+        manifest, problem = check_pulled_copy(p)
+        pull_views.setdefault(p.run_id, []).append(
+            {
+                "dest": p.dest,
+                "manifest_sha256": p.manifest_sha256,
+                "pulled_at": p.pulled_at,
+                "valid": manifest is not None,
+                "problem": problem,
+            }
+        )
+        if manifest is not None:
+            for entry in manifest.entries.values():
+                covered[_abs(manifest.roots, entry.path)] = _entry_key(entry)
+
+    # Runs that share result roots (the same name reuses its checkpoint dir) are looked at once.
+    sets: list[list[dict[str, str]]] = []
+    index_of: dict[str, int] = {}
+    set_of: dict[str, int] = {}
+    for rec in runs:
+        roots = result_roots(target, rec, _outputs_of(target, by_run.get(rec.run_id, [])))
+        key = repr(roots)
+        if key not in index_of:
+            index_of[key] = len(sets)
+            sets.append(roots)
+        set_of[rec.run_id] = index_of[key]
+
+    report: dict[str, Any] = {
+        "target": target.name,
+        "profile": profile.name,
+        "host": target.host,
+        "reachable": True,
+        "error": None,
+        "runs": [],
+        "lost_if_abandoned": [],
+        "teardown": facts,
+        "allowed": False,
+        "refused": None,
+        "confirmed": False,
+        "abandoned": False,
+        "plan": None,
+        "note": "outlive checks only the runs it launched; anything else on the box is unknown",
+    }
+    reply: dict[str, Any] | None = None
+    if runs:
+        try:
+            reply = agent_for(cfg, target).call(
+                "manifest",
+                {
+                    "sets": [{"roots": s, "hash": True} for s in sets],
+                    "probe_run_dirs": [r.run_dir for r in runs],
+                },
+                timeout_s=GATE_TIMEOUT_S,
+            )
+        except TransportError as exc:
+            report["reachable"], report["error"] = False, str(exc)
+    for i, rec in enumerate(runs):
+        report["runs"].append(_run_view(rec, i, reply, set_of, covered, pull_views))
+    # Runs that share roots list the same box files: each file is listed once, with its runs.
+    lost: dict[str, dict[str, Any]] = {}
+    for run in report["runs"]:
+        for item in run["uncovered"]:
+            key = str(item["box_path"])
+            gone = lost.setdefault(key, {**item, "runs": [], "names": []})
+            gone["runs"].append(run["run_id"])
+            if run["name"] not in gone["names"]:
+                gone["names"].append(run["name"])
+    report["lost_if_abandoned"] = list(lost.values())
+    return report
+
+
+def _run_view(
+    rec: RunRecord,
+    index: int,
+    reply: dict[str, Any] | None,
+    set_of: dict[str, int],
+    covered: dict[str, str],
+    pull_views: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "run_id": rec.run_id,
+        "name": rec.name,
+        "state": rec.state,
+        "ckpt_dir": rec.ckpt_dir,
+        "files": None,
+        "size_bytes": None,
+        "manifest_sha256": None,
+        "covered": False,
+        "uncovered": [],
+        "pulls": pull_views.get(rec.run_id, []),
+    }
+    if reply is None:
+        view["uncovered"] = [
+            {"path": None, "box_path": rec.ckpt_dir, "size_bytes": None,
+             "why": "unknown: the box did not answer"}
+        ]  # fmt: skip
+        return view
+    view["state"] = reply["probes"][index].get("state") or rec.state
+    box = reply["manifests"][set_of[rec.run_id]]
+    manifest = V.Manifest.from_reply(box)
+    view.update(
+        files=len(manifest.entries), size_bytes=manifest.total_bytes, manifest_sha256=box["sha256"]
+    )
+    for entry in manifest.entries.values():
+        where = _abs(manifest.roots, entry.path)
+        have = covered.get(where)
+        if have == _entry_key(entry):
+            continue
+        view["uncovered"].append(
+            {
+                "path": entry.path,
+                "box_path": where,
+                "size_bytes": entry.size,
+                "why": "never pulled" if have is None else "changed on the box since the pull",
+            }
+        )
+    view["covered"] = not view["uncovered"]
+    return view
+
+
+# ---------------------------------------------------------------------------------------------
+# the verdict
+
+
+def decide(
+    report: dict[str, Any],
+    *,
+    confirm: str | None,
+    abandon: bool = False,
+    confirm_abandon: str | None = None,
+    ask: Ask | None = None,
+) -> dict[str, Any]:
+    """Apply the Iron Law to an ``inspect`` report: refuse (``refused`` says why) unless every
+    result is covered (or abandoned with its own typed confirmation) and the target's name was
+    typed. The plan of commands is filled in only when the gate passes."""
+    name = str(report["target"])
+    out = dict(report)
+    out["abandoned"] = False
+
+    def refuse(why: str) -> dict[str, Any]:
+        out["allowed"], out["refused"], out["plan"] = False, why, None
+        return out
+
+    busy = [r for r in report["runs"] if r["state"] in BUSY_STATES]
+    lost = report["lost_if_abandoned"]
+    if (busy or lost or not report["reachable"]) and not abandon:
+        if not report["reachable"]:
+            return refuse(
+                f"cannot check the results on {name} ({report['error']}); the gate never passes "
+                "on last-known data: bring the box back, or give the results up with "
+                "--abandon-results"
+            )
+        if busy:
+            names = ", ".join(repr(r["name"]) for r in busy[:3])
+            return refuse(
+                f"{len(busy)} run(s) on {name} are still running ({names}); their results are "
+                "still changing: wait or `outlive cancel`, then pull"
+            )
+        # The newest run of each name holds what its relaunches share (the same checkpoints).
+        newest = {x["runs"][-1] for x in lost}
+        shown = ", ".join(f"`outlive pull {rid}`" for rid in sorted(newest)[:3])
+        first = lost[0]
+        return refuse(
+            f"{len(lost)} file(s) on {name} are not covered by a verified pull (e.g. "
+            f"{first['path'] or first['box_path']}: {first['why']}); run {shown}, "
+            "or --abandon-results to give them up (Iron Law)"
+        )
+    if abandon and (busy or lost or not report["reachable"]):
+        phrase = f"abandon {name}"
+        typed = confirm_abandon
+        if typed is None and ask is not None:
+            typed = ask(f'Type "{phrase}" to give up the results listed above: ')
+        if typed is None:
+            return refuse(
+                f"--abandon-results needs its own confirmation: pass --confirm-abandon "
+                f"'{phrase}' (or run interactively)"
+            )
+        if typed.strip() != phrase:
+            return refuse(f'typed {typed.strip()!r}, not "{phrase}": nothing is given up')
+        out["abandoned"] = True
+    typed = confirm
+    if typed is None and ask is not None:
+        typed = ask(f"Type the target's name ({name}) to see the teardown commands: ")
+    if typed is None:
+        return refuse(f"the gate needs the target's name typed: pass --confirm {name}")
+    if typed.strip() != name:
+        return refuse(f"typed {typed.strip()!r}, which is not the target's name {name!r}")
+    out["allowed"], out["refused"], out["confirmed"] = True, None, True
+    out["plan"] = report["teardown"]["plan"]
+    return out

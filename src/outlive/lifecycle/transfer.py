@@ -1,0 +1,409 @@
+"""Moving a run's results off the box: rsync, one directory at a time, resumable.
+
+Each *unit* is one top-level directory of a result root (or one declared file) and gets its own
+rsync with its own bounded, backed-off retries, so one failure never loses the rest and a rerun
+skips what has landed (U12). ``--partial`` keeps a half file when the link is cut and the next
+attempt sends only the rest; ``--timeout`` ends an attempt whose link stalls; a wall-clock limit
+per attempt bounds the rest. The local directory is made before each transfer (U13); a unit
+whose sample compresses well goes with ``-z`` (U15). rsync runs over the target's multiplexed
+SSH master, never scp (GEN3). A few units move at once, and each one that lands is hashed and
+load-checked here while the others still move.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import selectors
+import shlex
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from outlive import verify as V
+from outlive.config import Target
+from outlive.errors import TransportError
+from outlive.transport.ssh import SshTransport
+
+DEFAULT_RETRIES = 6
+DEFAULT_PARALLEL = 4
+DEFAULT_STALL_TIMEOUT_S = 30.0
+DEFAULT_ATTEMPT_TIMEOUT_S = 3600.0
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 30.0
+TERM_GRACE_S = 10.0  # rsync keeps its partial file when it ends on TERM
+COMPRESS_BELOW_RATIO = 0.85  # compress a directory whose sample shrinks by 15 % or more (U15)
+# rsync exit codes worth another attempt: the link or the remote side went away, or stalled.
+RETRYABLE_RC = frozenset({5, 10, 12, 30, 35, 255})
+LINK_RC = frozenset({12, 30, 35, 255})  # the connection itself failed or stalled
+WALL_TIMEOUT_RC = -1  # our own per-attempt deadline (rsync was sent TERM)
+
+_PROGRESS_RE = re.compile(rb"^\s*([\d,.']+)\s+\d+%")
+_RECEIVED_RE = re.compile(rb"Total bytes received: ([\d,.']+)")
+_SENT_RE = re.compile(rb"Total bytes sent: ([\d,.']+)")
+_SO_FAR_RE = re.compile(rb"\(([\d,.']+) bytes received so far\)")
+
+ProgressFn = Callable[[int, int, str], None]  # (bytes done, bytes in all, what is moving)
+NoteFn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PullOptions:
+    """How to pull; the defaults suit a flaky link to a rented box."""
+
+    dest: Path | None = None
+    outputs: tuple[str, ...] = ()
+    retries: int = DEFAULT_RETRIES
+    stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
+    attempt_timeout_s: float = DEFAULT_ATTEMPT_TIMEOUT_S
+    bwlimit_kbps: int | None = None  # per rsync stream
+    compress: str = "auto"  # "auto" | "always" | "never"
+    parallel: int = DEFAULT_PARALLEL  # directories moved at once
+
+
+@dataclass
+class Attempt:
+    """One rsync run; bytes come from its --stats, or from what it said as it failed."""
+
+    rc: int
+    seconds: float
+    bytes_received: int | None
+    bytes_sent: int | None
+    bytes_from: str  # "stats" | "so-far" | "progress" | "none"
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rc": self.rc,
+            "seconds": round(self.seconds, 3),
+            "bytes_received": self.bytes_received,
+            "bytes_sent": self.bytes_sent,
+            "bytes_from": self.bytes_from,
+            "error": self.error,
+        }
+
+
+@dataclass
+class Unit:
+    """One directory (or one declared file) moved by its own rsync and its own retries."""
+
+    label: str
+    source: str  # box path: a directory (files are relative to it) or a single file
+    local: Path  # local directory, or the local file for a single-file unit
+    files: list[str]  # paths relative to ``source`` (empty for a single-file unit)
+    paths: list[str]  # the same files as manifest paths
+    sizes: list[int]
+    compress: bool
+    attempts: list[Attempt] = field(default_factory=list)
+    ok: bool = False
+    error: str | None = None
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(self.sizes)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "files": len(self.paths),
+            "size_bytes": self.size_bytes,
+            "compress": self.compress,
+            "ok": self.ok,
+            "error": self.error,
+            "attempts": [a.as_json() for a in self.attempts],
+        }
+
+
+def plan_units(roster: dict[str, Any], dest: Path, compress: str) -> list[Unit]:
+    """One unit per top-level directory of each root (files at a root's top form one unit),
+    and one per declared single file; each is compressed when its sample says it pays (U15)."""
+    kinds = {r["label"]: r for r in roster["roots"]}
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for f in roster["files"]:
+        root = kinds[f["root"]]
+        if root["kind"] == "file":
+            key = (f["root"], "")
+        else:
+            rel = str(f["rel"])
+            key = (f["root"], rel.split("/", 1)[0] + "/" if "/" in rel else "")
+        groups.setdefault(key, []).append(f)
+    units: list[Unit] = []
+    for (label, sub), files in sorted(groups.items()):
+        root = kinds[label]
+        sizes = [int(f.get("size") or 0) for f in files]
+        if compress == "always":
+            squeeze = True
+        elif compress == "never":
+            squeeze = False
+        else:
+            sampled = [(s, f.get("zratio")) for s, f in zip(sizes, files, strict=True)]
+            weight = sum(s for s, r in sampled if r is not None)
+            shrunk = sum(s * r for s, r in sampled if r is not None)
+            squeeze = weight > 0 and shrunk / weight < COMPRESS_BELOW_RATIO
+        single = root["kind"] == "file"
+        units.append(
+            Unit(
+                label=f"{label}/{sub}".rstrip("/") if sub else label,
+                source=root["real"] if single else root["path"],
+                local=dest / label,
+                files=[] if single else [str(f["rel"]) for f in files],
+                paths=[str(f["path"]) for f in files],
+                sizes=sizes,
+                compress=squeeze,
+            )
+        )
+    return units
+
+
+def move_all(
+    units: list[Unit],
+    dest: Path,
+    target: Target,
+    transport: SshTransport | None,
+    opts: PullOptions,
+    on_progress: ProgressFn | None,
+    note: NoteFn,
+) -> dict[str, V.FileResult]:
+    """Transfer every unit, a few at a time; each directory that lands is hashed and
+    load-checked here while the others still move. Returns what those checks saw."""
+    total = sum(u.size_bytes for u in units)
+    lock = threading.Lock()
+    moved_bytes: dict[str, int] = {}
+    checks: list[Future[V.FileResult]] = []
+
+    def on_moved(unit: Unit, n: int) -> None:
+        with lock:
+            moved_bytes[unit.label] = min(unit.size_bytes, n)
+            so_far = sum(moved_bytes.values())
+        if on_progress is not None:
+            on_progress(so_far, total, unit.label)
+
+    with ThreadPoolExecutor(max_workers=local_workers()) as local_pool:
+
+        def move(unit: Unit) -> None:
+            transfer_unit(unit, dest, target, transport, opts, lambda n: on_moved(unit, n), note)
+            if unit.ok:
+                futures = [
+                    local_pool.submit(V.observe_file, dest, path, expect_size=size)
+                    for path, size in zip(unit.paths, unit.sizes, strict=True)
+                ]
+                with lock:
+                    checks.extend(futures)
+
+        # A few directories move at once: each rsync's start-up (a new session on the master,
+        # rsync on the box) overlaps the others' data, and a slow one does not hold the rest.
+        with ThreadPoolExecutor(max_workers=opts.parallel) as unit_pool:
+            list(unit_pool.map(move, sorted(units, key=lambda u: -u.size_bytes)))
+        return {seen.path: seen for seen in (fut.result() for fut in checks)}
+
+
+def local_workers() -> int:
+    return max(1, min(V.MAX_WORKERS, os.cpu_count() or 1))
+
+
+def backoff(attempt: int) -> float:
+    return float(min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (attempt - 1)))
+
+
+# ---------------------------------------------------------------------------------------------
+# rsync, one unit at a time
+
+
+def rsync_argv(
+    unit: Unit,
+    target: Target,
+    transport: SshTransport | None,
+    opts: PullOptions,
+    list_file: str | None,
+) -> list[str]:
+    """The rsync command for one unit: resumable, stall-bounded, over the shared SSH master."""
+    argv = [
+        "rsync",
+        "-a",
+        "--partial",  # a cut keeps the half file; the next attempt sends only the rest (U12)
+        "--protect-args",  # box paths travel inside rsync's protocol, never through a shell
+        "--info=progress2",
+        "--stats",
+        f"--timeout={max(1, int(opts.stall_timeout_s))}",
+    ]
+    if unit.compress:
+        argv.append("-z")  # rsync picks zstd when both ends have it (U15)
+    if opts.bwlimit_kbps:
+        argv.append(f"--bwlimit={int(opts.bwlimit_kbps)}")
+    if list_file is not None:
+        argv += ["--from0", f"--files-from={list_file}"]
+    prefix = ""
+    if transport is not None:
+        argv += ["-e", " ".join(shlex.quote(a) for a in transport.ssh_argv())]
+        prefix = f"{target.host}:"
+    if list_file is not None:
+        argv += ["--", f"{prefix}{unit.source.rstrip('/') or '/'}/", f"{unit.local}/"]
+    else:
+        argv += ["--", f"{prefix}{unit.source}", str(unit.local)]
+    return argv
+
+
+def transfer_unit(
+    unit: Unit,
+    dest: Path,
+    target: Target,
+    transport: SshTransport | None,
+    opts: PullOptions,
+    on_bytes: Callable[[int], None],
+    note: NoteFn,
+) -> None:
+    """Move one unit with bounded, backed-off retries; its failure is recorded, not raised."""
+    (unit.local if unit.files else unit.local.parent).mkdir(parents=True, exist_ok=True)  # U13
+    list_file: str | None = None
+    with contextlib.ExitStack() as stack:
+        if unit.files:
+            tmp = stack.enter_context(
+                tempfile.NamedTemporaryFile(prefix="outlive-pull-", suffix=".list")
+            )
+            tmp.write(b"\0".join(os.fsencode(f) for f in unit.files) + b"\0")
+            tmp.flush()
+            list_file = tmp.name
+        argv = rsync_argv(unit, target, transport, opts, list_file)
+        for attempt in range(1, opts.retries + 1):
+            have = present_bytes(unit, dest)
+
+            def progress(n: int, have: int = have) -> None:
+                on_bytes(have + n)
+
+            result = run_rsync(argv, opts.attempt_timeout_s, progress)
+            unit.attempts.append(result)
+            if result.rc == 0:
+                unit.ok, unit.error = True, None
+                on_bytes(unit.size_bytes)
+                return
+            unit.error = result.error or f"rsync exit {result.rc}"
+            if result.rc not in RETRYABLE_RC and result.rc != WALL_TIMEOUT_RC:
+                note(f"{unit.label}: {unit.error}; not retried")
+                return
+            if attempt == opts.retries:
+                note(f"{unit.label}: gave up after {attempt} attempts ({unit.error})")
+                return
+            if transport is not None and result.rc in LINK_RC:
+                # A master whose link died can hang every session it carries; start afresh (U17).
+                with contextlib.suppress(TransportError, OSError, subprocess.TimeoutExpired):
+                    transport.close()
+            wait_s = backoff(attempt)
+            note(f"{unit.label}: {unit.error}; attempt {attempt + 1} in {wait_s:.0f} s (U12)")
+            time.sleep(wait_s)
+
+
+def present_bytes(unit: Unit, dest: Path) -> int:
+    """Bytes of this unit's files that are already complete here (same size as on the box)."""
+    have = 0
+    for path, size in zip(unit.paths, unit.sizes, strict=True):
+        with contextlib.suppress(OSError):
+            if os.lstat(dest / path).st_size == size:
+                have += size
+    return have
+
+
+def _number(raw: bytes) -> int:
+    return int(re.sub(rb"[^0-9]", b"", raw) or b"0")
+
+
+def run_rsync(
+    argv: list[str], attempt_timeout_s: float, on_bytes: Callable[[int], None]
+) -> Attempt:
+    """Run one rsync, reading its progress as it goes; TERM it past ``attempt_timeout_s``."""
+    started = time.monotonic()
+    env = dict(os.environ, LC_ALL="C")
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    except FileNotFoundError:
+        raise TransportError(
+            "rsync is not installed here; install it (apt install rsync)"
+        ) from None
+    if proc.stdout is None:  # pragma: no cover - Popen gives a pipe when asked for one
+        raise TransportError("rsync started without an output pipe")
+    out = proc.stdout
+    fd = out.fileno()
+    sel = selectors.DefaultSelector()
+    sel.register(fd, selectors.EVENT_READ)
+    buf = b""
+    received = sent = so_far = progress = None
+    errors: list[str] = []
+    timed_out = False
+
+    def parse(segment: bytes) -> None:
+        nonlocal received, sent, so_far, progress
+        if m := _PROGRESS_RE.match(segment):
+            progress = _number(m.group(1))
+            on_bytes(progress)
+        elif m := _RECEIVED_RE.search(segment):
+            received = _number(m.group(1))
+        elif m := _SENT_RE.search(segment):
+            sent = _number(m.group(1))
+        else:
+            if m := _SO_FAR_RE.search(segment):
+                so_far = max(so_far or 0, _number(m.group(1)))
+            text = segment.decode("utf-8", errors="replace").strip()
+            if text.startswith(("rsync:", "rsync error:", "ssh:")) or "error" in text.lower():
+                errors.append(text)
+
+    try:
+        deadline = started + attempt_timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            if not sel.select(timeout=min(1.0, left)):
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+            *segments, buf = re.split(rb"[\r\n]", buf)
+            for segment in segments:
+                if segment.strip():
+                    parse(segment)
+        if buf.strip():
+            parse(buf)
+    finally:
+        sel.close()
+        if proc.poll() is None:
+            proc.terminate()  # our own child: rsync keeps its partial file on TERM
+            try:
+                proc.wait(TERM_GRACE_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        proc.wait()
+        out.close()
+    rc = WALL_TIMEOUT_RC if timed_out else proc.returncode
+    if received is not None:
+        bytes_from, got = "stats", received
+    elif so_far is not None:
+        bytes_from, got = "so-far", so_far
+    elif progress is not None:
+        bytes_from, got = "progress", progress
+    else:
+        bytes_from, got = "none", None
+    error = None
+    if timed_out:
+        error = f"no end within {attempt_timeout_s:.0f} s"
+    elif rc != 0:
+        # The first specific line says why; rsync's own summary ("rsync error: ... (code N)")
+        # says what kind of failure it was.
+        specific = [e for e in errors if not e.startswith("rsync error:")]
+        summary = [e for e in errors if e.startswith("rsync error:")]
+        parts = specific[:1] + summary[-1:]
+        error = ("; ".join(parts) or f"rsync exit {rc}")[:400]
+    return Attempt(rc, time.monotonic() - started, got, sent, bytes_from, error)
