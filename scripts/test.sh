@@ -22,7 +22,9 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 command -v uv >/dev/null || python3 -m pip install -q uv
-uv sync --locked --quiet --group ml    # + torch (CPU), Lightning, transformers for the ckpt integrations
+# + the ml group (torch CPU wheel, Lightning, transformers) for the checkpoint integrations' tests;
+# bytecode compiled once here, since tests start many interpreters that import torch.
+uv sync --locked --quiet --group ml --compile-bytecode
 uv run --locked ruff check src tests bench
 uv run --locked ruff format --check src tests bench
 uv run --locked mypy

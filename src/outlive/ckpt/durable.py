@@ -10,7 +10,7 @@ import contextlib
 import errno
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable
 
 from outlive.errors import CheckpointError, DiskFullError
 
@@ -40,7 +40,11 @@ def _mib(size_bytes: int) -> str:
 
 
 def check_free_space(directory: Path, size_bytes: int) -> None:
-    """Raise DiskFullError unless ``directory`` has room for a ``size_bytes`` file and its inode."""
+    """Raise DiskFullError unless ``directory`` has room for a ``size_bytes`` file and its inode.
+
+    Measured with every existing checkpoint still in place: older ones are pruned only after the
+    new one is committed, so the new file must fit next to the previous one (U6, U7).
+    """
     try:
         st = os.statvfs(directory)
     except OSError:
@@ -78,11 +82,19 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
 
 
 def _error_for(exc: OSError, action: str, path: Path) -> CheckpointError:
@@ -98,9 +110,19 @@ def _error_for(exc: OSError, action: str, path: Path) -> CheckpointError:
     )
 
 
-def commit_file(directory: Path, final_name: str, tmp_name: str, chunks: Sequence[bytes]) -> Path:
+def commit_file(
+    directory: Path,
+    final_name: str,
+    tmp_name: str,
+    chunks: Iterable[bytes | memoryview],
+    *,
+    header_size: int = 0,
+    make_header: Callable[[], bytes] | None = None,
+) -> Path:
     """Write ``chunks`` to ``directory/final_name`` atomically and durably; return the final path.
 
+    With ``make_header``, ``header_size`` bytes are reserved first and filled with its result
+    once every chunk is written (so a header can carry a digest of the bytes streamed after it).
     On any failure the tmp file is removed, an existing file of that name is untouched, and a
     CheckpointError (DiskFullError for ENOSPC/EDQUOT) is raised.
     """
@@ -113,8 +135,17 @@ def commit_file(directory: Path, final_name: str, tmp_name: str, chunks: Sequenc
         raise _error_for(exc, "creating", tmp) from exc
     try:
         try:
+            if make_header is not None:
+                _write_all(fd, bytes(header_size))
             for chunk in chunks:
                 _write_all(fd, chunk)
+            if make_header is not None:
+                header = make_header()
+                if len(header) != header_size:
+                    raise CheckpointError(
+                        f"internal error: a {len(header)}-byte header for {header_size} reserved"
+                    )
+                _pwrite_all(fd, header, 0)
             # Data must be on disk before the rename publishes it, or a crash can publish zeros.
             os.fsync(fd)
         finally:

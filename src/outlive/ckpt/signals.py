@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from types import FrameType
 from typing import TYPE_CHECKING, Dict
 
@@ -31,6 +32,7 @@ class PreemptionFlag:
 
     def __init__(self) -> None:
         self._signum: int | None = None
+        self._received_at: float | None = None
         self._previous: Dict[int, _Handler] = {}
 
     @property
@@ -43,13 +45,19 @@ class PreemptionFlag:
         """The first preemption signal received, or None."""
         return self._signum
 
+    @property
+    def received_at(self) -> float | None:
+        """``time.monotonic()`` when the first preemption signal arrived, or None."""
+        return self._received_at
+
     def set(self, signum: int) -> None:
         """Raise the flag as if ``signum`` had arrived."""
         if self._signum is None:
+            self._received_at = time.monotonic()  # the grace window runs from here
             self._signum = signum
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        # Flag only: no I/O, no logging, no saving here (SLURM1).
+        # Flag (and the clock) only: no I/O, no logging, no saving here (SLURM1).
         self.set(signum)
 
     def install(self) -> bool:

@@ -31,6 +31,7 @@ def test_save_then_load_latest_round_trips_state_step_and_path(tmp_path: Path) -
     weights = np.arange(12.0).reshape(3, 4)
     state = {"w": weights, "step": 7, "name": "x'; echo $(id)\n✓"}
     path = ckpt.save(state, step=7)
+    ckpt.flush()  # async by default: committed once flushed (or at close / exit)
 
     restored = _ckpt(tmp_path).load_latest()
 
@@ -69,7 +70,7 @@ def test_directory_that_is_a_file_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_file_starts_with_the_format_header(tmp_path: Path) -> None:
-    path = _ckpt(tmp_path).save({"a": 1}, step=3)
+    path = _ckpt(tmp_path).save({"a": 1}, step=3, sync=True)
     data = path.read_bytes()
     assert data.startswith(fmt.MAGIC)
     step, payload = fmt.verify(data, expected_step=3)
@@ -97,7 +98,7 @@ def test_keep_last_keeps_the_newest_and_the_one_just_committed(tmp_path: Path) -
     # Saving an older step (a resume from before a corrupt newest one) never prunes itself.
     ckpt.save({"step": 3}, step=3)
     assert ckpt.steps() == [3, 5]
-    assert _ckpt(tmp_path, keep_last=1).save({"step": 2}, step=2)
+    assert _ckpt(tmp_path, keep_last=1).save({"step": 2}, step=2, sync=True)
     assert ckpt.steps() == [2]
 
 
@@ -153,6 +154,7 @@ def test_stray_tmp_files_are_ignored_by_load_and_removed_by_the_next_save(
     assert restored is not None and restored.step == 1 and ckpt.steps() == [1]
 
     ckpt.save({"good": True}, step=5)
+    ckpt.flush()
     assert _tmp_files(tmp_path) == [live.name]
 
 
@@ -166,6 +168,7 @@ def test_corrupt_newest_falls_back_to_the_previous_one(
     ckpt = _ckpt(tmp_path)
     ckpt.save({"step": 10, "blob": os.urandom(4096)}, step=10)
     newest = ckpt.save({"step": 20, "blob": os.urandom(4096)}, step=20)
+    ckpt.flush()
     data = bytearray(newest.read_bytes())
     offsets = {"flip_payload": len(data) - 100, "flip_digest": 40, "flip_step": 19, "flip_magic": 1}
     if damage in offsets:
@@ -239,6 +242,7 @@ def test_a_failed_write_keeps_the_previous_checkpoint_and_no_tmp(
         "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"
         "try:\n"
         "    c.save(b'y' * 1_000_000, step=2)\n"
+        "    c.flush()  # an async persist's error is raised by the next call\n"
         "except CheckpointError as exc:\n"
         "    print(type(exc).__name__, exc)\n"
     )
