@@ -1,0 +1,336 @@
+"""`pull`, `verify` and `down` against a real box: sshd in its own network namespace, real rsync,
+a real link cut (``ip link set eth0 down`` on the box's side) in the middle of a transfer.
+
+The box shares this machine's filesystem, so a test reads and damages box files directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from outlive.lifecycle.gate import teardown_facts
+from outlive.profiles import load_profile
+from outlive.testing import Box
+
+OUTLIVE = str(Path(sys.executable).with_name("outlive"))
+EXAMPLE = Path(__file__).resolve().parents[3] / "src" / "outlive" / "examples" / "train_numpy.py"
+DEADLINE_S = 90.0
+
+
+@pytest.fixture
+def project(tmp_path: Path, box: Box, request: pytest.FixtureRequest) -> Path:
+    """A project whose target `box` has a workdir with hostile characters and its own durable
+    directory on the box."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    tag = f"{request.node.name[:24]}-{time.time_ns()}"
+    target = dict(
+        box.target,
+        workdir=str(box.workdir / f"pull {tag} 'q' $(x) ü"),
+        durable=str(box.durable / tag),
+    )
+    lines = ["[targets.box]"] + [f"{k} = {json.dumps(v)}" for k, v in target.items()]
+    (proj / "outlive.toml").write_text("\n".join(lines) + "\n")
+    shutil.copyfile(EXAMPLE, proj / "train_numpy.py")
+    return proj
+
+
+def cli(proj: Path, *args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [OUTLIVE, *args], cwd=proj, capture_output=True, text=True, timeout=timeout_s
+    )
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    if proc.returncode != 0:
+        raise AssertionError(f"{proc.args} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def finished_run(proj: Path, name: str, steps: int = 30) -> dict[str, Any]:
+    """Launch the numpy example (real checkpoints and final.npz) and wait for it to succeed."""
+    out = ok(
+        cli(proj, "run", "-t", "box", "--name", name, "--json", "--",
+            sys.executable, "train_numpy.py", "--steps", str(steps), "--save-every", "10")
+    )  # fmt: skip
+    run_id = json.loads(out.stdout)["run_id"]
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        st = json.loads(cli(proj, "status", "--json", run_id).stdout)["runs"][0]
+        if st["state"] == "succeeded":
+            return dict(st)
+        assert st["state"] == "running" or st["state"] == "pending", st
+        time.sleep(0.2)
+    raise AssertionError(f"run {name} did not finish")
+
+
+def pull(proj: Path, ref: str, *extra: str) -> tuple[int, dict[str, Any], str]:
+    proc = cli(proj, "pull", ref, "--json", *extra, timeout_s=300)
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def random_file(path: Path, size_bytes: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        left = size_bytes
+        while left:
+            chunk = os.urandom(min(left, 1 << 20))
+            f.write(chunk)
+            left -= len(chunk)
+
+
+# ---------------------------------------------------------------------------------------------
+# pull
+
+
+def test_pull_verifies_checkpoints_outputs_and_hostile_names(project: Path, box: Box) -> None:
+    st = finished_run(project, "hostile")
+    ckpt = Path(st["ckpt_dir"])
+    (ckpt / "a b 'q' $(x)\nü.txt").write_text("hostile name\n")
+    workdir = Path(json.loads(cli(project, "targets", "--json").stdout)["targets"][1]["workdir"])
+    (workdir / "results" / "deep").mkdir(parents=True)
+    (workdir / "results" / "deep" / "metrics.json").write_text('{"acc": 0.9}')
+    (workdir / "results" / "w.npy").write_bytes(b"")  # replaced below by a real array
+    import numpy as np
+
+    np.save(workdir / "results" / "w.npy", np.arange(12.0))
+    (workdir / "summary.csv").write_text("step,loss\n30,0.1\n")
+
+    code, result, err = pull(project, "hostile", "--output", "results", "--output", "summary.csv")
+    assert code == 0, (err, result["verify"]["problems"], result["transfer"])
+    dest = Path(result["dest"])
+    assert dest == project / ".outlive" / "pulled" / "hostile" / st["run_id"]
+    assert result["ok"] and result["verified_file"] == str(dest / "PULL_VERIFIED.json")
+    assert (dest / "ckpt" / "final.npz").is_file()
+    assert (dest / "ckpt" / "a b 'q' $(x)\nü.txt").read_text() == "hostile name\n"
+    assert (dest / "out" / "results" / "deep" / "metrics.json").is_file()
+    assert (dest / "out" / "summary.csv").read_text() == "step,loss\n30,0.1\n"
+    record = json.loads((dest / "PULL_VERIFIED.json").read_text())
+    assert record["manifest_sha256"] == result["manifest_sha256"]
+    loads = {f["path"]: f["load"] for f in record["files"] if f["load"]}
+    assert loads["ckpt/final.npz"] == "npz" and loads["out/results/w.npy"] == "npy"
+    assert sum(1 for kind in loads.values() if kind == "outlive-ckpt") >= 1
+    assert all(f["load_ok"] for f in record["files"] if f["load"])
+    # The manifest is kept on both ends, named by its own hash.
+    name = f"{result['manifest_sha256']}.json"
+    assert (dest / ".outlive" / "manifests" / name).is_file()
+    assert (Path(st["run_dir"]) / "manifests" / name).is_file()
+    # `verify DIR` checks again at any time.
+    again = cli(project, "verify", str(dest), "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["ok"], again.stderr
+
+
+def test_pull_interrupted_by_a_link_cut_resumes_and_sends_the_tree_about_once(
+    project: Path, box: Box
+) -> None:
+    st = finished_run(project, "cut")
+    ckpt = Path(st["ckpt_dir"])
+    random_file(ckpt / "big.bin", 48 << 20)  # random: no compression; one directory
+    tree_bytes = sum(p.stat().st_size for p in ckpt.rglob("*") if p.is_file())
+    dest = project / "pulled-cut"
+    local = dest / "ckpt"
+    box_cut = threading.Event()
+
+    def cut_mid_transfer() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            partial = [p for p in local.glob("*big.bin*")] if local.is_dir() else []
+            if any(p.stat().st_size > (12 << 20) for p in partial):
+                box.cut()
+                box_cut.set()
+                time.sleep(6.0)  # longer than the stall timeout: the attempt must fail
+                box.restore()
+                return
+            time.sleep(0.05)
+
+    cutter = threading.Thread(target=cut_mid_transfer)
+    cutter.start()
+    try:
+        code, result, err = pull(
+            project, st["run_id"], "--to", str(dest), "--bwlimit-kbps", "8000",
+            "--stall-timeout-s", "3", "--retries", "12",
+        )  # fmt: skip
+    finally:
+        cutter.join()
+        box.restore()
+    assert box_cut.is_set(), "the transfer finished before the link could be cut"
+    assert code == 0, (err, result["transfer"], result["verify"]["problems"])
+    assert result["ok"] and (dest / "PULL_VERIFIED.json").is_file()
+    (unit,) = [u for u in result["transfer"]["units"] if u["label"] == "ckpt"]
+    attempts = unit["attempts"]
+    assert len(attempts) >= 2 and attempts[0]["rc"] != 0 and attempts[-1]["rc"] == 0
+    assert "U12" in err  # the retry was announced, naming the gotcha
+    # rsync's own counts: --stats for the attempt that finished, "N bytes received so far"
+    # for the one the cut ended. The resumed attempt sent only the rest of the half file.
+    assert all(a["bytes_from"] in ("stats", "so-far") for a in attempts), attempts
+    received = result["transfer"]["bytes_received"]
+    ratio = received / tree_bytes
+    print(f"\nlink-cut pull: tree {tree_bytes} B, rsync received {received} B, ratio {ratio:.4f}")
+    assert ratio <= 1.1, attempts
+    assert attempts[-1]["bytes_received"] < 0.9 * tree_bytes  # not from zero
+
+
+def test_a_checkpoint_that_does_not_load_fails_the_pull(project: Path, box: Box) -> None:
+    st = finished_run(project, "broken")
+    final = Path(st["ckpt_dir"]) / "final.npz"
+    final.write_bytes(final.read_bytes()[:-40])  # the box itself holds a torn npz
+    code, result, _ = pull(project, "broken")
+    assert code == 1 and not result["ok"] and result["verified_file"] is None
+    assert any(
+        p.startswith("ckpt/final.npz: checkpoint does not load as npz")
+        for p in result["verify"]["problems"]
+    ), result["verify"]["problems"]
+    assert not (Path(result["dest"]) / "PULL_VERIFIED.json").exists()
+
+
+@pytest.mark.parametrize("damage", ["flip", "missing", "extra"])
+def test_verify_fails_naming_the_file(project: Path, box: Box, damage: str) -> None:
+    st = finished_run(project, f"v-{damage}")
+    code, result, _ = pull(project, st["run_id"])
+    assert code == 0
+    dest = Path(result["dest"])
+    ckpts = sorted((dest / "ckpt").glob("step-*.ckpt"))
+    if damage == "flip":
+        target, rel = ckpts[-1], f"ckpt/{ckpts[-1].name}"
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        target.write_bytes(bytes(data))
+    elif damage == "missing":
+        target, rel = dest / "ckpt" / "final.npz", "ckpt/final.npz"
+        target.unlink()
+    else:
+        target, rel = dest / "ckpt" / "notes.txt", "ckpt/notes.txt"
+        target.write_text("added here, not on the box")
+    out = cli(project, "verify", str(dest), "--json")
+    assert out.returncode == 1
+    report = json.loads(out.stdout)
+    assert not report["ok"]
+    assert [p.split(":")[0] for p in report["problems"]] == [rel]
+    assert rel in out.stderr
+    assert not (dest / "PULL_VERIFIED.json").exists()  # moved aside: no longer true
+
+
+def test_repull_after_the_box_pruned_moves_old_files_aside_and_verifies(
+    project: Path, box: Box
+) -> None:
+    st = finished_run(project, "prune")
+    ckpt = Path(st["ckpt_dir"])
+    assert pull(project, st["run_id"])[0] == 0
+    oldest = sorted(ckpt.glob("step-*.ckpt"))[0]
+    oldest.unlink()  # the job's keep_last pruned it on the box
+    shutil.copyfile(ckpt / "final.npz", ckpt / "best.npz")  # and wrote something new
+    code, second, err = pull(project, st["run_id"])
+    assert code == 0 and second["ok"], (err, second["verify"]["problems"])
+    assert second["superseded"] == [f"ckpt/{oldest.name}"]
+    dest = Path(second["dest"])
+    assert not (dest / "ckpt" / oldest.name).exists()
+    assert list(dest.parent.glob(f"{dest.name}.superseded/*/ckpt/{oldest.name}"))
+
+
+# ---------------------------------------------------------------------------------------------
+# down
+
+
+def down(proj: Path, *args: str) -> tuple[int, dict[str, Any], str]:
+    proc = cli(proj, "down", "box", "--json", *args)
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def test_down_refuses_until_a_fresh_verified_pull_and_the_right_name(
+    project: Path, box: Box
+) -> None:
+    st = finished_run(project, "gate")
+    ckpt = Path(st["ckpt_dir"])
+
+    # no pull yet
+    code, report, err = down(project, "--confirm", "box")
+    assert code == 1 and not report["allowed"] and report["plan"] is None
+    assert "not covered by a verified pull" in err and "Iron Law" in err
+    assert {x["why"] for x in report["lost_if_abandoned"]} == {"never pulled"}
+    # the table is the profile's
+    assert report["teardown"] == json.loads(json.dumps(teardown_facts(load_profile("generic-ssh"))))
+
+    assert pull(project, "gate")[0] == 0
+    code, report, err = down(project, "--confirm", "box")
+    assert code == 0 and report["allowed"], err
+    assert [r["covered"] for r in report["runs"]] == [True]
+    assert report["plan"] == report["teardown"]["plan"]
+
+    # the wrong name, or none typed when not interactive
+    code, report, err = down(project, "--confirm", "box2")
+    assert code == 1 and not report["allowed"] and "'box2'" in err
+    code, report, err = down(project)
+    assert code == 1 and "--confirm box" in err
+
+    # a file appears on the box after the pull
+    (ckpt / "late.txt").write_text("written after the pull")
+    code, report, err = down(project, "--confirm", "box")
+    assert code == 1 and not report["allowed"]
+    assert [x["path"] for x in report["lost_if_abandoned"]] == ["ckpt/late.txt"]
+
+    # a file changed on the box after the pull
+    assert pull(project, "gate")[0] == 0
+    assert down(project, "--confirm", "box")[0] == 0
+    (ckpt / "late.txt").write_text("changed after the pull")
+    code, report, err = down(project, "--confirm", "box")
+    assert code == 1
+    assert report["lost_if_abandoned"][0]["why"] == "changed on the box since the pull"
+
+    # giving the results up needs its own typed phrase, and then the name
+    code, report, err = down(project, "--confirm", "box", "--abandon-results")
+    assert code == 1 and "abandon box" in err
+    code, report, err = down(
+        project, "--confirm", "box", "--abandon-results", "--confirm-abandon", "abandon box"
+    )
+    assert code == 0 and report["allowed"] and report["abandoned"], err
+    assert (ckpt / "late.txt").exists()  # the gate never deletes anything
+
+
+def test_down_refuses_when_the_pulled_copy_is_gone_or_the_box_is_unreachable(
+    project: Path, box: Box
+) -> None:
+    finished_run(project, "gone")
+    code, result, _ = pull(project, "gone")
+    assert code == 0
+    shutil.rmtree(Path(result["dest"]) / "ckpt")
+    code, report, err = down(project, "--confirm", "box")
+    assert code == 1 and "not covered" in err
+    assert report["runs"][0]["pulls"][0]["valid"] is False
+    assert pull(project, "gone")[0] == 0
+    assert down(project, "--confirm", "box")[0] == 0
+    box.cut()
+    try:
+        code, report, err = down(project, "--confirm", "box")
+    finally:
+        box.restore()
+    assert code == 1 and report["reachable"] is False and "last-known" in err
+
+
+def test_down_refuses_while_a_run_is_still_running(project: Path, box: Box) -> None:
+    out = ok(cli(project, "run", "-t", "box", "--name", "busy", "--json", "--", "sleep", "60"))
+    run_id = json.loads(out.stdout)["run_id"]
+    try:
+        code, _, err = down(project, "--confirm", "box")
+        assert code == 1 and "still running" in err
+    finally:
+        cli(project, "cancel", run_id)
+
+
+def test_down_human_output_shows_clocks_first_and_the_plan_last(project: Path, box: Box) -> None:
+    finished_run(project, "human")
+    assert pull(project, "human")[0] == 0
+    out = cli(project, "down", "box", "--confirm", "box")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    assert text.index("Danger clocks") < text.index("Teardown verbs") < text.index("gate passed")
+    assert "no idle timer" in text and "destroy" in text
