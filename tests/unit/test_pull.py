@@ -1,0 +1,205 @@
+"""`pull` on the local target (the agent as a subprocess, real rsync) and its pure parts: declared
+outputs, units, the rsync command line and what rsync reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from outlive.config import Target, load_config
+from outlive.errors import UsageError
+from outlive.lifecycle.pull import declared_outputs, pull, result_roots
+from outlive.lifecycle.transfer import (
+    PullOptions,
+    Unit,
+    plan_units,
+    rsync_argv,
+    run_rsync,
+)
+from outlive.store import RunRecord, Store
+from outlive.transport.ssh import SshTransport
+
+OUTLIVE = str(Path(sys.executable).with_name("outlive"))
+
+
+def _target(**options: object) -> Target:
+    return Target(
+        name="gpu",
+        profile="generic-ssh",
+        kind="ssh",
+        workdir="$HOME/proj",
+        durable="$HOME/proj/.outlive/durable",
+        host="gpu-box",
+        ssh_config="/tmp/cfg",
+        options=dict(options),
+    )
+
+
+def test_declared_outputs_are_relative_normalised_and_do_not_overlap() -> None:
+    t = _target(outputs=["results/", "logs/metrics.csv"])
+    assert declared_outputs(t, ["./plots", "results"]) == ["results", "logs/metrics.csv", "plots"]
+    for bad in ("/etc", "../up", "a/../..", "~/x", "$HOME/x", "", "."):
+        with pytest.raises(UsageError, match="relative to the workdir"):
+            declared_outputs(t, [bad])
+    with pytest.raises(UsageError, match="overlap"):
+        declared_outputs(t, ["results/sub"])
+
+
+def test_result_roots_are_the_checkpoint_dir_and_each_output_under_the_workdir() -> None:
+    rec = RunRecord("r1", "n", "gpu", ["x"], "/box/run", "/box/durable/n", 0.0)
+    assert result_roots(_target(), rec, ["results"]) == [
+        {"label": "ckpt", "path": "/box/durable/n"},
+        {"label": "out/results", "path": "$HOME/proj/results"},
+    ]
+
+
+def test_units_are_top_level_directories_and_compress_only_what_shrinks(tmp_path: Path) -> None:
+    roster = {
+        "roots": [
+            {"label": "ckpt", "path": "/d/n", "real": "/d/n", "kind": "dir"},
+            {"label": "out/m.csv", "path": "/w/m.csv", "real": "/w/real.csv", "kind": "file"},
+        ],
+        "files": [
+            {"path": "ckpt/a.ckpt", "root": "ckpt", "rel": "a.ckpt", "size": 100, "zratio": 0.99},
+            {"path": "ckpt/s/x", "root": "ckpt", "rel": "s/x", "size": 50, "zratio": 0.2},
+            {"path": "ckpt/s/y/z", "root": "ckpt", "rel": "s/y/z", "size": 50, "zratio": 0.3},
+            {"path": "out/m.csv", "root": "out/m.csv", "rel": "", "size": 9, "zratio": None},
+        ],
+    }
+    units = {u.label: u for u in plan_units(roster, tmp_path, "auto")}
+    assert set(units) == {"ckpt", "ckpt/s", "out/m.csv"}
+    assert units["ckpt"].files == ["a.ckpt"] and not units["ckpt"].compress
+    assert units["ckpt/s"].files == ["s/x", "s/y/z"] and units["ckpt/s"].compress
+    single = units["out/m.csv"]
+    assert single.files == [] and single.source == "/w/real.csv"
+    assert single.local == tmp_path / "out/m.csv"
+    assert all(u.compress for u in plan_units(roster, tmp_path, "always"))
+    assert not any(u.compress for u in plan_units(roster, tmp_path, "never"))
+
+
+def test_rsync_command_is_resumable_bounded_and_rides_the_ssh_master(tmp_path: Path) -> None:
+    unit = Unit("ckpt", "/box/d n", tmp_path / "ckpt", ["a"], ["ckpt/a"], [1], compress=True)
+    target = _target()
+    opts = PullOptions(stall_timeout_s=7, bwlimit_kbps=500)
+    argv = rsync_argv(unit, target, SshTransport(target), opts, "/tmp/list")
+    assert argv[0] == "rsync" and "scp" not in argv
+    for flag in ("--partial", "--protect-args", "--stats", "--timeout=7", "-z", "--bwlimit=500"):
+        assert flag in argv
+    ssh = argv[argv.index("-e") + 1]
+    assert ssh.startswith("ssh -F /tmp/cfg") and "ControlMaster=auto" in ssh
+    assert argv[-2:] == ["gpu-box:/box/d n/", f"{tmp_path}/ckpt/"]
+    plain = Unit("o", "/w/m.csv", tmp_path / "out/m.csv", [], ["out/m.csv"], [1], compress=False)
+    argv = rsync_argv(plain, target, None, PullOptions(), None)
+    assert "-z" not in argv and "-e" not in argv and argv[-2:] == ["/w/m.csv", str(plain.local)]
+
+
+def test_run_rsync_reads_rsync_stats_and_names_a_failure(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "f.bin").write_bytes(os.urandom(300_000))
+    seen: list[int] = []
+    done = run_rsync(
+        ["rsync", "-a", "--info=progress2", "--stats", f"{src}/", f"{tmp_path / 'dst'}/"],
+        60,
+        seen.append,
+    )
+    assert done.rc == 0 and done.error is None and done.bytes_from == "stats"
+    assert done.bytes_received is not None and seen and max(seen) == 300_000
+    failed = run_rsync(["rsync", "-a", f"{tmp_path / 'missing'}/", str(tmp_path / "x")], 60, print)
+    assert failed.rc == 23 and failed.error and "missing" in failed.error
+
+
+def test_run_rsync_ends_an_attempt_at_its_deadline(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    # rsync waits forever to read its file list from a FIFO nobody writes to
+    done = run_rsync(["rsync", "-a", f"--files-from={fifo}", "/", str(tmp_path / "d")], 1.0, print)
+    assert done.rc == -1 and done.error and "no end within" in done.error
+
+
+@pytest.fixture
+def local_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    """A finished local run of the numpy example: real checkpoints and final.npz."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / ".git").mkdir()
+    monkeypatch.chdir(proj)
+    example = Path(__file__).resolve().parents[2] / "src" / "outlive" / "examples"
+    (proj / "train.py").write_bytes((example / "train_numpy.py").read_bytes())
+    out = subprocess.run(
+        [OUTLIVE, "run", "--name", "loc", "--json", "--",
+         sys.executable, "train.py", "--steps", "20", "--save-every", "10"],
+        cwd=proj, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    run_id = json.loads(out.stdout)["run_id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        st = subprocess.run(
+            [OUTLIVE, "status", "--json", run_id], cwd=proj, capture_output=True, text=True
+        )
+        if json.loads(st.stdout)["runs"][0]["state"] == "succeeded":
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("the local run did not finish")
+    return proj, run_id
+
+
+def test_pull_on_the_local_target_verifies_and_records(local_run: tuple[Path, str]) -> None:
+    proj, run_id = local_run
+    notes: list[str] = []
+    result = pull(load_config(proj), run_id, on_note=notes.append)
+    assert result["ok"], result["verify"]["problems"]
+    dest = Path(result["dest"])
+    assert dest == proj / ".outlive" / "pulled" / "loc" / run_id
+    with np.load(dest / "ckpt" / "final.npz") as z:
+        assert set(z.files) == {"w1", "b1", "w2", "b2"}
+    (row,) = Store(proj / ".outlive").pulls([run_id])
+    assert row.verified and row.manifest_sha256 == result["manifest_sha256"]
+    assert row.dest == str(dest)
+    # again: nothing new to move, the same manifest, still verified
+    again = pull(load_config(proj), run_id)
+    assert again["ok"] and again["manifest_sha256"] == result["manifest_sha256"]
+
+
+def test_pull_cli_prints_one_json_document_and_verify_agrees(local_run: tuple[Path, str]) -> None:
+    proj, run_id = local_run
+    dest = proj / "elsewhere"
+    out = subprocess.run(
+        [OUTLIVE, "pull", run_id, "--to", str(dest), "--json"],
+        cwd=proj, capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)  # exactly one document
+    assert doc["dest"] == str(dest) and doc["verify"]["ok"]
+    for key in ("run_id", "name", "target", "manifest_sha256", "files", "size_bytes", "transfer"):
+        assert key in doc
+    out = subprocess.run([OUTLIVE, "verify", str(dest)], cwd=proj, capture_output=True, text=True)
+    assert out.returncode == 0 and "match manifest" in out.stdout
+    out = subprocess.run([OUTLIVE, "verify", str(proj)], cwd=proj, capture_output=True, text=True)
+    assert out.returncode == 2 and "not a directory made by `outlive pull`" in out.stderr
+
+
+def test_pull_with_bad_options_is_a_usage_error(local_run: tuple[Path, str]) -> None:
+    proj, run_id = local_run
+    with pytest.raises(UsageError):
+        pull(load_config(proj), run_id, PullOptions(retries=0))
+    with pytest.raises(UsageError):
+        pull(load_config(proj), run_id, PullOptions(compress="maybe"))
+    out = subprocess.run(
+        [OUTLIVE, "pull", run_id, "--output", "/etc"], cwd=proj, capture_output=True, text=True
+    )
+    assert out.returncode == 2 and "relative to the workdir" in out.stderr
+
+
+def test_down_on_the_local_target_is_a_usage_error(local_run: tuple[Path, str]) -> None:
+    proj, _ = local_run
+    out = subprocess.run([OUTLIVE, "down", "local"], cwd=proj, capture_output=True, text=True)
+    assert out.returncode == 2 and "nothing to tear down" in out.stderr
