@@ -63,3 +63,46 @@ def test_inode_exhaustion_raises_disk_full_naming_inodes(small_tmpfs: Path) -> N
         ckpt.save(b"tiny", step=2)
     assert "U7" in str(caught.value)
     _assert_previous_intact(small_tmpfs / "ck")
+
+
+def _write_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip the free-space check so that the kernel's own ENOSPC hits the background write."""
+    import outlive.ckpt.core as core
+
+    monkeypatch.setattr(core, "check_free_space", lambda directory, size_bytes: None)
+
+
+def test_enospc_in_the_background_write_is_raised_next_and_leaves_no_tmp(
+    small_tmpfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ckpt = Checkpointer(small_tmpfs, handle_signals=False, keep_last=1)
+    ckpt.save(b"small" * 100, step=1)
+    ckpt.flush()
+    _write_only(monkeypatch)
+
+    ckpt.save(os.urandom(2 * 1024 * 1024), step=2)  # the snapshot fits in memory, not on disk
+    with pytest.raises(DiskFullError) as caught:
+        ckpt.flush()
+
+    message = str(caught.value)
+    assert "disk or quota is full" in message and "previous checkpoint is intact" in message
+    _assert_previous_intact(small_tmpfs)
+
+
+def test_inode_exhaustion_in_the_background_write_is_raised_next(
+    small_tmpfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ckpt = Checkpointer(small_tmpfs / "ck", handle_signals=False)
+    ckpt.save(b"small" * 100, step=1)
+    ckpt.flush()
+    filler = small_tmpfs / "filler"
+    filler.mkdir()
+    with pytest.raises(OSError):
+        for count in range(1000):
+            (filler / str(count)).touch()
+    _write_only(monkeypatch)
+
+    ckpt.save(b"tiny", step=2)
+    with pytest.raises(DiskFullError, match="creating"):
+        ckpt.save(b"tiny", step=3)  # the next call raises the failed persist of step 2
+    _assert_previous_intact(small_tmpfs / "ck")
