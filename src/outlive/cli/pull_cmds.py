@@ -90,6 +90,15 @@ def pull(
         result = _pull_with_bar(cfg, run_ref, opts, note)
         _print_pull(result)
     if not result["ok"]:
+        problems = [
+            f"{u['label']}: {u['error']}" for u in result["transfer"]["units"] if not u["ok"]
+        ]
+        problems += result["verify"]["problems"]
+        sys.stderr.write(
+            f"outlive: the pull of {result['name']!r} did not verify ({problems[0]}"
+            + (f"; and {len(problems) - 1} more" if len(problems) > 1 else "")
+            + "); run the same pull again: finished files are skipped, half files resume (U12)\n"
+        )
         raise typer.Exit(1)
 
 
@@ -153,7 +162,6 @@ def _print_pull(result: dict[str, Any]) -> None:
             con.print(f"  {problem}", markup=False)
         if len(v["problems"]) > 50:
             con.print(f"  … and {len(v['problems']) - 50} more", markup=False)
-        con.print("  run the same pull again: finished files are skipped, half files resume")
     for msg in v["notes"]:
         con.print(f"  note: {msg}", markup=False)
     con.print(

@@ -1,0 +1,111 @@
+"""Manifests: what was on the box under a run's result roots, named by the SHA-256 of their
+canonical bytes (sorted keys, no spaces, ASCII JSON). The box agent builds the same bytes
+(``outlive.agent.box.manifest_canonical``); a reply's hash is recomputed here and must agree."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from outlive.errors import UsageError
+
+MANIFEST_FORMAT = "outlive-manifest/1"
+
+
+def canonical_bytes(
+    roots: Iterable[Mapping[str, str]], files: Iterable[Mapping[str, Any]]
+) -> bytes:
+    """The bytes whose SHA-256 names a manifest; the box agent builds the very same bytes."""
+    doc = {
+        "format": MANIFEST_FORMAT,
+        "roots": [{"label": r["label"], "path": r["path"]} for r in roots],
+        "files": [dict(f) for f in files],
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One manifest entry: a regular file (size + SHA-256) or a symlink (its target)."""
+
+    path: str
+    size: int | None = None
+    sha256: str | None = None
+    link: str | None = None
+
+    def as_doc(self) -> dict[str, Any]:
+        if self.link is not None:
+            return {"path": self.path, "link": self.link}
+        return {"path": self.path, "size": self.size, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What was on the box under a run's result roots, named by the SHA-256 of its bytes."""
+
+    roots: tuple[tuple[str, str], ...]  # (label, box path)
+    entries: Mapping[str, Entry]
+    sha256: str
+
+    @classmethod
+    def build(cls, roots: Iterable[tuple[str, str]], entries: Iterable[Entry]) -> Manifest:
+        roots = tuple(roots)
+        by_path = {e.path: e for e in sorted(entries, key=lambda e: e.path)}
+        data = _canonical(roots, by_path.values())
+        return cls(roots, by_path, hashlib.sha256(data).hexdigest())
+
+    @classmethod
+    def from_reply(cls, reply: Mapping[str, Any]) -> Manifest:
+        """The manifest the agent computed; its hash is recomputed here and must agree."""
+        roots = [(str(r["label"]), str(r["path"])) for r in reply["roots"]]
+        entries = []
+        for f in reply["files"]:
+            if "link" in f:
+                entries.append(Entry(str(f["path"]), link=str(f["link"])))
+            else:
+                entries.append(Entry(str(f["path"]), int(f["size"]), str(f["sha256"])))
+        manifest = cls.build(roots, entries)
+        if reply.get("sha256") and manifest.sha256 != reply["sha256"]:
+            raise UsageError(
+                f"the box named its manifest {reply['sha256'][:12]}… but its content hashes to "
+                f"{manifest.sha256[:12]}… here; the agent and this outlive disagree (a bug)"
+            )
+        return manifest
+
+    @classmethod
+    def from_bytes(cls, data: bytes, *, name: str | None = None) -> Manifest:
+        """Parse stored manifest bytes; they must hash to ``name`` when one is given."""
+        digest = hashlib.sha256(data).hexdigest()
+        if name is not None and digest != name:
+            raise UsageError(
+                f"manifest {name[:12]}… is damaged: its bytes hash to {digest[:12]}…; pull again"
+            )
+        try:
+            doc = json.loads(data)
+            if doc.get("format") != MANIFEST_FORMAT:
+                raise ValueError(f"unknown format {doc.get('format')!r}")
+            reply = {"roots": doc["roots"], "files": doc["files"]}
+            manifest = cls.from_reply(reply)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UsageError(
+                f"manifest {digest[:12]}… cannot be read ({exc}); pull again"
+            ) from None
+        if manifest.sha256 != digest:
+            raise UsageError(f"manifest {digest[:12]}… is not in canonical form; pull again")
+        return manifest
+
+    def canonical(self) -> bytes:
+        return _canonical(self.roots, self.entries.values())
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(e.size or 0 for e in self.entries.values())
+
+
+def _canonical(roots: Iterable[tuple[str, str]], entries: Iterable[Entry]) -> bytes:
+    return canonical_bytes(
+        [{"label": label, "path": path} for label, path in roots], [e.as_doc() for e in entries]
+    )

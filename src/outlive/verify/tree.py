@@ -1,0 +1,246 @@
+"""Checking a local tree against a manifest: exact roster, sizes, SHA-256, link targets, and a
+load of every checkpoint; each problem names its file."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import stat
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from outlive.verify.loaders import check_load
+from outlive.verify.manifest import Entry, Manifest
+
+META_DIR = ".outlive"
+VERIFIED_NAME = "PULL_VERIFIED.json"
+HASH_BLOCK_BYTES = 1 << 20
+MAX_WORKERS = 8
+
+
+@dataclass
+class FileResult:
+    """What verification found for one path."""
+
+    path: str
+    ok: bool
+    size: int | None = None
+    sha256: str | None = None
+    link: str | None = None
+    load: str | None = None  # "outlive-ckpt" | "npz" | "npy" | "safetensors" | "torch" | None
+    load_ok: bool | None = None  # None: not a checkpoint, or it could not be checked here
+    problem: str | None = None
+    kind: str = "file"  # "file" | "link" | "missing" | "unreadable" | "other"
+    detail: str | None = field(default=None, repr=False)  # why it does not load, or is unread
+    # (size, mtime_ns) of the local file when it was hashed, to reuse a result computed while
+    # the pull was still running.
+    stamp: tuple[int, int] | None = field(default=None, repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path, "ok": self.ok}
+        if self.link is not None:
+            out["link"] = self.link
+        else:
+            out.update(size=self.size, sha256=self.sha256)
+        out.update(load=self.load, load_ok=self.load_ok, problem=self.problem)
+        return out
+
+
+@dataclass
+class Report:
+    """The verdict on a pulled tree; ``problems`` name every failing file."""
+
+    ok: bool
+    root: str
+    manifest_sha256: str
+    files: list[FileResult]
+    missing: list[str]
+    extra: list[str]
+    problems: list[str]
+    notes: list[str]
+    checked_at: float
+    seconds: float
+
+    def as_json(self) -> dict[str, Any]:
+        loads = [f for f in self.files if f.load is not None]
+        return {
+            "ok": self.ok,
+            "dir": self.root,
+            "manifest_sha256": self.manifest_sha256,
+            "files": len(self.files),
+            "size_bytes": sum(f.size or 0 for f in self.files),
+            "checkpoints_loaded": sum(1 for f in loads if f.load_ok),
+            "checkpoints_unchecked": sum(1 for f in loads if f.load_ok is None),
+            "missing": self.missing,
+            "extra": self.extra,
+            "problems": self.problems,
+            "notes": self.notes,
+            "checked_at": self.checked_at,
+            "seconds": round(self.seconds, 3),
+            "results": [f.as_json() for f in self.files],
+        }
+
+
+def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """Streamed SHA-256 (bounded memory for multi-GB files) and the number of bytes read."""
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(HASH_BLOCK_BYTES), b""):
+            h.update(block)
+            n += len(block)
+    return h.hexdigest(), n
+
+
+def observe_file(root: Path, rel: str, *, expect_size: int | None = None) -> FileResult:
+    """What is at ``root/rel`` here: kind, size, SHA-256 or link target, and whether it loads.
+    With ``expect_size``, a file of another size is not hashed (it cannot match anyway).
+    ``ok`` is False only for what fails on its own: unreadable, not a file, does not load."""
+    path = root / rel
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return FileResult(rel, False, kind="missing", detail="missing here")
+    except OSError as exc:
+        return FileResult(rel, False, kind="unreadable", detail=f"unreadable ({exc.strerror})")
+    if stat.S_ISLNK(info.st_mode):
+        return FileResult(rel, True, kind="link", link=os.readlink(path))
+    if not stat.S_ISREG(info.st_mode):
+        return FileResult(rel, False, kind="other", detail="not a regular file here")
+    stamp = (info.st_size, info.st_mtime_ns)
+    result = FileResult(rel, True, size=info.st_size, stamp=stamp)
+    if expect_size is not None and info.st_size != expect_size:
+        return result
+    try:
+        result.sha256, _ = hash_file(path)
+    except OSError as exc:
+        return FileResult(rel, False, kind="unreadable", detail=f"unreadable ({exc.strerror})")
+    result.load, result.load_ok, result.detail = check_load(path)
+    result.ok = result.load_ok is not False
+    return result
+
+
+def judge(entry: Entry, seen: FileResult) -> FileResult:
+    """Compare what is here with the manifest entry; the verdict names the file."""
+    r = dataclasses.replace(seen, ok=False, problem=None)
+    p = entry.path
+    if seen.kind in ("missing", "unreadable", "other"):
+        r.problem = f"{p}: {seen.detail}"
+    elif entry.link is not None:
+        if seen.kind != "link":
+            r.problem = f"{p}: a regular file here, a symlink on the box"
+        elif seen.link != entry.link:
+            r.problem = f"{p}: links to {seen.link!r} here, to {entry.link!r} on the box"
+        else:
+            r.ok = True
+    elif seen.kind == "link":
+        r.problem = f"{p}: a symlink here, a regular file on the box"
+    elif seen.size != entry.size:
+        r.problem = f"{p}: {seen.size} bytes here, {entry.size} on the box"
+    elif seen.sha256 != entry.sha256:
+        here = (seen.sha256 or "?")[:12]
+        r.problem = f"{p}: SHA-256 differs (box {str(entry.sha256)[:12]}…, here {here}…)"
+    elif seen.load_ok is False:
+        r.problem = f"{p}: checkpoint does not load as {seen.load} ({seen.detail})"
+    else:
+        r.ok = True
+        if seen.load is not None and seen.load_ok is None:
+            r.problem = f"{p}: {seen.detail}"  # a note: loaded by nothing here
+    return r
+
+
+def check_file(root: Path, entry: Entry) -> FileResult:
+    """Hash (or read the link of) one local file, load it, and judge it against its entry."""
+    size = entry.size if entry.link is None else None
+    return judge(entry, observe_file(root, entry.path, expect_size=size))
+
+
+# ---------------------------------------------------------------------------------------------
+# a tree
+
+
+def local_roster(root: Path) -> dict[str, str]:
+    """Relative path -> "file" | "link" | "other" for everything under ``root`` except the
+    pull's own records (``PULL_VERIFIED.json`` and ``.outlive/`` at the top)."""
+    out: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
+        if not prefix:
+            dirnames[:] = [d for d in dirnames if d != META_DIR]
+        for d in dirnames:
+            if os.path.islink(os.path.join(dirpath, d)):
+                out[prefix + d] = "link"
+        for name in filenames:
+            if not prefix and name == VERIFIED_NAME:
+                continue
+            mode = os.lstat(os.path.join(dirpath, name)).st_mode
+            kind = "file" if stat.S_ISREG(mode) else "link" if stat.S_ISLNK(mode) else "other"
+            out[prefix + name] = kind
+    return out
+
+
+def _reusable(root: Path, known: FileResult | None) -> bool:
+    if known is None or known.stamp is None:
+        return False
+    try:
+        info = os.lstat(root / known.path)
+    except OSError:
+        return False
+    return (info.st_size, info.st_mtime_ns) == known.stamp
+
+
+def verify_tree(
+    root: Path,
+    manifest: Manifest,
+    *,
+    known: Mapping[str, FileResult] | None = None,
+    workers: int | None = None,
+    on_file: Callable[[FileResult], None] | None = None,
+) -> Report:
+    """Check ``root`` against ``manifest``: exact roster, sizes, SHA-256, link targets, and a
+    load of every checkpoint. ``known`` holds results computed earlier (while a pull was still
+    transferring); one is reused only if the file's size and mtime are unchanged since."""
+    started = time.monotonic()
+    known = known or {}
+    roster = local_roster(root)
+    missing = sorted(p for p in manifest.entries if p not in roster)
+    extra = sorted(p for p in roster if p not in manifest.entries)
+    todo = [e for p, e in manifest.entries.items() if p in roster]
+    n = workers or max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+    def one(entry: Entry) -> FileResult:
+        prior = known.get(entry.path)
+        if prior is not None and _reusable(root, prior):
+            return judge(entry, prior)
+        return check_file(root, entry)
+
+    results: list[FileResult] = []
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        for result in pool.map(one, todo):
+            results.append(result)
+            if on_file is not None:
+                on_file(result)
+    for path in missing:
+        results.append(FileResult(path, False, kind="missing", problem=f"{path}: missing here"))
+    results.sort(key=lambda r: r.path)
+    problems = [r.problem for r in results if not r.ok and r.problem]
+    problems += [f"{p}: extra file, not on the box" for p in extra]
+    notes = [r.problem for r in results if r.ok and r.problem]
+    return Report(
+        ok=not problems,
+        root=str(root),
+        manifest_sha256=manifest.sha256,
+        files=results,
+        missing=missing,
+        extra=extra,
+        problems=problems,
+        notes=notes,
+        checked_at=time.time(),
+        seconds=time.monotonic() - started,
+    )
