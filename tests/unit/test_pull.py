@@ -22,6 +22,7 @@ from outlive.lifecycle.transfer import (
     plan_units,
     rsync_argv,
     run_rsync,
+    transfer_unit,
 )
 from outlive.store import RunRecord, Store
 from outlive.transport.ssh import SshTransport
@@ -203,3 +204,32 @@ def test_down_on_the_local_target_is_a_usage_error(local_run: tuple[Path, str]) 
     proj, _ = local_run
     out = subprocess.run([OUTLIVE, "down", "local"], cwd=proj, capture_output=True, text=True)
     assert out.returncode == 2 and "nothing to tear down" in out.stderr
+
+
+class _BoxWithoutRsync:
+    """A stand-in remote shell for a box that has no rsync: the remote command fails exactly
+    as sh reports it there."""
+
+    def ssh_argv(self) -> list[str]:
+        return ["sh", "-c", 'echo "sh: 1: rsync: not found" >&2; exit 127', "--"]
+
+    def close(self) -> None:
+        raise AssertionError("a missing rsync is not a link problem")
+
+
+def test_a_box_without_rsync_is_named_and_not_retried(tmp_path: Path) -> None:
+    unit = Unit("ckpt", "/box/d", tmp_path / "ckpt", ["a"], ["ckpt/a"], [1], compress=False)
+    notes: list[str] = []
+    transfer_unit(
+        unit,
+        tmp_path,
+        _target(),
+        _BoxWithoutRsync(),  # type: ignore[arg-type]
+        PullOptions(retries=5),
+        lambda n: None,
+        notes.append,
+    )
+    assert not unit.ok and len(unit.attempts) == 1
+    assert unit.error is not None and "rsync is not installed on gpu" in unit.error
+    assert "GEN3" in notes[0]
+    assert (tmp_path / "ckpt").is_dir()  # made before the transfer (U13)

@@ -49,6 +49,7 @@ _PROGRESS_RE = re.compile(rb"^\s*([\d,.']+)\s+\d+%")
 _RECEIVED_RE = re.compile(rb"Total bytes received: ([\d,.']+)")
 _SENT_RE = re.compile(rb"Total bytes sent: ([\d,.']+)")
 _SO_FAR_RE = re.compile(rb"\(([\d,.']+) bytes received so far\)")
+_NO_RSYNC_RE = re.compile(r"rsync: (command )?not found|rsync: No such file or directory")
 
 ProgressFn = Callable[[int, int, str], None]  # (bytes done, bytes in all, what is moving)
 NoteFn = Callable[[str], None]
@@ -284,6 +285,13 @@ def transfer_unit(
                 on_bytes(unit.size_bytes)
                 return
             unit.error = result.error or f"rsync exit {result.rc}"
+            if _NO_RSYNC_RE.search(unit.error):
+                unit.error = (
+                    f"rsync is not installed on {target.name} ({unit.error}); install it there "
+                    "(apt install rsync): a pull never falls back to scp (GEN3)"
+                )
+                note(f"{unit.label}: {unit.error}")
+                return
             if result.rc not in RETRYABLE_RC and result.rc != WALL_TIMEOUT_RC:
                 note(f"{unit.label}: {unit.error}; not retried")
                 return
@@ -355,7 +363,8 @@ def run_rsync(
             if m := _SO_FAR_RE.search(segment):
                 so_far = max(so_far or 0, _number(m.group(1)))
             text = segment.decode("utf-8", errors="replace").strip()
-            if text.startswith(("rsync:", "rsync error:", "ssh:")) or "error" in text.lower():
+            low = text.lower()
+            if text.startswith(("rsync:", "ssh:")) or "error" in low or "not found" in low:
                 errors.append(text)
 
     try:
