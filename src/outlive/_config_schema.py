@@ -37,6 +37,7 @@ class TargetTable(_Strict):
     detach: Literal["setsid", "tmux"] = "setsid"
     env: dict[str, str] = Field(default_factory=dict)
     secrets: list[str] = Field(default_factory=list)  # names pushed with `outlive secret push`
+    outputs: list[str] = Field(default_factory=list)  # result paths (workdir-relative) to pull
     kill_grace_s: float | None = Field(default=None, ge=0)
     spot_grace_s: float | None = Field(default=None, ge=0)
     mtbf_s: float | None = Field(default=None, gt=0)
@@ -64,7 +65,7 @@ class TargetTable(_Strict):
             "time",
             "nodes",
         )
-        keys = (*keys, "account", "qos", "constraint", "sbatch_extra")
+        keys = (*keys, "account", "qos", "constraint", "sbatch_extra", "outputs")
         return {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, [])}
 
 

@@ -145,3 +145,15 @@ def test_an_unknown_target_names_it_the_configured_ones_and_a_close_match(tmp_pa
     assert "'nope'" in msg and "box" in msg and "local" in msg and "\n" not in msg
     with pytest.raises(ConfigError, match="did you mean 'box'"):
         cfg.target("bx")
+
+
+def test_declared_outputs_reach_the_target_options(tmp_path: Path) -> None:
+    from outlive.config import load_config
+    from outlive.lifecycle.pull import declared_outputs
+
+    (tmp_path / "outlive.toml").write_text(
+        '[targets.box]\nhost = "h"\nworkdir = "/w"\noutputs = ["results", "logs/eval"]\n'
+    )
+    target = load_config(tmp_path).target("box")
+    assert target.options["outputs"] == ["results", "logs/eval"]
+    assert declared_outputs(target) == ["results", "logs/eval"]
