@@ -268,6 +268,8 @@ def check_name(name: object) -> str:
 
 
 def verb_launch(req: Rec) -> Rec:
+    # Slurm (issue 7): checked before anything is created; sbatch replaces the supervisor.
+    slurm = slurm_launch_fields(req) if req.get("backend") == "slurm" else None
     run_id = _check_run_id(req.get("run_id"))
     name = check_name(req.get("name"))
     command = req.get("command")
@@ -316,9 +318,13 @@ def verb_launch(req: Rec) -> Rec:
         "created_at": req.get("created_at") or time.time(),
         "agent_version": AGENT_VERSION,
     }
+    if slurm is not None:
+        spec.update(slurm)
     run_json = os.path.join(run_dir, "run.json")
     write_json_atomic(run_json, spec)
     os.chmod(run_json, 0o444)  # the spec is written once, never edited (U2)
+    if slurm is not None:
+        return slurm_submit(run_dir, spec, req)
 
     if spec["detach"] == "tmux":
         ready = _start_in_tmux(run_dir, run_id)
@@ -706,6 +712,8 @@ def probe_one(run_dir: str, boot_now: str | None, now: float) -> Rec:
             "state": "unknown",
             "error": f"no readable run.json in {run_dir}",
         }
+    if spec.get("backend") == "slurm":
+        return slurm_probe([run_dir], now)[run_dir]
     launch = read_json(os.path.join(run_dir, "launch.json"))
     exit_rec = read_json(os.path.join(run_dir, "exit.json"))
     cancel = read_json(os.path.join(run_dir, "cancel.json"))
@@ -784,9 +792,11 @@ def probe_one(run_dir: str, boot_now: str | None, now: float) -> Rec:
 def verb_probe(req: Rec) -> Rec:
     now = time.time()
     boot_now = boot_id()
+    run_dirs = [os.path.expanduser(str(d)) for d in req.get("run_dirs") or []]
+    slurm = slurm_probe(run_dirs, now)  # one scheduler call for all Slurm runs (issue 7)
     runs = []
-    for run_dir in req.get("run_dirs") or []:
-        runs.append(probe_one(os.path.expanduser(str(run_dir)), boot_now, now))
+    for run_dir in run_dirs:
+        runs.append(slurm.get(run_dir) or probe_one(run_dir, boot_now, now))
     return {"runs": runs, "boot_id": boot_now, "now": now}
 
 
@@ -797,6 +807,8 @@ def verb_probe(req: Rec) -> Rec:
 def verb_cancel(req: Rec) -> Rec:
     run_dir = os.path.expanduser(str(req["run_dir"]))
     grace_s = float(req.get("grace_s", 30))
+    if _is_slurm_run(run_dir) is not None:
+        return slurm_cancel(run_dir, grace_s)
     launch = read_json(os.path.join(run_dir, "launch.json"))
     if os.path.exists(os.path.join(run_dir, "exit.json")) or not isinstance(launch, dict):
         return {"signalled": None, "note": "the run is not running"}
@@ -826,7 +838,7 @@ def verb_tail(req: Rec) -> Rec:
     run_dir = os.path.expanduser(str(req["run_dir"]))
     path = os.path.join(run_dir, "stdout.log")
     max_bytes = int(req.get("max_bytes", 1 << 20))
-    ended = os.path.exists(os.path.join(run_dir, "exit.json"))
+    ended = os.path.exists(os.path.join(run_dir, "exit.json")) or slurm_tail_ended(run_dir)
     try:
         size = os.path.getsize(path)
     except OSError:
@@ -1698,6 +1710,600 @@ def verb_manifest(req: Rec) -> Rec:
 # <<< pull manifests ---------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------------------------
+# >>> slurm (issue 7): sbatch as the detach primitive ---------------------------------------
+# The client renders the batch script (outlive.backends.slurm); here, on the login host, the run
+# dir is written as for any run, the script saved as job.sbatch and submitted with sbatch. The
+# script's step is this file's ``supervise`` (the _SlurmSupervisor below) on the compute node, in
+# the same run dir on the shared filesystem for every attempt (SLURM5). Records per run dir:
+#   slurm.json           job id, the sbatch argv, submitted_at                 (written once)
+#   launch.json          the current attempt (overwritten by each attempt)
+#   attempts/<n>.json    how attempt n ended; n = SLURM_RESTART_COUNT (0 for the first)
+#   exit.json            only once the run is over: never for an attempt that is requeued
+#   slurm_end.json       the scheduler's terminal view, kept once seen (squeue forgets jobs)
+# The probe collects these plus one squeue call (and sacct where accounting exists) for every
+# job id of the call; the client (outlive.backends.slurm_state) judges the state from them.
+
+SLURM_REQUEUE_EXIT = 75  # the Checkpointer's "saved, run me again"
+SLURM_CMD_TIMEOUT_S = 20.0
+SBATCH_SCRIPT_MAX_BYTES = 256 * 1024
+SQUEUE_FIELDS = (
+    "JobID",
+    "State",
+    "Reason",
+    "RestartCnt",
+    "exit_code",
+    "NodeList",
+    "TimeLimit",
+    "TimeUsed",
+    "StartTime",
+    "EndTime",
+    "MinMemory",
+)
+SLURM_TERMINAL = (
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "PREEMPTED",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "REVOKED",
+)
+SACCT_FIELDS = ("JobID", "State", "ExitCode", "MaxRSS", "ReqMem", "Elapsed", "NodeList")
+
+
+def slurm_launch_fields(req: Rec) -> Rec:
+    """Check a Slurm launch request before anything is created; the run.json additions."""
+    script = req.get("sbatch_script")
+    if not isinstance(script, str) or not script.startswith("#!/bin/bash\n"):
+        raise AgentError("a Slurm launch needs the rendered batch script; this is a client bug")
+    if "\x00" in script or len(script.encode("utf-8")) > SBATCH_SCRIPT_MAX_BYTES:
+        raise AgentError("the batch script holds a NUL byte or is too large; this is a client bug")
+    if shutil.which("sbatch") is None:
+        raise AgentError(
+            "sbatch is not on PATH on this host; set `host` to the cluster's login node, or "
+            "load Slurm's module in the login shell's startup files",
+            kind="no_sbatch",
+        )
+    return {"backend": "slurm", "detach": "sbatch"}
+
+
+def _under_tmpdir(path: str) -> str | None:
+    """This host's node-local $TMPDIR when ``path`` lies under it (SLURM5)."""
+    tmp = os.environ.get("TMPDIR")
+    if not tmp:
+        return None
+    root = os.path.realpath(tmp)
+    real = os.path.realpath(path)
+    if root != "/" and (real == root or real.startswith(root.rstrip("/") + "/")):
+        return root
+    return None
+
+
+def slurm_submit(run_dir: str, spec: Rec, req: Rec) -> Rec:
+    """Save the batch script as job.sbatch and submit it; the run dir goes if sbatch refuses."""
+    for what, path in (("run directory", run_dir), ("checkpoint directory", spec["ckpt_dir"])):
+        tmp = _under_tmpdir(path)
+        if tmp:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise AgentError(
+                f"the {what} {path} is under $TMPDIR ({tmp}), node-local storage that is wiped "
+                "when the job ends (SLURM5); put workdir and durable on the shared filesystem"
+            )
+    script_path = os.path.join(run_dir, "job.sbatch")
+    with open(script_path, "w", encoding="utf-8") as f:
+        f.write(str(req["sbatch_script"]))
+    os.chmod(script_path, 0o555)
+    argv = [
+        "sbatch",
+        "--parsable",
+        "--chdir=" + run_dir,
+        script_path,
+        sys.executable,
+        os.path.abspath(__file__),
+        run_dir,
+    ]
+    done = run_cmd(argv, SLURM_CMD_TIMEOUT_S, keep_bytes=64 * 1024)
+    job_id = done["stdout"].strip().split(";")[0] if done["rc"] == 0 else ""
+    if not re.match(r"^[0-9]+$", job_id):
+        shutil.rmtree(run_dir, ignore_errors=True)
+        why = (done["stderr"] or done["stdout"] or done["error"] or "no output").strip()
+        raise AgentError(
+            f"sbatch refused the job: {why.splitlines()[-1] if why else 'no output'}",
+            kind="sbatch_refused",
+        )
+    record = {"job_id": job_id, "argv": argv, "submitted_at": time.time()}
+    write_json_atomic(os.path.join(run_dir, "slurm.json"), record)
+    return {"run_dir": run_dir, "ckpt_dir": spec["ckpt_dir"], "pid": None, "job_id": job_id}
+
+
+class _SlurmSupervisor(_Supervisor):
+    """One attempt of a Slurm run, as the job step on the compute node. Besides what every
+    supervisor does it keeps per-attempt records, writes exit.json only when the run is over,
+    and exits with the job's status, or 75 when the attempt was interrupted and the batch shell
+    should requeue the job."""
+
+    def __init__(self, run_dir: str) -> None:
+        super().__init__(run_dir)
+        self.attempt = _int_or_zero(os.environ.get("SLURM_RESTART_COUNT"))
+        self.first_signal_at: float | None = None
+        self.status: int | None = None
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        if self.first_signal_at is None:
+            self.first_signal_at = time.time()
+        super().on_signal(signum, frame)
+
+    def run(self) -> int:
+        attempts = os.path.join(self.run_dir, "attempts")
+        os.makedirs(attempts, exist_ok=True)
+        stale = os.path.join(self.run_dir, "exit.json")
+        if os.path.exists(stale):  # a finished run requeued by hand: it is not over any more
+            os.replace(stale, os.path.join(attempts, f"exit-before-{self.attempt}.json"))
+        code = super().run()
+        return self.status if self.status is not None else code
+
+    def _report_ready(self, launch: Rec) -> None:
+        launch.update(self._where())
+        write_json_atomic(os.path.join(self.run_dir, "launch.json"), launch)
+        super()._report_ready(launch)
+
+    def _where(self) -> Rec:
+        return {
+            "attempt": self.attempt,
+            "job_id": os.environ.get("SLURM_JOB_ID"),
+            "node": os.environ.get("SLURMD_NODENAME") or os.uname().nodename,
+        }
+
+    def _write_exit(
+        self,
+        code: int | None,
+        sig: int | None,
+        max_rss_bytes: int,
+        launch: Rec,
+        error: str | None = None,
+    ) -> None:
+        cancelled = os.path.exists(os.path.join(self.run_dir, "cancel.json"))
+        signalled = self.first_signal_at is not None
+        interrupted = not cancelled and (code == SLURM_REQUEUE_EXIT or (signalled and code != 0))
+        ended_at = time.time()
+        if interrupted:
+            self.status = SLURM_REQUEUE_EXIT
+        else:
+            self.status = code if code is not None else 128 + (sig or 0)
+        record = dict(self._where())
+        record.update(
+            {
+                "exit_code": code,
+                "signal": sig,
+                "max_rss_bytes": max_rss_bytes,
+                "started_at": launch.get("started_at"),
+                "ended_at": ended_at,
+                "forwarded_signals": self.forwarded,
+                "requeue": interrupted,
+                # TERM -> exit: the save on a warning, measured; the next submission of this
+                # run name sizes its --signal lead from it (SLURM2).
+                "term_to_exit_s": (
+                    round(ended_at - self.first_signal_at, 3) if self.first_signal_at else None
+                ),
+            }
+        )
+        if error:
+            record["error"] = error
+        path = os.path.join(self.run_dir, "attempts", f"{self.attempt}.json")
+        write_json_atomic(path, record)
+        if not interrupted:
+            super()._write_exit(code, sig, max_rss_bytes, launch, error)
+
+
+def _int_or_zero(text: object) -> int:
+    try:
+        return max(0, int(str(text)))
+    except ValueError:
+        return 0
+
+
+def supervisor_for(run_dir: str) -> _Supervisor:
+    spec = read_json(os.path.join(run_dir, "run.json"))
+    if isinstance(spec, dict) and spec.get("backend") == "slurm":
+        return _SlurmSupervisor(run_dir)
+    return _Supervisor(run_dir)
+
+
+def _is_slurm_run(run_dir: str) -> Rec | None:
+    spec = read_json(os.path.join(run_dir, "run.json"))
+    return spec if isinstance(spec, dict) and spec.get("backend") == "slurm" else None
+
+
+def _slurm_job_id(run_dir: str) -> str | None:
+    rec = read_json(os.path.join(run_dir, "slurm.json"))
+    job_id = rec.get("job_id") if isinstance(rec, dict) else None
+    return str(job_id) if job_id else None
+
+
+def squeue_jobs(job_ids: List[str]) -> tuple[Dict[str, Rec], str | None]:
+    """The scheduler's view of the given jobs in one call; (by job id, error)."""
+    if not job_ids:
+        return {}, None
+    fmt = ",".join(f + ":|" for f in SQUEUE_FIELDS)
+    argv = ["squeue", "-h", "-r", "-t", "all", "-j", ",".join(job_ids), "-O", fmt]
+    done = run_cmd(argv, SLURM_CMD_TIMEOUT_S)
+    if done["rc"] != 0:
+        # Every id unknown makes squeue fail ("Invalid job id specified"): that is an answer.
+        if "invalid job id" in (done["stderr"] + done["stdout"]).lower():
+            return {}, None
+        return {}, done["error"] or "squeue failed"
+    out: Dict[str, Rec] = {}
+    for line in done["stdout"].splitlines():
+        values = line.split("|")
+        if len(values) < len(SQUEUE_FIELDS):
+            continue
+        row = {f: values[i].strip() for i, f in enumerate(SQUEUE_FIELDS)}
+        out[row["JobID"]] = row
+    return out, None
+
+
+def sacct_jobs(job_ids: List[str]) -> tuple[Dict[str, List[Rec]], str | None]:
+    """Accounting rows (the job and its steps) where the cluster keeps accounting."""
+    if not job_ids or shutil.which("sacct") is None:
+        return {}, None
+    argv = ["sacct", "-n", "-P", "-j", ",".join(job_ids), "-o", ",".join(SACCT_FIELDS)]
+    done = run_cmd(argv, SLURM_CMD_TIMEOUT_S)
+    if done["rc"] != 0:
+        return {}, done["error"] or "sacct failed"
+    out: Dict[str, List[Rec]] = {}
+    for line in done["stdout"].splitlines():
+        values = line.split("|")
+        if len(values) < len(SACCT_FIELDS):
+            continue
+        row = {f: values[i] for i, f in enumerate(SACCT_FIELDS)}
+        out.setdefault(row["JobID"].split(".")[0], []).append(row)
+    return out, None
+
+
+def _slurm_records(run_dir: str, spec: Rec, now: float) -> Rec:
+    progress, heartbeat_age_s = _progress(run_dir, now)
+    attempts: List[Rec] = []
+    try:
+        names = os.listdir(os.path.join(run_dir, "attempts"))
+    except OSError:
+        names = []
+    for n in sorted(names, key=lambda s: (len(s), s)):
+        if re.match(r"^[0-9]+\.json$", n):
+            rec = read_json(os.path.join(run_dir, "attempts", n))
+            if isinstance(rec, dict):
+                attempts.append(rec)
+
+    def record(name: str) -> Rec | None:
+        rec = read_json(os.path.join(run_dir, name))
+        return rec if isinstance(rec, dict) and "_unreadable" not in rec else None
+
+    return {
+        "backend": "slurm",
+        "run_id": spec.get("run_id"),
+        "name": spec.get("name"),
+        "run_dir": run_dir,
+        "ckpt_dir": spec.get("ckpt_dir"),
+        "job_id": _slurm_job_id(run_dir),
+        "launch": record("launch.json"),
+        "exit": record("exit.json"),
+        "end": record("slurm_end.json"),
+        "attempts": attempts,
+        "cancel_requested": os.path.exists(os.path.join(run_dir, "cancel.json")),
+        "progress": progress,
+        "heartbeat_age_s": heartbeat_age_s,
+        "scheduler": None,
+        "accounting": None,
+        "scheduler_error": None,
+    }
+
+
+def slurm_probe(run_dirs: List[str], now: float) -> Dict[str, Rec]:
+    """The state of the Slurm runs among ``run_dirs``, judged from their records and the
+    scheduler: one squeue call for all their jobs, one sacct call for those squeue has dropped."""
+    found: Dict[str, Rec] = {}
+    for run_dir in run_dirs:
+        spec = _is_slurm_run(run_dir)
+        if spec is not None:
+            found[run_dir] = _slurm_records(run_dir, spec, now)
+    ask = [r["job_id"] for r in found.values() if r["job_id"] and not r["exit"] and not r["end"]]
+    sched, error = squeue_jobs(ask)
+    gone = [j for j in ask if j not in sched or sched[j].get("State") in SLURM_TERMINAL]
+    acct, acct_error = sacct_jobs(gone) if gone and error is None else ({}, None)
+    for run_dir, rec in found.items():
+        job_id = rec["job_id"]
+        if job_id in ask:
+            rec["scheduler"] = sched.get(job_id)
+            rec["accounting"] = acct.get(job_id)
+            rec["scheduler_error"] = error
+            rec["accounting_error"] = acct_error
+            state = (rec["scheduler"] or {}).get("State") or _acct_state(rec["accounting"])
+            if state in SLURM_TERMINAL and not os.path.exists(os.path.join(run_dir, "exit.json")):
+                # squeue forgets a job MinJobAge after it ends: keep what it said.
+                end = {
+                    "scheduler": rec["scheduler"],
+                    "accounting": rec["accounting"],
+                    "seen_at": now,
+                }
+                with contextlib.suppress(OSError):
+                    write_json_atomic(os.path.join(run_dir, "slurm_end.json"), end)
+                rec["end"] = end
+        found[run_dir] = slurm_judge(rec)
+    return found
+
+
+def _acct_state(rows: List[Rec] | None) -> str | None:
+    """The job's own row of sacct ("CANCELLED by 0" → "CANCELLED")."""
+    for row in rows or []:
+        if "." not in str(row.get("JobID", "")):
+            return str(row.get("State", "")).split(" ")[0] or None
+    return None
+
+
+_SLURM_PENDING = ("PENDING", "CONFIGURING", "RESV_DEL_HOLD")
+_SLURM_REQUEUED = ("REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "SPECIAL_EXIT")
+
+
+def _slurm_exit_code(text: object) -> tuple[int | None, int | None]:
+    """sacct's ``N:S`` or squeue's raw wait status (``256`` is exit 1) → (exit code, signal)."""
+    parts = str(text or "").split(":")
+    try:
+        code = int(parts[0])
+        sig = int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        return None, None
+    if len(parts) == 1:
+        code, sig = code >> 8, code & 0x7F
+    return (None, sig) if sig else (code, None)
+
+
+_SIZE_UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _slurm_bytes(text: object) -> int | None:
+    """Slurm sizes (``1234K``, ``2000M``, ``4000Mn``, ``16G``) in bytes; bare numbers are MiB
+    for memory requests, as Slurm reads them."""
+    m = re.match(r"^([0-9.]+)([KMGT]?)", str(text or "").strip())
+    if not m:
+        return None
+    return int(float(m.group(1)) * _SIZE_UNITS.get(m.group(2) or "M", 1 << 20))
+
+
+def _oom_advice(rec: Rec, job_id: str) -> List[str]:
+    """SLURM4: the job passed its memory request; MaxRSS and ReqMem say by how much."""
+    rows = rec.get("accounting") or []
+    rss = [_slurm_bytes(r.get("MaxRSS")) for r in rows if r.get("MaxRSS")]
+    rss_b = max([x for x in rss if x] or [0]) or max(
+        [int(a.get("max_rss_bytes") or 0) for a in rec.get("attempts") or []] + [0]
+    )
+    req = next((r.get("ReqMem") for r in rows if r.get("ReqMem")), None) or (
+        rec.get("scheduler") or {}
+    ).get("MinMemory")
+    req_b = _slurm_bytes(req)
+    evidence = [
+        f"Slurm ended job {job_id} as OUT_OF_MEMORY: it passed the memory it asked for and the "
+        "job's cgroup killed it (host RAM, not GPU memory: do not shrink the batch for this)"
+    ]
+    if rss_b and req_b:
+        want = math.ceil(rss_b * 1.2 / (1 << 20))
+        evidence.append(
+            f"MaxRSS {rss_b >> 20} MiB of ReqMem {req_b >> 20} MiB: raise --mem (mem = ...) to "
+            f"about MaxRSS x 1.2 = {want}M"
+        )
+    else:
+        evidence.append(
+            f"read `sacct -j {job_id} -o MaxRSS,ReqMem` and raise --mem (mem = ...) to about "
+            "MaxRSS x 1.2"
+        )
+    return evidence
+
+
+def _slurm_ended(rec: Rec, state: str, job_id: str, restarts: int) -> Rec:
+    """State and diagnosis of a job the scheduler reports ended, when no exit record exists."""
+    row = rec.get("scheduler") or {}
+    code, sig = _slurm_exit_code(row.get("exit_code"))
+    for r in rec.get("accounting") or []:
+        if "." not in str(r.get("JobID", "")):
+            code, sig = _slurm_exit_code(r.get("ExitCode"))
+    out: Rec = {"exit_code": code, "signal": sig}
+    if state == "CANCELLED":
+        out["state"] = "cancelled"
+        return out
+    out["state"] = "failed"
+    last = (rec.get("attempts") or [{}])[-1]
+    if state == "OUT_OF_MEMORY":
+        diag = {"cause": "oom", "evidence": _oom_advice(rec, job_id), "gotchas": ["SLURM4", "U9"]}
+    elif state == "TIMEOUT":
+        limit = row.get("TimeLimit") or "its --time"
+        diag = {
+            "cause": "killed",
+            "evidence": [
+                f"Slurm ended job {job_id} at its time limit ({limit}) before the job saved "
+                "and requeued: the --signal lead was too short for the save, or the job does "
+                "not save on TERM"
+            ],
+            "gotchas": ["SLURM2", "SLURM1"],
+        }
+    elif state == "COMPLETED":
+        diag = {
+            "cause": "unknown",
+            "evidence": [f"Slurm reports job {job_id} COMPLETED but no exit record was written"],
+            "gotchas": ["U3"],
+        }
+    elif state == "FAILED" and restarts > _int_or_zero(last.get("attempt", -1)):
+        diag = {
+            "cause": "unknown",
+            "evidence": [
+                f"attempt {restarts + 1} of job {job_id} ended (FAILED, exit {code}) before "
+                "outlive's supervisor started: the batch script or srun failed; see stdout.log "
+                "and the node's slurmd log"
+            ],
+            "gotchas": ["U3"],
+        }
+    elif state == "FAILED" and last.get("requeue"):
+        diag = {
+            "cause": "unknown",
+            "evidence": [
+                f"the job saved and asked to run again, but `scontrol requeue {job_id}` failed "
+                "in the batch script (is requeue allowed on this partition?)"
+            ],
+            "gotchas": ["SLURM1"],
+        }
+    else:
+        diag = {
+            "cause": "killed" if state != "FAILED" else "unknown",
+            "evidence": [f"Slurm reports job {job_id} {state} (exit {row.get('exit_code')})"],
+            "gotchas": ["U3"],
+        }
+    out["diagnosis"] = diag
+    return out
+
+
+def slurm_judge(rec: Rec) -> Rec:
+    """A Slurm run's status (probe_one's shape plus ``restarts`` and ``slurm``) from its own
+    records, which win once the run is over, and the scheduler's view while it is not."""
+    launch = rec.get("launch") or {}
+    exit_rec = rec.get("exit")
+    attempts = rec.get("attempts") or []
+    end = rec.get("end") or {}
+    row = rec.get("scheduler") or end.get("scheduler") or {}
+    if not rec.get("accounting") and end.get("accounting"):
+        rec["accounting"] = end["accounting"]
+    if not rec.get("scheduler") and row:
+        rec["scheduler"] = row
+    raw = row.get("State") or _acct_state(rec.get("accounting"))
+    job_id = str(rec.get("job_id") or "?")
+    restarts = max(
+        [_int_or_zero(row.get("RestartCnt")), _int_or_zero(launch.get("attempt"))]
+        + [1 + _int_or_zero(a.get("attempt")) for a in attempts if a.get("requeue")]
+    )
+    saves = [float(a["term_to_exit_s"]) for a in attempts if a.get("term_to_exit_s")]
+    out: Rec = {
+        "run_id": rec.get("run_id"),
+        "name": rec.get("name"),
+        "run_dir": rec.get("run_dir"),
+        "ckpt_dir": rec.get("ckpt_dir"),
+        "exit_code": None,
+        "signal": None,
+        "pid": launch.get("pid"),
+        "supervisor_pid": launch.get("supervisor_pid"),
+        "started_at": launch.get("started_at"),
+        "ended_at": None,
+        "heartbeat_age_s": rec.get("heartbeat_age_s"),
+        "progress": rec.get("progress"),
+        "diagnosis": None,
+        "cancel_requested": bool(rec.get("cancel_requested")),
+        "restarts": restarts,
+        "slurm": {
+            "job_id": rec.get("job_id"),
+            "state": raw,
+            "reason": row.get("Reason") if row.get("Reason") not in (None, "", "None") else None,
+            "restarts": restarts,
+            "node": launch.get("node") or row.get("NodeList") or None,
+            "time_limit": row.get("TimeLimit"),
+            "attempts": len(attempts),
+            "save_s": max(saves) if saves else None,
+        },
+    }
+    if rec.get("scheduler_error"):
+        out["slurm"]["error"] = rec["scheduler_error"]
+    if exit_rec is not None:
+        out.update(
+            exit_code=exit_rec.get("exit_code"),
+            signal=exit_rec.get("signal"),
+            ended_at=exit_rec.get("ended_at"),
+            max_rss_bytes=exit_rec.get("max_rss_bytes"),
+        )
+        if exit_rec.get("exit_code") == 0:
+            out["state"] = "succeeded"
+        elif rec.get("cancel_requested"):
+            out["state"] = "cancelled"
+        else:
+            out["state"] = "failed"
+            grew = (exit_rec.get("oom_kill_after") or 0) > (launch.get("oom_kill_baseline") or 0)
+            if raw == "OUT_OF_MEMORY" or (exit_rec.get("signal") and grew):
+                out["diagnosis"] = {
+                    "cause": "oom",
+                    "evidence": _oom_advice(rec, job_id),
+                    "gotchas": ["SLURM4", "U9"],
+                }
+            elif exit_rec.get("signal"):
+                out["diagnosis"] = {
+                    "cause": "killed",
+                    "evidence": [f"the job died of {exit_rec.get('signal_name') or 'a signal'}"],
+                    "gotchas": ["U3"],
+                }
+        return out
+    # scontrol requeue counts the restart at once, while the old attempt is still COMPLETING.
+    being_requeued = bool(launch) and restarts > _int_or_zero(launch.get("attempt"))
+    if raw in _SLURM_PENDING:
+        out["state"] = "requeued" if restarts > 0 else "pending"
+    elif raw in _SLURM_REQUEUED or (raw == "COMPLETING" and being_requeued):
+        out["state"] = "requeued"
+    elif raw in SLURM_TERMINAL:
+        out.update(_slurm_ended(rec, raw, job_id, restarts))
+    elif raw:
+        out["state"] = "running"
+    elif rec.get("scheduler_error"):
+        out["state"] = "running" if launch else "pending"
+        out["warning"] = (
+            f"the scheduler did not answer ({rec['scheduler_error']}); the state is the run's "
+            "own last record"
+        )
+    else:
+        out["state"] = "vanished"
+        out["diagnosis"] = {
+            "cause": "unknown",
+            "evidence": [
+                f"Slurm no longer knows job {job_id} (it forgets ended jobs after MinJobAge and "
+                "this cluster keeps no accounting) and the run left no exit record"
+            ],
+            "gotchas": ["U3"],
+        }
+    if out["state"] != "running" or (launch and _int_or_zero(launch.get("attempt")) != restarts):
+        out["pid"] = out["supervisor_pid"] = None  # no process of this attempt runs
+    return out
+
+
+def slurm_cancel(run_dir: str, grace_s: float) -> Rec:
+    """``scancel`` the run's job: Slurm sends TERM to the job's steps and the batch shell and
+    KILL after its KillWait; cancel.json keeps the batch shell from requeueing it."""
+    if os.path.exists(os.path.join(run_dir, "exit.json")):
+        return {"signalled": None, "note": "the run is not running"}
+    job_id = _slurm_job_id(run_dir)
+    if not job_id:
+        return {"signalled": None, "note": "the run has no Slurm job id (it was never submitted)"}
+    cancel_path = os.path.join(run_dir, "cancel.json")
+    if not os.path.exists(cancel_path):
+        write_json_atomic(cancel_path, {"requested_at": time.time(), "grace_s": grace_s})
+    done = run_cmd(["scancel", job_id], SLURM_CMD_TIMEOUT_S)
+    if done["rc"] != 0:
+        raise AgentError(f"scancel {job_id} failed: {done['error']}")
+    return {"signalled": "slurm job", "job_id": job_id, "grace_s": grace_s}
+
+
+def slurm_tail_ended(run_dir: str) -> bool:
+    """For ``logs -f``: a Slurm run with no exit record has ended once the scheduler says so."""
+    if _is_slurm_run(run_dir) is None:
+        return False
+    if os.path.exists(os.path.join(run_dir, "slurm_end.json")):
+        return True
+    job_id = _slurm_job_id(run_dir)
+    if not job_id:
+        return True
+    sched, error = squeue_jobs([job_id])
+    if error is not None:
+        return False
+    row = sched.get(job_id)
+    return row is None or row.get("State") in SLURM_TERMINAL
+
+
+# <<< slurm ------------------------------------------------------------------------------------
+
+
 VERBS = {
     "launch": verb_launch,
     "probe": verb_probe,
@@ -1714,7 +2320,7 @@ VERBS = {
 
 def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[1] == "supervise":
-        return _Supervisor(argv[2]).run()
+        return supervisor_for(argv[2]).run()
     if len(argv) != 2 or argv[1] not in VERBS:
         sys.stdout.write(
             json.dumps({"ok": False, "error": "usage: box.py {{{}}}".format(",".join(VERBS))})

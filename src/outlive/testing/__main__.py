@@ -1,9 +1,12 @@
-"""``python -m outlive.testing box up|down|reboot|cut|restore [--name N] [--json]``.
+"""``python -m outlive.testing box up|down|reboot|cut|restore [--name N] [--json]`` and
+``python -m outlive.testing slurm up|down [--name N] [--json]``.
 
 With ``--json`` exactly one JSON document goes to stdout: ``up`` prints
 ``{"name": N, "target": {...}}`` (the keys of an outlive.toml ``[targets.N]`` table), the other
-verbs ``{"name": N, "ok": true, ...}``; a failure prints ``{"name": N, "ok": false, "error": ...}``
-and the one-sentence error on stderr. Exit codes: 0 ok, 1 failed, 2 usage.
+verbs ``{"name": N, "ok": true, ...}``; ``slurm up`` adds ``"env"`` (``SLURM_CONF``, to export
+before calling Slurm or outlive against that cluster); a failure prints
+``{"name": N, "ok": false, "error": ...}`` and the one-sentence error on stderr. Exit codes: 0 ok,
+1 failed, 2 usage.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from outlive.errors import OutliveError
 from outlive.testing.box import DEFAULT_NAME, Box
+from outlive.testing.slurm import DEFAULT_SLURM_NAME, SlurmCluster, cluster_doc
 
 _VERBS = ("up", "down", "reboot", "cut", "restore")
 
@@ -33,6 +37,16 @@ def _parser() -> argparse.ArgumentParser:
     box.add_argument("verb", choices=_VERBS)
     box.add_argument("--name", default=DEFAULT_NAME, help=f"which box (default {DEFAULT_NAME})")
     box.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    slurm = kinds.add_parser(
+        "slurm",
+        help="a real single-node Slurm cluster (munged, slurmctld, slurmd) with two fake GPUs",
+        description="Start or remove a throwaway Slurm cluster on this machine.",
+    )
+    slurm.add_argument("verb", choices=("up", "down"))
+    slurm.add_argument(
+        "--name", default=DEFAULT_SLURM_NAME, help=f"which cluster (default {DEFAULT_SLURM_NAME})"
+    )
+    slurm.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     return parser
 
 
@@ -66,10 +80,25 @@ def _box(verb: str, name: str) -> tuple[dict[str, Any], str]:
     return {"name": name, "ok": True}, f"box {name} is reachable again"
 
 
+def _slurm(verb: str, name: str) -> tuple[dict[str, Any], str]:
+    """Do VERB on Slurm cluster NAME; return the JSON document and the human line."""
+    if verb == "up":
+        cluster = SlurmCluster.up(name)
+        lines = [f"Slurm cluster {name} is up (partition debug, two fake GPUs)"]
+        lines += [f"  export {k}={v}" for k, v in cluster.env.items()]
+        lines.append("")
+        lines.append(f"[targets.{name}]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in cluster.target.items()]
+        return cluster_doc(cluster), "\n".join(lines)
+    existed = SlurmCluster(name).down()
+    said = "is down" if existed else "was not up; nothing to remove"
+    return {"name": name, "ok": True, "existed": existed}, f"Slurm cluster {name} {said}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        doc, human = _box(args.verb, args.name)
+        doc, human = (_slurm if args.kind == "slurm" else _box)(args.verb, args.name)
     except OutliveError as e:
         if args.json:
             print(json.dumps({"name": args.name, "ok": False, "error": str(e)}))

@@ -1,0 +1,287 @@
+"""Runs on a real Slurm cluster through the real CLI: sbatch as the detach primitive.
+
+These prove issue 7's promises: a checkpointing job requeued mid-run three times ends bit-identical
+to an uninterrupted run while ``status`` counts the restarts; a job whose ``--time`` is shorter
+than the ``--signal`` lead saves on the warning, requeues itself, resumes and finishes; pending
+(with the reason), failed, cancelled and ``logs -f`` read the scheduler and the shared-FS records;
+hostile names stay data in the batch script.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from outlive.testing.slurm import SlurmCluster
+
+OUTLIVE = str(Path(sys.executable).with_name("outlive"))
+EXAMPLE = Path(__file__).resolve().parents[3] / "src" / "outlive" / "examples" / "train_numpy.py"
+DEADLINE_S = 90.0
+ENDED = ("succeeded", "failed", "cancelled", "vanished")
+
+ProjectFactory = Callable[..., Path]
+
+
+@pytest.fixture
+def make_project(
+    tmp_path: Path, slurm_cluster: SlurmCluster, request: pytest.FixtureRequest
+) -> ProjectFactory:
+    """A local project whose target `hpc` is the test cluster, with its own workdir on the
+    shared filesystem (hostile characters included, so every test proves paths are data)."""
+
+    def make(**options: Any) -> Path:
+        proj = tmp_path / "proj"
+        proj.mkdir()
+        tag = request.node.name[:24]
+        target = dict(slurm_cluster.target)
+        target["workdir"] = str(slurm_cluster.workdir / f"w {tag} 'q' $(x) ü")
+        target["durable"] = str(slurm_cluster.durable / tag)
+        target.update(options)
+        lines = ["[targets.hpc]"] + [f"{k} = {json.dumps(v)}" for k, v in target.items()]
+        (proj / "outlive.toml").write_text("\n".join(lines) + "\n")
+        shutil.copyfile(EXAMPLE, proj / "train_numpy.py")
+        return proj
+
+    return make
+
+
+def cli(
+    cluster: SlurmCluster, proj: Path, *args: str, check: bool = True, timeout_s: float = 60
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [OUTLIVE, *args],
+        cwd=proj,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=dict(os.environ, **cluster.env),
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"outlive {' '.join(args)} -> {proc.returncode}\n{proc.stderr}")
+    return proc
+
+
+def launch(cluster: SlurmCluster, proj: Path, *cmd: str, name: str) -> str:
+    out = cli(cluster, proj, "run", "-t", "hpc", "--json", "--name", name, "--", *cmd)
+    return str(json.loads(out.stdout)["run_id"])
+
+
+def run_status(cluster: SlurmCluster, proj: Path, run_id: str) -> dict[str, Any]:
+    out = cli(cluster, proj, "status", "--json", run_id, check=False)
+    assert out.returncode in (0, 1), out.stderr
+    runs: list[dict[str, Any]] = json.loads(out.stdout)["runs"]
+    return runs[0]
+
+
+def wait_for(
+    cluster: SlurmCluster,
+    proj: Path,
+    run_id: str,
+    pred: Callable[[dict[str, Any]], bool],
+    what: str,
+    deadline_s: float = DEADLINE_S,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + deadline_s
+    st: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        st = run_status(cluster, proj, run_id)
+        if pred(st):
+            return st
+        time.sleep(0.2)
+    log = Path(st.get("run_dir") or "/nonexistent") / "stdout.log"
+    tail = log.read_text(errors="replace")[-3000:] if log.is_file() else "(no log)"
+    raise AssertionError(f"timed out waiting for {what}; last status {st}\nlog:\n{tail}")
+
+
+def train_cmd(steps: int, sleep_s: float) -> list[str]:
+    return [
+        sys.executable,
+        "train_numpy.py",
+        "--steps",
+        str(steps),
+        "--save-every",
+        "10",
+        "--step-sleep-s",
+        str(sleep_s),
+    ]
+
+
+def step_of(st: dict[str, Any]) -> int:
+    return int((st.get("progress") or {}).get("step", 0))
+
+
+def reference_weights(tmp_path: Path, steps: int) -> dict[str, np.ndarray]:
+    env = dict(os.environ, OUTLIVE_CKPT_DIR=str(tmp_path / "ref"))
+    env.pop("OUTLIVE_PROGRESS_FILE", None)
+    subprocess.run(
+        [*train_cmd(steps, 0.0)[:1], str(EXAMPLE), *train_cmd(steps, 0.0)[2:]],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    with np.load(tmp_path / "ref" / "final.npz") as z:
+        return {k: z[k] for k in z.files}
+
+
+def assert_same_weights(ckpt_dir: str, reference: dict[str, np.ndarray]) -> None:
+    with np.load(Path(ckpt_dir) / "final.npz") as z:
+        got = {k: z[k] for k in z.files}
+    assert got.keys() == reference.keys()
+    for key in reference:
+        assert got[key].tobytes() == reference[key].tobytes(), key
+
+
+def test_three_requeues_mid_run_end_bit_identical_and_status_counts_restarts(
+    make_project: ProjectFactory, slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    proj = make_project()
+    steps = 300
+    run_id = launch(slurm_cluster, proj, *train_cmd(steps, 0.03), name="requeued thrice")
+    seen: list[tuple[str, int, str | None]] = []
+    for k, at_step in ((1, 40), (2, 110), (3, 180)):
+        st = wait_for(
+            slurm_cluster,
+            proj,
+            run_id,
+            lambda s, at=at_step, k=k: (
+                s["state"] == "running" and s["restarts"] == k - 1 and step_of(s) >= at
+            ),
+            f"attempt {k} to pass step {at_step}",
+        )
+        job_id = st["slurm"]["job_id"]
+        slurm_cluster.requeue(job_id, start_now=False)
+        st = wait_for(
+            slurm_cluster,
+            proj,
+            run_id,
+            lambda s: s["state"] == "requeued" and s["slurm"]["state"] == "PENDING",
+            f"requeue {k} to show",
+        )
+        seen.append((st["state"], st["restarts"], st["slurm"]["reason"]))
+        assert slurm_cluster.start_now(job_id)
+    assert seen == [("requeued", k, "BeginTime") for k in (1, 2, 3)]
+    final = wait_for(slurm_cluster, proj, run_id, lambda s: s["state"] in ENDED, "the end")
+    assert final["state"] == "succeeded", (
+        final,
+        cli(slurm_cluster, proj, "logs", run_id, "-n", "80").stdout,
+    )
+    assert final["restarts"] == 3 and final["exit_code"] == 0
+    assert final["slurm"]["attempts"] == 4
+    log = cli(slurm_cluster, proj, "logs", run_id, "-n", "500").stdout
+    assert log.count("resumed from step") == 3
+    assert log.count("DUE TO JOB REQUEUE") >= 3
+    assert_same_weights(final["ckpt_dir"], reference_weights(tmp_path, steps))
+
+
+def test_time_limit_warning_saves_requeues_itself_resumes_and_finishes(
+    make_project: ProjectFactory, slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    # time = 1 minute is shorter than the --signal lead, so Slurm sends the batch shell TERM at
+    # its first time-limit check of each attempt (within 30 s); the job needs ~35 s of work.
+    proj = make_project(time="1")
+    steps = 350
+    run_id = launch(slurm_cluster, proj, *train_cmd(steps, 0.1), name="walltime")
+    with slurm_cluster.skip_requeue_delay():
+        final = wait_for(
+            slurm_cluster,
+            proj,
+            run_id,
+            lambda s: s["state"] in ENDED,
+            "the run to finish across time limits",
+            deadline_s=180,
+        )
+    log = cli(slurm_cluster, proj, "logs", run_id, "-n", "500").stdout
+    assert final["state"] == "succeeded", log
+    assert final["restarts"] >= 1
+    assert "the batch shell got SIGTERM; passing it to the job" in log
+    assert "requeueing job" in log
+    assert log.count("resumed from step") == final["restarts"]
+    assert final["slurm"]["save_s"] is not None  # TERM -> exit measured on the node
+    script = (Path(final["run_dir"]) / "job.sbatch").read_text()
+    assert "#SBATCH --time=1\n" in script and "#SBATCH --signal=B:TERM@" in script
+    assert_same_weights(final["ckpt_dir"], reference_weights(tmp_path, steps))
+
+
+def test_pending_shows_the_reason_and_cancel_of_a_pending_job_says_cancelled(
+    make_project: ProjectFactory, slurm_cluster: SlurmCluster
+) -> None:
+    proj = make_project(sbatch_extra=["--begin=now+1hour"])
+    run_id = launch(slurm_cluster, proj, "true", name="later")
+    st = run_status(slurm_cluster, proj, run_id)
+    assert st["state"] == "pending" and st["restarts"] == 0
+    assert st["slurm"]["reason"] == "BeginTime"
+    cli(slurm_cluster, proj, "cancel", run_id)
+    st = wait_for(slurm_cluster, proj, run_id, lambda s: s["state"] != "pending", "cancel")
+    assert st["state"] == "cancelled"
+    assert st["slurm"]["state"] == "CANCELLED"
+    # The scheduler's terminal view is kept on the shared FS: squeue forgets jobs.
+    assert (Path(st["run_dir"]) / "slurm_end.json").is_file()
+
+
+def test_cancel_of_a_running_job_lets_it_save_and_is_not_requeued(
+    make_project: ProjectFactory, slurm_cluster: SlurmCluster
+) -> None:
+    proj = make_project()
+    run_id = launch(slurm_cluster, proj, *train_cmd(2000, 0.05), name="cancelled")
+    wait_for(slurm_cluster, proj, run_id, lambda s: step_of(s) >= 5, "progress")
+    out = json.loads(cli(slurm_cluster, proj, "cancel", "--json", run_id).stdout)
+    assert out["signalled"] == "slurm job"
+    st = wait_for(slurm_cluster, proj, run_id, lambda s: s["state"] in ENDED, "the cancel")
+    assert st["state"] == "cancelled" and st["restarts"] == 0
+    log = cli(slurm_cluster, proj, "logs", run_id, "-n", "50").stdout
+    assert "preempted at step" in log and "requeueing" not in log
+
+
+def test_failed_job_reports_its_exit_code_and_logs_follow_ends_with_the_run(
+    make_project: ProjectFactory, slurm_cluster: SlurmCluster
+) -> None:
+    proj = make_project(cpus=2)
+    script = (
+        "import os, sys, time\n"
+        "for k in ('SLURM_CPUS_PER_TASK', 'SLURM_JOB_ID', 'OUTLIVE_CKPT_DIR'):\n"
+        "    print(k, os.environ.get(k), flush=True)\n"
+        "for i in range(5):\n"
+        "    print('line', i, flush=True); time.sleep(0.2)\n"
+        "sys.exit(3)\n"
+    )
+    run_id = launch(slurm_cluster, proj, sys.executable, "-c", script, name="fails")
+    followed = cli(slurm_cluster, proj, "logs", run_id, "-f", "-n", "100", timeout_s=60).stdout
+    for i in range(5):
+        assert f"line {i}\n" in followed
+    assert "SLURM_CPUS_PER_TASK 2\n" in followed  # passed to the step explicitly (SLURM3)
+    st = wait_for(slurm_cluster, proj, run_id, lambda s: s["state"] in ENDED, "the end")
+    assert st["state"] == "failed" and st["exit_code"] == 3
+    assert f"OUTLIVE_CKPT_DIR {st['ckpt_dir']}\n" in followed
+    assert cli(slurm_cluster, proj, "status", run_id, check=False).returncode == 1
+
+
+def test_hostile_names_and_arguments_stay_data_in_the_batch_script(
+    make_project: ProjectFactory, slurm_cluster: SlurmCluster
+) -> None:
+    proj = make_project()
+    marker = slurm_cluster.shared / "PWNED"
+    name = 'it\'s "q" $(touch PWNED) `touch PWNED` ; #SBATCH --x ü'
+    arg = f"$(touch {marker}) ; touch {marker}"
+    run_id = launch(
+        slurm_cluster, proj, sys.executable, "-c", "import sys; print(repr(sys.argv[1]))", arg,
+        name=name,
+    )  # fmt: skip
+    st = wait_for(slurm_cluster, proj, run_id, lambda s: s["state"] in ENDED, "the end")
+    assert st["state"] == "succeeded" and st["name"] == name
+    assert repr(arg) in cli(slurm_cluster, proj, "logs", run_id).stdout
+    assert not marker.exists()
+    assert not list(slurm_cluster.shared.rglob("PWNED")) and not list(proj.rglob("PWNED"))
+    assert Path(st["ckpt_dir"]).name == name
+    job = slurm_cluster.job(st["slurm"]["job_id"])
+    assert job is not None and job["JobName"].startswith("it_s_q_touch_")
