@@ -1721,8 +1721,8 @@ def verb_manifest(req: Rec) -> Rec:
 #   attempts/<n>.json    how attempt n ended; n = SLURM_RESTART_COUNT (0 for the first)
 #   exit.json            only once the run is over: never for an attempt that is requeued
 #   slurm_end.json       the scheduler's terminal view, kept once seen (squeue forgets jobs)
-# The probe collects these plus one squeue call (and sacct where accounting exists) for every
-# job id of the call; the client (outlive.backends.slurm_state) judges the state from them.
+# The probe reads these plus one squeue call (and sacct where accounting exists) for all job ids
+# of the call and judges the state here (slurm_judge), so every caller of probe_one agrees.
 
 SLURM_REQUEUE_EXIT = 75  # the Checkpointer's "saved, run me again"
 SLURM_CMD_TIMEOUT_S = 20.0
@@ -2176,9 +2176,10 @@ def slurm_judge(rec: Rec) -> Rec:
         rec["scheduler"] = row
     raw = row.get("State") or _acct_state(rec.get("accounting"))
     job_id = str(rec.get("job_id") or "?")
+    # Attempt n exists only after n restarts; the scheduler's count leads while it knows the job.
     restarts = max(
         [_int_or_zero(row.get("RestartCnt")), _int_or_zero(launch.get("attempt"))]
-        + [1 + _int_or_zero(a.get("attempt")) for a in attempts if a.get("requeue")]
+        + [_int_or_zero(a.get("attempt")) for a in attempts]
     )
     saves = [float(a["term_to_exit_s"]) for a in attempts if a.get("term_to_exit_s")]
     out: Rec = {
