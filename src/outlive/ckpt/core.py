@@ -189,6 +189,11 @@ class Checkpointer:
         return self._last
 
     @property
+    def persisting(self) -> bool:
+        """True while a save is being written in the background (a new save would wait)."""
+        return self._persister.busy
+
+    @property
     def preempted(self) -> bool:
         """True once SIGTERM, SIGUSR1 or SIGUSR2 arrived: save at the next safe point and exit."""
         return self._flag.is_set
