@@ -270,6 +270,8 @@ def check_name(name: object) -> str:
 def verb_launch(req: Rec) -> Rec:
     # Slurm (issue 7): checked before anything is created; sbatch replaces the supervisor.
     slurm = slurm_launch_fields(req) if req.get("backend") == "slurm" else None
+    if slurm is not None and req.get("cells") is not None:
+        return slurm_launch_array(req)  # one job array, a run dir per cell
     run_id = _check_run_id(req.get("run_id"))
     name = check_name(req.get("name"))
     command = req.get("command")
@@ -1729,6 +1731,8 @@ SLURM_CMD_TIMEOUT_S = 20.0
 SBATCH_SCRIPT_MAX_BYTES = 256 * 1024
 SQUEUE_FIELDS = (
     "JobID",
+    "ArrayJobID",
+    "ArrayTaskID",
     "State",
     "Reason",
     "RestartCnt",
@@ -1784,7 +1788,8 @@ def _under_tmpdir(path: str) -> str | None:
 
 
 def slurm_submit(run_dir: str, spec: Rec, req: Rec) -> Rec:
-    """Save the batch script as job.sbatch and submit it; the run dir goes if sbatch refuses."""
+    """Save the batch script as job.sbatch and submit it; the run dir goes if sbatch refuses.
+    A cell of an array is only prepared here: slurm_launch_array submits all cells at once."""
     for what, path in (("run directory", run_dir), ("checkpoint directory", spec["ckpt_dir"])):
         tmp = _under_tmpdir(path)
         if tmp:
@@ -1797,6 +1802,8 @@ def slurm_submit(run_dir: str, spec: Rec, req: Rec) -> Rec:
     with open(script_path, "w", encoding="utf-8") as f:
         f.write(str(req["sbatch_script"]))
     os.chmod(script_path, 0o555)
+    if req.get("array_cell") is not None:
+        return {"run_dir": run_dir, "ckpt_dir": spec["ckpt_dir"], "pid": None}
     argv = [
         "sbatch",
         "--parsable",
@@ -1818,6 +1825,56 @@ def slurm_submit(run_dir: str, spec: Rec, req: Rec) -> Rec:
     record = {"job_id": job_id, "argv": argv, "submitted_at": time.time()}
     write_json_atomic(os.path.join(run_dir, "slurm.json"), record)
     return {"run_dir": run_dir, "ckpt_dir": spec["ckpt_dir"], "pid": None, "job_id": job_id}
+
+
+def slurm_launch_array(req: Rec) -> Rec:
+    """Prepare a run dir per cell (``<base>-<i>``) and submit them as one job array; cell i is
+    array task i, whose log, records and checkpoints stay in its own run dir and durable path."""
+    base = _check_run_id(req.get("run_id"))
+    cells = req.get("cells")
+    if not isinstance(cells, list) or not cells or not all(isinstance(c, dict) for c in cells):
+        raise AgentError("an array launch needs a non-empty list of cells; this is a client bug")
+    names = [check_name(c.get("name")) for c in cells]
+    if len(set(names)) != len(names):
+        raise AgentError("two cells of the array share a name, so they would share checkpoints")
+    prepared: List[Rec] = []
+    try:
+        for i, cell in enumerate(cells):
+            sub = {k: v for k, v in req.items() if k != "cells"}
+            sub.update(run_id=f"{base}-{i}", name=cell["name"], command=cell.get("command"))
+            sub["array_cell"] = i
+            if i:
+                sub.pop("deploy_manifest", None)  # checked once, for the first cell
+            prepared.append(verb_launch(sub))
+        runs_dir = os.path.dirname(prepared[0]["run_dir"])
+        argv = [
+            "sbatch",
+            "--parsable",
+            "--chdir=" + runs_dir,
+            os.path.join(prepared[0]["run_dir"], "job.sbatch"),
+            sys.executable,
+            os.path.abspath(__file__),
+            os.path.join(runs_dir, base),
+        ]
+        done = run_cmd(argv, SLURM_CMD_TIMEOUT_S, keep_bytes=64 * 1024)
+        job_id = done["stdout"].strip().split(";")[0] if done["rc"] == 0 else ""
+        if not re.match(r"^[0-9]+$", job_id):
+            why = (done["stderr"] or done["stdout"] or done["error"] or "no output").strip()
+            raise AgentError(
+                f"sbatch refused the array: {why.splitlines()[-1] if why else 'no output'}",
+                kind="sbatch_refused",
+            )
+    except BaseException:
+        for cell in prepared:
+            shutil.rmtree(cell["run_dir"], ignore_errors=True)
+        raise
+    now = time.time()
+    for i, cell in enumerate(prepared):
+        cell["job_id"] = f"{job_id}_{i}"
+        record = {"job_id": cell["job_id"], "array_job_id": job_id, "array_index": i}
+        record.update(argv=argv, submitted_at=now)
+        write_json_atomic(os.path.join(cell["run_dir"], "slurm.json"), record)
+    return {"array_job_id": job_id, "cells": prepared}
 
 
 class _SlurmSupervisor(_Supervisor):
@@ -1942,7 +1999,9 @@ def squeue_jobs(job_ids: List[str]) -> tuple[Dict[str, Rec], str | None]:
         if len(values) < len(SQUEUE_FIELDS):
             continue
         row = {f: values[i].strip() for i, f in enumerate(SQUEUE_FIELDS)}
-        out[row["JobID"]] = row
+        # An array task's JobID is its raw id; outlive names it ARRAY_TASK, as Slurm's -j does.
+        task = row["ArrayTaskID"]
+        out[f"{row['ArrayJobID']}_{task}" if task.isdigit() else row["JobID"]] = row
     return out, None
 
 

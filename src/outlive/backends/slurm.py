@@ -93,6 +93,11 @@ class BatchSpec:
     qos: str | None = None
     constraint: str | None = None
     extra: tuple[str, ...] = field(default_factory=tuple)
+    # Fan-out: one job array of ``array_size`` cells, at most ``array_throttle`` at a time; cell i
+    # is the run ``<run_id>-<i>`` with its own run dir, log and durable path.
+    array_size: int | None = None
+    array_throttle: int | None = None
+    dependency: str | None = None  # "afterok:123:456" for staged pipelines
 
     @property
     def job_name(self) -> str:
@@ -208,9 +213,11 @@ def spec_for(
 
 def directives(spec: BatchSpec) -> list[str]:
     """The ``#SBATCH`` lines, outlive's own first and the user's extra lines last."""
+    # Relative to --chdir: the run dir (an array: the runs dir), on the shared FS (SLURM5).
+    log = f"{spec.run_id}-%a/{LOG_NAME}" if spec.array_size else LOG_NAME
     out = [
         f"--job-name={spec.job_name}",
-        f"--output={LOG_NAME}",  # relative to --chdir, the run dir on the shared FS (SLURM5)
+        f"--output={log}",
         "--open-mode=append",  # every attempt appends: the log of a requeued run stays whole
         "--requeue",
         f"--signal=B:TERM@{spec.signal_lead_s}",  # SLURM2
@@ -229,17 +236,26 @@ def directives(spec: BatchSpec) -> list[str]:
     ):
         if value is not None:
             out.append(f"--{key}={value}")
+    if spec.array_size:
+        throttle = f"%{spec.array_throttle}" if spec.array_throttle else ""
+        out.append(f"--array=0-{spec.array_size - 1}{throttle}")
+    if spec.dependency:
+        # A dependency that can never be met cancels the job instead of leaving it pending.
+        out += [f"--dependency={spec.dependency}", "--kill-on-invalid-dep=yes"]
     out += list(spec.extra)
     return ["#SBATCH " + d for d in out]
 
 
 _BODY = """\
 set -u
-# $1 python, $2 outlive's agent (box.py), $3 this run's directory on the shared filesystem:
-# passed by the agent at submit time and kept by Slurm for every requeue.
-py=$1 agent=$2 run_dir=$3
+# $1 python, $2 outlive's agent (box.py), $3 @ARG3@ on the shared
+# filesystem: given by the agent at submit time and kept by Slurm for every requeue.
+py=$1 agent=$2 run_dir=@RUN_DIR@
 requeue_exit=@REQUEUE_EXIT@
-echo "outlive: job $SLURM_JOB_ID attempt $(( ${SLURM_RESTART_COUNT:-0} + 1 )) on $(hostname)" \\
+# This job's own id; in an array ARRAY_TASK, since a task's raw id can name the whole array.
+job=${SLURM_ARRAY_JOB_ID:+${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID:-}}
+job=${job:-$SLURM_JOB_ID}
+echo "outlive: job $job attempt $(( ${SLURM_RESTART_COUNT:-0} + 1 )) on $(hostname)" \\
   "at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
 # A --signal=B:... warning reaches only this shell (SLURM2). Pass it to the job's steps (not to
@@ -250,9 +266,9 @@ echo "outlive: job $SLURM_JOB_ID attempt $(( ${SLURM_RESTART_COUNT:-0} + 1 )) on
 # that outlived this attempt would hit the next one.
 forward() {
   echo "outlive: the batch shell got SIG$1; passing it to the job"
-  case $(squeue -h -t all -j "$SLURM_JOB_ID" -o %T 2>/dev/null) in
+  case $(squeue -h -t all -j "$job" -o %T 2>/dev/null) in
     COMPLETING) ;;
-    *) timeout 3 scancel --signal="$1" "$SLURM_JOB_ID" 2>/dev/null ;;
+    *) timeout 3 scancel --signal="$1" "$job" 2>/dev/null ;;
   esac
 }
 trap 'forward TERM' TERM
@@ -277,14 +293,14 @@ if [ "$rc" -eq "$requeue_exit" ] && [ ! -e "$run_dir/cancel.json" ]; then
   # Still RUNNING in this attempt means the job stopped on a warning (or of its own accord):
   # requeue it. A job that scancel or Slurm's own requeue is ending shows COMPLETING, or a later
   # restart count once the next attempt runs: leave it to them.
-  state=$(squeue -h -t all -j "$SLURM_JOB_ID" -O "State:|,RestartCnt:|" 2>/dev/null)
+  state=$(squeue -h -t all -j "$job" -O "State:|,RestartCnt:|" 2>/dev/null)
   if [ -z "$state" ] || [ "$state" = "RUNNING|${SLURM_RESTART_COUNT:-0}|" ]; then
-    echo "outlive: the job saved its state and asked to run again; requeueing job $SLURM_JOB_ID"
+    echo "outlive: the job saved its state and asked to run again; requeueing job $job"
     trap '' TERM  # the requeue ends this attempt with TERM: nothing is left to forward
-    scontrol requeue "$SLURM_JOB_ID" && exit 0
+    scontrol requeue "$job" && exit 0
     echo "outlive: scontrol requeue failed; ending with exit $requeue_exit"
   else
-    echo "outlive: the job saved its state; Slurm is ending job $SLURM_JOB_ID ($state)"
+    echo "outlive: the job saved its state; Slurm is ending job $job ($state)"
   fi
 fi
 exit "$rc"
@@ -308,6 +324,12 @@ def render(spec: BatchSpec) -> str:
         f"# outlive run {spec.run_id}: rendered by outlive.backends.slurm and saved in the run",
         "# directory as job.sbatch; never edited after submission (U2).",
     ]
-    body = _BODY.replace("@REQUEUE_EXIT@", str(REQUEUE_EXIT_CODE))
+    if spec.array_size:
+        body = _BODY.replace("@ARG3@", "the cells' run dir prefix (cell i: $3-i)")
+        body = body.replace("@RUN_DIR@", "$3-$SLURM_ARRAY_TASK_ID")
+    else:
+        body = _BODY.replace("@ARG3@", "this run's directory")
+        body = body.replace("@RUN_DIR@", "$3")
+    body = body.replace("@REQUEUE_EXIT@", str(REQUEUE_EXIT_CODE))
     body = body.replace("@SRUN@", " ".join(srun_argv(spec)))
     return "\n".join([*head, *directives(spec), ""]) + "\n" + body

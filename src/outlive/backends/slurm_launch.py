@@ -1,5 +1,7 @@
 """The client side of ``outlive run`` on a Slurm target: sync the code, render the batch script,
-and have the agent submit it (the agent checks the deploy manifest first, U42).
+and have the agent submit it (the agent checks the deploy manifest first, U42). ``launch_array``
+fans a list of commands (or a queue file) out as one job array, each cell its own run with its own
+run dir, log and durable path, optionally after other runs (``afterok``: staged pipelines).
 
 With ``host`` the code goes to the login host like any push (rsync over the SSH master). Without
 it ``sbatch`` is local: the project is copied file by file into the workdir (unless the workdir
@@ -8,9 +10,14 @@ is the project itself), since a compute node must read it from the shared filesy
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
+import shlex
 import shutil
 import tempfile
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +25,9 @@ from outlive.agent.client import AgentClient
 from outlive.backends import slurm
 from outlive.config import Config, Target
 from outlive.errors import BoxError, UsageError
+from outlive.lifecycle.runs import Launched
+
+_DEPENDENCY_JOB = re.compile(r"^[0-9]+(_[0-9]+)?$")
 
 
 def measured_save_s(cfg: Config, target: str, name: str) -> float | None:
@@ -41,12 +51,12 @@ def render_for(cfg: Config, target: Target, run_id: str, name: str) -> str:
 
 
 def submit(
-    cfg: Config, target: Target, agent: AgentClient, request: dict[str, Any]
+    cfg: Config, target: Target, agent: AgentClient, request: dict[str, Any], script: str = ""
 ) -> dict[str, Any]:
     """Launch ``request`` as a Slurm job; returns the agent's reply (run_dir, ckpt_dir, job_id)."""
     request = dict(request)
     request["backend"] = "slurm"
-    request["sbatch_script"] = render_for(cfg, target, request["run_id"], request["name"])
+    request["sbatch_script"] = script or render_for(cfg, target, request["run_id"], request["name"])
     if not target.host:
         request["deploy_manifest"] = sync_local(cfg, target)
         reply: dict[str, Any] = agent.call("launch", request)
@@ -103,3 +113,108 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_queue_file(path: Path) -> list[list[str]]:
+    """One command per line (shell words, as typed), blank lines and ``#`` comments skipped."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise UsageError(f"cannot read queue file {path} ({why}); check the path") from None
+    commands = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            commands.append(shlex.split(line))
+        except ValueError as exc:
+            raise UsageError(f"{path}:{n}: {exc}; fix the quoting on that line") from None
+    if not commands:
+        raise UsageError(f"queue file {path} holds no command")
+    return commands
+
+
+def launch_array(
+    cfg: Config,
+    target_name: str,
+    commands: Sequence[list[str]],
+    name: str | None = None,
+    *,
+    throttle: int | None = None,
+    after: Sequence[str] = (),
+) -> list[Launched]:
+    """Submit ``commands`` as one Slurm job array (cell i runs commands[i] as run ``<name>-<i>``,
+    at most ``throttle`` at once) that starts only after the runs ``after`` succeeded."""
+    from outlive.lifecycle.runs import agent_for, check_name, default_name, new_run_id, status
+    from outlive.store import RunRecord, Store
+
+    target = cfg.target(target_name)
+    if target.kind != "slurm":
+        raise UsageError(f"target {target.name!r} is not a Slurm target; arrays need sbatch")
+    if not commands or any(not c or any("\x00" in a for a in c) for c in commands):
+        raise UsageError("every cell needs a command (and no NUL bytes in it)")
+    if throttle is not None and throttle < 1:
+        raise UsageError("the array throttle must be at least 1")
+    base_name = check_name(name if name is not None else default_name(list(commands[0])))
+    names = [check_name(f"{base_name}-{i}") for i in range(len(commands))]
+    dependency = _dependency(cfg, after, status) if after else None
+    run_id = new_run_id()
+    save_s = max(
+        (s for s in (measured_save_s(cfg, target.name, n) for n in names) if s), default=None
+    )
+    spec = slurm.spec_for(target.options, run_id, base_name, save_s)
+    spec = dataclasses.replace(
+        spec, array_size=len(commands), array_throttle=throttle, dependency=dependency
+    )
+    created_at = time.time()
+    request: dict[str, Any] = {
+        "run_id": run_id,
+        "name": names[0],
+        "command": list(commands[0]),
+        "cells": [{"name": n, "command": list(c)} for n, c in zip(names, commands, strict=True)],
+        "workdir": target.workdir,
+        "durable": target.durable,
+        "env": target.env,
+        "hf_home": target.hf_home,
+        "secrets": list(target.secrets),
+        "target": target.name,
+        "profile": target.profile,
+        "kill_grace_s": target.kill_grace_s,
+        "spot_grace_s": target.spot_grace_s,
+        "mtbf_s": target.mtbf_s,
+        "created_at": created_at,
+    }
+    reply = submit(cfg, target, agent_for(cfg, target), request, slurm.render(spec))
+    launched = []
+    with Store(cfg.state_dir) as store:
+        for i, cell in enumerate(reply["cells"]):
+            rec = RunRecord(
+                run_id=f"{run_id}-{i}",
+                name=names[i],
+                target=target.name,
+                command=list(commands[i]),
+                run_dir=cell["run_dir"],
+                ckpt_dir=cell["ckpt_dir"],
+                created_at=created_at,
+                state="pending",
+            )
+            store.add(rec)
+            launched.append(
+                Launched(rec.run_id, rec.name, target.name, rec.run_dir, rec.ckpt_dir, None)
+            )
+    return launched
+
+
+def _dependency(cfg: Config, after: Sequence[str], status: Any) -> str:
+    """``afterok:J1:J2`` from the Slurm job ids of the runs ``after`` (one look at them)."""
+    jobs = []
+    for st in status(cfg, list(after)):
+        job = (st.get("slurm") or {}).get("job_id")
+        if not job or not _DEPENDENCY_JOB.match(str(job)):
+            raise UsageError(
+                f"run {st['run_id']} has no Slurm job id (state {st['state']}); a dependency "
+                "can only wait for Slurm runs on the same cluster"
+            )
+        jobs.append(str(job))
+    return "afterok:" + ":".join(jobs)

@@ -285,3 +285,70 @@ def test_hostile_names_and_arguments_stay_data_in_the_batch_script(
     assert Path(st["ckpt_dir"]).name == name
     job = slurm_cluster.job(st["slurm"]["job_id"])
     assert job is not None and job["JobName"].startswith("it_s_q_touch_")
+
+
+CELL = (
+    "import os, sys, time\n"
+    "i = sys.argv[1]\n"
+    "print('cell', i, 'task', os.environ['SLURM_ARRAY_TASK_ID'], flush=True)\n"
+    "time.sleep(1.0)\n"
+    "open(os.path.join(os.environ['OUTLIVE_CKPT_DIR'], 'cell.txt'), 'w').write(i)\n"
+)
+
+
+def test_four_cell_array_runs_isolated_and_a_stage_after_it_waits(
+    make_project: ProjectFactory, slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outlive.backends.slurm_launch import launch_array
+    from outlive.config import load_config
+
+    proj = make_project()
+    monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
+    cfg = load_config(proj)
+    commands = [[sys.executable, "-c", CELL, str(i)] for i in range(4)]
+    cells = launch_array(cfg, "hpc", commands, name="ablation", throttle=2)
+    gather = launch_array(
+        cfg, "hpc", [[sys.executable, "-c", "print('gathered')"]], name="gather",
+        after=[c.run_id for c in cells],
+    )[0]  # fmt: skip
+    wait_for(
+        slurm_cluster,
+        proj,
+        gather.run_id,
+        lambda s: s["state"] == "pending" and s["slurm"]["reason"] == "Dependency",
+        "the second stage to wait on the first",
+    )
+    look = json.loads(cli(slurm_cluster, proj, "status", "--json").stdout)["runs"]
+    by_id = {s["run_id"]: s for s in look}
+    assert sum(by_id[c.run_id]["state"] == "running" for c in cells) <= 2  # the %2 throttle
+    for c in cells:
+        st = wait_for(slurm_cluster, proj, c.run_id, lambda s: s["state"] in ENDED, "a cell")
+        assert st["state"] == "succeeded", st
+    st = wait_for(slurm_cluster, proj, gather.run_id, lambda s: s["state"] in ENDED, "gather")
+    assert st["state"] == "succeeded"
+    runs = json.loads(cli(slurm_cluster, proj, "status", "--json").stdout)["runs"]
+    by_id = {r["run_id"]: r for r in runs}
+    job = by_id[cells[0].run_id]["slurm"]["job_id"].split("_")[0]
+    for i, c in enumerate(cells):
+        st = by_id[c.run_id]
+        assert st["name"] == f"ablation-{i}" and st["slurm"]["job_id"] == f"{job}_{i}"
+        assert (Path(st["ckpt_dir"]) / "cell.txt").read_text() == str(i)  # its own durable path
+        log = cli(slurm_cluster, proj, "logs", c.run_id).stdout
+        assert f"cell {i} task {i}\n" in log and f"cell {1 - i % 2}" not in log
+    assert len({by_id[c.run_id]["ckpt_dir"] for c in cells}) == 4
+    assert len({by_id[c.run_id]["run_dir"] for c in cells}) == 4
+
+
+def test_a_stage_after_a_failed_run_is_cancelled_not_left_pending(
+    make_project: ProjectFactory, slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outlive.backends.slurm_launch import launch_array
+    from outlive.config import load_config
+
+    proj = make_project()
+    monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
+    cfg = load_config(proj)
+    bad = launch(slurm_cluster, proj, sys.executable, "-c", "raise SystemExit(2)", name="bad")
+    after = launch_array(cfg, "hpc", [["true"]], name="after-bad", after=[bad])[0]
+    st = wait_for(slurm_cluster, proj, after.run_id, lambda s: s["state"] in ENDED, "the stage")
+    assert st["state"] == "cancelled" and st["slurm"]["state"] == "CANCELLED"

@@ -4,9 +4,11 @@ carry safely is refused with a sentence naming the key."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +25,7 @@ from outlive.errors import ConfigError
 GOLDEN = Path(__file__).parent / "golden"
 RUN_ID = "20260101-000000-abcdef"
 
-CASES: dict[str, tuple[dict[str, object], str, float | None]] = {
+CASES: dict[str, tuple[dict[str, Any], str, float | None]] = {
     "minimal": ({}, "train-1a2b3c", None),
     "full": (
         {
@@ -40,6 +42,7 @@ CASES: dict[str, tuple[dict[str, object], str, float | None]] = {
         "sweep lr=3e-4",
         45.0,
     ),
+    "array_after": ({"partition": "debug"}, "ablation", None),
     "hostile_name": (
         {"gpus": "1", "time": "30"},
         'it\'s "q" $(touch PWNED) `id` ; #SBATCH --wrap=x \\ ü',
@@ -48,10 +51,19 @@ CASES: dict[str, tuple[dict[str, object], str, float | None]] = {
 }
 
 
+def case_spec(case: str) -> BatchSpec:
+    options, name, save_s = CASES[case]
+    spec = spec_for(options, RUN_ID, name, save_s)
+    if case == "array_after":
+        spec = dataclasses.replace(
+            spec, array_size=4, array_throttle=2, dependency="afterok:12:13_1"
+        )
+    return spec
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_script_matches_its_golden_file(case: str) -> None:
-    options, name, save_s = CASES[case]
-    text = render(spec_for(options, RUN_ID, name, save_s))
+    text = render(case_spec(case))
     golden = GOLDEN / f"{case}.sbatch"
     if os.environ.get("OUTLIVE_UPDATE_GOLDEN") == "1":
         golden.write_text(text)
@@ -60,9 +72,8 @@ def test_script_matches_its_golden_file(case: str) -> None:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_script_parses_as_bash(case: str, tmp_path: Path) -> None:
-    options, name, save_s = CASES[case]
     path = tmp_path / "job.sbatch"
-    path.write_text(render(spec_for(options, RUN_ID, name, save_s)))
+    path.write_text(render(case_spec(case)))
     done = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
 
@@ -77,8 +88,9 @@ def test_script_carries_the_requeue_contract() -> None:
     assert 'srun --nodes=1 --ntasks=1 --cpus-per-task="${SLURM_CPUS_PER_TASK:-1}"' in text
     assert "--gres=gpu:a100:1 \\\n" in text
     assert "trap 'forward TERM' TERM" in text
-    assert 'scancel --signal="$1" "$SLURM_JOB_ID"' in text
-    assert 'scontrol requeue "$SLURM_JOB_ID"' in text and "requeue_exit=75" in text
+    assert 'scancel --signal="$1" "$job"' in text
+    assert 'scontrol requeue "$job"' in text and "requeue_exit=75" in text
+    assert "py=$1 agent=$2 run_dir=$3\n" in text
     assert not any("$TMPDIR" in ln for ln in text.splitlines())  # SLURM5
 
 
@@ -151,3 +163,11 @@ def test_values_a_directive_cannot_carry_are_refused(options: dict[str, object],
 def test_an_unsafe_run_id_is_a_bug_not_a_script() -> None:
     with pytest.raises(ConfigError):
         render(BatchSpec(run_id="x\ny", name="n", signal_lead_s=1))
+
+
+def test_an_array_logs_and_runs_each_cell_in_its_own_run_dir() -> None:
+    text = render(case_spec("array_after"))
+    assert f"#SBATCH --output={RUN_ID}-%a/stdout.log\n" in text  # relative to the runs dir
+    assert "#SBATCH --array=0-3%2\n" in text
+    assert "#SBATCH --dependency=afterok:12:13_1\n#SBATCH --kill-on-invalid-dep=yes\n" in text
+    assert "run_dir=$3-$SLURM_ARRAY_TASK_ID\n" in text

@@ -186,9 +186,9 @@ def test_one_squeue_call_for_every_run_and_the_end_is_remembered(fake_squeue: Pa
     runs = [_slurm_run(fake_squeue, f"r{i}", str(40 + i)) for i in range(3)]
     fields = ["RUNNING", "None", "0", "0", "n1", "1:00", "0:05", "T", "T", "2000M"]
     (fake_squeue / "squeue.out").write_text(
-        "40|" + "|".join(fields) + "|\n"
-        "41|TIMEOUT|TimeLimit|0|15|n1|1:00|1:00|T|T|2000M|\n"
-        "42|PENDING|Priority|0|0||1:00|0:00|N/A|N/A|2000M|\n"
+        "40|40|N/A|" + "|".join(fields) + "|\n"
+        "41|41|N/A|TIMEOUT|TimeLimit|0|15|n1|1:00|1:00|T|T|2000M|\n"
+        "42|42|N/A|PENDING|Priority|0|0||1:00|0:00|N/A|N/A|2000M|\n"
     )
     states = {d: st["state"] for d, st in slurm_probe(runs, 0.0).items()}
     assert list(states.values()) == ["running", "failed", "pending"]
@@ -203,6 +203,22 @@ def test_one_squeue_call_for_every_run_and_the_end_is_remembered(fake_squeue: Pa
 
 def test_probe_one_of_a_slurm_run_is_judged_too(fake_squeue: Path) -> None:
     run = _slurm_run(fake_squeue, "r9", "49")
-    (fake_squeue / "squeue.out").write_text("49|PENDING|Resources|0|0||1:00|0:00|N/A|N/A|1G|\n")
+    (fake_squeue / "squeue.out").write_text(
+        "49|49|N/A|PENDING|Resources|0|0||1:00|0:00|N/A|N/A|1G|\n"
+    )
     st = box.probe_one(run, None, 0.0)
     assert st["state"] == "pending" and st["slurm"]["reason"] == "Resources"
+
+
+def test_array_tasks_are_keyed_array_task_as_slurm_names_them(fake_squeue: Path) -> None:
+    runs = [_slurm_run(fake_squeue, f"a-{i}", f"70_{i}") for i in range(3)]
+    # squeue -r prints a task's raw id as JobID, and the array's id for tasks not yet started.
+    (fake_squeue / "squeue.out").write_text(
+        "71|70|0|RUNNING|None|0|0|n1|1:00|0:05|T|T|1G|\n"
+        "70|70|1|PENDING|JobArrayTaskLimit|0|0||1:00|0:00|N/A|N/A|1G|\n"
+        "70|70|2|PENDING|JobArrayTaskLimit|0|0||1:00|0:00|N/A|N/A|1G|\n"
+    )
+    got = slurm_probe(runs, 0.0)
+    assert [got[d]["state"] for d in runs] == ["running", "pending", "pending"]
+    assert got[runs[2]]["slurm"]["reason"] == "JobArrayTaskLimit"
+    assert "-j 70_0,70_1,70_2" in (fake_squeue / "squeue.argv").read_text()
