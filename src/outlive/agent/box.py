@@ -1883,11 +1883,20 @@ class _SlurmSupervisor(_Supervisor):
     and exits with the job's status, or 75 when the attempt was interrupted and the batch shell
     should requeue the job."""
 
-    def __init__(self, run_dir: str) -> None:
+    def __init__(self, run_dir: str, launcher: List[str]) -> None:
         super().__init__(run_dir)
         self.attempt = _int_or_zero(os.environ.get("SLURM_RESTART_COUNT"))
         self.first_signal_at: float | None = None
         self.status: int | None = None
+        self.main_dir = run_dir
+        # One supervisor per node on a multi-node run: node 0 keeps the run's own records (its
+        # state); node k keeps its records and its ranks' output under nodes/<k>/.
+        self.node_rank = _int_or_zero(os.environ.get("SLURM_NODEID"))
+        if self.node_rank:
+            self.run_dir = os.path.join(run_dir, "nodes", str(self.node_rank))
+            os.makedirs(self.run_dir, exist_ok=True)
+        if launcher and isinstance(self.spec, dict) and "command" in self.spec:
+            self.spec["command"] = [*launcher, *self.spec["command"]]
 
     def on_signal(self, signum: int, frame: object) -> None:
         if self.first_signal_at is None:
@@ -1913,6 +1922,7 @@ class _SlurmSupervisor(_Supervisor):
             "attempt": self.attempt,
             "job_id": os.environ.get("SLURM_JOB_ID"),
             "node": os.environ.get("SLURMD_NODENAME") or os.uname().nodename,
+            "node_rank": self.node_rank,
         }
 
     def _write_exit(
@@ -1923,7 +1933,7 @@ class _SlurmSupervisor(_Supervisor):
         launch: Rec,
         error: str | None = None,
     ) -> None:
-        cancelled = os.path.exists(os.path.join(self.run_dir, "cancel.json"))
+        cancelled = os.path.exists(os.path.join(self.main_dir, "cancel.json"))
         signalled = self.first_signal_at is not None
         interrupted = not cancelled and (code == SLURM_REQUEUE_EXIT or (signalled and code != 0))
         ended_at = time.time()
@@ -1963,10 +1973,12 @@ def _int_or_zero(text: object) -> int:
         return 0
 
 
-def supervisor_for(run_dir: str) -> _Supervisor:
+def supervisor_for(run_dir: str, launcher: List[str]) -> _Supervisor:
+    """The supervisor of ``supervise RUN_DIR [LAUNCHER...]``: a Slurm run's attempt (LAUNCHER,
+    e.g. torchrun on a multi-node run, goes before the job's command) or a plain one."""
     spec = read_json(os.path.join(run_dir, "run.json"))
     if isinstance(spec, dict) and spec.get("backend") == "slurm":
-        return _SlurmSupervisor(run_dir)
+        return _SlurmSupervisor(run_dir, launcher)
     return _Supervisor(run_dir)
 
 
@@ -2379,8 +2391,8 @@ VERBS = {
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) == 3 and argv[1] == "supervise":
-        return supervisor_for(argv[2]).run()
+    if len(argv) >= 3 and argv[1] == "supervise":
+        return supervisor_for(argv[2], argv[3:]).run()
     if len(argv) != 2 or argv[1] not in VERBS:
         sys.stdout.write(
             json.dumps({"ok": False, "error": "usage: box.py {{{}}}".format(",".join(VERBS))})

@@ -30,6 +30,16 @@ How a Slurm run works (decisions, and why):
   job is still RUNNING (a warning, or the job's own wish) and ``cancel.json`` does not exist. A
   job that ``scancel`` or Slurm's own requeue is ending already shows COMPLETING and is left to
   them; if the requeue fails the shell exits 75.
+- **Arrays** (``array_size``): ``--array=0-N[%throttle]``; cell i is the run ``<run_id>-i`` with
+  its own run dir (``$3-$SLURM_ARRAY_TASK_ID``), log (``--output=<run_id>-%a/stdout.log``,
+  relative to the runs dir) and checkpoints; the script names itself ``ARRAY_TASK`` since a
+  task's raw id can name the whole array. ``dependency`` (``afterok:J...``) stages pipelines.
+- **Multi-node** (``nodes > 1``): ``--ntasks-per-node=1``; the shell exports ``MASTER_ADDR`` (the
+  first host of ``scontrol show hostnames``), ``MASTER_PORT`` (20000 + job id % 20000),
+  ``OUTLIVE_NNODES`` and ``OUTLIVE_RDZV_ENDPOINT``; srun starts one supervisor per node, which
+  runs ``torchrun --nnodes --nproc-per-node=<GPUs per node> --rdzv-backend=c10d
+  --rdzv-endpoint=$MASTER_ADDR:$MASTER_PORT --rdzv-id=$job --no-python CMD``. Node 0 keeps the
+  run's records, node k its own under ``nodes/<k>/``.
 - **LEAD** (SLURM2): the warning may come up to 60 s early or late, and Slurm checks time limits
   about every 30 s. LEAD = 60 + 2 × save_s + 10, where save_s is the longest TERM → exit time
   measured on earlier attempts of the same run name (``DEFAULT_SAVE_S`` until one is measured).
@@ -98,6 +108,9 @@ class BatchSpec:
     array_size: int | None = None
     array_throttle: int | None = None
     dependency: str | None = None  # "afterok:123:456" for staged pipelines
+    # Multi-node: one supervisor per node runs torchrun, which starts that node's ranks.
+    nodes: int = 1
+    rdzv_port_base: int = 20000  # MASTER_PORT = base + job id % 20000 (jobs sharing a host)
 
     @property
     def job_name(self) -> str:
@@ -182,11 +195,7 @@ def spec_for(
     options: dict[str, Any], run_id: str, name: str, save_s: float | None = None
 ) -> BatchSpec:
     """A BatchSpec from a target's Slurm options (``Target.options``), checked."""
-    nodes = options.get("nodes") or 1
-    if int(nodes) != 1:
-        raise ConfigError(
-            f"nodes = {nodes}: multi-node Slurm runs are not supported yet; use nodes = 1"
-        )
+    nodes = int(options.get("nodes") or 1)
     time = options.get("time")
     if time is not None:
         time_limit_s(str(time))  # validates
@@ -208,6 +217,7 @@ def spec_for(
         qos=_plain("qos", options.get("qos")),
         constraint=_plain("constraint", options.get("constraint"), _CONSTRAINT),
         extra=tuple(_extra_line(x) for x in options.get("sbatch_extra") or ()),
+        nodes=nodes,
     )
 
 
@@ -221,8 +231,8 @@ def directives(spec: BatchSpec) -> list[str]:
         "--open-mode=append",  # every attempt appends: the log of a requeued run stays whole
         "--requeue",
         f"--signal=B:TERM@{spec.signal_lead_s}",  # SLURM2
-        "--nodes=1",
-        "--ntasks=1",
+        f"--nodes={spec.nodes}",
+        "--ntasks=1" if spec.nodes == 1 else "--ntasks-per-node=1",
         f"--cpus-per-task={spec.cpus_per_task}",
     ]
     for key, value in (
@@ -275,9 +285,10 @@ trap 'forward TERM' TERM
 trap 'forward USR1' USR1
 trap 'forward USR2' USR2
 
+@MULTINODE@
 # A step inherits neither --cpus-per-task (Slurm >= 22.05) nor the GPUs: both given (SLURM3).
 @SRUN@ \\
-  "$py" -S "$agent" supervise "$run_dir" &
+  "$py" -S "$agent" supervise "$run_dir"@LAUNCHER@ &
 step=$!
 # A trapped signal ends `wait` early: wait again while the step runs, then take its status.
 while :; do
@@ -307,12 +318,48 @@ exit "$rc"
 """
 
 
+_MULTINODE = """\
+# Multi-node: the rendezvous is the allocation's first host, the same on every node; each node's
+# supervisor runs torchrun, which starts that node's ranks (the environment contract, tested).
+head=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)
+export MASTER_ADDR=$head MASTER_PORT=$(( @PORT_BASE@ + ${SLURM_JOB_ID} % 20000 ))
+export OUTLIVE_NNODES=$SLURM_JOB_NUM_NODES OUTLIVE_RDZV_ENDPOINT=$MASTER_ADDR:$MASTER_PORT
+
+"""
+
+
+def gpus_per_node(spec: BatchSpec) -> int:
+    """The GPU count of the gres request (``gpu:a100:2`` → 2), 1 without GPUs."""
+    if not spec.gres:
+        return 1
+    return max(1, int(spec.gres.rsplit(":", 1)[-1]))
+
+
 def srun_argv(spec: BatchSpec) -> list[str]:
     """The srun options of the step, shell-quoted where a value comes from the user."""
-    argv = ["srun", "--nodes=1", "--ntasks=1", '--cpus-per-task="${SLURM_CPUS_PER_TASK:-1}"']
+    if spec.nodes == 1:
+        argv = ["srun", "--nodes=1", "--ntasks=1"]
+    else:
+        argv = ["srun", '--nodes="$SLURM_JOB_NUM_NODES"', "--ntasks-per-node=1"]
+    argv.append('--cpus-per-task="${SLURM_CPUS_PER_TASK:-1}"')
     if spec.gres:
         argv.append("--gres=" + shlex.quote(spec.gres))
     return argv
+
+
+def launcher_argv(spec: BatchSpec) -> list[str]:
+    """What each node's supervisor puts before the job's command (multi-node: torchrun)."""
+    if spec.nodes == 1:
+        return []
+    return [
+        "torchrun",
+        '--nnodes="$SLURM_JOB_NUM_NODES"',
+        f"--nproc-per-node={gpus_per_node(spec)}",
+        "--rdzv-backend=c10d",
+        '--rdzv-endpoint="$MASTER_ADDR:$MASTER_PORT"',
+        '--rdzv-id="$job"',
+        "--no-python",  # the job's command runs as given (python train.py ...), once per rank
+    ]
 
 
 def render(spec: BatchSpec) -> str:
@@ -332,4 +379,8 @@ def render(spec: BatchSpec) -> str:
         body = body.replace("@RUN_DIR@", "$3")
     body = body.replace("@REQUEUE_EXIT@", str(REQUEUE_EXIT_CODE))
     body = body.replace("@SRUN@", " ".join(srun_argv(spec)))
+    launcher = launcher_argv(spec)
+    body = body.replace("@LAUNCHER@", "".join(" \\\n    " + a for a in launcher))
+    multinode = _MULTINODE.replace("@PORT_BASE@", str(spec.rdzv_port_base))
+    body = body.replace("@MULTINODE@\n", multinode if spec.nodes > 1 else "")
     return "\n".join([*head, *directives(spec), ""]) + "\n" + body

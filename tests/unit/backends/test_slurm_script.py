@@ -43,6 +43,7 @@ CASES: dict[str, tuple[dict[str, Any], str, float | None]] = {
         45.0,
     ),
     "array_after": ({"partition": "debug"}, "ablation", None),
+    "multinode": ({"nodes": 2, "gpus": "a100:4", "cpus": 16, "time": "12:00:00"}, "ddp", 60.0),
     "hostile_name": (
         {"gpus": "1", "time": "30"},
         'it\'s "q" $(touch PWNED) `id` ; #SBATCH --wrap=x \\ ü',
@@ -152,7 +153,6 @@ def test_gpu_requests_become_gres() -> None:
         ({"sbatch_extra": ["--no-requeue"]}, "--no-requeue"),
         ({"sbatch_extra": ["--exclusive\n#SBATCH --x"]}, "sbatch_extra"),
         ({"sbatch_extra": ["exclusive"]}, "sbatch_extra"),
-        ({"nodes": 2}, "nodes"),
     ],
 )
 def test_values_a_directive_cannot_carry_are_refused(options: dict[str, object], key: str) -> None:
