@@ -105,7 +105,18 @@ class Checkpointer:
     """Durable checkpoints in one directory, with preemption signals turned into a flag.
 
     Use as ``with Checkpointer() as ckpt:`` (or call ``close()``) to wait for the last persist,
-    raise its error if it failed, and restore the signal handlers.
+    raise its error if it failed, and restore the signal handlers. Process exit waits for the
+    last persist too, so async saves (the default; ``sync=True`` to block) are never cut short.
+
+    directory      $OUTLIVE_CKPT_DIR, else ./checkpoints
+    keep_last      newest checkpoints kept (None: all); ``keep_best`` more by ``metric``,
+                   lowest first (``best_mode="max"``: highest)
+    every_steps    ``due()`` every N steps, or ``every_s`` seconds; neither: Daly's interval
+                   from the measured persist time and ``mtbf_s`` ($OUTLIVE_MTBF_S)
+    grace_s        seconds from the preemption signal to SIGKILL ($OUTLIVE_SPOT_GRACE_S), for
+                   ``emergency_save``
+    reuse_buffers  keep the last snapshot's CPU memory for the next one (no page faults, and
+                   pinned memory for CUDA tensors), at the cost of holding one copy of the state
     """
 
     def __init__(
