@@ -1813,18 +1813,27 @@ def slurm_submit(run_dir: str, spec: Rec, req: Rec) -> Rec:
         os.path.abspath(__file__),
         run_dir,
     ]
-    done = run_cmd(argv, SLURM_CMD_TIMEOUT_S, keep_bytes=64 * 1024)
-    job_id = done["stdout"].strip().split(";")[0] if done["rc"] == 0 else ""
-    if not re.match(r"^[0-9]+$", job_id):
+    try:
+        job_id = _sbatch(argv, "job")
+    except AgentError:
         shutil.rmtree(run_dir, ignore_errors=True)
-        why = (done["stderr"] or done["stdout"] or done["error"] or "no output").strip()
-        raise AgentError(
-            f"sbatch refused the job: {why.splitlines()[-1] if why else 'no output'}",
-            kind="sbatch_refused",
-        )
+        raise
     record = {"job_id": job_id, "argv": argv, "submitted_at": time.time()}
     write_json_atomic(os.path.join(run_dir, "slurm.json"), record)
     return {"run_dir": run_dir, "ckpt_dir": spec["ckpt_dir"], "pid": None, "job_id": job_id}
+
+
+def _sbatch(argv: List[str], what: str) -> str:
+    """Run ``sbatch --parsable ...``; the job id, or AgentError with sbatch's own words."""
+    done = run_cmd(argv, SLURM_CMD_TIMEOUT_S, keep_bytes=64 * 1024)
+    job_id = done["stdout"].strip().split(";")[0] if done["rc"] == 0 else ""
+    if not re.match(r"^[0-9]+$", job_id):
+        why = (done["stderr"] or done["stdout"] or done["error"] or "no output").strip()
+        raise AgentError(
+            f"sbatch refused the {what}: {why.splitlines()[-1] if why else 'no output'}",
+            kind="sbatch_refused",
+        )
+    return job_id
 
 
 def slurm_launch_array(req: Rec) -> Rec:
@@ -1856,14 +1865,7 @@ def slurm_launch_array(req: Rec) -> Rec:
             os.path.abspath(__file__),
             os.path.join(runs_dir, base),
         ]
-        done = run_cmd(argv, SLURM_CMD_TIMEOUT_S, keep_bytes=64 * 1024)
-        job_id = done["stdout"].strip().split(";")[0] if done["rc"] == 0 else ""
-        if not re.match(r"^[0-9]+$", job_id):
-            why = (done["stderr"] or done["stdout"] or done["error"] or "no output").strip()
-            raise AgentError(
-                f"sbatch refused the array: {why.splitlines()[-1] if why else 'no output'}",
-                kind="sbatch_refused",
-            )
+        job_id = _sbatch(argv, "array")
     except BaseException:
         for cell in prepared:
             shutil.rmtree(cell["run_dir"], ignore_errors=True)

@@ -126,3 +126,21 @@ def test_a_slurm_profile_makes_a_slurm_target_driven_locally_without_host(tmp_pa
     assert login.workdir == f"$HOME/{tmp_path.name}"
     assert agent_for(cfg, hpc).local_dir is not None  # the local sbatch, no SSH
     assert agent_for(cfg, login).local_dir is None
+
+
+def test_a_queue_file_is_one_command_per_line_as_typed(tmp_path: Path) -> None:
+    from outlive.backends.slurm_launch import read_queue_file
+    from outlive.errors import UsageError
+
+    queue = tmp_path / "queue.txt"
+    queue.write_text("# ablation\npython train.py --lr 1e-3\n\n  python train.py --name 'a b'\n")
+    assert read_queue_file(queue) == [
+        ["python", "train.py", "--lr", "1e-3"],
+        ["python", "train.py", "--name", "a b"],
+    ]
+    queue.write_text("python train.py --name 'unclosed\n")
+    with pytest.raises(UsageError, match=r"queue\.txt:1"):
+        read_queue_file(queue)
+    queue.write_text("# nothing\n")
+    with pytest.raises(UsageError, match="no command"):
+        read_queue_file(queue)

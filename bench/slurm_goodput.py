@@ -1,0 +1,279 @@
+"""Goodput under preemption on a real Slurm cluster: outlive vs submitit's Checkpointable vs the
+Young/Daly bound, on the same cluster with the same preemption schedule.
+
+The work is the toy numpy training (``outlive/examples/train_numpy.py``): STEPS steps of
+STEP_SLEEP_S each, so the useful work is STEPS x STEP_SLEEP_S seconds. Every attempt of either job
+gets a preemption notice PERIOD_S seconds after it starts running, NOTICES times in all, each as
+that system expects it:
+
+- outlive: TERM to the batch shell (what ``--signal=B:TERM@LEAD`` delivers); the shell passes it
+  to the job, which saves at its next safe point (SLURM1) and the shell requeues the job.
+- submitit (from PyPI): USR2 to the job's step (what its ``--signal=USR2@90`` delivers); its
+  handler pickles the Checkpointable, state and all, inside the handler, and requeues.
+
+Slurm's ~2 min 45 s requeue delay is cut for both alike: a requeued attempt is released
+(``StartTime=now``) RESTART_AFTER_S after its notice. Goodput = useful work / wall time from
+submission to the final result. The Young/Daly bound is the best periodic checkpointing without
+a notice can do with the measured checkpoint cost delta and restart cost R when preemptions come
+every M seconds: 1 - sqrt(2 delta / M) - R / M (first order). Each final result is also compared
+bit for bit with an uninterrupted run.
+
+    uv run --with submitit python bench/slurm_goodput.py [--quick] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import OUTLIVE, result_line
+
+from outlive.examples import train_numpy
+from outlive.testing.slurm import SlurmCluster
+
+EXAMPLE = Path(train_numpy.__file__)
+DEADLINE_S = 600.0
+# A requeued job is released this long after its notice: past the ~1 s a requeue takes and the
+# one-second credential revocation (outlive.testing.slurm.REVOKE_GAP_S), the same for both.
+RESTART_AFTER_S = 2.5
+
+
+class SubmititTraining:
+    """The same training as a submitit Checkpointable: the state lives on the object, which
+    submitit pickles inside its USR2 handler (wherever the step happens to be)."""
+
+    def __init__(self, steps: int, step_sleep_s: float, out: str) -> None:
+        self.steps, self.step_sleep_s, self.out = steps, step_sleep_s, out
+        self.state: dict[str, Any] | None = None
+
+    def __call__(self) -> int:
+        x, y = train_numpy.make_data()
+        if self.state is None:
+            self.state = train_numpy.initial_state()
+        while self.state["step"] < self.steps:
+            train_numpy.train_step(self.state, x, y)
+            time.sleep(self.step_sleep_s)
+        train_numpy.write_final(Path(self.out), self.state)
+        return int(self.state["step"])
+
+    def checkpoint(self) -> Any:
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self)
+
+
+def squeue_row(cluster: SlurmCluster, job: str) -> tuple[str, int]:
+    out = cluster.command(
+        "squeue", "-h", "-t", "all", "-j", job, "-O", "State:|,RestartCnt:|", check=False
+    ).stdout.strip()
+    if not out:
+        return "", 0
+    state, restarts = out.splitlines()[0].split("|")[:2]
+    return state, int(restarts or 0)
+
+
+def drive(
+    cluster: SlurmCluster, job: str, notice: Callable[[], None], period_s: float, notices: int
+) -> dict[str, Any]:
+    """Deliver ``notices`` preemption notices, each ``period_s`` after an attempt is seen
+    running, and release each requeued attempt ``RESTART_AFTER_S`` after its notice (instead of
+    Slurm's ~2 min 45 s); return when the job ended, with the notice-to-running gaps."""
+    sent, running_since, noticed_at, released = 0, None, 0.0, True
+    gaps: list[float] = []
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        state, restarts = squeue_row(cluster, job)
+        now = time.monotonic()
+        if state == "RUNNING" and restarts == sent:
+            if running_since is None:
+                running_since = now
+                if sent:
+                    gaps.append(now - noticed_at)
+            if sent < notices and now - running_since >= period_s:
+                notice()
+                sent, noticed_at, running_since, released = sent + 1, now, None, False
+        elif state == "PENDING" and not released and now - noticed_at >= RESTART_AFTER_S:
+            cluster.command("scontrol", "update", f"jobid={job}", "StartTime=now", check=False)
+            released = True
+        elif state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY"):
+            return {"state": state, "notices": sent, "restarts": restarts, "gaps_s": gaps}
+        time.sleep(0.02)
+    raise TimeoutError(f"job {job} did not end within {DEADLINE_S:.0f} s")
+
+
+def weights(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(a[k].tobytes() == b[k].tobytes() for k in a)
+
+
+def reference(tmp: Path, steps: int) -> dict[str, np.ndarray]:
+    env = dict(os.environ, OUTLIVE_CKPT_DIR=str(tmp / "ref"))
+    env.pop("OUTLIVE_PROGRESS_FILE", None)
+    cmd = [sys.executable, str(EXAMPLE), "--steps", str(steps), "--step-sleep-s", "0"]
+    subprocess.run(cmd, env=env, check=True, capture_output=True)
+    return weights(tmp / "ref" / "final.npz")
+
+
+def run_outlive(
+    cluster: SlurmCluster, root: Path, steps: int, sleep_s: float, period_s: float, notices: int
+) -> dict[str, Any]:
+    proj = root / "proj"
+    proj.mkdir()
+    shutil.copyfile(EXAMPLE, proj / "train_numpy.py")
+    target = dict(cluster.target, workdir=str(root / "work"), durable=str(root / "durable"))
+    lines = ["[targets.hpc]"] + [f"{k} = {json.dumps(v)}" for k, v in target.items()]
+    (proj / "outlive.toml").write_text("\n".join(lines) + "\n")
+    env = dict(os.environ, **cluster.env)
+
+    def cli(*args: str) -> Any:
+        done = subprocess.run(
+            [OUTLIVE, *args], cwd=proj, env=env, capture_output=True, text=True, check=True
+        )
+        return json.loads(done.stdout)
+
+    cmd = [sys.executable, "train_numpy.py", "--steps", str(steps), "--save-every", "20"]
+    t0 = time.monotonic()
+    run_id = cli("run", "-t", "hpc", "--json", "--name", "goodput", "--", *cmd,
+                 "--step-sleep-s", str(sleep_s))["run_id"]  # fmt: skip
+    st = cli("status", "--json", run_id)["runs"][0]
+    job = st["slurm"]["job_id"]
+    drove = drive(
+        cluster,
+        job,
+        lambda: cluster.command("scancel", "--batch", "--signal=TERM", job, check=False),
+        period_s,
+        notices,
+    )
+    wall = time.monotonic() - t0
+    st = cli("status", "--json", run_id)["runs"][0]
+    final = Path(st["ckpt_dir"]) / "final.npz"
+    return {
+        **drove,
+        "wall_s": wall,
+        "outlive_state": st["state"],
+        "save_s": st["slurm"].get("save_s"),
+        "weights": weights(final) if final.exists() else None,
+    }
+
+
+def run_submitit(
+    cluster: SlurmCluster, root: Path, steps: int, sleep_s: float, period_s: float, notices: int
+) -> dict[str, Any] | None:
+    try:
+        import submitit
+    except ImportError:
+        return None
+    os.environ.update(cluster.env)
+    out = root / "submitit-out"
+    out.mkdir()
+    executor = submitit.SlurmExecutor(folder=str(root / "submitit"), max_num_timeout=notices + 2)
+    executor.update_parameters(partition="debug", time=60, signal_delay_s=90)
+    t0 = time.monotonic()
+    job = executor.submit(SubmititTraining(steps, sleep_s, str(out)))
+    job_id = str(job.job_id)
+    drove = drive(
+        cluster,
+        job_id,
+        lambda: cluster.command("scancel", "--signal=USR2", job_id, check=False),
+        period_s,
+        notices,
+    )
+    wall = time.monotonic() - t0
+    final = out / "final.npz"
+    return {**drove, "wall_s": wall, "weights": weights(final) if final.exists() else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="a short run (< 1 min per system)")
+    ap.add_argument("--keep", action="store_true", help="leave the testbed cluster up")
+    args = ap.parse_args()
+    steps, sleep_s, period_s, notices = (300, 0.05, 4.0, 3) if args.quick else (900, 0.05, 10.0, 4)
+    work_s = steps * sleep_s
+
+    cluster = SlurmCluster.up("goodput")
+    root = Path(tempfile.mkdtemp(prefix="goodput-", dir=cluster.shared))
+    try:
+        ref = reference(root, steps)
+        ours = run_outlive(cluster, root, steps, sleep_s, period_s, notices)
+        theirs = run_submitit(cluster, root, steps, sleep_s, period_s, notices)
+    finally:
+        if not args.keep:
+            cluster.down()
+
+    gaps = ours["gaps_s"] + (theirs["gaps_s"] if theirs else [])
+    restart_s = sum(gaps) / len(gaps) if gaps else 0.0
+    delta_s = float(ours["save_s"] or 0.0)
+    mtbf_s = period_s + restart_s
+    bound = 1.0 - math.sqrt(2.0 * delta_s / mtbf_s) - restart_s / mtbf_s
+    g_ours = work_s / ours["wall_s"]
+    g_theirs = work_s / theirs["wall_s"] if theirs else None
+    ok_ours = ours["weights"] is not None and same(ours["weights"], ref)
+    ok_theirs = (
+        theirs is not None and theirs["weights"] is not None and same(theirs["weights"], ref)
+    )
+
+    print(
+        f"goodput under preemption: {steps} steps x {sleep_s} s = {work_s:.0f} s of work, "
+        f"a notice {period_s:.0f} s into each attempt, {notices} notices"
+    )
+    print(f"{'system':<34} {'wall s':>7} {'goodput':>8} {'restarts':>8}  result")
+    print(
+        f"{'outlive (save at safe point)':<34} {ours['wall_s']:7.1f} {g_ours:8.3f} "
+        f"{ours['restarts']:8d}  {'bit-identical' if ok_ours else 'DIFFERS'}"
+    )
+    if theirs is not None and g_theirs is not None:
+        print(
+            f"{'submitit Checkpointable (handler)':<34} {theirs['wall_s']:7.1f} {g_theirs:8.3f} "
+            f"{theirs['restarts']:8d}  {'bit-identical' if ok_theirs else 'DIFFERS'}"
+        )
+    else:
+        print("submitit: not installed; run with `uv run --with submitit python bench/...`")
+    print(
+        f"{'Young/Daly bound (no notice)':<34} {'':>7} {bound:8.3f}           "
+        f"delta {delta_s:.3f} s, R {restart_s:.2f} s, M {mtbf_s:.1f} s"
+    )
+    figures = {
+        "work_s": work_s,
+        "outlive_wall_s": round(ours["wall_s"], 2),
+        "outlive_goodput": round(g_ours, 4),
+        "submitit_wall_s": round(theirs["wall_s"], 2) if theirs else None,
+        "submitit_goodput": round(g_theirs, 4) if g_theirs else None,
+        "young_daly_bound": round(bound, 4),
+        "restart_s": round(restart_s, 3),
+        "save_s": delta_s,
+        "outlive_restarts": ours["restarts"],
+        "submitit_restarts": theirs["restarts"] if theirs else None,
+    }
+    ratios = {
+        "outlive_vs_submitit": round(g_ours / g_theirs, 3) if g_theirs else None,
+        "outlive_vs_young_daly": round(g_ours / bound, 3) if bound > 0 else None,
+    }
+    goals = {
+        "outlive_bit_identical": ok_ours,
+        "outlive_restarted_every_notice": ours["restarts"] == notices,
+        "outlive_goodput_at_least_submitit": g_theirs is None or g_ours >= 0.95 * g_theirs,
+        "submitit_measured": theirs is not None,
+    }
+    print(result_line("slurm_goodput", figures, ratios, goals))  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()
