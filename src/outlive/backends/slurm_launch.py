@@ -24,7 +24,7 @@ from typing import Any
 from outlive.agent.client import AgentClient
 from outlive.backends import slurm
 from outlive.config import Config, Target
-from outlive.errors import BoxError, UsageError
+from outlive.errors import UsageError
 from outlive.lifecycle.runs import Launched
 
 _DEPENDENCY_JOB = re.compile(r"^[0-9]+(_[0-9]+)?$")
@@ -61,18 +61,9 @@ def submit(
         request["deploy_manifest"] = sync_local(cfg, target)
         reply: dict[str, Any] = agent.call("launch", request)
         return reply
-    from outlive.lifecycle.push import push
+    from outlive.lifecycle.push import launch_deployed
 
-    pushed = push(cfg, target, skip_if_unchanged=True)
-    request["deploy_manifest"] = pushed.manifest
-    try:
-        reply = agent.call("launch", request)
-    except BoxError as exc:
-        if exc.kind != "deploy_mismatch" or pushed.method != "unchanged":
-            raise
-        push(cfg, target)  # the login host's copy changed behind our back: send it for real
-        reply = agent.call("launch", request)
-    return reply
+    return launch_deployed(cfg, target, agent, request)
 
 
 def sync_local(cfg: Config, target: Target) -> dict[str, dict[str, object]]:

@@ -18,10 +18,14 @@ import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from outlive.config import Config, Target
-from outlive.errors import TransportError, UsageError
+from outlive.errors import BoxError, TransportError, UsageError
 from outlive.transport.ssh import SshTransport
+
+if TYPE_CHECKING:
+    from outlive.agent.client import AgentClient
 
 ALWAYS_EXCLUDED = (".outlive/", ".git/")
 RSYNC_TIMEOUT_S = 600
@@ -166,6 +170,24 @@ def push(cfg: Config, target: Target, *, skip_if_unchanged: bool = False) -> Pus
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(stamp)
     return PushResult(len(files), size, man, method)
+
+
+def launch_deployed(
+    cfg: Config, target: Target, agent: AgentClient, request: dict[str, Any]
+) -> dict[str, Any]:
+    """Push (skipped when unchanged), then launch with the deploy manifest, which the box checks
+    before starting anything (U42); if the box's copy changed behind our back, push for real and
+    launch once more. Returns the agent's launch reply."""
+    pushed = push(cfg, target, skip_if_unchanged=True)
+    request = {**request, "deploy_manifest": pushed.manifest}
+    try:
+        reply: dict[str, Any] = agent.call("launch", request)
+    except BoxError as exc:
+        if exc.kind != "deploy_mismatch" or pushed.method != "unchanged":
+            raise
+        push(cfg, target)
+        reply = agent.call("launch", request)
+    return reply
 
 
 def _push_stamp(man: dict[str, dict[str, object]], target: Target) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 from outlive.agent.client import AgentClient
 from outlive.config import Config, Target
-from outlive.errors import BoxError, ConfigError, TransportError, UsageError
+from outlive.errors import ConfigError, TransportError, UsageError
 from outlive.store import RunRecord, Store
 
 STATES = ("pending", "running", "succeeded", "failed", "vanished", "cancelled", "requeued")
@@ -134,18 +134,9 @@ def launch(
     elif target.is_local:
         result = agent.call("launch", request)
     else:
-        from outlive.lifecycle.push import push
+        from outlive.lifecycle.push import launch_deployed
 
-        # The box checks this manifest before starting anything: it runs what we have here (U42).
-        pushed = push(cfg, target, skip_if_unchanged=True)
-        request["deploy_manifest"] = pushed.manifest
-        try:
-            result = agent.call("launch", request)
-        except BoxError as exc:
-            if exc.kind != "deploy_mismatch" or pushed.method != "unchanged":
-                raise
-            push(cfg, target)  # the box's copy changed behind our back: send it for real
-            result = agent.call("launch", request)
+        result = launch_deployed(cfg, target, agent, request)
     rec = RunRecord(
         run_id=run_id,
         name=run_name,
