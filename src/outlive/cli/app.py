@@ -91,7 +91,7 @@ def push(
 
 @app.command(context_settings={"ignore_unknown_options": True})
 def run(
-    command: Annotated[list[str], typer.Argument(help="The command, after `--`.")],
+    command: Annotated[list[str] | None, typer.Argument(help="The command, after `--`.")] = None,
     target: Annotated[str, typer.Option("-t", "--target", help="Target name.")] = "local",
     name: Annotated[
         str | None,
@@ -101,20 +101,37 @@ def run(
         str | None,
         typer.Option("--detach-with", help="setsid (default) or tmux (attachable session)."),
     ] = None,
+    array: Annotated[
+        int | None, typer.Option("--array", help="Slurm: run CMD as a job array of N cells.")
+    ] = None,
+    queue: Annotated[
+        str | None,
+        typer.Option("--queue", help="Slurm: one command per line of FILE, as one job array."),
+    ] = None,
+    throttle: Annotated[
+        int | None, typer.Option("--throttle", help="Slurm: at most K array cells at once.")
+    ] = None,
+    after: Annotated[
+        list[str] | None,
+        typer.Option("--after", help="Slurm: start only after RUN succeeded (repeatable)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Launch CMD detached on TARGET; print the run id and return."""
-    from outlive.lifecycle.runs import launch
+    from outlive.cli.fast import RunRequest, do_run
 
-    launched = launch(load_config(), target, list(command), name, detach_with)
-    if as_json:
-        _emit_json({"run_id": launched.run_id, "name": launched.name, "target": launched.target})
-        return
-    sys.stderr.write(
-        f"launched {launched.name!r} on {launched.target} (pid {launched.pid}); "
-        f"checkpoints in {launched.ckpt_dir}\n"
+    req = RunRequest(
+        target,
+        name,
+        detach_with,
+        list(command or []),
+        array,
+        queue,
+        throttle,
+        list(after or []),
+        as_json,
     )
-    typer.echo(launched.run_id)
+    raise typer.Exit(do_run(req))
 
 
 @app.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 FAST_COMMANDS = ("run", "status")
@@ -32,6 +33,10 @@ def _parser(command: str) -> argparse.ArgumentParser:
         p.add_argument("-t", "--target", default="local")
         p.add_argument("--name", default=None)
         p.add_argument("--detach-with", dest="detach_with", default=None)
+        p.add_argument("--array", type=int, default=None)
+        p.add_argument("--queue", default=None)
+        p.add_argument("--throttle", type=int, default=None)
+        p.add_argument("--after", action="append", default=[])
     else:
         p.add_argument("runs", nargs="*")
     return p
@@ -50,7 +55,8 @@ def try_fast(argv: list[str]) -> int | None:
     try:
         if command == "run":
             if "--" not in rest:
-                return None
+                ns = _parser("run").parse_args(rest)
+                return _run(ns, []) if ns.queue is not None else None
             cut = rest.index("--")
             ns = _parser("run").parse_args(rest[:cut])
             return _run(ns, rest[cut + 1 :])
@@ -66,18 +72,76 @@ def _emit(data: Any) -> None:
 
 
 def _run(ns: argparse.Namespace, command: list[str]) -> int:
-    from outlive.config import load_config
-    from outlive.lifecycle.runs import launch
-
-    launched = launch(load_config(), ns.target, command, ns.name, ns.detach_with)
-    if ns.as_json:
-        _emit({"run_id": launched.run_id, "name": launched.name, "target": launched.target})
-        return 0
-    sys.stderr.write(
-        f"launched {launched.name!r} on {launched.target} (pid {launched.pid}); "
-        f"checkpoints in {launched.ckpt_dir}\n"
+    return do_run(
+        RunRequest(
+            ns.target,
+            ns.name,
+            ns.detach_with,
+            command,
+            ns.array,
+            ns.queue,
+            ns.throttle,
+            ns.after,
+            ns.as_json,
+        )
     )
-    sys.stdout.write(launched.run_id + "\n")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """`outlive run` as parsed by either parser."""
+
+    target: str
+    name: str | None
+    detach_with: str | None
+    command: list[str]
+    array: int | None
+    queue: str | None
+    throttle: int | None
+    after: list[str]
+    as_json: bool
+
+
+def do_run(req: RunRequest) -> int:
+    """Launch one run, or (Slurm) a job array from --array / --queue / --after; print run ids."""
+    from outlive.config import load_config
+    from outlive.errors import UsageError
+
+    cfg = load_config()
+    fan_out = bool(req.array is not None or req.queue is not None or req.throttle or req.after)
+    if not fan_out:
+        from outlive.lifecycle.runs import launch
+
+        launched = [launch(cfg, req.target, req.command, req.name, req.detach_with)]
+    else:
+        from pathlib import Path
+
+        from outlive.backends.slurm_launch import launch_array, read_queue_file
+
+        if req.queue is not None and req.command:
+            raise UsageError("give either --queue FILE or a command after `--`, not both")
+        if req.queue is not None:
+            commands = read_queue_file(Path(req.queue))
+        elif req.command:
+            commands = [req.command] * (req.array if req.array is not None else 1)
+        else:
+            raise UsageError("no command given; put it after `--` or use --queue FILE")
+        launched = launch_array(
+            cfg, req.target, commands, req.name, throttle=req.throttle, after=req.after
+        )
+    first = launched[0]
+    if req.as_json:
+        doc: dict[str, Any] = {"run_id": first.run_id, "name": first.name, "target": first.target}
+        if fan_out:
+            doc["runs"] = [{"run_id": r.run_id, "name": r.name} for r in launched]
+        _emit(doc)
+        return 0
+    for r in launched:
+        where = f"pid {r.pid}" if r.pid is not None else "submitted"
+        sys.stderr.write(
+            f"launched {r.name!r} on {r.target} ({where}); checkpoints in {r.ckpt_dir}\n"
+        )
+    sys.stdout.write("".join(r.run_id + "\n" for r in launched))
     return 0
 
 

@@ -63,6 +63,8 @@ def _state_text(run: dict[str, Any]) -> Text:
         text.append(f" exit {run['exit_code']}")
     if run.get("signal"):
         text.append(f" signal {run['signal']}")
+    if run.get("restarts"):
+        text.append(f" (restart {run['restarts']})", style="magenta")
     return text
 
 

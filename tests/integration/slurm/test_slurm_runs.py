@@ -352,3 +352,72 @@ def test_a_stage_after_a_failed_run_is_cancelled_not_left_pending(
     after = launch_array(cfg, "hpc", [["true"]], name="after-bad", after=[bad])[0]
     st = wait_for(slurm_cluster, proj, after.run_id, lambda s: s["state"] in ENDED, "the stage")
     assert st["state"] == "cancelled" and st["slurm"]["state"] == "CANCELLED"
+
+
+def test_cli_queue_file_and_array_with_after_fan_out_as_job_arrays(
+    slurm_cluster: SlurmCluster, make_project: ProjectFactory
+) -> None:
+    proj = make_project()
+    (proj / "queue.txt").write_text(
+        "# one run per line\n"
+        f"{sys.executable} -c \"print('cell a')\"\n\n"
+        f"{sys.executable} -c \"print('cell b')\"\n"
+    )
+    out = cli(
+        slurm_cluster,
+        proj,
+        "run",
+        "-t",
+        "hpc",
+        "--json",
+        "--name",
+        "q",
+        "--queue",
+        "queue.txt",
+        "--throttle",
+        "1",
+    )
+    doc = json.loads(out.stdout)
+    cells = [r["run_id"] for r in doc["runs"]]
+    assert [r["name"] for r in doc["runs"]] == ["q-0", "q-1"] and doc["run_id"] == cells[0]
+    for rid in cells:
+        wait_for(slurm_cluster, proj, rid, lambda s: s["state"] in ENDED, "a queue cell to end")
+    # each attempt's log starts with outlive's "job J attempt N on HOST" header line
+    logs = [cli(slurm_cluster, proj, "logs", rid).stdout.splitlines()[-1] for rid in cells]
+    assert logs == ["cell a", "cell b"]
+
+    out = cli(
+        slurm_cluster,
+        proj,
+        "run",
+        "-t",
+        "hpc",
+        "--json",
+        "--name",
+        "stage2",
+        "--array",
+        "2",
+        "--after",
+        cells[1],
+        "--",
+        sys.executable,
+        "-c",
+        "import os; print('task', os.environ['SLURM_ARRAY_TASK_ID'])",
+    )
+    stage = [r["run_id"] for r in json.loads(out.stdout)["runs"]]
+    states = [
+        wait_for(slurm_cluster, proj, rid, lambda s: s["state"] in ENDED, "stage 2")
+        for rid in stage
+    ]
+    assert [s["state"] for s in states] == ["succeeded", "succeeded"]
+    assert sorted(
+        cli(slurm_cluster, proj, "logs", rid).stdout.splitlines()[-1] for rid in stage
+    ) == [
+        "task 0",
+        "task 1",
+    ]
+
+    both = cli(
+        slurm_cluster, proj, "run", "-t", "hpc", "--queue", "queue.txt", "--", "true", check=False
+    )
+    assert both.returncode == 2 and "either --queue" in both.stderr
