@@ -4,7 +4,7 @@ Stdlib only and cheap to import: the CLI loads it for ``explain`` and ``gotcha``
 
     >>> from outlive.gotchas import by_id, explain_text
     >>> by_id("U6").handling.value
-    'detects'
+    'prevents'
     >>> [m.id for m in explain_text("bash: $'\\\\r': command not found\\n")]
     ['U26', 'GEN4']
 """

@@ -90,10 +90,12 @@ ENTRIES: tuple[Gotcha, ...] = (
         platforms=(GENERIC_SSH,),
         specificity=8,
         patterns=CRLF_SCRIPT,
-        handling=DETECTS,
-        handled_by=EXPLAIN,
-        proofs=(explain_proof("GEN4"),),
-        planned="outlive push refuses shell scripts with CRLF endings (prevents)",
+        handling=PREVENTS,
+        handled_by="outlive push refuses CRLF shell scripts before sending; explain names it",
+        proofs=(
+            "tests/integration/ssh/test_push.py::test_push_refuses_crlf_shell_scripts_before_sending_anything",
+            explain_proof("GEN4"),
+        ),
         related=("U26",),
     ),
     Gotcha(

@@ -164,10 +164,16 @@ ENTRIES: tuple[Gotcha, ...] = (
             log(r"enforce fail at inline_container\.cc:\d+\] \. unexpected pos \d+ vs \d+"),
             log(r"PytorchStreamWriter failed writing file"),
         ),
-        handling=DETECTS,
-        handled_by=EXPLAIN,
-        proofs=(explain_proof("U6"),),
-        planned="Checkpointer checks free bytes and inodes before every save (prevents)",
+        handling=PREVENTS,
+        handled_by=(
+            "Checkpointer: free bytes and inodes checked before every save; a failed write "
+            "keeps the previous checkpoint and leaves no temp file"
+        ),
+        proofs=(
+            "tests/unit/ckpt/test_ckpt_disk_full.py::test_a_save_that_does_not_fit_raises_disk_full_and_keeps_the_previous_one",
+            "tests/unit/ckpt/test_ckpt_disk_full.py::test_enospc_in_the_background_write_is_raised_next_and_leaves_no_tmp",
+            explain_proof("U6"),
+        ),
         related=("U7", "K8S5"),
     ),
     Gotcha(
@@ -198,10 +204,13 @@ ENTRIES: tuple[Gotcha, ...] = (
             # a df row with nothing left (snap loop devices are full by design)
             cmd(r"^\S+\s+\S+\s+\S+\s+0\s+100% /(?!snap/)", 6),
         ),
-        handling=DETECTS,
-        handled_by=EXPLAIN,
-        proofs=(explain_proof("U7"),),
-        planned="outlive up and the Checkpointer check inodes as well as bytes",
+        handling=PREVENTS,
+        handled_by="Checkpointer checks inodes as well as bytes; outlive up audits df -h and df -i",
+        proofs=(
+            "tests/unit/ckpt/test_ckpt_disk_full.py::test_inode_exhaustion_raises_disk_full_naming_inodes",
+            "tests/integration/local/test_up_doctor_local.py::test_up_fails_when_inodes_run_out_while_bytes_are_free",
+            explain_proof("U7"),
+        ),
         related=("U6", "U25", "U33"),
     ),
     Gotcha(
