@@ -79,3 +79,66 @@ def _render_checks(title: str, checks: list[dict[str, Any]]) -> None:
             ", ".join(check["gotchas"]),
         )
     Console(highlight=False, soft_wrap=False).print(table)
+
+
+@app.command(context_settings={"ignore_unknown_options": True})
+def smoke(
+    command: Annotated[list[str], typer.Argument(help="The command, after `--`.")],
+    timeout_s: Annotated[
+        float, typer.Option("--timeout-s", help="Give up after this many seconds.")
+    ] = 300.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run CMD here, in the foreground, for 1-2 steps (OUTLIVE_SMOKE=1, a throwaway checkpoint
+    dir) before paying for a GPU; on failure, match its output against the gotcha catalog."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from outlive.gotchas import explain_text
+
+    with tempfile.TemporaryDirectory(prefix="outlive-smoke-") as tmp:
+        env = dict(os.environ, OUTLIVE_SMOKE="1", PYTHONUNBUFFERED="1")
+        env["OUTLIVE_CKPT_DIR"] = str(Path(tmp) / "ckpt")
+        env["OUTLIVE_PROGRESS_FILE"] = str(Path(tmp) / "progress.jsonl")
+        t0 = time.monotonic()
+        try:
+            proc = subprocess.run(
+                command, env=env, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout_s
+            )
+            code: int | None = proc.returncode
+            output = proc.stdout + proc.stderr
+        except subprocess.TimeoutExpired as exc:
+            code = None
+            output = (exc.stdout or b"") + (exc.stderr or b"")
+        except OSError as exc:
+            from outlive.errors import UsageError
+
+            raise UsageError(f"cannot start {command[0]!r}: {exc.strerror}") from None
+        seconds = time.monotonic() - t0
+        text = output.decode("utf-8", errors="replace")
+        saved = sorted(p.name for p in (Path(tmp) / "ckpt").glob("step-*")) if code == 0 else []
+    ok = code == 0
+    matches = [] if ok else [m.as_dict() for m in explain_text(text)]
+    if as_json:
+        _emit_json(
+            {
+                "ok": ok,
+                "exit_code": code,
+                "seconds": round(seconds, 3),
+                "checkpoints": saved,
+                "matches": matches,
+            }
+        )
+    else:
+        sys.stdout.write(text[-4000:])
+        verdict = "passed" if ok else ("timed out" if code is None else f"failed (exit {code})")
+        sys.stderr.write(
+            f"outlive smoke: {verdict} in {seconds:.1f} s; {len(saved)} checkpoint(s) written\n"
+        )
+        for m in matches:
+            sys.stderr.write(f"  {m['id']} line {m['line']}: {m['title']}\n")
+    raise typer.Exit(0 if ok else 1)
