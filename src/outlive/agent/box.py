@@ -878,13 +878,7 @@ def verb_tail(req: Rec) -> Rec:
 
 def sha256_file(path: str) -> str:
     """Streamed SHA-256 (bounded memory for multi-GB files)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return _hash_counted(path)[0]
 
 
 def check_deploy(workdir: str, manifest: Rec) -> list[str]:

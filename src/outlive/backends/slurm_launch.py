@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from outlive._hashing import hash_file
 from outlive.agent.client import AgentClient
 from outlive.backends import slurm
 from outlive.config import Config, Target
@@ -82,7 +83,11 @@ def sync_local(cfg: Config, target: Target) -> dict[str, dict[str, object]]:
     for rel in files:
         src, dst = cfg.project_dir / rel, dest / rel
         want = man[rel]
-        if dst.is_file() and dst.stat().st_size == want["size"] and _sha256(dst) == want["sha256"]:
+        if (
+            dst.is_file()
+            and dst.stat().st_size == want["size"]
+            and hash_file(dst)[0] == want["sha256"]
+        ):
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
@@ -94,16 +99,6 @@ def sync_local(cfg: Config, target: Target) -> dict[str, dict[str, object]]:
             Path(tmp).unlink(missing_ok=True)
             raise
     return man
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def read_queue_file(path: Path) -> list[list[str]]:

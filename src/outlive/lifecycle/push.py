@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from outlive._hashing import hash_file
 from outlive.config import Config, Target
 from outlive.errors import BoxError, TransportError, UsageError
 from outlive.transport.ssh import SshTransport
@@ -128,12 +129,8 @@ def check_line_endings(root: Path, files: list[str]) -> None:
 def manifest(root: Path, files: list[str]) -> dict[str, dict[str, object]]:
     out: dict[str, dict[str, object]] = {}
     for rel in files:
-        h = hashlib.sha256()
-        path = root / rel
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        out[rel] = {"size": path.stat().st_size, "sha256": h.hexdigest()}
+        digest, size = hash_file(root / rel)
+        out[rel] = {"size": size, "sha256": digest}
     return out
 
 

@@ -18,6 +18,7 @@ only, and the report says so). numpy and torch are imported only when such a fil
 
 from __future__ import annotations
 
+from outlive._hashing import hash_file
 from outlive.verify.loaders import check_load, check_safetensors, loader_kind
 from outlive.verify.manifest import MANIFEST_FORMAT, Entry, Manifest, canonical_bytes
 from outlive.verify.records import (
@@ -42,7 +43,6 @@ from outlive.verify.tree import (
     FileResult,
     Report,
     check_file,
-    hash_file,
     judge,
     local_roster,
     observe_file,

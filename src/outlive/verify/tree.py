@@ -4,7 +4,6 @@ load of every checkpoint; each problem names its file."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import stat
 import time
@@ -14,12 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from outlive._hashing import hash_file
 from outlive.verify.loaders import check_load
 from outlive.verify.manifest import Entry, Manifest
 
 META_DIR = ".outlive"
 VERIFIED_NAME = "PULL_VERIFIED.json"
-HASH_BLOCK_BYTES = 1 << 20
 MAX_WORKERS = 8
 
 
@@ -84,17 +83,6 @@ class Report:
             "seconds": round(self.seconds, 3),
             "results": [f.as_json() for f in self.files],
         }
-
-
-def hash_file(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """Streamed SHA-256 (bounded memory for multi-GB files) and the number of bytes read."""
-    h = hashlib.sha256()
-    n = 0
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(HASH_BLOCK_BYTES), b""):
-            h.update(block)
-            n += len(block)
-    return h.hexdigest(), n
 
 
 def observe_file(root: Path, rel: str, *, expect_size: int | None = None) -> FileResult:
