@@ -16,7 +16,6 @@ import re
 import shlex
 import shutil
 import tempfile
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -132,7 +131,14 @@ def launch_array(
 ) -> list[Launched]:
     """Submit ``commands`` as one Slurm job array (cell i runs commands[i] as run ``<name>-<i>``,
     at most ``throttle`` at once) that starts only after the runs ``after`` succeeded."""
-    from outlive.lifecycle.runs import agent_for, check_name, default_name, new_run_id, status
+    from outlive.lifecycle.runs import (
+        agent_for,
+        check_name,
+        default_name,
+        launch_request,
+        new_run_id,
+        status,
+    )
     from outlive.store import RunRecord, Store
 
     target = cfg.target(target_name)
@@ -153,24 +159,11 @@ def launch_array(
     spec = dataclasses.replace(
         spec, array_size=len(commands), array_throttle=throttle, dependency=dependency
     )
-    created_at = time.time()
-    request: dict[str, Any] = {
-        "run_id": run_id,
-        "name": names[0],
-        "command": list(commands[0]),
-        "cells": [{"name": n, "command": list(c)} for n, c in zip(names, commands, strict=True)],
-        "workdir": target.workdir,
-        "durable": target.durable,
-        "env": target.env,
-        "hf_home": target.hf_home,
-        "secrets": list(target.secrets),
-        "target": target.name,
-        "profile": target.profile,
-        "kill_grace_s": target.kill_grace_s,
-        "spot_grace_s": target.spot_grace_s,
-        "mtbf_s": target.mtbf_s,
-        "created_at": created_at,
-    }
+    request = launch_request(target, run_id, names[0], list(commands[0]))
+    request["cells"] = [
+        {"name": n, "command": list(c)} for n, c in zip(names, commands, strict=True)
+    ]
+    created_at = request["created_at"]
     reply = submit(cfg, target, agent_for(cfg, target), request, slurm.render(spec))
     launched = []
     with Store(cfg.state_dir) as store:

@@ -84,6 +84,26 @@ def check_name(name: str) -> str:
     return name
 
 
+def launch_request(target: Target, run_id: str, name: str, command: list[str]) -> dict[str, Any]:
+    """The agent's `launch` request: the run, and everything the target gives every job."""
+    return {
+        "run_id": run_id,
+        "name": name,
+        "command": command,
+        "workdir": target.workdir,
+        "durable": target.durable,
+        "env": target.env,
+        "hf_home": target.hf_home,
+        "secrets": list(target.secrets),
+        "target": target.name,
+        "profile": target.profile,
+        "kill_grace_s": target.kill_grace_s,
+        "spot_grace_s": target.spot_grace_s,
+        "mtbf_s": target.mtbf_s,
+        "created_at": time.time(),
+    }
+
+
 @dataclass(frozen=True)
 class Launched:
     run_id: str
@@ -110,23 +130,8 @@ def launch(
     run_name = check_name(name if name is not None else default_name(command))
     agent = agent_for(cfg, target)
     run_id = new_run_id()
-    request: dict[str, Any] = {
-        "run_id": run_id,
-        "name": run_name,
-        "command": command,
-        "workdir": target.workdir,
-        "durable": target.durable,
-        "env": target.env,
-        "hf_home": target.hf_home,
-        "secrets": list(target.secrets),
-        "detach": detach or target.options.get("detach", "setsid"),
-        "target": target.name,
-        "profile": target.profile,
-        "kill_grace_s": target.kill_grace_s,
-        "spot_grace_s": target.spot_grace_s,
-        "mtbf_s": target.mtbf_s,
-        "created_at": time.time(),
-    }
+    request = launch_request(target, run_id, run_name, command)
+    request["detach"] = detach or target.options.get("detach", "setsid")
     if target.kind == "slurm":
         from outlive.backends.slurm_launch import submit
 
