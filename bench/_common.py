@@ -22,6 +22,23 @@ def project_for(target: dict[str, str], name: str = "box") -> Path:
     return proj
 
 
+def box_bench(doc: str, sub: str, reps_quick: int, reps_full: int) -> tuple[Any, Path, Path, int]:
+    """Parse --quick/--box, start (or reuse) the testbed box and a project whose target `box`
+    works in ``<box workdir>/<sub>``; returns (box, project dir, workdir on the box, repetitions)."""
+    import argparse
+
+    from outlive.testing import Box
+
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="few repetitions (< 1 min)")
+    ap.add_argument("--box", default="benchbox", help="testbed box name")
+    args = ap.parse_args()
+    box = Box.up(args.box)
+    workdir = box.workdir / sub
+    proj = project_for(dict(box.target, workdir=str(workdir), durable=str(box.durable / sub)))
+    return box, proj, workdir, reps_quick if args.quick else reps_full
+
+
 def outlive(proj: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([OUTLIVE, *args], cwd=proj, capture_output=True, text=True, check=True)
 

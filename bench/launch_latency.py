@@ -9,29 +9,17 @@ start-up, the rsync delta push with deploy manifest, and the agent launch with t
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
 import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OUTLIVE, median, outlive, project_for, result_line, table, time_until_file
-
-from outlive.testing import Box
+from _common import OUTLIVE, box_bench, median, outlive, result_line, table, time_until_file
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="few repetitions (< 1 min)")
-    ap.add_argument("--box", default="benchbox", help="testbed box name")
-    args = ap.parse_args()
-    reps = 3 if args.quick else 10
-
-    box = Box.up(args.box)
-    workdir = box.workdir / "launch-bench"
-    target = dict(box.target, workdir=str(workdir), durable=str(box.durable / "launch-bench"))
-    proj = project_for(target)
+    box, proj, workdir, reps = box_bench(__doc__ or "", "launch-bench", 3, 10)
     (proj / "train.py").write_text("print('hello')\n")
     outlive(proj, "push", "box")  # warm: the master is up and the tree is already there
     cfg = str(box.ssh_config)

@@ -6,28 +6,16 @@ fresh `ssh box true` (a new connection each time, as a hand-written status check
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import median, outlive, project_for, result_line, table, timed
-
-from outlive.testing import Box
+from _common import box_bench, median, outlive, result_line, table, timed
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="few repetitions (< 1 min)")
-    ap.add_argument("--box", default="benchbox", help="testbed box name")
-    args = ap.parse_args()
-    reps = 5 if args.quick else 20
-
-    box = Box.up(args.box)
-    workdir = box.workdir / "status-bench"
-    target = dict(box.target, workdir=str(workdir), durable=str(box.durable / "status-bench"))
-    proj = project_for(target)
+    box, proj, _, reps = box_bench(__doc__ or "", "status-bench", 5, 20)
     run_ids = [
         outlive(proj, "run", "-t", "box", "--name", f"s{i}", "--", "sleep", "120").stdout.split()[
             -1
