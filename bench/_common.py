@@ -24,7 +24,7 @@ def project_for(target: dict[str, str], name: str = "box") -> Path:
 
 def box_bench(doc: str, sub: str, reps_quick: int, reps_full: int) -> tuple[Any, Path, Path, int]:
     """Parse --quick/--box, start (or reuse) the testbed box and a project whose target `box`
-    works in ``<box workdir>/<sub>``; returns (box, project dir, workdir on the box, repetitions)."""
+    works in ``<box workdir>/<sub>``; returns (box, project, workdir on the box, repetitions)."""
     import argparse
 
     from outlive.testing import Box
