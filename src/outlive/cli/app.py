@@ -142,17 +142,9 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """State of runs, with a diagnosis when one vanished; one round trip per target."""
-    from outlive.lifecycle.runs import status as get_status
+    from outlive.cli.fast import do_status
 
-    result = get_status(load_config(), runs or [])
-    if as_json:
-        _emit_json({"runs": result})
-    else:
-        from outlive.cli.render import status_table
-
-        status_table(result)
-    if runs and any(r["state"] in ("failed", "vanished") for r in result):
-        raise typer.Exit(1)
+    raise typer.Exit(do_status(list(runs or []), as_json))
 
 
 @app.command("ls")

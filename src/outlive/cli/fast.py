@@ -146,14 +146,19 @@ def do_run(req: RunRequest) -> int:
 
 
 def _status(ns: argparse.Namespace) -> int:
+    return do_status(ns.runs, ns.as_json)
+
+
+def do_status(runs: list[str], as_json: bool) -> int:
+    """Look at the runs (all if none given); exit 1 when a named run failed or vanished."""
     from outlive.config import load_config
     from outlive.lifecycle.runs import status
 
-    result = status(load_config(), ns.runs)
-    if ns.as_json:
+    result = status(load_config(), runs)
+    if as_json:
         _emit({"runs": result})
     else:
         from outlive.cli.render import status_table
 
         status_table(result)
-    return 1 if ns.runs and any(r["state"] in ("failed", "vanished") for r in result) else 0
+    return 1 if runs and any(r["state"] in ("failed", "vanished") for r in result) else 0
