@@ -23,3 +23,23 @@ def pytest_runtest_makereport(
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which is not allowed: {reason}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _daemons_of_this_session(tmp_path_factory: pytest.TempPathFactory) -> Generator[None]:
+    """Every `outlive status` the tests run goes through the local daemon, as a user's does; the
+    daemons live in a directory of this session (not the user's own) and are stopped at the end."""
+    from outlive.daemon.client import DIR_ENV, stop_all
+
+    d = tmp_path_factory.mktemp("daemons")
+    d.chmod(0o700)
+    saved = os.environ.get(DIR_ENV)
+    os.environ[DIR_ENV] = str(d)
+    try:
+        yield
+    finally:
+        stop_all()
+        if saved is None:
+            os.environ.pop(DIR_ENV, None)
+        else:
+            os.environ[DIR_ENV] = saved

@@ -106,6 +106,24 @@ class PullRecord:
         )
 
 
+_keep_warm = False
+_warm: dict[str, sqlite3.Connection] = {}
+
+
+def keep_warm() -> None:
+    """For a resident process (the daemon): keep one idle connection to each registry it opens
+    until ``release_warm()``, so each look's own connection closes cheaply."""
+    global _keep_warm
+    _keep_warm = True
+
+
+def release_warm() -> None:
+    global _keep_warm
+    _keep_warm = False
+    while _warm:
+        _warm.popitem()[1].close()
+
+
 class Store:
     """A handle on ``<state_dir>/registry.db``. Outside a ``with`` block each call opens and
     closes its own connection; inside one, the calls share a connection (a command's batch)."""
@@ -136,6 +154,10 @@ class Store:
 
     def _open(self) -> sqlite3.Connection:
         ensure_state_dir(self.path.parent)
+        if _keep_warm and str(self.path) not in _warm:
+            # Held open, never used: our own connection's close then is not the last one, so it
+            # skips the WAL checkpoint (an fsync of the database, ~10 ms) on every look.
+            _warm[str(self.path)] = sqlite3.connect(str(self.path), check_same_thread=False)
         conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
@@ -172,6 +194,9 @@ class Store:
             return
         now = time.time()
         with self._connect() as conn:
+            # What a look saw is re-derived from the box by the next look, so these commits need
+            # not wait for the disk (WAL + NORMAL is still safe against a crash of this process).
+            conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(

@@ -8,7 +8,9 @@ Verbs: ``launch`` (write the run dir, start the supervisor, return once the job 
 (state of many runs in one call), ``cancel`` (TERM, then KILL after the grace), ``tail`` (log bytes
 from an offset, for ``logs -f`` that survives connection drops). ``supervise RUN_DIR`` is internal:
 the supervisor, in its own session, runs the job in its own process group, forwards
-TERM/INT/USR1/USR2 to it and writes ``exit.json`` atomically when it ends.
+TERM/INT/USR1/USR2 to it and writes ``exit.json`` atomically when it ends. ``serve`` keeps one
+agent alive for a resident client and answers the read-only verbs (probe, tail) one JSON line per
+request line, so a look costs one round trip on an open channel instead of a new session.
 """
 
 from __future__ import annotations
@@ -2386,23 +2388,79 @@ VERBS = {
 }
 
 
+# ---------------------------------------------------------------------------------------------
+# serve: a long-lived agent for a resident client (the local daemon, `watch`, `logs -f`)
+
+# Only verbs that read: a request repeated after a dropped channel must change nothing.
+SERVE_VERBS = ("probe", "tail")
+SERVE_IDLE_S = 900.0  # no request for this long: exit (the client also closes our stdin)
+
+
+def _answer(verb: str, req: object) -> Rec:
+    try:
+        if not isinstance(req, dict):
+            raise AgentError("the request must be a JSON object")
+        return {"ok": True, "result": VERBS[verb](req), "agent_version": AGENT_VERSION}
+    except AgentError as exc:
+        return {"ok": False, "error": str(exc), "kind": exc.kind}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return {"ok": False, "error": type(exc).__name__ + ": " + str(exc)}
+
+
+def serve(inp: Any, out: Any, idle_s: float = SERVE_IDLE_S) -> int:
+    """Answer one JSON line per request line, ``{"verb": V, "request": {...}}``, until stdin ends.
+
+    The first line out is a greeting, so the client knows the agent started (not just ssh).
+    Requests are answered in order; a line that is not a request gets an error reply, not an exit.
+    """
+    import select
+
+    def send(doc: Rec) -> None:
+        out.write(json.dumps(doc).encode() + b"\n")
+        out.flush()
+
+    send({"ok": True, "serve": AGENT_VERSION, "verbs": list(SERVE_VERBS), "pid": os.getpid()})
+    fd = inp.fileno()
+    buf = b""
+    while True:
+        while b"\n" not in buf:
+            ready, _, _ = select.select([fd], [], [], idle_s)
+            if not ready:
+                return 0
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return 0
+            buf += chunk
+        line, buf = buf.split(b"\n", 1)
+        try:
+            msg = json.loads(line.decode("utf-8"))
+        except ValueError:
+            msg = None
+        verb = msg.get("verb") if isinstance(msg, dict) else None
+        if verb not in SERVE_VERBS:
+            send({"ok": False, "error": "serve answers only {}".format(", ".join(SERVE_VERBS))})
+            continue
+        send(_answer(str(verb), msg.get("request")))
+
+
 def main(argv: list[str]) -> int:
     if len(argv) >= 3 and argv[1] == "supervise":
         return supervisor_for(argv[2], argv[3:]).run()
+    if len(argv) == 2 and argv[1] == "serve":
+        return serve(sys.stdin.buffer, sys.stdout.buffer)
     if len(argv) != 2 or argv[1] not in VERBS:
         sys.stdout.write(
             json.dumps({"ok": False, "error": "usage: box.py {{{}}}".format(",".join(VERBS))})
         )
         return 2
     try:
-        req = json.loads(sys.stdin.read() or "{}")
-        if not isinstance(req, dict):
-            raise AgentError("the request must be a JSON object")
-        reply = {"ok": True, "result": VERBS[argv[1]](req), "agent_version": AGENT_VERSION}
-    except AgentError as exc:
-        reply = {"ok": False, "error": str(exc), "kind": exc.kind}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        reply = {"ok": False, "error": type(exc).__name__ + ": " + str(exc)}
+        req: object = json.loads(sys.stdin.read() or "{}")
+    except ValueError as exc:
+        req = exc
+    if isinstance(req, ValueError):
+        reply = {"ok": False, "error": "ValueError: " + str(req)}
+    else:
+        reply = _answer(argv[1], req)
     sys.stdout.write(json.dumps(reply))
     sys.stdout.flush()
     return 0

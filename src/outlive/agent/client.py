@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from outlive.agent import bundle
+from outlive.agent import bundle, channel
 from outlive.errors import BoxError, TransportError
 from outlive.transport.base import Completed, Transport
 
@@ -50,6 +50,11 @@ class AgentClient:
     def call(
         self, verb: str, request: dict[str, Any], *, timeout_s: float = DEFAULT_TIMEOUT_S
     ) -> Any:
+        pool = channel.active_pool()
+        if pool is not None and verb in channel.SERVE_VERBS:
+            return self._unwrap(
+                verb, pool.call(self.channel_key(), self.open_channel, verb, request, timeout_s)
+            )
         payload = json.dumps(request).encode()
         done = self._invoke(verb, payload, timeout_s)
         if self.local_dir is None and done.returncode == MISSING:
@@ -57,12 +62,38 @@ class AgentClient:
             done = self._invoke(verb, payload, timeout_s)
         return self._reply(verb, done)
 
-    def _invoke(self, verb: str, payload: bytes, timeout_s: float) -> Completed:
+    def _agent_argv(self, verb: str) -> list[str]:
         if self.local_dir is not None:
-            argv = [sys.executable, "-S", "-c", BOOT, str(self.local_dir), verb]
-        else:
-            argv = ["sh", "-c", _RUN, "sh", self.python, bundle.bundle_hash(), verb, BOOT]
-        return self.transport.run(argv, stdin=payload, timeout_s=timeout_s)
+            return [sys.executable, "-S", "-c", BOOT, str(self.local_dir), verb]
+        return ["sh", "-c", _RUN, "sh", self.python, bundle.bundle_hash(), verb, BOOT]
+
+    def _invoke(self, verb: str, payload: bytes, timeout_s: float) -> Completed:
+        return self.transport.run(self._agent_argv(verb), stdin=payload, timeout_s=timeout_s)
+
+    def channel_key(self) -> tuple[str, ...]:
+        """What identifies this agent's channel: the exact command that opens it."""
+        return tuple(self.transport.command_argv(self._agent_argv("serve")))
+
+    def open_channel(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> channel.AgentChannel:
+        """Start ``serve`` on the target (installing the bundle, or replacing a dead master,
+        once each if needed) and return the open channel."""
+        installed = recovered = False
+        while True:
+            ch = channel.AgentChannel(self.channel_key(), self.transport.name)
+            if ch.start(timeout_s):
+                return ch
+            code, err = ch.returncode, ch.stderr()
+            ch.close()
+            if code == MISSING and self.local_dir is None and not installed:
+                self.install(timeout_s)
+                installed = True
+            elif not recovered and self.transport.recover(code or 0, err):
+                recovered = True
+            else:
+                failed = self.transport.failure(code or 0, err)
+                if failed is not None:
+                    raise failed
+                raise self._no_answer("serve", code, err)
 
     def install(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         """Upload the bundle over the existing connection (one round trip)."""
@@ -78,18 +109,24 @@ class AgentClient:
                 f"({err or done.returncode}); check that $HOME is writable and tar exists there"
             )
 
+    def _no_answer(self, verb: str, code: int | None, stderr: bytes) -> TransportError:
+        err = stderr.decode("utf-8", errors="replace").strip().splitlines()
+        return TransportError(
+            f"the agent on {self.transport.name} gave no answer to {verb!r} "
+            f"(exit {code}: {err[-1] if err else 'no output'}); "
+            f"check that {self.python} (>= 3.8) runs there"
+        )
+
     def _reply(self, verb: str, done: Completed) -> Any:
         try:
             reply = json.loads(done.stdout.decode("utf-8", errors="replace") or "null")
         except ValueError:
             reply = None
         if not isinstance(reply, dict):
-            err = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
-            raise TransportError(
-                f"the agent on {self.transport.name} gave no answer to {verb!r} "
-                f"(exit {done.returncode}: {err[-1] if err else 'no output'}); "
-                f"check that {self.python} (>= 3.8) runs there"
-            )
+            raise self._no_answer(verb, done.returncode, done.stderr)
+        return self._unwrap(verb, reply)
+
+    def _unwrap(self, verb: str, reply: dict[str, Any]) -> Any:
         if not reply.get("ok"):
             raise BoxError(
                 f"{self.transport.name}: {reply.get('error', 'unknown agent error')}",

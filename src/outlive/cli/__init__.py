@@ -10,6 +10,12 @@ from outlive.errors import OutliveError
 
 def main() -> None:
     try:
+        if sys.argv[1:2] == ["status"]:
+            from outlive.daemon.client import status_via_daemon
+
+            served = status_via_daemon(sys.argv[1:])
+            if served is not None:
+                sys.exit(served)
         from outlive.cli.fast import try_fast
 
         code = try_fast(sys.argv[1:])

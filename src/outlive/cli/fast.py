@@ -12,7 +12,8 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 FAST_COMMANDS = ("run", "status")
 
@@ -149,16 +150,35 @@ def _status(ns: argparse.Namespace) -> int:
     return do_status(ns.runs, ns.as_json)
 
 
-def do_status(runs: list[str], as_json: bool) -> int:
-    """Look at the runs (all if none given); exit 1 when a named run failed or vanished."""
+def do_status(
+    runs: list[str], as_json: bool, *, start: Path | None = None, out: TextIO | None = None
+) -> int:
+    """Look at the runs (all if none given); exit 1 when a named run failed or vanished.
+
+    ``start`` is where the project is looked up (the cwd by default) and ``out`` where the answer
+    goes (stdout by default): the daemon runs this same body for a client in another directory.
+    """
     from outlive.config import load_config
     from outlive.lifecycle.runs import status
 
-    result = status(load_config(), runs)
+    out = sys.stdout if out is None else out
+    result = status(load_config(start), runs)
     if as_json:
-        _emit({"runs": result})
+        out.write(json.dumps({"runs": result}, default=str) + "\n")
+        out.flush()
     else:
         from outlive.cli.render import status_table
 
-        status_table(result)
+        status_table(result, out=out)
     return 1 if runs and any(r["state"] in ("failed", "vanished") for r in result) else 0
+
+
+def parse_status(argv: list[str]) -> tuple[list[str], bool] | None:
+    """``status``'s arguments as (runs, as_json), or None when typer must handle the line."""
+    if argv[:1] != ["status"] or "--help" in argv or "-h" in argv:
+        return None
+    try:
+        ns = _parser("status").parse_args(argv[1:])
+    except _Fallback:
+        return None
+    return list(ns.runs), bool(ns.as_json)

@@ -83,3 +83,43 @@ def tunnel(
         raise typer.Exit(subprocess.call(argv))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
+
+
+daemon_app = typer.Typer(
+    help="The local daemon that answers `status` warm (started by the first look; "
+    "OUTLIVE_NO_DAEMON=1 turns it off)."
+)
+app.add_typer(daemon_app, name="daemon")
+
+
+@daemon_app.command("status")
+def daemon_status(as_json: JsonOpt = False) -> None:
+    """List this user's running daemons: pid, age, open agent channels."""
+    import time
+
+    from outlive.daemon.client import running
+
+    found = running()
+    if as_json:
+        _emit_json({"daemons": found})
+        return
+    if not found:
+        typer.echo("no daemon running; the next `outlive status` starts one")
+    for d in found:
+        age_s = time.time() - float(d["started_at"])
+        typer.echo(
+            f"pid {d['pid']}: up {age_s:.0f} s, {d['channels']} open agent channel(s), "
+            f"exits after {d['idle_s']:.0f} s idle ({d['socket']})"
+        )
+
+
+@daemon_app.command("stop")
+def daemon_stop(as_json: JsonOpt = False) -> None:
+    """Stop this user's daemons (they close their agent channels; runs are not touched)."""
+    from outlive.daemon.client import stop_all
+
+    stopped = stop_all()
+    if as_json:
+        _emit_json({"stopped": stopped})
+    else:
+        typer.echo(f"stopped {len(stopped)} daemon(s)")

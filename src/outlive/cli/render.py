@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -25,6 +26,19 @@ _STATE_STYLE = {
 
 def _console() -> Console:
     return Console(highlight=False, soft_wrap=True)
+
+
+def _console_for(out: TextIO) -> Console:
+    """A console writing to ``out`` as if it were the terminal a daemon's client described."""
+    tty = bool(getattr(out, "isatty", lambda: False)())
+    return Console(
+        file=out,
+        highlight=False,
+        soft_wrap=True,
+        force_terminal=tty,
+        width=getattr(out, "columns", None),
+        no_color=bool(getattr(out, "no_color", False)),
+    )
 
 
 def _ago(ts: float | None) -> str:
@@ -68,8 +82,8 @@ def _state_text(run: dict[str, Any]) -> Text:
     return text
 
 
-def status_table(runs: list[dict[str, Any]]) -> None:
-    console = _console()
+def status_table(runs: list[dict[str, Any]], out: TextIO | None = None) -> None:
+    console = _console() if out is None or out is sys.stdout else _console_for(out)
     if not runs:
         console.print("no runs yet; start one with `outlive run -- python train.py`")
         return

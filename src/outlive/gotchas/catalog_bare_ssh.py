@@ -52,7 +52,7 @@ ENTRIES: tuple[Gotcha, ...] = (
         handling=PREVENTS,
         handled_by="outlive run: detached supervisor in its own session; outlive explain",
         proofs=(
-            "tests/integration/ssh/test_ssh_runs.py::test_job_survives_a_link_cut_and_status_says_unreachable_meanwhile",
+            "tests/integration/ssh/test_ssh_runs.py::test_job_survives_a_link_cut_and_status_says_unreachable_meanwhile[daemon]",
             "tests/integration/local/test_local_lifecycle.py::test_job_gets_the_outlive_env_devnull_stdin_its_own_group_and_a_new_session",
             explain_proof("GEN2"),
         ),
@@ -182,7 +182,7 @@ ENTRIES: tuple[Gotcha, ...] = (
         handling=PREVENTS,
         handled_by="outlive status: a silent box is stale, its run never dead; outlive explain",
         proofs=(
-            "tests/integration/ssh/test_ssh_runs.py::test_job_survives_a_link_cut_and_status_says_unreachable_meanwhile",
+            "tests/integration/ssh/test_ssh_runs.py::test_job_survives_a_link_cut_and_status_says_unreachable_meanwhile[daemon]",
             explain_proof("GEN8"),
         ),
         related=("U17", "GEN2"),

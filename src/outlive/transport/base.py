@@ -25,3 +25,16 @@ class Transport(Protocol):
     def run(
         self, argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float | None = None
     ) -> Completed: ...
+
+    def command_argv(self, argv: Sequence[str]) -> list[str]:
+        """The local argv that runs ``argv`` on the target (for a long-lived process)."""
+        ...
+
+    def recover(self, returncode: int, stderr: bytes) -> bool:
+        """After a failed start: repair what can be repaired here (a stale SSH master) and
+        return True if the same command is worth one more try."""
+        ...
+
+    def failure(self, returncode: int, stderr: bytes) -> Exception | None:
+        """The one-sentence error for a command the transport itself failed to run, else None."""
+        ...

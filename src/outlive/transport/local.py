@@ -27,3 +27,12 @@ class LocalTransport:
         except OSError as exc:
             raise TransportError(f"cannot run {argv[0]} locally: {exc.strerror}") from None
         return Completed(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+
+    def command_argv(self, argv: Sequence[str]) -> list[str]:
+        return list(argv)
+
+    def recover(self, returncode: int, stderr: bytes) -> bool:
+        return False
+
+    def failure(self, returncode: int, stderr: bytes) -> Exception | None:
+        return None

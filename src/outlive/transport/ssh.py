@@ -91,16 +91,27 @@ class SshTransport:
         self, argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float | None = None
     ) -> Completed:
         done = self._run_once(argv, stdin, timeout_s)
-        if done.returncode == SSH_FAILED and _looks_like_mux_failure(done.stderr):
-            # A stale master (ControlPersist expiry, link drop): drop it and connect afresh.
-            self.close()
+        if self.recover(done.returncode, done.stderr):
+            # A stale master (ControlPersist expiry, link drop): dropped, so connect afresh.
             done = self._run_once(argv, stdin, timeout_s)
         if done.returncode == SSH_FAILED:
             raise self.classify_error(done.stderr)
         return done
 
+    def command_argv(self, argv: Sequence[str]) -> list[str]:
+        return [*self.ssh_argv(), "--", self.target.host or "", self.remote_command(argv)]
+
+    def recover(self, returncode: int, stderr: bytes) -> bool:
+        if returncode == SSH_FAILED and _looks_like_mux_failure(stderr):
+            self.close()  # a stale master: the next command connects afresh
+            return True
+        return False
+
+    def failure(self, returncode: int, stderr: bytes) -> Exception | None:
+        return self.classify_error(stderr) if returncode == SSH_FAILED else None
+
     def _run_once(self, argv: Sequence[str], stdin: bytes, timeout_s: float | None) -> Completed:
-        full = [*self.ssh_argv(), "--", self.target.host or "", self.remote_command(argv)]
+        full = self.command_argv(argv)
         try:
             proc = subprocess.run(
                 full,

@@ -41,7 +41,8 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("OUTLIVE_") and k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+        if (not k.startswith("OUTLIVE_") or k == "OUTLIVE_DAEMON_DIR")  # the session's daemons
+        and k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
     }
     env.update(extra)
     return env

@@ -108,13 +108,30 @@ def step_of(st: dict[str, Any]) -> int:
     return int((st.get("progress") or {}).get("step", 0))
 
 
+def served_by_daemon(proj: Path) -> int:
+    """How many looks the local daemons of this test session have answered so far."""
+    doc = json.loads(cli(proj, "daemon", "status", "--json").stdout)
+    return sum(int(d["served"]) for d in doc["daemons"])
+
+
+@pytest.mark.parametrize("daemon", ["daemon", "no-daemon"])
 def test_job_survives_a_link_cut_and_status_says_unreachable_meanwhile(
-    project: Path, box: Box
+    project: Path, box: Box, daemon: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if daemon == "no-daemon":
+        monkeypatch.setenv("OUTLIVE_NO_DAEMON", "1")
     run_id = launch(project, *train_cmd(steps=400, sleep_s=0.05), name="survivor")
     wait_for(project, run_id, lambda s: step_of(s) >= 3, "the job to make progress")
+    if daemon == "daemon":  # the first look started it; wait until it answers looks
+        deadline = time.monotonic() + DEADLINE_S
+        while served_by_daemon(project) == 0 and time.monotonic() < deadline:
+            run_status(project, run_id)
+            time.sleep(0.1)
+    served_before_cut = served_by_daemon(project)
     box.cut()
     st = run_status(project, run_id)
+    if daemon == "daemon":  # the look during the cut went through the daemon's open channel
+        assert served_by_daemon(project) == served_before_cut + 1
     assert st.get("stale") is True
     assert "unreachable" in st.get("unreachable", "") or "no answer" in st.get("unreachable", "")
     assert st["state"] == "running"  # last seen, never reported as dead
@@ -130,6 +147,7 @@ def test_job_survives_a_link_cut_and_status_says_unreachable_meanwhile(
         "progress after the cut",
     )
     cli(project, "cancel", run_id)
+    assert (served_by_daemon(project) > served_before_cut) == (daemon == "daemon")
 
 
 def _reference_weights(tmp_path: Path, steps: int) -> dict[str, np.ndarray]:
@@ -162,8 +180,10 @@ def test_reboot_is_diagnosed_and_the_relaunch_resumes_to_the_same_result(
     run_id = launch(project, *train_cmd(steps=steps, sleep_s=0.05), name="rebooted")
     wait_for(project, run_id, lambda s: step_of(s) >= 25, "a checkpoint or two")
     old_boot = box.boot_id()
-    box.reboot()
+    served_before = served_by_daemon(project)
+    box.reboot()  # the daemon's channel dies with the box: the next look reopens it
     st = wait_for(project, run_id, lambda s: s["state"] != "running", "the run to be gone")
+    assert served_by_daemon(project) > served_before
     assert st["state"] == "vanished"
     diag = st["diagnosis"]
     assert diag["cause"] == "reboot"

@@ -1,0 +1,241 @@
+"""The thin client: hand a ``status`` command line to the daemon, print its answer.
+
+This module is on the hot path of every look, so it imports only ``os``, ``sys``, ``zlib`` and
+the C ``_socket`` module: ``socket`` and ``json`` would pull in ``enum`` and ``re`` (~15 ms on a
+small VM, as much as the rest of the look). Hence the wire format. A request is one line, the
+``ascii()`` of a dict of literals, read back by the daemon with ``ast.literal_eval``; a reply is a
+header line ``CODE NOUT NERR`` followed by that many bytes of stdout and of stderr (CODE -1: look
+directly). A daemon is found by a socket whose name is a digest of everything that could make
+its answer differ from the CLI's own: outlive's source files (so an upgrade or an edit never
+talks to stale code), the interpreter and the environment variables the look reads.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+
+try:
+    import _socket as _sock  # the C module behind `socket`, without its enum wrappers
+except ImportError:  # pragma: no cover - an interpreter without it: use the public module
+    import socket as _sock  # type: ignore[no-redef]
+
+TYPE_CHECKING = False  # typing itself is not imported on the hot path
+if TYPE_CHECKING:
+    from typing import Any
+
+DISABLE_ENV = "OUTLIVE_NO_DAEMON"
+IDLE_ENV = "OUTLIVE_DAEMON_IDLE_S"
+DIR_ENV = "OUTLIVE_DAEMON_DIR"  # where the sockets live (default: <tmp>/outlive-<uid>)
+# What the look reads from the environment: ssh (HOME, PATH, the agent socket), config paths,
+# imports (PYTHONPATH), temp paths, and outlive's own settings (all OUTLIVE_* variables).
+_ENV_KEYS = ("HOME", "PATH", "SSH_AUTH_SOCK", "PYTHONPATH", "TMPDIR", "TEMP", "TMP", "USER")
+_TERM_KEYS = ("TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR")
+REPLY_TIMEOUT_S = 300.0  # a look's worst case: an agent install plus a timed-out target
+
+
+def socket_dir() -> str | None:
+    """This user's private directory for outlive's sockets, or None if it is not safe to use
+    (another owner, or group/other access: someone else could answer in the daemon's place)."""
+    path = os.environ.get(DIR_ENV)
+    if not path:
+        base = os.environ.get("TMPDIR") or os.environ.get("TEMP") or os.environ.get("TMP") or "/tmp"
+        path = os.path.join(os.path.abspath(base), f"outlive-{os.getuid()}")
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if st.st_uid != os.getuid() or st.st_mode & 0o077 or not os.path.isdir(path):
+        return None
+    return path
+
+
+def _source_stamp(root: str | None = None) -> bytes:
+    """Sizes and mtimes of every source file of this outlive (a change gives a new daemon)."""
+    if root is None:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parts = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith((".py", ".toml")):
+                st = os.stat(os.path.join(dirpath, name))
+                parts.append(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns}")
+    return "\n".join(parts).encode()
+
+
+def daemon_key() -> str:
+    env = sorted(
+        (k, v) for k, v in os.environ.items() if k in _ENV_KEYS or k.startswith("OUTLIVE_")
+    )
+    context = ascii([sys.executable, sys.version, env]).encode()
+    stamp = _source_stamp()
+    return f"{zlib.crc32(stamp) ^ len(stamp):08x}{zlib.crc32(context):08x}"
+
+
+def socket_path() -> str | None:
+    d = socket_dir()
+    return None if d is None else os.path.join(d, f"d-{daemon_key()}.sock")
+
+
+FALLBACK = -1  # the reply code for "look directly"
+
+
+def _recv_exact(conn: Any, n: int, buf: bytes) -> bytes:
+    while len(buf) < n:
+        chunk = conn.recv(max(1 << 16, n - len(buf)))
+        if not chunk:
+            raise ConnectionError("the daemon closed the connection before answering")
+        buf += chunk
+    return buf
+
+
+def exchange(
+    path: str, doc: dict[str, Any], timeout_s: float = REPLY_TIMEOUT_S
+) -> tuple[int, bytes, bytes]:
+    """One request and its reply (code, stdout, stderr); OSError if there is no daemon."""
+    conn = _sock.socket(_sock.AF_UNIX, _sock.SOCK_STREAM)
+    try:
+        conn.settimeout(timeout_s)
+        conn.connect(path)
+        conn.sendall(ascii(doc).encode("ascii") + b"\n")
+        buf = b""
+        while b"\n" not in buf:
+            buf = _recv_exact(conn, len(buf) + 1, buf)
+        head, rest = buf.split(b"\n", 1)
+        code, n_out, n_err = (int(x) for x in head.split())
+        body = _recv_exact(conn, n_out + n_err, rest)
+    finally:
+        conn.close()
+    return code, body[:n_out], body[n_out : n_out + n_err]
+
+
+def _columns() -> int | None:
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except (OSError, ValueError):
+        return None
+
+
+def status_via_daemon(argv: list[str]) -> int | None:
+    """Have the daemon run ``outlive status ...``; the exit code, or None to look directly.
+
+    With no daemon running, one is started in the background as this process exits, so the
+    next look is served warm.
+    """
+    if os.environ.get(DISABLE_ENV, "") not in ("", "0") or not hasattr(_sock, "AF_UNIX"):
+        return None
+    path = socket_path()
+    if path is None:
+        return None
+    tty = sys.stdout.isatty()
+    doc = {
+        "op": "status",
+        "argv": argv,
+        "cwd": os.getcwd(),
+        "tty": tty,
+        "columns": _columns() if tty else None,
+        "term": {k: os.environ[k] for k in _TERM_KEYS if k in os.environ},
+    }
+    try:
+        code, out, err = exchange(path, doc)
+    except (FileNotFoundError, ConnectionRefusedError):
+        import atexit
+
+        atexit.register(spawn, path)
+        return None
+    except (OSError, ValueError):
+        return None  # a daemon that died mid-look, or answered garbage: look directly
+    if code == FALLBACK:
+        return None
+    sys.stdout.flush()
+    sys.stdout.buffer.write(out)
+    sys.stdout.buffer.flush()
+    sys.stderr.buffer.write(err)
+    sys.stderr.buffer.flush()
+    return code
+
+
+def _starting(path: str) -> bool:
+    """Whether a daemon holds ``path``'s lock already (starting up, not yet listening)."""
+    import fcntl
+
+    try:
+        fd = os.open(path + ".lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def spawn(path: str) -> None:
+    """Start a daemon for ``path`` in its own session, unless one is starting already (a daemon
+    that loses the race for the lock exits at once)."""
+    import subprocess
+
+    if _starting(path):
+        return
+    try:
+        fd = os.open(path[: -len(".sock")] + ".log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:
+        return
+    with os.fdopen(fd, "ab") as log:
+        subprocess.Popen(
+            [sys.executable, "-m", "outlive.daemon.server", path],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            cwd="/",
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def _ask(path: str, op: str, timeout_s: float) -> dict[str, Any] | None:
+    import json
+
+    try:
+        code, out, _ = exchange(path, {"op": op}, timeout_s=timeout_s)
+        reply = json.loads(out) if code == 0 else None
+    except (OSError, ValueError):
+        return None
+    return reply if isinstance(reply, dict) else None
+
+
+def running() -> list[dict[str, Any]]:
+    """Every live daemon of this user, as each describes itself."""
+    d = socket_dir()
+    if d is None:
+        return []
+    found = []
+    for name in sorted(os.listdir(d)):
+        if name.startswith("d-") and name.endswith(".sock"):
+            info = _ask(os.path.join(d, name), "ping", 5.0)
+            if info is not None:
+                info["socket"] = os.path.join(d, name)
+                found.append(info)
+    return found
+
+
+def stop_all(wait_s: float = 10.0) -> list[dict[str, Any]]:
+    """Ask every live daemon of this user to exit, and wait until their sockets are gone (each
+    answers the looks in flight and closes its agent channels first)."""
+    import time
+
+    stopped = [info for info in running() if _ask(str(info["socket"]), "stop", 10.0) is not None]
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and any(os.path.exists(d["socket"]) for d in stopped):
+        time.sleep(0.05)
+    return stopped

@@ -1,0 +1,216 @@
+"""The daemon process: ``python -m outlive.daemon.server SOCKET``.
+
+One per socket (an exclusive lock on ``SOCKET.lock`` decides races between two starters); every
+connection is one request and one reply (the wire format is described in
+``outlive.daemon.client``), answered on its own thread. Only this user may connect: the socket
+lives in a 0700 directory and, where the OS tells, the peer's uid is checked. Requests:
+``status`` (the CLI's ``do_status`` for the client's directory and terminal, its agent calls
+going through persistent channels), ``ping``, ``stop``.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import fcntl
+import io
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from outlive import store
+from outlive.agent import channel
+from outlive.daemon.client import FALLBACK, IDLE_ENV
+from outlive.errors import OutliveError
+
+DEFAULT_IDLE_S = 600.0  # like the SSH master's ControlPersist: warm while you work, gone after
+_ACCEPT_TICK_S = 1.0
+_REQUEST_READ_S = 10.0
+
+
+class _Answer(io.StringIO):
+    """The client's stdout as the renderer sees it: its tty-ness, width and colour wish."""
+
+    def __init__(self, tty: bool, columns: int | None, no_color: bool) -> None:
+        super().__init__()
+        self._tty = tty
+        self.columns = columns
+        self.no_color = no_color
+
+    def isatty(self) -> bool:
+        return self._tty
+
+
+class Daemon:
+    def __init__(self, path: str, idle_s: float) -> None:
+        self.path = path
+        self.idle_s = idle_s
+        self.started_at = time.time()
+        self.last_request = time.monotonic()
+        self.stopping = threading.Event()
+        self.active = 0
+        self.served = 0  # looks answered (tests use it to prove a look went through the daemon)
+        self._lock = threading.Lock()
+        self.pool: channel.ChannelPool | None = None
+
+    # -- requests --------------------------------------------------------------------------
+
+    def handle(self, doc: dict[str, Any]) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr) for one request; code FALLBACK: the client looks itself."""
+        op = doc.get("op")
+        if op == "ping":
+            info = {
+                "pid": os.getpid(),
+                "started_at": self.started_at,
+                "idle_s": self.idle_s,
+                "channels": len(self.pool) if self.pool is not None else 0,
+                "served": self.served,
+            }
+            return 0, json.dumps(info), ""
+        if op == "stop":
+            self.stopping.set()
+            return 0, json.dumps({"stopping": True}), ""
+        if op == "status":
+            return self._status(doc)
+        return FALLBACK, "", f"unknown request {op!r}"
+
+    def _status(self, doc: dict[str, Any]) -> tuple[int, str, str]:
+        from outlive.cli.fast import do_status, parse_status
+
+        argv = doc.get("argv")
+        parsed = parse_status(argv) if isinstance(argv, list) else None
+        if parsed is None or not isinstance(doc.get("cwd"), str):
+            return FALLBACK, "", ""
+        term = doc.get("term") or {}
+        out = _Answer(bool(doc.get("tty")), doc.get("columns"), "NO_COLOR" in term)
+        try:
+            code = do_status(parsed[0], parsed[1], start=Path(doc["cwd"]), out=out)
+        except OutliveError as exc:
+            code, err = exc.exit_code, f"outlive: {exc}\n"
+        else:
+            err = ""
+        with self._lock:
+            self.served += 1
+            self.last_request = time.monotonic()  # looks keep it alive; pings do not
+        return code, out.getvalue(), err
+
+    # -- connections -----------------------------------------------------------------------
+
+    def serve_connection(self, conn: socket.socket) -> None:
+        with conn, self._busy():
+            try:
+                conn.settimeout(_REQUEST_READ_S)
+                if not _same_user(conn):
+                    return
+                buf = b""
+                while not buf.endswith(b"\n"):
+                    chunk = conn.recv(1 << 16)
+                    if not chunk:
+                        return
+                    buf += chunk
+                doc = ast.literal_eval(buf.decode("ascii"))
+                try:
+                    code, out, err = self.handle(doc if isinstance(doc, dict) else {})
+                except Exception:  # the client then looks itself; the log says why
+                    traceback.print_exc()
+                    code, out, err = FALLBACK, "", ""
+                out_b, err_b = out.encode("utf-8", "surrogateescape"), err.encode("utf-8")
+                conn.settimeout(None)
+                conn.sendall(b"%d %d %d\n" % (code, len(out_b), len(err_b)) + out_b + err_b)
+            except (OSError, ValueError, SyntaxError, MemoryError):
+                return  # the client went away or sent garbage; nothing to answer
+
+    @contextlib.contextmanager
+    def _busy(self) -> Any:
+        with self._lock:
+            self.active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.active -= 1
+
+    def idle(self) -> bool:
+        with self._lock:
+            return self.active == 0 and time.monotonic() - self.last_request > self.idle_s
+
+    def run(self, listener: socket.socket, inode: int) -> None:
+        listener.settimeout(_ACCEPT_TICK_S)
+        store.keep_warm()
+        with contextlib.ExitStack() as stack:
+            stack.callback(store.release_warm)
+            pool = stack.enter_context(channel.pooled())
+            self.pool = pool
+            while not self.stopping.is_set() and not self.idle() and _still_ours(self.path, inode):
+                try:
+                    conn, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                except OSError:
+                    break
+                threading.Thread(target=self.serve_connection, args=(conn,), daemon=True).start()
+            deadline = time.monotonic() + 30.0  # let looks in flight answer before channels close
+            while self.active and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+
+def _same_user(conn: socket.socket) -> bool:
+    peercred = getattr(socket, "SO_PEERCRED", None)
+    if peercred is None:
+        return True  # no peer credentials here: the 0700 directory is the guard
+    raw = conn.getsockopt(socket.SOL_SOCKET, peercred, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", raw)
+    return bool(uid == os.getuid())
+
+
+def _still_ours(path: str, inode: int) -> bool:
+    try:
+        return os.stat(path).st_ino == inode
+    except OSError:
+        return False
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        sys.stderr.write("usage: python -m outlive.daemon.server SOCKET\n")
+        return 2
+    path = argv[1]
+    idle_s = float(os.environ.get(IDLE_ENV) or DEFAULT_IDLE_S)
+    lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return 0  # another daemon holds this socket
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # a dead daemon's socket; we hold the lock, so nobody else is serving
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old_umask)
+    listener.listen(64)
+    inode = os.stat(path).st_ino
+    os.ftruncate(lock_fd, 0)
+    os.write(lock_fd, f"{os.getpid()}\n".encode())
+    daemon = Daemon(path, idle_s)
+    try:
+        daemon.run(listener, inode)
+    finally:
+        listener.close()
+        if _still_ours(path, inode):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+        os.close(lock_fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

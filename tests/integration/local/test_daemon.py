@@ -1,0 +1,120 @@
+"""The local daemon through the real ``outlive`` console script: the first look starts it, the
+next looks are served by it with the same answers (JSON, table, exit codes, one-sentence errors)
+as the CLI's own, and anything doubtful (an unsafe socket directory, another environment, the
+daemon turned off) makes the CLI look by itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from local_helpers import Project, wait_for
+
+from outlive.daemon import client as daemon_client
+
+
+def _daemons(p: Project) -> list[dict[str, Any]]:
+    return list(json.loads(p.cli("daemon", "status", "--json").stdout)["daemons"])
+
+
+def _served(p: Project) -> int:
+    return sum(int(d["served"]) for d in _daemons(p))
+
+
+def _warm(p: Project) -> None:
+    """Look once (which starts the daemon) and wait until the daemon answers."""
+    p.cli("status", "--json", rc=None)
+    wait_for(lambda: _daemons(p), "the daemon to start", timeout_s=30)
+
+
+def _comparable(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    volatile = ("heartbeat_age_s",)
+    return [{k: v for k, v in r.items() if k not in volatile} for r in doc["runs"]]
+
+
+@pytest.fixture
+def proj(make_project: Callable[..., Project]) -> Project:
+    return make_project(dirname='it\'s a "proj" $(x); ü')  # hostile cwd travels as data
+
+
+def test_looks_after_the_first_are_served_by_the_daemon_with_the_same_answers(
+    proj: Project,
+) -> None:
+    ok_id, go_ok = proj.start_waiting("fine", exit_code=0)
+    bad_id, go_bad = proj.start_waiting("broken", exit_code=3)
+    go_ok.touch()
+    go_bad.touch()
+    proj.wait(ok_id, lambda s: s["state"] == "succeeded", "the good run to end")
+    proj.wait(bad_id, lambda s: s["state"] == "failed", "the bad run to end")
+    _warm(proj)
+    before = _served(proj)
+
+    served = json.loads(proj.cli("status", "--json").stdout)
+    named_failed = proj.cli("status", "--json", bad_id, rc=1)  # exit 1: a named run failed
+    table = proj.cli("status").stdout
+    assert _served(proj) == before + 3
+
+    proj.env["OUTLIVE_NO_DAEMON"] = "1"
+    direct = json.loads(proj.cli("status", "--json").stdout)
+    direct_table = proj.cli("status").stdout
+    assert _comparable(served) == _comparable(direct)
+    assert json.loads(named_failed.stdout)["runs"][0]["exit_code"] == 3
+    assert table.splitlines()[0] == direct_table.splitlines()[0]
+    assert "fine" in table and "broken" in table and "failed" in table
+
+
+def test_a_config_error_is_the_same_one_sentence_through_the_daemon(proj: Project) -> None:
+    _warm(proj)
+    proj.write("outlive.toml", "[targets.box]\nhots = 'typo'\n")
+    served = proj.cli("status", "--json", rc=2)
+    proj.env["OUTLIVE_NO_DAEMON"] = "1"
+    direct = proj.cli("status", "--json", rc=2)
+    assert served.stderr == direct.stderr
+    assert served.stderr.startswith("outlive: ") and served.stderr.count("\n") == 1
+
+
+def test_an_unsafe_socket_directory_is_never_used(
+    make_project: Callable[..., Project], tmp_path: Path
+) -> None:
+    p = make_project()
+    shared = tmp_path / "shared-sockets"
+    shared.mkdir()
+    shared.chmod(0o777)  # anyone could plant a socket here and answer in the daemon's place
+    p.env["OUTLIVE_DAEMON_DIR"] = str(shared)
+    run_id, go = p.start_waiting("w")
+    for _ in range(3):
+        assert p.status_cli(run_id)["state"] == "running"
+    go.touch()
+    assert not list(shared.iterdir())  # no daemon was started there, none was asked
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o777
+
+
+def test_the_daemon_is_keyed_by_environment_and_stops_on_request_or_when_idle(
+    make_project: Callable[..., Project],
+) -> None:
+    p = make_project()
+    _warm(p)
+    first = {d["pid"] for d in _daemons(p)}
+    p.env["OUTLIVE_DAEMON_IDLE_S"] = "1.5"  # another environment: another daemon, short-lived
+    p.cli("status", rc=None)
+    wait_for(lambda: len(_daemons(p)) == 2, "a second daemon for the other environment", 30)
+    wait_for(lambda: len(_daemons(p)) == 1, "the idle daemon to exit by itself", 30)
+    assert {d["pid"] for d in _daemons(p)} == first
+    stopped = json.loads(p.cli("daemon", "stop", "--json").stdout)["stopped"]
+    assert {d["pid"] for d in stopped} == first
+    assert _daemons(p) == []
+    assert not [n for n in os.listdir(os.environ["OUTLIVE_DAEMON_DIR"]) if n.endswith(".sock")]
+
+
+def test_an_edited_source_file_gives_a_new_daemon_key(tmp_path: Path) -> None:
+    pkg = tmp_path / "pkg" / "daemon"
+    pkg.mkdir(parents=True)
+    (pkg / "client.py").write_text("x = 1\n")
+    stamp = daemon_client._source_stamp(str(tmp_path / "pkg"))
+    os.utime(pkg / "client.py", ns=(1, 1))
+    assert daemon_client._source_stamp(str(tmp_path / "pkg")) != stamp
