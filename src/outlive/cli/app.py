@@ -189,16 +189,19 @@ def logs(
         out.write(runs.tail(cfg, run_ref, lines))
         out.flush()
         return
+    from outlive.agent.channel import pooled
+
     warned = False
-    for chunk in runs.follow(cfg, run_ref, lines):
-        if isinstance(chunk, TransportError):
-            if not warned:
-                sys.stderr.write(f"outlive: {chunk} — retrying\n")
-                warned = True
-            continue
-        warned = False
-        out.write(chunk)
-        out.flush()
+    with pooled():  # one open agent channel for the whole follow, not a session per poll
+        for chunk in runs.follow(cfg, run_ref, lines):
+            if isinstance(chunk, TransportError):
+                if not warned:
+                    sys.stderr.write(f"outlive: {chunk} — retrying\n")
+                    warned = True
+                continue
+            warned = False
+            out.write(chunk)
+            out.flush()
 
 
 @app.command()
@@ -210,9 +213,11 @@ def watch(
     ] = 300.0,
 ) -> None:
     """Live view of a run until it ends; flags stalls. Exit 0 only if it succeeded."""
+    from outlive.agent.channel import pooled
     from outlive.cli.render import watch_live
 
-    final = watch_live(load_config(), run_ref, interval_s=interval_s, stall_s=stall_s)
+    with pooled():  # each refresh is one request on an open agent channel
+        final = watch_live(load_config(), run_ref, interval_s=interval_s, stall_s=stall_s)
     raise typer.Exit(0 if final == "succeeded" else 1)
 
 
