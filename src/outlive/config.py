@@ -185,6 +185,7 @@ def _write_cache(cfg: Config, key: list[Any]) -> None:
     import dataclasses
     import json
     import os
+    import threading
 
     c = {
         "project_dir": str(cfg.project_dir),
@@ -197,7 +198,8 @@ def _write_cache(cfg: Config, key: list[Any]) -> None:
     path = cfg.state_dir / _CACHE_NAME
     try:
         ensure_state_dir(path.parent)
-        tmp = path.with_name(f".{_CACHE_NAME}.{os.getpid()}")
+        # pid and thread: the daemon may validate one project for two looks at once
+        tmp = path.with_name(f".{_CACHE_NAME}.{os.getpid()}.{threading.get_ident()}")
         tmp.write_text(json.dumps({"key": key, "config": c}))
         os.replace(tmp, path)
     except OSError:

@@ -32,7 +32,9 @@ DIR_ENV = "OUTLIVE_DAEMON_DIR"  # where the sockets live (default: <tmp>/outlive
 # imports (PYTHONPATH), temp paths, and outlive's own settings (all OUTLIVE_* variables).
 _ENV_KEYS = ("HOME", "PATH", "SSH_AUTH_SOCK", "PYTHONPATH", "TMPDIR", "TEMP", "TMP", "USER")
 _TERM_KEYS = ("TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR")
-REPLY_TIMEOUT_S = 300.0  # a look's worst case: an agent install plus a timed-out target
+# A look's worst case: a channel opened, the agent installed, opened again, a request timed out
+# (15 s each, targets in parallel). Past this the daemon is taken as hung and the CLI looks itself.
+REPLY_TIMEOUT_S = 90.0
 
 
 def socket_dir() -> str | None:

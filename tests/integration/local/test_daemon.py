@@ -118,3 +118,28 @@ def test_an_edited_source_file_gives_a_new_daemon_key(tmp_path: Path) -> None:
     stamp = daemon_client._source_stamp(str(tmp_path / "pkg"))
     os.utime(pkg / "client.py", ns=(1, 1))
     assert daemon_client._source_stamp(str(tmp_path / "pkg")) != stamp
+
+
+def test_concurrent_looks_are_all_answered_by_one_daemon(
+    make_project: Callable[..., Project],
+) -> None:
+    import subprocess
+
+    from local_helpers import OUTLIVE
+
+    p = make_project()
+    run_id, go = p.start_waiting("w")
+    _warm(p)
+    before = _served(p)
+    procs = [
+        subprocess.Popen(
+            [OUTLIVE, "status", "--json"], cwd=p.dir, env=p.env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(6)
+    ]
+    outs = [proc.communicate(timeout=60)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0] * 6
+    assert all(json.loads(o)["runs"][0]["run_id"] == run_id for o in outs)
+    assert _served(p) == before + 6
+    assert len(_daemons(p)) == 1
+    go.touch()
