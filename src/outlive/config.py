@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from outlive.errors import ConfigError
+from outlive.errors import ConfigError, UsageError
 
 CONFIG_NAME = "outlive.toml"
 LOCAL = "local"
@@ -99,7 +99,14 @@ def find_project_dir(start: Path) -> Path:
 
 
 def load_config(start: Path | None = None) -> Config:
-    project_dir = find_project_dir(start or Path.cwd())
+    if start is None:
+        try:
+            start = Path.cwd()
+        except FileNotFoundError:
+            raise UsageError(
+                "the current directory no longer exists (deleted or moved); cd into your project"
+            ) from None
+    project_dir = find_project_dir(start)
     source = _config_file(project_dir)
     key = _cache_key(source, project_dir) if source is not None else None
     cached = _read_cache(project_dir, key) if key is not None else None

@@ -3,6 +3,7 @@ every mistake reported as one sentence naming the file, the table, the key and t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,26 @@ def test_declared_outputs_reach_the_target_options(tmp_path: Path) -> None:
     target = load_config(tmp_path).target("box")
     assert target.options["outputs"] == ["results", "logs/eval"]
     assert declared_outputs(target) == ["results", "logs/eval"]
+
+
+def test_a_deleted_working_directory_is_one_sentence_not_a_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    outlive = str(Path(sys.executable).with_name("outlive"))
+    # the shell removes its own cwd, then runs outlive in it (as after `rm -rf` of the project)
+    for args in (["status"], ["status", "--json"], ["ls"]):
+        done = subprocess.run(
+            ["sh", "-c", 'rmdir "$PWD" && exec "$@"', "sh", outlive, *args],
+            cwd=gone,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "OUTLIVE_NO_DAEMON": ""},
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("outlive: the current directory no longer exists")
+        assert "Traceback" not in done.stderr
+        gone.mkdir()

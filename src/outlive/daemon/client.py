@@ -137,11 +137,15 @@ def status_via_daemon(argv: list[str]) -> int | None:
     path = socket_path()
     if path is None:
         return None
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return None  # the directory is gone: the CLI's own look says so in one sentence
     tty = sys.stdout.isatty()
     doc = {
         "op": "status",
         "argv": argv,
-        "cwd": os.getcwd(),
+        "cwd": cwd,
         "tty": tty,
         "columns": _columns() if tty else None,
         "term": {k: os.environ[k] for k in _TERM_KEYS if k in os.environ},
