@@ -28,9 +28,17 @@ if TYPE_CHECKING:
 DISABLE_ENV = "OUTLIVE_NO_DAEMON"
 IDLE_ENV = "OUTLIVE_DAEMON_IDLE_S"
 DIR_ENV = "OUTLIVE_DAEMON_DIR"  # where the sockets live (default: <tmp>/outlive-<uid>)
-# What the look reads from the environment: ssh (HOME, PATH, the agent socket), config paths,
-# imports (PYTHONPATH), temp paths, and outlive's own settings (all OUTLIVE_* variables).
-_ENV_KEYS = ("HOME", "PATH", "SSH_AUTH_SOCK", "PYTHONPATH", "TMPDIR", "TEMP", "TMP", "USER")
+# What a look reads from the environment, itself or through the tools it runs: ssh (HOME, PATH,
+# USER, the agent socket), config and temp paths, imports (PYTHONPATH), Slurm's clients
+# (SLURM_CONF finds the cluster; SQUEUE_*/SACCT_* change their output), and outlive's own
+# settings (OUTLIVE_*). Per-terminal variables (PWD, SSH_TTY, ...) stay out, or every shell
+# would get its own daemon.
+_ENV_KEYS = (
+    "HOME", "PATH", "USER", "PYTHONPATH", "TMPDIR", "TEMP", "TMP", "LANG", "LC_ALL",
+    "SSH_AUTH_SOCK", "SSH_ASKPASS", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
+    "KUBECONFIG",
+)  # fmt: skip
+_ENV_PREFIXES = ("OUTLIVE_", "SLURM_", "SQUEUE_", "SACCT_", "SBATCH_")
 _TERM_KEYS = ("TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR")
 # A look's worst case: a channel opened, the agent installed, opened again, a request timed out
 # (15 s each, targets in parallel). Past this the daemon is taken as hung and the CLI looks itself.
@@ -75,7 +83,7 @@ def _source_stamp(root: str | None = None) -> bytes:
 
 def daemon_key() -> str:
     env = sorted(
-        (k, v) for k, v in os.environ.items() if k in _ENV_KEYS or k.startswith("OUTLIVE_")
+        (k, v) for k, v in os.environ.items() if k in _ENV_KEYS or k.startswith(_ENV_PREFIXES)
     )
     context = ascii([sys.executable, sys.version, env]).encode()
     stamp = _source_stamp()

@@ -143,3 +143,21 @@ def test_concurrent_looks_are_all_answered_by_one_daemon(
     assert _served(p) == before + 6
     assert len(_daemons(p)) == 1
     go.touch()
+
+
+def test_the_key_follows_what_a_look_reads_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    base = daemon_client.daemon_key()
+    for name, value in (("PWD", "/elsewhere"), ("SSH_TTY", "/dev/pts/9"), ("TERM", "dumb")):
+        monkeypatch.setenv(name, value)
+        assert daemon_client.daemon_key() == base, f"{name} must not start another daemon"
+    for name, value in (
+        ("SLURM_CONF", "/other/slurm.conf"),  # another cluster: squeue must not ask the old one
+        ("SSH_AUTH_SOCK", "/tmp/other-agent"),
+        ("OUTLIVE_DAEMON_IDLE_S", "5"),
+        ("PATH", "/opt/other/bin"),
+    ):
+        with monkeypatch.context() as m:
+            m.setenv(name, value)
+            assert daemon_client.daemon_key() != base, f"{name} must start another daemon"
