@@ -78,7 +78,8 @@ class Daemon:
             self.stopping.set()
             return 0, json.dumps({"stopping": True}), ""
         if op == "status":
-            return self._status(doc)
+            with self._busy():  # a look in flight keeps the daemon (and its channels) up
+                return self._status(doc)
         return FALLBACK, "", f"unknown request {op!r}"
 
     def _status(self, doc: dict[str, Any]) -> tuple[int, str, str]:
@@ -104,7 +105,7 @@ class Daemon:
     # -- connections -----------------------------------------------------------------------
 
     def serve_connection(self, conn: socket.socket) -> None:
-        with conn, self._busy():
+        with conn:
             try:
                 conn.settimeout(_REQUEST_READ_S)
                 if not _same_user(conn):

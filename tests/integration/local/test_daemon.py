@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -98,6 +100,9 @@ def test_the_daemon_is_keyed_by_environment_and_stops_on_request_or_when_idle(
     make_project: Callable[..., Project],
 ) -> None:
     p = make_project()
+    own = tempfile.mkdtemp(prefix="od-")  # this test counts daemons: none of other tests here
+    os.chmod(own, 0o700)
+    p.env["OUTLIVE_DAEMON_DIR"] = own
     _warm(p)
     first = {d["pid"] for d in _daemons(p)}
     p.env["OUTLIVE_DAEMON_IDLE_S"] = "1.5"  # another environment: another daemon, short-lived
@@ -108,7 +113,8 @@ def test_the_daemon_is_keyed_by_environment_and_stops_on_request_or_when_idle(
     stopped = json.loads(p.cli("daemon", "stop", "--json").stdout)["stopped"]
     assert {d["pid"] for d in stopped} == first
     assert _daemons(p) == []
-    assert not [n for n in os.listdir(os.environ["OUTLIVE_DAEMON_DIR"]) if n.endswith(".sock")]
+    assert not [n for n in os.listdir(own) if n.endswith(".sock")]
+    shutil.rmtree(own)
 
 
 def test_an_edited_source_file_gives_a_new_daemon_key(tmp_path: Path) -> None:
