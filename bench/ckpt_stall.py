@@ -192,7 +192,7 @@ def main(argv: List[str] | None = None) -> int:
         print(f"{name:<24} {value:>9.3f} {value / med['copy_floor']:>8.2f} {gib / value:>7.2f}")
     if results["dcp_error"]:
         print(f"dcp async_save did not run here: {results['dcp_error']}")
-    print(f"outlive background persist (C): {persist_c:.2f} s (SHA-256, write, fsync, renames)")
+    print(f"outlive background persist (C): {persist_c:.2f} s (CRC-32, write, fsync, renames)")
     print(
         f"loop of {loop_steps} in-place steps over the whole state (every core busy; median "
         f"quiet step {loop['quiet_step_s'] * 1000:.0f} ms), {saves} saves: {per_save_s:.3f} s "

@@ -3,7 +3,7 @@ count how often the latest checkpoint is left unloadable or missing.
 
 Compared, side by side:
   outlive       outlive.Checkpointer.save, async (the default): snapshot, then a background
-                persist (tmp, fsync, rename, fsync dir); SHA-256 verified on load
+                persist (tmp, fsync, rename, fsync dir); CRC-32 verified on load
   outlive_sync  the same with sync=True: save() returns once the file is committed
   pickle        pickle.dump straight to latest.pkl (what most training scripts do)
   numpy         numpy.save straight to latest.npy

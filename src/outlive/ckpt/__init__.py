@@ -5,7 +5,7 @@ must import nothing outside the standard library at import time and keep Python 
 numpy and torch are imported inside the functions that meet their arrays, and the framework
 integrations (``outlive.ckpt.integrations``) only when the job imports them.
 
-    fmt        on-disk format: header, SHA-256, file names
+    fmt        on-disk format: header, CRC-32 (or SHA-256) check, file names
     codec      the payload: a skeleton pickle plus the raw bytes of arrays and tensors
     durable    atomic + durable commit (tmp, fsync, rename, fsync dir), free-space check
     async_io   the background persist: one in flight, errors raised on the next call

@@ -1,4 +1,4 @@
-"""The payload of a version-2 checkpoint: a small pickle plus the raw bytes of every array.
+"""The payload of a version-2 or -3 checkpoint: a small pickle plus the raw bytes of every array.
 
 ``plan(state)`` pickles the state's skeleton in the caller's thread, with numpy arrays and dense
 torch tensors replaced by references; ``Plan.snapshot()`` then copies each of them once into CPU

@@ -13,7 +13,6 @@ flight; the next ``save()`` waits for it. Process exit, ``close()`` and ``flush(
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import operator
@@ -117,6 +116,8 @@ class Checkpointer:
                    ``emergency_save``
     reuse_buffers  keep the last snapshot's CPU memory for the next one (no page faults, and
                    pinned memory for CUDA tensors), at the cost of holding one copy of the state
+    digest         the files' integrity check: "crc32" (the default: catches torn writes and
+                   flipped bits at ~8x SHA-256's speed) or "sha256"; loading reads either
     """
 
     def __init__(
@@ -133,6 +134,7 @@ class Checkpointer:
         mtbf_s: float | None = None,
         grace_s: float | None = None,
         reuse_buffers: bool = True,
+        digest: str = fmt.DEFAULT_DIGEST,
     ) -> None:
         if keep_last is not None and (isinstance(keep_last, bool) or keep_last < 1):
             raise ValueError(f"keep_last must be None (keep all) or at least 1, got {keep_last!r}")
@@ -142,6 +144,7 @@ class Checkpointer:
             raise ValueError(f"best_mode must be one of {BEST_MODES}, got {best_mode!r}")
         if grace_s is not None and not grace_s >= 0:
             raise ValueError(f"grace_s must be None or >= 0, got {grace_s!r}")
+        self._digest = fmt.check_digest_name(digest)
         if directory is None:
             directory = os.environ.get(CKPT_DIR_ENV) or DEFAULT_DIRECTORY
         self._directory = Path(directory).expanduser().absolute()
@@ -178,6 +181,11 @@ class Checkpointer:
     def keep_best(self) -> int | None:
         """How many of the best checkpoints by metric also survive pruning (None: no ranking)."""
         return self._keep_best
+
+    @property
+    def digest(self) -> str:
+        """The integrity check written into new files: "crc32" or "sha256"."""
+        return self._digest
 
     @property
     def sync(self) -> bool:
@@ -360,7 +368,7 @@ class Checkpointer:
         return self._first_that_verifies([s for _, _, s in sorted(ranked)])
 
     def latest_path(self) -> Path | None:
-        """The newest checkpoint file whose SHA-256 verifies (not unpickled), or None."""
+        """The newest checkpoint file whose check value verifies (not unpickled), or None."""
         self.flush()
         for step in sorted(self._committed(), reverse=True):
             path = self._directory / fmt.checkpoint_name(step)
@@ -422,12 +430,12 @@ class Checkpointer:
         size = fmt.HEADER_SIZE + snapshot.payload_len
         check_free_space(self._directory, size)  # again: the disk may have filled meanwhile
         tmp = fmt.tmp_name(final_name, os.getpid(), os.urandom(4).hex())
-        prefix = fmt.header_prefix(step, snapshot.payload_len, metric)
-        digest = hashlib.sha256(prefix)
+        prefix = fmt.header_prefix(step, snapshot.payload_len, metric, self._digest)
+        hasher = fmt.new_hasher(self._digest, prefix)
 
         def chunks() -> Any:
             for chunk in snapshot.chunks():
-                digest.update(chunk)
+                hasher.update(chunk)
                 yield chunk
 
         try:
@@ -438,7 +446,7 @@ class Checkpointer:
                     tmp,
                     chunks(),
                     header_size=fmt.HEADER_SIZE,
-                    make_header=lambda: prefix + digest.digest(),
+                    make_header=lambda: prefix + hasher.digest(),
                 )
         finally:
             if not pooled or self._pool is None:

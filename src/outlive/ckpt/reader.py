@@ -1,4 +1,4 @@
-"""Reading checkpoint files back: verify the SHA-256 while streaming, then decode in place."""
+"""Reading checkpoint files back: verify the check value while streaming, then decode in place."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class CorruptCheckpoint(CheckpointError):
 
 
 def verify_path(path: str | os.PathLike[str], expected_step: int | None = None) -> fmt.Header:
-    """Check a file's SHA-256 without unpickling it; CorruptCheckpoint if it does not hold."""
+    """Check a file's check value without unpickling it; CorruptCheckpoint if it does not hold."""
     with open(path, "rb", buffering=0) as f:
         try:
             return fmt.verify_file(f, os.fstat(f.fileno()).st_size, expected_step)

@@ -90,7 +90,7 @@ def check_load(path: Path) -> tuple[str | None, bool | None, str | None]:
 
 def _load_outlive_ckpt(path: Path) -> None:
     # A .ckpt holds a pickle: loading it runs what the job put in it, exactly as the job's own
-    # resume does. The Checkpointer checks the header and SHA-256 before it unpickles.
+    # resume does. The Checkpointer checks the header and check value before it unpickles.
     import tempfile
 
     from outlive.ckpt import fmt

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import subprocess
@@ -275,3 +276,33 @@ def test_checkpoint_written_by_one_process_loads_in_another_byte_for_byte(
     restored = _ckpt(tmp_path / "ck").load_latest()
     assert restored is not None and restored.step == 42
     assert hashlib.sha256(restored.state).digest() == hashlib.sha256(blob).digest()
+
+
+@pytest.mark.parametrize("fadvise_fails", [False, True])
+def test_write_back_is_started_along_the_way_and_is_only_advice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fadvise_fails: bool
+) -> None:
+    from outlive.ckpt import durable
+
+    if not hasattr(os, "posix_fadvise"):
+        pytest.skip("no posix_fadvise on this platform")
+    calls: list[tuple[int, int]] = []
+
+    def fadvise(fd: int, offset: int, length: int, advice: int) -> None:
+        calls.append((offset, length))
+        if fadvise_fails:
+            raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(durable, "WRITEBACK_EVERY_BYTES", 64 * 1024)
+    monkeypatch.setattr(os, "posix_fadvise", fadvise)
+    rng = np.random.default_rng(1)
+    state = {f"w{i}": rng.random(10_000) for i in range(12)}  # 12 chunks of 80 kB
+    path = _ckpt(tmp_path).save(state, step=1, sync=True)
+
+    size = path.stat().st_size
+    assert len(calls) >= 6 and calls[0][0] == fmt.HEADER_SIZE
+    assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(calls))  # contiguous ranges
+    assert calls[-1][0] + calls[-1][1] <= size
+    restored = _ckpt(tmp_path).load_latest()
+    assert restored is not None
+    assert all(np.array_equal(restored.state[k], v) for k, v in state.items())

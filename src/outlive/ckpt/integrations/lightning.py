@@ -18,7 +18,7 @@ would exit 0 at the end of the epoch, which looks like success). Between preempt
 whenever ``Checkpointer.due(global_step)`` says so (Daly's interval, or every_steps / every_s).
 
 ``setup`` wraps the strategy's CheckpointIO so that ``ckpt_path`` may name an outlive file
-(verified by SHA-256 before it is unpickled); any other path goes to the original CheckpointIO,
+(its check value verified before it is unpickled); any other path goes to the original CheckpointIO,
 so ModelCheckpoint and friends are unchanged. Lightning is imported when ``OutliveCallback`` is
 first used, never by importing this module.
 """
