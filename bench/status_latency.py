@@ -49,12 +49,13 @@ def main() -> None:
             timed(lambda: subprocess.run([OUTLIVE, "status", "--json"], cwd=proj, env=direct_env))
             for _ in range(reps)
         ]
+        py = [timed(lambda: subprocess.run([sys.executable, "-c", "pass"])) for _ in range(reps)]
         mx = [timed(lambda: subprocess.run(mux, check=True)) for _ in range(reps)]
         fr = [timed(lambda: subprocess.run(fresh, check=True)) for _ in range(reps)]
     finally:
         for rid in run_ids:
             outlive(proj, "cancel", rid)
-    s, d, m, f = median(st), median(dr), median(mx), median(fr)
+    s, d, m, f, p = median(st), median(dr), median(mx), median(fr), median(py)
     print(f"status of 10 runs on a warm testbed box, {reps} looks each (median)")
     print(
         table(
@@ -63,6 +64,7 @@ def main() -> None:
                 ("ssh true (fresh connection)", f),
                 ("outlive status --json (10 runs)", s),
                 ("  the same, daemon off", d),
+                ("floor: python -c pass (this venv)", p),
             ],
             m,
         )
@@ -75,12 +77,14 @@ def main() -> None:
                 "outlive_status_no_daemon_s": round(d, 4),
                 "ssh_mux_true_s": round(m, 4),
                 "ssh_fresh_true_s": round(f, 4),
+                "python_start_s": round(p, 4),
             },
             {
                 "status_vs_mux_true": round(s / m, 3),
                 "status_vs_fresh_true": round(s / f, 3),
                 "no_daemon_vs_mux_true": round(d / m, 3),
                 "no_daemon_vs_fresh_true": round(d / f, 3),
+                "python_start_vs_mux_true": round(p / m, 3),
             },
             {"within_1_5x_of_mux_true": s <= 1.5 * m, "at_most_half_of_fresh": s <= 0.5 * f},
         )
