@@ -6,6 +6,7 @@ fresh `ssh box true` (a new connection each time, as a hand-written status check
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -94,7 +95,8 @@ def main() -> None:
 def wait_for_daemon(proj: Path, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if '"channels": 1' in outlive(proj, "daemon", "status", "--json").stdout:
+        daemons = json.loads(outlive(proj, "daemon", "status", "--json").stdout)["daemons"]
+        if any(d["channels"] for d in daemons):
             return
         time.sleep(0.2)
         outlive(proj, "status", "--json")

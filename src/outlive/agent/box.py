@@ -2454,11 +2454,9 @@ def main(argv: list[str]) -> int:
         )
         return 2
     try:
-        req: object = json.loads(sys.stdin.read() or "{}")
+        req = json.loads(sys.stdin.read() or "{}")
     except ValueError as exc:
-        req = exc
-    if isinstance(req, ValueError):
-        reply = {"ok": False, "error": "ValueError: " + str(req)}
+        reply = {"ok": False, "error": "ValueError: " + str(exc)}
     else:
         reply = _answer(argv[1], req)
     sys.stdout.write(json.dumps(reply))

@@ -169,22 +169,19 @@ class ChannelPool:
         with self._lock:
             slot = self._slots.setdefault(key, _Slot())
         with slot.lock:
-            for attempt in (1, 2):
-                fresh = slot.channel is None
+            while True:
+                reused = slot.channel is not None
                 if slot.channel is None:
                     slot.channel = opener(timeout_s)
                 try:
                     return slot.channel.request(verb, request, timeout_s)
-                except ChannelClosed:
+                except TransportError as exc:
                     slot.channel.close()
                     slot.channel = None
-                    if fresh or attempt == 2:
+                    # A kept channel that ended since its last use is reopened once; a fresh
+                    # one that fails, or any other failure, is the look's answer.
+                    if not (reused and isinstance(exc, ChannelClosed)):
                         raise
-                except TransportError:
-                    slot.channel.close()
-                    slot.channel = None
-                    raise
-            raise AssertionError("unreachable")  # pragma: no cover
 
     def close(self) -> None:
         with self._lock:

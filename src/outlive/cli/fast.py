@@ -61,10 +61,10 @@ def try_fast(argv: list[str]) -> int | None:
             cut = rest.index("--")
             ns = _parser("run").parse_args(rest[:cut])
             return _run(ns, rest[cut + 1 :])
-        ns = _parser("status").parse_args(rest)
-        return _status(ns)
     except _Fallback:
         return None
+    parsed = parse_status(argv)
+    return None if parsed is None else do_status(*parsed)
 
 
 def _emit(data: Any) -> None:
@@ -144,10 +144,6 @@ def do_run(req: RunRequest) -> int:
         )
     sys.stdout.write("".join(r.run_id + "\n" for r in launched))
     return 0
-
-
-def _status(ns: argparse.Namespace) -> int:
-    return do_status(ns.runs, ns.as_json)
 
 
 def do_status(
