@@ -1,0 +1,211 @@
+"""What the client and the box agent must agree on, defined once and shipped to both ends.
+
+Stdlib only and Python >= 3.8 (it travels in the bundle next to the agent and the job library):
+the requeue exit code, the name rules, the verbs, the run directory's file names, the job's
+``OUTLIVE_*`` variables, and the two shapes that cross the wire on every run — the launch request
+and one run's probe reply — as dataclasses with ``to_json`` / ``from_json``. Both sides import
+this module; nothing here is copied.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from enum import Enum
+from typing import Any, Dict, List, Optional
+
+WIRE_VERSION = 1
+
+# The Checkpointer's "saved, run me again" (EX_TEMPFAIL): the supervisor and the Slurm batch
+# shell requeue on it, the job library exits with it.
+REQUEUE_EXIT = 75
+
+# -- verbs ------------------------------------------------------------------------------------
+VERBS = (
+    "launch",
+    "probe",
+    "cancel",
+    "tail",
+    "expand",
+    "verify_deploy",
+    "secret_put",
+    "audit",
+    "doctor",
+    "manifest",
+)
+# Only verbs that read: a request repeated after a dropped channel must change nothing.
+SERVE_VERBS = ("probe", "tail")
+MISSING_BUNDLE_EXIT = 97  # the box has no copy of this bundle yet: the client uploads it
+
+# -- box-side backends (the dispatch key written into run.json) -------------------------------
+BACKEND_SETSID = "setsid"
+BACKEND_TMUX = "tmux"
+BACKEND_SLURM = "slurm"
+BACKENDS = (BACKEND_SETSID, BACKEND_TMUX, BACKEND_SLURM)
+DETACH_CHOICES = (BACKEND_SETSID, BACKEND_TMUX)  # what `run --detach-with` may pick
+
+# -- the run directory ------------------------------------------------------------------------
+STATE_DIRNAME = ".outlive"  # under the workdir (box) or the project (client)
+RUNS_DIRNAME = "runs"  # <workdir>/.outlive/runs/<run-id>/
+RUN_JSON = "run.json"
+LAUNCH_JSON = "launch.json"
+EXIT_JSON = "exit.json"
+CANCEL_JSON = "cancel.json"
+STDOUT_LOG = "stdout.log"
+PROGRESS_JSONL = "progress.jsonl"
+SUPERVISOR_LOG = "supervisor.log"
+SLURM_JSON = "slurm.json"
+SBATCH_SCRIPT = "job.sbatch"
+MANIFESTS_DIRNAME = "manifests"
+
+# -- the job's environment --------------------------------------------------------------------
+ENV_RUN_ID = "OUTLIVE_RUN_ID"
+ENV_RUN_NAME = "OUTLIVE_RUN_NAME"
+ENV_CKPT_DIR = "OUTLIVE_CKPT_DIR"
+ENV_PROGRESS_FILE = "OUTLIVE_PROGRESS_FILE"
+ENV_TARGET = "OUTLIVE_TARGET"
+ENV_PROFILE = "OUTLIVE_PROFILE"
+ENV_SPOT_GRACE_S = "OUTLIVE_SPOT_GRACE_S"
+ENV_MTBF_S = "OUTLIVE_MTBF_S"
+ENV_SMOKE = "OUTLIVE_SMOKE"
+
+# -- names ------------------------------------------------------------------------------------
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_NAME_BYTES = 200
+
+
+def run_id_problem(run_id: object) -> Optional[str]:
+    """Why ``run_id`` is not a safe run id (one path component of letters, digits, ``._-``)."""
+    if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+        return "run id {!r} is not a safe identifier".format(run_id)
+    return None
+
+
+def name_problem(name: object) -> Optional[str]:
+    """Why ``name`` cannot be a run name (it becomes a directory under the durable path)."""
+    if not isinstance(name, str) or not name or len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        return "run name must be 1 to {} bytes".format(MAX_NAME_BYTES)
+    if name in (".", "..") or "/" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return (
+            "run name {!r} cannot be used as a directory name (it contains '/', a control "
+            "character such as a newline, or is '.' or '..')".format(name)
+        )
+    return None
+
+
+# -- run states -------------------------------------------------------------------------------
+class State(str, Enum):
+    """A run's state as the box's records show it (a ``str``: it is its own JSON value)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    VANISHED = "vanished"
+    CANCELLED = "cancelled"
+    REQUEUED = "requeued"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def ended(self) -> bool:
+        return self in ENDED_STATES
+
+    @classmethod
+    def parse(cls, value: object) -> Optional[State]:
+        """The state named ``value``, or None for anything else (an unreadable record)."""
+        try:
+            return cls(value)
+        except ValueError:
+            return None
+
+
+ENDED_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.VANISHED, State.CANCELLED})
+DIAGNOSIS_CAUSES = ("reboot", "oom", "killed", "hangup", "unknown")
+
+
+def _known(cls: Any, doc: Dict[str, Any]) -> Dict[str, Any]:
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in doc.items() if k in names}
+
+
+@dataclass
+class LaunchRequest:
+    """The agent's ``launch`` request: the run, and everything its target gives every job.
+
+    ``backend`` picks the box-side dispatch entry (setsid, tmux, slurm). Slurm adds the rendered
+    ``sbatch_script`` and, for an array, ``cells`` (``[{"name", "command"}]``).
+    """
+
+    run_id: str
+    name: str
+    command: List[str]
+    workdir: str
+    durable: Optional[str] = None
+    backend: str = BACKEND_SETSID
+    env: Dict[str, str] = field(default_factory=dict)
+    hf_home: Optional[str] = None
+    secrets: List[str] = field(default_factory=list)
+    target: Optional[str] = None
+    profile: Optional[str] = None
+    kill_grace_s: float = 30.0
+    spot_grace_s: Optional[float] = None
+    mtbf_s: Optional[float] = None
+    created_at: float = 0.0
+    deploy_manifest: Optional[Dict[str, Dict[str, Any]]] = None
+    pythonpath: Optional[str] = None
+    sbatch_script: Optional[str] = None
+    cells: Optional[List[Dict[str, Any]]] = None
+    array_cell: Optional[int] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, doc: Dict[str, Any]) -> LaunchRequest:
+        """The request from its JSON; an old client's ``detach`` names the backend."""
+        doc = dict(doc)
+        if "backend" not in doc and doc.get("detach"):
+            doc["backend"] = doc["detach"]
+        return cls(**_known(cls, doc))
+
+
+@dataclass
+class RunProbe:
+    """One run as the box's records show it: the ``probe`` verb's reply has one per run dir.
+
+    ``state`` is a :class:`State` value, or ``"unknown"`` when the run's records are unreadable
+    (``error`` says why); ``diagnosis`` is ``{"cause", "evidence", "gotchas"}`` or None.
+    """
+
+    run_dir: str
+    state: str
+    run_id: Optional[str] = None
+    name: Optional[str] = None
+    ckpt_dir: Optional[str] = None
+    exit_code: Optional[int] = None
+    signal: Optional[int] = None
+    pid: Optional[int] = None
+    supervisor_pid: Optional[int] = None
+    started_at: Optional[float] = None
+    ended_at: Optional[float] = None
+    heartbeat_age_s: Optional[float] = None
+    progress: Optional[Dict[str, Any]] = None
+    diagnosis: Optional[Dict[str, Any]] = None
+    cancel_requested: bool = False
+    max_rss_bytes: Optional[int] = None
+    warning: Optional[str] = None
+    error: Optional[str] = None
+    restarts: Optional[int] = None
+    slurm: Optional[Dict[str, Any]] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: Dict[str, Any]) -> RunProbe:
+        doc = _known(cls, doc)
+        doc.setdefault("run_dir", "")
+        doc.setdefault("state", "unknown")
+        return cls(**doc)
