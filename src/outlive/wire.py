@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 WIRE_VERSION = 1
 
@@ -74,21 +74,21 @@ RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_NAME_BYTES = 200
 
 
-def run_id_problem(run_id: object) -> Optional[str]:
+def run_id_problem(run_id: object) -> str | None:
     """Why ``run_id`` is not a safe run id (one path component of letters, digits, ``._-``)."""
     if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
-        return "run id {!r} is not a safe identifier".format(run_id)
+        return f"run id {run_id!r} is not a safe identifier"
     return None
 
 
-def name_problem(name: object) -> Optional[str]:
+def name_problem(name: object) -> str | None:
     """Why ``name`` cannot be a run name (it becomes a directory under the durable path)."""
     if not isinstance(name, str) or not name or len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        return "run name must be 1 to {} bytes".format(MAX_NAME_BYTES)
+        return f"run name must be 1 to {MAX_NAME_BYTES} bytes"
     if name in (".", "..") or "/" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
         return (
-            "run name {!r} cannot be used as a directory name (it contains '/', a control "
-            "character such as a newline, or is '.' or '..')".format(name)
+            f"run name {name!r} cannot be used as a directory name (it contains '/', a control "
+            "character such as a newline, or is '.' or '..')"
         )
     return None
 
@@ -113,7 +113,7 @@ class State(str, Enum):
         return self in ENDED_STATES
 
     @classmethod
-    def parse(cls, value: object) -> Optional[State]:
+    def parse(cls, value: object) -> State | None:
         """The state named ``value``, or None for anything else (an unreadable record)."""
         try:
             return cls(value)
@@ -142,22 +142,22 @@ class LaunchRequest:
     name: str
     command: List[str]
     workdir: str
-    durable: Optional[str] = None
+    durable: str | None = None
     backend: str = BACKEND_SETSID
     env: Dict[str, str] = field(default_factory=dict)
-    hf_home: Optional[str] = None
+    hf_home: str | None = None
     secrets: List[str] = field(default_factory=list)
-    target: Optional[str] = None
-    profile: Optional[str] = None
+    target: str | None = None
+    profile: str | None = None
     kill_grace_s: float = 30.0
-    spot_grace_s: Optional[float] = None
-    mtbf_s: Optional[float] = None
+    spot_grace_s: float | None = None
+    mtbf_s: float | None = None
     created_at: float = 0.0
-    deploy_manifest: Optional[Dict[str, Dict[str, Any]]] = None
-    pythonpath: Optional[str] = None
-    sbatch_script: Optional[str] = None
-    cells: Optional[List[Dict[str, Any]]] = None
-    array_cell: Optional[int] = None
+    deploy_manifest: Dict[str, Dict[str, Any]] | None = None
+    pythonpath: str | None = None
+    sbatch_script: str | None = None
+    cells: List[Dict[str, Any]] | None = None
+    array_cell: int | None = None
 
     def to_json(self) -> Dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -181,24 +181,24 @@ class RunProbe:
 
     run_dir: str
     state: str
-    run_id: Optional[str] = None
-    name: Optional[str] = None
-    ckpt_dir: Optional[str] = None
-    exit_code: Optional[int] = None
-    signal: Optional[int] = None
-    pid: Optional[int] = None
-    supervisor_pid: Optional[int] = None
-    started_at: Optional[float] = None
-    ended_at: Optional[float] = None
-    heartbeat_age_s: Optional[float] = None
-    progress: Optional[Dict[str, Any]] = None
-    diagnosis: Optional[Dict[str, Any]] = None
+    run_id: str | None = None
+    name: str | None = None
+    ckpt_dir: str | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    pid: int | None = None
+    supervisor_pid: int | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    heartbeat_age_s: float | None = None
+    progress: Dict[str, Any] | None = None
+    diagnosis: Dict[str, Any] | None = None
     cancel_requested: bool = False
-    max_rss_bytes: Optional[int] = None
-    warning: Optional[str] = None
-    error: Optional[str] = None
-    restarts: Optional[int] = None
-    slurm: Optional[Dict[str, Any]] = None
+    max_rss_bytes: int | None = None
+    warning: str | None = None
+    error: str | None = None
+    restarts: int | None = None
+    slurm: Dict[str, Any] | None = None
 
     def to_json(self) -> Dict[str, Any]:
         return asdict(self)
