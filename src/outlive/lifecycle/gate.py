@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from outlive import verify as V
-from outlive.config import Config, Target
+from outlive.backends.base import ManifestReply
+from outlive.config import Target
 from outlive.errors import TransportError, UsageError
 from outlive.lifecycle.pull import OUTPUT_PREFIX, declared_outputs, result_roots
-from outlive.lifecycle.runs import agent_for
 from outlive.profiles import Profile, load_profile
-from outlive.store import PullRecord, RunRecord, Store
+from outlive.session import Session
+from outlive.store import PullRecord, RunRecord
 
 # The box hashes every result root for the check; a big tree takes a while (the link itself is
 # still watched by ssh's keep-alives, so a dead box is reported within about a minute, U17).
@@ -184,9 +185,10 @@ def _outputs_of(target: Target, pulls: list[PullRecord]) -> list[str]:
     return [o for o in wanted if not any(o.startswith(p + "/") for p in wanted if p != o)]
 
 
-def inspect(cfg: Config, target_name: str) -> dict[str, Any]:
+def inspect(session: Session, target_name: str) -> dict[str, Any]:
     """Look at the target once: what every known run has on the box now, and whether a
     verified pull covers each file. Plain data; ``decide`` turns it into a verdict."""
+    cfg = session.cfg
     target = cfg.target(target_name)
     if target.is_local:
         raise UsageError(
@@ -194,7 +196,7 @@ def inspect(cfg: Config, target_name: str) -> dict[str, Any]:
         )
     profile = load_profile(target.profile, cfg.profile_dirs)
     facts = teardown_facts(profile)
-    with Store(cfg.state_dir) as store:
+    with session.store as store:
         runs = [r for r in store.all() if r.target == target.name]
         pulls = store.pulls([r.run_id for r in runs]) if runs else []
     by_run: dict[str, list[PullRecord]] = {}
@@ -234,7 +236,7 @@ def inspect(cfg: Config, target_name: str) -> dict[str, Any]:
     report: dict[str, Any] = {
         "target": target.name,
         "profile": profile.name,
-        "host": target.host,
+        "host": target.connection.host,
         "reachable": True,
         "error": None,
         "runs": [],
@@ -247,11 +249,10 @@ def inspect(cfg: Config, target_name: str) -> dict[str, Any]:
         "plan": None,
         "note": "outlive checks only the runs it launched; anything else on the box is unknown",
     }
-    reply: dict[str, Any] | None = None
+    reply: ManifestReply | None = None
     if runs:
         try:
-            reply = agent_for(cfg, target).call(
-                "manifest",
+            reply = session.backend(target).manifest(
                 {
                     "sets": [{"roots": s, "hash": True} for s in sets],
                     "probe_run_dirs": [r.run_dir for r in runs],
@@ -278,7 +279,7 @@ def inspect(cfg: Config, target_name: str) -> dict[str, Any]:
 def _run_view(
     rec: RunRecord,
     index: int,
-    reply: dict[str, Any] | None,
+    reply: ManifestReply | None,
     set_of: dict[str, int],
     covered: dict[str, str],
     pull_views: dict[str, list[dict[str, Any]]],

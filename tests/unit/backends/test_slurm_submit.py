@@ -15,8 +15,8 @@ import pytest
 
 from outlive.agent import box
 from outlive.agent.box import AgentError
-from outlive.backends.slurm import render, spec_for
-from outlive.config import load_config
+from outlive.backends.slurm_script import render, spec_for
+from outlive.config import SlurmOptions, load_config
 from outlive.lifecycle.runs import agent_for
 
 RUN_ID = "20260101-000000-abcdef"
@@ -52,7 +52,7 @@ def request(tmp_path: Path, **over: Any) -> dict[str, Any]:
         "workdir": str(tmp_path / "work"),
         "durable": str(tmp_path / "durable"),
         "backend": "slurm",
-        "sbatch_script": render(spec_for({"partition": "debug"}, RUN_ID, "n 'q'")),
+        "sbatch_script": render(spec_for(SlurmOptions(partition="debug"), RUN_ID, "n 'q'")),
     }
     req.update(over)
     return req
@@ -130,6 +130,7 @@ def test_a_slurm_profile_makes_a_slurm_target_driven_locally_without_host(tmp_pa
 
 def test_a_queue_file_is_one_command_per_line_as_typed(tmp_path: Path) -> None:
     from outlive.backends.slurm_launch import read_queue_file
+
     from outlive.errors import UsageError
 
     queue = tmp_path / "queue.txt"
