@@ -81,7 +81,9 @@ def test_a_remote_target_keeps_its_values(tmp_path):
         toml=BOX + 'port = 2222\nuser = "root"\nkill_grace_s = 5\nenv = { A = "1" }\n',
     )
     box = load_config(d).target("box")
-    assert (box.connection.host, box.connection.port, box.connection.user, box.placement.workdir) == ("10.0.0.5", 2222, "root", "/srv/run")
+    conn = box.connection
+    assert (conn.host, conn.port, conn.user) == ("10.0.0.5", 2222, "root")
+    assert box.placement.workdir == "/srv/run" and conn.transport == "ssh"
     assert box.policy.kill_grace_s == 5 and box.policy.env == {"A": "1"} and not box.is_local
 
 
@@ -92,7 +94,8 @@ def test_local_target_takes_grace_env_and_durable_from_its_table(tmp_path):
     )
     local = load_config(d).target(LOCAL)
     assert local.policy.kill_grace_s == 1 and local.policy.env == {"OMP_NUM_THREADS": "3"}
-    assert local.placement.durable == str((d / "ck").resolve()) and local.placement.workdir == str(d)
+    assert local.placement.durable == str((d / "ck").resolve())
+    assert local.placement.workdir == str(d)
 
 
 def test_the_project_root_is_found_from_a_subdirectory(tmp_path):
