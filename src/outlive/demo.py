@@ -116,8 +116,8 @@ def _wait(session: Session, run_id: str, done: Callable[[RunStatus], bool]) -> R
 
 
 def _step(st: RunStatus) -> int:
-    progress = st.progress or {}
-    return int(progress.get("step", 0))
+    step = (st.progress or {}).get("step")
+    return step if isinstance(step, int) else 0
 
 
 def _checkpoint_steps(ckpt_dir: Path) -> list[int]:

@@ -7,8 +7,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypedDict
 
 from outlive.wire import DIAGNOSIS_CAUSES, RunProbe, State
 
@@ -30,6 +31,20 @@ STATUS_KEYS = (
 )
 # Shown only when the box reported them.
 EXTRA_KEYS = ("max_rss_bytes", "warning", "error", "cancel_requested", "restarts", "slurm")
+
+
+class SlurmView(TypedDict, total=False):
+    """The scheduler's view of a Slurm run, as the box's agent reports it."""
+
+    job_id: str | None
+    state: str | None  # squeue/sacct's own word: PENDING, RUNNING, REQUEUED, TIMEOUT, ...
+    reason: str | None
+    restarts: int
+    node: str | None
+    time_limit: str | None
+    attempts: int
+    save_s: float | None  # the longest TERM → exit measured so far (sizes the signal lead)
+    error: str  # squeue/sacct could not be asked
 
 
 @dataclass(frozen=True)
@@ -74,7 +89,7 @@ class RunStatus:
     started_at: float | None = None
     ended_at: float | None = None
     heartbeat_age_s: float | None = None
-    progress: dict[str, Any] | None = None  # the job's own progress() record, any JSON
+    progress: Mapping[str, object] | None = None  # the job's own progress() record, any JSON
     diagnosis: Diagnosis | None = None
     # reported by the box only when they apply
     max_rss_bytes: int | None = None
@@ -82,7 +97,7 @@ class RunStatus:
     error: str | None = None
     cancel_requested: bool | None = None
     restarts: int | None = None
-    slurm: dict[str, Any] | None = None  # the scheduler's view: job id, state, reason, save_s
+    slurm: SlurmView | None = None
     # the box did not answer: this is the registry's last-seen state
     stale: bool = False
     unreachable: str | None = None
@@ -92,8 +107,9 @@ class RunStatus:
     def ended(self) -> bool:
         return self.state.ended
 
-    def to_json(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {k: getattr(self, k) for k in STATUS_KEYS}
+    def to_json(self) -> dict[str, object]:
+        """The ``status --json`` row (DESIGN.md), key for key and in this order."""
+        doc: dict[str, object] = {k: getattr(self, k) for k in STATUS_KEYS}
         doc["state"] = self.state.value
         doc["diagnosis"] = self.diagnosis.to_json() if self.diagnosis else None
         doc.update(
@@ -109,9 +125,9 @@ class RunStatus:
         return doc
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> RunStatus:
+    def from_json(cls, doc: Mapping[str, Any]) -> RunStatus:
         """A row as ``to_json`` wrote it (the registry's cache of the last look)."""
-        return cls(
+        base = cls(
             run_id=str(doc.get("run_id")),
             name=str(doc.get("name")),
             target=str(doc.get("target")),
@@ -120,20 +136,36 @@ class RunStatus:
             run_dir=str(doc.get("run_dir") or ""),
             ckpt_dir=str(doc.get("ckpt_dir") or ""),
             created_at=doc.get("created_at"),
-            **_reported(doc),
         )
+        return _with_reported(base, doc)
 
 
-def _reported(doc: dict[str, Any]) -> dict[str, Any]:
-    """The fields a probe (or a cached row) reports, typed, with which extras it carried."""
-    out: dict[str, Any] = {
-        k: doc.get(k) for k in STATUS_KEYS if k not in ("run_id", "name", "target", "state")
-    }
-    out["diagnosis"] = Diagnosis.from_json(doc.get("diagnosis"))
-    extras = tuple(k for k in EXTRA_KEYS if doc.get(k) is not None)
-    out.update({k: doc[k] for k in extras})
-    out["_extra_keys"] = extras
-    return out
+def _with_reported(st: RunStatus, doc: Mapping[str, Any], *, extras: bool = True) -> RunStatus:
+    """``st`` with the fields a probe (or a cached row) reports; the extras only if asked."""
+    st = replace(
+        st,
+        exit_code=doc.get("exit_code"),
+        signal=doc.get("signal"),
+        pid=doc.get("pid"),
+        supervisor_pid=doc.get("supervisor_pid"),
+        started_at=doc.get("started_at"),
+        ended_at=doc.get("ended_at"),
+        heartbeat_age_s=doc.get("heartbeat_age_s"),
+        progress=doc.get("progress"),
+        diagnosis=Diagnosis.from_json(doc.get("diagnosis")),
+    )
+    if not extras:
+        return st
+    return replace(
+        st,
+        max_rss_bytes=doc.get("max_rss_bytes"),
+        warning=doc.get("warning"),
+        error=doc.get("error"),
+        cancel_requested=doc.get("cancel_requested"),
+        restarts=doc.get("restarts"),
+        slurm=doc.get("slurm"),
+        _extra_keys=tuple(k for k in EXTRA_KEYS if doc.get(k) is not None),
+    )
 
 
 def merged(
@@ -148,30 +180,26 @@ def merged(
     created_at: float,
 ) -> RunStatus:
     """The box's answer for one run, completed by what the registry knows about it."""
-    reported = _reported(probe.to_json())
     state = State.parse(probe.state)
-    if state is None:  # the run's records on the box are unreadable: say so, never guess
-        state = State.VANISHED
-        reported["diagnosis"] = Diagnosis(
-            cause="unknown",
-            evidence=(probe.error or "the run's records on the box are unreadable",),
-            gotchas=("U3",),
-        )
-    return RunStatus(
+    base = RunStatus(
         run_id=run_id,
         name=name,
         target=target,
-        state=state,
+        state=state or State.VANISHED,
         command=tuple(command),
         run_dir=run_dir,
         ckpt_dir=ckpt_dir,
         created_at=created_at,
-        **reported,
     )
+    st = _with_reported(base, probe.to_json())
+    if state is None:  # the run's records on the box are unreadable: say so, never guess
+        why = probe.error or "the run's records on the box are unreadable"
+        st = replace(st, diagnosis=Diagnosis(cause="unknown", evidence=(why,), gotchas=("U3",)))
+    return st
 
 
 def stale(
-    last: dict[str, Any] | None,
+    last: RunStatus | None,
     *,
     run_id: str,
     name: str,
@@ -184,11 +212,7 @@ def stale(
     error: str,
 ) -> RunStatus:
     """What the registry last saw of a run whose box did not answer (GEN8, U3): never dead."""
-    reported = _reported(last or {})
-    reported["_extra_keys"] = ()
-    for k in EXTRA_KEYS:
-        reported.pop(k, None)
-    return RunStatus(
+    base = RunStatus(
         run_id=run_id,
         name=name,
         target=target,
@@ -199,5 +223,26 @@ def stale(
         created_at=created_at,
         stale=True,
         unreachable=error,
-        **reported,
+    )
+    if last is None:
+        return base
+    return replace(
+        last,
+        run_id=run_id,
+        name=name,
+        target=target,
+        state=base.state,
+        command=base.command,
+        run_dir=run_dir,
+        ckpt_dir=ckpt_dir,
+        created_at=created_at,
+        max_rss_bytes=None,
+        warning=None,
+        error=None,
+        cancel_requested=None,
+        restarts=None,
+        slurm=None,
+        stale=True,
+        unreachable=error,
+        _extra_keys=(),
     )

@@ -64,7 +64,7 @@ class SlurmBackend(AgentBackend):
         for rec in self.records():
             if rec.target != self.target.name or rec.name != name or not rec.status:
                 continue
-            save_s = (rec.status.get("slurm") or {}).get("save_s")
+            save_s = (rec.status.slurm or {}).get("save_s")
             if isinstance(save_s, (int, float)) and save_s > 0:
                 seen.append(float(save_s))
         return max(seen) if seen else None

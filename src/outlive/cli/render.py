@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from rich.console import Console, Group
@@ -60,7 +61,7 @@ def _duration(seconds: float | None) -> str:
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
-def _progress_text(progress: dict[str, Any] | None) -> str:
+def _progress_text(progress: Mapping[str, object] | None) -> str:
     if not progress:
         return "-"
     metrics = [

@@ -179,7 +179,7 @@ def status(session: Session, refs: Iterable[str] = ()) -> list[RunStatus]:
                 for look in looks:
                     results.update(look)
         out = [results[rec.run_id] for rec in records]
-        store.update_many([(st.run_id, st.state.value, st.to_json()) for st in out if not st.stale])
+        store.update_many([st for st in out if not st.stale])
     return out
 
 
