@@ -1,65 +1,113 @@
-"""The command line, defined once: every command is a name, its help, a frozen dataclass of its
-arguments (each field carries its flags and help) and its handler as a ``"module:function"``
+"""The command line, defined once: every command is a name, its help, a class of its arguments
+(each field carries its flags, help and default) and its handler as a ``"module:function"``
 reference, imported only when that command runs. ``outlive.cli.parser`` turns this table into
 argparse parsers; the daemon parses ``status`` with the same table.
 
-A field's type says how it parses: ``bool`` is a flag, ``T | None`` an optional value, ``list[T]``
-a repeatable option or a variadic positional, and a ``rest()`` field takes the command after
-``--``, unparsed.
+A field's annotation says how it parses: ``bool`` is a flag, ``T | None`` an optional value,
+``list[T]`` a repeatable option or a variadic positional, and a ``rest()`` field takes the command
+after ``--``, unparsed. The argument classes are plain classes, not dataclasses: creating two
+dozen dataclasses would cost ~20 ms on every start, and ``run`` and ``status`` are hot.
 """
-
-# The field helpers below return `dataclasses.field(...)` objects, which RUF009 cannot see.
-# ruff: noqa: RUF009
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-A = TypeVar("A")
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_REQUIRED: Any = object()
 
 
-@dataclass(frozen=True)
 class Spec:
-    """How one field of an arguments dataclass appears on the command line."""
+    """How one field of an arguments class appears on the command line, and its default."""
 
-    flags: tuple[str, ...]  # empty: a positional argument
-    help: str
-    metavar: str | None = None
-    negatable: bool = False  # --x / --no-x
-    rest: bool = False  # the command after `--`
+    __slots__ = ("default", "flags", "help", "metavar", "negatable", "rest")
+
+    def __init__(
+        self,
+        flags: tuple[str, ...],  # empty: a positional argument
+        help: str,
+        *,
+        metavar: str | None = None,
+        default: object = _REQUIRED,
+        negatable: bool = False,  # --x / --no-x
+        rest: bool = False,  # the command after `--`
+    ) -> None:
+        self.flags, self.help, self.metavar = flags, help, metavar
+        self.default, self.negatable, self.rest = default, negatable, rest
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+    def initial(self) -> object:
+        """The value when the command line does not give one (a fresh list for lists)."""
+        return list(self.default) if isinstance(self.default, list) else self.default
 
 
-def _field(spec: Spec, **kw: Any) -> Any:
-    return field(metadata={"cli": spec}, **kw)
+class Args:
+    """Base of the arguments classes: each annotated class attribute is a field, in order, whose
+    class value is its ``Spec``; an instance holds the parsed values and is read-only."""
+
+    @classmethod
+    def fields(cls) -> list[tuple[str, str, Spec]]:
+        """(name, annotation, spec) of each field, in order."""
+        # own annotations only (Python >= 3.10); strings, by `from __future__ import annotations`;
+        # inspect.get_annotations would import inspect (~5 ms) on the hot path
+        notes: dict[str, str] = cls.__annotations__
+        return [(name, note, cls.__dict__[name]) for name, note in notes.items()]
+
+    def __init__(self, **values: object) -> None:
+        for name, _, spec in self.fields():
+            if name in values:
+                value = values.pop(name)
+            elif spec.required:
+                raise TypeError(f"{type(self).__name__} needs {name}")
+            else:
+                value = spec.initial()
+            object.__setattr__(self, name, value)
+        if values:
+            raise TypeError(f"{type(self).__name__} has no field {', '.join(sorted(values))}")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({inner})"
 
 
-def arg(help: str, *, metavar: str | None = None, default: Any = ...) -> Any:
-    """A positional argument; with a ``default`` (or a list type) it may be left out."""
-    kw: dict[str, Any] = {} if default is ... else {"default": default}
-    return _field(Spec((), help, metavar), **kw)
+A = TypeVar("A", bound=Args)
+
+
+def arg(help: str, *, metavar: str | None = None, default: Any = _REQUIRED) -> Any:
+    """A positional argument; with a ``default`` it may be left out."""
+    return Spec((), help, metavar=metavar, default=default)
 
 
 def many(help: str, *flags: str, metavar: str | None = None) -> Any:
     """A repeatable option (``flags``) or a variadic positional (no flags); empty by default."""
-    return _field(Spec(flags, help, metavar), default_factory=list)
+    return Spec(flags, help, metavar=metavar, default=[])
 
 
 def opt(*flags: str, help: str, default: Any = None, metavar: str | None = None) -> Any:
     """An option taking a value."""
-    return _field(Spec(flags, help, metavar), default=default)
+    return Spec(flags, help, metavar=metavar, default=default)
 
 
 def flag(*flags: str, help: str, default: bool = False, negatable: bool = False) -> Any:
     """A boolean flag; ``negatable`` adds ``--no-X``."""
-    return _field(Spec(flags, help, negatable=negatable), default=default)
+    return Spec(flags, help, default=default, negatable=negatable)
 
 
 def rest(help: str) -> Any:
     """The command after ``--``, taken as it is (words before ``--`` are accepted too)."""
-    return _field(Spec((), help, "CMD", rest=True), default_factory=list)
+    return Spec((), help, metavar="CMD", default=[], rest=True)
 
 
 def json_flag() -> Any:
@@ -69,26 +117,22 @@ def json_flag() -> Any:
 # -- the project and its runs -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class InitArgs:
+class InitArgs(Args):
     force: bool = flag("--force", help="Overwrite an existing outlive.toml.", negatable=True)
 
 
-@dataclass(frozen=True, kw_only=True)
-class TargetsArgs:
+class TargetsArgs(Args):
     as_json: bool = json_flag()
 
 
-@dataclass(frozen=True, kw_only=True)
-class TargetArgs:
+class TargetArgs(Args):
     """A command on one target (``push``)."""
 
     target: str = arg("Target name.")
     as_json: bool = json_flag()
 
 
-@dataclass(frozen=True, kw_only=True)
-class RunArgs:
+class RunArgs(Args):
     command: list[str] = rest("The command, after `--`.")
     target: str = opt("-t", "--target", help="Target name.", default="local")
     name: str | None = opt("--name", help="Run name; the same name resumes the same checkpoints.")
@@ -106,21 +150,18 @@ class RunArgs:
     as_json: bool = json_flag()
 
 
-@dataclass(frozen=True, kw_only=True)
-class StatusArgs:
+class StatusArgs(Args):
     runs: list[str] = many("Run ids or names (default: all).", metavar="RUN")
     as_json: bool = json_flag()
 
 
-@dataclass(frozen=True, kw_only=True)
-class LogsArgs:
+class LogsArgs(Args):
     run_ref: str = arg("Run id or name.", metavar="RUN")
     follow: bool = flag("-f", "--follow", help="Follow until the run ends.")
     lines: int = opt("-n", "--lines", help="Lines from the end.", default=20)
 
 
-@dataclass(frozen=True, kw_only=True)
-class WatchArgs:
+class WatchArgs(Args):
     run_ref: str = arg("Run id or name.", metavar="RUN")
     interval_s: float = opt("--interval-s", help="Seconds between looks.", default=1.0)
     stall_s: float = opt(
@@ -128,16 +169,14 @@ class WatchArgs:
     )
 
 
-@dataclass(frozen=True, kw_only=True)
-class RunRefArgs:
+class RunRefArgs(Args):
     """A command on one run (``cancel``, ``doctor``)."""
 
     run_ref: str = arg("Run id or name.", metavar="RUN")
     as_json: bool = json_flag()
 
 
-@dataclass(frozen=True, kw_only=True)
-class DemoArgs:
+class DemoArgs(Args):
     steps: int = opt("--steps", help="Training steps of the toy run.", default=300)
     keep: bool = flag("--keep", help="Keep the demo's project directory.", negatable=True)
 
@@ -145,27 +184,23 @@ class DemoArgs:
 # -- the catalog, the box, results ------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class ProfilesArgs:
+class ProfilesArgs(Args):
     name: str | None = arg("Profile name (default: all).", default=None)
     as_json: bool = json_flag()
 
 
-@dataclass(frozen=True, kw_only=True)
-class ExplainArgs:
+class ExplainArgs(Args):
     source: str = arg("A log file, '-' for stdin, or a run.", metavar="FILE|RUN")
     as_json: bool = json_flag()
 
 
-@dataclass(frozen=True, kw_only=True)
-class GotchaArgs:
+class GotchaArgs(Args):
     gotcha_id: str | None = arg("e.g. U6, RP4.", metavar="ID", default=None)
     search_words: str | None = opt("--search", help="Entries containing all these words.")
     as_json: bool = json_flag()
 
 
-@dataclass(frozen=True, kw_only=True)
-class UpArgs:
+class UpArgs(Args):
     target: str = arg("Target name.")
     as_json: bool = json_flag()
     torch: bool = flag(
@@ -176,15 +211,13 @@ class UpArgs:
     )
 
 
-@dataclass(frozen=True, kw_only=True)
-class SmokeArgs:
+class SmokeArgs(Args):
     command: list[str] = rest("The command, after `--`.")
     timeout_s: float = opt("--timeout-s", help="Give up after this many seconds.", default=300.0)
     as_json: bool = json_flag()
 
 
-@dataclass(frozen=True, kw_only=True)
-class PullArgs:
+class PullArgs(Args):
     run_ref: str = arg("Run id, name or id prefix.", metavar="RUN")
     to: Path | None = opt(
         "--to", help="Local directory (default .outlive/pulled/<run-name>/<run-id>/)."
@@ -209,14 +242,12 @@ class PullArgs:
     as_json: bool = json_flag()
 
 
-@dataclass(frozen=True, kw_only=True)
-class VerifyArgs:
+class VerifyArgs(Args):
     directory: Path = arg("A directory made by pull.", metavar="DIR")
     as_json: bool = json_flag()
 
 
-@dataclass(frozen=True, kw_only=True)
-class DownArgs:
+class DownArgs(Args):
     target: str = arg("Target name.")
     confirm: str | None = opt(
         "--confirm", help="The target's name, typed (non-interactive).", metavar="NAME"
@@ -230,22 +261,19 @@ class DownArgs:
     as_json: bool = json_flag()
 
 
-@dataclass(frozen=True, kw_only=True)
-class SecretPushArgs:
+class SecretPushArgs(Args):
     target: str = arg("Target name.")
     name: str = arg("Secret name, e.g. HF_TOKEN.")
     from_env: str | None = opt("--from-env", help="Read the value from this local env var.")
     as_json: bool = json_flag()
 
 
-@dataclass(frozen=True, kw_only=True)
-class TunnelArgs:
+class TunnelArgs(Args):
     target: str = arg("Target name.")
     ports: str = arg("Remote port[:local port].", metavar="PORT[:LOCAL]")
 
 
-@dataclass(frozen=True, kw_only=True)
-class JsonArgs:
+class JsonArgs(Args):
     """A command whose only option is ``--json`` (``ls``, ``daemon status|stop``)."""
 
     as_json: bool = json_flag()
@@ -254,14 +282,14 @@ class JsonArgs:
 # -- the table ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Command(Generic[A]):
     """One command: ``name`` is one word, or ``"group sub"`` for a sub-command."""
 
-    name: str
-    help: str
-    args: type[A]
-    handler: str  # "module:function", imported only when the command runs
+    __slots__ = ("args", "handler", "help", "name")
+
+    def __init__(self, name: str, help: str, args: type[A], handler: str) -> None:
+        self.name, self.help, self.args = name, help, args
+        self.handler = handler  # "module:function", imported only when the command runs
 
     def load(self) -> Callable[[A], int]:
         """The handler function (imported now)."""

@@ -5,35 +5,35 @@ is built (start-up time); help comes back as text to print, and a usage error is
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, NoReturn
 
-from outlive.cli.grammar import COMMANDS, DESCRIPTION, GROUPS, Command, Spec, find
+from outlive.cli.grammar import COMMANDS, DESCRIPTION, GROUPS, Command, find
 from outlive.errors import UsageError
 
 _HELP = ("-h", "--help")
+_TYPES: dict[str, type[Any]] = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path}
 
 
-@dataclass(frozen=True)
 class Invocation:
-    """A parsed command line: the command and its arguments dataclass."""
+    """A parsed command line: the command and its arguments."""
 
-    command: Command[Any]
-    args: object
+    __slots__ = ("args", "command")
+
+    def __init__(self, command: Command[Any], args: object) -> None:
+        self.command, self.args = command, args
 
     def run(self) -> int:
         return self.command.load()(self.args)
 
 
-@dataclass(frozen=True)
 class Help:
     """Help text to print on stdout, and the exit code after it (2: no command was given)."""
 
-    text: str
-    exit_code: int = 0
+    __slots__ = ("exit_code", "text")
+
+    def __init__(self, text: str, exit_code: int = 0) -> None:
+        self.text, self.exit_code = text, exit_code
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,46 +63,42 @@ def parse(argv: list[str]) -> Invocation | Help:
 
 def parse_command(cmd: Command[Any], argv: list[str]) -> Invocation | Help:
     """``argv`` as the arguments of ``cmd``; a ``rest()`` field takes everything after ``--``."""
-    fields = dataclasses.fields(cmd.args)
-    rest_field = next((f.name for f in fields if _spec(f).rest), None)
+    fields = cmd.args.fields()
+    rest_field = next((name for name, _, spec in fields if spec.rest), None)
     own, after = argv, list[str]()
+    help_zone = argv
     if "--" in argv:
         cut = argv.index("--")
+        help_zone = argv[:cut]
         if rest_field is not None:
             own, after = argv[:cut], argv[cut + 1 :]
-        help_zone = argv[:cut]
-    else:
-        help_zone = argv
     parser = build(cmd)
     if any(a in _HELP for a in help_zone):
         return Help(parser.format_help())
     values = vars(parser.parse_args(own))
-    values.pop("help", None)
-    hints = typing.get_type_hints(cmd.args)
-    for f in fields:
-        if values[f.name] is None and _shape(hints[f.name])[1]:
-            values[f.name] = []  # an append option never given
+    del values["help"]
+    for name, annotation, _ in fields:
+        if values[name] is None and _shape(annotation)[1]:
+            values[name] = []  # an append option never given
     if rest_field is not None:
         values[rest_field] = [*values[rest_field], *after]
     return Invocation(cmd, cmd.args(**values))
 
 
 def build(cmd: Command[Any]) -> argparse.ArgumentParser:
-    """The argparse parser of one command, from its arguments dataclass."""
+    """The argparse parser of one command, from its arguments class."""
     parser = _Parser(
         prog=f"outlive {cmd.name}", description=cmd.help, add_help=False, allow_abbrev=False
     )
     parser.add_argument(*_HELP, action="store_true", help="Show this help and exit.")
-    hints = typing.get_type_hints(cmd.args)
-    for f in dataclasses.fields(cmd.args):
-        spec = _spec(f)
-        kind, repeated = _shape(hints[f.name])
+    for name, annotation, spec in cmd.args.fields():
+        kind, repeated = _shape(annotation)
         kw: dict[str, Any] = {"help": spec.help}
         if spec.metavar is not None:
             kw["metavar"] = spec.metavar
         if kind is bool:
             action = argparse.BooleanOptionalAction if spec.negatable else "store_true"
-            parser.add_argument(*spec.flags, dest=f.name, action=action, default=f.default, **kw)
+            parser.add_argument(*spec.flags, dest=name, action=action, default=spec.default, **kw)
             continue
         if kind is not str:
             kw["type"] = kind
@@ -110,33 +106,25 @@ def build(cmd: Command[Any]) -> argparse.ArgumentParser:
             if repeated:
                 kw.update(action="append", default=None)
             else:
-                kw["default"] = f.default
-            parser.add_argument(*spec.flags, dest=f.name, **kw)
+                kw["default"] = spec.default
+            parser.add_argument(*spec.flags, dest=name, **kw)
             continue
-        kw.setdefault("metavar", f.name.upper())
+        kw.setdefault("metavar", name.upper())
         if repeated:
             kw["nargs"] = "*"
-        elif f.default is not dataclasses.MISSING:
-            kw.update(nargs="?", default=f.default)
-        parser.add_argument(f.name, **kw)
+        elif not spec.required:
+            kw.update(nargs="?", default=spec.default)
+        parser.add_argument(name, **kw)
     return parser
 
 
-def _spec(f: dataclasses.Field[Any]) -> Spec:
-    spec = f.metadata["cli"]
-    if not isinstance(spec, Spec):  # pragma: no cover - a grammar mistake
-        raise TypeError(f"field {f.name} has no command-line spec")
-    return spec
-
-
-def _shape(hint: Any) -> tuple[type[Any], bool]:
-    """(element type, repeated) of a field's type: ``int | None`` → (int, False), ``list[str]``
-    → (str, True)."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    if typing.get_origin(hint) is list:
-        return typing.get_args(hint)[0], True
-    return hint, False
+def _shape(annotation: str) -> tuple[type[Any], bool]:
+    """(element type, repeated) of a field's annotation: ``"int | None"`` → (int, False),
+    ``"list[str]"`` → (str, True)."""
+    bare = annotation.removesuffix(" | None")
+    if bare.startswith("list[") and bare.endswith("]"):
+        return _TYPES[bare[5:-1]], True
+    return _TYPES[bare], False
 
 
 def top_help() -> str:
@@ -152,9 +140,8 @@ def top_help() -> str:
 def group_help(group: str) -> str:
     """``outlive GROUP --help``: the group's sub-commands."""
     rows = [(c.name, c.help) for c in COMMANDS if c.name.startswith(group + " ")]
-    return (
-        f"usage: outlive {group} COMMAND [ARGS]...\n\n{GROUPS[group]}\n\ncommands:\n{_table(rows)}"
-    )
+    head = f"usage: outlive {group} COMMAND [ARGS]...\n\n{GROUPS[group]}\n\n"
+    return head + f"commands:\n{_table(rows)}"
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
