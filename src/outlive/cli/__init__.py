@@ -26,8 +26,14 @@ def main() -> None:
             sys.exit(parsed.exit_code)
         sys.exit(parsed.run())
     except OutliveError as exc:
-        sys.stderr.write(f"outlive: {exc}\n")
+        _note(str(exc))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        sys.stderr.write("outlive: interrupted\n")
+        _note("interrupted")
         sys.exit(130)
+
+
+def _note(message: str) -> None:
+    from outlive.cli.output import note
+
+    note(message)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from outlive.cli.grammar import DemoArgs, InitArgs, TargetArgs, TargetsArgs
-from outlive.cli.output import echo, emit_json
+from outlive.cli.output import echo, emit_json, note
 
 
 def init(args: InitArgs) -> int:
@@ -59,7 +58,7 @@ def push(args: TargetArgs) -> int:
             f"to {result['target']}; the box's copy matches by SHA-256"
         )
     else:
-        sys.stderr.write("outlive: the box's copy differs: " + "; ".join(result["problems"]) + "\n")
+        note("the box's copy differs: " + "; ".join(result["problems"]))
     return 0 if result["verified"] else 1
 
 

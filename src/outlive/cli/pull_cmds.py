@@ -40,10 +40,10 @@ def pull(args: PullArgs) -> int:
             f"{u['label']}: {u['error']}" for u in result["transfer"]["units"] if not u["ok"]
         ]
         problems += result["verify"]["problems"]
-        sys.stderr.write(
-            f"outlive: the pull of {result['name']!r} did not verify ({problems[0]}"
+        note(
+            f"the pull of {result['name']!r} did not verify ({problems[0]}"
             + (f"; and {len(problems) - 1} more" if len(problems) > 1 else "")
-            + "); run the same pull again: finished files are skipped, half files resume (U12)\n"
+            + "); run the same pull again: finished files are skipped, half files resume (U12)"
         )
         return 1
     return 0
@@ -138,10 +138,9 @@ def verify(args: VerifyArgs) -> int:
         for msg in report.notes:
             con.print(f"  note: {msg}", markup=False)
     if not report.ok:
-        sys.stderr.write(
-            f"outlive: {directory} does not match its manifest: {'; '.join(report.problems[:5])}"
+        note(
+            f"{directory} does not match its manifest: {'; '.join(report.problems[:5])}"
             + (f"; and {len(report.problems) - 5} more" if len(report.problems) > 5 else "")
-            + "\n"
         )
         return 1
     return 0

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from outlive.cli.grammar import JsonArgs, LogsArgs, RunArgs, RunRefArgs, StatusArgs, WatchArgs
-from outlive.cli.output import echo, emit_json
+from outlive.cli.output import echo, emit_json, note
 
 
 def do_run(req: RunArgs) -> int:
@@ -124,7 +124,7 @@ def logs(args: LogsArgs) -> int:
         for chunk in runs.follow(cfg, args.run_ref, args.lines):
             if isinstance(chunk, TransportError):
                 if not warned:
-                    sys.stderr.write(f"outlive: {chunk} — retrying\n")
+                    note(f"{chunk} — retrying")
                     warned = True
                 continue
             warned = False
