@@ -6,7 +6,8 @@ argparse parsers; the daemon parses ``status`` with the same table.
 A field's annotation says how it parses: ``bool`` is a flag, ``T | None`` an optional value,
 ``list[T]`` a repeatable option or a variadic positional, and a ``rest()`` field takes the command
 after ``--``, unparsed. The argument classes are plain classes, not dataclasses: creating two
-dozen dataclasses would cost ~20 ms on every start, and ``run`` and ``status`` are hot.
+dozen dataclasses costs ~13 ms of every start (this module: ~1.5 ms), and ``run`` and ``status``
+are hot.
 """
 
 from __future__ import annotations

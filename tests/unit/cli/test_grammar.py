@@ -62,7 +62,7 @@ def test_every_contract_command_is_defined_with_its_options(name: str) -> None:
     assert _options(name) == CONTRACT[name]
 
 
-def test_every_handler_imports_and_takes_its_arguments_dataclass() -> None:
+def test_every_handler_imports_and_takes_its_arguments_class() -> None:
     import inspect
 
     for cmd in COMMANDS:
@@ -169,6 +169,8 @@ def test_smoke_takes_the_command_after_the_double_dash() -> None:
 def test_status_and_negatable_flags() -> None:
     assert _args(["status", "a", "b", "--json"]) == StatusArgs(runs=["a", "b"], as_json=True)
     assert _args(["status"]) == StatusArgs()
+    with pytest.raises(AttributeError):
+        StatusArgs().as_json = True  # parsed arguments are read-only
     assert _args(["up", "box"]) == UpArgs(target="box", torch=True)
     assert _args(["up", "box", "--no-torch"]) == UpArgs(target="box", torch=False)
 
