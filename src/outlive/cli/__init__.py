@@ -1,5 +1,6 @@
-"""The ``outlive`` command line (typer + rich). Exit codes: 0 ok, 1 the checked thing failed,
-2 usage or configuration error; errors are one sentence on stderr."""
+"""The ``outlive`` command line: one definition per command (``grammar``), parsed with argparse
+(``parser``), handlers imported only for the command that runs. Exit codes: 0 ok, 1 the checked
+thing failed, 2 usage or configuration error; errors are one sentence on stderr."""
 
 from __future__ import annotations
 
@@ -9,24 +10,30 @@ from outlive.errors import OutliveError
 
 
 def main() -> None:
+    argv = sys.argv[1:]
     try:
-        if sys.argv[1:2] == ["status"]:
+        if argv[:1] == ["status"]:
             from outlive.daemon.client import status_via_daemon
 
-            served = status_via_daemon(sys.argv[1:])
+            served = status_via_daemon(argv)
             if served is not None:
                 sys.exit(served)
-        from outlive.cli.fast import try_fast
+        from outlive.cli.parser import Help, parse
 
-        code = try_fast(sys.argv[1:])
-        if code is not None:
-            sys.exit(code)
-        from outlive.cli.app import app
-
-        app()
+        parsed = parse(argv)
+        if isinstance(parsed, Help):
+            sys.stdout.write(parsed.text)
+            sys.exit(parsed.exit_code)
+        sys.exit(parsed.run())
     except OutliveError as exc:
-        sys.stderr.write(f"outlive: {exc}\n")
+        _note(str(exc))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
-        sys.stderr.write("outlive: interrupted\n")
+        _note("interrupted")
         sys.exit(130)
+
+
+def _note(message: str) -> None:
+    from outlive.cli.output import note
+
+    note(message)

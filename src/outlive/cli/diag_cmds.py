@@ -2,62 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from outlive.cli.app import JsonOpt, _emit_json, app
-from outlive.session import Session
+from outlive.cli.grammar import RunRefArgs, SmokeArgs, UpArgs
+from outlive.cli.output import echo, emit_json
 
 _STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "SKIP": "dim"}
 
 
-@app.command()
-def up(
-    target: Annotated[str, typer.Argument(help="Target name.")],
-    as_json: JsonOpt = False,
-    torch: Annotated[
-        bool, typer.Option(help="Probe torch for the CUDA triangle (up to 30 s).")
-    ] = True,
-) -> None:
-    """Phase-0 audit of TARGET: PASS / WARN / FAIL per check with gotcha IDs; exit 1 on FAIL."""
+def up(args: UpArgs) -> int:
     from outlive.diagnose.runner import run_audit
+    from outlive.session import Session
 
-    report = run_audit(Session.open(), target, probe_torch=torch)
-    if as_json:
-        _emit_json(report)
+    report = run_audit(Session.open(), args.target, probe_torch=args.torch)
+    if args.as_json:
+        emit_json(report)
     else:
         _render_checks(f"outlive up {report['target']}", report["checks"])
-        verdict = "ok" if report["ok"] else "FAIL: fix the failed checks before paying for a run"
-        typer.echo(verdict)
-    if not report["ok"]:
-        raise typer.Exit(1)
+        echo("ok" if report["ok"] else "FAIL: fix the failed checks before paying for a run")
+    return 0 if report["ok"] else 1
 
 
-@app.command()
-def doctor(
-    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id or name.")],
-    as_json: JsonOpt = False,
-) -> None:
-    """Why RUN died or is slow: the vanished ladder, GPU health, disks, threads vs the quota."""
+def doctor(args: RunRefArgs) -> int:
     from outlive.diagnose.runner import run_doctor
+    from outlive.session import Session
 
-    report = run_doctor(Session.open(), run_ref)
-    if as_json:
-        _emit_json(report)
-        return
+    report = run_doctor(Session.open(), args.run_ref)
+    if args.as_json:
+        emit_json(report)
+        return 0
     diag = report["diagnosis"]
     head = f"run {report['run_id']}: {report['state']}"
     if diag:
         head += f", cause {diag['cause']} ({', '.join(diag.get('gotchas') or [])})"
-    typer.echo(head)
+    echo(head)
     for line in (diag or {}).get("evidence") or []:
-        typer.echo(f"  - {line}")
+        echo(f"  - {line}")
     _render_checks("checks", report["checks"])
     if report["could_not_check"]:
-        typer.echo("could not check:")
+        echo("could not check:")
         for line in report["could_not_check"]:
-            typer.echo(f"  - {line}")
+            echo(f"  - {line}")
+    return 0
 
 
 def _render_checks(title: str, checks: list[dict[str, Any]]) -> None:
@@ -81,16 +67,7 @@ def _render_checks(title: str, checks: list[dict[str, Any]]) -> None:
     Console(highlight=False, soft_wrap=False).print(table)
 
 
-@app.command(context_settings={"ignore_unknown_options": True})
-def smoke(
-    command: Annotated[list[str], typer.Argument(help="The command, after `--`.")],
-    timeout_s: Annotated[
-        float, typer.Option("--timeout-s", help="Give up after this many seconds.")
-    ] = 300.0,
-    as_json: JsonOpt = False,
-) -> None:
-    """Run CMD here, in the foreground, for 1-2 steps (OUTLIVE_SMOKE=1, a throwaway checkpoint
-    dir) before paying for a GPU; on failure, match its output against the gotcha catalog."""
+def smoke(args: SmokeArgs) -> int:
     import os
     import subprocess
     import sys
@@ -98,8 +75,12 @@ def smoke(
     import time
     from pathlib import Path
 
+    from outlive.errors import UsageError
     from outlive.gotchas import explain_text
 
+    command, timeout_s = args.command, args.timeout_s
+    if not command:
+        raise UsageError("no command given; put it after `--` (see `outlive smoke --help`)")
     with tempfile.TemporaryDirectory(prefix="outlive-smoke-") as tmp:
         env = dict(os.environ, OUTLIVE_SMOKE="1", PYTHONUNBUFFERED="1")
         env["OUTLIVE_CKPT_DIR"] = str(Path(tmp) / "ckpt")
@@ -115,16 +96,14 @@ def smoke(
             code = None
             output = (exc.stdout or b"") + (exc.stderr or b"")
         except OSError as exc:
-            from outlive.errors import UsageError
-
             raise UsageError(f"cannot start {command[0]!r}: {exc.strerror}") from None
         seconds = time.monotonic() - t0
         text = output.decode("utf-8", errors="replace")
         saved = sorted(p.name for p in (Path(tmp) / "ckpt").glob("step-*")) if code == 0 else []
     ok = code == 0
     matches = [] if ok else [m.as_dict() for m in explain_text(text)]
-    if as_json:
-        _emit_json(
+    if args.as_json:
+        emit_json(
             {
                 "ok": ok,
                 "exit_code": code,
@@ -141,4 +120,4 @@ def smoke(
         )
         for m in matches:
             sys.stderr.write(f"  {m['id']} line {m['line']}: {m['title']}\n")
-    raise typer.Exit(0 if ok else 1)
+    return 0 if ok else 1

@@ -3,91 +3,38 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
-
-from outlive.cli.app import JsonOpt, _emit_json, app
+from outlive.cli.grammar import DownArgs, PullArgs, VerifyArgs
+from outlive.cli.output import console as _console
+from outlive.cli.output import emit_json, note
+from outlive.cli.output import size as _size
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from outlive.session import Session
 
 
-def _console() -> Console:
-    from rich.console import Console
-
-    return Console(highlight=False, soft_wrap=True)
-
-
-def _size(n: float | None) -> str:
-    if n is None:
-        return "?"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
-
-
-@app.command()
-def pull(
-    run_ref: Annotated[str, typer.Argument(metavar="RUN", help="Run id, name or id prefix.")],
-    to: Annotated[
-        Path | None,
-        typer.Option(
-            "--to", help="Local directory (default .outlive/pulled/<run-name>/<run-id>/)."
-        ),
-    ] = None,
-    output: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--output",
-            help="A declared output path, relative to the workdir (repeatable); the durable "
-            "checkpoint directory is always pulled.",
-        ),
-    ] = None,
-    retries: Annotated[int, typer.Option(help="Attempts per directory.")] = 6,
-    stall_timeout_s: Annotated[
-        float, typer.Option("--stall-timeout-s", help="End an attempt after this long idle.")
-    ] = 30.0,
-    attempt_timeout_s: Annotated[
-        float, typer.Option("--attempt-timeout-s", help="Longest one attempt may run.")
-    ] = 3600.0,
-    bwlimit_kbps: Annotated[
-        int | None, typer.Option("--bwlimit-kbps", help="rsync --bwlimit, in KiB/s.")
-    ] = None,
-    compress: Annotated[
-        str, typer.Option(help="auto (by a sample of each file), always or never.")
-    ] = "auto",
-    parallel: Annotated[int, typer.Option(help="Directories moved at once.")] = 4,
-    as_json: JsonOpt = False,
-) -> None:
+def pull(args: PullArgs) -> int:
     """Pull a run's results (resumable, per directory) and verify them by hash and by load."""
     from outlive.lifecycle.pull import PullOptions
     from outlive.lifecycle.pull import pull as do_pull
     from outlive.session import Session
 
     opts = PullOptions(
-        dest=to,
-        outputs=tuple(output or ()),
-        retries=retries,
-        stall_timeout_s=stall_timeout_s,
-        attempt_timeout_s=attempt_timeout_s,
-        bwlimit_kbps=bwlimit_kbps,
-        compress=compress,
-        parallel=parallel,
+        dest=args.to,
+        outputs=tuple(args.output),
+        retries=args.retries,
+        stall_timeout_s=args.stall_timeout_s,
+        attempt_timeout_s=args.attempt_timeout_s,
+        bwlimit_kbps=args.bwlimit_kbps,
+        compress=args.compress,
+        parallel=args.parallel,
     )
 
-    def note(msg: str) -> None:
-        sys.stderr.write(f"outlive: {msg}\n")
-
-    cfg = Session.open()
-    if as_json:
+    cfg, run_ref = Session.open(), args.run_ref
+    if args.as_json:
         result = do_pull(cfg, run_ref, opts, on_note=note)
-        _emit_json(result)
+        emit_json(result)
     else:
         result = _pull_with_bar(cfg, run_ref, opts, note)
         _print_pull(result)
@@ -96,12 +43,13 @@ def pull(
             f"{u['label']}: {u['error']}" for u in result["transfer"]["units"] if not u["ok"]
         ]
         problems += result["verify"]["problems"]
-        sys.stderr.write(
-            f"outlive: the pull of {result['name']!r} did not verify ({problems[0]}"
+        note(
+            f"the pull of {result['name']!r} did not verify ({problems[0]}"
             + (f"; and {len(problems) - 1} more" if len(problems) > 1 else "")
-            + "); run the same pull again: finished files are skipped, half files resume (U12)\n"
+            + "); run the same pull again: finished files are skipped, half files resume (U12)"
         )
-        raise typer.Exit(1)
+        return 1
+    return 0
 
 
 def _pull_with_bar(cfg: Session, run_ref: str, opts: Any, note: Any) -> dict[str, Any]:
@@ -173,18 +121,14 @@ def _print_pull(result: dict[str, Any]) -> None:
     )
 
 
-@app.command()
-def verify(
-    directory: Annotated[Path, typer.Argument(metavar="DIR", help="A directory made by pull.")],
-    as_json: JsonOpt = False,
-) -> None:
-    """Check a pulled directory against its manifest again: roster, sizes, SHA-256, loads."""
+def verify(args: VerifyArgs) -> int:
     from outlive.verify import verify_dir
 
+    directory = args.directory
     report = verify_dir(directory)
     data = report.as_json()
-    if as_json:
-        _emit_json(data)
+    if args.as_json:
+        emit_json(data)
     else:
         con = _console()
         if report.ok:
@@ -197,45 +141,24 @@ def verify(
         for msg in report.notes:
             con.print(f"  note: {msg}", markup=False)
     if not report.ok:
-        sys.stderr.write(
-            f"outlive: {directory} does not match its manifest: {'; '.join(report.problems[:5])}"
+        note(
+            f"{directory} does not match its manifest: {'; '.join(report.problems[:5])}"
             + (f"; and {len(report.problems) - 5} more" if len(report.problems) > 5 else "")
-            + "\n"
         )
-        raise typer.Exit(1)
+        return 1
+    return 0
 
 
-@app.command()
-def down(
-    target: Annotated[str, typer.Argument(help="Target name.")],
-    confirm: Annotated[
-        str | None,
-        typer.Option(
-            "--confirm", metavar="NAME", help="The target's name, typed (non-interactive)."
-        ),
-    ] = None,
-    abandon_results: Annotated[
-        bool,
-        typer.Option("--abandon-results", help="Give up results not covered by a verified pull."),
-    ] = False,
-    confirm_abandon: Annotated[
-        str | None,
-        typer.Option(
-            "--confirm-abandon", metavar="'abandon NAME'", help="Confirms --abandon-results."
-        ),
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """The teardown gate (Iron Law): refuses until every result is pulled and verified, shows
-    what the platform's verbs stop, keep billing and destroy, and after the target's name is
-    typed prints the commands to run. outlive itself stops and deletes nothing."""
+def down(args: DownArgs) -> int:
+    """The teardown gate: refuses until every result is pulled and verified; prints the
+    platform's commands after the target's name is typed, and runs none of them."""
     from outlive.errors import GateRefused
     from outlive.lifecycle.gate import decide, inspect
     from outlive.session import Session
 
-    report = inspect(Session.open(), target)
-    interactive = not as_json and sys.stdin.isatty() and confirm is None
-    if not as_json:
+    report = inspect(Session.open(), args.target)
+    interactive = not args.as_json and sys.stdin.isatty() and args.confirm is None
+    if not args.as_json:
         _print_gate(report)
 
     def ask(prompt: str) -> str:
@@ -245,17 +168,18 @@ def down(
 
     verdict = decide(
         report,
-        confirm=confirm,
-        abandon=abandon_results,
-        confirm_abandon=confirm_abandon,
+        confirm=args.confirm,
+        abandon=args.abandon_results,
+        confirm_abandon=args.confirm_abandon,
         ask=ask if interactive else None,
     )
-    if as_json:
-        _emit_json(verdict)
+    if args.as_json:
+        emit_json(verdict)
     elif verdict["allowed"]:
         _print_plan(verdict)
     if not verdict["allowed"]:
         raise GateRefused(str(verdict["refused"]))
+    return 0
 
 
 def _print_gate(report: dict[str, Any]) -> None:

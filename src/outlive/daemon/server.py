@@ -83,16 +83,24 @@ class Daemon:
         return FALLBACK, "", f"unknown request {op!r}"
 
     def _status(self, doc: dict[str, Any]) -> tuple[int, str, str]:
-        from outlive.cli.fast import do_status, parse_status
+        from outlive.cli.grammar import StatusArgs
+        from outlive.cli.parser import parse
+        from outlive.cli.run_cmds import do_status
 
         argv = doc.get("argv")
-        parsed = parse_status(argv) if isinstance(argv, list) else None
-        if parsed is None or not isinstance(doc.get("cwd"), str):
-            return FALLBACK, "", ""
+        try:
+            parsed = parse(argv) if isinstance(argv, list) and argv[:1] == ["status"] else None
+        except OutliveError:  # a usage error: the client parses again and says so itself
+            parsed = None
+        args = getattr(parsed, "args", None)
+        if not isinstance(args, StatusArgs) or not isinstance(doc.get("cwd"), str):
+            return FALLBACK, "", ""  # help, a usage error, or not a look
         term = doc.get("term") or {}
         out = _Answer(bool(doc.get("tty")), doc.get("columns"), "NO_COLOR" in term)
         try:
-            code = do_status(parsed[0], parsed[1], start=Path(doc["cwd"]), out=out, pool=self.pool)
+            code = do_status(
+                args.runs, args.as_json, start=Path(doc["cwd"]), out=out, pool=self.pool
+            )
         except OutliveError as exc:
             code, err = exc.exit_code, f"outlive: {exc}\n"
         else:

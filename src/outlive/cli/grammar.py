@@ -1,0 +1,378 @@
+"""The command line, defined once: every command is a name, its help, a class of its arguments
+(each field carries its flags, help and default) and its handler as a ``"module:function"``
+reference, imported only when that command runs. ``outlive.cli.parser`` turns this table into
+argparse parsers; the daemon parses ``status`` with the same table.
+
+A field's annotation says how it parses: ``bool`` is a flag, ``T | None`` an optional value,
+``list[T]`` a repeatable option or a variadic positional, and a ``rest()`` field takes the command
+after ``--``, unparsed. The argument classes are plain classes, not dataclasses: creating two
+dozen dataclasses costs ~13 ms of every start (this module: ~1.5 ms), and ``run`` and ``status``
+are hot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+_REQUIRED: Any = object()
+
+
+class Spec:
+    """How one field of an arguments class appears on the command line, and its default."""
+
+    __slots__ = ("default", "flags", "help", "metavar", "negatable", "rest")
+
+    def __init__(
+        self,
+        flags: tuple[str, ...],  # empty: a positional argument
+        help: str,
+        *,
+        metavar: str | None = None,
+        default: object = _REQUIRED,
+        negatable: bool = False,  # --x / --no-x
+        rest: bool = False,  # the command after `--`
+    ) -> None:
+        self.flags, self.help, self.metavar = flags, help, metavar
+        self.default, self.negatable, self.rest = default, negatable, rest
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+    def initial(self) -> object:
+        """The value when the command line does not give one (a fresh list for lists)."""
+        return list(self.default) if isinstance(self.default, list) else self.default
+
+
+class Args:
+    """Base of the arguments classes: each annotated class attribute is a field, in order, whose
+    class value is its ``Spec``; an instance holds the parsed values and is read-only."""
+
+    @classmethod
+    def fields(cls) -> list[tuple[str, str, Spec]]:
+        """(name, annotation, spec) of each field, in order."""
+        # own annotations only (Python >= 3.10); strings, by `from __future__ import annotations`;
+        # inspect.get_annotations would import inspect (~5 ms) on the hot path
+        notes: dict[str, str] = cls.__annotations__
+        return [(name, note, cls.__dict__[name]) for name, note in notes.items()]
+
+    def __init__(self, **values: object) -> None:
+        for name, _, spec in self.fields():
+            if name in values:
+                value = values.pop(name)
+            elif spec.required:
+                raise TypeError(f"{type(self).__name__} needs {name}")
+            else:
+                value = spec.initial()
+            object.__setattr__(self, name, value)
+        if values:
+            raise TypeError(f"{type(self).__name__} has no field {', '.join(sorted(values))}")
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({inner})"
+
+
+A = TypeVar("A", bound=Args)
+
+
+def arg(help: str, *, metavar: str | None = None, default: Any = _REQUIRED) -> Any:
+    """A positional argument; with a ``default`` it may be left out."""
+    return Spec((), help, metavar=metavar, default=default)
+
+
+def many(help: str, *flags: str, metavar: str | None = None) -> Any:
+    """A repeatable option (``flags``) or a variadic positional (no flags); empty by default."""
+    return Spec(flags, help, metavar=metavar, default=[])
+
+
+def opt(*flags: str, help: str, default: Any = None, metavar: str | None = None) -> Any:
+    """An option taking a value."""
+    return Spec(flags, help, metavar=metavar, default=default)
+
+
+def flag(*flags: str, help: str, default: bool = False, negatable: bool = False) -> Any:
+    """A boolean flag; ``negatable`` adds ``--no-X``."""
+    return Spec(flags, help, default=default, negatable=negatable)
+
+
+def rest(help: str) -> Any:
+    """The command after ``--``, taken as it is (words before ``--`` are accepted too)."""
+    return Spec((), help, metavar="CMD", default=[], rest=True)
+
+
+def json_flag() -> Any:
+    return flag("--json", help="Print exactly one JSON document.")
+
+
+# -- the project and its runs -------------------------------------------------------------------
+
+
+class InitArgs(Args):
+    force: bool = flag("--force", help="Overwrite an existing outlive.toml.", negatable=True)
+
+
+class TargetsArgs(Args):
+    as_json: bool = json_flag()
+
+
+class TargetArgs(Args):
+    """A command on one target (``push``)."""
+
+    target: str = arg("Target name.")
+    as_json: bool = json_flag()
+
+
+class RunArgs(Args):
+    command: list[str] = rest("The command, after `--`.")
+    target: str = opt("-t", "--target", help="Target name.", default="local")
+    name: str | None = opt("--name", help="Run name; the same name resumes the same checkpoints.")
+    detach_with: str | None = opt(
+        "--detach-with", help="setsid (default) or tmux (attachable session)."
+    )
+    array: int | None = opt("--array", help="Slurm: run CMD as a job array of N cells.")
+    queue: str | None = opt(
+        "--queue", help="Slurm: one command per line of FILE, as one job array."
+    )
+    throttle: int | None = opt("--throttle", help="Slurm: at most K array cells at once.")
+    after: list[str] = many(
+        "Slurm: start only after RUN succeeded (repeatable).", "--after", metavar="RUN"
+    )
+    as_json: bool = json_flag()
+
+
+class StatusArgs(Args):
+    runs: list[str] = many("Run ids or names (default: all).", metavar="RUN")
+    as_json: bool = json_flag()
+
+
+class LogsArgs(Args):
+    run_ref: str = arg("Run id or name.", metavar="RUN")
+    follow: bool = flag("-f", "--follow", help="Follow until the run ends.")
+    lines: int = opt("-n", "--lines", help="Lines from the end.", default=20)
+
+
+class WatchArgs(Args):
+    run_ref: str = arg("Run id or name.", metavar="RUN")
+    interval_s: float = opt("--interval-s", help="Seconds between looks.", default=1.0)
+    stall_s: float = opt(
+        "--stall-s", help="Flag a stall when no heartbeat for this long.", default=300.0
+    )
+
+
+class RunRefArgs(Args):
+    """A command on one run (``cancel``, ``doctor``)."""
+
+    run_ref: str = arg("Run id or name.", metavar="RUN")
+    as_json: bool = json_flag()
+
+
+class DemoArgs(Args):
+    steps: int = opt("--steps", help="Training steps of the toy run.", default=300)
+    keep: bool = flag("--keep", help="Keep the demo's project directory.", negatable=True)
+
+
+# -- the catalog, the box, results ------------------------------------------------------------
+
+
+class ProfilesArgs(Args):
+    name: str | None = arg("Profile name (default: all).", default=None)
+    as_json: bool = json_flag()
+
+
+class ExplainArgs(Args):
+    source: str = arg("A log file, '-' for stdin, or a run.", metavar="FILE|RUN")
+    as_json: bool = json_flag()
+
+
+class GotchaArgs(Args):
+    gotcha_id: str | None = arg("e.g. U6, RP4.", metavar="ID", default=None)
+    search_words: str | None = opt("--search", help="Entries containing all these words.")
+    as_json: bool = json_flag()
+
+
+class UpArgs(Args):
+    target: str = arg("Target name.")
+    as_json: bool = json_flag()
+    torch: bool = flag(
+        "--torch",
+        help="Probe torch for the CUDA triangle (up to 30 s).",
+        default=True,
+        negatable=True,
+    )
+
+
+class SmokeArgs(Args):
+    command: list[str] = rest("The command, after `--`.")
+    timeout_s: float = opt("--timeout-s", help="Give up after this many seconds.", default=300.0)
+    as_json: bool = json_flag()
+
+
+class PullArgs(Args):
+    run_ref: str = arg("Run id, name or id prefix.", metavar="RUN")
+    to: Path | None = opt(
+        "--to", help="Local directory (default .outlive/pulled/<run-name>/<run-id>/)."
+    )
+    output: list[str] = many(
+        "A declared output path, relative to the workdir (repeatable); the durable checkpoint "
+        "directory is always pulled.",
+        "--output",
+    )
+    retries: int = opt("--retries", help="Attempts per directory.", default=6)
+    stall_timeout_s: float = opt(
+        "--stall-timeout-s", help="End an attempt after this long idle.", default=30.0
+    )
+    attempt_timeout_s: float = opt(
+        "--attempt-timeout-s", help="Longest one attempt may run.", default=3600.0
+    )
+    bwlimit_kbps: int | None = opt("--bwlimit-kbps", help="rsync --bwlimit, in KiB/s.")
+    compress: str = opt(
+        "--compress", help="auto (by a sample of each file), always or never.", default="auto"
+    )
+    parallel: int = opt("--parallel", help="Directories moved at once.", default=4)
+    as_json: bool = json_flag()
+
+
+class VerifyArgs(Args):
+    directory: Path = arg("A directory made by pull.", metavar="DIR")
+    as_json: bool = json_flag()
+
+
+class DownArgs(Args):
+    target: str = arg("Target name.")
+    confirm: str | None = opt(
+        "--confirm", help="The target's name, typed (non-interactive).", metavar="NAME"
+    )
+    abandon_results: bool = flag(
+        "--abandon-results", help="Give up results not covered by a verified pull."
+    )
+    confirm_abandon: str | None = opt(
+        "--confirm-abandon", help="Confirms --abandon-results.", metavar="'abandon NAME'"
+    )
+    as_json: bool = json_flag()
+
+
+class SecretPushArgs(Args):
+    target: str = arg("Target name.")
+    name: str = arg("Secret name, e.g. HF_TOKEN.")
+    from_env: str | None = opt("--from-env", help="Read the value from this local env var.")
+    as_json: bool = json_flag()
+
+
+class TunnelArgs(Args):
+    target: str = arg("Target name.")
+    ports: str = arg("Remote port[:local port].", metavar="PORT[:LOCAL]")
+
+
+class JsonArgs(Args):
+    """A command whose only option is ``--json`` (``ls``, ``daemon status|stop``)."""
+
+    as_json: bool = json_flag()
+
+
+# -- the table ----------------------------------------------------------------------------------
+
+
+class Command(Generic[A]):
+    """One command: ``name`` is one word, or ``"group sub"`` for a sub-command."""
+
+    __slots__ = ("args", "handler", "help", "name")
+
+    def __init__(self, name: str, help: str, args: type[A], handler: str) -> None:
+        self.name, self.help, self.args = name, help, args
+        self.handler = handler  # "module:function", imported only when the command runs
+
+    def load(self) -> Callable[[A], int]:
+        """The handler function (imported now)."""
+        from importlib import import_module
+
+        module, _, function = self.handler.partition(":")
+        fn: Callable[[A], int] = getattr(import_module(module), function)
+        return fn
+
+
+_RUN = "outlive.cli.run_cmds:"
+_PROJECT = "outlive.cli.project_cmds:"
+_CATALOG = "outlive.cli.catalog_cmds:"
+_DIAG = "outlive.cli.diag_cmds:"
+_PULL = "outlive.cli.pull_cmds:"
+_REMOTE = "outlive.cli.remote_cmds:"
+
+COMMANDS: tuple[Command[Any], ...] = (
+    Command("init", "Write a commented outlive.toml in the current directory.", InitArgs,
+            _PROJECT + "init"),
+    Command("targets", "List configured targets (`local` always exists).", TargetsArgs,
+            _PROJECT + "targets"),
+    Command("push", "Sync the project to TARGET (delta; .gitignore + excludes) and verify it "
+            "there by hash.", TargetArgs, _PROJECT + "push"),
+    Command("run", "Launch CMD detached on TARGET; print the run id and return.", RunArgs,
+            _RUN + "do_run"),
+    Command("status", "State of runs, with a diagnosis when one vanished; one round trip per "
+            "target.", StatusArgs, _RUN + "status"),
+    Command("ls", "All runs known to this project (as last seen; `status` looks again).",
+            JsonArgs, _RUN + "ls"),
+    Command("logs", "Tail a run's log; -f follows it and survives connection drops.", LogsArgs,
+            _RUN + "logs"),
+    Command("watch", "Live view of a run until it ends; flags stalls. Exit 0 only if it "
+            "succeeded.", WatchArgs, _RUN + "watch"),
+    Command("cancel", "Send TERM to the job (it may save and exit), then KILL after the "
+            "target's grace.", RunRefArgs, _RUN + "cancel"),
+    Command("demo", "Kill a toy training run mid-way, relaunch it, and prove the resumed "
+            "result bit for bit.", DemoArgs, _PROJECT + "demo"),
+    Command("profiles", "Platform profiles: danger clocks first, then the survival matrix and "
+            "teardown table.", ProfilesArgs, _CATALOG + "profiles"),
+    Command("explain", "Match log text against the gotcha catalog: each known failure with its "
+            "line and fix.", ExplainArgs, _CATALOG + "explain"),
+    Command("gotcha", "Read the gotcha catalog: one entry, a search, or the whole list.",
+            GotchaArgs, _CATALOG + "gotcha"),
+    Command("up", "Phase-0 audit of TARGET: PASS / WARN / FAIL per check with gotcha IDs; exit "
+            "1 on FAIL.", UpArgs, _DIAG + "up"),
+    Command("doctor", "Why RUN died or is slow: the vanished ladder, GPU health, disks, threads "
+            "vs the quota.", RunRefArgs, _DIAG + "doctor"),
+    Command("smoke", "Run CMD here, in the foreground, for 1-2 steps (OUTLIVE_SMOKE=1, a "
+            "throwaway checkpoint dir) before paying for a GPU; on failure, match its output "
+            "against the gotcha catalog.", SmokeArgs, _DIAG + "smoke"),
+    Command("pull", "Pull a run's results (resumable, per directory) and verify them by hash "
+            "and by load.", PullArgs, _PULL + "pull"),
+    Command("verify", "Check a pulled directory against its manifest again: roster, sizes, "
+            "SHA-256, loads.", VerifyArgs, _PULL + "verify"),
+    Command("down", "The teardown gate (Iron Law): refuses until every result is pulled and "
+            "verified, shows what the platform's verbs stop, keep billing and destroy, and "
+            "after the target's name is typed prints the commands to run. outlive itself "
+            "stops and deletes nothing.", DownArgs, _PULL + "down"),
+    Command("tunnel", "Forward localhost:LOCAL to TARGET's PORT (TensorBoard, Jupyter) over "
+            "the shared master; runs until Ctrl-C.", TunnelArgs, _REMOTE + "tunnel"),
+    Command("secret push", "Store NAME on TARGET as a 0600 file on box-local disk; the value "
+            "comes from stdin or --from-env and never appears in any command line, log or "
+            "error (U34).", SecretPushArgs, _REMOTE + "secret_push"),
+    Command("daemon status", "List this user's running daemons: pid, age, open agent "
+            "channels.", JsonArgs, _REMOTE + "daemon_status"),
+    Command("daemon stop", "Stop this user's daemons (they close their agent channels; runs "
+            "are not touched).", JsonArgs, _REMOTE + "daemon_stop"),
+)  # fmt: skip
+
+GROUPS = {
+    "secret": "Move credentials to a box without putting them on a command line.",
+    "daemon": "The local daemon that answers `status` warm (started by the first look; "
+    "OUTLIVE_NO_DAEMON=1 turns it off).",
+}
+
+DESCRIPTION = "Run long GPU jobs on rented or borrowed machines so the result outlives the machine."
+
+
+def find(name: str) -> Command[Any] | None:
+    """The command called ``name`` (``"secret push"`` for a sub-command), if there is one."""
+    for cmd in COMMANDS:
+        if cmd.name == name:
+            return cmd
+    return None

@@ -1,0 +1,48 @@
+"""What every command prints with: one JSON document on stdout (``--json``), a line for a human,
+a one-sentence note on stderr, a rich console (imported only when a human reads the output)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def emit_json(data: object, out: TextIO | None = None) -> None:
+    """Exactly one JSON document, on one line, on ``out`` (stdout by default)."""
+    out = sys.stdout if out is None else out
+    out.write(json.dumps(data, default=str) + "\n")
+    out.flush()
+
+
+def echo(text: str) -> None:
+    """A line for a human on stdout."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def note(message: str) -> None:
+    """A one-sentence message on stderr, prefixed as every error of outlive's is."""
+    sys.stderr.write(f"outlive: {message}\n")
+    sys.stderr.flush()
+
+
+def console() -> Console:
+    """A rich console on stdout without highlighting, soft-wrapping long lines."""
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+def size(n: float | None) -> str:
+    """``n`` bytes in binary units, for people."""
+    if n is None:
+        return "?"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover

@@ -1,0 +1,68 @@
+"""`init`, `targets`, `push` and `demo`: the project, where it runs, and the proof that it works."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from outlive.cli.grammar import DemoArgs, InitArgs, TargetArgs, TargetsArgs
+from outlive.cli.output import echo, emit_json, note
+
+
+def init(args: InitArgs) -> int:
+    from outlive.cli.templates import CONFIG_TEMPLATE
+    from outlive.config import CONFIG_NAME
+    from outlive.errors import UsageError
+
+    path = Path.cwd() / CONFIG_NAME
+    if path.exists() and not args.force:
+        raise UsageError(f"{path} already exists; edit it, or pass --force to overwrite it")
+    path.write_text(CONFIG_TEMPLATE.format(name=Path.cwd().name))
+    echo(f"wrote {path}")
+    return 0
+
+
+def targets(args: TargetsArgs) -> int:
+    from outlive.config import load_config
+
+    cfg = load_config()
+    rows = [
+        {
+            "name": t.name,
+            "profile": t.profile,
+            "kind": t.kind,
+            "host": t.connection.host,
+            "workdir": t.placement.workdir,
+            "durable": t.placement.durable,
+        }
+        for t in cfg.targets.values()
+    ]
+    if args.as_json:
+        emit_json({"targets": rows, "config": str(cfg.source) if cfg.source else None})
+        return 0
+    from outlive.cli.render import targets_table
+
+    targets_table(rows)
+    return 0
+
+
+def push(args: TargetArgs) -> int:
+    from outlive.lifecycle.runs import push_and_verify
+    from outlive.session import Session
+
+    result = push_and_verify(Session.open(), args.target)
+    if args.as_json:
+        emit_json(result)
+    elif result["verified"]:
+        echo(
+            f"pushed {result['files']} files ({result['size_bytes']} bytes, {result['method']}) "
+            f"to {result['target']}; the box's copy matches by SHA-256"
+        )
+    else:
+        note("the box's copy differs: " + "; ".join(result["problems"]))
+    return 0 if result["verified"] else 1
+
+
+def demo(args: DemoArgs) -> int:
+    from outlive.demo import run_demo
+
+    return 0 if run_demo(steps=args.steps, keep=args.keep) else 1

@@ -1,0 +1,163 @@
+"""`run`, `status`, `ls`, `logs`, `watch` and `cancel`: launching runs and looking at them.
+
+`run` and `status` are the hot path: this module imports nothing heavy at the top (no rich, no
+pydantic); their bodies import what they need.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from outlive.cli.grammar import JsonArgs, LogsArgs, RunArgs, RunRefArgs, StatusArgs, WatchArgs
+from outlive.cli.output import echo, emit_json, note
+from outlive.wire import State
+
+if TYPE_CHECKING:
+    from outlive.agent.channel import ChannelPool
+
+
+def do_run(req: RunArgs) -> int:
+    """Launch one run, or (Slurm) a job array from --array / --queue / --after; print run ids."""
+    from outlive.errors import UsageError
+    from outlive.session import Session
+
+    session = Session.open()
+    fan_out = bool(req.array is not None or req.queue is not None or req.throttle or req.after)
+    if not fan_out:
+        from outlive.lifecycle.runs import launch
+
+        launched = [launch(session, req.target, req.command, req.name, req.detach_with)]
+    else:
+        from outlive.lifecycle.runs import launch_array, read_queue_file
+
+        if req.queue is not None and req.command:
+            raise UsageError("give either --queue FILE or a command after `--`, not both")
+        if req.queue is not None:
+            commands = read_queue_file(Path(req.queue))
+        elif req.command:
+            commands = [req.command] * (req.array if req.array is not None else 1)
+        else:
+            raise UsageError("no command given; put it after `--` or use --queue FILE")
+        launched = launch_array(
+            session, req.target, commands, req.name, throttle=req.throttle, after=req.after
+        )
+    first = launched[0]
+    if req.as_json:
+        doc: dict[str, Any] = {"run_id": first.run_id, "name": first.name, "target": first.target}
+        if fan_out:
+            doc["runs"] = [{"run_id": r.run_id, "name": r.name} for r in launched]
+        emit_json(doc)
+        return 0
+    for r in launched:
+        where = f"pid {r.pid}" if r.pid is not None else "submitted"
+        sys.stderr.write(
+            f"launched {r.name!r} on {r.target} ({where}); checkpoints in {r.ckpt_dir}\n"
+        )
+    sys.stdout.write("".join(r.run_id + "\n" for r in launched))
+    return 0
+
+
+def status(args: StatusArgs) -> int:
+    return do_status(args.runs, args.as_json)
+
+
+def do_status(
+    runs: list[str],
+    as_json: bool,
+    *,
+    start: Path | None = None,
+    out: TextIO | None = None,
+    pool: ChannelPool | None = None,
+) -> int:
+    """Look at the runs (all if none given); exit 1 when a named run failed or vanished.
+
+    ``start`` is where the project is looked up (the cwd by default) and ``out`` where the answer
+    goes (stdout by default): the daemon runs this same body for a client in another directory,
+    with its ``pool`` of open agent channels.
+    """
+    from outlive.lifecycle.runs import status
+    from outlive.session import Session
+
+    out = sys.stdout if out is None else out
+    result = status(Session.open(start, pool=pool), runs)
+    if as_json:
+        emit_json({"runs": [r.to_json() for r in result]}, out)
+    else:
+        from outlive.cli.render import status_table
+
+        status_table(result, out=out)
+    return 1 if runs and any(r.state in (State.FAILED, State.VANISHED) for r in result) else 0
+
+
+def ls(args: JsonArgs) -> int:
+    from outlive.session import Session
+
+    recs = Session.open().store.all()
+    rows = [
+        {
+            "run_id": r.run_id,
+            "name": r.name,
+            "target": r.target,
+            "state": r.state,
+            "command": r.command,
+            "created_at": r.created_at,
+        }
+        for r in recs
+    ]
+    if args.as_json:
+        emit_json({"runs": rows})
+        return 0
+    from outlive.cli.render import ls_table
+
+    ls_table(rows)
+    return 0
+
+
+def logs(args: LogsArgs) -> int:
+    from outlive.errors import TransportError
+    from outlive.lifecycle import runs
+    from outlive.session import Session
+
+    session = Session.open()
+    out = sys.stdout.buffer
+    if not args.follow:
+        out.write(runs.tail(session, args.run_ref, args.lines))
+        out.flush()
+        return 0
+    warned = False
+    with session.pooled():  # one open agent channel for the whole follow, not one per poll
+        for chunk in runs.follow(session, args.run_ref, args.lines):
+            if isinstance(chunk, TransportError):
+                if not warned:
+                    note(f"{chunk} — retrying")
+                    warned = True
+                continue
+            warned = False
+            out.write(chunk)
+            out.flush()
+    return 0
+
+
+def watch(args: WatchArgs) -> int:
+    from outlive.cli.render import watch_live
+    from outlive.session import Session
+
+    with Session.open().pooled() as session:  # each refresh: one request on an open channel
+        final = watch_live(session, args.run_ref, interval_s=args.interval_s, stall_s=args.stall_s)
+    return 0 if final == "succeeded" else 1
+
+
+def cancel(args: RunRefArgs) -> int:
+    from outlive.lifecycle.runs import cancel as do_cancel
+    from outlive.session import Session
+
+    result = do_cancel(Session.open(), args.run_ref)
+    if args.as_json:
+        emit_json(result)
+    elif result.get("signalled"):
+        echo(f"sent TERM to {result['name']!r}; KILL follows after {result.get('grace_s', '?')} s")
+    else:
+        echo(f"{result['name']!r}: {result.get('note', 'nothing to cancel')}")
+    return 0
