@@ -120,7 +120,8 @@ def test_job_survives_a_link_cut_and_status_says_unreachable_meanwhile(
 ) -> None:
     if daemon == "no-daemon":
         monkeypatch.setenv("OUTLIVE_NO_DAEMON", "1")
-    run_id = launch(project, *train_cmd(steps=400, sleep_s=0.05), name=f"survivor-{daemon}")  # own checkpoints per variant
+    # each variant its own name, so its own checkpoints: the other may have finished already
+    run_id = launch(project, *train_cmd(steps=400, sleep_s=0.05), name=f"survivor-{daemon}")
     wait_for(project, run_id, lambda s: step_of(s) >= 3, "the job to make progress")
     if daemon == "daemon":  # the first look started it; wait until it answers looks
         deadline = time.monotonic() + DEADLINE_S
