@@ -21,7 +21,6 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from outlive.errors import TransportError, Unreachable
 
@@ -49,7 +48,7 @@ class AgentChannel:
         self._stderr: collections.deque[bytes] = collections.deque()
         self._drain = threading.Thread(target=self._drain_stderr, daemon=True)
         self._drain.start()
-        self.hello: dict[str, Any] | None = None
+        self.hello: dict[str, object] | None = None
 
     def _drain_stderr(self) -> None:
         """Keep the last words on stderr (for the error message) without letting the pipe fill.
@@ -88,7 +87,7 @@ class AgentChannel:
     def returncode(self) -> int | None:
         return self.proc.poll()
 
-    def request(self, verb: str, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    def request(self, verb: str, request: dict[str, object], timeout_s: float) -> dict[str, object]:
         """Send one request and return the agent's reply object."""
         assert self.proc.stdin is not None
         line = json.dumps({"verb": verb, "request": request}).encode() + b"\n"
@@ -134,7 +133,7 @@ class AgentChannel:
                 self.proc.stdout.close()
 
 
-def _parse(line: bytes) -> dict[str, Any]:
+def _parse(line: bytes) -> dict[str, object]:
     try:
         doc = json.loads(line.decode("utf-8", errors="replace"))
     except ValueError:
@@ -163,9 +162,9 @@ class ChannelPool:
         key: tuple[str, ...],
         opener: Callable[[float], AgentChannel],
         verb: str,
-        request: dict[str, Any],
+        request: dict[str, object],
         timeout_s: float,
-    ) -> dict[str, Any]:
+    ) -> dict[str, object]:
         with self._lock:
             slot = self._slots.setdefault(key, _Slot())
         with slot.lock:

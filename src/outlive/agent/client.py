@@ -139,7 +139,7 @@ class AgentClient:
             raise self._no_answer(verb, done.returncode, done.stderr)
         return self._unwrap(verb, reply)
 
-    def _unwrap(self, verb: str, reply: dict[str, Any]) -> Any:
+    def _unwrap(self, verb: str, reply: dict[str, object]) -> Any:
         if not reply.get("ok"):
             raise BoxError(
                 f"{self.transport.name}: {reply.get('error', 'unknown agent error')}",

@@ -23,7 +23,18 @@ except ImportError:  # pragma: no cover - an interpreter without it: use the pub
 
 TYPE_CHECKING = False  # typing itself is not imported on the hot path
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, TypedDict
+
+    class DaemonInfo(TypedDict):
+        """A live daemon as it describes itself (its ``ping`` reply, plus its socket)."""
+
+        pid: int
+        started_at: float
+        idle_s: float
+        channels: int
+        served: int
+        socket: str
+
 
 DISABLE_ENV = "OUTLIVE_NO_DAEMON"
 IDLE_ENV = "OUTLIVE_DAEMON_IDLE_S"
@@ -108,7 +119,7 @@ def _recv_exact(conn: Any, n: int, buf: bytes) -> bytes:
 
 
 def exchange(
-    path: str, doc: dict[str, Any], timeout_s: float = REPLY_TIMEOUT_S
+    path: str, doc: dict[str, object], timeout_s: float = REPLY_TIMEOUT_S
 ) -> tuple[int, bytes, bytes]:
     """One request and its reply (code, stdout, stderr); OSError if there is no daemon."""
     conn = _sock.socket(_sock.AF_UNIX, _sock.SOCK_STREAM)
@@ -217,7 +228,7 @@ def spawn(path: str) -> None:
         )
 
 
-def _ask(path: str, op: str, timeout_s: float) -> dict[str, Any] | None:
+def _ask(path: str, op: str, timeout_s: float) -> dict[str, object] | None:
     import json
 
     try:
@@ -228,7 +239,12 @@ def _ask(path: str, op: str, timeout_s: float) -> dict[str, Any] | None:
     return reply if isinstance(reply, dict) else None
 
 
-def running() -> list[dict[str, Any]]:
+def cast_info(doc: dict[str, object]) -> DaemonInfo:
+    """A ping reply as a DaemonInfo (the daemon of the same source wrote it)."""
+    return doc  # type: ignore[return-value]
+
+
+def running() -> list[DaemonInfo]:
     """Every live daemon of this user, as each describes itself."""
     d = socket_dir()
     if d is None:
@@ -239,11 +255,11 @@ def running() -> list[dict[str, Any]]:
             info = _ask(os.path.join(d, name), "ping", 5.0)
             if info is not None:
                 info["socket"] = os.path.join(d, name)
-                found.append(info)
+                found.append(cast_info(info))
     return found
 
 
-def stop_all(wait_s: float = 10.0) -> list[dict[str, Any]]:
+def stop_all(wait_s: float = 10.0) -> list[DaemonInfo]:
     """Ask every live daemon of this user to exit, and wait until their sockets are gone (each
     answers the looks in flight and closes its agent channels first)."""
     import time

@@ -62,7 +62,7 @@ class Daemon:
 
     # -- requests --------------------------------------------------------------------------
 
-    def handle(self, doc: dict[str, Any]) -> tuple[int, str, str]:
+    def handle(self, doc: dict[str, object]) -> tuple[int, str, str]:
         """(exit code, stdout, stderr) for one request; code FALLBACK: the client looks itself."""
         op = doc.get("op")
         if op == "ping":
@@ -82,7 +82,7 @@ class Daemon:
                 return self._status(doc)
         return FALLBACK, "", f"unknown request {op!r}"
 
-    def _status(self, doc: dict[str, Any]) -> tuple[int, str, str]:
+    def _status(self, doc: dict[str, object]) -> tuple[int, str, str]:
         from outlive.cli.grammar import StatusArgs
         from outlive.cli.parser import parse
         from outlive.cli.run_cmds import do_status
@@ -95,12 +95,11 @@ class Daemon:
         args = getattr(parsed, "args", None)
         if not isinstance(args, StatusArgs) or not isinstance(doc.get("cwd"), str):
             return FALLBACK, "", ""  # help, a usage error, or not a look
-        term = doc.get("term") or {}
-        out = _Answer(bool(doc.get("tty")), doc.get("columns"), "NO_COLOR" in term)
+        term, columns, cwd = doc.get("term"), doc.get("columns"), str(doc["cwd"])
+        no_color = isinstance(term, dict) and "NO_COLOR" in term
+        out = _Answer(bool(doc.get("tty")), columns if isinstance(columns, int) else None, no_color)
         try:
-            code = do_status(
-                args.runs, args.as_json, start=Path(doc["cwd"]), out=out, pool=self.pool
-            )
+            code = do_status(args.runs, args.as_json, start=Path(cwd), out=out, pool=self.pool)
         except OutliveError as exc:
             code, err = exc.exit_code, f"outlive: {exc}\n"
         else:
