@@ -12,27 +12,12 @@ from pathlib import Path
 import pytest
 
 import outlive
-from outlive.config import Target
 from outlive.transport.files import Direction, RsyncOptions, rsync_argv, tar_upload
 from outlive.transport.local import LocalTransport
 from outlive.transport.ssh import SshTransport
 
 # A file or directory name that a shell would split, expand or run if it ever saw it unquoted.
 HOSTILE = "a b'c\"d $(touch PWNED) `id` ;x\nnew line é"
-
-
-def _ssh_target() -> SshTransport:
-    return SshTransport(
-        Target(
-            name="gpu",
-            profile="generic-ssh",
-            kind="ssh",
-            workdir="/w",
-            durable="/w/.outlive/durable",
-            host="gpu-box",
-            ssh_config="/tmp/my cfg/it's",
-        )
-    )
 
 
 def test_local_rsync_has_plain_paths_and_no_remote_shell() -> None:
@@ -49,8 +34,10 @@ def test_local_rsync_has_plain_paths_and_no_remote_shell() -> None:
     ]  # fmt: skip
 
 
-def test_ssh_rsync_rides_the_master_and_names_the_host(tmp_path: Path) -> None:
-    t = _ssh_target()
+def test_ssh_rsync_rides_the_master_and_names_the_host(
+    tmp_path: Path, ssh_transport: SshTransport
+) -> None:
+    t = ssh_transport
     argv = t.rsync_argv("to_target", "/proj/", f"/w/{HOSTILE}/", RsyncOptions(files_from="-"))
     e = argv[argv.index("-e") + 1]
     assert shlex.split(e) == t.ssh_argv()  # rsync splits -e on spaces and honours quotes
@@ -61,8 +48,10 @@ def test_ssh_rsync_rides_the_master_and_names_the_host(tmp_path: Path) -> None:
     assert down[-2:] == ["gpu-box:/box/d/", f"{tmp_path}/"]
 
 
-def test_the_remote_mkdir_quotes_a_hostile_destination_as_one_word() -> None:
-    argv = _ssh_target().rsync_argv(
+def test_the_remote_mkdir_quotes_a_hostile_destination_as_one_word(
+    ssh_transport: SshTransport,
+) -> None:
+    argv = ssh_transport.rsync_argv(
         "to_target", "/p/", f"/w/{HOSTILE}/", RsyncOptions(make_dest=True)
     )
     (path_opt,) = [a for a in argv if a.startswith("--rsync-path=")]
@@ -71,8 +60,10 @@ def test_the_remote_mkdir_quotes_a_hostile_destination_as_one_word() -> None:
     assert "--mkpath" not in argv
 
 
-def test_a_root_destination_is_made_as_root_not_as_an_empty_path() -> None:
-    argv = _ssh_target().rsync_argv("to_target", "/p/", "//", RsyncOptions(make_dest=True))
+def test_a_root_destination_is_made_as_root_not_as_an_empty_path(
+    ssh_transport: SshTransport,
+) -> None:
+    argv = ssh_transport.rsync_argv("to_target", "/p/", "//", RsyncOptions(make_dest=True))
     assert "--rsync-path=mkdir -p / && rsync" in argv
 
 
@@ -131,8 +122,8 @@ def test_local_rsync_and_tar_upload_create_a_hostile_destination(tmp_path: Path)
     assert not list(tmp_path.rglob("PWNED"))
 
 
-def test_tunnel_forwards_loopback_only_and_fails_fast() -> None:
-    t = _ssh_target()
+def test_tunnel_forwards_loopback_only_and_fails_fast(ssh_transport: SshTransport) -> None:
+    t = ssh_transport
     argv = t.forward_argv(6006, 16006)
     assert argv[: len(t.ssh_argv())] == t.ssh_argv()
     assert argv[len(t.ssh_argv()) :] == [
