@@ -26,6 +26,9 @@ from outlive.lifecycle.transfer import (
 )
 from outlive.session import Session
 from outlive.store import RunRecord, Store
+from outlive.transport.files import Direction, RsyncOptions
+from outlive.transport.files import rsync_argv as transport_rsync_argv
+from outlive.transport.local import LocalTransport
 from outlive.transport.ssh import SshTransport
 
 OUTLIVE = str(Path(sys.executable).with_name("outlive"))
@@ -96,7 +99,7 @@ def test_rsync_command_is_resumable_bounded_and_rides_the_ssh_master(tmp_path: P
     unit = Unit("ckpt", "/box/d n", tmp_path / "ckpt", ["a"], ["ckpt/a"], [1], compress=True)
     target = _target()
     opts = PullOptions(stall_timeout_s=7, bwlimit_kbps=500)
-    argv = rsync_argv(unit, target, SshTransport(target), opts, "/tmp/list")
+    argv = rsync_argv(unit, SshTransport(target), opts, "/tmp/list")
     assert argv[0] == "rsync" and "scp" not in argv
     for flag in ("--partial", "--protect-args", "--stats", "--timeout=7", "-z", "--bwlimit=500"):
         assert flag in argv
@@ -104,7 +107,7 @@ def test_rsync_command_is_resumable_bounded_and_rides_the_ssh_master(tmp_path: P
     assert ssh.startswith("ssh -F /tmp/cfg") and "ControlMaster=auto" in ssh
     assert argv[-2:] == ["gpu-box:/box/d n/", f"{tmp_path}/ckpt/"]
     plain = Unit("o", "/w/m.csv", tmp_path / "out/m.csv", [], ["out/m.csv"], [1], compress=False)
-    argv = rsync_argv(plain, target, None, PullOptions(), None)
+    argv = rsync_argv(plain, LocalTransport(), PullOptions(), None)
     assert "-z" not in argv and "-e" not in argv and argv[-2:] == ["/w/m.csv", str(plain.local)]
 
 
@@ -213,12 +216,15 @@ def test_down_on_the_local_target_is_a_usage_error(local_run: tuple[Path, str]) 
     assert out.returncode == 2 and "nothing to tear down" in out.stderr
 
 
-class _BoxWithoutRsync:
-    """A stand-in remote shell for a box that has no rsync: the remote command fails exactly
-    as sh reports it there."""
+class _BoxWithoutRsync(LocalTransport):
+    """A stand-in transport for a box that has no rsync: its remote shell fails exactly as sh
+    reports it there."""
 
-    def ssh_argv(self) -> list[str]:
-        return ["sh", "-c", 'echo "sh: 1: rsync: not found" >&2; exit 127', "--"]
+    def rsync_argv(
+        self, direction: Direction, here: str, there: str, opts: RsyncOptions
+    ) -> list[str]:
+        shell = ["sh", "-c", 'echo "sh: 1: rsync: not found" >&2; exit 127', "--"]
+        return transport_rsync_argv(direction, here, there, opts, remote_shell=shell, host="box")
 
     def close(self) -> None:
         raise AssertionError("a missing rsync is not a link problem")
@@ -231,7 +237,7 @@ def test_a_box_without_rsync_is_named_and_not_retried(tmp_path: Path) -> None:
         unit,
         tmp_path,
         _target(),
-        _BoxWithoutRsync(),  # type: ignore[arg-type]
+        _BoxWithoutRsync(),
         PullOptions(retries=5),
         lambda n: None,
         notes.append,

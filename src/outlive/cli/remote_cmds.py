@@ -50,17 +50,7 @@ def tunnel(args: TunnelArgs) -> int:
     tgt = load_config().target(target)
     if tgt.is_local:
         raise UsageError("the local target needs no tunnel; open http://localhost:" + remote)
-    transport = SshTransport(tgt)
-    argv = [
-        *transport.ssh_argv(),
-        "-N",
-        "-o",
-        "ExitOnForwardFailure=yes",
-        "-L",
-        f"127.0.0.1:{local or remote}:127.0.0.1:{remote}",
-        "--",
-        tgt.connection.host or "",
-    ]
+    argv = SshTransport(tgt).forward_argv(int(remote), int(local or remote))
     echo(f"forwarding http://localhost:{local or remote} -> {target}:{remote}; Ctrl-C stops")
     try:
         return subprocess.call(argv)

@@ -16,6 +16,8 @@ import os
 import sys
 import zlib
 
+from outlive._private_dir import private_dir_problem
+
 try:
     import _socket as _sock  # the C module behind `socket`, without its enum wrappers
 except ImportError:  # pragma: no cover - an interpreter without it: use the public module
@@ -63,19 +65,7 @@ def socket_dir() -> str | None:
     if not path:
         base = os.environ.get("TMPDIR") or os.environ.get("TEMP") or os.environ.get("TMP") or "/tmp"
         path = os.path.join(os.path.abspath(base), f"outlive-{os.getuid()}")
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    except OSError:
-        return None
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    if st.st_uid != os.getuid() or st.st_mode & 0o077 or not os.path.isdir(path):
-        return None
-    return path
+    return None if private_dir_problem(path) else path
 
 
 def _source_stamp(root: str | None = None) -> bytes:

@@ -48,7 +48,6 @@ from outlive.lifecycle.transfer import (
 )
 from outlive.session import Session
 from outlive.store import PullRecord, RunRecord
-from outlive.transport.ssh import SshTransport
 
 __all__ = [
     "CKPT_LABEL",
@@ -139,7 +138,7 @@ def pull(
     roots = result_roots(target, rec, declared_outputs(target, opts.outputs))
     dest = (opts.dest or default_dest(cfg, rec)).expanduser().absolute()
     backend = session.backend(target)
-    transport = backend.transport if isinstance(backend.transport, SshTransport) else None
+    transport = backend.transport  # local paths for the local target, host:path over ssh
     hash_request = {"sets": [{"roots": roots, "hash": True, "store_dir": rec.run_dir}]}
 
     with ThreadPoolExecutor(max_workers=1) as box_pool:

@@ -13,7 +13,6 @@ import fnmatch
 import hashlib
 import os
 import re
-import shlex
 import shutil
 import subprocess
 import tempfile
@@ -27,6 +26,7 @@ from outlive._hashing import hash_file
 from outlive.config import Config, Target
 from outlive.errors import BoxError, TransportError, UsageError
 from outlive.transport.base import Transport
+from outlive.transport.files import RsyncOptions, tar_upload
 from outlive.transport.ssh import SshTransport
 
 T = TypeVar("T")
@@ -249,24 +249,11 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _rsync(root: Path, files: list[str], transport: SshTransport, workdir: str) -> str:
-    ssh = " ".join(shlex.quote(a) for a in transport.ssh_argv())
+def _rsync(root: Path, files: list[str], transport: Transport, workdir: str) -> str:
     dest = workdir.rstrip("/") or "/"
-    argv = [
-        "rsync",
-        "-a",
-        "--partial",
-        "--protect-args",  # paths travel inside rsync's protocol, not through the remote shell
-        "--from0",
-        "--files-from=-",
-        "-e",
-        ssh,
-        # the remote shell runs this: mkdir the destination in the same round trip (U13)
-        f"--rsync-path=mkdir -p {shlex.quote(dest)} && rsync",
-        "--",
-        str(root) + "/",
-        f"{transport.target.connection.host}:{dest}/",
-    ]
+    # paths travel inside rsync's protocol; the destination is made in the same round trip (U13)
+    opts = RsyncOptions(files_from="-", make_dest=True)
+    argv = transport.rsync_argv("to_target", str(root) + "/", f"{dest}/", opts)
     listing = "\0".join(files).encode("utf-8", errors="surrogateescape")
     try:
         proc = subprocess.run(argv, input=listing, capture_output=True, timeout=RSYNC_TIMEOUT_S)
@@ -284,24 +271,16 @@ def _rsync(root: Path, files: list[str], transport: SshTransport, workdir: str) 
     if proc.returncode != 255 and ("command not found" in err or "rsync: not found" in err):
         _tar_stream(root, files, transport, dest)
         return "tar"
-    if proc.returncode == 255:
-        raise transport.classify_error(proc.stderr)  # unreachable / host key / auth
+    failed = transport.failure(proc.returncode, proc.stderr)  # unreachable / host key / auth
+    if failed is not None:
+        raise failed
     last = err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}"
     raise TransportError(f"push to {transport.name} failed ({last}); nothing was launched")
 
 
-def _tar_stream(root: Path, files: list[str], transport: SshTransport, dest: str) -> None:
+def _tar_stream(root: Path, files: list[str], transport: Transport, dest: str) -> None:
     """rsync is missing on the box: stream a tar over the same channel instead."""
-    import io
-    import tarfile
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for rel in files:
-            tar.add(str(root / rel), arcname=rel, recursive=False)
-    done = transport.run(
-        ["sh", "-c", 'mkdir -p "$1" && tar -xzf - -C "$1"', "sh", dest], stdin=buf.getvalue()
-    )
+    done = tar_upload(transport, root, files, dest)
     if done.returncode != 0:
         err = done.stderr.decode("utf-8", errors="replace").strip()
         raise TransportError(

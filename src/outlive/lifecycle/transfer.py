@@ -16,7 +16,6 @@ import contextlib
 import os
 import re
 import selectors
-import shlex
 import subprocess
 import tempfile
 import threading
@@ -30,7 +29,8 @@ from typing import Any
 from outlive import verify as V
 from outlive.config import Target
 from outlive.errors import TransportError
-from outlive.transport.ssh import SshTransport
+from outlive.transport.base import Transport
+from outlive.transport.files import RsyncOptions
 
 DEFAULT_RETRIES = 6
 DEFAULT_PARALLEL = 4
@@ -167,7 +167,7 @@ def move_all(
     units: list[Unit],
     dest: Path,
     target: Target,
-    transport: SshTransport | None,
+    transport: Transport,
     opts: PullOptions,
     on_progress: ProgressFn | None,
     note: NoteFn,
@@ -219,43 +219,31 @@ def backoff(attempt: int) -> float:
 
 def rsync_argv(
     unit: Unit,
-    target: Target,
-    transport: SshTransport | None,
+    transport: Transport,
     opts: PullOptions,
     list_file: str | None,
 ) -> list[str]:
-    """The rsync command for one unit: resumable, stall-bounded, over the shared SSH master."""
-    argv = [
-        "rsync",
-        "-a",
-        "--partial",  # a cut keeps the half file; the next attempt sends only the rest (U12)
-        "--protect-args",  # box paths travel inside rsync's protocol, never through a shell
-        "--info=progress2",
-        "--stats",
-        f"--timeout={max(1, int(opts.stall_timeout_s))}",
-    ]
-    if unit.compress:
-        argv.append("-z")  # rsync picks zstd when both ends have it (U15)
-    if opts.bwlimit_kbps:
-        argv.append(f"--bwlimit={int(opts.bwlimit_kbps)}")
+    """The rsync command for one unit: resumable (``--partial``, U12), stall-bounded
+    (``--timeout``), with progress and totals to read, over the target's transport."""
+    flags = RsyncOptions(
+        stats=True,
+        timeout_s=max(1, int(opts.stall_timeout_s)),
+        compress=unit.compress,
+        bwlimit_kbps=int(opts.bwlimit_kbps) if opts.bwlimit_kbps else None,
+        files_from=list_file,
+    )
     if list_file is not None:
-        argv += ["--from0", f"--files-from={list_file}"]
-    prefix = ""
-    if transport is not None:
-        argv += ["-e", " ".join(shlex.quote(a) for a in transport.ssh_argv())]
-        prefix = f"{target.connection.host}:"
-    if list_file is not None:
-        argv += ["--", f"{prefix}{unit.source.rstrip('/') or '/'}/", f"{unit.local}/"]
+        there, here = f"{unit.source.rstrip('/') or '/'}/", f"{unit.local}/"
     else:
-        argv += ["--", f"{prefix}{unit.source}", str(unit.local)]
-    return argv
+        there, here = unit.source, str(unit.local)
+    return transport.rsync_argv("from_target", here, there, flags)
 
 
 def transfer_unit(
     unit: Unit,
     dest: Path,
     target: Target,
-    transport: SshTransport | None,
+    transport: Transport,
     opts: PullOptions,
     on_bytes: Callable[[int], None],
     note: NoteFn,
@@ -271,7 +259,7 @@ def transfer_unit(
             tmp.write(b"\0".join(os.fsencode(f) for f in unit.files) + b"\0")
             tmp.flush()
             list_file = tmp.name
-        argv = rsync_argv(unit, target, transport, opts, list_file)
+        argv = rsync_argv(unit, transport, opts, list_file)
         for attempt in range(1, opts.retries + 1):
             have = present_bytes(unit, dest)
 
@@ -298,7 +286,7 @@ def transfer_unit(
             if attempt == opts.retries:
                 note(f"{unit.label}: gave up after {attempt} attempts ({unit.error})")
                 return
-            if transport is not None and result.rc in LINK_RC:
+            if result.rc in LINK_RC:
                 # A master whose link died can hang every session it carries; start afresh (U17).
                 with contextlib.suppress(TransportError, OSError, subprocess.TimeoutExpired):
                     transport.close()

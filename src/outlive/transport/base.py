@@ -1,10 +1,14 @@
-"""The one-method transport interface (cf. httpx ``BaseTransport.handle_request``)."""
+"""The transport interface: run a command with stdin, and move files (cf. httpx
+``BaseTransport.handle_request``). Only ``transport/`` builds an ssh command line."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from outlive.transport.files import Direction, RsyncOptions
 
 
 @dataclass(frozen=True)
@@ -18,7 +22,8 @@ class Completed:
 
 
 class Transport(Protocol):
-    """Runs an argv on the target with the given stdin; never through a local shell."""
+    """Runs an argv on the target with the given stdin (never through a local shell), and says
+    how rsync reaches it."""
 
     name: str
     is_remote: bool  # False: the target is this machine and its paths are local paths
@@ -38,4 +43,14 @@ class Transport(Protocol):
 
     def failure(self, returncode: int, stderr: bytes) -> Exception | None:
         """The one-sentence error for a command the transport itself failed to run, else None."""
+        ...
+
+    def rsync_argv(
+        self, direction: Direction, here: str, there: str, opts: RsyncOptions
+    ) -> list[str]:
+        """The rsync argv that moves ``here`` (this machine) to or from ``there`` (the target)."""
+        ...
+
+    def close(self) -> None:
+        """Drop a shared connection that may have died (the next command starts afresh)."""
         ...

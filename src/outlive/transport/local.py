@@ -6,7 +6,9 @@ import subprocess
 from collections.abc import Sequence
 
 from outlive.errors import TransportError
+from outlive.transport import files
 from outlive.transport.base import Completed
+from outlive.transport.files import Direction, RsyncOptions
 
 
 class LocalTransport:
@@ -36,4 +38,12 @@ class LocalTransport:
         return False
 
     def failure(self, returncode: int, stderr: bytes) -> Exception | None:
+        return None
+
+    def rsync_argv(
+        self, direction: Direction, here: str, there: str, opts: RsyncOptions
+    ) -> list[str]:
+        return files.rsync_argv(direction, here, there, opts)
+
+    def close(self) -> None:
         return None

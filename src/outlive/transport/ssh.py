@@ -15,9 +15,12 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from outlive._private_dir import private_dir_problem
 from outlive.config import Target
 from outlive.errors import TransportError, Unreachable
+from outlive.transport import files
 from outlive.transport.base import Completed
+from outlive.transport.files import Direction, RsyncOptions
 
 CONNECT_TIMEOUT_S = 10
 SERVER_ALIVE_INTERVAL_S = 15  # dead links are noticed in ~1 min, not at TCP's pace (U17)
@@ -41,9 +44,16 @@ _MUX_HINTS = ("mux_client", "control socket", "controlsocket", "master is dead")
 
 
 def control_dir() -> Path:
-    """A short directory for ControlPath sockets (a unix socket path must stay < 108 bytes)."""
+    """A short directory for ControlPath sockets (a unix socket path must stay < 108 bytes),
+    used only when it is this user's own and private: anyone who can write it could plant a
+    fake master that every ssh here would talk through."""
     d = Path(tempfile.gettempdir()) / f"outlive-{os.getuid()}"
-    d.mkdir(mode=0o700, exist_ok=True)
+    problem = private_dir_problem(str(d))
+    if problem is not None:
+        raise TransportError(
+            f"{d} is not safe for ssh's control sockets ({problem}); remove it, or set TMPDIR "
+            "to a directory only you can write"
+        )
     return d
 
 
@@ -161,6 +171,27 @@ class SshTransport:
         if any(h in low for h in _UNREACHABLE_HINTS):
             return Unreachable(f"{self.name}: unreachable ({last})")
         return TransportError(f"{self.name}: ssh failed ({last})")
+
+    def rsync_argv(
+        self, direction: Direction, here: str, there: str, opts: RsyncOptions
+    ) -> list[str]:
+        """rsync over this host's master: ``-e`` is our ssh argv, ``there`` is ``host:path``."""
+        shell, host = self.ssh_argv(), self.target.connection.host
+        return files.rsync_argv(direction, here, there, opts, remote_shell=shell, host=host)
+
+    def forward_argv(self, remote_port: int, local_port: int) -> list[str]:
+        """``ssh -N -L``: localhost:``local_port`` here reaches 127.0.0.1:``remote_port`` on
+        the host, over the master; fails at once if the port cannot be bound."""
+        return [
+            *self.ssh_argv(),
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-L",
+            f"127.0.0.1:{local_port}:127.0.0.1:{remote_port}",
+            "--",
+            self.target.connection.host or "",
+        ]
 
     def close(self) -> None:
         """Stop this host's master connection, if any (the next call reconnects)."""
