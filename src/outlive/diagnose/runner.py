@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from outlive.config import Config
 from outlive.diagnose.audit import audit_report
 from outlive.diagnose.doctor import doctor_report
+from outlive.diagnose.facts import AuditFacts, DoctorFacts
 
 __all__ = ["AUDIT_TIMEOUT_S", "DOCTOR_TIMEOUT_S", "run_audit", "run_doctor"]
+
+# run_audit and run_doctor hand the CLI plain dicts (its renderers take ``dict[str, Any]``); the
+# same documents typed are ``audit.AuditReport`` and ``doctor.DoctorReport``.
 
 # The agent bounds each of its commands (nvidia-smi 10 s, the torch probe 30 s, dmesg 10 s,
 # dmon 15 s, the /proc scan 5 s); these leave room for all of them plus the connection.
@@ -27,7 +31,7 @@ def run_audit(cfg: Config, target_name: str, *, probe_torch: bool = True) -> dic
         "torch": probe_torch,
     }
     facts = agent_for(cfg, target).call("audit", request, timeout_s=AUDIT_TIMEOUT_S)
-    return audit_report(target.name, facts)
+    return dict(audit_report(target.name, cast(AuditFacts, facts)))
 
 
 def run_doctor(cfg: Config, ref: str) -> dict[str, Any]:
@@ -38,4 +42,4 @@ def run_doctor(cfg: Config, ref: str) -> dict[str, Any]:
     rec = Store(cfg.state_dir).resolve(ref)
     agent = agent_for(cfg, cfg.target(rec.target))
     facts = agent.call("doctor", {"run_dir": rec.run_dir}, timeout_s=DOCTOR_TIMEOUT_S)
-    return doctor_report(rec.run_id, facts)
+    return dict(doctor_report(rec.run_id, cast(DoctorFacts, facts)))
