@@ -46,12 +46,12 @@ class ReportJson(TypedDict):
     size_bytes: int
     checkpoints_loaded: int
     checkpoints_unchecked: int
-    missing: list[str]
-    extra: list[str]
-    problems: list[str]
+    missing: list[str]  # in the manifest, not here
+    extra: list[str]  # here, not in the manifest
+    problems: list[str]  # one sentence per failing file
     notes: list[str]
-    checked_at: float
-    seconds: float
+    checked_at: float  # seconds since the epoch
+    seconds: float  # how long the check took
     results: list[FileResultJson]
 
 
