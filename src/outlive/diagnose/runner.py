@@ -11,8 +11,8 @@ from outlive.diagnose.facts import AuditFacts, DoctorFacts
 
 __all__ = ["AUDIT_TIMEOUT_S", "DOCTOR_TIMEOUT_S", "run_audit", "run_doctor"]
 
-# run_audit and run_doctor hand the CLI plain dicts (its renderers take ``dict[str, Any]``); the
-# same documents typed are ``audit.AuditReport`` and ``doctor.DoctorReport``.
+# run_audit and run_doctor hand the CLI plain dicts, which its renderers take; the same documents,
+# typed, are ``audit.AuditReport`` and ``doctor.DoctorReport``.
 
 # The agent bounds each of its commands (nvidia-smi 10 s, the torch probe 30 s, dmesg 10 s,
 # dmon 15 s, the /proc scan 5 s); these leave room for all of them plus the connection.
