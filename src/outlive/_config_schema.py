@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from outlive.config import SlurmOptions
 from outlive.errors import ConfigError
 
 
@@ -53,20 +54,20 @@ class TargetTable(_Strict):
     constraint: str | None = None
     sbatch_extra: list[str] = Field(default_factory=list)
 
-    def options(self) -> dict[str, Any]:
-        """Backend-specific settings (everything a transport does not need)."""
-        keys: tuple[str, ...] = (
-            "hf_home",
-            "detach",
-            "partition",
-            "gpus",
-            "cpus",
-            "mem",
-            "time",
-            "nodes",
+    def slurm_options(self) -> SlurmOptions:
+        """The Slurm backend's settings from this table."""
+        return SlurmOptions(
+            partition=self.partition,
+            gpus=self.gpus,
+            cpus=self.cpus,
+            mem=self.mem,
+            time=self.time,
+            nodes=self.nodes,
+            account=self.account,
+            qos=self.qos,
+            constraint=self.constraint,
+            sbatch_extra=tuple(self.sbatch_extra),
         )
-        keys = (*keys, "account", "qos", "constraint", "sbatch_extra", "outputs")
-        return {k: getattr(self, k) for k in keys if getattr(self, k) not in (None, [])}
 
 
 class ConfigFile(_Strict):

@@ -23,33 +23,121 @@ USER_PROFILE_DIR = Path("~/.config/outlive/profiles").expanduser()
 
 
 @dataclass(frozen=True)
-class Target:
-    """A resolved target: where runs go and the defaults they get."""
+class Connection:
+    """How the client reaches the target: here (``transport = "local"``) or over the user's own
+    OpenSSH, with these settings completing their ``~/.ssh/config``."""
 
-    name: str
-    profile: str
-    kind: str  # "local" | "ssh" | "slurm" | ...
-    workdir: str
-    durable: str
-    env: dict[str, str] = field(default_factory=dict)
-    hf_home: str | None = None  # where HF caches go on the box, off small disks (RP11)
-    secrets: tuple[str, ...] = ()  # exported into the job's env from the box's 0600 files
+    transport: str = "local"  # "local" | "ssh"
     host: str | None = None
     port: int | None = None
     user: str | None = None
     identity_file: str | None = None
     ssh_config: str | None = None
     accept_new_host_keys: bool = False
-    python: str = "python3"
+    python: str = "python3"  # the box's interpreter for outlive's agent (stdlib, >= 3.8)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a run's files live on the target."""
+
+    workdir: str
+    durable: str  # checkpoints and results: <durable>/<run-name>/
+    hf_home: str | None = None  # where HF caches go on the box, off small disks (RP11)
+    outputs: tuple[str, ...] = ()  # result paths (workdir-relative) that `pull` also takes
+
+
+@dataclass(frozen=True)
+class JobPolicy:
+    """What every job on the target gets: environment, secrets, and its kill/interrupt clocks."""
+
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()  # exported into the job's env from the box's 0600 files
     spot: bool = False
     kill_grace_s: float = 30.0
     spot_grace_s: float | None = None
     mtbf_s: float | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    """A process backend's own settings."""
+
+    detach: str = "setsid"  # "setsid" | "tmux"
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """A Slurm backend's own settings (checked again when the batch script is rendered)."""
+
+    partition: str | None = None
+    gpus: str | None = None
+    cpus: int | None = None
+    mem: str | None = None
+    time: str | None = None
+    nodes: int | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    sbatch_extra: tuple[str, ...] = ()
+
+
+BackendOptions = ProcessOptions | SlurmOptions
+_OPTIONS_BY_BACKEND: dict[str, type[ProcessOptions] | type[SlurmOptions]] = {
+    "process": ProcessOptions,
+    "slurm": SlurmOptions,
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resolved target: how to reach it, where runs go, what every job gets, and which
+    backend runs them with which options."""
+
+    name: str
+    profile: str
+    kind: str  # what `targets` shows: "local" | "ssh" | "slurm"
+    backend: str  # the client backend: "process" | "slurm"
+    connection: Connection
+    placement: Placement
+    policy: JobPolicy
+    options: BackendOptions = field(default_factory=ProcessOptions)
 
     @property
     def is_local(self) -> bool:
+        """The embedded ``local`` target: this machine, the project directory as workdir."""
         return self.kind == "local"
+
+    def to_json(self) -> dict[str, object]:
+        import dataclasses
+
+        return {
+            "name": self.name,
+            "profile": self.profile,
+            "kind": self.kind,
+            "backend": self.backend,
+            "connection": dataclasses.asdict(self.connection),
+            "placement": dataclasses.asdict(self.placement),
+            "policy": dataclasses.asdict(self.policy),
+            "options": dataclasses.asdict(self.options),
+        }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Target:
+        placement, policy, options = doc["placement"], doc["policy"], doc["options"]
+        opts_cls = _OPTIONS_BY_BACKEND[doc["backend"]]
+        if opts_cls is SlurmOptions:
+            options = {**options, "sbatch_extra": tuple(options.get("sbatch_extra") or ())}
+        return cls(
+            name=doc["name"],
+            profile=doc["profile"],
+            kind=doc["kind"],
+            backend=doc["backend"],
+            connection=Connection(**doc["connection"]),
+            placement=Placement(**{**placement, "outputs": tuple(placement["outputs"])}),
+            policy=JobPolicy(**{**policy, "secrets": tuple(policy["secrets"])}),
+            options=opts_cls(**options),
+        )
 
 
 @dataclass(frozen=True)
@@ -178,10 +266,7 @@ def _read_cache(project_dir: Path, key: list[Any]) -> Config | None:
             source=Path(c["source"]),
             project_name=c["project_name"],
             exclude=tuple(c["exclude"]),
-            targets={
-                n: Target(**{**t, "secrets": tuple(t.get("secrets", ()))})
-                for n, t in c["targets"].items()
-            },
+            targets={n: Target.from_json(t) for n, t in c["targets"].items()},
             profile_dirs=tuple(Path(d) for d in c["profile_dirs"]),
         )
     except (OSError, ValueError, KeyError, TypeError):
@@ -189,7 +274,6 @@ def _read_cache(project_dir: Path, key: list[Any]) -> Config | None:
 
 
 def _write_cache(cfg: Config, key: list[Any]) -> None:
-    import dataclasses
     import json
     import os
     import threading
@@ -199,7 +283,7 @@ def _write_cache(cfg: Config, key: list[Any]) -> None:
         "source": str(cfg.source),
         "project_name": cfg.project_name,
         "exclude": list(cfg.exclude),
-        "targets": {n: dataclasses.asdict(t) for n, t in cfg.targets.items()},
+        "targets": {n: t.to_json() for n, t in cfg.targets.items()},
         "profile_dirs": [str(d) for d in cfg.profile_dirs],
     }
     path = cfg.state_dir / _CACHE_NAME
@@ -255,12 +339,15 @@ def _local_target(project_dir: Path, t: Any | None) -> Target:
         name=LOCAL,
         profile="local",
         kind="local",
-        workdir=str(project_dir),
-        durable=str(durable),
-        env=dict(t.env) if t is not None else {},
-        secrets=tuple(t.secrets) if t is not None else (),
-        kill_grace_s=(t.kill_grace_s if t is not None and t.kill_grace_s is not None else 10.0),
-        mtbf_s=t.mtbf_s if t is not None else None,
+        backend="process",
+        connection=Connection(),
+        placement=Placement(workdir=str(project_dir), durable=str(durable)),
+        policy=JobPolicy(
+            env=dict(t.env) if t is not None else {},
+            secrets=tuple(t.secrets) if t is not None else (),
+            kill_grace_s=(t.kill_grace_s if t is not None and t.kill_grace_s is not None else 10.0),
+            mtbf_s=t.mtbf_s if t is not None else None,
+        ),
     )
 
 
@@ -282,30 +369,39 @@ def _remote_target(
             'set workdir = "/path/on/the/box"'
         )
     spot = bool(t.spot)
+    slurm = prof.kind == "slurm"  # submits with sbatch: on `host` over SSH, or here without one
     return Target(
         name=name,
         profile=prof.name,
-        # A Slurm profile submits with sbatch: on `host` over SSH, or here without one (issue 7).
-        kind="slurm" if prof.kind == "slurm" else "ssh",
-        workdir=workdir,
-        durable=t.durable or d.durable_dir or f"{workdir.rstrip('/')}/.outlive/durable",
-        env=dict(t.env),
-        hf_home=t.hf_home or d.hf_home,
-        secrets=tuple(t.secrets),
-        host=t.host,
-        port=t.port,
-        user=t.user,
-        identity_file=t.identity_file,
-        ssh_config=t.ssh_config,
-        accept_new_host_keys=t.accept_new_host_keys,
-        python=t.python,
-        spot=spot,
-        kill_grace_s=_first(t.kill_grace_s, prof.kill_grace_s, 30.0),
-        spot_grace_s=_first(t.spot_grace_s, prof.spot_grace_s if spot else None),
-        # An interruption model applies to spot rentals and to capped sessions, not to a box
-        # the user holds on demand.
-        mtbf_s=_first(t.mtbf_s, prof.mtbf_s if spot or not prof.spot_available else None),
-        options=t.options(),
+        kind="slurm" if slurm else "ssh",
+        backend="slurm" if slurm else "process",
+        connection=Connection(
+            transport="ssh" if t.host or not slurm else "local",
+            host=t.host,
+            port=t.port,
+            user=t.user,
+            identity_file=t.identity_file,
+            ssh_config=t.ssh_config,
+            accept_new_host_keys=t.accept_new_host_keys,
+            python=t.python,
+        ),
+        placement=Placement(
+            workdir=workdir,
+            durable=t.durable or d.durable_dir or f"{workdir.rstrip('/')}/.outlive/durable",
+            hf_home=t.hf_home or d.hf_home,
+            outputs=tuple(t.outputs),
+        ),
+        policy=JobPolicy(
+            env=dict(t.env),
+            secrets=tuple(t.secrets),
+            spot=spot,
+            kill_grace_s=_first(t.kill_grace_s, prof.kill_grace_s, 30.0),
+            spot_grace_s=_first(t.spot_grace_s, prof.spot_grace_s if spot else None),
+            # An interruption model applies to spot rentals and to capped sessions, not to a
+            # box the user holds on demand.
+            mtbf_s=_first(t.mtbf_s, prof.mtbf_s if spot or not prof.spot_available else None),
+        ),
+        options=t.slurm_options() if slurm else ProcessOptions(detach=t.detach),
     )
 
 

@@ -15,27 +15,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 
-from outlive.config import Config, load_config
 from outlive.errors import OutliveError
-from outlive.lifecycle.runs import ENDED, launch, status
+from outlive.lifecycle.runs import launch, status
+from outlive.run_status import RunStatus
+from outlive.session import Session
+from outlive.wire import State
 
 EXAMPLE = Path(__file__).resolve().parent / "examples" / "train_numpy.py"
 TIMEOUT_S = 120.0
-
-
-@dataclass(frozen=True)
-class Seen:
-    """What the demo reads of a run's status."""
-
-    state: str
-    step: int  # the latest progress() step, 0 before the first
-    pid: int | None
-    signal: int | None
 
 
 def run_demo(*, steps: int = 300, keep: bool = False, console: Console | None = None) -> bool:
@@ -54,7 +45,7 @@ def run_demo(*, steps: int = 300, keep: bool = False, console: Console | None = 
 def _demo(project: Path, steps: int, console: Console) -> bool:
     (project / "outlive.toml").write_text('[project]\nname = "outlive-demo"\n')
     shutil.copyfile(EXAMPLE, project / "train_numpy.py")
-    cfg = load_config(project)
+    session = Session.open(project)
     command = [
         sys.executable,
         "train_numpy.py",
@@ -68,37 +59,37 @@ def _demo(project: Path, steps: int, console: Console) -> bool:
     console.print(f"[bold]outlive demo[/bold] — project {project}, target local")
     console.print(f"  command: {' '.join(command[1:])}")
 
-    ref = launch(cfg, "local", command, "reference")
-    run = launch(cfg, "local", command, "interrupted")
+    ref = launch(session, "local", command, "reference")
+    run = launch(session, "local", command, "interrupted")
     console.print(
         f"  launched [cyan]reference[/cyan] ({ref.run_id}) and "
         f"[cyan]interrupted[/cyan] ({run.run_id}), detached"
     )
 
     kill_at = max(2, int(steps * 0.45))
-    st = _wait(cfg, run.run_id, lambda s: s.step >= kill_at or s.state in ENDED)
-    if st.state != "running" or not st.pid:
+    st = _wait(session, run.run_id, lambda s: _step(s) >= kill_at or s.ended)
+    if st.state is not State.RUNNING or not st.pid:
         console.print(f"[red]the run ended before it could be killed ({st.state})[/red]")
         return False
-    os.kill(int(st.pid), signal.SIGKILL)
-    st = _wait(cfg, run.run_id, lambda s: s.state in ENDED)
+    os.kill(st.pid, signal.SIGKILL)
+    st = _wait(session, run.run_id, lambda s: s.ended)
     saved = _checkpoint_steps(Path(run.ckpt_dir))
     console.print(
-        f"  SIGKILL at step {st.step}: state [red]{st.state}[/red] "
+        f"  SIGKILL at step {_step(st)}: state [red]{st.state}[/red] "
         f"(signal {st.signal}); latest checkpoint on disk: step "
         f"{saved[-1] if saved else 'none'}"
     )
 
-    again = launch(cfg, "local", command, "interrupted")
+    again = launch(session, "local", command, "interrupted")
     console.print(f"  relaunched the identical command as {again.run_id}")
-    st = _wait(cfg, again.run_id, lambda s: s.state in ENDED)
+    st = _wait(session, again.run_id, lambda s: s.ended)
     resumed = _resumed_from(Path(again.run_dir) / "stdout.log")
     console.print(
         f"  resumed from step {resumed if resumed is not None else '?'} and ended "
-        f"[{'green' if st.state == 'succeeded' else 'red'}]{st.state}[/]"
+        f"[{'green' if st.state is State.SUCCEEDED else 'red'}]{st.state}[/]"
     )
-    ref_st = _wait(cfg, ref.run_id, lambda s: s.state in ENDED)
-    if st.state != "succeeded" or ref_st.state != "succeeded":
+    ref_st = _wait(session, ref.run_id, lambda s: s.ended)
+    if st.state is not State.SUCCEEDED or ref_st.state is not State.SUCCEEDED:
         console.print("[red]a run did not succeed; see its log with outlive logs[/red]")
         return False
 
@@ -113,17 +104,20 @@ def _demo(project: Path, steps: int, console: Console) -> bool:
     return same and resumed is not None and resumed > 0
 
 
-def _wait(cfg: Config, run_id: str, done: Callable[[Seen], bool]) -> Seen:
+def _wait(session: Session, run_id: str, done: Callable[[RunStatus], bool]) -> RunStatus:
     deadline = time.monotonic() + TIMEOUT_S
     while True:
-        st = status(cfg, [run_id])[0]
-        progress = st.get("progress") or {}
-        seen = Seen(st["state"], int(progress.get("step", 0)), st.get("pid"), st.get("signal"))
-        if done(seen):
-            return seen
+        st = status(session, [run_id])[0]
+        if done(st):
+            return st
         if time.monotonic() > deadline:
             raise OutliveError(f"the demo run {run_id} made no progress within {TIMEOUT_S:.0f} s")
         time.sleep(0.05)
+
+
+def _step(st: RunStatus) -> int:
+    step = (st.progress or {}).get("step")
+    return step if isinstance(step, int) else 0
 
 
 def _checkpoint_steps(ckpt_dir: Path) -> list[int]:

@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from outlive.config import ensure_state_dir
 from outlive.errors import RunNotFound, UsageError
+from outlive.run_status import RunStatus
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -61,7 +61,7 @@ class RunRecord:
     ckpt_dir: str
     created_at: float
     state: str = "pending"
-    status: dict[str, Any] | None = None
+    status: RunStatus | None = None  # what the last look saw
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> RunRecord:
@@ -74,7 +74,7 @@ class RunRecord:
             ckpt_dir=row["ckpt_dir"],
             created_at=row["created_at"],
             state=row["state"],
-            status=json.loads(row["status"]) if row["status"] else None,
+            status=RunStatus.from_json(json.loads(row["status"])) if row["status"] else None,
         )
 
 
@@ -180,17 +180,17 @@ class Store:
                     rec.ckpt_dir,
                     rec.created_at,
                     rec.state,
-                    json.dumps(rec.status) if rec.status else None,
+                    json.dumps(rec.status.to_json()) if rec.status else None,
                     time.time(),
                 ),
             )
 
-    def update(self, run_id: str, state: str, status: dict[str, Any]) -> None:
-        self.update_many([(run_id, state, status)])
+    def update(self, status: RunStatus) -> None:
+        self.update_many([status])
 
-    def update_many(self, updates: list[tuple[str, str, dict[str, Any]]]) -> None:
+    def update_many(self, statuses: list[RunStatus]) -> None:
         """Record what one look saw, in one transaction."""
-        if not updates:
+        if not statuses:
             return
         now = time.time()
         with self._connect() as conn:
@@ -201,7 +201,7 @@ class Store:
             try:
                 conn.executemany(
                     "UPDATE runs SET state = ?, status = ?, updated_at = ? WHERE run_id = ?",
-                    [(st, json.dumps(status), now, rid) for rid, st, status in updates],
+                    [(s.state.value, json.dumps(s.to_json()), now, s.run_id) for s in statuses],
                 )
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -193,7 +193,7 @@ class RunProbe:
     heartbeat_age_s: float | None = None
     progress: Dict[str, Any] | None = None
     diagnosis: Dict[str, Any] | None = None
-    cancel_requested: bool = False
+    cancel_requested: bool | None = None
     max_rss_bytes: int | None = None
     warning: str | None = None
     error: str | None = None

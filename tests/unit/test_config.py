@@ -41,8 +41,8 @@ def test_no_config_file_means_only_the_local_target(tmp_path):
     assert list(cfg.targets) == [LOCAL]
     local = cfg.target(LOCAL)
     assert local.is_local and local.profile == "local"
-    assert local.workdir == str(d)
-    assert local.durable == str(d / ".outlive" / "durable")
+    assert local.placement.workdir == str(d)
+    assert local.placement.durable == str(d / ".outlive" / "durable")
     assert cfg.state_dir == d / ".outlive"
 
 
@@ -62,7 +62,7 @@ def test_tool_outlive_in_pyproject_is_read(tmp_path):
     assert cfg.source == d / "pyproject.toml"
     assert cfg.project_name == "sweep"
     assert set(cfg.targets) == {LOCAL, "box"}
-    assert cfg.target("box").host == "10.0.0.5"
+    assert cfg.target("box").connection.host == "10.0.0.5"
 
 
 def test_outlive_toml_wins_over_pyproject(tmp_path):
@@ -81,8 +81,10 @@ def test_a_remote_target_keeps_its_values(tmp_path):
         toml=BOX + 'port = 2222\nuser = "root"\nkill_grace_s = 5\nenv = { A = "1" }\n',
     )
     box = load_config(d).target("box")
-    assert (box.host, box.port, box.user, box.workdir) == ("10.0.0.5", 2222, "root", "/srv/run")
-    assert box.kill_grace_s == 5 and box.env == {"A": "1"} and not box.is_local
+    conn = box.connection
+    assert (conn.host, conn.port, conn.user) == ("10.0.0.5", 2222, "root")
+    assert box.placement.workdir == "/srv/run" and conn.transport == "ssh"
+    assert box.policy.kill_grace_s == 5 and box.policy.env == {"A": "1"} and not box.is_local
 
 
 def test_local_target_takes_grace_env_and_durable_from_its_table(tmp_path):
@@ -91,8 +93,9 @@ def test_local_target_takes_grace_env_and_durable_from_its_table(tmp_path):
         toml='[targets.local]\nkill_grace_s = 1\ndurable = "ck"\nenv = { OMP_NUM_THREADS = "3" }\n',
     )
     local = load_config(d).target(LOCAL)
-    assert local.kill_grace_s == 1 and local.env == {"OMP_NUM_THREADS": "3"}
-    assert local.durable == str((d / "ck").resolve()) and local.workdir == str(d)
+    assert local.policy.kill_grace_s == 1 and local.policy.env == {"OMP_NUM_THREADS": "3"}
+    assert local.placement.durable == str((d / "ck").resolve())
+    assert local.placement.workdir == str(d)
 
 
 def test_the_project_root_is_found_from_a_subdirectory(tmp_path):
@@ -156,7 +159,7 @@ def test_declared_outputs_reach_the_target_options(tmp_path: Path) -> None:
         '[targets.box]\nhost = "h"\nworkdir = "/w"\noutputs = ["results", "logs/eval"]\n'
     )
     target = load_config(tmp_path).target("box")
-    assert target.options["outputs"] == ["results", "logs/eval"]
+    assert target.placement.outputs == ("results", "logs/eval")
     assert declared_outputs(target) == ["results", "logs/eval"]
 
 

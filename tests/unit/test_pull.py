@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from outlive.config import Target, load_config
+from outlive.config import Connection, JobPolicy, Placement, Target
 from outlive.errors import UsageError
 from outlive.lifecycle.pull import declared_outputs, pull, result_roots
 from outlive.lifecycle.transfer import (
@@ -24,27 +24,34 @@ from outlive.lifecycle.transfer import (
     run_rsync,
     transfer_unit,
 )
+from outlive.session import Session
 from outlive.store import RunRecord, Store
 from outlive.transport.ssh import SshTransport
 
 OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 
 
-def _target(**options: object) -> Target:
+def _target(outputs: tuple[str, ...] = ()) -> Target:
     return Target(
         name="gpu",
         profile="generic-ssh",
         kind="ssh",
-        workdir="$HOME/proj",
-        durable="$HOME/proj/.outlive/durable",
-        host="gpu-box",
-        ssh_config="/tmp/cfg",
-        options=dict(options),
+        backend="process",
+        connection=Connection(transport="ssh", host="gpu-box", ssh_config="/tmp/cfg"),
+        placement=Placement(
+            workdir="$HOME/proj", durable="$HOME/proj/.outlive/durable", outputs=outputs
+        ),
+        policy=JobPolicy(),
     )
 
 
 def test_declared_outputs_are_relative_normalised_and_do_not_overlap() -> None:
-    t = _target(outputs=["results/", "logs/metrics.csv"])
+    t = _target(
+        outputs=(
+            "results/",
+            "logs/metrics.csv",
+        )
+    )
     assert declared_outputs(t, ["./plots", "results"]) == ["results", "logs/metrics.csv", "plots"]
     for bad in ("/etc", "../up", "a/../..", "~/x", "$HOME/x", "", "."):
         with pytest.raises(UsageError, match="relative to the workdir"):
@@ -156,7 +163,7 @@ def local_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, st
 def test_pull_on_the_local_target_verifies_and_records(local_run: tuple[Path, str]) -> None:
     proj, run_id = local_run
     notes: list[str] = []
-    result = pull(load_config(proj), run_id, on_note=notes.append)
+    result = pull(Session.open(proj), run_id, on_note=notes.append)
     assert result["ok"], result["verify"]["problems"]
     dest = Path(result["dest"])
     assert dest == proj / ".outlive" / "pulled" / "loc" / run_id
@@ -166,7 +173,7 @@ def test_pull_on_the_local_target_verifies_and_records(local_run: tuple[Path, st
     assert row.verified and row.manifest_sha256 == result["manifest_sha256"]
     assert row.dest == str(dest)
     # again: nothing new to move, the same manifest, still verified
-    again = pull(load_config(proj), run_id)
+    again = pull(Session.open(proj), run_id)
     assert again["ok"] and again["manifest_sha256"] == result["manifest_sha256"]
 
 
@@ -191,9 +198,9 @@ def test_pull_cli_prints_one_json_document_and_verify_agrees(local_run: tuple[Pa
 def test_pull_with_bad_options_is_a_usage_error(local_run: tuple[Path, str]) -> None:
     proj, run_id = local_run
     with pytest.raises(UsageError):
-        pull(load_config(proj), run_id, PullOptions(retries=0))
+        pull(Session.open(proj), run_id, PullOptions(retries=0))
     with pytest.raises(UsageError):
-        pull(load_config(proj), run_id, PullOptions(compress="maybe"))
+        pull(Session.open(proj), run_id, PullOptions(compress="maybe"))
     out = subprocess.run(
         [OUTLIVE, "pull", run_id, "--output", "/etc"], cwd=proj, capture_output=True, text=True
     )

@@ -12,7 +12,9 @@ import textwrap
 import pytest
 
 from outlive.errors import RunNotFound, UsageError
+from outlive.run_status import RunStatus
 from outlive.store import RunRecord, Store
+from outlive.wire import State
 
 
 def _rec(run_id: str, name: str = "n", created_at: float = 1.0) -> RunRecord:
@@ -33,9 +35,11 @@ def test_a_run_round_trips_and_updates(tmp_path):
     store.add(_rec("20260101-000000-aaaaaa"))
     got = store.resolve("20260101-000000-aaaaaa")
     assert got == _rec("20260101-000000-aaaaaa")
-    store.update(got.run_id, "failed", {"state": "failed", "exit_code": 3})
+    seen = RunStatus(got.run_id, got.name, got.target, State.FAILED, exit_code=3)
+    store.update(seen)
     got = store.resolve(got.run_id)
-    assert got.state == "failed" and got.status == {"state": "failed", "exit_code": 3}
+    assert got.state == "failed" and got.status == seen
+    assert got.status.to_json()["exit_code"] == 3
 
 
 def test_the_registry_is_in_wal_mode_and_ignored_by_git(tmp_path):
@@ -85,7 +89,9 @@ WORKER = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
+    from outlive.run_status import RunStatus
     from outlive.store import RunRecord, Store
+    from outlive.wire import State
 
     state_dir, worker, n = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     errors = []
@@ -94,7 +100,7 @@ WORKER = textwrap.dedent(
         run_id = f"w{worker}-{i}"
         try:
             store.add(RunRecord(run_id, f"n{worker}", "local", ["true"], "/r", "/c", time.time()))
-            store.update(run_id, "succeeded", {"state": "succeeded", "i": i})
+            store.update(RunStatus(run_id, f"n{worker}", "local", State.SUCCEEDED, pid=i))
             store.all()
             store.resolve(f"n{worker}")
         except Exception as exc:

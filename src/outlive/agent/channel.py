@@ -20,7 +20,7 @@ import select
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from outlive.errors import TransportError, Unreachable
@@ -195,24 +195,3 @@ class ChannelPool:
 
     def __len__(self) -> int:
         return sum(1 for s in self._slots.values() if s.channel is not None)
-
-
-_active: ChannelPool | None = None
-
-
-def active_pool() -> ChannelPool | None:
-    """The pool agent calls in this process go through, if a resident process installed one."""
-    return _active
-
-
-@contextlib.contextmanager
-def pooled() -> Iterator[ChannelPool]:
-    """Route this process's read-only agent calls through persistent channels until exit."""
-    global _active
-    pool, previous = ChannelPool(), _active
-    _active = pool
-    try:
-        yield pool
-    finally:
-        _active = previous
-        pool.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,29 +32,41 @@ class AgentClient:
     ``remote`` runs it from ``~/.cache/outlive/<hash>`` on the box, uploading it on first use."""
 
     def __init__(
-        self, transport: Transport, *, local_dir: Path | None = None, python: str = "python3"
+        self,
+        transport: Transport,
+        *,
+        local_dir: Path | None = None,
+        python: str = "python3",
+        pool: channel.ChannelPool | None = None,
     ) -> None:
         self.transport = transport
         self.local_dir = local_dir
         self.python = python
+        self.pool = pool  # read-only verbs go over its persistent channels when set
 
     @classmethod
-    def local(cls, state_dir: Path) -> AgentClient:
+    def local(cls, state_dir: Path, *, pool: channel.ChannelPool | None = None) -> AgentClient:
         from outlive.transport.local import LocalTransport
 
-        return cls(LocalTransport(), local_dir=bundle.materialize(state_dir / "lib"))
+        return cls(LocalTransport(), local_dir=bundle.materialize(state_dir / "lib"), pool=pool)
 
     @classmethod
-    def remote(cls, transport: Transport, python: str = "python3") -> AgentClient:
-        return cls(transport, python=python)
+    def remote(
+        cls,
+        transport: Transport,
+        python: str = "python3",
+        *,
+        pool: channel.ChannelPool | None = None,
+    ) -> AgentClient:
+        return cls(transport, python=python, pool=pool)
 
     def call(
-        self, verb: str, request: dict[str, Any], *, timeout_s: float = DEFAULT_TIMEOUT_S
+        self, verb: str, request: Mapping[str, object], *, timeout_s: float = DEFAULT_TIMEOUT_S
     ) -> Any:
-        pool = channel.active_pool()
-        if pool is not None and verb in channel.SERVE_VERBS:
+        if self.pool is not None and verb in channel.SERVE_VERBS:
+            key = self.channel_key()
             return self._unwrap(
-                verb, pool.call(self.channel_key(), self.open_channel, verb, request, timeout_s)
+                verb, self.pool.call(key, self.open_channel, verb, dict(request), timeout_s)
             )
         payload = json.dumps(request).encode()
         done = self._invoke(verb, payload, timeout_s)

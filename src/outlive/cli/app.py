@@ -12,6 +12,7 @@ import typer
 
 from outlive.config import CONFIG_NAME, load_config
 from outlive.errors import TransportError, UsageError
+from outlive.session import Session
 
 app = typer.Typer(
     name="outlive",
@@ -53,9 +54,9 @@ def targets(as_json: JsonOpt = False) -> None:
             "name": t.name,
             "profile": t.profile,
             "kind": t.kind,
-            "host": t.host,
-            "workdir": t.workdir,
-            "durable": t.durable,
+            "host": t.connection.host,
+            "workdir": t.placement.workdir,
+            "durable": t.placement.durable,
         }
         for t in cfg.targets.values()
     ]
@@ -75,7 +76,7 @@ def push(
     """Sync the project to TARGET (delta; .gitignore + excludes) and verify it there by hash."""
     from outlive.lifecycle.runs import push_and_verify
 
-    result = push_and_verify(load_config(), target)
+    result = push_and_verify(Session.open(), target)
     if as_json:
         _emit_json(result)
     elif result["verified"]:
@@ -183,17 +184,15 @@ def logs(
     """Tail a run's log; -f follows it and survives connection drops."""
     from outlive.lifecycle import runs
 
-    cfg = load_config()
+    session = Session.open()
     out = sys.stdout.buffer
     if not follow:
-        out.write(runs.tail(cfg, run_ref, lines))
+        out.write(runs.tail(session, run_ref, lines))
         out.flush()
         return
-    from outlive.agent.channel import pooled
-
     warned = False
-    with pooled():  # one open agent channel for the whole follow, not a session per poll
-        for chunk in runs.follow(cfg, run_ref, lines):
+    with session.pooled():  # one open agent channel for the whole follow, not one per poll
+        for chunk in runs.follow(session, run_ref, lines):
             if isinstance(chunk, TransportError):
                 if not warned:
                     sys.stderr.write(f"outlive: {chunk} — retrying\n")
@@ -213,11 +212,10 @@ def watch(
     ] = 300.0,
 ) -> None:
     """Live view of a run until it ends; flags stalls. Exit 0 only if it succeeded."""
-    from outlive.agent.channel import pooled
     from outlive.cli.render import watch_live
 
-    with pooled():  # each refresh is one request on an open agent channel
-        final = watch_live(load_config(), run_ref, interval_s=interval_s, stall_s=stall_s)
+    with Session.open().pooled() as session:  # each refresh: one request on an open channel
+        final = watch_live(session, run_ref, interval_s=interval_s, stall_s=stall_s)
     raise typer.Exit(0 if final == "succeeded" else 1)
 
 
@@ -229,7 +227,7 @@ def cancel(
     """Send TERM to the job (it may save and exit), then KILL after the target's grace."""
     from outlive.lifecycle.runs import cancel as do_cancel
 
-    result = do_cancel(load_config(), run_ref)
+    result = do_cancel(Session.open(), run_ref)
     if as_json:
         _emit_json(result)
     elif result.get("signalled"):

@@ -65,10 +65,10 @@ def explain(
     elif os.path.isfile(source):
         matches = explain_file(source)
     else:
-        from outlive.config import load_config
         from outlive.lifecycle.runs import RemoteLog
+        from outlive.session import Session
 
-        log = RemoteLog(load_config(), source)
+        log = RemoteLog(Session.open(), source)
         matches = explain_stream(cast(BinaryIO, log), platform=log.target.profile)
     if as_json:
         _emit_json({"matches": [m.as_dict() for m in matches]})

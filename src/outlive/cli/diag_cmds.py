@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from outlive.cli.app import JsonOpt, _emit_json, app
-from outlive.config import load_config
+from outlive.session import Session
 
 _STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "SKIP": "dim"}
 
@@ -23,7 +23,7 @@ def up(
     """Phase-0 audit of TARGET: PASS / WARN / FAIL per check with gotcha IDs; exit 1 on FAIL."""
     from outlive.diagnose.runner import run_audit
 
-    report = run_audit(load_config(), target, probe_torch=torch)
+    report = run_audit(Session.open(), target, probe_torch=torch)
     if as_json:
         _emit_json(report)
     else:
@@ -42,7 +42,7 @@ def doctor(
     """Why RUN died or is slow: the vanished ladder, GPU health, disks, threads vs the quota."""
     from outlive.diagnose.runner import run_doctor
 
-    report = run_doctor(load_config(), run_ref)
+    report = run_doctor(Session.open(), run_ref)
     if as_json:
         _emit_json(report)
         return

@@ -13,7 +13,12 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+from outlive.wire import State
+
+if TYPE_CHECKING:
+    from outlive.agent.channel import ChannelPool
 
 FAST_COMMANDS = ("run", "status")
 
@@ -105,19 +110,19 @@ class RunRequest:
 
 def do_run(req: RunRequest) -> int:
     """Launch one run, or (Slurm) a job array from --array / --queue / --after; print run ids."""
-    from outlive.config import load_config
     from outlive.errors import UsageError
+    from outlive.session import Session
 
-    cfg = load_config()
+    session = Session.open()
     fan_out = bool(req.array is not None or req.queue is not None or req.throttle or req.after)
     if not fan_out:
         from outlive.lifecycle.runs import launch
 
-        launched = [launch(cfg, req.target, req.command, req.name, req.detach_with)]
+        launched = [launch(session, req.target, req.command, req.name, req.detach_with)]
     else:
         from pathlib import Path
 
-        from outlive.backends.slurm_launch import launch_array, read_queue_file
+        from outlive.lifecycle.runs import launch_array, read_queue_file
 
         if req.queue is not None and req.command:
             raise UsageError("give either --queue FILE or a command after `--`, not both")
@@ -128,7 +133,7 @@ def do_run(req: RunRequest) -> int:
         else:
             raise UsageError("no command given; put it after `--` or use --queue FILE")
         launched = launch_array(
-            cfg, req.target, commands, req.name, throttle=req.throttle, after=req.after
+            session, req.target, commands, req.name, throttle=req.throttle, after=req.after
         )
     first = launched[0]
     if req.as_json:
@@ -147,26 +152,31 @@ def do_run(req: RunRequest) -> int:
 
 
 def do_status(
-    runs: list[str], as_json: bool, *, start: Path | None = None, out: TextIO | None = None
+    runs: list[str],
+    as_json: bool,
+    *,
+    start: Path | None = None,
+    out: TextIO | None = None,
+    pool: ChannelPool | None = None,
 ) -> int:
     """Look at the runs (all if none given); exit 1 when a named run failed or vanished.
 
     ``start`` is where the project is looked up (the cwd by default) and ``out`` where the answer
     goes (stdout by default): the daemon runs this same body for a client in another directory.
     """
-    from outlive.config import load_config
     from outlive.lifecycle.runs import status
+    from outlive.session import Session
 
     out = sys.stdout if out is None else out
-    result = status(load_config(start), runs)
+    result = status(Session.open(start, pool=pool), runs)
     if as_json:
-        out.write(json.dumps({"runs": result}, default=str) + "\n")
+        out.write(json.dumps({"runs": [r.to_json() for r in result]}, default=str) + "\n")
         out.flush()
     else:
         from outlive.cli.render import status_table
 
         status_table(result, out=out)
-    return 1 if runs and any(r["state"] in ("failed", "vanished") for r in result) else 0
+    return 1 if runs and any(r.state in (State.FAILED, State.VANISHED) for r in result) else 0
 
 
 def parse_status(argv: list[str]) -> tuple[list[str], bool] | None:

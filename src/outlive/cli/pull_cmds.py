@@ -13,6 +13,8 @@ from outlive.cli.app import JsonOpt, _emit_json, app
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from outlive.session import Session
+
 
 def _console() -> Console:
     from rich.console import Console
@@ -64,9 +66,9 @@ def pull(
     as_json: JsonOpt = False,
 ) -> None:
     """Pull a run's results (resumable, per directory) and verify them by hash and by load."""
-    from outlive.config import load_config
     from outlive.lifecycle.pull import PullOptions
     from outlive.lifecycle.pull import pull as do_pull
+    from outlive.session import Session
 
     opts = PullOptions(
         dest=to,
@@ -82,7 +84,7 @@ def pull(
     def note(msg: str) -> None:
         sys.stderr.write(f"outlive: {msg}\n")
 
-    cfg = load_config()
+    cfg = Session.open()
     if as_json:
         result = do_pull(cfg, run_ref, opts, on_note=note)
         _emit_json(result)
@@ -102,7 +104,7 @@ def pull(
         raise typer.Exit(1)
 
 
-def _pull_with_bar(cfg: Any, run_ref: str, opts: Any, note: Any) -> dict[str, Any]:
+def _pull_with_bar(cfg: Session, run_ref: str, opts: Any, note: Any) -> dict[str, Any]:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -227,11 +229,11 @@ def down(
     """The teardown gate (Iron Law): refuses until every result is pulled and verified, shows
     what the platform's verbs stop, keep billing and destroy, and after the target's name is
     typed prints the commands to run. outlive itself stops and deletes nothing."""
-    from outlive.config import load_config
     from outlive.errors import GateRefused
     from outlive.lifecycle.gate import decide, inspect
+    from outlive.session import Session
 
-    report = inspect(load_config(), target)
+    report = inspect(Session.open(), target)
     interactive = not as_json and sys.stdin.isatty() and confirm is None
     if not as_json:
         _print_gate(report)

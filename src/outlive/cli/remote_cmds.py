@@ -26,8 +26,8 @@ def secret_push(
 ) -> None:
     """Store NAME on TARGET as a 0600 file on box-local disk; the value comes from stdin or
     --from-env and never appears in any command line, log or error (U34)."""
-    from outlive.config import load_config
     from outlive.lifecycle.runs import secret_push as push
+    from outlive.session import Session
 
     if from_env is not None:
         value = os.environ.get(from_env)
@@ -42,7 +42,7 @@ def secret_push(
     value = value.rstrip("\n")
     if not value:
         raise UsageError("the secret value is empty; pipe it on stdin or use --from-env VAR")
-    result = push(load_config(), target, name, value)
+    result = push(Session.open(), target, name, value)
     if as_json:
         _emit_json(result)
     else:
@@ -76,7 +76,7 @@ def tunnel(
         "-L",
         f"127.0.0.1:{local or remote}:127.0.0.1:{remote}",
         "--",
-        tgt.host or "",
+        tgt.connection.host or "",
     ]
     typer.echo(f"forwarding http://localhost:{local or remote} -> {target}:{remote}; Ctrl-C stops")
     try:

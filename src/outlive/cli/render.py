@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from rich.console import Console, Group
@@ -11,7 +12,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from outlive.config import Config
+from outlive.run_status import RunStatus
+from outlive.session import Session
+from outlive.wire import State
 
 _STATE_STYLE = {
     "running": "cyan",
@@ -58,7 +61,7 @@ def _duration(seconds: float | None) -> str:
     return f"{s // 3600}h{(s % 3600) // 60:02d}m"
 
 
-def _progress_text(progress: dict[str, Any] | None) -> str:
+def _progress_text(progress: Mapping[str, object] | None) -> str:
     if not progress:
         return "-"
     metrics = [
@@ -69,20 +72,20 @@ def _progress_text(progress: dict[str, Any] | None) -> str:
     return " ".join([f"step {progress.get('step')}", *metrics[:3]])
 
 
-def _state_text(run: dict[str, Any]) -> Text:
-    text = Text(run["state"], style=_STATE_STYLE.get(run["state"], ""))
-    if run.get("stale"):
+def _state_text(run: RunStatus) -> Text:
+    text = Text(run.state.value, style=_STATE_STYLE.get(run.state.value, ""))
+    if run.stale:
         text.append(" (unreachable; last seen)", style="dim")
-    if run.get("exit_code") not in (None, 0):
-        text.append(f" exit {run['exit_code']}")
-    if run.get("signal"):
-        text.append(f" signal {run['signal']}")
-    if run.get("restarts"):
-        text.append(f" (restart {run['restarts']})", style="magenta")
+    if run.exit_code not in (None, 0):
+        text.append(f" exit {run.exit_code}")
+    if run.signal:
+        text.append(f" signal {run.signal}")
+    if run.restarts:
+        text.append(f" (restart {run.restarts})", style="magenta")
     return text
 
 
-def status_table(runs: list[dict[str, Any]], out: TextIO | None = None) -> None:
+def status_table(runs: list[RunStatus], out: TextIO | None = None) -> None:
     console = _console() if out is None or out is sys.stdout else _console_for(out)
     if not runs:
         console.print("no runs yet; start one with `outlive run -- python train.py`")
@@ -93,24 +96,23 @@ def status_table(runs: list[dict[str, Any]], out: TextIO | None = None) -> None:
     notes = []
     for r in runs:
         table.add_row(
-            r["run_id"],
-            r["name"],
-            r["target"],
+            r.run_id,
+            r.name,
+            r.target,
             _state_text(r),
-            _progress_text(r.get("progress")),
-            _duration(r.get("heartbeat_age_s")),
-            _ago(r.get("started_at")),
+            _progress_text(r.progress),
+            _duration(r.heartbeat_age_s),
+            _ago(r.started_at),
         )
-        diag = r.get("diagnosis")
-        if diag:
-            ids = ", ".join(diag.get("gotchas", []))
+        if r.diagnosis:
+            ids = ", ".join(r.diagnosis.gotchas)
             notes.append(
-                f"{r['name']}: {diag['cause']} — " + "; ".join(diag["evidence"]) + f" [{ids}]"
+                f"{r.name}: {r.diagnosis.cause} — " + "; ".join(r.diagnosis.evidence) + f" [{ids}]"
             )
-        if r.get("unreachable"):
-            notes.append(f"{r['name']}: {r['unreachable']}")
-        if r.get("warning"):
-            notes.append(f"{r['name']}: {r['warning']}")
+        if r.unreachable:
+            notes.append(f"{r.name}: {r.unreachable}")
+        if r.warning:
+            notes.append(f"{r.name}: {r.warning}")
     console.print(table)
     for note in notes:
         console.print(Text(note, style="yellow"))
@@ -135,30 +137,28 @@ def targets_table(rows: list[dict[str, Any]]) -> None:
     _console().print(table)
 
 
-def watch_live(cfg: Config, ref: str, *, interval_s: float, stall_s: float) -> str:
+def watch_live(session: Session, ref: str, *, interval_s: float, stall_s: float) -> str:
     """Redraw the run's state until it ends; return the final state."""
-    from outlive.lifecycle.runs import ENDED, status
+    from outlive.lifecycle.runs import status
 
     console = _console()
     with Live(console=console, auto_refresh=False) as live:
         while True:
-            run = status(cfg, [ref])[0]
-            hb = run.get("heartbeat_age_s")
-            stalled = run["state"] == "running" and hb is not None and hb > stall_s
+            run = status(session, [ref])[0]
+            hb = run.heartbeat_age_s
+            stalled = run.state is State.RUNNING and hb is not None and hb > stall_s
             line = Text.assemble(
-                (f"{run['name']} ", "bold"),
+                (f"{run.name} ", "bold"),
                 _state_text(run),
-                f"  {_progress_text(run.get('progress'))}  heartbeat {_duration(hb)}",
+                f"  {_progress_text(run.progress)}  heartbeat {_duration(hb)}",
             )
             parts: list[Text] = [line]
             if stalled:
                 parts.append(Text(f"no heartbeat for {_duration(hb)}: stalled?", style="bold red"))
-            diag = run.get("diagnosis")
-            if diag:
-                parts.append(
-                    Text(f"{diag['cause']}: " + "; ".join(diag["evidence"]), style="yellow")
-                )
+            if run.diagnosis:
+                why = f"{run.diagnosis.cause}: " + "; ".join(run.diagnosis.evidence)
+                parts.append(Text(why, style="yellow"))
             live.update(Group(*parts), refresh=True)
-            if run["state"] in ENDED and not run.get("stale"):
-                return str(run["state"])
+            if run.ended and not run.stale:
+                return run.state.value
             time.sleep(interval_s)

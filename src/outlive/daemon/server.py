@@ -92,7 +92,7 @@ class Daemon:
         term = doc.get("term") or {}
         out = _Answer(bool(doc.get("tty")), doc.get("columns"), "NO_COLOR" in term)
         try:
-            code = do_status(parsed[0], parsed[1], start=Path(doc["cwd"]), out=out)
+            code = do_status(parsed[0], parsed[1], start=Path(doc["cwd"]), out=out, pool=self.pool)
         except OutliveError as exc:
             code, err = exc.exit_code, f"outlive: {exc}\n"
         else:
@@ -147,8 +147,8 @@ class Daemon:
         store.keep_warm()
         with contextlib.ExitStack() as stack:
             stack.callback(store.release_warm)
-            pool = stack.enter_context(channel.pooled())
-            self.pool = pool
+            self.pool = channel.ChannelPool()  # one per daemon: every look's session shares it
+            stack.callback(self.pool.close)
             while not self.stopping.is_set() and not self.idle() and _still_ours(self.path, inode):
                 try:
                     conn, _ = listener.accept()

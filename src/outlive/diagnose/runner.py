@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from outlive.config import Config
 from outlive.diagnose.audit import audit_report
 from outlive.diagnose.doctor import doctor_report
 from outlive.diagnose.facts import AuditFacts, DoctorFacts
+from outlive.session import Session
 
 __all__ = ["AUDIT_TIMEOUT_S", "DOCTOR_TIMEOUT_S", "run_audit", "run_doctor"]
 
@@ -20,26 +20,21 @@ AUDIT_TIMEOUT_S = 150.0
 DOCTOR_TIMEOUT_S = 150.0
 
 
-def run_audit(cfg: Config, target_name: str, *, probe_torch: bool = True) -> dict[str, Any]:
+def run_audit(session: Session, target_name: str, *, probe_torch: bool = True) -> dict[str, Any]:
     """The Phase-0 audit of ``target_name``: one agent call, then the checks."""
-    from outlive.lifecycle.runs import agent_for
-
-    target = cfg.target(target_name)
+    target = session.target(target_name)
     request = {
-        "paths": {"workdir": target.workdir, "durable": target.durable},
-        "env": dict(target.env),
+        "paths": {"workdir": target.placement.workdir, "durable": target.placement.durable},
+        "env": dict(target.policy.env),
         "torch": probe_torch,
     }
-    facts = agent_for(cfg, target).call("audit", request, timeout_s=AUDIT_TIMEOUT_S)
+    facts = session.agent(target).call("audit", request, timeout_s=AUDIT_TIMEOUT_S)
     return dict(audit_report(target.name, cast(AuditFacts, facts)))
 
 
-def run_doctor(cfg: Config, ref: str) -> dict[str, Any]:
+def run_doctor(session: Session, ref: str) -> dict[str, Any]:
     """Why run ``ref`` died or is slow: one agent call on its target, then the ladder and checks."""
-    from outlive.lifecycle.runs import agent_for
-    from outlive.store import Store
-
-    rec = Store(cfg.state_dir).resolve(ref)
-    agent = agent_for(cfg, cfg.target(rec.target))
+    rec = session.store.resolve(ref)
+    agent = session.agent(rec.target)
     facts = agent.call("doctor", {"run_dir": rec.run_dir}, timeout_s=DOCTOR_TIMEOUT_S)
     return dict(doctor_report(rec.run_id, cast(DoctorFacts, facts)))

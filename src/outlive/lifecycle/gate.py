@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any, TypedDict, cast
 
 from outlive import verify as V
-from outlive.config import Config, Target
+from outlive.backends.base import ManifestReply
+from outlive.config import Target
 from outlive.errors import TransportError, UsageError
 from outlive.lifecycle.pull import OUTPUT_PREFIX, declared_outputs, result_roots
-from outlive.lifecycle.runs import agent_for
 from outlive.profiles import Profile, load_profile
-from outlive.store import PullRecord, RunRecord, Store
+from outlive.session import Session
+from outlive.store import PullRecord, RunRecord
 
 # The box hashes every result root for the check; a big tree takes a while (the link itself is
 # still watched by ssh's keep-alives, so a dead box is reported within about a minute, U17).
@@ -160,27 +161,6 @@ class GateReport(TypedDict):
     abandoned: bool
     plan: list[PlanStep] | None
     note: str
-
-
-class ManifestDoc(TypedDict):
-    """One manifest in the agent's ``manifest`` reply (read by ``verify.Manifest.from_reply``)."""
-
-    sha256: str
-    roots: list[dict[str, str]]
-    files: list[dict[str, str | int]]
-
-
-class RunState(TypedDict, total=False):
-    """The part of a run's probe the gate reads."""
-
-    state: str | None
-
-
-class ManifestReply(TypedDict):
-    """The agent's ``manifest`` reply: one manifest per set of roots, one probe per run dir."""
-
-    manifests: list[ManifestDoc]
-    probes: list[RunState]
 
 
 def _norm(verb: str) -> str:
@@ -334,15 +314,16 @@ def _outputs_of(target: Target, pulls: list[PullRecord]) -> list[str]:
     return [o for o in wanted if not any(o.startswith(p + "/") for p in wanted if p != o)]
 
 
-def inspect(cfg: Config, target_name: str) -> dict[str, Any]:
+def inspect(session: Session, target_name: str) -> dict[str, Any]:
     """Look at the target once: what every known run has on the box now, and whether a
     verified pull covers each file. Plain data (a :class:`GateReport`, as the CLI's plain
     dict); ``decide`` turns it into a verdict."""
-    return dict(inspect_target(cfg, target_name))
+    return dict(inspect_target(session, target_name))
 
 
-def inspect_target(cfg: Config, target_name: str) -> GateReport:
+def inspect_target(session: Session, target_name: str) -> GateReport:
     """``inspect``, typed."""
+    cfg = session.cfg
     target = cfg.target(target_name)
     if target.is_local:
         raise UsageError(
@@ -350,7 +331,7 @@ def inspect_target(cfg: Config, target_name: str) -> GateReport:
         )
     profile = load_profile(target.profile, cfg.profile_dirs)
     facts = teardown_facts(profile)
-    with Store(cfg.state_dir) as store:
+    with session.store as store:
         runs = [r for r in store.all() if r.target == target.name]
         pulls = store.pulls([r.run_id for r in runs]) if runs else []
     by_run: dict[str, list[PullRecord]] = {}
@@ -390,7 +371,7 @@ def inspect_target(cfg: Config, target_name: str) -> GateReport:
     report: GateReport = {
         "target": target.name,
         "profile": profile.name,
-        "host": target.host,
+        "host": target.connection.host,
         "reachable": True,
         "error": None,
         "runs": [],
@@ -406,8 +387,7 @@ def inspect_target(cfg: Config, target_name: str) -> GateReport:
     reply: ManifestReply | None = None
     if runs:
         try:
-            reply = agent_for(cfg, target).call(
-                "manifest",
+            reply = session.backend(target).manifest(
                 {
                     "sets": [{"roots": s, "hash": True} for s in sets],
                     "probe_run_dirs": [r.run_dir for r in runs],

@@ -35,10 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from outlive import verify as V
-from outlive.agent.client import AgentClient
+from outlive.backends.base import Backend
 from outlive.config import Config, Target
 from outlive.errors import TransportError, UsageError
-from outlive.lifecycle.runs import agent_for
 from outlive.lifecycle.transfer import (
     NoteFn,
     ProgressFn,
@@ -47,7 +46,8 @@ from outlive.lifecycle.transfer import (
     move_all,
     plan_units,
 )
-from outlive.store import PullRecord, RunRecord, Store
+from outlive.session import Session
+from outlive.store import PullRecord, RunRecord
 from outlive.transport.ssh import SshTransport
 
 __all__ = [
@@ -73,7 +73,7 @@ OUTPUT_PREFIX = "out"
 
 def declared_outputs(target: Target, extra: Iterable[str] = ()) -> list[str]:
     """The run's declared output paths (relative to the workdir), checked and normalised."""
-    raw = list(target.options.get("outputs") or []) + list(extra)
+    raw = list(target.placement.outputs) + list(extra)
     out: list[str] = []
     for item in raw:
         path = str(item).strip()
@@ -103,7 +103,7 @@ def result_roots(target: Target, rec: RunRecord, outputs: Iterable[str]) -> list
     """[{label, path}] for the box: ``ckpt`` is the durable checkpoint dir, ``out/<p>`` each
     declared output (the agent expands ``~`` and ``$VARS`` in the workdir)."""
     roots = [{"label": CKPT_LABEL, "path": rec.ckpt_dir}]
-    workdir = target.workdir.rstrip("/") or "/"
+    workdir = target.placement.workdir.rstrip("/") or "/"
     for rel in outputs:
         roots.append({"label": f"{OUTPUT_PREFIX}/{rel}", "path": f"{workdir}/{rel}"})
     return roots
@@ -118,7 +118,7 @@ def default_dest(cfg: Config, rec: RunRecord) -> Path:
 
 
 def pull(
-    cfg: Config,
+    session: Session,
     ref: str,
     opts: PullOptions | None = None,
     *,
@@ -133,23 +133,22 @@ def pull(
         raise UsageError("--compress must be auto, always or never")
     started = time.monotonic()
     note = on_note or (lambda _msg: None)
-    store = Store(cfg.state_dir)
+    cfg, store = session.cfg, session.store
     rec = store.resolve(ref)
     target = cfg.target(rec.target)
     roots = result_roots(target, rec, declared_outputs(target, opts.outputs))
     dest = (opts.dest or default_dest(cfg, rec)).expanduser().absolute()
-    agent = agent_for(cfg, target)
-    transport = agent.transport if isinstance(agent.transport, SshTransport) else None
+    backend = session.backend(target)
+    transport = backend.transport if isinstance(backend.transport, SshTransport) else None
     hash_request = {"sets": [{"roots": roots, "hash": True, "store_dir": rec.run_dir}]}
 
     with ThreadPoolExecutor(max_workers=1) as box_pool:
         # The box starts hashing at once; the roster and the transfer run meanwhile.
         box_hash: Future[Any] = box_pool.submit(
-            agent.call, "manifest", hash_request, timeout_s=MANIFEST_TIMEOUT_S
+            backend.manifest, hash_request, timeout_s=MANIFEST_TIMEOUT_S
         )
         # 1. the roster: names, sizes, compressibility, and the run's state (one round trip)
-        reply = agent.call(
-            "manifest",
+        reply = backend.manifest(
             {
                 "sets": [{"roots": roots, "hash": False, "sample": True}],
                 "probe_run_dirs": [rec.run_dir],
@@ -179,7 +178,7 @@ def pull(
             "run_id": rec.run_id,
             "name": rec.name,
             "target": target.name,
-            "host": target.host,
+            "host": target.connection.host,
             "roots": roster["roots"],
             "started_at": time.time(),
             "manifest_sha256": None,
@@ -189,7 +188,7 @@ def pull(
         # 3. + 4. move the files, and check each directory here as soon as it has landed
         units = plan_units(roster, dest, opts.compress)
         known = move_all(units, dest, target, transport, opts, on_progress, note)
-        manifest_reply = _box_manifest(agent, box_hash, hash_request, opts, note)
+        manifest_reply = _box_manifest(backend, box_hash, hash_request, opts, note)
 
     # 5. the verdict
     manifest = V.Manifest.from_reply(manifest_reply)
@@ -260,7 +259,7 @@ def _move_aside_stale(dest: Path, on_box: set[str]) -> list[str]:
 
 
 def _box_manifest(
-    agent: AgentClient,
+    backend: Backend,
     first: Future[Any],
     request: dict[str, Any],
     opts: PullOptions,
@@ -272,7 +271,7 @@ def _box_manifest(
             reply = (
                 first.result()
                 if attempt == 1
-                else agent.call("manifest", request, timeout_s=MANIFEST_TIMEOUT_S)
+                else backend.manifest(request, timeout_s=MANIFEST_TIMEOUT_S)
             )
             manifest: dict[str, Any] = reply["manifests"][0]
             return manifest

@@ -14,19 +14,22 @@ import hashlib
 import os
 import re
 import shlex
+import shutil
 import subprocess
-from collections.abc import Iterable
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TypeVar
 
+from outlive import wire
 from outlive._hashing import hash_file
 from outlive.config import Config, Target
 from outlive.errors import BoxError, TransportError, UsageError
+from outlive.transport.base import Transport
 from outlive.transport.ssh import SshTransport
 
-if TYPE_CHECKING:
-    from outlive.agent.client import AgentClient
+T = TypeVar("T")
 
 ALWAYS_EXCLUDED = (".outlive/", ".git/")
 RSYNC_TIMEOUT_S = 600
@@ -150,13 +153,16 @@ def push(cfg: Config, target: Target, *, skip_if_unchanged: bool = False) -> Pus
     record = cfg.state_dir / "pushed" / f"{hashlib.sha256(target.name.encode()).hexdigest()[:16]}"
     if skip_if_unchanged and _read(record) == stamp:
         return PushResult(len(files), size, man, "unchanged")
-    if target.host and _PROXY_ONLY_HOSTS.search(target.host.rsplit("@", 1)[-1]):
+    if target.connection.host and _PROXY_ONLY_HOSTS.search(
+        target.connection.host.rsplit("@", 1)[-1]
+    ):
         raise UsageError(
-            f"{target.host} is RunPod's basic SSH proxy, which carries no file transfer or remote "
-            "commands (RP6); expose TCP port 22 on the pod and use its public IP and port as host"
+            f"{target.connection.host} is RunPod's basic SSH proxy, which carries no file "
+            "transfer or remote commands (RP6); expose TCP port 22 on the pod and use its "
+            "public IP and port as host"
         )
     transport = SshTransport(target)
-    workdir = target.workdir
+    workdir = target.placement.workdir
     if "$" in workdir or workdir.startswith("~"):
         # rsync takes the path literally: let the box say what $HOME/$USER are (one round trip).
         from outlive.agent.client import AgentClient
@@ -170,27 +176,69 @@ def push(cfg: Config, target: Target, *, skip_if_unchanged: bool = False) -> Pus
 
 
 def launch_deployed(
-    cfg: Config, target: Target, agent: AgentClient, request: dict[str, Any]
-) -> dict[str, Any]:
-    """Push (skipped when unchanged), then launch with the deploy manifest, which the box checks
-    before starting anything (U42); if the box's copy changed behind our back, push for real and
-    launch once more. Returns the agent's launch reply."""
+    cfg: Config,
+    target: Target,
+    transport: Transport,
+    launch: Callable[[wire.LaunchRequest], T],
+    request: wire.LaunchRequest,
+) -> T:
+    """Deploy the project to the target's workdir, then launch with the deploy manifest, which
+    the box checks before starting anything (U42). Over a remote transport the push is skipped
+    when the tree is unchanged; if the box's copy changed behind our back, push for real and
+    launch once more. The embedded local target runs in the project itself: nothing to deploy."""
+    if target.is_local:
+        return launch(request)
+    if not transport.is_remote:  # e.g. a local sbatch: copy into the shared workdir
+        return launch(replace(request, deploy_manifest=sync_local(cfg, target)))
     pushed = push(cfg, target, skip_if_unchanged=True)
-    request = {**request, "deploy_manifest": pushed.manifest}
+    request = replace(request, deploy_manifest=pushed.manifest)
     try:
-        reply: dict[str, Any] = agent.call("launch", request)
+        return launch(request)
     except BoxError as exc:
         if exc.kind != "deploy_mismatch" or pushed.method != "unchanged":
             raise
         push(cfg, target)
-        reply = agent.call("launch", request)
-    return reply
+        return launch(request)
+
+
+def sync_local(cfg: Config, target: Target) -> dict[str, dict[str, object]]:
+    """Copy the project's files into a workdir on this machine (a cluster's shared filesystem)
+    where they differ; returns the deploy manifest the agent checks before launching."""
+    files = project_files(cfg)
+    check_line_endings(cfg.project_dir, files)
+    man = manifest(cfg.project_dir, files)
+    dest = Path(os.path.expandvars(os.path.expanduser(target.placement.workdir))).absolute()
+    if dest.resolve() == cfg.project_dir.resolve():
+        return man
+    if dest.exists() and not dest.is_dir():
+        raise UsageError(f"workdir {dest} of target {target.name!r} is not a directory")
+    for rel in files:
+        src, dst = cfg.project_dir / rel, dest / rel
+        want = man[rel]
+        if (
+            dst.is_file()
+            and dst.stat().st_size == want["size"]
+            and hash_file(dst)[0] == want["sha256"]
+        ):
+            continue
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
+        os.close(fd)
+        try:
+            shutil.copy2(src, tmp)
+            os.replace(tmp, dst)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return man
 
 
 def _push_stamp(man: dict[str, dict[str, object]], target: Target) -> str:
     import json
 
-    body = json.dumps([target.host, target.workdir, man], sort_keys=True).encode()
+    body = json.dumps(
+        [target.connection.host, target.placement.workdir, man], sort_keys=True
+    ).encode()
     return hashlib.sha256(body).hexdigest()
 
 
@@ -217,7 +265,7 @@ def _rsync(root: Path, files: list[str], transport: SshTransport, workdir: str) 
         f"--rsync-path=mkdir -p {shlex.quote(dest)} && rsync",
         "--",
         str(root) + "/",
-        f"{transport.target.host}:{dest}/",
+        f"{transport.target.connection.host}:{dest}/",
     ]
     listing = "\0".join(files).encode("utf-8", errors="surrogateescape")
     try:

@@ -1,200 +1,203 @@
 """The run lifecycle on any target: launch, status (one probe per target), cancel, log tails.
 
-Functions here return plain data; the CLI only renders it. The box's records (run.json,
+Each function takes the command's :class:`~outlive.session.Session` and calls the target's
+backend through its interface, never asking which platform it is. The box's records (run.json,
 launch.json, exit.json) are the truth; the registry caches what the last look saw.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-import re
-import secrets
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
-from outlive.agent.client import AgentClient
-from outlive.config import Config, Target
+from outlive import run_status, wire
+from outlive.backends.base import ArrayPlan, CancelReply, Launched, LaunchReply
 from outlive.errors import ConfigError, TransportError, UsageError
-from outlive.store import RunRecord, Store
+from outlive.naming import check_command, check_name, default_name, new_run_id
+from outlive.run_status import RunStatus
+from outlive.store import RunRecord
 
-STATES = ("pending", "running", "succeeded", "failed", "vanished", "cancelled", "requeued")
-ENDED = frozenset({"succeeded", "failed", "vanished", "cancelled"})
-STATUS_KEYS = (
-    "run_id",
-    "name",
-    "target",
-    "state",
-    "exit_code",
-    "signal",
-    "pid",
-    "supervisor_pid",
-    "started_at",
-    "ended_at",
-    "heartbeat_age_s",
-    "progress",
-    "diagnosis",
-)
-_MAX_NAME_BYTES = 200
+if TYPE_CHECKING:
+    from outlive.backends.base import Backend
+    from outlive.config import Target
+    from outlive.session import Session
+
 # A look must be cheap and must not hang on a dead link: past this, the target is unreachable.
 LOOK_TIMEOUT_S = 15.0
 
 
-def agent_for(cfg: Config, target: Target) -> AgentClient:
-    if target.is_local or (target.kind == "slurm" and not target.host):  # local sbatch
-        return AgentClient.local(cfg.state_dir)
-    from outlive.transport.ssh import SshTransport
-
-    return AgentClient.remote(SshTransport(target), python=target.python)
-
-
-def new_run_id(now: float | None = None) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now or time.time()))
-    return f"{stamp}-{secrets.token_hex(3)}"
-
-
-def default_name(command: list[str]) -> str:
-    """A name that is the same for the identical command, so a relaunch resumes its checkpoints."""
-    args = command[1:]
-    if "-m" in args[:-1]:
-        script = args[args.index("-m") + 1]
-    elif "-c" in args:
-        script = "inline"
-    else:
-        script = next((a for a in args if not a.startswith("-")), command[0])
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(script).stem).strip("-.") or "run"
-    digest = hashlib.sha256(json.dumps(command).encode()).hexdigest()[:6]
-    return f"{stem[:40]}-{digest}"
-
-
-def check_name(name: str) -> str:
-    """Run names become a directory under the durable path: refuse what cannot be one."""
-    if not name or len(name.encode("utf-8")) > _MAX_NAME_BYTES:
-        raise UsageError(f"run name must be 1 to {_MAX_NAME_BYTES} bytes; choose another --name")
-    bad = [c for c in name if ord(c) < 32 or ord(c) == 127 or c == "/"]
-    if bad or name in (".", ".."):
-        raise UsageError(
-            f"run name {name!r} cannot be used as a directory name (it contains '/', a control "
-            "character such as a newline, or is '.' or '..'); choose another --name"
-        )
-    return name
-
-
-def launch_request(target: Target, run_id: str, name: str, command: list[str]) -> dict[str, Any]:
+def launch_request(
+    target: Target, backend: Backend, run_id: str, name: str, command: list[str], detach: str | None
+) -> wire.LaunchRequest:
     """The agent's `launch` request: the run, and everything the target gives every job."""
-    return {
-        "run_id": run_id,
-        "name": name,
-        "command": command,
-        "workdir": target.workdir,
-        "durable": target.durable,
-        "env": target.env,
-        "hf_home": target.hf_home,
-        "secrets": list(target.secrets),
-        "target": target.name,
-        "profile": target.profile,
-        "kill_grace_s": target.kill_grace_s,
-        "spot_grace_s": target.spot_grace_s,
-        "mtbf_s": target.mtbf_s,
-        "created_at": time.time(),
-    }
-
-
-@dataclass(frozen=True)
-class Launched:
-    run_id: str
-    name: str
-    target: str
-    run_dir: str
-    ckpt_dir: str
-    pid: int | None
+    return wire.LaunchRequest(
+        run_id=run_id,
+        name=name,
+        command=command,
+        workdir=target.placement.workdir,
+        durable=target.placement.durable,
+        backend=backend.box_backend(detach),
+        env=dict(target.policy.env),
+        hf_home=target.placement.hf_home,
+        secrets=list(target.policy.secrets),
+        target=target.name,
+        profile=target.profile,
+        kill_grace_s=target.policy.kill_grace_s,
+        spot_grace_s=target.policy.spot_grace_s,
+        mtbf_s=target.policy.mtbf_s,
+        created_at=time.time(),
+    )
 
 
 def launch(
-    cfg: Config,
+    session: Session,
     target_name: str,
     command: list[str],
     name: str | None,
     detach: str | None = None,
 ) -> Launched:
     """Start ``command`` detached on the target; return once the supervisor runs the job."""
-    if not command:
-        raise UsageError("no command given; put it after `--`, e.g. outlive run -- python train.py")
-    if any("\x00" in a for a in command):
-        raise UsageError("the command contains a NUL byte, which no program can receive")
-    target = cfg.target(target_name)
+    from outlive.lifecycle.push import launch_deployed
+
+    check_command(command)
+    target = session.target(target_name)
     run_name = check_name(name if name is not None else default_name(command))
-    agent = agent_for(cfg, target)
-    run_id = new_run_id()
-    request = launch_request(target, run_id, run_name, command)
-    request["detach"] = detach or target.options.get("detach", "setsid")
-    if target.kind == "slurm":
-        from outlive.backends.slurm_launch import submit
+    backend = session.backend(target)
+    request = launch_request(target, backend, new_run_id(), run_name, command, detach)
+    reply = launch_deployed(session.cfg, target, backend.transport, backend.launch, request)
+    return _record(session, request, reply, state=wire.State.RUNNING)
 
-        result = submit(cfg, target, agent, request)
-    elif target.is_local:
-        result = agent.call("launch", request)
-    else:
-        from outlive.lifecycle.push import launch_deployed
 
-        result = launch_deployed(cfg, target, agent, request)
-    rec = RunRecord(
-        run_id=run_id,
-        name=run_name,
-        target=target.name,
-        command=command,
-        run_dir=result["run_dir"],
-        ckpt_dir=result["ckpt_dir"],
-        created_at=request["created_at"],
-        state="running",
+def launch_array(
+    session: Session,
+    target_name: str,
+    commands: Sequence[list[str]],
+    name: str | None = None,
+    *,
+    throttle: int | None = None,
+    after: Sequence[str] = (),
+) -> list[Launched]:
+    """Launch ``commands`` as one fan-out (cell i runs commands[i] as run ``<name>-<i>``, at
+    most ``throttle`` at once) that starts only after the runs ``after`` succeeded."""
+    from outlive.lifecycle.push import launch_deployed
+
+    if not commands or any(not c or any("\x00" in a for a in c) for c in commands):
+        raise UsageError("every cell needs a command (and no NUL bytes in it)")
+    if throttle is not None and throttle < 1:
+        raise UsageError("the array throttle must be at least 1")
+    target = session.target(target_name)
+    backend = session.backend(target)
+    base_name = check_name(name if name is not None else default_name(list(commands[0])))
+    plan = ArrayPlan(
+        names=tuple(check_name(f"{base_name}-{i}") for i in range(len(commands))),
+        commands=tuple(tuple(c) for c in commands),
+        throttle=throttle,
+        after=tuple(status(session, list(after))) if after else (),
     )
-    Store(cfg.state_dir).add(rec)
-    return Launched(run_id, run_name, target.name, rec.run_dir, rec.ckpt_dir, result.get("pid"))
+    request = launch_request(target, backend, new_run_id(), plan.names[0], commands[0], None)
+    replies = launch_deployed(
+        session.cfg, target, backend.transport, lambda r: backend.launch_array(r, plan), request
+    )
+    return [
+        _record(
+            session,
+            request,
+            reply,
+            state=wire.State.PENDING,
+            run_id=f"{request.run_id}-{i}",
+            name=plan.names[i],
+            command=list(plan.commands[i]),
+        )
+        for i, reply in enumerate(replies)
+    ]
 
 
-def status(cfg: Config, refs: Iterable[str] = ()) -> list[dict[str, Any]]:
-    """The state of the given runs (all known runs if none), one agent probe per target."""
-    with Store(cfg.state_dir) as store:
+def _record(
+    session: Session,
+    request: wire.LaunchRequest,
+    reply: LaunchReply,
+    *,
+    state: wire.State,
+    run_id: str | None = None,
+    name: str | None = None,
+    command: list[str] | None = None,
+) -> Launched:
+    rec = RunRecord(
+        run_id=run_id or request.run_id,
+        name=name or request.name,
+        target=request.target or "",
+        command=command if command is not None else request.command,
+        run_dir=reply.run_dir,
+        ckpt_dir=reply.ckpt_dir,
+        created_at=request.created_at,
+        state=state.value,
+    )
+    session.store.add(rec)
+    return Launched(rec.run_id, rec.name, rec.target, rec.run_dir, rec.ckpt_dir, reply.pid)
+
+
+def read_queue_file(path: Path) -> list[list[str]]:
+    """One command per line (shell words, as typed), blank lines and ``#`` comments skipped."""
+    import shlex
+
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as exc:
+        why = exc.strerror or exc
+        raise UsageError(f"cannot read queue file {path} ({why}); check the path") from None
+    commands = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            commands.append(shlex.split(line))
+        except ValueError as exc:
+            raise UsageError(f"{path}:{n}: {exc}; fix the quoting on that line") from None
+    if not commands:
+        raise UsageError(f"queue file {path} holds no command")
+    return commands
+
+
+def status(session: Session, refs: Iterable[str] = ()) -> list[RunStatus]:
+    """The state of the given runs (all known runs if none), one probe per target."""
+    with session.store as store:
         refs = list(refs)
         records = [store.resolve(r) for r in refs] if refs else store.all()
         by_target: dict[str, list[RunRecord]] = {}
         for rec in records:
             by_target.setdefault(rec.target, []).append(rec)
-        results: dict[str, dict[str, Any]] = {}
+        results: dict[str, RunStatus] = {}
         if len(by_target) == 1:
-            results = _probe_target(cfg, *next(iter(by_target.items())))
+            results = _probe_target(session, *next(iter(by_target.items())))
         elif by_target:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=min(8, len(by_target))) as pool:
-                for look in pool.map(lambda item: _probe_target(cfg, *item), by_target.items()):
+                looks = pool.map(lambda item: _probe_target(session, *item), by_target.items())
+                for look in looks:
                     results.update(look)
         out = [results[rec.run_id] for rec in records]
-        store.update_many([(st["run_id"], st["state"], st) for st in out if not st.get("stale")])
+        store.update_many([st for st in out if not st.stale])
     return out
 
 
 def _probe_target(
-    cfg: Config, target_name: str, records: list[RunRecord]
-) -> dict[str, dict[str, Any]]:
+    session: Session, target_name: str, records: list[RunRecord]
+) -> dict[str, RunStatus]:
     try:
-        agent = agent_for(cfg, cfg.target(target_name))
-        reply = agent.call(
-            "probe", {"run_dirs": [r.run_dir for r in records]}, timeout_s=LOOK_TIMEOUT_S
-        )
+        backend = session.backend(target_name)
+        probes = backend.probe([r.run_dir for r in records], timeout_s=LOOK_TIMEOUT_S)
     except (TransportError, ConfigError) as exc:
         # Unreachable is not dead: report what we last saw, marked stale (GEN8, U3).
         return {r.run_id: _stale(r, str(exc)) for r in records}
-    return {rec.run_id: _merge(rec, box) for rec, box in zip(records, reply["runs"], strict=True)}
+    return {rec.run_id: _merge(rec, box) for rec, box in zip(records, probes, strict=True)}
 
 
-def _merge(rec: RunRecord, box: dict[str, Any]) -> dict[str, Any]:
-    st: dict[str, Any] = {k: box.get(k) for k in STATUS_KEYS}
-    st.update(
+def _merge(rec: RunRecord, box: wire.RunProbe) -> RunStatus:
+    return run_status.merged(
+        box,
         run_id=rec.run_id,
         name=rec.name,
         target=rec.target,
@@ -203,38 +206,44 @@ def _merge(rec: RunRecord, box: dict[str, Any]) -> dict[str, Any]:
         ckpt_dir=rec.ckpt_dir,
         created_at=rec.created_at,
     )
-    for extra in ("max_rss_bytes", "warning", "error", "cancel_requested", "restarts", "slurm"):
-        if box.get(extra) is not None:
-            st[extra] = box[extra]
-    if st["state"] not in STATES:
-        st["state"] = "vanished"
-        st["diagnosis"] = {
-            "cause": "unknown",
-            "evidence": [box.get("error", "the run's records on the box are unreadable")],
-            "gotchas": ["U3"],
-        }
-    return st
 
 
-def _stale(rec: RunRecord, error: str) -> dict[str, Any]:
-    base = dict(rec.status or {})
-    st: dict[str, Any] = {k: base.get(k) for k in STATUS_KEYS}
-    st.update(run_id=rec.run_id, name=rec.name, target=rec.target, state=rec.state)
-    st.update(command=rec.command, run_dir=rec.run_dir, ckpt_dir=rec.ckpt_dir)
-    st.update(created_at=rec.created_at, stale=True, unreachable=error)
-    return st
+def _stale(rec: RunRecord, error: str) -> RunStatus:
+    return run_status.stale(
+        rec.status,
+        run_id=rec.run_id,
+        name=rec.name,
+        target=rec.target,
+        state=rec.state,
+        command=rec.command,
+        run_dir=rec.run_dir,
+        ckpt_dir=rec.ckpt_dir,
+        created_at=rec.created_at,
+        error=error,
+    )
 
 
-def push_and_verify(cfg: Config, target_name: str) -> dict[str, Any]:
+class PushReport(TypedDict):
+    """``outlive push --json``."""
+
+    target: str
+    files: int
+    size_bytes: int
+    method: str
+    verified: bool
+    problems: list[str]
+
+
+def push_and_verify(session: Session, target_name: str) -> PushReport:
     """``outlive push``: sync, then have the box hash its copy against the local manifest."""
     from outlive.lifecycle.push import push
 
-    target = cfg.target(target_name)
-    result = push(cfg, target)
+    target = session.target(target_name)
+    result = push(session.cfg, target)
     problems: list[str] = []
     if not target.is_local:
-        reply = agent_for(cfg, target).call(
-            "verify_deploy", {"workdir": target.workdir, "manifest": result.manifest}
+        reply = session.agent(target).call(
+            "verify_deploy", {"workdir": target.placement.workdir, "manifest": result.manifest}
         )
         problems = reply["problems"]
     return {
@@ -247,20 +256,31 @@ def push_and_verify(cfg: Config, target_name: str) -> dict[str, Any]:
     }
 
 
-def secret_push(cfg: Config, target_name: str, name: str, value: str) -> dict[str, Any]:
+class SecretReply(TypedDict, total=False):
+    """``outlive secret push --json``: where the value went (never the value)."""
+
+    path: str
+    mode: str
+    fs: str
+    mount: str
+    target: str
+    name: str
+
+
+def secret_push(session: Session, target_name: str, name: str, value: str) -> SecretReply:
     """Send a secret on the agent's stdin into a 0600 file on box-local disk (U34). Refused under
     the durable path and under every tier the profile marks shared or surviving destroy."""
     from outlive.profiles import load_profile
 
-    target = cfg.target(target_name)
-    refuse = [target.durable]
-    profile = load_profile(target.profile, cfg.profile_dirs)
+    target = session.target(target_name)
+    refuse = [target.placement.durable]
+    profile = load_profile(target.profile, session.cfg.profile_dirs)
     for tier in profile.storage:
         if (tier.shared is True or tier.survives_destroy is True) and tier.path.startswith(
             ("/", "~", "$")
         ):
-            refuse.append(tier.path.replace("{project}", cfg.project_name))
-    reply: dict[str, Any] = agent_for(cfg, target).call(
+            refuse.append(tier.path.replace("{project}", session.cfg.project_name))
+    reply: SecretReply = session.agent(target).call(
         "secret_put", {"name": name, "value": value, "refuse_under": refuse}
     )
     reply["target"] = target.name
@@ -268,22 +288,17 @@ def secret_push(cfg: Config, target_name: str, name: str, value: str) -> dict[st
     return reply
 
 
-def cancel(cfg: Config, ref: str) -> dict[str, Any]:
-    rec = Store(cfg.state_dir).resolve(ref)
-    target = cfg.target(rec.target)
-    result: dict[str, Any] = agent_for(cfg, target).call(
-        "cancel", {"run_dir": rec.run_dir, "grace_s": target.kill_grace_s}
-    )
-    result.update(run_id=rec.run_id, name=rec.name)
+def cancel(session: Session, ref: str) -> CancelReply:
+    rec = session.store.resolve(ref)
+    target = session.target(rec.target)
+    result = session.backend(target).cancel(rec.run_dir, target.policy.kill_grace_s)
+    result["run_id"], result["name"] = rec.run_id, rec.name
     return result
 
 
-def tail(cfg: Config, ref: str, lines: int) -> bytes:
-    rec = Store(cfg.state_dir).resolve(ref)
-    reply = agent_for(cfg, cfg.target(rec.target)).call(
-        "tail", {"run_dir": rec.run_dir, "lines": lines}
-    )
-    return base64.b64decode(reply["data_b64"])
+def tail(session: Session, ref: str, lines: int) -> bytes:
+    rec = session.store.resolve(ref)
+    return session.backend(rec.target).tail(rec.run_dir, lines=lines).data
 
 
 class RemoteLog:
@@ -292,28 +307,22 @@ class RemoteLog:
 
     CHUNK_BYTES = 4 << 20
 
-    def __init__(self, cfg: Config, ref: str) -> None:
-        self.record = Store(cfg.state_dir).resolve(ref)
-        self.target = cfg.target(self.record.target)
-        self._agent = agent_for(cfg, self.target)
+    def __init__(self, session: Session, ref: str) -> None:
+        self.record = session.store.resolve(ref)
+        self.target = session.target(self.record.target)
+        self._backend = session.backend(self.target)
         self._offset = 0
         self._buf = b""
         self._eof = False
 
     def read(self, n: int = -1) -> bytes:
         while not self._eof and (n < 0 or len(self._buf) < n):
-            reply = self._agent.call(
-                "tail",
-                {
-                    "run_dir": self.record.run_dir,
-                    "offset": self._offset,
-                    "max_bytes": self.CHUNK_BYTES,
-                },
+            chunk = self._backend.tail(
+                self.record.run_dir, offset=self._offset, max_bytes=self.CHUNK_BYTES
             )
-            data = base64.b64decode(reply["data_b64"])
-            self._offset = reply["offset"]
-            self._buf += data
-            self._eof = not data
+            self._offset = chunk.offset
+            self._buf += chunk.data
+            self._eof = not chunk.data
         if n < 0:
             n = len(self._buf)
         out, self._buf = self._buf[:n], self._buf[n:]
@@ -321,28 +330,30 @@ class RemoteLog:
 
 
 def follow(
-    cfg: Config, ref: str, lines: int, *, poll_s: float = 0.5, max_backoff_s: float = 10.0
+    session: Session, ref: str, lines: int, *, poll_s: float = 0.5, max_backoff_s: float = 10.0
 ) -> Iterator[bytes | TransportError]:
     """Yield log chunks until the run ends; a connection error is yielded (not raised) and the
     follow resumes from the same byte offset, so no line is lost or repeated."""
-    rec = Store(cfg.state_dir).resolve(ref)
-    agent = agent_for(cfg, cfg.target(rec.target))
-    request: dict[str, Any] = {"run_dir": rec.run_dir, "lines": lines}
+    rec = session.store.resolve(ref)
+    backend = session.backend(rec.target)
+    offset: int | None = None
     backoff_s = poll_s
     while True:
         try:
-            reply = agent.call("tail", request, timeout_s=LOOK_TIMEOUT_S)
+            if offset is None:
+                chunk = backend.tail(rec.run_dir, lines=lines, timeout_s=LOOK_TIMEOUT_S)
+            else:
+                chunk = backend.tail(rec.run_dir, offset=offset, timeout_s=LOOK_TIMEOUT_S)
         except TransportError as exc:
             yield exc
             time.sleep(backoff_s)
             backoff_s = min(max_backoff_s, backoff_s * 2)
             continue
         backoff_s = poll_s
-        data = base64.b64decode(reply["data_b64"])
-        if data:
-            yield data
-        request = {"run_dir": rec.run_dir, "offset": reply["offset"]}
-        if reply["ended"] and not data:
+        if chunk.data:
+            yield chunk.data
+        offset = chunk.offset
+        if chunk.ended and not chunk.data:
             return
-        if not data:
+        if not chunk.data:
             time.sleep(poll_s)

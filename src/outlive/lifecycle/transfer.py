@@ -243,7 +243,7 @@ def rsync_argv(
     prefix = ""
     if transport is not None:
         argv += ["-e", " ".join(shlex.quote(a) for a in transport.ssh_argv())]
-        prefix = f"{target.host}:"
+        prefix = f"{target.connection.host}:"
     if list_file is not None:
         argv += ["--", f"{prefix}{unit.source.rstrip('/') or '/'}/", f"{unit.local}/"]
     else:

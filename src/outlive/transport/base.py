@@ -21,6 +21,7 @@ class Transport(Protocol):
     """Runs an argv on the target with the given stdin; never through a local shell."""
 
     name: str
+    is_remote: bool  # False: the target is this machine and its paths are local paths
 
     def run(
         self, argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float | None = None

@@ -13,6 +13,7 @@ class LocalTransport:
     """Runs commands here, with the same argv/stdin contract as the SSH transport."""
 
     name = "local"
+    is_remote = False  # paths are this machine's
 
     def run(
         self, argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float | None = None

@@ -50,8 +50,10 @@ def control_dir() -> Path:
 class SshTransport:
     """Runs argv on a host through ``ssh``; every call shares one connection (ControlMaster)."""
 
+    is_remote = True
+
     def __init__(self, target: Target) -> None:
-        if not target.host:
+        if not target.connection.host:
             raise TransportError(f'target {target.name!r} has no host; set host = "alias-or-ip"')
         self.target = target
         self.name = target.name
@@ -59,8 +61,8 @@ class SshTransport:
     def ssh_argv(self, *, batch: bool = True) -> list[str]:
         t = self.target
         argv = ["ssh"]
-        if t.ssh_config:
-            argv += ["-F", os.path.expanduser(t.ssh_config)]
+        if t.connection.ssh_config:
+            argv += ["-F", os.path.expanduser(t.connection.ssh_config)]
         opts = {
             "ConnectTimeout": str(CONNECT_TIMEOUT_S),
             "ServerAliveInterval": str(SERVER_ALIVE_INTERVAL_S),
@@ -71,16 +73,21 @@ class SshTransport:
         }
         if batch:
             opts["BatchMode"] = "yes"
-        if t.accept_new_host_keys:
+        if t.connection.accept_new_host_keys:
             opts["StrictHostKeyChecking"] = "accept-new"  # first contact only; changes still fail
         for key, value in opts.items():
             argv += ["-o", f"{key}={value}"]
-        if t.port:
-            argv += ["-p", str(t.port)]
-        if t.user:
-            argv += ["-l", t.user]
-        if t.identity_file:
-            argv += ["-i", os.path.expanduser(t.identity_file), "-o", "IdentitiesOnly=yes"]
+        if t.connection.port:
+            argv += ["-p", str(t.connection.port)]
+        if t.connection.user:
+            argv += ["-l", t.connection.user]
+        if t.connection.identity_file:
+            argv += [
+                "-i",
+                os.path.expanduser(t.connection.identity_file),
+                "-o",
+                "IdentitiesOnly=yes",
+            ]
         return argv
 
     def remote_command(self, argv: Sequence[str]) -> str:
@@ -99,7 +106,12 @@ class SshTransport:
         return done
 
     def command_argv(self, argv: Sequence[str]) -> list[str]:
-        return [*self.ssh_argv(), "--", self.target.host or "", self.remote_command(argv)]
+        return [
+            *self.ssh_argv(),
+            "--",
+            self.target.connection.host or "",
+            self.remote_command(argv),
+        ]
 
     def recover(self, returncode: int, stderr: bytes) -> bool:
         if returncode == SSH_FAILED and _looks_like_mux_failure(stderr):
@@ -123,7 +135,7 @@ class SshTransport:
         except subprocess.TimeoutExpired:
             raise Unreachable(
                 f"{self.name}: no answer within {timeout_s:.0f} s over ssh; check the link and "
-                f"`ssh {self.target.host} true`"
+                f"`ssh {self.target.connection.host} true`"
             ) from None
         except FileNotFoundError:
             raise TransportError("ssh is not installed here; install OpenSSH's client") from None
@@ -136,14 +148,15 @@ class SshTransport:
         low = text.lower()
         if "host key verification failed" in low or "remote host identification" in low:
             return TransportError(
-                f"{self.name}: the host key of {self.target.host} is unknown or changed ({last}); "
+                f"{self.name}: the host key of {self.target.connection.host} is unknown or "
+                f"changed ({last}); "
                 "verify it and add it to known_hosts, or set accept_new_host_keys = true for a "
                 "first contact"
             )
         if "permission denied" in low:
             return TransportError(
                 f"{self.name}: ssh authentication failed ({last}); check the key and user for "
-                f"{self.target.host} (`ssh {self.target.host} true`)"
+                f"{self.target.connection.host} (`ssh {self.target.connection.host} true`)"
             )
         if any(h in low for h in _UNREACHABLE_HINTS):
             return Unreachable(f"{self.name}: unreachable ({last})")
@@ -152,7 +165,7 @@ class SshTransport:
     def close(self) -> None:
         """Stop this host's master connection, if any (the next call reconnects)."""
         subprocess.run(
-            [*self.ssh_argv(), "-O", "exit", "--", self.target.host or ""],
+            [*self.ssh_argv(), "-O", "exit", "--", self.target.connection.host or ""],
             capture_output=True,
             timeout=CONNECT_TIMEOUT_S,
             check=False,

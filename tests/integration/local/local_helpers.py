@@ -119,10 +119,10 @@ class Project:
 
     def status(self, run_id: str) -> dict[str, Any]:
         """One look through the same lifecycle code the CLI uses (no interpreter start-up)."""
-        from outlive.config import load_config
         from outlive.lifecycle.runs import status
+        from outlive.session import Session
 
-        return status(load_config(self.dir), [run_id])[0]
+        return status(Session.open(self.dir), [run_id])[0].to_json()
 
     def status_cli(self, run_id: str) -> dict[str, Any]:
         done = self.cli("status", "--json", run_id, rc=None)

@@ -17,14 +17,13 @@ LIFECYCLE_WORKER = textwrap.dedent(
     """
     import json, sys
     from pathlib import Path
-    from outlive.config import load_config
     from outlive.lifecycle.runs import launch, status
-    from outlive.store import Store
+    from outlive.session import Session
 
     project, worker, ops = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     errors, launched = [], 0
     for i in range(ops):
-        cfg = load_config(project)  # each operation as a fresh CLI call would do it
+        cfg = Session.open(project)  # each operation as a fresh CLI call would do it
         try:
             op = (worker + i) % 3
             if op == 0:
@@ -33,7 +32,7 @@ LIFECYCLE_WORKER = textwrap.dedent(
             elif op == 1:
                 status(cfg)
             else:
-                Store(cfg.state_dir).all()
+                cfg.store.all()
         except Exception as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
     print(json.dumps({"errors": errors, "launched": launched}))

@@ -299,12 +299,12 @@ CELL = (
 def test_four_cell_array_runs_isolated_and_a_stage_after_it_waits(
     make_project: ProjectFactory, slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from outlive.backends.slurm_launch import launch_array
-    from outlive.config import load_config
+    from outlive.lifecycle.runs import launch_array
+    from outlive.session import Session
 
     proj = make_project()
     monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
-    cfg = load_config(proj)
+    cfg = Session.open(proj)
     commands = [[sys.executable, "-c", CELL, str(i)] for i in range(4)]
     cells = launch_array(cfg, "hpc", commands, name="ablation", throttle=2)
     gather = launch_array(
@@ -342,12 +342,12 @@ def test_four_cell_array_runs_isolated_and_a_stage_after_it_waits(
 def test_a_stage_after_a_failed_run_is_cancelled_not_left_pending(
     make_project: ProjectFactory, slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from outlive.backends.slurm_launch import launch_array
-    from outlive.config import load_config
+    from outlive.lifecycle.runs import launch_array
+    from outlive.session import Session
 
     proj = make_project()
     monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
-    cfg = load_config(proj)
+    cfg = Session.open(proj)
     bad = launch(slurm_cluster, proj, sys.executable, "-c", "raise SystemExit(2)", name="bad")
     after = launch_array(cfg, "hpc", [["true"]], name="after-bad", after=[bad])[0]
     st = wait_for(slurm_cluster, proj, after.run_id, lambda s: s["state"] in ENDED, "the stage")

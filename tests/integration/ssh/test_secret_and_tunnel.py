@@ -107,27 +107,27 @@ def test_secret_push_refuses_the_durable_path_without_leaking_the_value(
 ) -> None:
     from outlive.config import load_config
     from outlive.errors import BoxError
-    from outlive.lifecycle.runs import agent_for
+    from outlive.session import Session
 
     proj = _project(tmp_path, box)
     cfg = load_config(proj)
     target = cfg.target("box")
     value = "never-shown-" + str(time.time_ns())
     try:
-        agent_for(cfg, target).call(
+        Session(cfg).agent(target).call(
             "secret_put",
             {
                 "name": "X",
                 "value": value,
-                "dir": f"{target.durable}/secrets",
-                "refuse_under": [target.durable],
+                "dir": f"{target.placement.durable}/secrets",
+                "refuse_under": [target.placement.durable],
             },
         )
         raise AssertionError("a secret under the durable path was accepted")
     except BoxError as exc:
         assert "shared or durable" in str(exc)
         assert value not in str(exc)
-    assert not Path(target.durable, "secrets", "X").exists()
+    assert not Path(target.placement.durable, "secrets", "X").exists()
 
 
 def _free_port() -> int:

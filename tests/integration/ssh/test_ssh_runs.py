@@ -210,15 +210,15 @@ def test_launch_is_refused_when_the_box_copy_differs_from_the_local_tree(
     from outlive.config import load_config
     from outlive.errors import BoxError
     from outlive.lifecycle.push import push
-    from outlive.lifecycle.runs import agent_for
+    from outlive.session import Session
 
     cfg = load_config(project)
     target = cfg.target("box")
     result = push(cfg, target)
     # Someone edits the box's copy after the push (U42): the launch must refuse to run it.
-    on_box = Path(target.workdir) / "train_numpy.py"
+    on_box = Path(target.placement.workdir) / "train_numpy.py"
     on_box.write_text(on_box.read_text() + "\n# edited on the box\n")
-    agent = agent_for(cfg, target)
+    agent = Session(cfg).agent(target)
     with pytest.raises(BoxError, match="differs from the local tree"):
         agent.call(
             "launch",
@@ -226,12 +226,14 @@ def test_launch_is_refused_when_the_box_copy_differs_from_the_local_tree(
                 "run_id": "20260101-000000-abcdef",
                 "name": "stale",
                 "command": ["true"],
-                "workdir": target.workdir,
-                "durable": target.durable,
+                "workdir": target.placement.workdir,
+                "durable": target.placement.durable,
                 "deploy_manifest": result.manifest,
             },
         )
-    assert not (Path(target.workdir) / ".outlive" / "runs" / "20260101-000000-abcdef").exists()
+    assert not (
+        Path(target.placement.workdir) / ".outlive" / "runs" / "20260101-000000-abcdef"
+    ).exists()
     verify = cli(project, "push", "box", "--json")  # push repairs it and verifies by hash
     assert json.loads(verify.stdout)["verified"] is True
 

@@ -91,13 +91,17 @@ def test_pooled_calls_answer_like_one_shot_calls_on_one_open_channel(
 ) -> None:
     req = {"run_dirs": [str(tmp_path / "a"), str(tmp_path / "b")]}
     direct = agent.call("probe", req)
-    with channel.pooled() as pool:
-        first = agent.call("probe", req)
-        second = agent.call("probe", req)
+    pool = channel.ChannelPool()
+    pooled = AgentClient.local(tmp_path / "state", pool=pool)
+    try:
+        first = pooled.call("probe", req)
+        second = pooled.call("probe", req)
         assert len(pool) == 1
+    finally:
+        pool.close()
+    assert len(pool) == 0
     assert [r["state"] for r in first["runs"]] == [r["state"] for r in direct["runs"]]
     assert first["boot_id"] == second["boot_id"] == direct["boot_id"]
-    assert channel.active_pool() is None
 
 
 def test_a_dead_channel_is_reopened_for_the_next_request(agent: AgentClient) -> None:
@@ -144,6 +148,11 @@ def test_a_process_that_ends_before_greeting_reports_its_exit_code() -> None:
     ch.close()
 
 
-def test_agent_errors_come_back_as_box_errors_through_the_pool(agent: AgentClient) -> None:
-    with channel.pooled(), pytest.raises(BoxError):
-        agent.call("tail", {})  # no run_dir: the agent's one-sentence error, not a hang
+def test_agent_errors_come_back_as_box_errors_through_the_pool(tmp_path: Path) -> None:
+    pool = channel.ChannelPool()
+    try:
+        with pytest.raises(BoxError):  # no run_dir: the agent's one-sentence error, not a hang
+            AgentClient.local(tmp_path / "state", pool=pool).call("tail", {})
+        assert len(pool) == 1
+    finally:
+        pool.close()

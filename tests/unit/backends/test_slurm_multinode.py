@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from outlive.agent import box
-from outlive.backends.slurm import render, spec_for
+from outlive.backends.slurm_script import render, spec_for
+from outlive.config import SlurmOptions
 
 JOB_ID = 4711
 PORT = 20000 + JOB_ID % 20000
@@ -65,7 +66,7 @@ def test_every_node_gets_the_first_hosts_rendezvous_and_torchrun_runs_the_job(
     }
     (run_dir / "run.json").write_text(json.dumps(spec))
     script = run_dir / "job.sbatch"
-    script.write_text(render(spec_for({"nodes": 2, "gpus": "a100:4", "cpus": 16}, "r1", "ddp")))
+    script.write_text(render(spec_for(SlurmOptions(nodes=2, gpus="a100:4", cpus=16), "r1", "ddp")))
     env = dict(
         os.environ,
         PATH=f"{bindir}:{os.environ['PATH']}",

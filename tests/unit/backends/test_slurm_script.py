@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from outlive.backends.slurm import (
+from outlive.backends.slurm_script import (
     BatchSpec,
     gres_of,
     render,
@@ -20,6 +20,7 @@ from outlive.backends.slurm import (
     spec_for,
     time_limit_s,
 )
+from outlive.config import SlurmOptions
 from outlive.errors import ConfigError
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -52,9 +53,16 @@ CASES: dict[str, tuple[dict[str, Any], str, float | None]] = {
 }
 
 
+def _options(table: dict[str, object]) -> SlurmOptions:
+    """Slurm options as a target table spells them (lists for sbatch_extra)."""
+    extra = table.get("sbatch_extra")
+    fields = {**table, "sbatch_extra": tuple(extra)} if isinstance(extra, list) else table
+    return SlurmOptions(**fields)  # type: ignore[arg-type]
+
+
 def case_spec(case: str) -> BatchSpec:
     options, name, save_s = CASES[case]
-    spec = spec_for(options, RUN_ID, name, save_s)
+    spec = spec_for(_options(options), RUN_ID, name, save_s)
     if case == "array_after":
         spec = dataclasses.replace(
             spec, array_size=4, array_throttle=2, dependency="afterok:12:13_1"
@@ -80,7 +88,7 @@ def test_script_parses_as_bash(case: str, tmp_path: Path) -> None:
 
 
 def test_script_carries_the_requeue_contract() -> None:
-    text = render(spec_for({"gpus": "a100:1", "cpus": 4}, RUN_ID, "n"))
+    text = render(spec_for(SlurmOptions(gpus="a100:1", cpus=4), RUN_ID, "n"))
     directives = [ln for ln in text.splitlines() if ln.startswith("#SBATCH ")]
     for want in ("--requeue", "--open-mode=append", "--output=stdout.log", "--cpus-per-task=4"):
         assert f"#SBATCH {want}" in directives
@@ -109,7 +117,7 @@ def test_lead_covers_the_jitter_and_twice_the_measured_save() -> None:
     assert signal_lead_s(12.2) == 60 + 25 + 10
     assert signal_lead_s(0) == signal_lead_s(None)
     assert signal_lead_s(1e9) == 65535
-    assert "--signal=B:TERM@95" in render(spec_for({}, RUN_ID, "n", save_s=12.2))
+    assert "--signal=B:TERM@95" in render(spec_for(SlurmOptions(), RUN_ID, "n", save_s=12.2))
 
 
 @pytest.mark.parametrize(
@@ -133,7 +141,7 @@ def test_gpu_requests_become_gres() -> None:
     assert gres_of("2") == "gpu:2"
     assert gres_of("a100:2") == "gpu:a100:2"
     assert gres_of("gpu:h100:8") == "gpu:h100:8"
-    assert spec_for({"gpus": "0"}, RUN_ID, "n").gres is None
+    assert spec_for(SlurmOptions(gpus="0"), RUN_ID, "n").gres is None
 
 
 @pytest.mark.parametrize(
@@ -157,7 +165,7 @@ def test_gpu_requests_become_gres() -> None:
 )
 def test_values_a_directive_cannot_carry_are_refused(options: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError, match=key.lstrip("-")):
-        spec_for(options, RUN_ID, "n")
+        spec_for(_options(options), RUN_ID, "n")
 
 
 def test_an_unsafe_run_id_is_a_bug_not_a_script() -> None:

@@ -15,9 +15,9 @@ import pytest
 
 from outlive.agent import box
 from outlive.agent.box import AgentError
-from outlive.backends.slurm import render, spec_for
-from outlive.config import load_config
-from outlive.lifecycle.runs import agent_for
+from outlive.backends.slurm_script import render, spec_for
+from outlive.config import SlurmOptions, load_config
+from outlive.session import Session
 
 RUN_ID = "20260101-000000-abcdef"
 
@@ -52,7 +52,7 @@ def request(tmp_path: Path, **over: Any) -> dict[str, Any]:
         "workdir": str(tmp_path / "work"),
         "durable": str(tmp_path / "durable"),
         "backend": "slurm",
-        "sbatch_script": render(spec_for({"partition": "debug"}, RUN_ID, "n 'q'")),
+        "sbatch_script": render(spec_for(SlurmOptions(partition="debug"), RUN_ID, "n 'q'")),
     }
     req.update(over)
     return req
@@ -122,15 +122,17 @@ def test_a_slurm_profile_makes_a_slurm_target_driven_locally_without_host(tmp_pa
     cfg = load_config(tmp_path)
     hpc, login = cfg.target("hpc"), cfg.target("login")
     assert hpc.kind == login.kind == "slurm" and not hpc.is_local
-    assert hpc.options["partition"] == "debug" and hpc.options["gpus"] == "a100:1"
-    assert login.workdir == f"$HOME/{tmp_path.name}"
-    assert agent_for(cfg, hpc).local_dir is not None  # the local sbatch, no SSH
-    assert agent_for(cfg, login).local_dir is None
+    assert hpc.options == SlurmOptions(partition="debug", gpus="a100:1", time="04:00:00")
+    assert login.placement.workdir == f"$HOME/{tmp_path.name}"
+    session = Session(cfg)
+    assert session.agent(hpc).local_dir is not None  # the local sbatch, no SSH
+    assert session.agent(login).local_dir is None
+    assert session.backend(hpc).name == session.backend(login).name == "slurm"
 
 
 def test_a_queue_file_is_one_command_per_line_as_typed(tmp_path: Path) -> None:
-    from outlive.backends.slurm_launch import read_queue_file
     from outlive.errors import UsageError
+    from outlive.lifecycle.runs import read_queue_file
 
     queue = tmp_path / "queue.txt"
     queue.write_text("# ablation\npython train.py --lr 1e-3\n\n  python train.py --name 'a b'\n")

@@ -1,0 +1,211 @@
+"""The interface every platform implements on the client side, and the fat base most use.
+
+A backend turns the lifecycle's verbs into one platform's actions: launch (one run, or an array),
+probe (many runs, one round trip), cancel, tail (a log chunk by offset), the result manifest, and
+file transfer in and out (its transport). The lifecycle owns the loop (records, retries, deploys,
+rendering) and never asks which platform it has; a new platform is one module here plus its
+box-side entry in ``outlive/agent/box/`` and a profile.
+
+Backends that reach their box through the outlive agent (local and SSH processes, Slurm) share
+:class:`AgentBackend`: probe, cancel, tail and the manifest are agent verbs, and only ``launch``
+differs (the box-side dispatch key, a rendered batch script).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+
+from outlive import wire
+from outlive.errors import UsageError
+
+if TYPE_CHECKING:
+    from outlive.agent.client import AgentClient
+    from outlive.config import Target
+    from outlive.run_status import RunStatus
+    from outlive.store import RunRecord
+    from outlive.transport.base import Transport
+
+
+@dataclass(frozen=True)
+class Launched:
+    """One run that a launch started (or submitted), as the registry records it."""
+
+    run_id: str
+    name: str
+    target: str
+    run_dir: str
+    ckpt_dir: str
+    pid: int | None
+
+
+@dataclass(frozen=True)
+class LaunchReply:
+    """Where a launched run lives on its box; ``pid`` is None for a submitted job."""
+
+    run_dir: str
+    ckpt_dir: str
+    pid: int | None = None
+    job_id: str | None = None
+
+    @classmethod
+    def from_json(cls, doc: dict[str, object]) -> LaunchReply:
+        pid, job = doc.get("pid"), doc.get("job_id")
+        return cls(
+            run_dir=str(doc["run_dir"]),
+            ckpt_dir=str(doc["ckpt_dir"]),
+            pid=pid if isinstance(pid, int) else None,
+            job_id=str(job) if job is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class TailChunk:
+    """Log bytes from a run, and the offset to continue from."""
+
+    data: bytes
+    offset: int
+    size: int
+    ended: bool
+
+
+class CancelReply(TypedDict, total=False):
+    """What the box did on ``cancel`` (the agent's reply, shown as is by ``cancel --json``)."""
+
+    signalled: str | None
+    grace_s: float
+    escalated: bool
+    note: str
+    job_id: str
+    run_id: str
+    name: str
+
+
+class ManifestReply(TypedDict):
+    """The agent's ``manifest`` reply: one manifest per requested set, and the probed runs."""
+
+    manifests: list[dict[str, Any]]
+    probes: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ArrayPlan:
+    """A fan-out: cell i runs ``commands[i]`` as run ``names[i]``, at most ``throttle`` at once,
+    after the runs ``after`` succeeded (their last-seen records)."""
+
+    names: tuple[str, ...]
+    commands: tuple[tuple[str, ...], ...]
+    throttle: int | None = None
+    after: tuple[RunStatus, ...] = ()
+
+
+class Backend(Protocol):
+    """One platform's verbs for one target."""
+
+    name: str  # "process", "slurm", ...
+    target: Target
+
+    @property
+    def transport(self) -> Transport:
+        """Runs commands on the target and moves files in and out."""
+        ...
+
+    def box_backend(self, detach: str | None) -> str:
+        """The box-side dispatch key a launch with ``--detach-with detach`` gets."""
+        ...
+
+    def launch(self, request: wire.LaunchRequest) -> LaunchReply: ...
+
+    def launch_array(self, request: wire.LaunchRequest, plan: ArrayPlan) -> list[LaunchReply]: ...
+
+    def probe(self, run_dirs: Sequence[str], *, timeout_s: float) -> list[wire.RunProbe]: ...
+
+    def cancel(self, run_dir: str, grace_s: float) -> CancelReply: ...
+
+    def tail(
+        self,
+        run_dir: str,
+        *,
+        offset: int | None = None,
+        lines: int | None = None,
+        max_bytes: int | None = None,
+        timeout_s: float | None = None,
+    ) -> TailChunk: ...
+
+    def manifest(self, request: Mapping[str, object], *, timeout_s: float) -> ManifestReply:
+        """Files, sizes and hashes under the requested result roots, built on the box."""
+        ...
+
+
+class AgentBackend:
+    """The verbs every agent-reached platform shares; subclasses say how to launch."""
+
+    name = "agent"
+
+    def __init__(
+        self,
+        target: Target,
+        agent: AgentClient,
+        records: Callable[[], Iterable[RunRecord]] = tuple,
+    ) -> None:
+        self.target = target
+        self.agent = agent
+        self.records = records  # the registry's runs (a backend may learn from earlier ones)
+
+    @property
+    def transport(self) -> Transport:
+        return self.agent.transport
+
+    def box_backend(self, detach: str | None) -> str:
+        raise NotImplementedError
+
+    def launch(self, request: wire.LaunchRequest) -> LaunchReply:
+        reply = self.agent.call("launch", request.to_json())
+        return LaunchReply.from_json(reply)
+
+    def launch_array(self, request: wire.LaunchRequest, plan: ArrayPlan) -> list[LaunchReply]:
+        raise UsageError(
+            f"target {self.target.name!r} runs one process per launch; --array, --queue, "
+            "--throttle and --after need a Slurm target (sbatch job arrays)"
+        )
+
+    def probe(self, run_dirs: Sequence[str], *, timeout_s: float) -> list[wire.RunProbe]:
+        reply = self.agent.call("probe", {"run_dirs": list(run_dirs)}, timeout_s=timeout_s)
+        return [wire.RunProbe.from_json(doc) for doc in reply["runs"]]
+
+    def cancel(self, run_dir: str, grace_s: float) -> CancelReply:
+        reply: CancelReply = self.agent.call("cancel", {"run_dir": run_dir, "grace_s": grace_s})
+        return reply
+
+    def tail(
+        self,
+        run_dir: str,
+        *,
+        offset: int | None = None,
+        lines: int | None = None,
+        max_bytes: int | None = None,
+        timeout_s: float | None = None,
+    ) -> TailChunk:
+        request: dict[str, object] = {"run_dir": run_dir}
+        if offset is not None:
+            request["offset"] = offset
+        if lines is not None:
+            request["lines"] = lines
+        if max_bytes is not None:
+            request["max_bytes"] = max_bytes
+        if timeout_s is None:
+            reply = self.agent.call("tail", request)
+        else:
+            reply = self.agent.call("tail", request, timeout_s=timeout_s)
+        return TailChunk(
+            data=base64.b64decode(reply["data_b64"]),
+            offset=int(reply["offset"]),
+            size=int(reply.get("size") or 0),
+            ended=bool(reply["ended"]),
+        )
+
+    def manifest(self, request: Mapping[str, object], *, timeout_s: float) -> ManifestReply:
+        reply: ManifestReply = self.agent.call("manifest", request, timeout_s=timeout_s)
+        return reply

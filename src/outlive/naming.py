@@ -1,0 +1,55 @@
+"""Run ids and run names, below both the backends and the lifecycle (both need them).
+
+A run id is unique per launch and always a safe file name; a run name is what the user sees and
+what the durable checkpoint directory is called, so the identical command relaunched under the
+same name resumes from its checkpoints. The rules themselves live in :mod:`outlive.wire`, which
+the box agent checks against too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import time
+from pathlib import Path
+
+from outlive import wire
+from outlive.errors import UsageError
+
+
+def new_run_id(now: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now or time.time()))
+    return f"{stamp}-{secrets.token_hex(3)}"
+
+
+def default_name(command: list[str]) -> str:
+    """A name that is the same for the identical command, so a relaunch resumes its checkpoints."""
+    args = command[1:]
+    if "-m" in args[:-1]:
+        script = args[args.index("-m") + 1]
+    elif "-c" in args:
+        script = "inline"
+    else:
+        script = next((a for a in args if not a.startswith("-")), command[0])
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(script).stem).strip("-.") or "run"
+    digest = hashlib.sha256(json.dumps(command).encode()).hexdigest()[:6]
+    return f"{stem[:40]}-{digest}"
+
+
+def check_name(name: str) -> str:
+    """Run names become a directory under the durable path: refuse what cannot be one."""
+    problem = wire.name_problem(name)
+    if problem is not None:
+        raise UsageError(f"{problem}; choose another --name")
+    return name
+
+
+def check_command(command: list[str]) -> list[str]:
+    """A command a box can run: at least the program, and no NUL byte anywhere."""
+    if not command:
+        raise UsageError("no command given; put it after `--`, e.g. outlive run -- python train.py")
+    if any("\x00" in a for a in command):
+        raise UsageError("the command contains a NUL byte, which no program can receive")
+    return command

@@ -1,0 +1,248 @@
+"""A run's status as ``status`` reports it: the box's records merged with the registry's.
+
+:class:`RunStatus` is what flows from the lifecycle to the CLI, the daemon and the demo;
+``to_json()`` is the ``status --json`` shape of DESIGN.md, key for key. The state is a
+:class:`~outlive.wire.State`; a run that died is explained by a :class:`Diagnosis`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypedDict
+
+from outlive.wire import DIAGNOSIS_CAUSES, RunProbe, State
+
+# The keys every status row has, in this order (DESIGN.md's contract).
+STATUS_KEYS = (
+    "run_id",
+    "name",
+    "target",
+    "state",
+    "exit_code",
+    "signal",
+    "pid",
+    "supervisor_pid",
+    "started_at",
+    "ended_at",
+    "heartbeat_age_s",
+    "progress",
+    "diagnosis",
+)
+# Shown only when the box reported them.
+EXTRA_KEYS = ("max_rss_bytes", "warning", "error", "cancel_requested", "restarts", "slurm")
+
+
+class SlurmView(TypedDict, total=False):
+    """The scheduler's view of a Slurm run, as the box's agent reports it."""
+
+    job_id: str | None
+    state: str | None  # squeue/sacct's own word: PENDING, RUNNING, REQUEUED, TIMEOUT, ...
+    reason: str | None
+    restarts: int
+    node: str | None
+    time_limit: str | None
+    attempts: int
+    save_s: float | None  # the longest TERM → exit measured so far (sizes the signal lead)
+    error: str  # squeue/sacct could not be asked
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """Why a run ended without an exit record, or died by a signal: the cause and its evidence."""
+
+    cause: str  # one of DIAGNOSIS_CAUSES
+    evidence: tuple[str, ...] = ()
+    gotchas: tuple[str, ...] = ()
+
+    @classmethod
+    def from_json(cls, doc: object) -> Diagnosis | None:
+        if not isinstance(doc, dict):
+            return None
+        cause = str(doc.get("cause"))
+        return cls(
+            cause=cause if cause in DIAGNOSIS_CAUSES else "unknown",
+            evidence=tuple(str(e) for e in doc.get("evidence") or ()),
+            gotchas=tuple(str(g) for g in doc.get("gotchas") or ()),
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {"cause": self.cause, "evidence": list(self.evidence), "gotchas": list(self.gotchas)}
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """One run, as the last look saw it."""
+
+    run_id: str
+    name: str
+    target: str
+    state: State
+    command: tuple[str, ...] = ()
+    run_dir: str = ""
+    ckpt_dir: str = ""
+    created_at: float | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    pid: int | None = None
+    supervisor_pid: int | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    heartbeat_age_s: float | None = None
+    progress: Mapping[str, object] | None = None  # the job's own progress() record, any JSON
+    diagnosis: Diagnosis | None = None
+    # reported by the box only when they apply
+    max_rss_bytes: int | None = None
+    warning: str | None = None
+    error: str | None = None
+    cancel_requested: bool | None = None
+    restarts: int | None = None
+    slurm: SlurmView | None = None
+    # the box did not answer: this is the registry's last-seen state
+    stale: bool = False
+    unreachable: str | None = None
+    _extra_keys: tuple[str, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def ended(self) -> bool:
+        return self.state.ended
+
+    def to_json(self) -> dict[str, object]:
+        """The ``status --json`` row (DESIGN.md), key for key and in this order."""
+        doc: dict[str, object] = {k: getattr(self, k) for k in STATUS_KEYS}
+        doc["state"] = self.state.value
+        doc["diagnosis"] = self.diagnosis.to_json() if self.diagnosis else None
+        doc.update(
+            command=list(self.command),
+            run_dir=self.run_dir,
+            ckpt_dir=self.ckpt_dir,
+            created_at=self.created_at,
+        )
+        if self.stale:
+            doc.update(stale=True, unreachable=self.unreachable)
+        for k in self._extra_keys:
+            doc[k] = getattr(self, k)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> RunStatus:
+        """A row as ``to_json`` wrote it (the registry's cache of the last look)."""
+        base = cls(
+            run_id=str(doc.get("run_id")),
+            name=str(doc.get("name")),
+            target=str(doc.get("target")),
+            state=State.parse(doc.get("state")) or State.VANISHED,
+            command=tuple(doc.get("command") or ()),
+            run_dir=str(doc.get("run_dir") or ""),
+            ckpt_dir=str(doc.get("ckpt_dir") or ""),
+            created_at=doc.get("created_at"),
+        )
+        return _with_reported(base, doc)
+
+
+def _with_reported(st: RunStatus, doc: Mapping[str, Any], *, extras: bool = True) -> RunStatus:
+    """``st`` with the fields a probe (or a cached row) reports; the extras only if asked."""
+    st = replace(
+        st,
+        exit_code=doc.get("exit_code"),
+        signal=doc.get("signal"),
+        pid=doc.get("pid"),
+        supervisor_pid=doc.get("supervisor_pid"),
+        started_at=doc.get("started_at"),
+        ended_at=doc.get("ended_at"),
+        heartbeat_age_s=doc.get("heartbeat_age_s"),
+        progress=doc.get("progress"),
+        diagnosis=Diagnosis.from_json(doc.get("diagnosis")),
+    )
+    if not extras:
+        return st
+    return replace(
+        st,
+        max_rss_bytes=doc.get("max_rss_bytes"),
+        warning=doc.get("warning"),
+        error=doc.get("error"),
+        cancel_requested=doc.get("cancel_requested"),
+        restarts=doc.get("restarts"),
+        slurm=doc.get("slurm"),
+        _extra_keys=tuple(k for k in EXTRA_KEYS if doc.get(k) is not None),
+    )
+
+
+def merged(
+    probe: RunProbe,
+    *,
+    run_id: str,
+    name: str,
+    target: str,
+    command: list[str],
+    run_dir: str,
+    ckpt_dir: str,
+    created_at: float,
+) -> RunStatus:
+    """The box's answer for one run, completed by what the registry knows about it."""
+    state = State.parse(probe.state)
+    base = RunStatus(
+        run_id=run_id,
+        name=name,
+        target=target,
+        state=state or State.VANISHED,
+        command=tuple(command),
+        run_dir=run_dir,
+        ckpt_dir=ckpt_dir,
+        created_at=created_at,
+    )
+    st = _with_reported(base, probe.to_json())
+    if state is None:  # the run's records on the box are unreadable: say so, never guess
+        why = probe.error or "the run's records on the box are unreadable"
+        st = replace(st, diagnosis=Diagnosis(cause="unknown", evidence=(why,), gotchas=("U3",)))
+    return st
+
+
+def stale(
+    last: RunStatus | None,
+    *,
+    run_id: str,
+    name: str,
+    target: str,
+    state: str,
+    command: list[str],
+    run_dir: str,
+    ckpt_dir: str,
+    created_at: float,
+    error: str,
+) -> RunStatus:
+    """What the registry last saw of a run whose box did not answer (GEN8, U3): never dead."""
+    base = RunStatus(
+        run_id=run_id,
+        name=name,
+        target=target,
+        state=State.parse(state) or State.PENDING,
+        command=tuple(command),
+        run_dir=run_dir,
+        ckpt_dir=ckpt_dir,
+        created_at=created_at,
+        stale=True,
+        unreachable=error,
+    )
+    if last is None:
+        return base
+    return replace(
+        last,
+        run_id=run_id,
+        name=name,
+        target=target,
+        state=base.state,
+        command=base.command,
+        run_dir=run_dir,
+        ckpt_dir=ckpt_dir,
+        created_at=created_at,
+        max_rss_bytes=None,
+        warning=None,
+        error=None,
+        cancel_requested=None,
+        restarts=None,
+        slurm=None,
+        stale=True,
+        unreachable=error,
+        _extra_keys=(),
+    )

@@ -1,0 +1,97 @@
+"""A client session: one per command (or per daemon look), owning what the command talks to.
+
+Like an HTTP client that owns its transports and connection pool, a :class:`Session` holds the
+project's config, its run registry, one agent client and one backend per target, and the
+optional pool of persistent agent channels (the daemon's, ``watch``'s and ``logs -f``'s). Nothing
+in the lifecycle reaches for a module-global or builds a transport by itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from outlive.config import Config, Target, load_config
+from outlive.store import Store
+
+if TYPE_CHECKING:
+    from outlive.agent.channel import ChannelPool
+    from outlive.agent.client import AgentClient
+    from outlive.backends.base import Backend
+
+
+class Session:
+    """The config, the registry, and per-target agents and backends of one command."""
+
+    def __init__(self, cfg: Config, *, pool: ChannelPool | None = None) -> None:
+        self.cfg = cfg
+        self.pool = pool
+        self.store = Store(cfg.state_dir)
+        self._agents: dict[str, AgentClient] = {}
+        self._backends: dict[str, Backend] = {}
+        self._own_pool = False
+
+    @classmethod
+    def open(cls, start: Path | None = None, *, pool: ChannelPool | None = None) -> Session:
+        """The session for the project at ``start`` (the current directory by default)."""
+        return cls(load_config(start), pool=pool)
+
+    def pooled(self) -> Session:
+        """Route this session's read-only agent calls (probe, tail) through persistent channels,
+        opened on first use and closed with the session (``watch``, ``logs -f``)."""
+        if self.pool is None:
+            from outlive.agent.channel import ChannelPool
+
+            self.pool, self._own_pool = ChannelPool(), True
+            self._agents.clear()
+            self._backends.clear()
+        return self
+
+    def target(self, name: str) -> Target:
+        return self.cfg.target(name)
+
+    def agent(self, target: Target | str) -> AgentClient:
+        """The agent on ``target``: here (no host) or over the user's OpenSSH."""
+        t = self.target(target) if isinstance(target, str) else target
+        agent = self._agents.get(t.name)
+        if agent is None:
+            from outlive.agent.client import AgentClient
+
+            if t.connection.host is None:
+                agent = AgentClient.local(self.cfg.state_dir, pool=self.pool)
+            else:
+                from outlive.transport.ssh import SshTransport
+
+                agent = AgentClient.remote(
+                    SshTransport(t), python=t.connection.python, pool=self.pool
+                )
+            self._agents[t.name] = agent
+        return agent
+
+    def backend(self, target: Target | str) -> Backend:
+        """The platform backend of ``target`` (its profile's kind picks it)."""
+        t = self.target(target) if isinstance(target, str) else target
+        backend = self._backends.get(t.name)
+        if backend is None:
+            from outlive.backends import backend_for
+
+            backend = backend_for(t, self.agent(t), self.store.all)
+            self._backends[t.name] = backend
+        return backend
+
+    def close(self) -> None:
+        if self._own_pool and self.pool is not None:
+            self.pool.close()
+            self.pool, self._own_pool = None, False
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
