@@ -14,7 +14,7 @@ from typing import TypedDict
 
 from outlive.diagnose.disk import disk_checks
 from outlive.diagnose.facts import (
-    Diagnosis,
+    DiagnosisJson,
     DmesgFacts,
     DoctorFacts,
     ExitRecord,
@@ -47,7 +47,7 @@ class DoctorReport(TypedDict):
 
     run_id: str
     state: str
-    diagnosis: Diagnosis | None
+    diagnosis: DiagnosisJson | None
     checks: list[CheckJson]
     could_not_check: list[str]
 
@@ -56,7 +56,7 @@ class DoctorReport(TypedDict):
 class Ladder:
     """The refined diagnosis, the kernel-log checks and what could not be checked."""
 
-    diagnosis: Diagnosis | None
+    diagnosis: DiagnosisJson | None
     checks: list[Check] = field(default_factory=list)
     could_not_check: list[str] = field(default_factory=list)
 
@@ -129,7 +129,7 @@ def walk_ladder(
 ) -> Ladder:
     """The probe's diagnosis sharpened by the kernel log, with the kernel-log checks."""
     base = probe.get("diagnosis")
-    diag: Diagnosis | None = None
+    diag: DiagnosisJson | None = None
     if isinstance(base, dict):
         diag = {
             "cause": base.get("cause"),
@@ -266,7 +266,7 @@ def _xid_check(xids: list[Xid], window: tuple[float, float] | None) -> Check:
     )
 
 
-def _run_check(probe: ProbeFacts, diag: Diagnosis | None) -> Check:
+def _run_check(probe: ProbeFacts, diag: DiagnosisJson | None) -> Check:
     state = probe.get("state")
     gotchas = tuple((diag.get("gotchas") if diag else None) or ())
     if state == "running":

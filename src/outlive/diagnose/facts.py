@@ -15,7 +15,7 @@ __all__ = [
     "AuditFacts",
     "CgroupFacts",
     "CmdResult",
-    "Diagnosis",
+    "DiagnosisJson",
     "DmesgFacts",
     "DoctorFacts",
     "ExitRecord",
@@ -173,7 +173,7 @@ class ThreadsFacts(TypedDict, total=False):
     error: str
 
 
-class Diagnosis(TypedDict):
+class DiagnosisJson(TypedDict):
     """Why a run ended badly: the probe's vanished ladder, sharpened by ``doctor``."""
 
     cause: str | None
@@ -192,7 +192,7 @@ class ProbeFacts(TypedDict, total=False):
     exit_code: int | None
     pid: int | None
     heartbeat_age_s: float | None
-    diagnosis: Diagnosis | None
+    diagnosis: DiagnosisJson | None
 
 
 class LaunchRecord(TypedDict, total=False):
