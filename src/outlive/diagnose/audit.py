@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from outlive.diagnose.cuda import triangle_check
 from outlive.diagnose.disk import disk_checks
+from outlive.diagnose.facts import AuditFacts
 from outlive.diagnose.gpu import (
     clocks_check,
     presence_check,
@@ -13,7 +14,7 @@ from outlive.diagnose.gpu import (
     throttle_check,
     vram_check,
 )
-from outlive.diagnose.model import Check, Status
+from outlive.diagnose.model import Check, CheckJson, Status
 from outlive.diagnose.system import (
     caches_check,
     cpu_quota_check,
@@ -22,10 +23,18 @@ from outlive.diagnose.system import (
     tool_checks,
 )
 
-__all__ = ["audit_checks", "audit_report"]
+__all__ = ["AuditReport", "audit_checks", "audit_report"]
 
 
-def audit_checks(facts: dict[str, Any]) -> list[Check]:
+class AuditReport(TypedDict):
+    """The ``up --json`` document; ``ok`` is False on any FAIL."""
+
+    target: str
+    checks: list[CheckJson]
+    ok: bool
+
+
+def audit_checks(facts: AuditFacts) -> list[Check]:
     """Every Phase-0 check, in the order a reader wants them: interpreter, GPU, disks, limits,
     tools."""
     view = read_gpu(facts.get("gpu"))
@@ -48,7 +57,7 @@ def audit_checks(facts: dict[str, Any]) -> list[Check]:
     return checks
 
 
-def audit_report(target: str, facts: dict[str, Any]) -> dict[str, Any]:
+def audit_report(target: str, facts: AuditFacts) -> AuditReport:
     """The ``up --json`` document: ``{"target", "checks", "ok"}``; ok is False on any FAIL."""
     checks = audit_checks(facts)
     return {

@@ -3,8 +3,7 @@ GPU architectures torch carries kernels for must agree. On a rental the driver i
 
 from __future__ import annotations
 
-from typing import Any
-
+from outlive.diagnose.facts import TorchFacts
 from outlive.diagnose.gpu import GpuView
 from outlive.diagnose.model import Check, Status
 
@@ -19,7 +18,7 @@ def _version(text: object) -> tuple[int, int] | None:
         return None
 
 
-def triangle_check(view: GpuView, torch: dict[str, Any] | None) -> Check:
+def triangle_check(view: GpuView, torch: TorchFacts | None) -> Check:
     """``cuda triangle``: the CUDA torch was built for must not be newer than what the host
     driver supports, and torch must carry kernels for the GPU's architecture (U28, RP9, PS11)."""
     name, gotchas = "cuda triangle", ("U28", "RP9", "PS11")

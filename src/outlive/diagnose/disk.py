@@ -3,8 +3,7 @@ for every path a run writes to. A disk dies on the dimension nobody watched (U7)
 
 from __future__ import annotations
 
-from typing import Any
-
+from outlive.diagnose.facts import FsFacts
 from outlive.diagnose.model import GIB, Check, Status, human_bytes, human_count
 
 __all__ = [
@@ -29,7 +28,7 @@ INODES_FREE_WARN_FRACTION = 0.10
 INODES_FREE_WARN_COUNT = 10_000
 
 
-def fs_label(facts: dict[str, Any]) -> str:
+def fs_label(facts: FsFacts) -> str:
     """'/workspace (ext4 on /dev/sdb)' — the mount a path lives on, as df names it."""
     point = facts.get("mount_point") or facts.get("measured_at") or facts.get("path")
     kind = facts.get("fstype")
@@ -38,7 +37,7 @@ def fs_label(facts: dict[str, Any]) -> str:
     return f"{point} ({extra})" if extra else str(point)
 
 
-def _where(role: str, facts: dict[str, Any]) -> str:
+def _where(role: str, facts: FsFacts) -> str:
     path = facts.get("path")
     note = (
         ""
@@ -48,7 +47,7 @@ def _where(role: str, facts: dict[str, Any]) -> str:
     return f"{role} {path} on {fs_label(facts)}{note}"
 
 
-def disk_checks(role: str, facts: dict[str, Any] | None) -> list[Check]:
+def disk_checks(role: str, facts: FsFacts | None) -> list[Check]:
     """Two checks for one path: ``disk ROLE`` (free bytes) and ``inodes ROLE`` (free inodes)."""
     if not facts or facts.get("error") or facts.get("total_bytes") is None:
         why = (facts or {}).get("error") or "no facts about this path came back"
@@ -59,7 +58,7 @@ def disk_checks(role: str, facts: dict[str, Any] | None) -> list[Check]:
     return [_bytes_check(role, facts), _inodes_check(role, facts)]
 
 
-def _bytes_check(role: str, facts: dict[str, Any]) -> Check:
+def _bytes_check(role: str, facts: FsFacts) -> Check:
     free, total = int(facts["free_bytes"]), int(facts["total_bytes"])
     where = _where(role, facts)
     amounts = f"{human_bytes(free)} free of {human_bytes(total)}"
@@ -85,7 +84,7 @@ def _bytes_check(role: str, facts: dict[str, Any]) -> Check:
     return Check(f"disk {role}", Status.PASS, f"{where}: {amounts}", ("U7",))
 
 
-def _inodes_check(role: str, facts: dict[str, Any]) -> Check:
+def _inodes_check(role: str, facts: FsFacts) -> Check:
     total, free = facts.get("total_inodes"), facts.get("free_inodes")
     where = _where(role, facts)
     if not total or free is None:

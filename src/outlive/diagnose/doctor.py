@@ -10,9 +10,18 @@ instead of being guessed at.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 from outlive.diagnose.disk import disk_checks
+from outlive.diagnose.facts import (
+    DiagnosisJson,
+    DmesgFacts,
+    DoctorFacts,
+    ExitRecord,
+    HostFacts,
+    LaunchRecord,
+    ProbeFacts,
+)
 from outlive.diagnose.gpu import (
     GpuView,
     clocks_check,
@@ -23,26 +32,36 @@ from outlive.diagnose.gpu import (
     vram_check,
 )
 from outlive.diagnose.kernel import KernelEvents, OomKill, Xid, parse_kernel_log, split_timestamp
-from outlive.diagnose.model import Check, Status
+from outlive.diagnose.model import Check, CheckJson, Status
 from outlive.diagnose.system import memory_check, threads_check
 
-__all__ = ["DMESG_CLOCK_SLACK_S", "doctor_report", "walk_ladder"]
+__all__ = ["DMESG_CLOCK_SLACK_S", "DoctorReport", "Ladder", "doctor_report", "walk_ladder"]
 
 # The kernel log's clock (seconds since boot) drifts from wall-clock time; an event this many
 # seconds before the recorded start of the run (or after its end) still counts as in the run.
 DMESG_CLOCK_SLACK_S = 120.0
 
 
+class DoctorReport(TypedDict):
+    """The ``doctor --json`` document."""
+
+    run_id: str
+    state: str
+    diagnosis: DiagnosisJson | None
+    checks: list[CheckJson]
+    could_not_check: list[str]
+
+
 @dataclass
 class Ladder:
     """The refined diagnosis, the kernel-log checks and what could not be checked."""
 
-    diagnosis: dict[str, Any] | None
+    diagnosis: DiagnosisJson | None
     checks: list[Check] = field(default_factory=list)
     could_not_check: list[str] = field(default_factory=list)
 
 
-def _dmesg_unreadable(dmesg: dict[str, Any] | None) -> str | None:
+def _dmesg_unreadable(dmesg: DmesgFacts | None) -> str | None:
     if dmesg is None:
         return "the kernel log was not collected"
     if dmesg.get("readable"):
@@ -54,7 +73,7 @@ def _dmesg_unreadable(dmesg: dict[str, Any] | None) -> str | None:
 
 
 def _window(
-    launch: dict[str, Any], exit_rec: dict[str, Any] | None, host: dict[str, Any]
+    launch: LaunchRecord, exit_rec: ExitRecord | None, host: HostFacts
 ) -> tuple[float, float] | None:
     """The run's start and end in kernel-log seconds (since boot), widened by the slack."""
     btime, started = host.get("btime"), launch.get("started_at")
@@ -74,7 +93,7 @@ def _inside(ts: float | None, window: tuple[float, float] | None) -> bool:
 
 
 def _run_kills(
-    events: KernelEvents, launch: dict[str, Any], window: tuple[float, float] | None
+    events: KernelEvents, launch: LaunchRecord, window: tuple[float, float] | None
 ) -> list[OomKill]:
     """OOM kills of this run: of the job's pid after it started, or of any process in the run's
     memory cgroup (a DataLoader worker is in it too) during the run."""
@@ -102,15 +121,15 @@ def _xid_text(x: Xid, window: tuple[float, float] | None) -> str:
 
 
 def walk_ladder(
-    probe: dict[str, Any],
-    launch: dict[str, Any],
-    exit_rec: dict[str, Any] | None,
-    host: dict[str, Any],
-    dmesg: dict[str, Any] | None,
+    probe: ProbeFacts,
+    launch: LaunchRecord,
+    exit_rec: ExitRecord | None,
+    host: HostFacts,
+    dmesg: DmesgFacts | None,
 ) -> Ladder:
     """The probe's diagnosis sharpened by the kernel log, with the kernel-log checks."""
     base = probe.get("diagnosis")
-    diag: dict[str, Any] | None = None
+    diag: DiagnosisJson | None = None
     if isinstance(base, dict):
         diag = {
             "cause": base.get("cause"),
@@ -125,8 +144,9 @@ def walk_ladder(
             "can neither confirm nor rule out an OOM kill (U41)"
         )
     rebooted = diag is not None and diag["cause"] == "reboot"
-    if rebooted and diag is not None and host.get("uptime_s") is not None:
-        diag["evidence"].append(f"the box has been up for {float(host['uptime_s']):.0f} s")
+    uptime_s = host.get("uptime_s")
+    if rebooted and diag is not None and uptime_s is not None:
+        diag["evidence"].append(f"the box has been up for {float(uptime_s):.0f} s")
     unreadable = _dmesg_unreadable(dmesg)
     if unreadable is not None or dmesg is None:
         unreadable = unreadable or "not collected"
@@ -198,7 +218,7 @@ def walk_ladder(
 
 
 def _check_coverage(
-    ladder: Ladder, dmesg: dict[str, Any], window: tuple[float, float] | None, rebooted: bool
+    ladder: Ladder, dmesg: DmesgFacts, window: tuple[float, float] | None, rebooted: bool
 ) -> None:
     """A kernel log that starts after the run did has lost the lines that would matter."""
     first_ts, _ = split_timestamp(str(dmesg.get("first_line") or ""))
@@ -246,9 +266,9 @@ def _xid_check(xids: list[Xid], window: tuple[float, float] | None) -> Check:
     )
 
 
-def _run_check(probe: dict[str, Any], diag: dict[str, Any] | None) -> Check:
+def _run_check(probe: ProbeFacts, diag: DiagnosisJson | None) -> Check:
     state = probe.get("state")
-    gotchas = tuple((diag or {}).get("gotchas") or ())
+    gotchas = tuple((diag.get("gotchas") if diag else None) or ())
     if state == "running":
         age = probe.get("heartbeat_age_s")
         beat = f", last heartbeat {age:.0f} s ago" if isinstance(age, int | float) else ""
@@ -280,7 +300,7 @@ def _gpu_could_not(view: GpuView) -> list[str]:
     return out
 
 
-def doctor_report(run_id: str, facts: dict[str, Any]) -> dict[str, Any]:
+def doctor_report(run_id: str, facts: DoctorFacts) -> DoctorReport:
     """The ``doctor --json`` document:
     ``{"run_id", "state", "diagnosis", "checks", "could_not_check"}``."""
     probe = facts.get("probe") or {}
@@ -290,7 +310,8 @@ def doctor_report(run_id: str, facts: dict[str, Any]) -> dict[str, Any]:
     running = state == "running"
     ladder = walk_ladder(probe, launch, facts.get("exit"), host, facts.get("dmesg"))
     view = read_gpu(facts.get("gpu"))
-    own_pids = [p["pid"] for p in ((facts.get("threads") or {}).get("procs") or [])]
+    threads = facts.get("threads")
+    own_pids = [p["pid"] for p in (threads.get("procs") or [])] if threads else []
     own_pgid = launch.get("pgid")
     vram, unseen = vram_check(view, facts.get("vram_holders"), own_pids, own_pgid)
     job_cgroup = facts.get("job_cgroup")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
+from outlive.diagnose.facts import GpuFacts, Holder, HoldersFacts
 from outlive.diagnose.model import MIB, Check, Status, human_bytes
 from outlive.diagnose.nvsmi import (
     NvsmiParseError,
@@ -71,7 +71,7 @@ class GpuView:
         return self.state == "ok"
 
 
-def read_gpu(facts: dict[str, Any] | None) -> GpuView:
+def read_gpu(facts: GpuFacts | None) -> GpuView:
     if not facts:
         return GpuView("missing", "no GPU facts came back")
     query = facts.get("query") or {}
@@ -167,7 +167,7 @@ def presence_check(view: GpuView) -> Check:
 
 def vram_check(
     view: GpuView,
-    holders: dict[str, Any] | None,
+    holders: HoldersFacts | None,
     own_pids: Iterable[int] = (),
     own_pgid: int | None = None,
 ) -> tuple[Check, list[str]]:
@@ -192,7 +192,7 @@ def vram_check(
         could_not.append("holders of /dev/nvidia*: the /proc scan hit its time budget")
     app_pids = {int(p) for a in view.apps if isinstance(p := a.get("pid"), float)}
 
-    def mine(h: dict[str, Any]) -> bool:
+    def mine(h: Holder) -> bool:
         return h.get("pid") in own or (own_pgid is not None and h.get("pgid") == own_pgid)
 
     foreign = [h for h in all_holders if h.get("comm") not in SYSTEM_GPU_CLIENTS and not mine(h)]
@@ -252,7 +252,7 @@ def vram_check(
     return Check("vram", Status.PASS, "no stray process holds GPU memory", ("U11",)), could_not
 
 
-def _holder(h: dict[str, Any], own_pgid: int | None) -> str:
+def _holder(h: Holder, own_pgid: int | None) -> str:
     notes = []
     if h.get("state") == "Z":
         notes.append("zombie")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TypedDict
 
 GIB = 1024**3
 MIB = 1024**2
@@ -21,6 +21,15 @@ class Status(str, Enum):
     SKIP = "SKIP"
 
 
+class CheckJson(TypedDict):
+    """One check as ``up --json`` and ``doctor --json`` print it."""
+
+    name: str
+    status: str  # a Status value
+    detail: str
+    gotchas: list[str]
+
+
 _RANK = {Status.PASS: 0, Status.SKIP: 1, Status.WARN: 2, Status.FAIL: 3}
 
 
@@ -31,7 +40,7 @@ class Check:
     detail: str
     gotchas: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> CheckJson:
         return {
             "name": self.name,
             "status": self.status.value,

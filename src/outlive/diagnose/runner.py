@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from outlive.diagnose.audit import audit_report
 from outlive.diagnose.doctor import doctor_report
+from outlive.diagnose.facts import AuditFacts, DoctorFacts
 from outlive.session import Session
 
 __all__ = ["AUDIT_TIMEOUT_S", "DOCTOR_TIMEOUT_S", "run_audit", "run_doctor"]
+
+# run_audit and run_doctor hand the CLI plain dicts, which its renderers take; the same documents,
+# typed, are ``audit.AuditReport`` and ``doctor.DoctorReport``.
 
 # The agent bounds each of its commands (nvidia-smi 10 s, the torch probe 30 s, dmesg 10 s,
 # dmon 15 s, the /proc scan 5 s); these leave room for all of them plus the connection.
@@ -25,7 +29,7 @@ def run_audit(session: Session, target_name: str, *, probe_torch: bool = True) -
         "torch": probe_torch,
     }
     facts = session.agent(target).call("audit", request, timeout_s=AUDIT_TIMEOUT_S)
-    return audit_report(target.name, facts)
+    return dict(audit_report(target.name, cast(AuditFacts, facts)))
 
 
 def run_doctor(session: Session, ref: str) -> dict[str, Any]:
@@ -33,4 +37,4 @@ def run_doctor(session: Session, ref: str) -> dict[str, Any]:
     rec = session.store.resolve(ref)
     agent = session.agent(rec.target)
     facts = agent.call("doctor", {"run_dir": rec.run_dir}, timeout_s=DOCTOR_TIMEOUT_S)
-    return doctor_report(rec.run_id, facts)
+    return dict(doctor_report(rec.run_id, cast(DoctorFacts, facts)))

@@ -4,9 +4,10 @@ job's threads against that quota, where the caches land (RP11), and the tools ou
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Mapping
 
 from outlive.diagnose.disk import DISK_FREE_WARN_BYTES, fs_label
+from outlive.diagnose.facts import CgroupFacts, FsFacts, HostFacts, PythonFacts, ThreadsFacts
 from outlive.diagnose.model import Check, Status, human_bytes
 
 __all__ = [
@@ -33,7 +34,7 @@ UNLIMITED_BYTES = 1 << 60
 RUNNABLE_THREADS_PER_VCPU_WARN = 2.0
 
 
-def python_check(facts: dict[str, Any] | None) -> Check:
+def python_check(facts: PythonFacts | None) -> Check:
     if not facts:
         return Check("python", Status.FAIL, "no python answered on the box", ())
     info = tuple(int(x) for x in facts.get("version_info") or (0, 0))
@@ -44,7 +45,7 @@ def python_check(facts: dict[str, Any] | None) -> Check:
     return Check("python", Status.PASS, where, ())
 
 
-def memory_numbers(cgroup: dict[str, Any] | None) -> tuple[int | None, int | None]:
+def memory_numbers(cgroup: CgroupFacts | None) -> tuple[int | None, int | None]:
     """(limit, in use) in bytes from cgroup v2 ``memory.max``/``memory.current`` or v1
     ``memory.limit_in_bytes``/``memory.usage_in_bytes``; limit None when there is none."""
     files = (cgroup or {}).get("files") or {}
@@ -58,8 +59,8 @@ def memory_numbers(cgroup: dict[str, Any] | None) -> tuple[int | None, int | Non
 
 
 def memory_check(
-    cgroup: dict[str, Any] | None,
-    host: dict[str, Any] | None,
+    cgroup: CgroupFacts | None,
+    host: HostFacts | None,
     oom_baseline: int | None = None,
 ) -> Check:
     """``memory``: the cgroup's own limit and use, never the host's ``free`` (U41); with
@@ -106,7 +107,7 @@ def memory_check(
     return Check(name, Status.PASS, text, gotchas)
 
 
-def _vcpus(cgroup: dict[str, Any] | None, host: dict[str, Any] | None) -> tuple[int, str]:
+def _vcpus(cgroup: CgroupFacts | None, host: HostFacts | None) -> tuple[int, str]:
     """Cores a job may really use: the cgroup CPU quota, the affinity mask, the host's count."""
     host = host or {}
     cores = int(host.get("cpu_count") or 1)
@@ -123,7 +124,7 @@ def _vcpus(cgroup: dict[str, Any] | None, host: dict[str, Any] | None) -> tuple[
 
 
 def cpu_quota_check(
-    cgroup: dict[str, Any] | None, host: dict[str, Any] | None, env: dict[str, Any]
+    cgroup: CgroupFacts | None, host: HostFacts | None, env: Mapping[str, str | None]
 ) -> Check:
     """``cpu quota``: the vCPUs the cgroup allows, against what thread pools will assume (U40)."""
     name, gotchas = "cpu quota", ("U40",)
@@ -151,7 +152,7 @@ def cpu_quota_check(
 
 
 def threads_check(
-    threads: dict[str, Any] | None, cgroup: dict[str, Any] | None, host: dict[str, Any] | None
+    threads: ThreadsFacts | None, cgroup: CgroupFacts | None, host: HostFacts | None
 ) -> Check:
     """``threads``: the running job's threads against its CPU quota (U40)."""
     name, gotchas = "threads", ("U40",)
@@ -186,7 +187,7 @@ def threads_check(
     return Check(name, Status.PASS, text, gotchas)
 
 
-def caches_check(disks: dict[str, Any], env: dict[str, Any]) -> Check:
+def caches_check(disks: Mapping[str, FsFacts], env: Mapping[str, str]) -> Check:
     """``caches``: where HF_HOME and the pip cache would land; on a small root disk they fill it
     while the workdir's volume sits empty (RP11)."""
     name, gotchas = "caches", ("RP11", "U7")
@@ -220,7 +221,7 @@ def caches_check(disks: dict[str, Any], env: dict[str, Any]) -> Check:
     return Check(name, Status.PASS, "; ".join(seen) + source, gotchas)
 
 
-def tool_checks(tools: dict[str, Any]) -> list[Check]:
+def tool_checks(tools: Mapping[str, str | None]) -> list[Check]:
     """``tmux`` and ``rsync``: neither is required, each missing one costs something."""
     out = []
     if tools.get("tmux"):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from outlive import verify as V
 from outlive.backends.base import ManifestReply
@@ -34,13 +34,142 @@ BUSY_STATES = ("running", "pending")
 Ask = Callable[[str], str]
 
 
+# ---------------------------------------------------------------------------------------------
+# the report (what `down --json` prints): its fields in the order they are printed
+
+
+class ActionView(TypedDict):
+    """One teardown verb of the profile."""
+
+    verb: str
+    command: str | None
+    stops_billing: str
+    keeps_billing: str
+    deletes: str
+    reversible: bool
+    note: str
+    source: str
+
+
+class KeepsBilling(TypedDict):
+    """What still bills ``after`` an event or a verb."""
+
+    after: str | None
+    what: str
+    billing: str | None
+    multiplier: float | None
+    source: str
+
+
+class Deletion(TypedDict):
+    verb: str
+    deletes: str
+
+
+class ClockView(TypedDict):
+    """A danger clock of the profile."""
+
+    name: str
+    kind: str
+    duration_s: float | None
+    range_s: list[float] | None
+    what_happens: str
+    surface_first: bool
+    gotchas: list[str]
+
+
+class PlanStep(TypedDict):
+    """One command the user runs once the gate passes (outlive runs none of them)."""
+
+    verb: str
+    command: str | None
+    how: str
+
+
+class TeardownFacts(TypedDict):
+    """Everything the gate shows about stopping the meter, from the profile."""
+
+    profile: str
+    title: str
+    meter_stop_verb: str
+    meter_stop_irreversible: bool
+    stop_event: str
+    destroy_event: str | None
+    meter_stop: ActionView | None
+    actions: list[ActionView]
+    keeps_billing: list[KeepsBilling]
+    deletes_irreversibly: list[Deletion]
+    clocks: list[ClockView]
+    plan: list[PlanStep]
+
+
+class PullView(TypedDict):
+    """One recorded pull of a run, and whether its local copy still counts."""
+
+    dest: str
+    manifest_sha256: str | None
+    pulled_at: float
+    valid: bool
+    problem: str | None
+
+
+class Uncovered(TypedDict):
+    """A file on the box that no verified pull covers (``path`` None: the box did not answer)."""
+
+    path: str | None
+    box_path: str
+    size_bytes: int | None
+    why: str
+
+
+class Lost(Uncovered):
+    """An uncovered file with the runs (ids and names) whose roots hold it."""
+
+    runs: list[str]
+    names: list[str]
+
+
+class RunView(TypedDict):
+    """One run outlive knows on the target, as the box shows it now."""
+
+    run_id: str
+    name: str
+    state: str
+    ckpt_dir: str
+    files: int | None
+    size_bytes: int | None
+    manifest_sha256: str | None
+    covered: bool
+    uncovered: list[Uncovered]
+    pulls: list[PullView]
+
+
+class GateReport(TypedDict):
+    """``inspect``'s look at a target; ``decide`` fills in the verdict fields."""
+
+    target: str
+    profile: str
+    host: str | None
+    reachable: bool
+    error: str | None
+    runs: list[RunView]
+    lost_if_abandoned: list[Lost]
+    teardown: TeardownFacts
+    allowed: bool
+    refused: str | None
+    confirmed: bool
+    abandoned: bool
+    plan: list[PlanStep] | None
+    note: str
+
+
 def _norm(verb: str) -> str:
     return verb.replace("-", " ").replace("_", " ").strip().lower()
 
 
-def teardown_facts(profile: Profile) -> dict[str, Any]:
+def teardown_facts(profile: Profile) -> TeardownFacts:
     """Everything the gate shows about stopping the meter, straight from the profile."""
-    actions = [
+    actions: list[ActionView] = [
         {
             "verb": a.verb,
             "command": a.command,
@@ -54,9 +183,9 @@ def teardown_facts(profile: Profile) -> dict[str, Any]:
         for a in profile.teardown
     ]
     meter_stop = next(
-        (a for a in actions if _norm(str(a["verb"])) == _norm(profile.meter_stop_verb)), None
+        (a for a in actions if _norm(a["verb"]) == _norm(profile.meter_stop_verb)), None
     )
-    keeps: list[dict[str, Any]] = []
+    keeps: list[KeepsBilling] = []
     for tier in profile.storage:
         if tier.survives_stop is True:
             keeps.append(
@@ -83,7 +212,7 @@ def teardown_facts(profile: Profile) -> dict[str, Any]:
             {"after": a.verb, "what": a.keeps_billing, "billing": None, "multiplier": None,
              "source": a.source}
         )  # fmt: skip
-    clocks = [
+    clocks: list[ClockView] = [
         {
             "name": c.name,
             "kind": c.kind,
@@ -95,7 +224,7 @@ def teardown_facts(profile: Profile) -> dict[str, Any]:
         }
         for c in profile.clocks_first()
     ]
-    plan = [
+    plan: list[PlanStep] = [
         {
             "verb": a.verb,
             "command": a.command,
@@ -187,7 +316,13 @@ def _outputs_of(target: Target, pulls: list[PullRecord]) -> list[str]:
 
 def inspect(session: Session, target_name: str) -> dict[str, Any]:
     """Look at the target once: what every known run has on the box now, and whether a
-    verified pull covers each file. Plain data; ``decide`` turns it into a verdict."""
+    verified pull covers each file. Plain data (a :class:`GateReport`, as the CLI's plain
+    dict); ``decide`` turns it into a verdict."""
+    return dict(inspect_target(session, target_name))
+
+
+def inspect_target(session: Session, target_name: str) -> GateReport:
+    """``inspect``, typed."""
     cfg = session.cfg
     target = cfg.target(target_name)
     if target.is_local:
@@ -205,7 +340,7 @@ def inspect(session: Session, target_name: str) -> dict[str, Any]:
 
     # Which local copies count, and what they hold: box path -> sha256 / link target.
     covered: dict[str, str] = {}
-    pull_views: dict[str, list[dict[str, Any]]] = {}
+    pull_views: dict[str, list[PullView]] = {}
     for p in pulls:
         manifest, problem = check_pulled_copy(p)
         pull_views.setdefault(p.run_id, []).append(
@@ -233,7 +368,7 @@ def inspect(session: Session, target_name: str) -> dict[str, Any]:
             sets.append(roots)
         set_of[rec.run_id] = index_of[key]
 
-    report: dict[str, Any] = {
+    report: GateReport = {
         "target": target.name,
         "profile": profile.name,
         "host": target.connection.host,
@@ -264,10 +399,10 @@ def inspect(session: Session, target_name: str) -> dict[str, Any]:
     for i, rec in enumerate(runs):
         report["runs"].append(_run_view(rec, i, reply, set_of, covered, pull_views))
     # Runs that share roots list the same box files: each file is listed once, with its runs.
-    lost: dict[str, dict[str, Any]] = {}
+    lost: dict[str, Lost] = {}
     for run in report["runs"]:
         for item in run["uncovered"]:
-            key = str(item["box_path"])
+            key = item["box_path"]
             gone = lost.setdefault(key, {**item, "runs": [], "names": []})
             gone["runs"].append(run["run_id"])
             if run["name"] not in gone["names"]:
@@ -282,9 +417,9 @@ def _run_view(
     reply: ManifestReply | None,
     set_of: dict[str, int],
     covered: dict[str, str],
-    pull_views: dict[str, list[dict[str, Any]]],
-) -> dict[str, Any]:
-    view: dict[str, Any] = {
+    pull_views: dict[str, list[PullView]],
+) -> RunView:
+    view: RunView = {
         "run_id": rec.run_id,
         "name": rec.name,
         "state": rec.state,
@@ -305,9 +440,8 @@ def _run_view(
     view["state"] = reply["probes"][index].get("state") or rec.state
     box = reply["manifests"][set_of[rec.run_id]]
     manifest = V.Manifest.from_reply(box)
-    view.update(
-        files=len(manifest.entries), size_bytes=manifest.total_bytes, manifest_sha256=box["sha256"]
-    )
+    view["files"], view["size_bytes"] = len(manifest.entries), manifest.total_bytes
+    view["manifest_sha256"] = box["sha256"]
     for entry in manifest.entries.values():
         where = _abs(manifest.roots, entry.path)
         have = covered.get(where)
@@ -340,11 +474,30 @@ def decide(
     """Apply the Iron Law to an ``inspect`` report: refuse (``refused`` says why) unless every
     result is covered (or abandoned with its own typed confirmation) and the target's name was
     typed. The plan of commands is filled in only when the gate passes."""
+    verdict = decide_report(
+        cast(GateReport, report),
+        confirm=confirm,
+        abandon=abandon,
+        confirm_abandon=confirm_abandon,
+        ask=ask,
+    )
+    return dict(verdict)
+
+
+def decide_report(
+    report: GateReport,
+    *,
+    confirm: str | None,
+    abandon: bool = False,
+    confirm_abandon: str | None = None,
+    ask: Ask | None = None,
+) -> GateReport:
+    """``decide``, typed."""
     name = str(report["target"])
-    out = dict(report)
+    out = report.copy()
     out["abandoned"] = False
 
-    def refuse(why: str) -> dict[str, Any]:
+    def refuse(why: str) -> GateReport:
         out["allowed"], out["refused"], out["plan"] = False, why, None
         return out
 

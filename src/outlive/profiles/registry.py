@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from outlive.errors import ConfigError
 from outlive.profiles.schema import DangerClock, Defaults, Profile, StorageTier, TeardownAction
@@ -88,7 +89,7 @@ def parse_profile(text: str, origin: str, name: str | None = None) -> Profile:
     gives one, the two must agree.
     """
     try:
-        data: dict[str, Any] = tomllib.loads(text)
+        data = tomllib.loads(text)  # raw TOML, until Profile has validated it
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"profile file {origin} is not valid TOML ({exc}); fix the syntax at that spot."
@@ -191,13 +192,13 @@ _TABLES: dict[str, type[BaseModel]] = {
 
 def _describe(exc: ValidationError, origin: str) -> str:
     """One sentence for the first problem in ``exc``, naming the key and the fix."""
-    problems: dict[str, list[dict[str, Any]]] = {}
+    problems: dict[str, list[ErrorDetails]] = {}
     for error in exc.errors(include_url=False):
         loc = error["loc"]
         key = _key_path(loc)
         if error["type"] == "extra_forbidden":
             key = ".".join(filter(None, (_key_path(loc[:-1]), str(loc[-1]))))
-        problems.setdefault(key, []).append(dict(error))
+        problems.setdefault(key, []).append(error)
     key, errors = next(iter(problems.items()))
     first = errors[0]
     field = key.rsplit(".", 1)[-1].split("[")[0]

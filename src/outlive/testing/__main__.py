@@ -14,11 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TypedDict
 
 from outlive.errors import OutliveError
 from outlive.testing.box import DEFAULT_NAME, Box
-from outlive.testing.slurm import DEFAULT_SLURM_NAME, SlurmCluster, cluster_doc
+from outlive.testing.slurm import DEFAULT_SLURM_NAME, ClusterDoc, SlurmCluster, cluster_doc
 
 _VERBS = ("up", "down", "reboot", "cut", "restore")
 
@@ -50,7 +50,19 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _box(verb: str, name: str) -> tuple[dict[str, Any], str]:
+class Doc(TypedDict, total=False):
+    """What ``--json`` prints for a box verb, ``slurm down`` or an error."""
+
+    name: str
+    ok: bool
+    error: str
+    existed: bool
+    target: dict[str, str]
+    boot_id: str
+    previous_boot_id: str
+
+
+def _box(verb: str, name: str) -> tuple[Doc, str]:
     """Do VERB on box NAME; return the JSON document and the human line."""
     if verb == "up":
         box = Box.up(name)
@@ -68,7 +80,7 @@ def _box(verb: str, name: str) -> tuple[dict[str, Any], str]:
     if verb == "reboot":
         before = box.boot_id()
         after = box.reboot()
-        doc = {"name": name, "ok": True, "boot_id": after, "previous_boot_id": before}
+        doc: Doc = {"name": name, "ok": True, "boot_id": after, "previous_boot_id": before}
         return doc, f"box {name} rebooted; every process on it was killed; boot id {after}"
     if verb == "cut":
         box.cut()
@@ -80,7 +92,7 @@ def _box(verb: str, name: str) -> tuple[dict[str, Any], str]:
     return {"name": name, "ok": True}, f"box {name} is reachable again"
 
 
-def _slurm(verb: str, name: str) -> tuple[dict[str, Any], str]:
+def _slurm(verb: str, name: str) -> tuple[Doc | ClusterDoc, str]:
     """Do VERB on Slurm cluster NAME; return the JSON document and the human line."""
     if verb == "up":
         cluster = SlurmCluster.up(name)

@@ -7,14 +7,27 @@ import shlex
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from outlive.testing._errors import TestbedError
 
 CONNECT_TIMEOUT_S = 5  # in the ssh config; a cut link fails ssh within it
 
 
-def write_box_files(name: str, d: Path, home: Path, state: dict[str, Any], sshd: Path) -> None:
+class BoxState(TypedDict):
+    """A box's ``state.json``: its network, chosen once when it is first made."""
+
+    name: str
+    index: int  # k of its subnet 10.77.k.0/24
+    netns: str
+    veth_host: str
+    host_ip: str
+    box_ip: str
+    port: int
+    created_at: float
+
+
+def write_box_files(name: str, d: Path, home: Path, state: BoxState, sshd: Path) -> None:
     """(Re)write everything box NAME needs into its state dir D; keys are made once and kept."""
     for key, comment in (("host_ed25519", "host"), ("id_ed25519", "user")):
         if not (d / key).exists():
@@ -57,7 +70,7 @@ def _passwd_with_root_home(home: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _sshd_config(d: Path, state: dict[str, Any]) -> str:
+def _sshd_config(d: Path, state: BoxState) -> str:
     return f"""\
 # sshd of the outlive testbed box {state["name"]}; written by outlive.testing on every up.
 Port {state["port"]}
@@ -86,7 +99,7 @@ KexAlgorithms curve25519-sha256,curve25519-sha256@libssh.org
 """
 
 
-def _ssh_config(name: str, d: Path, state: dict[str, Any]) -> str:
+def _ssh_config(name: str, d: Path, state: BoxState) -> str:
     return f"""\
 # ssh config of the outlive testbed box {name}: ssh -F {d / "ssh_config"} {name}
 Host {name}

@@ -29,12 +29,11 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from outlive.errors import ConfigError
 from outlive.testing import _files, _netns
 from outlive.testing._errors import TestbedError, TestbedUnavailable
-from outlive.testing._files import CONNECT_TIMEOUT_S
+from outlive.testing._files import CONNECT_TIMEOUT_S, BoxState
 
 __all__ = ["CONNECT_TIMEOUT_S", "DEFAULT_NAME", "Box", "check_prerequisites", "testbed_root"]
 
@@ -280,9 +279,9 @@ class Box:
         self._write_files(state, sshd)
         self._start(sshd, state, max(1.0, deadline - time.monotonic()))
 
-    def _new_state(self) -> dict[str, Any]:
+    def _new_state(self) -> BoxState:
         index = self._free_index()
-        state: dict[str, Any] = {
+        state: BoxState = {
             "name": self.name,
             "index": index,
             "netns": self.netns,
@@ -313,7 +312,7 @@ class Box:
             "`python -m outlive.testing box down --name NAME`."
         )
 
-    def _remove_network(self, state: dict[str, Any] | None) -> None:
+    def _remove_network(self, state: BoxState | None) -> None:
         # The veth pair first, which is synchronous: `ip netns del` frees the namespace's devices
         # later, in the background, so the host end would linger for a moment.
         if state is not None:
@@ -321,7 +320,7 @@ class Box:
         if _netns.netns_exists(self.netns):
             _netns.ip("netns", "del", self.netns)
 
-    def _build_network(self, state: dict[str, Any]) -> None:
+    def _build_network(self, state: BoxState) -> None:
         ns, host_dev = self.netns, state["veth_host"]
         _netns.del_link(host_dev)  # a leftover of a box whose namespace went away
         _netns.ip("netns", "add", ns)
@@ -335,18 +334,18 @@ class Box:
         # for the box's subnet on this machine instead of the default route.
         self._guard_route("replace", state, check=True)
 
-    def _guard_route(self, verb: str, state: dict[str, Any], *, check: bool) -> None:
+    def _guard_route(self, verb: str, state: BoxState, *, check: bool) -> None:
         _netns.ip(
             "route", verb, "unreachable", f"10.77.{state['index']}.0/24", "metric", _GUARD_METRIC,
             check=check,
         )  # fmt: skip
 
-    def _write_files(self, state: dict[str, Any], sshd: Path) -> None:
+    def _write_files(self, state: BoxState, sshd: Path) -> None:
         for d in (self.state_dir, self.workdir, self.durable, self.home, Path("/run/sshd")):
             d.mkdir(parents=True, exist_ok=True)
         _files.write_box_files(self.name, self.state_dir, self.home, state, sshd)
 
-    def _start(self, sshd: Path, state: dict[str, Any], timeout_s: float) -> None:
+    def _start(self, sshd: Path, state: BoxState, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         d = self.state_dir
         _files.write_atomic(d / "boot_id", f"{uuid.uuid4()}\n")
@@ -435,14 +434,14 @@ class Box:
                 )
             time.sleep(0.05)
 
-    def _state_or_none(self) -> dict[str, Any] | None:
+    def _state_or_none(self) -> BoxState | None:
         try:
-            state: dict[str, Any] = json.loads((self.state_dir / "state.json").read_text())
+            state: BoxState = json.loads((self.state_dir / "state.json").read_text())
         except (OSError, ValueError):
             return None
         return state
 
-    def _state(self) -> dict[str, Any]:
+    def _state(self) -> BoxState:
         state = self._state_or_none()
         if state is None:
             raise self._not_up()

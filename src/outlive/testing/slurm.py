@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from outlive.errors import ConfigError
 from outlive.testing._errors import TestbedError, TestbedUnavailable
@@ -435,6 +435,14 @@ def _stop_pid(pidfile: Path, daemon: str, timeout_s: float = 10.0) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def cluster_doc(cluster: SlurmCluster) -> dict[str, Any]:
+class ClusterDoc(TypedDict):
+    """``python -m outlive.testing slurm up --json``."""
+
+    name: str
+    target: dict[str, str]  # an outlive.toml [targets.<name>] table
+    env: dict[str, str]
+
+
+def cluster_doc(cluster: SlurmCluster) -> ClusterDoc:
     """The ``up --json`` document."""
     return {"name": cluster.name, "target": cluster.target, "env": cluster.env}

@@ -8,7 +8,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from outlive.errors import UsageError
 
@@ -27,6 +27,16 @@ def canonical_bytes(
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+class EntryDoc(TypedDict, total=False):
+    """One entry of a manifest's ``files``: ``path`` with ``size`` and ``sha256``, or with
+    ``link`` (a symlink's target)."""
+
+    path: str
+    size: int | None
+    sha256: str | None
+    link: str
+
+
 @dataclass(frozen=True)
 class Entry:
     """One manifest entry: a regular file (size + SHA-256) or a symlink (its target)."""
@@ -36,7 +46,7 @@ class Entry:
     sha256: str | None = None
     link: str | None = None
 
-    def as_doc(self) -> dict[str, Any]:
+    def as_doc(self) -> EntryDoc:
         if self.link is not None:
             return {"path": self.path, "link": self.link}
         return {"path": self.path, "size": self.size, "sha256": self.sha256}

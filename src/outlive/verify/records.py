@@ -10,15 +10,44 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from outlive.errors import UsageError
 from outlive.verify.manifest import Manifest
-from outlive.verify.tree import META_DIR, VERIFIED_NAME, Report, verify_tree
+from outlive.verify.tree import META_DIR, VERIFIED_NAME, FileResultJson, Report, verify_tree
 
 VERIFIED_FORMAT = "outlive-pull-verified/1"
 PULL_INFO = "pull.json"
 MANIFESTS_DIR = "manifests"
+
+
+class PullInfo(TypedDict, total=False):
+    """``DIR/.outlive/pull.json``: which run a pulled directory holds, and its manifest once
+    the pull finished (``outlive.lifecycle.pull`` writes it)."""
+
+    format: str
+    run_id: str
+    name: str
+    target: str
+    host: str | None
+    roots: list[dict[str, str]]  # [{label, path}]
+    started_at: float
+    manifest_sha256: str | None
+    box_manifest: str | None
+
+
+class VerifiedRecord(TypedDict, total=False):
+    """``DIR/PULL_VERIFIED.json``, written only after a verification passed."""
+
+    format: str
+    manifest_sha256: str
+    run_id: str | None
+    name: str | None
+    target: str | None
+    roots: list[dict[str, str]] | None
+    verified_at: float
+    verified_at_utc: str
+    files: list[FileResultJson]
 
 
 def meta_dir(dest: Path) -> Path:
@@ -51,11 +80,11 @@ def load_manifest(dest: Path, digest: str) -> Manifest:
     return Manifest.from_bytes(data, name=digest)
 
 
-def read_pull_info(dest: Path) -> dict[str, Any]:
+def read_pull_info(dest: Path) -> PullInfo:
     """The pull record in ``dest/.outlive/pull.json``; UsageError if DIR is no pulled dir."""
     path = meta_dir(dest) / PULL_INFO
     try:
-        info = json.loads(path.read_text())
+        info: PullInfo = json.loads(path.read_text())
     except FileNotFoundError:
         raise UsageError(
             f"{dest} is not a directory made by `outlive pull` (no {META_DIR}/{PULL_INFO}); "
@@ -85,20 +114,18 @@ def write_verified(dest: Path, report: Report, info: Mapping[str, Any]) -> Path:
     if not report.ok:
         raise UsageError("refusing to write PULL_VERIFIED.json for a failed verification")
     path = dest / VERIFIED_NAME
-    write_json_atomic(
-        path,
-        {
-            "format": VERIFIED_FORMAT,
-            "manifest_sha256": report.manifest_sha256,
-            "run_id": info.get("run_id"),
-            "name": info.get("name"),
-            "target": info.get("target"),
-            "roots": info.get("roots"),
-            "verified_at": report.checked_at,
-            "verified_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(report.checked_at)),
-            "files": [f.as_json() for f in report.files],
-        },
-    )
+    record: VerifiedRecord = {
+        "format": VERIFIED_FORMAT,
+        "manifest_sha256": report.manifest_sha256,
+        "run_id": info.get("run_id"),
+        "name": info.get("name"),
+        "target": info.get("target"),
+        "roots": info.get("roots"),
+        "verified_at": report.checked_at,
+        "verified_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(report.checked_at)),
+        "files": [f.as_json() for f in report.files],
+    }
+    write_json_atomic(path, record)
     return path
 
 
@@ -115,9 +142,9 @@ def invalidate_verified(dest: Path, why: str) -> Path | None:
     return aside
 
 
-def read_verified(dest: Path) -> dict[str, Any] | None:
+def read_verified(dest: Path) -> VerifiedRecord | None:
     with contextlib.suppress(OSError, ValueError):
-        data = json.loads((dest / VERIFIED_NAME).read_text())
+        data: VerifiedRecord = json.loads((dest / VERIFIED_NAME).read_text())
         if isinstance(data, dict):
             return data
     return None

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from outlive._hashing import hash_file
 from outlive.verify.loaders import check_load
@@ -20,6 +20,39 @@ from outlive.verify.manifest import Entry, Manifest
 META_DIR = ".outlive"
 VERIFIED_NAME = "PULL_VERIFIED.json"
 MAX_WORKERS = 8
+
+
+class FileResultJson(TypedDict, total=False):
+    """One file of ``verify --json``'s ``results`` and of PULL_VERIFIED.json's ``files``: a link
+    has ``link`` where a file has ``size`` and ``sha256``."""
+
+    path: str
+    ok: bool
+    link: str
+    size: int | None
+    sha256: str | None
+    load: str | None
+    load_ok: bool | None
+    problem: str | None
+
+
+class ReportJson(TypedDict):
+    """``outlive verify DIR --json`` (and the ``verify`` part of ``pull --json``)."""
+
+    ok: bool
+    dir: str
+    manifest_sha256: str
+    files: int
+    size_bytes: int
+    checkpoints_loaded: int
+    checkpoints_unchecked: int
+    missing: list[str]  # in the manifest, not here
+    extra: list[str]  # here, not in the manifest
+    problems: list[str]  # one sentence per failing file
+    notes: list[str]
+    checked_at: float  # seconds since the epoch
+    seconds: float  # how long the check took
+    results: list[FileResultJson]
 
 
 @dataclass
@@ -40,13 +73,13 @@ class FileResult:
     # the pull was still running.
     stamp: tuple[int, int] | None = field(default=None, repr=False)
 
-    def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"path": self.path, "ok": self.ok}
+    def as_json(self) -> FileResultJson:
+        out: FileResultJson = {"path": self.path, "ok": self.ok}
         if self.link is not None:
             out["link"] = self.link
         else:
-            out.update(size=self.size, sha256=self.sha256)
-        out.update(load=self.load, load_ok=self.load_ok, problem=self.problem)
+            out["size"], out["sha256"] = self.size, self.sha256
+        out["load"], out["load_ok"], out["problem"] = self.load, self.load_ok, self.problem
         return out
 
 
@@ -65,7 +98,7 @@ class Report:
     checked_at: float
     seconds: float
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> ReportJson:
         loads = [f for f in self.files if f.load is not None]
         return {
             "ok": self.ok,

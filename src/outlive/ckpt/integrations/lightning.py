@@ -71,12 +71,13 @@ class _IOHooks:
         # An outlive file is a verified pickle: map_location / weights_only do not apply, and
         # its tensors come back on the CPU (Lightning moves them to the model's device).
         if is_checkpoint_file(path):
-            state: dict[str, Any] = read_file(path).state
-            return state
-        loaded: dict[str, Any] = self.inner.load_checkpoint(
-            path, map_location=map_location, weights_only=weights_only
-        )
-        return loaded
+            loaded = read_file(path).state
+        else:
+            loaded = self.inner.load_checkpoint(
+                path, map_location=map_location, weights_only=weights_only
+            )
+        checkpoint: dict[str, Any] = loaded  # Lightning's own checkpoint dict, whatever it holds
+        return checkpoint
 
     def remove_checkpoint(self, path: Any) -> None:
         self.inner.remove_checkpoint(path)
