@@ -84,7 +84,7 @@ def run_id_problem(run_id: object) -> str | None:
 def name_problem(name: object) -> str | None:
     """Why ``name`` cannot be a run name (it becomes a directory under the durable path)."""
     if not isinstance(name, str) or not name or len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        return f"run name must be 1 to {MAX_NAME_BYTES} bytes"
+        return f"run name must be 1-{MAX_NAME_BYTES} bytes"
     if name in (".", "..") or "/" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
         return (
             f"run name {name!r} cannot be used as a directory name (it contains '/', a control "
@@ -171,6 +171,10 @@ class LaunchRequest:
         return cls(**_known(cls, doc))
 
 
+# Keys a probe reply carries only when set (a reader tests ``"warning" in reply``).
+PROBE_SPARSE_KEYS = ("max_rss_bytes", "warning", "error", "restarts", "slurm")
+
+
 @dataclass
 class RunProbe:
     """One run as the box's records show it: the ``probe`` verb's reply has one per run dir.
@@ -201,7 +205,12 @@ class RunProbe:
     slurm: Dict[str, Any] | None = None
 
     def to_json(self) -> Dict[str, Any]:
-        return asdict(self)
+        """The reply's JSON; the keys of ``PROBE_SPARSE_KEYS`` only where they say something."""
+        doc = asdict(self)
+        for key in PROBE_SPARSE_KEYS:
+            if doc[key] is None:
+                del doc[key]
+        return doc
 
     @classmethod
     def from_json(cls, doc: Dict[str, Any]) -> RunProbe:

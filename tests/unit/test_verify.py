@@ -1,8 +1,8 @@
 """outlive.verify: a pulled tree matches its manifest exactly and every checkpoint loads.
 
-The manifests here are made by the box agent's own code (``outlive.agent.box.build_manifest``)
-over real files, exactly as ``outlive pull`` gets them, so the two sides' canonical forms are
-checked against each other too.
+The manifests here are made by the box agent's own code
+(``outlive.agent.box.manifests.build_manifest``) over real files, exactly as ``outlive pull`` gets
+them, so the two sides' canonical forms are checked against each other too.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from outlive import verify as V
-from outlive.agent import box
+from outlive.agent.box import common as box_common
+from outlive.agent.box import manifests as box_manifests
 from outlive.ckpt import Checkpointer
 from outlive.errors import UsageError
 
@@ -42,7 +43,7 @@ def _box_manifest(roots: list[tuple[str, Path]], store: Path | None = None) -> d
     }
     if store is not None:
         spec["store_dir"] = str(store)
-    return box.build_manifest(spec)
+    return box_manifests.build_manifest(spec)
 
 
 def _pulled(tmp_path: Path, src: Path) -> tuple[Path, V.Manifest]:
@@ -103,7 +104,7 @@ def test_agent_and_client_build_the_same_canonical_manifest(results: Path) -> No
     reply = _box_manifest([("ckpt", results)])
     manifest = V.Manifest.from_reply(reply)
     assert manifest.sha256 == reply["sha256"]
-    assert box.manifest_canonical(
+    assert box_manifests.manifest_canonical(
         [{"label": "ckpt", "path": str(results)}],
         [e.as_doc() for e in manifest.entries.values()],
     ) == V.canonical_bytes(
@@ -379,9 +380,9 @@ def test_a_single_file_root_and_a_missing_root(tmp_path: Path) -> None:
 
 
 def test_overlapping_roots_are_refused(tmp_path: Path) -> None:
-    with pytest.raises(box.AgentError, match="overlap"):
+    with pytest.raises(box_common.AgentError, match="overlap"):
         _box_manifest([("out/a", tmp_path), ("out/a/b", tmp_path)])
-    with pytest.raises(box.AgentError, match="relative"):
+    with pytest.raises(box_common.AgentError, match="relative"):
         _box_manifest([("/abs", tmp_path)])
 
 

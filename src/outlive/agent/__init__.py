@@ -1,1 +1,1 @@
-"""The box side: ``box.py`` (stdlib-only, runs on the box) and the client that calls it."""
+"""The box side: the ``box`` package (stdlib-only, runs on the box) and the client that calls it."""

@@ -1,7 +1,8 @@
-"""The bundle that travels to a box: the agent (``box.py``) plus the job library (the stdlib-only
-part of outlive a job imports: ``Checkpointer``, ``progress``). It is named by its content hash,
-so a box never runs stale code (U42) and nothing is installed there; the agent puts its own
-directory on the job's PYTHONPATH."""
+"""The bundle that travels to a box: the agent (the ``box/`` package at the bundle root), the wire
+module both sides agree on (``outlive/wire.py``) and the job library (the stdlib-only part of
+outlive a job imports: ``Checkpointer``, ``progress``). It is named by its content hash, so a box
+never runs stale code (U42) and nothing is installed there; the agent puts the bundle root on the
+job's PYTHONPATH."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ _PACKAGE = Path(__file__).resolve().parent.parent  # .../outlive
 
 def bundle_files() -> list[tuple[str, Path]]:
     """(path inside the bundle, source file) for every file of the bundle."""
-    files = [("box.py", _PACKAGE / "agent" / "box.py")]
-    for name in ("__init__.py", "errors.py", "py.typed"):
+    agent = _PACKAGE / "agent" / "box"
+    files = [(f"box/{src.name}", src) for src in sorted(agent.glob("*.py"))]
+    for name in ("__init__.py", "errors.py", "wire.py", "py.typed"):
         files.append((f"outlive/{name}", _PACKAGE / name))
     for src in sorted((_PACKAGE / "ckpt").rglob("*.py")):
         files.append((f"outlive/{src.relative_to(_PACKAGE).as_posix()}", src))

@@ -1,4 +1,4 @@
-"""Persistent agent channels: one ``box.py serve`` process per target, held open by a resident
+"""Persistent agent channels: one agent ``serve`` process per target, held open by a resident
 process (the local daemon, ``watch``), so a look is one request line on an open channel.
 
 A one-shot agent call pays, every time: a new SSH session on the master, the remote login shell
@@ -22,9 +22,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from outlive import wire
 from outlive.errors import TransportError, Unreachable
 
-SERVE_VERBS = frozenset({"probe", "tail"})
+SERVE_VERBS = frozenset(wire.SERVE_VERBS)
 _STDERR_KEEP_BYTES = 16 * 1024
 
 

@@ -8,20 +8,27 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from outlive import wire
 from outlive.agent import bundle, channel
 from outlive.errors import BoxError, TransportError
 from outlive.transport.base import Completed, Transport
 
 DEFAULT_TIMEOUT_S = 60.0
-MISSING = 97  # the box has no copy of this bundle yet
+MISSING = wire.MISSING_BUNDLE_EXIT  # the box has no copy of this bundle yet
 
 # Constant scripts: data (python, hash, verb) arrives as positional parameters, never spliced in.
 # The agent is imported, not run as a script, so its bytecode is cached in the bundle dir
 # (a script is recompiled on every call); -S skips site-packages, which it never needs.
-BOOT = "import sys; sys.path.insert(0, sys.argv.pop(1)); import box; sys.exit(box.main(sys.argv))"
-_RUN = 'd="$HOME/.cache/outlive/$2"; [ -f "$d/box.py" ] || exit 97; exec "$1" -S -c "$4" "$d" "$3"'
+BOOT = (
+    "import sys; sys.path.insert(0, sys.argv.pop(1)); from box.main import main; "
+    "sys.exit(main(sys.argv))"
+)
+_RUN = (
+    f'd="$HOME/.cache/outlive/$2"; [ -f "$d/box/main.py" ] || exit {MISSING}; '
+    'exec "$1" -S -c "$4" "$d" "$3"'
+)
 _INSTALL = (
-    'set -e; d="$HOME/.cache/outlive/$1"; [ -f "$d/box.py" ] && exit 0; '
+    'set -e; d="$HOME/.cache/outlive/$1"; [ -f "$d/box/main.py" ] && exit 0; '
     'mkdir -p "$d.tmp.$$"; tar -xzf - -C "$d.tmp.$$"; '
     'mv "$d.tmp.$$" "$d" 2>/dev/null || rm -rf "$d.tmp.$$"'
 )

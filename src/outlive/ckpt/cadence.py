@@ -19,9 +19,11 @@ import os
 import time
 from typing import Callable
 
+from outlive import wire
+
 __all__ = ["DEFAULT_MTBF_S", "MTBF_ENV", "Cadence", "daly_interval_s", "mtbf_from_env"]
 
-MTBF_ENV = "OUTLIVE_MTBF_S"
+MTBF_ENV = wire.ENV_MTBF_S
 # Nothing known about the machine: assume an interruption a day (a spot profile sets far less).
 DEFAULT_MTBF_S = 24 * 3600.0
 # Weight of the newest measurement in the running means (persist time, step time).

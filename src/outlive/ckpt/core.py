@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, List, NoReturn, Type
 
+from outlive import wire
 from outlive.ckpt import codec, fmt
 from outlive.ckpt.async_io import Persister
 from outlive.ckpt.cadence import Cadence
@@ -51,11 +52,11 @@ __all__ = [
     "SaveStats",
 ]
 
-CKPT_DIR_ENV = "OUTLIVE_CKPT_DIR"
-GRACE_ENV = "OUTLIVE_SPOT_GRACE_S"
+CKPT_DIR_ENV = wire.ENV_CKPT_DIR
+GRACE_ENV = wire.ENV_SPOT_GRACE_S
 DEFAULT_DIRECTORY = "checkpoints"
 # EX_TEMPFAIL from sysexits.h: "I saved at a safe point; run me again".
-REQUEUE_EXIT_CODE = 75
+REQUEUE_EXIT_CODE = wire.REQUEUE_EXIT
 # An emergency save is attempted only if its estimated time, times this, fits the grace left.
 _GRACE_SAFETY = 1.25
 

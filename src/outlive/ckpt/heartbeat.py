@@ -16,9 +16,11 @@ import threading
 import time
 from typing import Dict
 
+from outlive import wire
+
 __all__ = ["PROGRESS_FILE_ENV", "ProgressWriter", "progress"]
 
-PROGRESS_FILE_ENV = "OUTLIVE_PROGRESS_FILE"
+PROGRESS_FILE_ENV = wire.ENV_PROGRESS_FILE
 
 _log = logging.getLogger("outlive.ckpt")
 

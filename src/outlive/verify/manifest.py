@@ -1,6 +1,7 @@
 """Manifests: what was on the box under a run's result roots, named by the SHA-256 of their
 canonical bytes (sorted keys, no spaces, ASCII JSON). The box agent builds the same bytes
-(``outlive.agent.box.manifest_canonical``); a reply's hash is recomputed here and must agree."""
+(``outlive.agent.box.manifests.manifest_canonical``); a reply's hash is recomputed here and must
+agree."""
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from outlive.agent import box
+from outlive.agent.box import procfs as box_procfs
+from outlive.agent.box import records as box_records
 
 OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 ENDED = ("succeeded", "failed", "vanished", "cancelled")
@@ -162,14 +163,16 @@ class Project:
     def kill_leftovers(self) -> None:
         """SIGKILL every job process group and supervisor of this project still alive."""
         for run_dir in self.run_dirs():
-            launch = box.read_json(str(run_dir / "launch.json"))
+            launch = box_records.read_json(str(run_dir / "launch.json"))
             if not isinstance(launch, dict):
                 continue
-            if launch.get("pgid") and box.is_alive(launch.get("pid"), launch.get("start_ticks")):
+            if launch.get("pgid") and box_procfs.is_alive(
+                launch.get("pid"), launch.get("start_ticks")
+            ):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(int(launch["pgid"]), signal.SIGKILL)
             sup, ticks = launch.get("supervisor_pid"), launch.get("supervisor_start_ticks")
-            if box.is_alive(sup, ticks):
+            if box_procfs.is_alive(sup, ticks):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(int(sup), signal.SIGKILL)
 

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 
-from outlive.agent import box
+from outlive.agent.box import procfs as box_procfs
 
 ENV_JOB = """\
 import json, os
@@ -111,7 +111,7 @@ def test_job_gets_the_outlive_env_devnull_stdin_its_own_group_and_a_new_session(
     assert env["OUTLIVE_PROGRESS_FILE"] == str(run_dir / "progress.jsonl")
     assert env["OUTLIVE_TARGET"] == "local"
     assert env["OUTLIVE_PROFILE"] == "local"
-    threads = box.thread_count()  # this session's own cgroup CPU quota, if it has one
+    threads = box_procfs.thread_count()  # this session's own cgroup CPU quota, if it has one
     if threads is None:
         assert env["OMP_NUM_THREADS"] is None and env["MKL_NUM_THREADS"] is None
     else:

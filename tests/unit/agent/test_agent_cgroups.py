@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from outlive.agent.box import (
+from outlive.agent.box.procfs import (
     cgroup_dirs,
     cpu_quota_cores,
     parse_cgroup_mounts,

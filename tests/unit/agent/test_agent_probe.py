@@ -12,8 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from outlive.agent import box
-from outlive.agent.box import diagnose, is_alive, probe_one, proc_start_ticks
+from outlive.agent.box import procfs as box_procfs
+from outlive.agent.box import runs as box_runs
+from outlive.agent.box.process_state import diagnose
+from outlive.agent.box.procfs import is_alive, proc_start_ticks
+from outlive.agent.box.runs import probe_one
 
 BOOT = "11111111-2222-3333-4444-555555555555"
 
@@ -239,6 +242,6 @@ def test_no_progress_file_means_no_progress_and_no_heartbeat(tmp_path):
 
 def test_verb_probe_answers_for_many_runs_in_one_call(tmp_path):
     a = _run_dir(tmp_path)
-    reply = box.verb_probe({"run_dirs": [str(a), str(tmp_path / "missing")]})
+    reply = box_runs.verb_probe({"run_dirs": [str(a), str(tmp_path / "missing")]})
     assert [r["state"] for r in reply["runs"]] == ["pending", "unknown"]
-    assert reply["boot_id"] == box.boot_id()
+    assert reply["boot_id"] == box_procfs.boot_id()

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from outlive.agent import box
+from outlive.agent.box import common as box_common
 
-BOX = Path(box.__file__)
+BOX = Path(box.__file__).parent  # python runs the package dir (box/__main__.py)
 
 
 def _agent(verb: str, request: object | str) -> tuple[int, dict]:
@@ -103,4 +104,4 @@ def test_launch_into_a_missing_workdir_says_push_first(tmp_path):
     ["with space", 'it\'s "quoted"', "$(touch PWNED)", "a;b`c`", "ünïcödé ✓", "-dash", "..."],
 )
 def test_names_that_are_valid_directory_names_are_accepted_as_is(name):
-    assert box.check_name(name) == name
+    assert box_common.check_name(name) == name

@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 
 from outlive.agent import box, channel
+from outlive.agent.box import common as box_common
+from outlive.agent.box import serve as box_serve
 from outlive.agent.client import AgentClient
 from outlive.errors import BoxError, Unreachable
 
-BOX = Path(box.__file__)
+BOX = Path(box.__file__).parent  # python runs the package dir (box/__main__.py)
 
 
 def _serve(lines: list[str]) -> list[dict[str, Any]]:
@@ -43,7 +45,7 @@ def test_serve_greets_then_answers_each_request_line_in_order(tmp_path: Path) ->
         ]
     )
     hello, probe, tail = replies
-    assert hello["ok"] and hello["serve"] == box.AGENT_VERSION and hello["pid"] > 0
+    assert hello["ok"] and hello["serve"] == box_common.AGENT_VERSION and hello["pid"] > 0
     assert probe["ok"] and probe["result"]["runs"][0]["state"] == "unknown"
     assert tail["ok"] and tail["result"]["offset"] == 8
 
@@ -73,9 +75,9 @@ def test_serve_exits_when_idle() -> None:
     try:
         with os.fdopen(out_w, "wb") as out, os.fdopen(r, "rb") as inp:
             t0 = time.monotonic()
-            assert box.serve(inp, out, idle_s=0.2) == 0
+            assert box_serve.serve(inp, out, idle_s=0.2) == 0
             assert time.monotonic() - t0 < 5
-        assert json.loads(os.read(out_r, 4096))["serve"] == box.AGENT_VERSION
+        assert json.loads(os.read(out_r, 4096))["serve"] == box_common.AGENT_VERSION
     finally:
         os.close(w)
         os.close(out_r)

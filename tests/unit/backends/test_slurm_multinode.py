@@ -76,7 +76,7 @@ def test_every_node_gets_the_first_hosts_rendezvous_and_torchrun_runs_the_job(
         SLURM_JOB_NUM_NODES="2",
         SLURM_CPUS_PER_TASK="16",
     )
-    agent = str(Path(box.__file__).resolve())
+    agent = str(Path(box.__file__).resolve().parent)
     done = subprocess.run(
         ["bash", str(script), sys.executable, agent, str(run_dir)],
         env=env,

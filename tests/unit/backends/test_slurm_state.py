@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from outlive.agent import box
-from outlive.agent.box import slurm_judge, slurm_probe
+from outlive.agent.box import runs as box_runs
+from outlive.agent.box.slurm_state import slurm_judge, slurm_probe
 
 
 def rec(**over: Any) -> dict[str, Any]:
@@ -206,7 +206,7 @@ def test_probe_one_of_a_slurm_run_is_judged_too(fake_squeue: Path) -> None:
     (fake_squeue / "squeue.out").write_text(
         "49|49|N/A|PENDING|Resources|0|0||1:00|0:00|N/A|N/A|1G|\n"
     )
-    st = box.probe_one(run, None, 0.0)
+    st = box_runs.probe_one(run, None, 0.0)
     assert st["state"] == "pending" and st["slurm"]["reason"] == "Resources"
 
 

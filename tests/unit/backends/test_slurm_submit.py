@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from outlive.agent import box
-from outlive.agent.box import AgentError
+from outlive.agent.box import runs as box_runs
+from outlive.agent.box.common import AgentError
 from outlive.backends.slurm_script import render, spec_for
 from outlive.config import SlurmOptions, load_config
 from outlive.session import Session
@@ -60,7 +61,7 @@ def request(tmp_path: Path, **over: Any) -> dict[str, Any]:
 
 def test_submission_saves_the_script_and_records_the_job(fake_sbatch: Path) -> None:
     req = request(fake_sbatch)
-    reply = box.verb_launch(req)
+    reply = box_runs.verb_launch(req)
     run_dir = Path(reply["run_dir"])
     assert reply["job_id"] == "4242" and reply["pid"] is None
     script = run_dir / "job.sbatch"
@@ -75,7 +76,7 @@ def test_submission_saves_the_script_and_records_the_job(fake_sbatch: Path) -> N
         f"--chdir={run_dir}",
         str(script),
         sys.executable,
-        str(Path(box.__file__).resolve()),
+        str(Path(box.__file__).resolve().parent),
         str(run_dir),
     ]
     assert Path(reply["ckpt_dir"]) == fake_sbatch / "durable" / "n 'q'"
@@ -85,7 +86,7 @@ def test_a_refused_submission_leaves_no_run_dir(fake_sbatch: Path) -> None:
     (fake_sbatch / "sbatch.out").write_text("")
     (fake_sbatch / "sbatch.rc").write_text("1")
     with pytest.raises(AgentError) as err:
-        box.verb_launch(request(fake_sbatch))
+        box_runs.verb_launch(request(fake_sbatch))
     assert err.value.kind == "sbatch_refused"
     assert not (fake_sbatch / "work" / ".outlive" / "runs" / RUN_ID).exists()
 
@@ -95,14 +96,14 @@ def test_run_dirs_under_node_local_tmpdir_are_refused(
 ) -> None:
     monkeypatch.setenv("TMPDIR", str(fake_sbatch))
     with pytest.raises(AgentError, match="SLURM5"):
-        box.verb_launch(request(fake_sbatch))
+        box_runs.verb_launch(request(fake_sbatch))
     assert not (fake_sbatch / "sbatch.argv").exists()
 
 
 def test_without_sbatch_nothing_is_created(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(AgentError) as err:
-        box.verb_launch(request(tmp_path))
+        box_runs.verb_launch(request(tmp_path))
     assert err.value.kind == "no_sbatch" and "host" in str(err.value)
     assert not (tmp_path / "work" / ".outlive").exists()
 
@@ -110,7 +111,7 @@ def test_without_sbatch_nothing_is_created(tmp_path: Path, monkeypatch: pytest.M
 @pytest.mark.parametrize("script", [None, "echo hi\n", "#!/bin/bash\n\x00"])
 def test_a_launch_without_a_proper_script_is_refused(fake_sbatch: Path, script: str | None) -> None:
     with pytest.raises(AgentError, match="client bug"):
-        box.verb_launch(request(fake_sbatch, sbatch_script=script))
+        box_runs.verb_launch(request(fake_sbatch, sbatch_script=script))
 
 
 def test_a_slurm_profile_makes_a_slurm_target_driven_locally_without_host(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The shipped files (outlive/__init__, errors, ckpt/) stay stdlib-only and Python 3.8 syntax."""
+"""Every file the bundle ships to a box (the agent package ``box/``, ``outlive/wire.py``, the job
+library: outlive/__init__, errors, ckpt/) stays stdlib-only and Python 3.8 syntax."""
 
 from __future__ import annotations
 
@@ -13,11 +14,10 @@ import pytest
 
 import outlive
 import outlive.ckpt
+from outlive.agent.bundle import bundle_files
 
 PACKAGE_DIR = Path(outlive.__file__).resolve().parent
-SHIPPED = sorted(
-    [PACKAGE_DIR / "__init__.py", PACKAGE_DIR / "errors.py", *(PACKAGE_DIR / "ckpt").rglob("*.py")]
-)
+SHIPPED = sorted(src.resolve() for _, src in bundle_files() if src.suffix == ".py")
 # What a function body may import on first use: the libraries whose objects it handles.
 LAZY_ALLOWED = {"numpy", "torch", "lightning", "transformers"}
 
@@ -53,6 +53,13 @@ def _module_level(tree: ast.Module) -> list[ast.stmt]:
     return out
 
 
+def test_every_bundled_python_file_is_checked() -> None:
+    names = {rel for rel, _ in bundle_files()}
+    assert {"box/__init__.py", "box/__main__.py", "box/main.py", "outlive/wire.py"} <= names
+    assert {"outlive/__init__.py", "outlive/errors.py", "outlive/ckpt/core.py"} <= names
+    assert len(SHIPPED) == len([n for n in names if n.endswith(".py")])
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(PACKAGE_DIR)))
 def test_shipped_file_parses_as_python_3_8(path: Path) -> None:
     ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 8))
@@ -61,7 +68,7 @@ def test_shipped_file_parses_as_python_3_8(path: Path) -> None:
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(PACKAGE_DIR)))
 def test_shipped_file_imports_only_the_stdlib_at_import_time(path: Path) -> None:
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    stdlib = set(sys.stdlib_module_names) | {"outlive", "__future__"}
+    stdlib = set(sys.stdlib_module_names) | {"outlive", "box", "__future__"}  # box: the agent
     at_import = _imported_roots(_module_level(tree))
     assert not at_import - stdlib, f"{path.name} imports {sorted(at_import - stdlib)} at import"
     anywhere = _imported_roots(list(ast.walk(tree)))

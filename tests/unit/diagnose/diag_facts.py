@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from outlive.agent import box
+from outlive.agent.box import gpu_facts as box_gpu_facts
 
 FIXTURES = Path(__file__).with_name("fixtures")
 
@@ -36,7 +36,7 @@ def gpu_facts(
     perf: str | None = "perf_r535_idle.txt",
     apps: str | None = None,
     dmon: str | None = None,
-    fields: tuple[str, ...] = box.GPU_QUERY_FIELDS,
+    fields: tuple[str, ...] = box_gpu_facts.GPU_QUERY_FIELDS,
 ) -> dict[str, Any]:
     """``gpu_facts`` as the agent sends it, built from fixture files."""
     facts: dict[str, Any] = {
@@ -44,7 +44,7 @@ def gpu_facts(
         "fields": list(fields),
         "query": cmd(fixture(query)),
         "apps": cmd(fixture(apps) if apps else ""),
-        "app_fields": list(box.COMPUTE_APP_FIELDS),
+        "app_fields": list(box_gpu_facts.COMPUTE_APP_FIELDS),
         "performance": cmd(fixture(perf)) if perf else cmd("", rc=1),
     }
     if dmon:
@@ -54,7 +54,7 @@ def gpu_facts(
 
 def no_gpu_facts() -> dict[str, Any]:
     missing = cmd(rc=None, missing=True, error="nvidia-smi is not installed (not on PATH)")
-    return {"dev_nodes": [], "fields": list(box.GPU_QUERY_FIELDS), "query": missing}
+    return {"dev_nodes": [], "fields": list(box_gpu_facts.GPU_QUERY_FIELDS), "query": missing}
 
 
 def fs(

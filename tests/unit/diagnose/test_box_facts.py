@@ -16,6 +16,11 @@ import pytest
 from diag_facts import FIXTURES
 
 from outlive.agent import box
+from outlive.agent.box import audit as box_audit
+from outlive.agent.box import commands as box_commands
+from outlive.agent.box import gpu_facts as box_gpu_facts
+from outlive.agent.box import host_facts as box_host_facts
+from outlive.agent.box import procfs as box_procfs
 from outlive.diagnose.gpu import read_gpu
 
 FAKE_NVIDIA_SMI = f"""#!{sys.executable}
@@ -55,38 +60,38 @@ def fakebin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_run_cmd_reports_a_missing_command() -> None:
-    out = box.run_cmd(["no-such-command-outlive-test"], 5)
+    out = box_commands.run_cmd(["no-such-command-outlive-test"], 5)
     assert out["missing"] is True and out["rc"] is None
     assert "not installed" in out["error"]
 
 
 def test_run_cmd_kills_a_command_that_overruns_its_timeout() -> None:
     start = time.monotonic()
-    out = box.run_cmd([sys.executable, "-c", "import time; time.sleep(20)"], 0.5)
+    out = box_commands.run_cmd([sys.executable, "-c", "import time; time.sleep(20)"], 0.5)
     assert out["timed_out"] is True and out["rc"] is None
     assert time.monotonic() - start < 10
 
 
 def test_run_cmd_names_the_last_stderr_line_of_a_failure() -> None:
-    out = box.run_cmd([sys.executable, "-c", "import sys; sys.exit('it broke')"], 10)
+    out = box_commands.run_cmd([sys.executable, "-c", "import sys; sys.exit('it broke')"], 10)
     assert out["rc"] == 1 and out["error"].endswith("it broke")
 
 
 def test_fs_facts_measures_a_missing_path_at_its_nearest_ancestor(tmp_path: Path) -> None:
-    facts = box.fs_facts(str(tmp_path / "not" / "yet"))
+    facts = box_host_facts.fs_facts(str(tmp_path / "not" / "yet"))
     assert facts["exists"] is False and facts["measured_at"] == str(tmp_path)
     assert facts["total_bytes"] > 0 and facts["free_inodes"] >= 0
     assert facts["mount_point"] and facts["fstype"]
 
 
 def test_mountinfo_escapes_are_decoded() -> None:
-    assert box._unescape_mount("/mnt/with\\040space\\011tab") == "/mnt/with space\ttab"
+    assert box_procfs.unescape_mount("/mnt/with\\040space\\011tab") == "/mnt/with space\ttab"
 
 
 def test_gpu_facts_fall_back_to_the_minimal_fields_of_an_old_driver(fakebin: Path) -> None:
     _script(fakebin, "nvidia-smi", FAKE_NVIDIA_SMI)
-    facts = box.gpu_facts(dmon_samples=2)
-    assert facts["fields"] == list(box.GPU_QUERY_FIELDS_MIN)
+    facts = box_gpu_facts.gpu_facts(dmon_samples=2)
+    assert facts["fields"] == list(box_gpu_facts.GPU_QUERY_FIELDS_MIN)
     view = read_gpu(json.loads(json.dumps(facts)))
     assert view.ok, view.error
     assert view.rows[0]["name"] == "Tesla T4"
@@ -99,9 +104,9 @@ def test_gpu_facts_stop_after_a_hung_nvidia_smi(
     fakebin: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _script(fakebin, "nvidia-smi", f"#!{sys.executable}\nimport time\ntime.sleep(30)\n")
-    monkeypatch.setattr(box, "NVIDIA_SMI_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(box_gpu_facts, "NVIDIA_SMI_TIMEOUT_S", 0.5)
     start = time.monotonic()
-    facts = box.gpu_facts(dmon_samples=5)
+    facts = box_gpu_facts.gpu_facts(dmon_samples=5)
     assert facts["query"]["timed_out"] is True
     assert "apps" not in facts and "dmon" not in facts
     assert time.monotonic() - start < 5
@@ -114,7 +119,7 @@ def test_dmesg_facts_report_an_unreadable_kernel_log(fakebin: Path) -> None:
         "dmesg",
         "#!/bin/sh\necho 'dmesg: read kernel buffer failed: Operation not permitted' >&2\nexit 1\n",
     )
-    facts = box.dmesg_facts()
+    facts = box_host_facts.dmesg_facts()
     assert facts["readable"] is False
     assert "Operation not permitted" in facts["error"]
     assert facts["lines"] == []
@@ -128,7 +133,7 @@ def test_dmesg_facts_keep_only_oom_and_xid_lines(fakebin: Path) -> None:
         + (FIXTURES / "dmesg_oom_memcg.txt").read_text()
     )
     _script(fakebin, "dmesg", f"#!/bin/sh\ncat '{log}'\n")
-    facts = box.dmesg_facts()
+    facts = box_host_facts.dmesg_facts()
     assert facts["readable"] is True
     assert facts["first_line"].endswith("Linux version 6.1.0")
     assert len(facts["lines"]) == 4 + 4  # the Xid lines (not the bus line) and the OOM lines
@@ -140,11 +145,11 @@ def test_torch_probe_reports_an_import_error_or_a_hang(
 ) -> None:
     stand_in = "import sys\nexec(sys.argv[2].replace('import torch', 'import no_such_mod_x'))\n"
     _script(fakebin, "notorch", f"#!{sys.executable}\n{stand_in}")
-    facts = box.torch_facts(str(fakebin / "notorch"))
+    facts = box_gpu_facts.torch_facts(str(fakebin / "notorch"))
     assert "ModuleNotFoundError" in facts["result"]["import_error"]
     _script(fakebin, "slowpy", "#!/bin/sh\nsleep 30\n")
-    monkeypatch.setattr(box, "TORCH_PROBE_TIMEOUT_S", 0.5)
-    hung = box.torch_facts(str(fakebin / "slowpy"))
+    monkeypatch.setattr(box_gpu_facts, "TORCH_PROBE_TIMEOUT_S", 0.5)
+    hung = box_gpu_facts.torch_facts(str(fakebin / "slowpy"))
     assert "result" not in hung and hung["run"]["timed_out"] is True
 
 
@@ -162,7 +167,7 @@ def test_group_threads_counts_the_threads_of_a_process_group() -> None:
     )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == b"up"
-        facts = box.group_threads(proc.pid)
+        facts = box_host_facts.group_threads(proc.pid)
         (mine,) = [p for p in facts["procs"] if p["pid"] == proc.pid]
         assert mine["threads"] >= 5
         assert facts["env"] == {"OMP_NUM_THREADS": "3"}
@@ -171,11 +176,11 @@ def test_group_threads_counts_the_threads_of_a_process_group() -> None:
         proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
-    assert box.group_threads(None)["procs"] == []
+    assert box_host_facts.group_threads(None)["procs"] == []
 
 
 def test_nvidia_holders_scan_never_kills_and_returns_a_report() -> None:
-    report = box.nvidia_holders(budget_s=5)
+    report = box_gpu_facts.nvidia_holders(budget_s=5)
     assert isinstance(report["holders"], list) and isinstance(report["unreadable"], int)
 
 
@@ -186,7 +191,7 @@ def test_audit_verb_end_to_end_through_the_protocol(tmp_path: Path) -> None:
         "torch": False,
     }
     done = subprocess.run(
-        [sys.executable, box.__file__, "audit"],
+        [sys.executable, str(Path(box.__file__).parent), "audit"],
         input=json.dumps(request),
         capture_output=True,
         text=True,
@@ -204,6 +209,6 @@ def test_audit_verb_end_to_end_through_the_protocol(tmp_path: Path) -> None:
 
 
 def test_doctor_verb_on_a_missing_run_dir_does_not_raise(tmp_path: Path) -> None:
-    facts = box.verb_doctor({"run_dir": str(tmp_path / "gone"), "dmon_samples": 0})
+    facts = box_audit.verb_doctor({"run_dir": str(tmp_path / "gone"), "dmon_samples": 0})
     assert facts["probe"]["state"] == "unknown"
     assert facts["threads"] is None

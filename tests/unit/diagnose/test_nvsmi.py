@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from diag_facts import fixture
 
-from outlive.agent import box
+from outlive.agent.box import gpu_facts as box_gpu_facts
 from outlive.diagnose.nvsmi import (
     NvsmiParseError,
     parse_compute_apps,
@@ -16,7 +16,7 @@ from outlive.diagnose.nvsmi import (
 
 
 def test_query_csv_reads_one_row_per_gpu_with_numbers_as_floats() -> None:
-    rows = parse_query_csv(fixture("query_h100x2.csv"), box.GPU_QUERY_FIELDS)
+    rows = parse_query_csv(fixture("query_h100x2.csv"), box_gpu_facts.GPU_QUERY_FIELDS)
     assert len(rows) == 2
     first = rows[0]
     assert first["name"] == "NVIDIA H100 80GB HBM3"
@@ -30,14 +30,14 @@ def test_query_csv_reads_one_row_per_gpu_with_numbers_as_floats() -> None:
 
 
 def test_query_csv_turns_not_available_into_none() -> None:
-    (row,) = parse_query_csv(fixture("query_geforce_na.csv"), box.GPU_QUERY_FIELDS)
+    (row,) = parse_query_csv(fixture("query_geforce_na.csv"), box_gpu_facts.GPU_QUERY_FIELDS)
     assert row["power.limit"] is None
     assert row["clocks.default_applications.graphics"] is None
     assert row["memory.free"] == 22701.0
 
 
 def test_query_csv_reads_the_minimal_field_set_of_old_drivers() -> None:
-    (row,) = parse_query_csv(fixture("query_min.csv"), box.GPU_QUERY_FIELDS_MIN)
+    (row,) = parse_query_csv(fixture("query_min.csv"), box_gpu_facts.GPU_QUERY_FIELDS_MIN)
     assert row["name"] == "Tesla T4"
     assert row["memory.used"] == 0.0
 
@@ -54,12 +54,15 @@ def test_query_csv_refuses_a_line_with_too_few_values() -> None:
 
 
 def test_compute_apps_rows_and_the_old_no_processes_line() -> None:
-    apps = parse_compute_apps(fixture("apps_two.csv"), box.COMPUTE_APP_FIELDS)
+    apps = parse_compute_apps(fixture("apps_two.csv"), box_gpu_facts.COMPUTE_APP_FIELDS)
     assert [a["pid"] for a in apps] == [48211.0, 48260.0]
     assert apps[1]["process_name"] == "/usr/bin/python3"
     assert apps[0]["used_gpu_memory"] == 61432.0
-    assert parse_compute_apps(fixture("apps_none_old_driver.txt"), box.COMPUTE_APP_FIELDS) == []
-    assert parse_compute_apps("", box.COMPUTE_APP_FIELDS) == []
+    assert (
+        parse_compute_apps(fixture("apps_none_old_driver.txt"), box_gpu_facts.COMPUTE_APP_FIELDS)
+        == []
+    )
+    assert parse_compute_apps("", box_gpu_facts.COMPUTE_APP_FIELDS) == []
 
 
 def test_performance_reads_clocks_event_reasons_of_r535() -> None:

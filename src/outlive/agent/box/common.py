@@ -1,0 +1,40 @@
+"""What every verb module shares: the error reported as one sentence, and the input checks."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict
+
+from outlive import wire
+
+Rec = Dict[str, Any]  # a JSON object as read from or written to the run dir
+
+AGENT_VERSION = 1
+
+
+class AgentError(Exception):
+    """A failure reported to the client as one sentence, with a kind the client can act on."""
+
+    def __init__(self, message: str, kind: str = "error") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def expand(path: str) -> str:
+    """A path from the client as the box reads it: ~ and $VARS expanded, made absolute."""
+    return os.path.abspath(os.path.expandvars(os.path.expanduser(path)))
+
+
+def check_run_id(run_id: object) -> str:
+    problem = wire.run_id_problem(run_id)
+    if problem:
+        raise AgentError(problem + "; this is a bug in the client")
+    return str(run_id)
+
+
+def check_name(name: object) -> str:
+    """A run name becomes a directory name under the durable path, so it must be one."""
+    problem = wire.name_problem(name)
+    if problem:
+        raise AgentError(problem + "; choose another with --name")
+    return str(name)

@@ -1,0 +1,37 @@
+"""The agent's entry point: ``main(argv)`` with argv ``[prog, VERB]``, ``[prog, "serve"]`` or
+``[prog, "supervise", RUN_DIR, LAUNCHER...]``. Imports only what the verb needs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import List
+
+from outlive import wire
+
+
+def main(argv: List[str]) -> int:
+    if len(argv) >= 3 and argv[1] == "supervise":
+        from .backends import supervisor_for
+
+        return supervisor_for(argv[2], argv[3:]).run()
+    if len(argv) == 2 and argv[1] == "serve":
+        from .serve import serve
+
+        return serve(sys.stdin.buffer, sys.stdout.buffer)
+    if len(argv) != 2 or argv[1] not in wire.VERBS:
+        sys.stdout.write(
+            json.dumps({"ok": False, "error": "usage: box {{{}}}".format(",".join(wire.VERBS))})
+        )
+        return 2
+    from .verbs import answer
+
+    try:
+        req = json.loads(sys.stdin.read() or "{}")
+    except ValueError as exc:
+        reply = {"ok": False, "error": "ValueError: " + str(exc)}
+    else:
+        reply = answer(argv[1], req)
+    sys.stdout.write(json.dumps(reply))
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,101 @@
+"""The run directory's records: JSON read as data (never trusted), written atomically, durably."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from typing import Tuple
+
+from outlive import wire
+
+from .common import Rec
+
+PROGRESS_TAIL_BYTES = 8192
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: str, data: object, mode: int = 0o644) -> None:
+    """Write JSON durably: tmp, fsync, rename, fsync the directory (a rename is not durable
+    until its directory entry is; U6)."""
+    directory = os.path.dirname(path) or "."
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=1, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(directory)
+
+
+def read_json(path: str) -> object:
+    """The JSON at ``path``; None when absent, ``{"_unreadable": path}`` when it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"_unreadable": path}
+
+
+def read_record(path: str) -> Rec | None:
+    """A readable JSON object at ``path``, else None (absent, unreadable or not an object)."""
+    rec = read_json(path)
+    return rec if isinstance(rec, dict) and "_unreadable" not in rec else None
+
+
+def read_text(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def read_spec(run_dir: str) -> Rec | None:
+    """The run's ``run.json`` (written once at launch), or None when it is missing or unreadable."""
+    return read_record(os.path.join(run_dir, wire.RUN_JSON))
+
+
+def request_cancel(run_dir: str, grace_s: float) -> None:
+    """Record that the user asked to stop the run (first request wins): the supervisor and the
+    Slurm batch shell read it, and the probe reports the run cancelled, whatever its exit code."""
+    path = os.path.join(run_dir, wire.CANCEL_JSON)
+    if not os.path.exists(path):
+        write_json_atomic(path, {"requested_at": time.time(), "grace_s": grace_s})
+
+
+def read_progress(run_dir: str, now: float) -> Tuple[Rec | None, float | None]:
+    """The job's last ``progress()`` record and the heartbeat's age (the file's mtime)."""
+    path = os.path.join(run_dir, wire.PROGRESS_JSONL)
+    try:
+        st = os.stat(path)
+        with open(path, "rb") as f:
+            f.seek(max(0, st.st_size - PROGRESS_TAIL_BYTES))
+            tail = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None, None
+    for line in reversed(tail.splitlines()):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line being written right now, or cut by the tail window
+        if isinstance(record, dict):
+            return record, max(0.0, now - st.st_mtime)
+    return None, max(0.0, now - st.st_mtime)

@@ -1,0 +1,41 @@
+"""The verb table (the verbs of ``wire.VERBS``; a test checks): each verb's module and function,
+imported on first use (a probe never loads the audit, manifest or Slurm code), and one request
+answered as one reply."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable, Dict, Tuple
+
+from .common import AGENT_VERSION, AgentError, Rec
+
+VERBS: Dict[str, Tuple[str, str]] = {
+    "launch": ("runs", "verb_launch"),
+    "probe": ("runs", "verb_probe"),
+    "cancel": ("runs", "verb_cancel"),
+    "tail": ("runs", "verb_tail"),
+    "expand": ("deploy", "verb_expand"),
+    "verify_deploy": ("deploy", "verb_verify_deploy"),
+    "secret_put": ("secrets", "verb_secret_put"),
+    "audit": ("audit", "verb_audit"),
+    "doctor": ("audit", "verb_doctor"),
+    "manifest": ("manifests", "verb_manifest"),  # pull manifests (issue 6)
+}
+
+
+def handler(verb: str) -> Callable[[Rec], Rec]:
+    module, name = VERBS[verb]
+    fn: Callable[[Rec], Rec] = getattr(importlib.import_module("." + module, __package__), name)
+    return fn
+
+
+def answer(verb: str, req: object) -> Rec:
+    """``{"ok": true, "result": ...}``, or ``{"ok": false, "error": ..., "kind": ...}``."""
+    try:
+        if not isinstance(req, dict):
+            raise AgentError("the request must be a JSON object")
+        return {"ok": True, "result": handler(verb)(req), "agent_version": AGENT_VERSION}
+    except AgentError as exc:
+        return {"ok": False, "error": str(exc), "kind": exc.kind}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return {"ok": False, "error": type(exc).__name__ + ": " + str(exc)}
