@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from outlive.agent import box
+from outlive.agent.box import audit, gpu_facts, host_facts
 from outlive.diagnose import facts as F
 from outlive.wire import RunProbe
 
@@ -25,7 +25,7 @@ def _within(doc: dict[str, Any], shape: Any) -> None:
 
 def test_the_audit_reply_has_exactly_the_typed_keys(tmp_path: Path) -> None:
     paths = {"workdir": str(tmp_path), "durable": str(tmp_path / "not-yet")}
-    reply = box.verb_audit({"paths": paths, "env": {"HF_HOME": "/x"}, "torch": False})
+    reply = audit.verb_audit({"paths": paths, "env": {"HF_HOME": "/x"}, "torch": False})
     assert set(reply) == _keys(F.AuditFacts)
     _within(reply["python"], F.PythonFacts)
     _within(reply["host"], F.HostFacts)
@@ -39,7 +39,7 @@ def test_the_audit_reply_has_exactly_the_typed_keys(tmp_path: Path) -> None:
 
 def test_the_doctor_reply_has_exactly_the_typed_keys(tmp_path: Path) -> None:
     (tmp_path / "run.json").write_text(json.dumps({"run_id": "r1", "name": "n"}))
-    reply = box.verb_doctor({"run_dir": str(tmp_path), "dmesg": True})
+    reply = audit.verb_doctor({"run_dir": str(tmp_path), "dmesg": True})
     assert set(reply) == _keys(F.DoctorFacts)
     # ProbeFacts names the fields of a probe (outlive.wire.RunProbe) that the checks read.
     probe_fields = {f.name for f in dataclasses.fields(RunProbe)}
@@ -50,16 +50,16 @@ def test_the_doctor_reply_has_exactly_the_typed_keys(tmp_path: Path) -> None:
 
 
 def test_the_collectors_send_only_typed_keys() -> None:
-    holders = box.nvidia_holders(budget_s=1.0)
+    holders = gpu_facts.nvidia_holders(budget_s=1.0)
     _within(holders, F.HoldersFacts)
     for h in holders["holders"]:
         _within(h, F.Holder)
-    threads = box.group_threads(os.getpgid(0))
+    threads = host_facts.group_threads(os.getpgid(0))
     _within(threads, F.ThreadsFacts)
     assert threads["procs"]
     for p in threads["procs"]:
         _within(p, F.ProcThreads)
-    _within(box.group_threads(None), F.ThreadsFacts)
+    _within(host_facts.group_threads(None), F.ThreadsFacts)
 
 
 FAKE_TORCH = """
@@ -79,7 +79,7 @@ cuda = types.SimpleNamespace(
 def test_the_torch_probe_sends_only_typed_keys(tmp_path: Path, monkeypatch: Any) -> None:
     (tmp_path / "torch.py").write_text(FAKE_TORCH)  # every field, without importing torch
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    torch = box.torch_facts(sys.executable)
+    torch = gpu_facts.torch_facts(sys.executable)
     assert torch["result"]["names"] == ["NVIDIA H100"]
     _within(torch, F.TorchFacts)
     _within(torch["run"], F.CmdResult)
