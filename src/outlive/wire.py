@@ -68,6 +68,7 @@ ENV_PROFILE = "OUTLIVE_PROFILE"
 ENV_SPOT_GRACE_S = "OUTLIVE_SPOT_GRACE_S"
 ENV_MTBF_S = "OUTLIVE_MTBF_S"
 ENV_SMOKE = "OUTLIVE_SMOKE"
+ENV_SECRETS_DIR = "OUTLIVE_SECRETS_DIR"  # where `outlive secret push` put the 0600 files
 
 # -- names ------------------------------------------------------------------------------------
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")

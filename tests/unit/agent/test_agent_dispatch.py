@@ -129,3 +129,18 @@ def test_launch_accepts_both_request_shapes_and_records_the_backend(
         "running",
         "succeeded",
     )
+
+
+def test_supervising_a_run_of_an_unknown_backend_says_so_and_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    alien = _run_dir(tmp_path, "alien", {"backend": "kubernetes"}, exit_code=None)
+    done = subprocess.run(
+        [sys.executable, str(BOX), "supervise", alien],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and "unknown backend 'kubernetes'" in done.stderr
+    assert not (Path(alien) / "exit.json").exists()

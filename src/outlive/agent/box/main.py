@@ -13,8 +13,14 @@ from outlive import wire
 def main(argv: List[str]) -> int:
     if len(argv) >= 3 and argv[1] == "supervise":
         from .backends import supervisor_for
+        from .common import AgentError
 
-        return supervisor_for(argv[2], argv[3:]).run()
+        try:
+            supervisor = supervisor_for(argv[2], argv[3:])
+        except AgentError as exc:  # the run names a backend this agent does not know
+            sys.stderr.write(f"outlive: cannot supervise {argv[2]}: {exc}\n")
+            return 2
+        return supervisor.run()
     if len(argv) == 2 and argv[1] == "serve":
         from .serve import serve
 

@@ -22,7 +22,6 @@ from .records import read_json, read_text, write_json_atomic
 FORWARDED_SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2")
 READY_FD_ENV = "OUTLIVE_READY_FD"  # the pipe the launching agent waits on (setsid launch)
 SECRETS_DIR = "~/.outlive/secrets"
-ENV_SECRETS_DIR = "OUTLIVE_SECRETS_DIR"
 
 
 def job_env(spec: Rec, run_dir: str, threads: int | None) -> Dict[str, str]:
@@ -52,7 +51,7 @@ def job_env(spec: Rec, run_dir: str, threads: int | None) -> Dict[str, str]:
         if value is not None:
             env[key] = str(value)
     secrets_dir = expand(SECRETS_DIR)
-    env[ENV_SECRETS_DIR] = secrets_dir
+    env[wire.ENV_SECRETS_DIR] = secrets_dir
     for name in spec.get("secrets") or []:
         # Read from the 0600 file into the job's own environment: never onto a command line (U34).
         value = read_text(os.path.join(secrets_dir, name))
