@@ -25,9 +25,9 @@ from outlive import wire
 from outlive._hashing import hash_file
 from outlive.config import Config, Target
 from outlive.errors import BoxError, TransportError, UsageError
+from outlive.session import Session
 from outlive.transport.base import Transport
 from outlive.transport.files import RsyncOptions, tar_upload
-from outlive.transport.ssh import SshTransport
 
 T = TypeVar("T")
 
@@ -137,12 +137,14 @@ def manifest(root: Path, files: list[str]) -> dict[str, dict[str, object]]:
     return out
 
 
-def push(cfg: Config, target: Target, *, skip_if_unchanged: bool = False) -> PushResult:
+def push(session: Session, target: Target, *, skip_if_unchanged: bool = False) -> PushResult:
     """Sync the project to the target's workdir; return the manifest the launch will check.
 
     With ``skip_if_unchanged``, nothing is sent when the tree equals the last push to this
     target: the launch's manifest check on the box still proves the copy (and a mismatch there
-    makes the caller push for real)."""
+    makes the caller push for real). A workdir on this machine (a cluster's shared filesystem
+    reached by the local sbatch) is copied file by file."""
+    cfg = session.cfg
     files = project_files(cfg)
     check_line_endings(cfg.project_dir, files)
     man = manifest(cfg.project_dir, files)
@@ -161,14 +163,14 @@ def push(cfg: Config, target: Target, *, skip_if_unchanged: bool = False) -> Pus
             "transfer or remote commands (RP6); expose TCP port 22 on the pod and use its "
             "public IP and port as host"
         )
-    transport = SshTransport(target)
+    agent = session.agent(target)
+    transport = agent.transport
+    if not transport.is_remote:
+        return PushResult(len(files), size, sync_local(cfg, target), "copy")
     workdir = target.placement.workdir
     if "$" in workdir or workdir.startswith("~"):
         # rsync takes the path literally: let the box say what $HOME/$USER are (one round trip).
-        from outlive.agent.client import AgentClient
-
-        reply = AgentClient.remote(transport).call("expand", {"paths": [workdir]})
-        workdir = reply["paths"][0]
+        workdir = agent.call("expand", {"paths": [workdir]})["paths"][0]
     method = _rsync(cfg.project_dir, files, transport, workdir)
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(stamp)
@@ -176,7 +178,7 @@ def push(cfg: Config, target: Target, *, skip_if_unchanged: bool = False) -> Pus
 
 
 def launch_deployed(
-    cfg: Config,
+    session: Session,
     target: Target,
     transport: Transport,
     launch: Callable[[wire.LaunchRequest], T],
@@ -189,15 +191,15 @@ def launch_deployed(
     if target.is_local:
         return launch(request)
     if not transport.is_remote:  # e.g. a local sbatch: copy into the shared workdir
-        return launch(replace(request, deploy_manifest=sync_local(cfg, target)))
-    pushed = push(cfg, target, skip_if_unchanged=True)
+        return launch(replace(request, deploy_manifest=sync_local(session.cfg, target)))
+    pushed = push(session, target, skip_if_unchanged=True)
     request = replace(request, deploy_manifest=pushed.manifest)
     try:
         return launch(request)
     except BoxError as exc:
         if exc.kind != "deploy_mismatch" or pushed.method != "unchanged":
             raise
-        push(cfg, target)
+        push(session, target)
         return launch(request)
 
 

@@ -66,7 +66,7 @@ def launch(
     run_name = check_name(name if name is not None else default_name(command))
     backend = session.backend(target)
     request = launch_request(target, backend, new_run_id(), run_name, command, detach)
-    reply = launch_deployed(session.cfg, target, backend.transport, backend.launch, request)
+    reply = launch_deployed(session, target, backend.transport, backend.launch, request)
     return _record(session, request, reply, state=wire.State.RUNNING)
 
 
@@ -98,7 +98,7 @@ def launch_array(
     )
     request = launch_request(target, backend, new_run_id(), plan.names[0], commands[0], None)
     replies = launch_deployed(
-        session.cfg, target, backend.transport, lambda r: backend.launch_array(r, plan), request
+        session, target, backend.transport, lambda r: backend.launch_array(r, plan), request
     )
     return [
         _record(
@@ -239,7 +239,7 @@ def push_and_verify(session: Session, target_name: str) -> PushReport:
     from outlive.lifecycle.push import push
 
     target = session.target(target_name)
-    result = push(session.cfg, target)
+    result = push(session, target)
     problems: list[str] = []
     if not target.is_local:
         reply = session.agent(target).call(

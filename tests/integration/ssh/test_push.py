@@ -117,6 +117,7 @@ def test_runpod_basic_ssh_proxy_is_refused_with_the_fix(tmp_path: Path) -> None:
     from outlive.config import load_config
     from outlive.errors import UsageError
     from outlive.lifecycle.push import push
+    from outlive.session import Session
 
     proj = tmp_path / "p"
     proj.mkdir()
@@ -126,4 +127,4 @@ def test_runpod_basic_ssh_proxy_is_refused_with_the_fix(tmp_path: Path) -> None:
     (proj / "train.py").write_text("pass\n")
     cfg = load_config(proj)
     with pytest.raises(UsageError, match="RP6"):
-        push(cfg, cfg.target("pod"))
+        push(Session(cfg), cfg.target("pod"))

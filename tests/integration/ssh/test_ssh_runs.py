@@ -215,7 +215,7 @@ def test_launch_is_refused_when_the_box_copy_differs_from_the_local_tree(
 
     cfg = load_config(project)
     target = cfg.target("box")
-    result = push(cfg, target)
+    result = push(Session(cfg), target)
     # Someone edits the box's copy after the push (U42): the launch must refuse to run it.
     on_box = Path(target.placement.workdir) / "train_numpy.py"
     on_box.write_text(on_box.read_text() + "\n# edited on the box\n")
