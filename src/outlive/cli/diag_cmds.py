@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from outlive.cli.grammar import RunRefArgs, SmokeArgs, UpArgs
 from outlive.cli.output import echo, emit_json
+
+if TYPE_CHECKING:
+    from outlive.diagnose.model import CheckJson
+
 
 _STYLE = {"PASS": "green", "WARN": "yellow", "FAIL": "bold red", "SKIP": "dim"}
 
@@ -36,7 +40,7 @@ def doctor(args: RunRefArgs) -> int:
     if diag:
         head += f", cause {diag['cause']} ({', '.join(diag.get('gotchas') or [])})"
     echo(head)
-    for line in (diag or {}).get("evidence") or []:
+    for line in diag.get("evidence") or [] if diag else []:
         echo(f"  - {line}")
     _render_checks("checks", report["checks"])
     if report["could_not_check"]:
@@ -46,7 +50,7 @@ def doctor(args: RunRefArgs) -> int:
     return 0
 
 
-def _render_checks(title: str, checks: list[dict[str, Any]]) -> None:
+def _render_checks(title: str, checks: list[CheckJson]) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text

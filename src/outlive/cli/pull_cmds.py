@@ -11,6 +11,7 @@ from outlive.cli.output import emit_json, note
 from outlive.cli.output import size as _size
 
 if TYPE_CHECKING:
+    from outlive.lifecycle.gate import GateReport
     from outlive.session import Session
 
 
@@ -182,7 +183,7 @@ def down(args: DownArgs) -> int:
     return 0
 
 
-def _print_gate(report: dict[str, Any]) -> None:
+def _print_gate(report: GateReport) -> None:
     from rich.table import Table
 
     con = _console()
@@ -249,7 +250,7 @@ def _print_gate(report: dict[str, Any]) -> None:
     con.print(report["note"], style="dim", markup=False)
 
 
-def _print_plan(verdict: dict[str, Any]) -> None:
+def _print_plan(verdict: GateReport) -> None:
     con = _console()
     con.print(
         "The gate passed. outlive runs none of these; run them yourself, in this order:",

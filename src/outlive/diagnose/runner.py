@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import cast
 
-from outlive.diagnose.audit import audit_report
-from outlive.diagnose.doctor import doctor_report
+from outlive.diagnose.audit import AuditReport, audit_report
+from outlive.diagnose.doctor import DoctorReport, doctor_report
 from outlive.diagnose.facts import AuditFacts, DoctorFacts
 from outlive.session import Session
 
 __all__ = ["AUDIT_TIMEOUT_S", "DOCTOR_TIMEOUT_S", "run_audit", "run_doctor"]
 
-# run_audit and run_doctor hand the CLI plain dicts, which its renderers take; the same documents,
-# typed, are ``audit.AuditReport`` and ``doctor.DoctorReport``.
 
 # The agent bounds each of its commands (nvidia-smi 10 s, the torch probe 30 s, dmesg 10 s,
 # dmon 15 s, the /proc scan 5 s); these leave room for all of them plus the connection.
@@ -20,7 +18,7 @@ AUDIT_TIMEOUT_S = 150.0
 DOCTOR_TIMEOUT_S = 150.0
 
 
-def run_audit(session: Session, target_name: str, *, probe_torch: bool = True) -> dict[str, Any]:
+def run_audit(session: Session, target_name: str, *, probe_torch: bool = True) -> AuditReport:
     """The Phase-0 audit of ``target_name``: one agent call, then the checks."""
     target = session.target(target_name)
     request = {
@@ -29,12 +27,12 @@ def run_audit(session: Session, target_name: str, *, probe_torch: bool = True) -
         "torch": probe_torch,
     }
     facts = session.agent(target).call("audit", request, timeout_s=AUDIT_TIMEOUT_S)
-    return dict(audit_report(target.name, cast(AuditFacts, facts)))
+    return audit_report(target.name, cast(AuditFacts, facts))
 
 
-def run_doctor(session: Session, ref: str) -> dict[str, Any]:
+def run_doctor(session: Session, ref: str) -> DoctorReport:
     """Why run ``ref`` died or is slow: one agent call on its target, then the ladder and checks."""
     rec = session.store.resolve(ref)
     agent = session.agent(rec.target)
     facts = agent.call("doctor", {"run_dir": rec.run_dir}, timeout_s=DOCTOR_TIMEOUT_S)
-    return dict(doctor_report(rec.run_id, cast(DoctorFacts, facts)))
+    return doctor_report(rec.run_id, cast(DoctorFacts, facts))

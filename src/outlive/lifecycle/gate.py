@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypedDict, cast
+from typing import TypedDict
 
 from outlive import verify as V
 from outlive.backends.base import ManifestReply
@@ -314,15 +314,9 @@ def _outputs_of(target: Target, pulls: list[PullRecord]) -> list[str]:
     return [o for o in wanted if not any(o.startswith(p + "/") for p in wanted if p != o)]
 
 
-def inspect(session: Session, target_name: str) -> dict[str, Any]:
+def inspect(session: Session, target_name: str) -> GateReport:
     """Look at the target once: what every known run has on the box now, and whether a
-    verified pull covers each file. Plain data (a :class:`GateReport`, as the CLI's plain
-    dict); ``decide`` turns it into a verdict."""
-    return dict(inspect_target(session, target_name))
-
-
-def inspect_target(session: Session, target_name: str) -> GateReport:
-    """``inspect``, typed."""
+    verified pull covers each file. Plain data; ``decide`` turns it into a verdict."""
     cfg = session.cfg
     target = cfg.target(target_name)
     if target.is_local:
@@ -464,27 +458,6 @@ def _run_view(
 
 
 def decide(
-    report: dict[str, Any],
-    *,
-    confirm: str | None,
-    abandon: bool = False,
-    confirm_abandon: str | None = None,
-    ask: Ask | None = None,
-) -> dict[str, Any]:
-    """Apply the Iron Law to an ``inspect`` report: refuse (``refused`` says why) unless every
-    result is covered (or abandoned with its own typed confirmation) and the target's name was
-    typed. The plan of commands is filled in only when the gate passes."""
-    verdict = decide_report(
-        cast(GateReport, report),
-        confirm=confirm,
-        abandon=abandon,
-        confirm_abandon=confirm_abandon,
-        ask=ask,
-    )
-    return dict(verdict)
-
-
-def decide_report(
     report: GateReport,
     *,
     confirm: str | None,
@@ -492,7 +465,9 @@ def decide_report(
     confirm_abandon: str | None = None,
     ask: Ask | None = None,
 ) -> GateReport:
-    """``decide``, typed."""
+    """Apply the Iron Law to an ``inspect`` report: refuse (``refused`` says why) unless every
+    result is covered (or abandoned with its own typed confirmation) and the target's name was
+    typed. The plan of commands is filled in only when the gate passes."""
     name = str(report["target"])
     out = report.copy()
     out["abandoned"] = False
