@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import difflib
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from outlive._shapes import as_dict, field, shape
 from outlive.errors import ConfigError, UsageError
 
 CONFIG_NAME = "outlive.toml"
@@ -22,7 +22,7 @@ _ROOT_MARKERS = (CONFIG_NAME, "pyproject.toml", ".git")
 USER_PROFILE_DIR = Path("~/.config/outlive/profiles").expanduser()
 
 
-@dataclass(frozen=True)
+@shape(frozen=True)
 class Connection:
     """How the client reaches the target: here (``transport = "local"``) or over the user's own
     OpenSSH, with these settings completing their ``~/.ssh/config``."""
@@ -37,7 +37,7 @@ class Connection:
     python: str = "python3"  # the box's interpreter for outlive's agent (stdlib, >= 3.8)
 
 
-@dataclass(frozen=True)
+@shape(frozen=True)
 class Placement:
     """Where a run's files live on the target."""
 
@@ -47,7 +47,7 @@ class Placement:
     outputs: tuple[str, ...] = ()  # result paths (workdir-relative) that `pull` also takes
 
 
-@dataclass(frozen=True)
+@shape(frozen=True)
 class JobPolicy:
     """What every job on the target gets: environment, secrets, and its kill/interrupt clocks."""
 
@@ -59,14 +59,14 @@ class JobPolicy:
     mtbf_s: float | None = None
 
 
-@dataclass(frozen=True)
+@shape(frozen=True)
 class ProcessOptions:
     """A process backend's own settings."""
 
     detach: str = "setsid"  # "setsid" | "tmux"
 
 
-@dataclass(frozen=True)
+@shape(frozen=True)
 class SlurmOptions:
     """A Slurm backend's own settings (checked again when the batch script is rendered)."""
 
@@ -89,7 +89,7 @@ _OPTIONS_BY_BACKEND: dict[str, type[ProcessOptions] | type[SlurmOptions]] = {
 }
 
 
-@dataclass(frozen=True)
+@shape(frozen=True)
 class Target:
     """A resolved target: how to reach it, where runs go, what every job gets, and which
     backend runs them with which options."""
@@ -109,17 +109,15 @@ class Target:
         return self.kind == "local"
 
     def to_json(self) -> dict[str, object]:
-        import dataclasses
-
         return {
             "name": self.name,
             "profile": self.profile,
             "kind": self.kind,
             "backend": self.backend,
-            "connection": dataclasses.asdict(self.connection),
-            "placement": dataclasses.asdict(self.placement),
-            "policy": dataclasses.asdict(self.policy),
-            "options": dataclasses.asdict(self.options),
+            "connection": as_dict(self.connection),
+            "placement": as_dict(self.placement),
+            "policy": as_dict(self.policy),
+            "options": as_dict(self.options),
         }
 
     @classmethod
@@ -140,7 +138,7 @@ class Target:
         )
 
 
-@dataclass(frozen=True)
+@shape(frozen=True)
 class Config:
     """Everything read from the project: its root, the file it came from, and the targets."""
 

@@ -8,9 +8,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from typing import Any, TypedDict
 
+from outlive._shapes import replace, shape
 from outlive.wire import DIAGNOSIS_CAUSES, RunProbe, State
 
 # The keys every status row has, in this order (DESIGN.md's contract).
@@ -47,7 +47,7 @@ class SlurmView(TypedDict, total=False):
     error: str  # squeue/sacct could not be asked
 
 
-@dataclass(frozen=True)
+@shape(frozen=True)
 class Diagnosis:
     """Why a run ended without an exit record, or died by a signal: the cause and its evidence."""
 
@@ -70,7 +70,7 @@ class Diagnosis:
         return {"cause": self.cause, "evidence": list(self.evidence), "gotchas": list(self.gotchas)}
 
 
-@dataclass(frozen=True)
+@shape(frozen=True)
 class RunStatus:
     """One run, as the last look saw it."""
 
@@ -101,7 +101,6 @@ class RunStatus:
     # the box did not answer: this is the registry's last-seen state
     stale: bool = False
     unreachable: str | None = None
-    _extra_keys: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def ended(self) -> bool:
@@ -120,8 +119,9 @@ class RunStatus:
         )
         if self.stale:
             doc.update(stale=True, unreachable=self.unreachable)
-        for k in self._extra_keys:
-            doc[k] = getattr(self, k)
+        for k in EXTRA_KEYS:  # the box reported them
+            if getattr(self, k) is not None:
+                doc[k] = getattr(self, k)
         return doc
 
     @classmethod
@@ -164,7 +164,6 @@ def _with_reported(st: RunStatus, doc: Mapping[str, Any], *, extras: bool = True
         cancel_requested=doc.get("cancel_requested"),
         restarts=doc.get("restarts"),
         slurm=doc.get("slurm"),
-        _extra_keys=tuple(k for k in EXTRA_KEYS if doc.get(k) is not None),
     )
 
 
@@ -244,5 +243,4 @@ def stale(
         slurm=None,
         stale=True,
         unreachable=error,
-        _extra_keys=(),
     )

@@ -3,16 +3,18 @@
 Stdlib only and Python >= 3.8 (it travels in the bundle next to the agent and the job library):
 the requeue exit code, the name rules, the verbs, the run directory's file names, the job's
 ``OUTLIVE_*`` variables, and the two shapes that cross the wire on every run — the launch request
-and one run's probe reply — as dataclasses with ``to_json`` / ``from_json``. Both sides import
+and one run's probe reply — as typed records (:mod:`outlive._shapes`, dataclasses to a type
+checker, cheap to define at start-up) with ``to_json`` / ``from_json``. Both sides import
 this module; nothing here is copied.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any, Dict, List
+
+from outlive._shapes import as_dict, field, fields_of, shape
 
 WIRE_VERSION = 1
 
@@ -126,12 +128,11 @@ ENDED_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.VANISHED, State.C
 DIAGNOSIS_CAUSES = ("reboot", "oom", "killed", "hangup", "unknown")
 
 
-def _known(cls: Any, doc: Dict[str, Any]) -> Dict[str, Any]:
-    names = {f.name for f in fields(cls)}
+def _known(names: tuple[str, ...], doc: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in doc.items() if k in names}
 
 
-@dataclass
+@shape
 class LaunchRequest:
     """The agent's ``launch`` request: the run, and everything its target gives every job.
 
@@ -161,7 +162,7 @@ class LaunchRequest:
     array_cell: int | None = None
 
     def to_json(self) -> Dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return {k: v for k, v in as_dict(self).items() if v is not None}
 
     @classmethod
     def from_json(cls, doc: Dict[str, Any]) -> LaunchRequest:
@@ -169,14 +170,14 @@ class LaunchRequest:
         doc = dict(doc)
         if "backend" not in doc and doc.get("detach"):
             doc["backend"] = doc["detach"]
-        return cls(**_known(cls, doc))
+        return cls(**_known(_LAUNCH_FIELDS, doc))
 
 
 # Keys a probe reply carries only when set (a reader tests ``"warning" in reply``).
 PROBE_SPARSE_KEYS = ("max_rss_bytes", "warning", "error", "restarts", "slurm")
 
 
-@dataclass
+@shape
 class RunProbe:
     """One run as the box's records show it: the ``probe`` verb's reply has one per run dir.
 
@@ -207,7 +208,7 @@ class RunProbe:
 
     def to_json(self) -> Dict[str, Any]:
         """The reply's JSON; the keys of ``PROBE_SPARSE_KEYS`` only where they say something."""
-        doc = asdict(self)
+        doc = as_dict(self)
         for key in PROBE_SPARSE_KEYS:
             if doc[key] is None:
                 del doc[key]
@@ -215,7 +216,11 @@ class RunProbe:
 
     @classmethod
     def from_json(cls, doc: Dict[str, Any]) -> RunProbe:
-        doc = _known(cls, doc)
+        doc = _known(_PROBE_FIELDS, doc)
         doc.setdefault("run_dir", "")
         doc.setdefault("state", "unknown")
         return cls(**doc)
+
+
+_LAUNCH_FIELDS = fields_of(LaunchRequest("", "", [], ""))
+_PROBE_FIELDS = fields_of(RunProbe("", ""))

@@ -22,7 +22,7 @@ def bundle_files() -> list[tuple[str, Path]]:
     """(path inside the bundle, source file) for every file of the bundle."""
     agent = _PACKAGE / "agent" / "box"
     files = [(f"box/{src.name}", src) for src in sorted(agent.glob("*.py"))]
-    for name in ("__init__.py", "errors.py", "wire.py", "py.typed"):
+    for name in ("__init__.py", "_shapes.py", "errors.py", "wire.py", "py.typed"):
         files.append((f"outlive/{name}", _PACKAGE / name))
     for src in sorted((_PACKAGE / "ckpt").rglob("*.py")):
         files.append((f"outlive/{src.relative_to(_PACKAGE).as_posix()}", src))

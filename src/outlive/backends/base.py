@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from outlive import wire
+from outlive._shapes import shape
 from outlive.errors import UsageError
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from outlive.transport.base import Transport
 
 
-@dataclass(frozen=True)
+@shape(frozen=True)
 class Launched:
     """One run that a launch started (or submitted), as the registry records it."""
 
@@ -41,7 +41,7 @@ class Launched:
     pid: int | None
 
 
-@dataclass(frozen=True)
+@shape(frozen=True)
 class LaunchReply:
     """Where a launched run lives on its box; ``pid`` is None for a submitted job."""
 
@@ -61,7 +61,7 @@ class LaunchReply:
         )
 
 
-@dataclass(frozen=True)
+@shape(frozen=True)
 class TailChunk:
     """Log bytes from a run, and the offset to continue from."""
 
@@ -90,7 +90,7 @@ class ManifestReply(TypedDict):
     probes: list[dict[str, Any]]
 
 
-@dataclass(frozen=True)
+@shape(frozen=True)
 class ArrayPlan:
     """A fan-out: cell i runs ``commands[i]`` as run ``names[i]``, at most ``throttle`` at once,
     after the runs ``after`` succeeded (their last-seen records)."""

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 
 from outlive import wire
+from outlive._shapes import replace
 from outlive.backends import slurm_script
 from outlive.backends.base import AgentBackend, ArrayPlan, LaunchReply
 from outlive.config import SlurmOptions
@@ -71,7 +72,7 @@ class SlurmBackend(AgentBackend):
 
     @staticmethod
     def _with_script(request: wire.LaunchRequest, script: str) -> wire.LaunchRequest:
-        return dataclasses.replace(request, backend=wire.BACKEND_SLURM, sbatch_script=script)
+        return replace(request, backend=wire.BACKEND_SLURM, sbatch_script=script)
 
 
 def _dependency(after: Iterable[RunStatus]) -> str:

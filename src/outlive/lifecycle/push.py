@@ -17,12 +17,12 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
 from outlive import wire
 from outlive._hashing import hash_file
+from outlive._shapes import replace, shape
 from outlive.config import Config, Target
 from outlive.errors import BoxError, TransportError, UsageError
 from outlive.session import Session
@@ -36,7 +36,7 @@ RSYNC_TIMEOUT_S = 600
 _PROXY_ONLY_HOSTS = re.compile(r"(^|\.)ssh\.runpod\.io$")
 
 
-@dataclass(frozen=True)
+@shape(frozen=True)
 class PushResult:
     files: int
     size_bytes: int

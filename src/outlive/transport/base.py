@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
+
+from outlive._shapes import shape
 
 if TYPE_CHECKING:
     from outlive.transport.files import Direction, RsyncOptions
 
 
-@dataclass(frozen=True)
+@shape(frozen=True)
 class Completed:
     """The result of one command on a target."""
 

@@ -13,10 +13,10 @@ import io
 import shlex
 import tarfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from outlive._shapes import shape
 from outlive.transport.base import Completed
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 Direction = Literal["to_target", "from_target"]
 
 
-@dataclass(frozen=True)
+@shape(frozen=True)
 class RsyncOptions:
     """The rsync flags that vary between outlive's transfers (the argv order is fixed)."""
 

@@ -3,13 +3,13 @@ agent adds or renames fails here instead of reading as a silent None in a check.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from outlive._shapes import fields_of
 from outlive.agent.box import audit, gpu_facts, host_facts
 from outlive.diagnose import facts as F
 from outlive.wire import RunProbe
@@ -42,7 +42,7 @@ def test_the_doctor_reply_has_exactly_the_typed_keys(tmp_path: Path) -> None:
     reply = audit.verb_doctor({"run_dir": str(tmp_path), "dmesg": True})
     assert set(reply) == _keys(F.DoctorFacts)
     # ProbeFacts names the fields of a probe (outlive.wire.RunProbe) that the checks read.
-    probe_fields = {f.name for f in dataclasses.fields(RunProbe)}
+    probe_fields = set(fields_of(RunProbe("", "")))
     assert _keys(F.ProbeFacts) <= probe_fields
     assert set(reply["probe"]) <= probe_fields
     _within(reply["dmesg"], F.DmesgFacts)

@@ -9,7 +9,6 @@ how the probe judges them: ``slurm_state.py``.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import sys
@@ -17,6 +16,7 @@ import time
 from typing import Dict, List
 
 from outlive import wire
+from outlive._shapes import replace
 
 from .commands import run_cmd
 from .common import AgentError, Rec, check_name, check_run_id
@@ -142,11 +142,11 @@ def _launch_array(request: wire.LaunchRequest) -> Rec:
     prepared: List[Rec] = []
     try:
         for i, cell in enumerate(cells):
-            sub = dataclasses.replace(
+            sub = replace(
                 request,
                 run_id=f"{base}-{i}",
                 name=cell["name"],
-                command=cell.get("command"),  # type: ignore[arg-type]  # checked in prepare_run
+                command=cell.get("command"),  # checked in prepare_run
                 cells=None,
                 array_cell=i,
                 # checked once, for the first cell
