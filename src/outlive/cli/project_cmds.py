@@ -50,6 +50,8 @@ def push(args: TargetArgs) -> int:
     from outlive.session import Session
 
     result = push_and_verify(Session.open(), args.target)
+    for warning in result["warnings"]:
+        note(warning)
     if args.as_json:
         emit_json(result)
     elif result["verified"]:

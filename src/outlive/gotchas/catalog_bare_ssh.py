@@ -91,9 +91,12 @@ ENTRIES: tuple[Gotcha, ...] = (
         specificity=8,
         patterns=CRLF_SCRIPT,
         handling=PREVENTS,
-        handled_by="outlive push refuses CRLF shell scripts before sending; explain names it",
+        handled_by=(
+            "outlive run refuses a launch of a CRLF shell script before sending; push warns; "
+            "explain names it"
+        ),
         proofs=(
-            "tests/integration/ssh/test_push.py::test_push_refuses_crlf_shell_scripts_before_sending_anything",
+            "tests/integration/ssh/test_push.py::test_a_run_of_a_crlf_shell_script_is_refused_before_sending_anything",
             explain_proof("GEN4"),
         ),
         related=("U26",),

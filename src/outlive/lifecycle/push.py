@@ -9,14 +9,16 @@ of the tree that honours the top-level ``.gitignore``; then ``[project].exclude`
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import hashlib
 import os
+import posixpath
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -42,6 +44,7 @@ class PushResult:
     size_bytes: int
     manifest: dict[str, dict[str, object]]
     method: str  # "rsync" | "tar"
+    warnings: tuple[str, ...] = ()  # scripts that would break if run (CRLF, U26)
 
 
 def project_files(cfg: Config) -> list[str]:
@@ -118,15 +121,71 @@ def _excluded(rel: str, patterns: Iterable[str]) -> bool:
     return False
 
 
-def check_line_endings(root: Path, files: list[str]) -> None:
-    """Refuse shell scripts saved with CRLF: bash reads `$'\\r': command not found` (U26)."""
-    bad = [f for f in files if f.endswith(".sh") and b"\r\n" in (root / f).read_bytes()]
-    if bad:
-        raise UsageError(
-            f"{', '.join(bad[:3])} {'has' if len(bad) == 1 else 'have'} Windows (CRLF) line "
-            "endings, which break bash on the box (U26); convert with `dos2unix FILE` or "
-            "`sed -i 's/\\r$//' FILE` and push again"
+_SHELL_SUFFIXES = (".sh", ".bash")
+
+
+def used_files(root: Path, commands: Iterable[Sequence[str]]) -> list[str]:
+    """The project files a run's command names (``bash run.sh``, ``./train.py``), in order."""
+    used: list[str] = []
+    for argv in commands:
+        for arg in argv:
+            if not arg or arg.startswith("-") or "\x00" in arg or "\n" in arg:
+                continue
+            rel = posixpath.normpath(arg)
+            if rel.startswith(("/", "../")) or rel in (".", "..") or rel in used:
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                if (root / rel).is_file():
+                    used.append(rel)
+    return used
+
+
+def crlf_problem(root: Path, rel: str) -> str | None:
+    """Why ``rel`` breaks on Linux because of Windows (CRLF) line endings, or None (U26).
+
+    A shell script breaks on every line; any script whose ``#!`` line ends in CRLF breaks when
+    run directly (the kernel looks for an interpreter named ``python\r``). Python itself reads
+    CRLF source fine, so ``python train.py`` with CRLF endings is not a problem."""
+    try:
+        with (root / rel).open("rb") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return None
+    if b"\r\n" not in head:
+        return None
+    first = head.split(b"\n", 1)[0]
+    shell = rel.endswith(_SHELL_SUFFIXES) or (
+        first.startswith(b"#!") and re.search(rb"\b(ba|da|z|k)?sh\b", first) is not None
+    )
+    if shell:
+        return (
+            f"{rel} has Windows (CRLF) line endings, which break bash on the box (U26); convert "
+            f"it with `dos2unix {rel}` (or `sed -i 's/\\r$//' {rel}`) and add `*.sh text "
+            "eol=lf` to .gitattributes so it stays fixed"
         )
+    if first.startswith(b"#!") and first.endswith(b"\r"):
+        interpreter = first[2:].strip().split()[-1].decode("utf-8", "replace")
+        return (
+            f"{rel} starts with a #! line that ends in CRLF, so the box looks for an interpreter "
+            f"named '{interpreter}\\r' (U26); convert it with `dos2unix {rel}`, or run it as "
+            f"`python {rel}`"
+        )
+    return None
+
+
+def check_line_endings(root: Path, commands: Iterable[Sequence[str]]) -> None:
+    """Refuse a run whose own scripts have Windows line endings that break on the box (U26).
+    Only the files the command names are checked: a vendored CRLF script it never runs is not
+    its business (``outlive push`` warns about those instead)."""
+    problems = [p for p in (crlf_problem(root, f) for f in used_files(root, commands)) if p]
+    if problems:
+        more = f" (and {len(problems) - 1} more file)" if len(problems) > 1 else ""
+        raise UsageError(problems[0] + more)
+
+
+def crlf_warnings(root: Path, files: list[str]) -> list[str]:
+    """One sentence per shell script in the project that would break on the box if run."""
+    return [p for p in (crlf_problem(root, f) for f in files if f.endswith(_SHELL_SUFFIXES)) if p]
 
 
 def manifest(root: Path, files: list[str]) -> dict[str, dict[str, object]]:
@@ -137,24 +196,32 @@ def manifest(root: Path, files: list[str]) -> dict[str, dict[str, object]]:
     return out
 
 
-def push(session: Session, target: Target, *, skip_if_unchanged: bool = False) -> PushResult:
+def push(
+    session: Session,
+    target: Target,
+    *,
+    skip_if_unchanged: bool = False,
+    commands: Sequence[Sequence[str]] = (),
+) -> PushResult:
     """Sync the project to the target's workdir; return the manifest the launch will check.
 
     With ``skip_if_unchanged``, nothing is sent when the tree equals the last push to this
     target: the launch's manifest check on the box still proves the copy (and a mismatch there
     makes the caller push for real). A workdir on this machine (a cluster's shared filesystem
-    reached by the local sbatch) is copied file by file."""
+    reached by the local sbatch) is copied file by file. With ``commands`` (a launch), the files
+    they run are checked for CRLF endings first; without, CRLF shell scripts are warnings."""
     cfg = session.cfg
     files = project_files(cfg)
-    check_line_endings(cfg.project_dir, files)
+    check_line_endings(cfg.project_dir, commands)
+    warnings = () if commands else tuple(crlf_warnings(cfg.project_dir, files))
     man = manifest(cfg.project_dir, files)
     size = sum(int(str(m["size"])) for m in man.values())
     if target.is_local:
-        return PushResult(len(files), size, man, "none")
+        return PushResult(len(files), size, man, "none", warnings)
     stamp = _push_stamp(man, target)
     record = cfg.state_dir / "pushed" / f"{hashlib.sha256(target.name.encode()).hexdigest()[:16]}"
     if skip_if_unchanged and _read(record) == stamp:
-        return PushResult(len(files), size, man, "unchanged")
+        return PushResult(len(files), size, man, "unchanged", warnings)
     if target.connection.host and _PROXY_ONLY_HOSTS.search(
         target.connection.host.rsplit("@", 1)[-1]
     ):
@@ -166,7 +233,7 @@ def push(session: Session, target: Target, *, skip_if_unchanged: bool = False) -
     agent = session.agent(target)
     transport = agent.transport
     if not transport.is_remote:
-        return PushResult(len(files), size, sync_local(cfg, target), "copy")
+        return PushResult(len(files), size, sync_local(cfg, target), "copy", warnings)
     workdir = target.placement.workdir
     if "$" in workdir or workdir.startswith("~"):
         # rsync takes the path literally: let the box say what $HOME/$USER are (one round trip).
@@ -174,7 +241,7 @@ def push(session: Session, target: Target, *, skip_if_unchanged: bool = False) -
     method = _rsync(cfg.project_dir, files, transport, workdir)
     record.parent.mkdir(parents=True, exist_ok=True)
     record.write_text(stamp)
-    return PushResult(len(files), size, man, method)
+    return PushResult(len(files), size, man, method, warnings)
 
 
 def launch_deployed(
@@ -188,26 +255,31 @@ def launch_deployed(
     the box checks before starting anything (U42). Over a remote transport the push is skipped
     when the tree is unchanged; if the box's copy changed behind our back, push for real and
     launch once more. The embedded local target runs in the project itself: nothing to deploy."""
+    commands = [request.command] + [c["command"] for c in request.cells or ()]
     if target.is_local:
+        check_line_endings(session.cfg.project_dir, commands)
         return launch(request)
     if not transport.is_remote:  # e.g. a local sbatch: copy into the shared workdir
-        return launch(replace(request, deploy_manifest=sync_local(session.cfg, target)))
-    pushed = push(session, target, skip_if_unchanged=True)
+        deployed = sync_local(session.cfg, target, commands)
+        return launch(replace(request, deploy_manifest=deployed))
+    pushed = push(session, target, skip_if_unchanged=True, commands=commands)
     request = replace(request, deploy_manifest=pushed.manifest)
     try:
         return launch(request)
     except BoxError as exc:
         if exc.kind != "deploy_mismatch" or pushed.method != "unchanged":
             raise
-        push(session, target)
+        push(session, target, commands=commands)
         return launch(request)
 
 
-def sync_local(cfg: Config, target: Target) -> dict[str, dict[str, object]]:
+def sync_local(
+    cfg: Config, target: Target, commands: Sequence[Sequence[str]] = ()
+) -> dict[str, dict[str, object]]:
     """Copy the project's files into a workdir on this machine (a cluster's shared filesystem)
     where they differ; returns the deploy manifest the agent checks before launching."""
     files = project_files(cfg)
-    check_line_endings(cfg.project_dir, files)
+    check_line_endings(cfg.project_dir, commands)
     man = manifest(cfg.project_dir, files)
     dest = Path(os.path.expandvars(os.path.expanduser(target.placement.workdir))).absolute()
     if dest.resolve() == cfg.project_dir.resolve():

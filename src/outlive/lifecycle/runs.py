@@ -232,6 +232,7 @@ class PushReport(TypedDict):
     method: str
     verified: bool
     problems: list[str]
+    warnings: list[str]  # scripts that would break if run (CRLF, U26): pushed anyway
 
 
 def push_and_verify(session: Session, target_name: str) -> PushReport:
@@ -253,6 +254,7 @@ def push_and_verify(session: Session, target_name: str) -> PushReport:
         "method": result.method,
         "verified": not problems,
         "problems": problems,
+        "warnings": list(result.warnings),
     }
 
 

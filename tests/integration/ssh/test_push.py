@@ -57,14 +57,25 @@ def test_push_honours_gitignore_and_excludes_and_creates_the_destination(
     assert _tree(workdir) == {".gitignore", "outlive.toml", "train.py", "pkg/model.py"}
 
 
-def test_push_refuses_crlf_shell_scripts_before_sending_anything(tmp_path: Path, box: Box) -> None:
+def test_a_run_of_a_crlf_shell_script_is_refused_before_sending_anything(
+    tmp_path: Path, box: Box
+) -> None:
     workdir = box.workdir / f"crlf-{time.time_ns()}"
     proj = _project(tmp_path, box, workdir)
     (proj / "run.sh").write_bytes(b"#!/bin/bash\r\necho hi\r\n")
-    out = _push(proj)
+    out = subprocess.run(
+        [OUTLIVE, "run", "-t", "box", "--", "bash", "run.sh"],
+        cwd=proj, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
     assert out.returncode == 2
-    assert "run.sh" in out.stderr and "U26" in out.stderr and out.stderr.count("\n") == 1
+    assert "run.sh" in out.stderr and "U26" in out.stderr and "dos2unix run.sh" in out.stderr
+    assert out.stderr.count("\n") == 1
     assert not workdir.exists()
+    # `push` alone sends the tree and warns about the script it would break
+    pushed = _push(proj)
+    assert pushed.returncode == 0, pushed.stderr
+    assert "run.sh" in pushed.stderr and "U26" in pushed.stderr
+    assert json.loads(pushed.stdout)["warnings"] and (workdir / "run.sh").exists()
 
 
 def test_push_falls_back_to_a_tar_stream_when_the_box_has_no_rsync(
