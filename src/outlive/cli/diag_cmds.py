@@ -32,9 +32,10 @@ def doctor(args: RunRefArgs) -> int:
     from outlive.session import Session
 
     report = run_doctor(Session.open(), args.run_ref)
+    failed = any(c["status"] == "FAIL" for c in report["checks"])
     if args.as_json:
         emit_json(report)
-        return 0
+        return 1 if failed else 0
     diag = report["diagnosis"]
     head = f"run {report['run_id']}: {report['state']}"
     if diag:
@@ -47,7 +48,7 @@ def doctor(args: RunRefArgs) -> int:
         echo("could not check:")
         for line in report["could_not_check"]:
             echo(f"  - {line}")
-    return 0
+    return 1 if failed else 0  # like `up`: a FAIL shown is a failed check
 
 
 def _render_checks(title: str, checks: list[CheckJson]) -> None:

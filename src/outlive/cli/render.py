@@ -91,7 +91,8 @@ def status_table(runs: list[RunStatus], out: TextIO | None = None) -> None:
         console.print("no runs yet; start one with `outlive run -- python train.py`")
         return
     table = Table(box=None, pad_edge=False)
-    for col in ("run", "name", "target", "state", "progress", "heartbeat", "started"):
+    table.add_column("run", no_wrap=True, min_width=22)  # a run id is never cut (copy-paste)
+    for col in ("name", "target", "state", "progress", "heartbeat", "started"):
         table.add_column(col)
     notes = []
     for r in runs:
@@ -101,7 +102,7 @@ def status_table(runs: list[RunStatus], out: TextIO | None = None) -> None:
             r.target,
             _state_text(r),
             _progress_text(r.progress),
-            _duration(r.heartbeat_age_s),
+            "stale" if r.stale else _duration(r.heartbeat_age_s),  # no fresh-looking 0s
             _ago(r.started_at),
         )
         if r.diagnosis:

@@ -201,7 +201,9 @@ def _vanish(project: Project, name: str) -> str:
 
 def test_doctor_on_a_killed_run_says_killed_and_what_it_could_not_check(project: Project) -> None:
     run_id = _vanish(project, "killed")
-    report = _json(project.cli("doctor", run_id, "--json", timeout_s=200))
+    done = project.cli("doctor", run_id, "--json", timeout_s=200)
+    assert done.returncode == 1  # it shows a FAIL (the run), so the check failed, as `up` does
+    report = _json(done)
     assert set(report) == {"run_id", "state", "diagnosis", "checks", "could_not_check"}
     assert report["run_id"] == run_id and report["state"] == "vanished"
     diag = report["diagnosis"]
