@@ -159,6 +159,9 @@ class StatusArgs(Args):
 class LogsArgs(Args):
     run_ref: str = arg("Run id or name.", metavar="RUN")
     follow: bool = flag("-f", "--follow", help="Follow until the run ends.")
+    follow_name: bool = flag(
+        "--follow-name", help="With -f: go on to the next run launched under the same name."
+    )
     lines: int = opt("-n", "--lines", help="Lines from the end.", default=20)
 
 

@@ -16,6 +16,7 @@ from outlive.wire import State
 
 if TYPE_CHECKING:
     from outlive.agent.channel import ChannelPool
+    from outlive.run_status import RunStatus
 
 
 def do_run(req: RunArgs) -> int:
@@ -126,18 +127,34 @@ def logs(args: LogsArgs) -> int:
         out.write(runs.tail(session, args.run_ref, args.lines))
         out.flush()
         return 0
-    warned = False
+    warned, code = False, 0
     with session.pooled():  # one open agent channel for the whole follow, not one per poll
-        for chunk in runs.follow(session, args.run_ref, args.lines):
+        follow = runs.follow(session, args.run_ref, args.lines, follow_name=args.follow_name)
+        for chunk in follow:
             if isinstance(chunk, TransportError):
                 if not warned:
                     note(f"{chunk} — retrying")
                     warned = True
                 continue
             warned = False
-            out.write(chunk)
-            out.flush()
-    return 0
+            if isinstance(chunk, runs.FollowEnd):
+                code = _say_end(chunk.status)
+            elif isinstance(chunk, runs.FollowNext):
+                note(f"following the next run of this name, {chunk.run_id}")
+            else:
+                out.write(chunk)
+                out.flush()
+    return code
+
+
+def _say_end(st: RunStatus) -> int:
+    """One line on stderr when a followed run ended other than by succeeding; the exit code."""
+    if st.state is State.SUCCEEDED:
+        return 0
+    why = f" ({st.diagnosis.cause}: {'; '.join(st.diagnosis.evidence)})" if st.diagnosis else ""
+    code = f" with exit code {st.exit_code}" if st.exit_code not in (None, 0) else ""
+    note(f"run {st.name!r} ({st.run_id}) ended {st.state.value}{code}{why}")
+    return 1
 
 
 def watch(args: WatchArgs) -> int:

@@ -8,11 +8,12 @@ launch.json, exit.json) are the truth; the registry caches what the last look sa
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from outlive import run_status, wire
+from outlive._shapes import shape
 from outlive.backends.base import ArrayPlan, CancelReply, Launched, LaunchReply
 from outlive.errors import ConfigError, TransportError, UsageError
 from outlive.naming import check_command, check_name, default_name, new_run_id
@@ -331,15 +332,60 @@ class RemoteLog:
         return out
 
 
+@shape(frozen=True)
+class FollowEnd:
+    """The end of a followed log: the run's final look (its state and, if it died, why)."""
+
+    status: RunStatus
+
+
+@shape(frozen=True)
+class FollowNext:
+    """``--follow-name``: the log goes on with the newer run of the same name."""
+
+    run_id: str
+
+
 def follow(
-    session: Session, ref: str, lines: int, *, poll_s: float = 0.5, max_backoff_s: float = 10.0
-) -> Iterator[bytes | TransportError]:
-    """Yield log chunks until the run ends; a connection error is yielded (not raised) and the
-    follow resumes from the same byte offset, so no line is lost or repeated."""
+    session: Session,
+    ref: str,
+    lines: int,
+    *,
+    follow_name: bool = False,
+    poll_s: float = 0.5,
+    max_backoff_s: float = 10.0,
+    probe_every_s: float = 2.0,
+) -> Iterator[bytes | TransportError | FollowEnd | FollowNext]:
+    """Yield log chunks until the run ends, then its final look (:class:`FollowEnd`).
+
+    A connection error is yielded (not raised) and the follow resumes from the same byte offset,
+    so no line is lost or repeated. A run that ends without an exit record (a reboot, a kill)
+    is noticed by a probe every ``probe_every_s`` of silence, not waited for forever. With
+    ``follow_name`` the follow goes on to the next run launched under the same name."""
     rec = session.store.resolve(ref)
+    while True:
+        end = yield from _follow_one(session, rec, lines, poll_s, max_backoff_s, probe_every_s)
+        yield FollowEnd(end)
+        if not follow_name:
+            return
+        rec = _next_of_name(session, rec, poll_s)
+        yield FollowNext(rec.run_id)
+        lines = -1  # the whole log of the relaunched run
+
+
+def _follow_one(
+    session: Session,
+    rec: RunRecord,
+    lines: int,
+    poll_s: float,
+    max_backoff_s: float,
+    probe_every_s: float,
+) -> Generator[bytes | TransportError, None, RunStatus]:
     backend = session.backend(rec.target)
     offset: int | None = None
     backoff_s = poll_s
+    quiet_since = time.monotonic()
+    final: RunStatus | None = None
     while True:
         try:
             if offset is None:
@@ -354,8 +400,29 @@ def follow(
         backoff_s = poll_s
         if chunk.data:
             yield chunk.data
+            quiet_since = time.monotonic()
         offset = chunk.offset
-        if chunk.ended and not chunk.data:
-            return
-        if not chunk.data:
-            time.sleep(poll_s)
+        if chunk.data:
+            continue
+        if chunk.ended or final is not None:  # nothing more will come
+            return final or status(session, [rec.run_id])[0]
+        if time.monotonic() - quiet_since >= probe_every_s:
+            quiet_since = time.monotonic()
+            look = status(session, [rec.run_id])[0]
+            if look.ended and not look.stale:
+                final = look  # one more tail drains what it wrote before it ended
+                continue
+        time.sleep(poll_s)
+
+
+def _next_of_name(session: Session, rec: RunRecord, poll_s: float) -> RunRecord:
+    """The next run launched under ``rec``'s name on its target (waits for one)."""
+    while True:
+        newer = [
+            r
+            for r in session.store.all()
+            if r.name == rec.name and r.target == rec.target and r.created_at > rec.created_at
+        ]
+        if newer:
+            return min(newer, key=lambda r: r.created_at)
+        time.sleep(poll_s)

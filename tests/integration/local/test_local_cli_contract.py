@@ -5,9 +5,13 @@ sentence with exit 2."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 
-from local_helpers import read_json_file
+from local_helpers import OUTLIVE, read_json_file
 
 COUNT_JOB = """\
 import sys, time
@@ -127,3 +131,58 @@ def test_targets_json_lists_the_configured_targets_and_the_config_file(make_proj
     assert set(by_name) == {"local", "box"}
     assert by_name["box"]["host"] == "10.0.0.5" and by_name["box"]["workdir"] == "/w"
     assert by_name["local"]["workdir"] == str(project.dir)
+
+
+def test_logs_follow_of_a_run_that_vanishes_ends_with_the_reason_and_exit_1(project):
+    """A run killed without an exit record (like a reboot) ends a follow within seconds (U3)."""
+    run_id, _go = project.start_waiting("vanisher")
+    st = project.wait_running(run_id)
+    follower = subprocess.Popen(
+        [OUTLIVE, "logs", "-f", run_id], cwd=project.dir, env=project.env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    os.kill(st["supervisor_pid"], signal.SIGKILL)
+    os.killpg(st["pid"], signal.SIGKILL)
+    _out, err = follower.communicate(timeout=60)  # once hung until interrupted
+    assert follower.returncode == 1
+    assert "ended vanished (killed:" in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_logs_follow_name_goes_on_to_the_relaunched_run_of_the_same_name(project):
+    first = project.run(sys.executable, "-c", "print('first attempt')", name="again")
+    project.wait_ended(first)
+    follower = subprocess.Popen(
+        [OUTLIVE, "logs", "-f", "--follow-name", "-n", "100", first], cwd=project.dir,
+        env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(1.0)
+        second = project.run(sys.executable, "-c", "print('second attempt')", name="again")
+        project.wait_ended(second)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "second attempt" not in _peek(follower):
+            time.sleep(0.2)
+    finally:
+        follower.kill()
+        out, err = follower.communicate(timeout=30)
+    seen = _PEEKED.get(follower.pid, "") + out
+    assert "first attempt" in seen and "second attempt" in seen
+    assert second in err  # it said which run it went on to
+
+
+_PEEKED: dict[int, str] = {}
+
+
+def _peek(proc: subprocess.Popen[str]) -> str:
+    """What a running process has printed so far (non-blocking)."""
+    import select
+
+    assert proc.stdout is not None
+    buf = _PEEKED.get(proc.pid, "")
+    while select.select([proc.stdout], [], [], 0)[0]:
+        chunk = os.read(proc.stdout.fileno(), 65536).decode()
+        if not chunk:
+            break
+        buf += chunk
+    _PEEKED[proc.pid] = buf
+    return buf

@@ -32,7 +32,7 @@ CONTRACT = {
             "--after", "--json"},
     "status": {"--json"},
     "ls": {"--json"},
-    "logs": {"-f", "--follow", "-n", "--lines"},
+    "logs": {"-f", "--follow", "--follow-name", "-n", "--lines"},
     "watch": {"--interval-s", "--stall-s"},
     "cancel": {"--json"},
     "pull": {"--to", "--output", "--retries", "--stall-timeout-s", "--attempt-timeout-s",
