@@ -201,7 +201,7 @@ def _vanish(project: Project, name: str) -> str:
 
 def test_doctor_on_a_killed_run_says_killed_and_what_it_could_not_check(project: Project) -> None:
     run_id = _vanish(project, "killed")
-    done = project.cli("doctor", run_id, "--json", timeout_s=200)
+    done = project.cli("doctor", run_id, "--json", rc=1, timeout_s=200)
     assert done.returncode == 1  # it shows a FAIL (the run), so the check failed, as `up` does
     report = _json(done)
     assert set(report) == {"run_id", "state", "diagnosis", "checks", "could_not_check"}
@@ -227,7 +227,7 @@ def test_doctor_on_a_killed_run_says_killed_and_what_it_could_not_check(project:
 def test_doctor_lists_an_unreadable_kernel_log_instead_of_guessing(project: Project) -> None:
     run_id = _vanish(project, "no-dmesg")
     project.env["PATH"] = str(Path(OUTLIVE).parent)  # no dmesg, no nvidia-smi
-    report = _json(project.cli("doctor", run_id, "--json", timeout_s=200))
+    report = _json(project.cli("doctor", run_id, "--json", rc=1, timeout_s=200))
     assert report["diagnosis"]["cause"] == "killed"
     checks = _checks(report)
     assert checks["oom (kernel log)"]["status"] == "SKIP"
@@ -239,7 +239,7 @@ def test_doctor_lists_an_unreadable_kernel_log_instead_of_guessing(project: Proj
 
 def test_doctor_human_output(project: Project) -> None:
     run_id = _vanish(project, "human")
-    done = project.cli("doctor", run_id, timeout_s=200)
+    done = project.cli("doctor", run_id, rc=1, timeout_s=200)
     assert f"run {run_id}: vanished, cause killed" in done.stdout
     assert "could not check:" in done.stdout
 
@@ -263,7 +263,7 @@ def test_doctor_reads_a_real_oom_kill_back_from_the_kernel_log(
     go.touch()
     assert project.wait_ended(run_id)["state"] == "failed"
 
-    report = _json(project.cli("doctor", run_id, "--json", timeout_s=200))
+    report = _json(project.cli("doctor", run_id, "--json", rc=None, timeout_s=200))
     assert report["diagnosis"]["cause"] == "oom"
     checks = _checks(report)
     assert checks["memory"]["status"] == "FAIL" and "grew" in checks["memory"]["detail"]
@@ -292,7 +292,7 @@ def test_doctor_flags_a_thread_storm_under_a_cpu_quota(project: Project, cpu_cgr
         project.wait_running(run_id)
         log = project.dir / ".outlive" / "runs" / run_id / "stdout.log"
         wait_for(lambda: "spinning" in log.read_text(), "the job's threads to start")
-        report = _json(project.cli("doctor", run_id, "--json", timeout_s=200))
+        report = _json(project.cli("doctor", run_id, "--json", rc=None, timeout_s=200))
         threads = _checks(report)["threads"]
         assert threads["status"] == "WARN", threads
         assert "U40" in threads["gotchas"] and "0.5 vCPUs" in threads["detail"]
