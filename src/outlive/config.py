@@ -158,8 +158,14 @@ class Config:
             return self.targets[name]
         known = ", ".join(sorted(self.targets))
         hint = difflib.get_close_matches(name, list(self.targets), n=1)
+        if name.strip() in self.targets:
+            hint = [name.strip()]  # "box " or " box": a stray space, not another target
         did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
         where = self.source or self.project_dir / CONFIG_NAME
+        if not name or name != name.strip() or not name.isprintable():
+            raise ConfigError(
+                f"unknown target {name!r}{did_you_mean}; configured targets are {known}"
+            )
         raise ConfigError(
             f"unknown target {name!r}{did_you_mean}; configured targets are {known} — "
             f"add a [targets.{name}] table to {where} or pick one of those"
@@ -325,6 +331,11 @@ def _parse_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix the syntax there") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
 

@@ -3,12 +3,12 @@ put in an argv, an env of a command line, a log or an error message."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import re
 
-from .common import AgentError, Rec, expand
+from .common import SECRET_NAME_RE, AgentError, Rec, expand
 from .procfs import mount_of
-from .records import fsync_dir
+from .records import fsync_dir, write_all
 from .supervisor import SECRETS_DIR
 
 # Filesystems that other machines can read: a secret must never land on one (U34).
@@ -31,7 +31,6 @@ NETWORK_FS = (
     "fuse.rclone",
     "fuse.juicefs",
 )
-SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 
 
 def verb_secret_put(req: Rec) -> Rec:
@@ -68,12 +67,19 @@ def verb_secret_put(req: Rec) -> Rec:
     os.chmod(real, 0o700)
     final = os.path.join(real, name)
     tmp = os.path.join(real, f".{name}.tmp-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # left by a push that died here; never opened with O_TRUNC (a link)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        os.write(fd, value.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, final)
+        try:
+            write_all(fd, value.encode("utf-8"), final)
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
+    except BaseException:
+        # A secret that does not fit is an error, never a stored prefix (and the old one stays).
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     fsync_dir(real)
     return {"path": final, "mode": "0600", "fs": fstype, "mount": point}
