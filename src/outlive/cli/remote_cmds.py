@@ -75,6 +75,12 @@ def daemon_status(args: JsonArgs) -> int:
         echo("no daemon running; the next `outlive status` starts one")
     for d in found:
         age_s = time.time() - float(d["started_at"])
+        if d.get("state") == "not answering":
+            echo(
+                f"pid {d['pid']}: NOT ANSWERING (stopped or hung; looks go around it), up "
+                f"{age_s:.0f} s; `outlive daemon stop` ends it ({d['socket']})"
+            )
+            continue
         echo(
             f"pid {d['pid']}: up {age_s:.0f} s, {d['channels']} open agent channel(s), "
             f"exits after {d['idle_s']:.0f} s idle ({d['socket']})"

@@ -50,8 +50,10 @@ def write_bytes_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
     ``path`` keeps what it had: never a truncated file under the real name."""
     directory = os.path.dirname(path) or "."
     tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # left by a writer that died here: never reopened (it may be a link)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     except OSError as exc:
         raise AgentError(
             f"could not create {tmp} ({exc.strerror or exc}); check that disk and its permissions",

@@ -3,12 +3,11 @@ put in an argv, an env of a command line, a log or an error message."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 from .common import SECRET_NAME_RE, AgentError, Rec, expand
 from .procfs import mount_of
-from .records import fsync_dir, write_all
+from .records import write_bytes_atomic
 from .supervisor import SECRETS_DIR
 
 # Filesystems that other machines can read: a secret must never land on one (U34).
@@ -66,20 +65,6 @@ def verb_secret_put(req: Rec) -> Rec:
     os.makedirs(real, mode=0o700, exist_ok=True)
     os.chmod(real, 0o700)
     final = os.path.join(real, name)
-    tmp = os.path.join(real, f".{name}.tmp-{os.getpid()}")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)  # left by a push that died here; never opened with O_TRUNC (a link)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        try:
-            write_all(fd, value.encode("utf-8"), final)
-        finally:
-            os.close(fd)
-        os.replace(tmp, final)
-    except BaseException:
-        # A secret that does not fit is an error, never a stored prefix (and the old one stays).
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(real)
+    # Whole or an error: a secret that does not fit is never stored as a prefix (U34).
+    write_bytes_atomic(final, value.encode("utf-8"), 0o600)
     return {"path": final, "mode": "0600", "fs": fstype, "mount": point}
