@@ -181,6 +181,7 @@ class _Ticker:
         self.thread = threading.Thread(target=self._tick, daemon=True)
 
     def __enter__(self) -> _Ticker:
+        self.conn.sendall(b".")  # the first at once, from the serving thread itself
         self.thread.start()
         return self
 
@@ -190,7 +191,7 @@ class _Ticker:
         self.thread.join()
 
     def _tick(self) -> None:
-        while True:
+        while not self.done.wait(TICK_S):
             with self.lock:
                 if self.done.is_set():
                     return
@@ -198,8 +199,6 @@ class _Ticker:
                     self.conn.sendall(b".")
                 except OSError:
                     return  # the client went away: the reply will find out too
-            if self.done.wait(TICK_S):
-                return
 
     def send_last(self, data: bytes) -> None:
         self.conn.settimeout(None)
