@@ -46,6 +46,22 @@ def test_argv_that_is_not_utf8_is_one_sentence_exit_2(project: Project, argv: tu
     assert not (project.dir / ".outlive" / "runs").exists()
 
 
+NUMBER_CASES = {
+    "huge int": ("run", "--array", "99999999999999999999", "--", "true"),
+    "huge lines": ("logs", "x", "-n", "1" + "0" * 30),
+    "inf interval": ("watch", "x", "--interval-s", "inf"),
+    "nan interval": ("watch", "x", "--interval-s", "nan"),
+    "overflowing float": ("watch", "x", "--stall-s", "1e400"),
+}
+
+
+@pytest.mark.parametrize("argv", list(NUMBER_CASES.values()), ids=list(NUMBER_CASES))
+def test_huge_or_infinite_numbers_on_the_command_line_are_one_sentence(
+    project: Project, argv: tuple[str]
+) -> None:
+    _one_sentence(project.cli(*argv, rc=2), "argument")
+
+
 def test_an_outlive_toml_that_is_not_utf8_is_one_sentence(project: Project) -> None:
     (project.dir / "outlive.toml").write_bytes(b'[project]\nname = "caf\xe9"\n')
     done = project.cli("status", "--json", rc=2)
