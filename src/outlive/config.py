@@ -199,6 +199,7 @@ def load_config(start: Path | None = None) -> Config:
                 "the current directory no longer exists (deleted or moved); cd into your project"
             ) from None
     project_dir = find_project_dir(start)
+    _check_utf8_path(project_dir)
     source = _config_file(project_dir)
     key = _cache_key(source, project_dir) if source is not None else None
     cached = _read_cache(project_dir, key) if key is not None else None
@@ -232,6 +233,19 @@ def load_config(start: Path | None = None) -> Config:
     )
     _write_cache(cfg, _cache_key(source, project_dir))
     return cfg
+
+
+def _check_utf8_path(path: Path) -> None:
+    """Paths travel as JSON text to the box and into the registry: refuse one that is not UTF-8
+    before anything is launched or recorded."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = text.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+        raise ConfigError(
+            f"the project directory {shown} is not valid UTF-8; rename it with UTF-8 characters"
+        ) from None
 
 
 # A validated config is cached (keyed by the stat of every file it was built from) so that the

@@ -182,8 +182,9 @@ ECHO = "import sys, os; print(repr(sys.argv[1:]), repr(os.environ.get('HOSTILE')
 
 
 def test_hostile_sweep_through_run_status_and_logs(make_project: Callable[..., Project]) -> None:
-    """Every hostile string as a run name, a job argument and an env value: each either works
-    literally or is one sentence with exit 2; nothing is ever run by a shell."""
+    """Every hostile string as a run name, a job argument, an env value and the project
+    directory's name: each either works literally or is one sentence with exit 2 (and nothing
+    half-created); nothing is ever run by a shell."""
     cases = 0
     env_values = [h for h in HOSTILE if h != BAD]  # outlive.toml is UTF-8: BAD is its own case
     p = make_project()
@@ -227,5 +228,28 @@ def test_hostile_sweep_through_run_status_and_logs(make_project: Callable[..., P
         assert p.cli("logs", run_id).stdout == f"[] {value!r}\n"
         cases += 1
     assert not (p.dir / "PWNED").exists(), "a hostile string was run by a shell"
+    # As the project directory's name (a path every record and the registry carry).
+    for h in HOSTILE:
+        if "/" in h or h in (".", ".."):
+            continue
+        q = make_project(dirname="dir-" + h)
+        done = q.cli("run", "--json", "--name", "n", "--", *ok_job, rc=None)
+        cases += 1
+        if h == BAD:
+            assert done.returncode == 2
+            _one_sentence(done, "not valid UTF-8")
+            for argv in (("status", "--json"), ("logs", "n")):
+                _one_sentence(q.cli(*argv, rc=2), "not valid UTF-8")
+                cases += 1
+            assert not (q.dir / ".outlive" / "runs").exists(), "a run was half-created"
+            continue
+        assert done.returncode == 0, done
+        run_id = json.loads(done.stdout)["run_id"]
+        assert q.wait_ended(run_id)["state"] == "succeeded"
+        runs = json.loads(q.cli("status", "--json").stdout)["runs"]
+        assert [r["run_id"] for r in runs] == [run_id]
+        assert q.cli("logs", "n").stdout == "ok\n"
+        cases += 2
+        assert not (q.dir / "PWNED").exists() and not (p.dir / "PWNED").exists()
     print(f"hostile sweep: {cases} cases")
     assert cases >= 5 * len(HOSTILE), f"hostile sweep ran {cases} cases"
