@@ -238,14 +238,13 @@ def load_config(start: Path | None = None) -> Config:
 def _check_utf8_path(path: Path) -> None:
     """Paths travel as JSON text to the box and into the registry: refuse one that is not UTF-8
     before anything is launched or recorded."""
-    text = str(path)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = text.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+    from outlive.naming import not_utf8
+
+    shown = not_utf8(str(path))
+    if shown is not None:
         raise ConfigError(
             f"the project directory {shown} is not valid UTF-8; rename it with UTF-8 characters"
-        ) from None
+        )
 
 
 # A validated config is cached (keyed by the stat of every file it was built from) so that the

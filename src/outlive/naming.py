@@ -66,3 +66,13 @@ def secret_name_problem(name: str) -> str | None:
         f"secret name {name!r} must start with a letter or '_' and hold only letters, digits, "
         "'_', '.' or '-' (like HF_TOKEN): no '/', '..' or spaces"
     )
+
+
+def not_utf8(text: str) -> str | None:
+    """``text`` shown with its undecodable bytes as ``\\xNN`` when it is not UTF-8 (Python hands
+    such argv, paths and names over as lone surrogates), else None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+    return None

@@ -35,19 +35,21 @@ def main() -> None:
 
 
 def _check_utf8(argv: list[str]) -> None:
-    """Refuse an argument that is not UTF-8 (Python hands those bytes over as lone surrogates):
-    names, paths and commands travel as JSON text to the box and into the registry."""
+    """Refuse an argument that is not UTF-8: names, paths and commands travel as JSON text to
+    the box and into the registry."""
     for arg in argv:
-        try:
-            arg.encode("utf-8")
-        except UnicodeEncodeError:
+        if arg.isascii():
+            continue  # the common case costs no import
+        from outlive.naming import not_utf8
+
+        shown = not_utf8(arg)
+        if shown is not None:
             from outlive.errors import UsageError
 
-            shown = arg.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
             raise UsageError(
                 f"argument '{shown}' is not valid UTF-8; outlive takes names, paths and "
                 "commands as UTF-8 text"
-            ) from None
+            )
 
 
 def _note(message: str) -> None:
