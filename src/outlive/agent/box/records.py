@@ -49,9 +49,9 @@ def write_bytes_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
     not durable until its directory entry is; U6). On any failure the tmp file is removed and
     ``path`` keeps what it had: never a truncated file under the real name."""
     directory = os.path.dirname(path) or "."
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(tmp)  # left by a writer that died here: never reopened (it may be a link)
+    # Unique per writer (two threads of one agent never share one), created, never reopened.
+    token = os.urandom(4).hex()
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}-{token}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     except OSError as exc:
