@@ -6,10 +6,14 @@ import difflib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from outlive.config import SlurmOptions
 from outlive.errors import ConfigError
+from outlive.naming import secret_name_problem
+
+_DAY_S = 86400.0
+_CENTURY_S = 100 * 365 * 86400.0
 
 
 class _Strict(BaseModel):
@@ -39,9 +43,10 @@ class TargetTable(_Strict):
     env: dict[str, str] = Field(default_factory=dict)
     secrets: list[str] = Field(default_factory=list)  # names pushed with `outlive secret push`
     outputs: list[str] = Field(default_factory=list)  # result paths (workdir-relative) to pull
-    kill_grace_s: float | None = Field(default=None, ge=0)
-    spot_grace_s: float | None = Field(default=None, ge=0)
-    mtbf_s: float | None = Field(default=None, gt=0)
+    # Finite and bounded: a grace becomes a signal.alarm() and a sleep on the box (a day at most).
+    kill_grace_s: float | None = Field(default=None, ge=0, le=_DAY_S, allow_inf_nan=False)
+    spot_grace_s: float | None = Field(default=None, ge=0, le=_DAY_S, allow_inf_nan=False)
+    mtbf_s: float | None = Field(default=None, gt=0, le=_CENTURY_S, allow_inf_nan=False)
     # Slurm
     partition: str | None = None
     gpus: str | None = None
@@ -53,6 +58,27 @@ class TargetTable(_Strict):
     qos: str | None = None
     constraint: str | None = None
     sbatch_extra: list[str] = Field(default_factory=list)
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
+        for key, value in env.items():
+            if not key or "=" in key or "\x00" in key:
+                raise ValueError(
+                    f"environment variable name {key!r} must be non-empty with no '=' or NUL"
+                )
+            if "\x00" in value:
+                raise ValueError(f"the value of {key} has a NUL byte, which no job can receive")
+        return env
+
+    @field_validator("secrets")
+    @classmethod
+    def _secret_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            problem = secret_name_problem(name)
+            if problem:
+                raise ValueError(problem)
+        return names
 
     def slurm_options(self) -> SlurmOptions:
         """The Slurm backend's settings from this table."""
@@ -94,7 +120,8 @@ def _explain(exc: ValidationError, raw: dict[str, Any], source: Path | None) -> 
         hint = difflib.get_close_matches(key, valid, n=1)
         fix = f"did you mean {hint[0]!r}?" if hint else f"valid keys are {', '.join(valid)}"
         return f"{source}: unknown key {key!r} in {where}; {fix}"
-    return f"{source}: {where} key {key!r}: {err['msg'].rstrip('.')}; fix the value of {key!r}"
+    msg = err["msg"].removeprefix("Value error, ").rstrip(".")
+    return f"{source}: {where} key {key!r}: {msg}; fix the value of {key!r}"
 
 
 def _table_name(loc: list[str]) -> str:

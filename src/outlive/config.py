@@ -158,8 +158,14 @@ class Config:
             return self.targets[name]
         known = ", ".join(sorted(self.targets))
         hint = difflib.get_close_matches(name, list(self.targets), n=1)
+        if name.strip() in self.targets:
+            hint = [name.strip()]  # "box " or " box": a stray space, not another target
         did_you_mean = f" (did you mean {hint[0]!r}?)" if hint else ""
         where = self.source or self.project_dir / CONFIG_NAME
+        if not name or name != name.strip() or not name.isprintable():
+            raise ConfigError(
+                f"unknown target {name!r}{did_you_mean}; configured targets are {known}"
+            )
         raise ConfigError(
             f"unknown target {name!r}{did_you_mean}; configured targets are {known} — "
             f"add a [targets.{name}] table to {where} or pick one of those"
@@ -193,6 +199,7 @@ def load_config(start: Path | None = None) -> Config:
                 "the current directory no longer exists (deleted or moved); cd into your project"
             ) from None
     project_dir = find_project_dir(start)
+    _check_utf8_path(project_dir)
     source = _config_file(project_dir)
     key = _cache_key(source, project_dir) if source is not None else None
     cached = _read_cache(project_dir, key) if key is not None else None
@@ -226,6 +233,18 @@ def load_config(start: Path | None = None) -> Config:
     )
     _write_cache(cfg, _cache_key(source, project_dir))
     return cfg
+
+
+def _check_utf8_path(path: Path) -> None:
+    """Paths travel as JSON text to the box and into the registry: refuse one that is not UTF-8
+    before anything is launched or recorded."""
+    from outlive.naming import not_utf8
+
+    shown = not_utf8(str(path))
+    if shown is not None:
+        raise ConfigError(
+            f"the project directory {shown} is not valid UTF-8; rename it with UTF-8 characters"
+        )
 
 
 # A validated config is cached (keyed by the stat of every file it was built from) so that the
@@ -325,6 +344,11 @@ def _parse_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix the syntax there") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}); save it as UTF-8"
+        ) from None
     except OSError as exc:
         raise ConfigError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
 

@@ -53,3 +53,26 @@ def check_command(command: list[str]) -> list[str]:
     if any("\x00" in a for a in command):
         raise UsageError("the command contains a NUL byte, which no program can receive")
     return command
+
+
+_SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")  # the agent's SECRET_NAME_RE
+
+
+def secret_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a secret (it is a file name in the box's secrets dir), or None."""
+    if _SECRET_NAME.match(name):
+        return None
+    return (
+        f"secret name {name!r} must start with a letter or '_' and hold only letters, digits, "
+        "'_', '.' or '-' (like HF_TOKEN): no '/', '..' or spaces"
+    )
+
+
+def not_utf8(text: str) -> str | None:
+    """``text`` shown with its undecodable bytes as ``\\xNN`` when it is not UTF-8 (Python hands
+    such argv, paths and names over as lone surrogates), else None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+    return None

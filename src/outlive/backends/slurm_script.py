@@ -86,6 +86,8 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Extra lines may not move the log, the working directory or turn requeue off: outlive's records
 # and `logs -f` depend on those.
 _RESERVED = ("--output", "-o", "--error", "-e", "--chdir", "-D", "--open-mode", "--no-requeue")
+# sbatch's short options that take no argument, so another may follow in one word ("-Qo FILE").
+_SHORT_FLAGS = "HIkOQsvVWh"
 
 
 @dataclass(frozen=True)
@@ -183,13 +185,28 @@ def _extra_line(line: str) -> str:
             "(no newlines or control characters)"
         )
     option = re.split(r"[=\s]", text, maxsplit=1)[0]
-    short = option[:2] if not option.startswith("--") else option  # "-ofile" is "-o file"
-    if option in _RESERVED or short in _RESERVED:
+    if _reaches_reserved(option):
         raise ConfigError(
             f"sbatch_extra line {line!r} sets {option}, which outlive owns: the log, the working "
             "directory and requeue must stay as rendered for status and logs to work"
         )
     return text
+
+
+def _reaches_reserved(option: str) -> bool:
+    """Whether sbatch would read ``option`` as one outlive owns: sbatch (getopt_long) takes any
+    unambiguous prefix of a long option ("--outp", "--no-requeu"), and short options cluster
+    ("-ofile" is "-o file", "-Qo file" is "-Q -o file")."""
+    if option.startswith("--"):
+        return len(option) > 2 and any(
+            r.startswith(option) for r in _RESERVED if r.startswith("--")
+        )
+    for c in option[1:]:
+        if "-" + c in _RESERVED:
+            return True
+        if c not in _SHORT_FLAGS:
+            return False  # the rest of the word is this option's argument
+    return False
 
 
 def spec_for(

@@ -12,6 +12,7 @@ from outlive.errors import OutliveError
 def main() -> None:
     argv = sys.argv[1:]
     try:
+        _check_utf8(argv)
         if argv[:1] == ["status"]:
             from outlive.daemon.client import status_via_daemon
 
@@ -31,6 +32,24 @@ def main() -> None:
     except KeyboardInterrupt:
         _note("interrupted")
         sys.exit(130)
+
+
+def _check_utf8(argv: list[str]) -> None:
+    """Refuse an argument that is not UTF-8: names, paths and commands travel as JSON text to
+    the box and into the registry."""
+    for arg in argv:
+        if arg.isascii():
+            continue  # the common case costs no import
+        from outlive.naming import not_utf8
+
+        shown = not_utf8(arg)
+        if shown is not None:
+            from outlive.errors import UsageError
+
+            raise UsageError(
+                f"argument '{shown}' is not valid UTF-8; outlive takes names, paths and "
+                "commands as UTF-8 text"
+            )
 
 
 def _note(message: str) -> None:

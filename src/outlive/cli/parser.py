@@ -15,6 +15,33 @@ _HELP = ("-h", "--help")
 _TYPES: dict[str, type[Any]] = {"str": str, "int": int, "float": float, "bool": bool, "Path": Path}
 
 
+_INT_MAX = 2**31 - 1  # counts, ports, lines, rates: anything past this is a typo, not a wish
+_FLOAT_MAX = 1e9  # seconds, intervals: about 30 years
+
+
+def _int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if not -_INT_MAX <= value <= _INT_MAX:
+        raise argparse.ArgumentTypeError(f"{text} is out of range (at most {_INT_MAX})")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not -_FLOAT_MAX <= value <= _FLOAT_MAX:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number of at most {_FLOAT_MAX:g}")
+    return value
+
+
+_CONVERT: dict[type[Any], Any] = {int: _int, float: _float}
+
+
 class Invocation:
     """A parsed command line: the command and its arguments."""
 
@@ -101,7 +128,7 @@ def build(cmd: Command[Any]) -> argparse.ArgumentParser:
             parser.add_argument(*spec.flags, dest=name, action=action, default=spec.default, **kw)
             continue
         if kind is not str:
-            kw["type"] = kind
+            kw["type"] = _CONVERT.get(kind, kind)
         if spec.flags:
             if repeated:
                 kw.update(action="append", default=None)

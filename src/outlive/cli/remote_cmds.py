@@ -13,9 +13,13 @@ from outlive.errors import UsageError
 def secret_push(args: SecretPushArgs) -> int:
     """Store the secret; its value never appears in any command line, log or error (U34)."""
     from outlive.lifecycle.runs import secret_push as push
+    from outlive.naming import secret_name_problem
     from outlive.session import Session
 
     target, name, from_env = args.target, args.name, args.from_env
+    problem = secret_name_problem(name)
+    if problem:
+        raise UsageError(problem)  # before the value is read: a name that is a path never leaves
     if from_env is not None:
         value = os.environ.get(from_env)
         if value is None:
@@ -71,6 +75,12 @@ def daemon_status(args: JsonArgs) -> int:
         echo("no daemon running; the next `outlive status` starts one")
     for d in found:
         age_s = time.time() - float(d["started_at"])
+        if d.get("state") == "not answering":
+            echo(
+                f"pid {d['pid']}: NOT ANSWERING (stopped or hung; looks go around it), up "
+                f"{age_s:.0f} s; `outlive daemon stop` ends it ({d['socket']})"
+            )
+            continue
         echo(
             f"pid {d['pid']}: up {age_s:.0f} s, {d['channels']} open agent channel(s), "
             f"exits after {d['idle_s']:.0f} s idle ({d['socket']})"

@@ -5,9 +5,12 @@ the C ``_socket`` module: ``socket`` and ``json`` would pull in ``enum`` and ``r
 small VM, as much as the rest of the look). Hence the wire format. A request is one line, the
 ``ascii()`` of a dict of literals, read back by the daemon with ``ast.literal_eval``; a reply is a
 header line ``CODE NOUT NERR`` followed by that many bytes of stdout and of stderr (CODE -1: look
-directly). A daemon is found by a socket whose name is a digest of everything that could make
-its answer differ from the CLI's own: outlive's source files (so an upgrade or an edit never
-talks to stale code), the interpreter and the environment variables the look reads.
+directly). Before the header the daemon sends a ``.`` as soon as it has read the request and one
+every ``TICK_S`` while it works, so a daemon that is stopped or hung (silent for ``SILENCE_S``)
+is given up on at once and the CLI looks by itself. A daemon is found by a socket whose name is
+a digest of everything that could make its answer differ from the CLI's own: outlive's source
+files (so an upgrade or an edit never talks to stale code), the interpreter and the environment
+variables the look reads.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
         channels: int
         served: int
         socket: str
+        state: str  # "answering", or "not answering" (stopped or hung: only its pid is known)
 
 
 DISABLE_ENV = "OUTLIVE_NO_DAEMON"
@@ -56,6 +60,10 @@ _TERM_KEYS = ("TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR")
 # A look's worst case: a channel opened, the agent installed, opened again, a request timed out
 # (15 s each, targets in parallel). Past this the daemon is taken as hung and the CLI looks itself.
 REPLY_TIMEOUT_S = 90.0
+# A live daemon answers a request with a "." at once and one every TICK_S while the look runs;
+# this long without a byte (SIGSTOPped, hung, or a backlog nobody accepts) means it is not there.
+TICK_S = 0.4
+SILENCE_S = 1.5
 
 
 def socket_dir() -> str | None:
@@ -111,15 +119,24 @@ def _recv_exact(conn: Any, n: int, buf: bytes) -> bytes:
 def exchange(
     path: str, doc: dict[str, object], timeout_s: float = REPLY_TIMEOUT_S
 ) -> tuple[int, bytes, bytes]:
-    """One request and its reply (code, stdout, stderr); OSError if there is no daemon."""
+    """One request and its reply (code, stdout, stderr); OSError if there is no daemon, or if it
+    is silent for ``SILENCE_S`` (stopped or hung), or has not answered within ``timeout_s``."""
+    import time  # a built-in module: nothing to load
+
+    deadline = time.monotonic() + timeout_s
     conn = _sock.socket(_sock.AF_UNIX, _sock.SOCK_STREAM)
     try:
-        conn.settimeout(timeout_s)
+        conn.settimeout(min(SILENCE_S, timeout_s))
         conn.connect(path)
         conn.sendall(ascii(doc).encode("ascii") + b"\n")
         buf = b""
         while b"\n" not in buf:
-            buf = _recv_exact(conn, len(buf) + 1, buf)
+            if time.monotonic() > deadline:
+                raise TimeoutError("the daemon did not answer in time")
+            chunk = conn.recv(1 << 16)
+            if not chunk:
+                raise ConnectionError("the daemon closed the connection before answering")
+            buf = (buf + chunk).lstrip(b".")  # the ticks come only before the header
         head, rest = buf.split(b"\n", 1)
         code, n_out, n_err = (int(x) for x in head.split())
         body = _recv_exact(conn, n_out + n_err, rest)
@@ -235,27 +252,111 @@ def cast_info(doc: dict[str, object]) -> DaemonInfo:
 
 
 def running() -> list[DaemonInfo]:
-    """Every live daemon of this user, as each describes itself."""
+    """Every daemon of this user: each live one as it describes itself, and each that holds its
+    socket but does not answer (stopped or hung) as ``state: "not answering"`` with its pid."""
     d = socket_dir()
     if d is None:
         return []
     found = []
     for name in sorted(os.listdir(d)):
         if name.startswith("d-") and name.endswith(".sock"):
-            info = _ask(os.path.join(d, name), "ping", 5.0)
+            path = os.path.join(d, name)
+            info = _ask(path, "ping", 5.0)
             if info is not None:
-                info["socket"] = os.path.join(d, name)
+                info["socket"] = path
+                info["state"] = "answering"
                 found.append(cast_info(info))
+                continue
+            pid = _silent_daemon_pid(path)
+            if pid is not None:
+                found.append(_silent_info(path, pid))
     return found
+
+
+def _silent_info(path: str, pid: int) -> DaemonInfo:
+    try:
+        started_at = os.stat(path + ".lock").st_mtime  # written as it started serving
+    except OSError:
+        started_at = 0.0
+    info: dict[str, object] = {"pid": pid, "started_at": started_at, "idle_s": 0.0}
+    info.update(channels=0, served=0, socket=path, state="not answering")
+    return cast_info(info)
+
+
+def _silent_daemon_pid(path: str) -> int | None:
+    """The pid of the daemon that holds ``path``'s lock without answering, if it is ours: a
+    process of this user running ``outlive.daemon.server`` for exactly this socket."""
+    if not _starting(path):
+        return None  # nobody holds the lock: a dead daemon's socket, not a running one
+    try:
+        with open(path + ".lock", "rb") as f:
+            pid = int(f.read(32).split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if _is_our_daemon(pid, path) else None
+
+
+def _is_our_daemon(pid: int, path: str) -> bool:
+    proc = f"/proc/{pid}"
+    try:
+        if os.stat(proc).st_uid != os.getuid():
+            return False
+        with open(proc + "/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+        with open(proc + "/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    if state in (b"Z", b"X"):
+        return False  # exited, not yet reaped
+    args = [a.decode("utf-8", "surrogateescape") for a in argv if a]
+    return "outlive.daemon.server" in args and args[-1] == path
+
+
+def _kill_silent(info: DaemonInfo, wait_s: float) -> bool:
+    """Stop a daemon that does not answer: TERM (and CONT, so a stopped one acts on it), then
+    KILL after ``wait_s``; then its socket goes. Only our own daemon, checked again just before."""
+    import contextlib
+    import signal
+    import time
+
+    pid, path = int(info["pid"]), str(info["socket"])
+    if not _is_our_daemon(pid, path):
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGCONT)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and _is_our_daemon(pid, path):
+        time.sleep(0.05)
+    if _is_our_daemon(pid, path):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline and _is_our_daemon(pid, path):
+            time.sleep(0.05)
+    if not _starting(path):  # the lock is free: nobody serves this socket any more
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return not _is_our_daemon(pid, path)
 
 
 def stop_all(wait_s: float = 10.0) -> list[DaemonInfo]:
     """Ask every live daemon of this user to exit, and wait until their sockets are gone (each
-    answers the looks in flight and closes its agent channels first)."""
+    answers the looks in flight and closes its agent channels first); one that does not answer
+    gets TERM, then KILL."""
     import time
 
-    stopped = [info for info in running() if _ask(str(info["socket"]), "stop", 10.0) is not None]
+    found = running()
+    stopped = [
+        info
+        for info in found
+        if info.get("state") == "answering" and _ask(str(info["socket"]), "stop", 10.0) is not None
+    ]
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline and any(os.path.exists(d["socket"]) for d in stopped):
         time.sleep(0.05)
-    return stopped
+    silent = [info for info in found if info.get("state") == "not answering"]
+    return stopped + [info for info in silent if _kill_silent(info, 2.0)]

@@ -27,7 +27,7 @@ from typing import Any
 
 from outlive import store
 from outlive.agent import channel
-from outlive.daemon.client import FALLBACK, IDLE_ENV
+from outlive.daemon.client import FALLBACK, IDLE_ENV, TICK_S
 from outlive.errors import OutliveError
 
 DEFAULT_IDLE_S = 600.0  # like the SSH master's ControlPersist: warm while you work, gone after
@@ -124,14 +124,15 @@ class Daemon:
                         return
                     buf += chunk
                 doc = ast.literal_eval(buf.decode("ascii"))
-                try:
-                    code, out, err = self.handle(doc if isinstance(doc, dict) else {})
-                except Exception:  # the client then looks itself; the log says why
-                    traceback.print_exc()
-                    code, out, err = FALLBACK, "", ""
+                with _Ticker(conn) as ticker:  # "I am here": a silent daemon is given up on
+                    try:
+                        code, out, err = self.handle(doc if isinstance(doc, dict) else {})
+                    except Exception:  # the client then looks itself; the log says why
+                        traceback.print_exc()
+                        code, out, err = FALLBACK, "", ""
                 out_b, err_b = out.encode("utf-8", "surrogateescape"), err.encode("utf-8")
-                conn.settimeout(None)
-                conn.sendall(b"%d %d %d\n" % (code, len(out_b), len(err_b)) + out_b + err_b)
+                header = b"%d %d %d\n" % (code, len(out_b), len(err_b))
+                ticker.send_last(header + out_b + err_b)
             except (OSError, ValueError, SyntaxError, MemoryError):
                 return  # the client went away or sent garbage; nothing to answer
 
@@ -167,6 +168,41 @@ class Daemon:
             deadline = time.monotonic() + 30.0  # let looks in flight answer before channels close
             while self.active and time.monotonic() < deadline:
                 time.sleep(0.05)
+
+
+class _Ticker:
+    """Sends the client a ``.`` at once and every ``TICK_S`` until the reply is ready, from its
+    own thread, so a client can tell a daemon at work from a stopped or hung one."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._tick, daemon=True)
+
+    def __enter__(self) -> _Ticker:
+        self.conn.sendall(b".")  # the first at once, from the serving thread itself
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.done.set()
+        self.thread.join()
+
+    def _tick(self) -> None:
+        while not self.done.wait(TICK_S):
+            with self.lock:
+                if self.done.is_set():
+                    return
+                try:
+                    self.conn.sendall(b".")
+                except OSError:
+                    return  # the client went away: the reply will find out too
+
+    def send_last(self, data: bytes) -> None:
+        self.conn.settimeout(None)
+        self.conn.sendall(data)
 
 
 def _same_user(conn: socket.socket) -> bool:

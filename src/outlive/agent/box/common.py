@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Dict
 
 from outlive import wire
@@ -10,6 +11,9 @@ from outlive import wire
 Rec = Dict[str, Any]  # a JSON object as read from or written to the run dir
 
 AGENT_VERSION = 1
+
+# A secret's name is a file name in the secrets dir: no '/', no leading '.', nothing to escape it.
+SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 
 
 class AgentError(Exception):

@@ -20,7 +20,11 @@ def main(argv: List[str]) -> int:
         except AgentError as exc:  # the run names a backend this agent does not know
             sys.stderr.write(f"outlive: cannot supervise {argv[2]}: {exc}\n")
             return 2
-        return supervisor.run()
+        try:
+            return supervisor.run()
+        except AgentError as exc:  # a record it could not write (a full disk): one sentence
+            sys.stderr.write(f"outlive: supervisor of {argv[2]}: {exc}\n")
+            return 1
     if len(argv) == 2 and argv[1] == "serve":
         from .serve import serve
 

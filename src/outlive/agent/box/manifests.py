@@ -20,7 +20,7 @@ from outlive import wire
 from .common import AgentError, Rec, expand
 from .deploy import sha256_counted
 from .procfs import boot_id
-from .records import fsync_dir
+from .records import write_bytes_atomic
 from .runs import probe_one
 
 MANIFEST_FORMAT = "outlive-manifest/1"
@@ -110,15 +110,7 @@ def _store_manifest(store_dir: str, digest: str, data: bytes) -> str:
     final = os.path.join(directory, digest + ".json")
     if os.path.exists(final):
         return final  # same name, same bytes: it is never rewritten
-    tmp = os.path.join(directory, f".{digest}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o444)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, final)
-    fsync_dir(directory)
+    write_bytes_atomic(final, data, 0o444)  # whole or not at all: a full disk is an error
     return final
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import time
@@ -10,7 +11,7 @@ from typing import Tuple
 
 from outlive import wire
 
-from .common import Rec
+from .common import AgentError, Rec
 
 PROGRESS_TAIL_BYTES = 8192
 
@@ -23,24 +24,58 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: str, data: object, mode: int = 0o644) -> None:
-    """Write JSON durably: tmp, fsync, rename, fsync the directory (a rename is not durable
-    until its directory entry is; U6)."""
-    directory = os.path.dirname(path) or "."
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+def write_all(fd: int, data: bytes, path: str) -> None:
+    """Write every byte of ``data`` to ``fd`` and fsync it: a short write is retried, and a disk
+    that takes no more (ENOSPC, EDQUOT, EIO...) is an AgentError naming ``path``, never a prefix
+    left behind as if it were the whole."""
+    view = memoryview(data)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
+        while view:
+            written = os.write(fd, view)
+            if written <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            view = view[written:]
+        os.fsync(fd)
+    except OSError as exc:
+        raise AgentError(
+            f"could not write {path} ({exc.strerror or exc}; {len(data) - len(view)} of "
+            f"{len(data)} bytes written); free space on that disk and retry",
+            kind="write_failed",
+        ) from None
+
+
+def write_bytes_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
+    """Write ``data`` durably: tmp, every byte, fsync, rename, fsync the directory (a rename is
+    not durable until its directory entry is; U6). On any failure the tmp file is removed and
+    ``path`` keeps what it had: never a truncated file under the real name."""
+    directory = os.path.dirname(path) or "."
+    # Unique per writer (two threads of one agent never share one), created, never reopened.
+    token = os.urandom(4).hex()
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp-{os.getpid()}-{token}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as exc:
+        raise AgentError(
+            f"could not create {tmp} ({exc.strerror or exc}); check that disk and its permissions",
+            kind="write_failed",
+        ) from None
+    try:
+        try:
+            write_all(fd, data, path)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     fsync_dir(directory)
+
+
+def write_json_atomic(path: str, data: object, mode: int = 0o644) -> None:
+    """Write JSON durably and whole (see ``write_bytes_atomic``)."""
+    text = json.dumps(data, indent=1, sort_keys=True) + "\n"
+    write_bytes_atomic(path, text.encode("utf-8"), mode)
 
 
 def read_json(path: str) -> object:

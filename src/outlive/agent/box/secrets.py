@@ -4,11 +4,10 @@ put in an argv, an env of a command line, a log or an error message."""
 from __future__ import annotations
 
 import os
-import re
 
-from .common import AgentError, Rec, expand
+from .common import SECRET_NAME_RE, AgentError, Rec, expand
 from .procfs import mount_of
-from .records import fsync_dir
+from .records import write_bytes_atomic
 from .supervisor import SECRETS_DIR
 
 # Filesystems that other machines can read: a secret must never land on one (U34).
@@ -31,7 +30,6 @@ NETWORK_FS = (
     "fuse.rclone",
     "fuse.juicefs",
 )
-SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 
 
 def verb_secret_put(req: Rec) -> Rec:
@@ -67,13 +65,6 @@ def verb_secret_put(req: Rec) -> Rec:
     os.makedirs(real, mode=0o700, exist_ok=True)
     os.chmod(real, 0o700)
     final = os.path.join(real, name)
-    tmp = os.path.join(real, f".{name}.tmp-{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, value.encode("utf-8"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, final)
-    fsync_dir(real)
+    # Whole or an error: a secret that does not fit is never stored as a prefix (U34).
+    write_bytes_atomic(final, value.encode("utf-8"), 0o600)
     return {"path": final, "mode": "0600", "fs": fstype, "mount": point}

@@ -15,13 +15,26 @@ from typing import Dict, List, NamedTuple
 
 from outlive import wire
 
-from .common import Rec, expand
+from .common import SECRET_NAME_RE, Rec, expand
 from .procfs import boot_id, own_cgroups, proc_start_ticks, read_oom_kill, thread_count
 from .records import read_json, read_text, write_json_atomic
 
 FORWARDED_SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2")
 READY_FD_ENV = "OUTLIVE_READY_FD"  # the pipe the launching agent waits on (setsid launch)
 SECRETS_DIR = "~/.outlive/secrets"
+MAX_GRACE_S = 7 * 24 * 3600  # signal.alarm takes a C unsigned int: clamp whatever a record says
+
+
+def alarm_seconds(grace_s: object) -> int:
+    """A cancel record's grace as whole seconds ``signal.alarm`` accepts: at least 1, at most a
+    week; a non-number, NaN or a negative falls back to 30 s, infinity or a huge value to a week."""
+    try:
+        grace = float(grace_s)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        grace = 30.0
+    if math.isnan(grace) or grace < 0:
+        grace = 30.0
+    return max(1, min(MAX_GRACE_S, math.ceil(min(grace, float(MAX_GRACE_S)))))
 
 
 def job_env(spec: Rec, run_dir: str, threads: int | None) -> Dict[str, str]:
@@ -53,6 +66,9 @@ def job_env(spec: Rec, run_dir: str, threads: int | None) -> Dict[str, str]:
     secrets_dir = expand(SECRETS_DIR)
     env[wire.ENV_SECRETS_DIR] = secrets_dir
     for name in spec.get("secrets") or []:
+        if not isinstance(name, str) or not SECRET_NAME_RE.match(name):
+            sys.stderr.write(f"outlive: secret name {name!r} is not a file name; it is unset\n")
+            continue  # never a path out of the secrets dir ('../x', 'a/b')
         # Read from the 0600 file into the job's own environment: never onto a command line (U34).
         value = read_text(os.path.join(secrets_dir, name))
         if value is not None:
@@ -101,7 +117,7 @@ class Supervisor:
         cancel = read_json(os.path.join(self.run_dir, wire.CANCEL_JSON))
         if signum == signal.SIGTERM and isinstance(cancel, dict) and not self.cancel_armed:
             self.cancel_armed = True
-            signal.alarm(max(1, math.ceil(float(cancel.get("grace_s", 30)))))
+            signal.alarm(alarm_seconds(cancel.get("grace_s", 30)))
 
     def on_alarm(self, signum: int, frame: object) -> None:
         try:
