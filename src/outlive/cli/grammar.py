@@ -120,6 +120,9 @@ def json_flag() -> Any:
 
 class InitArgs(Args):
     force: bool = flag("--force", help="Overwrite an existing outlive.toml.", negatable=True)
+    profile: str | None = opt(
+        "--profile", help="Add a commented target for this platform (see `outlive profiles`)."
+    )
 
 
 class TargetsArgs(Args):

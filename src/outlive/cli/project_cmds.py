@@ -16,9 +16,27 @@ def init(args: InitArgs) -> int:
     path = Path.cwd() / CONFIG_NAME
     if path.exists() and not args.force:
         raise UsageError(f"{path} already exists; edit it, or pass --force to overwrite it")
-    path.write_text(CONFIG_TEMPLATE.format(name=Path.cwd().name))
+    text = CONFIG_TEMPLATE.format(name=Path.cwd().name)
+    if args.profile is not None:
+        text += "\n" + _profile_target(args.profile, Path.cwd().name)
+    path.write_text(text)
     echo(f"wrote {path}")
     return 0
+
+
+def _profile_target(name: str, project: str) -> str:
+    from outlive.cli.templates import RUNNABLE_KINDS, target_for
+    from outlive.errors import UsageError
+    from outlive.profiles import load_profile
+
+    profile = load_profile(name)
+    if profile.kind not in RUNNABLE_KINDS:
+        raise UsageError(
+            f"profile {name!r} is a {profile.kind} platform, which outlive cannot run on yet; "
+            f"`outlive profiles {name}` shows its facts, and --profile takes one of the SSH or "
+            "Slurm profiles"
+        )
+    return target_for(profile, project)
 
 
 def targets(args: TargetsArgs) -> int:

@@ -1,6 +1,16 @@
-"""Text written by ``outlive init``."""
+"""Text written by ``outlive init`` (and ``init --profile NAME``: a target for that platform)."""
 
 from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from outlive.profiles import Profile
+
+# Profile kinds `outlive run` can target today; the others (notebooks, Kubernetes, provider APIs)
+# have facts in `outlive profiles` but no backend yet.
+RUNNABLE_KINDS = ("ssh", "ssh-rental", "cloud-api", "slurm")  # cloud-api: a VM reached by SSH
 
 CONFIG_TEMPLATE = """\
 # outlive.toml — where runs go. The `local` target always exists (this directory, durable
@@ -29,3 +39,43 @@ exclude = ["data/", "*.pt"]          # not pushed to boxes, on top of .gitignore
 # identity_file = "~/.ssh/id_ed25519"
 # workdir = "/root/{name}"
 """
+
+
+def target_for(profile: Profile, project: str) -> str:
+    """A commented ``[targets.NAME]`` table for ``profile``, with its defaults filled in."""
+    d = profile.defaults.resolve(project)
+    name = "hpc" if profile.kind == "slurm" else profile.name.split("-")[0]
+    lines = [f"# {profile.title}: {profile.summary}"]
+    clocks = [c for c in profile.clocks if c.surface_first][:3]
+    if clocks:
+        lines.append("# Danger clocks (`outlive profiles " + profile.name + "` has them all):")
+        lines += [f"#   - {c.name}: {c.what_happens}" for c in clocks]
+    lines += [f"[targets.{name}]", f'profile = "{profile.name}"']
+    if profile.kind == "slurm":
+        lines += [
+            '# host = "login.cluster"             # the login node over SSH; unset: the sbatch',
+            "#                                    # here, with SLURM_CONF naming the cluster",
+            '# partition = "gpu"                  # sinfo -s lists them',
+            'gpus = "1"                           # or "a100:2"',
+            'time = "04:00:00"                    # the walltime; outlive saves and requeues on it',
+            '# ssh_config = "~/.ssh/config"       # passed to ssh as -F when set',
+        ]
+    else:
+        lines += [
+            'host = "CHANGE-ME"                   # an alias from ~/.ssh/config, or an IP',
+            "# port = 22",
+            '# user = "root"',
+            '# identity_file = "~/.ssh/id_ed25519"',
+            '# ssh_config = "~/.ssh/config"       # passed to ssh as -F when set',
+        ]
+    lines.append(f"workdir = {json.dumps(d.workdir)}")
+    durable = f"durable = {json.dumps(d.durable_dir)}"
+    lines.append(f"{durable:<37}# on {d.durable_tier}: it must survive the teardown verb")
+    if profile.spot_available:
+        lines.append(
+            "# spot = true                        # preemptible: a grace signal, then gone"
+        )
+    lines.append(
+        '# secrets = ["HF_TOKEN"]             # `outlive secret push` stores them on the box'
+    )
+    return "\n".join(lines) + "\n"

@@ -22,7 +22,7 @@ OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 # (the typer commands' option sets, carried over unchanged).
 CONTRACT = {
     "demo": {"--steps", "--keep", "--no-keep"},
-    "init": {"--force", "--no-force"},
+    "init": {"--force", "--no-force", "--profile"},
     "targets": {"--json"},
     "profiles": {"--json"},
     "up": {"--json", "--torch", "--no-torch"},
