@@ -1,0 +1,39 @@
+"""The platform guides: each exists, and the local one is run as written (a newcomer's session)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+GUIDES = ROOT / "docs" / "guides"
+
+
+def _bash_blocks(path: Path) -> list[str]:
+    return re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("name", ["local", "ssh", "runpod", "paperspace", "slurm"])
+def test_every_target_kind_has_a_guide_with_a_session(name: str) -> None:
+    blocks = _bash_blocks(GUIDES / f"{name}.md")
+    assert blocks and all("outlive " in b for b in blocks)
+
+
+def test_the_local_guide_runs_as_written(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTLIVE_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["OUTLIVE_NO_DAEMON"] = "1"
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    script = "set -euo pipefail\n" + _bash_blocks(GUIDES / "local.md")[0]
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    assert done.stdout.count("done at step 50") == 2
+    assert '"state": "succeeded"' in done.stdout
+    assert list((tmp_path / ".outlive" / "pulled" / "first").rglob("PULL_VERIFIED.json"))
