@@ -148,13 +148,14 @@ def logs(args: LogsArgs) -> int:
 
 
 def _say_end(st: RunStatus) -> int:
-    """One line on stderr when a followed run ended other than by succeeding; the exit code."""
+    """One line on stderr when a followed run ended other than by succeeding. The exit code is 1
+    when the run vanished (its log cannot say how it ended), else 0: the log was shown whole."""
     if st.state is State.SUCCEEDED:
         return 0
     why = f" ({st.diagnosis.cause}: {'; '.join(st.diagnosis.evidence)})" if st.diagnosis else ""
     code = f" with exit code {st.exit_code}" if st.exit_code not in (None, 0) else ""
     note(f"run {st.name!r} ({st.run_id}) ended {st.state.value}{code}{why}")
-    return 1
+    return 1 if st.state is State.VANISHED else 0
 
 
 def watch(args: WatchArgs) -> int:
