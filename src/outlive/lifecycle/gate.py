@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypedDict
 
 from outlive import verify as V
+from outlive._hashing import hash_file
 from outlive.backends.base import ManifestReply
 from outlive.config import Target
 from outlive.errors import TransportError, UsageError
@@ -272,7 +274,9 @@ def _entry_key(entry: V.Entry) -> str:
 
 def check_pulled_copy(pull: PullRecord) -> tuple[V.Manifest | None, str | None]:
     """The manifest of a verified pull whose local copy still holds (record, manifest, every
-    file present with its size or link), else why it does not count."""
+    file present with the SHA-256 the manifest names, or the link it names), else why it does
+    not count. Every file is re-hashed here, always: a size, an mtime or an inode can be kept
+    while a byte flips, so no stat-based shortcut could prove the copy."""
     dest = Path(pull.dest)
     if not pull.verified or not pull.manifest_sha256:
         return None, f"the pull into {dest} did not verify"
@@ -285,17 +289,37 @@ def check_pulled_copy(pull: PullRecord) -> tuple[V.Manifest | None, str | None]:
         manifest = V.load_manifest(dest, pull.manifest_sha256)
     except UsageError as exc:
         return None, str(exc)
-    for entry in manifest.entries.values():
+    problem = _copy_problem(dest, manifest)
+    return (None, problem) if problem else (manifest, None)
+
+
+def _copy_problem(dest: Path, manifest: V.Manifest) -> str | None:
+    """The first entry whose local copy no longer matches the manifest by content, or None."""
+
+    def one(entry: V.Entry) -> str | None:
         local = dest / entry.path
+        if entry.outside is not None:
+            return None  # never pulled: the gate lists it as lost on its own
         try:
             if entry.link is not None:
                 if os.readlink(local) != entry.link:
-                    return None, f"{local} no longer links where it did; pull again"
-            elif os.stat(local).st_size != entry.size:
-                return None, f"{local} changed size since it was verified; pull again"
+                    return f"{local} no longer links where it did; pull again"
+                return None
+            if os.lstat(local).st_size != entry.size:
+                return f"{local} changed size since it was verified; pull again"
+            digest, _ = hash_file(local)
         except OSError:
-            return None, f"{local} is gone from the pulled copy; pull again"
-    return manifest, None
+            return f"{local} is gone from the pulled copy or unreadable; pull again"
+        if digest != entry.sha256:
+            return f"{local} changed content since it was verified (SHA-256 differs); pull again"
+        return None
+
+    workers = max(1, min(V.MAX_WORKERS, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for problem in pool.map(one, list(manifest.entries.values())):
+            if problem:
+                return problem
+    return None
 
 
 def _outputs_of(target: Target, pulls: list[PullRecord]) -> list[str]:
