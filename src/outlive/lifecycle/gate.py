@@ -12,6 +12,7 @@ run that is still running, a pulled copy that went missing here, or a box that d
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -338,6 +339,16 @@ def _outputs_of(target: Target, pulls: list[PullRecord]) -> list[str]:
     return [o for o in wanted if not any(o.startswith(p + "/") for p in wanted if p != o)]
 
 
+def _followed_links(pulls: list[PullRecord]) -> bool:
+    """Whether a pull of the run asked for ``--follow-links`` (its ``pull.json`` says): the
+    box then lists the same content behind links for the gate as it did for that pull."""
+    for p in pulls:
+        with contextlib.suppress(UsageError):
+            if V.read_pull_info(Path(p.dest)).get("follow_links"):
+                return True
+    return False
+
+
 def inspect(session: Session, target_name: str) -> GateReport:
     """Look at the target once: what every known run has on the box now, and whether a
     verified pull covers each file. Plain data; ``decide`` turns it into a verdict."""
@@ -378,12 +389,15 @@ def inspect(session: Session, target_name: str) -> GateReport:
     sets: list[list[dict[str, str]]] = []
     index_of: dict[str, int] = {}
     set_of: dict[str, int] = {}
+    follows: list[bool] = []
     for rec in runs:
         roots = result_roots(target, rec, _outputs_of(target, by_run.get(rec.run_id, [])))
-        key = repr(roots)
+        follow = _followed_links(by_run.get(rec.run_id, []))
+        key = repr((roots, follow))
         if key not in index_of:
             index_of[key] = len(sets)
             sets.append(roots)
+            follows.append(follow)
         set_of[rec.run_id] = index_of[key]
 
     report: GateReport = {
@@ -407,7 +421,10 @@ def inspect(session: Session, target_name: str) -> GateReport:
         try:
             reply = session.backend(target).manifest(
                 {
-                    "sets": [{"roots": s, "hash": True} for s in sets],
+                    "sets": [
+                        {"roots": s, "hash": True, "follow_links": f}
+                        for s, f in zip(sets, follows, strict=True)
+                    ],
                     "probe_run_dirs": [r.run_dir for r in runs],
                 },
                 timeout_s=GATE_TIMEOUT_S,
@@ -462,6 +479,17 @@ def _run_view(
     view["manifest_sha256"] = box["sha256"]
     for entry in manifest.entries.values():
         where = _abs(manifest.roots, entry.path)
+        if entry.outside is not None:
+            view["uncovered"].append(
+                {
+                    "path": entry.path,
+                    "box_path": where,
+                    "size_bytes": None,
+                    "why": f"a symlink to {entry.outside}, outside the run's result roots: its "
+                    "data was never pulled (`outlive pull --follow-links`)",
+                }
+            )
+            continue
         have = covered.get(where)
         if have == _entry_key(entry):
             continue
