@@ -18,9 +18,19 @@ The steps, over the target's one multiplexed SSH master:
 5. the tree must match the manifest exactly (``outlive.verify``); only then is
    ``PULL_VERIFIED.json`` written next to the data. A log line proves nothing (U33).
 
-Nothing is deleted here: files an earlier pull into the same directory brought and the box no
-longer has are moved beside it (``<dest>.superseded/<time>/``), and a stale
-``PULL_VERIFIED.json`` is moved into ``.outlive/previous/``.
+Nothing is deleted or overwritten here: files an earlier pull into the same directory brought
+and the box no longer has, and any local file (``--to DIR`` included) that a transfer replaces
+or that differs from the box, are moved beside it (``<dest>.superseded/<time>/``, rsync
+``--backup`` for what it replaces); a stale ``PULL_VERIFIED.json`` is moved into
+``.outlive/previous/``.
+
+Before anything is moved or written, every manifest path is checked (relative, no ``..``, NUL
+or empty part, inside the destination after ``resolve()``) and the files must fit the
+destination's free space; a disk that fills during the pull is one sentence, and the files
+that landed (half files in ``.outlive-partial/``) stay for the next pull to resume. A symlink
+in the results is never lost silently: the box keeps links that resolve to listed content,
+lists the content behind the others that stay in the run's roots (or all, with
+``--follow-links``), and reports the rest as not pulled, which ``down`` counts as lost.
 """
 
 from __future__ import annotations
@@ -214,10 +224,10 @@ def pull(
             raise _disk_full(dest)
         with local_disk(dest):
             moved += make_links(roster, dest, aside)
-        kept = _listed_under(aside)
+        kept = [p for p in _listed_under(aside) if p not in moved]
         if kept:
             note(f"kept {len(kept)} local file(s) that differ from the box in {aside}")
-            moved += [p for p in kept if p not in moved]
+            moved += kept
         manifest_reply = _box_manifest(backend, box_hash, hash_request, opts, note)
 
     # 5. the verdict
@@ -244,8 +254,7 @@ def pull(
             note(f"{len(differ)} local file(s) differ from the box at the same size; kept in "
                  f"{aside} and pulled again")  # fmt: skip
             for rel in differ:
-                (aside / rel).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(dest / rel, aside / rel)
+                keep_aside(dest, rel, aside)
             moved += [p for p in differ if p not in moved]
             subset = {**roster, "files": [f for f in roster["files"] if f["path"] in differ]}
             again = plan_units(subset, dest, opts.compress, aside=aside)
@@ -316,9 +325,20 @@ def _move_aside_stale(dest: Path, on_box: set[str], aside: Path) -> list[str]:
             if os.path.lexists(V.local_path(dest, p, is_link=True)):
                 stale.append(p)
     for rel in stale:
-        (aside / rel).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(dest / rel, aside / rel)
+        keep_aside(dest, rel, aside)
     return stale
+
+
+def keep_aside(dest: Path, rel: str, aside: Path) -> Path:
+    """Move ``dest/rel`` to ``aside/rel`` (never over something already kept there)."""
+    target = aside / rel
+    n = 0
+    while os.path.lexists(target):
+        n += 1
+        target = aside / f"{rel}.{n}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(dest / rel, target)
+    return target
 
 
 def _differing(report: V.Report, manifest: V.Manifest) -> list[str]:
@@ -429,8 +449,7 @@ def make_links(roster: dict[str, Any], dest: Path, aside: Path) -> list[str]:
         if os.path.islink(local) and os.readlink(local) == target:
             continue
         if os.path.lexists(local):
-            (aside / rel).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(local, aside / rel)
+            keep_aside(dest, rel, aside)
             moved.append(rel)
         local.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(target, local)
