@@ -356,17 +356,23 @@ def test_pull_passes_when_the_box_run_dir_is_full(local_run: tuple[Path, str], t
 # 10. local safety
 
 
-def _big_file(proj: Path, run_id: str, size: int) -> None:
+def _big_file(proj: Path, run_id: str, size: int, *, sparse: bool = False) -> None:
     ckpt = Path(_record(proj, run_id).ckpt_dir).expanduser()
-    (ckpt / "big.bin").write_bytes(os.urandom(size))
+    if sparse:  # a few bytes on the box's disk, ``size`` bytes once pulled
+        with open(ckpt / "big.bin", "wb") as f:
+            f.truncate(size)
+            f.write(b"head")
+    else:
+        (ckpt / "big.bin").write_bytes(os.urandom(size))
 
 
 @needs_root
+@pytest.mark.parametrize("sparse", [False, True])
 def test_a_pull_that_cannot_fit_is_refused_before_anything_is_written(
-    local_run: tuple[Path, str], tmp_path: Path, tmpfs: Any
+    local_run: tuple[Path, str], tmp_path: Path, tmpfs: Any, sparse: bool
 ) -> None:
     proj, run_id = local_run
-    _big_file(proj, run_id, 3 << 20)
+    _big_file(proj, run_id, 3 << 20, sparse=sparse)
     small = tmpfs(tmp_path / "small", "1m")
     with pytest.raises(LocalDiskFull, match=r"big.bin is 3.0 MiB but .* free"):
         pull(Session.open(proj), run_id, PullOptions(dest=small / "d"))
