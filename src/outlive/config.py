@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from outlive._shapes import as_dict, field, shape
-from outlive.errors import ConfigError, UsageError
+from outlive.errors import ConfigError, NoProject, UsageError
 
 CONFIG_NAME = "outlive.toml"
 LOCAL = "local"
@@ -172,9 +172,29 @@ class Config:
         )
 
 
+# Directories project discovery found no project at or above (a bare directory, or one that no
+# longer exists): ensure_state_dir creates nothing there while they stay unmarked.
+_NOT_PROJECTS: set[Path] = set()
+
+
+def is_project_dir(directory: Path) -> bool:
+    """Whether ``directory`` holds outlive.toml, pyproject.toml or .git (a project's root)."""
+    return any((directory / m).exists() for m in _ROOT_MARKERS)
+
+
 def ensure_state_dir(path: Path) -> Path:
-    """Create the project's ``.outlive/`` (git-ignored: run records, local checkpoints)."""
-    path.mkdir(parents=True, exist_ok=True)
+    """Create the project's ``.outlive/`` (git-ignored: run records, local checkpoints).
+
+    Only inside a project: where project discovery found none (nothing marks the directory or
+    any above it, or it does not exist, as a daemon request for a vanished directory may name)
+    nothing is created and NoProject says to run ``outlive init``."""
+    if not path.is_dir():
+        if path.parent in _NOT_PROJECTS and not is_project_dir(path.parent):
+            raise NoProject(
+                f"no outlive project here or above; run `outlive init` (nothing marks "
+                f"{path.parent} as a project: no {CONFIG_NAME}, pyproject.toml or .git)"
+            )
+        path.mkdir(parents=True, exist_ok=True)
     ignore = path / ".gitignore"
     if not ignore.exists():
         ignore.write_text("# outlive's run records and local durable checkpoints\n*\n")
@@ -185,8 +205,9 @@ def find_project_dir(start: Path) -> Path:
     """The nearest directory at or above ``start`` holding outlive.toml, pyproject.toml or .git."""
     start = start.resolve()
     for d in (start, *start.parents):
-        if any((d / m).exists() for m in _ROOT_MARKERS):
+        if is_project_dir(d):
             return d
+    _NOT_PROJECTS.add(start)  # a config, not a project: nothing may be created there
     return start
 
 
@@ -310,7 +331,7 @@ def _write_cache(cfg: Config, key: list[Any]) -> None:
         tmp = path.with_name(f".{_CACHE_NAME}.{os.getpid()}.{threading.get_ident()}")
         tmp.write_text(json.dumps({"key": key, "config": c}))
         os.replace(tmp, path)
-    except OSError:
+    except (OSError, NoProject):
         pass  # a read-only project still works, just without the cache
 
 

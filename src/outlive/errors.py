@@ -5,13 +5,16 @@ so the CLI can print it as-is on stderr.
 
     OutliveError
     ├── ConfigError        bad outlive.toml, unknown target, invalid name (exit 2)
+    │   └── NoProject      no outlive project here or above (exit 2)
     ├── UsageError         a command used in a way that cannot work (exit 2)
+    │   └── UnsafeManifest a manifest path is absolute, holds '..'/NUL or leads outside (exit 2)
     ├── TransportError     the target cannot be reached or a command on it could not run
     │   └── Unreachable    the target did not answer (link down, host gone)
     ├── BoxError           the agent on the box reported a failure
     ├── RunNotFound        no run matches the given id or name (exit 2)
     ├── CheckpointError    a checkpoint could not be written or read
     │   └── DiskFullError  not enough free bytes or inodes for the next checkpoint
+    ├── LocalDiskFull      this machine's disk cannot hold what a pull brings (exit 1)
     └── GateRefused        a destructive action was refused by the gate (exit 1)
 """
 
@@ -23,10 +26,13 @@ __all__ = [
     "ConfigError",
     "DiskFullError",
     "GateRefused",
+    "LocalDiskFull",
+    "NoProject",
     "OutliveError",
     "RunNotFound",
     "TransportError",
     "Unreachable",
+    "UnsafeManifest",
     "UsageError",
 ]
 
@@ -43,10 +49,24 @@ class ConfigError(OutliveError):
     exit_code = 2
 
 
+class NoProject(ConfigError):
+    """A command that needs the run registry ran outside any project; nothing was created."""
+
+
 class UsageError(OutliveError):
     """The command was used in a way that cannot work."""
 
     exit_code = 2
+
+
+class UnsafeManifest(UsageError):
+    """A manifest path is absolute, holds '..', '.', NUL or an empty component, or resolves
+    outside the destination; nothing was moved or written."""
+
+
+class LocalDiskFull(OutliveError):
+    """This machine's disk (a pull's destination) is full or cannot hold what a pull brings;
+    partial files are kept so the next pull resumes."""
 
 
 class TransportError(OutliveError):

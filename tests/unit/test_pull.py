@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -133,34 +132,6 @@ def test_run_rsync_ends_an_attempt_at_its_deadline(tmp_path: Path) -> None:
     # rsync waits forever to read its file list from a FIFO nobody writes to
     done = run_rsync(["rsync", "-a", f"--files-from={fifo}", "/", str(tmp_path / "d")], 1.0, print)
     assert done.rc == -1 and done.error and "no end within" in done.error
-
-
-@pytest.fixture
-def local_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
-    """A finished local run of the numpy example: real checkpoints and final.npz."""
-    proj = tmp_path / "proj"
-    proj.mkdir()
-    (proj / ".git").mkdir()
-    monkeypatch.chdir(proj)
-    example = Path(__file__).resolve().parents[2] / "src" / "outlive" / "examples"
-    (proj / "train.py").write_bytes((example / "train_numpy.py").read_bytes())
-    out = subprocess.run(
-        [OUTLIVE, "run", "--name", "loc", "--json", "--",
-         sys.executable, "train.py", "--steps", "20", "--save-every", "10"],
-        cwd=proj, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    run_id = json.loads(out.stdout)["run_id"]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        st = subprocess.run(
-            [OUTLIVE, "status", "--json", run_id], cwd=proj, capture_output=True, text=True
-        )
-        if json.loads(st.stdout)["runs"][0]["state"] == "succeeded":
-            break
-        time.sleep(0.1)
-    else:
-        raise AssertionError("the local run did not finish")
-    return proj, run_id
 
 
 def test_pull_on_the_local_target_verifies_and_records(local_run: tuple[Path, str]) -> None:

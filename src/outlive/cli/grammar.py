@@ -246,6 +246,11 @@ class PullArgs(Args):
         "--compress", help="auto (by a sample of each file), always or never.", default="auto"
     )
     parallel: int = opt("--parallel", help="Directories moved at once.", default=4)
+    follow_links: bool = flag(
+        "--follow-links",
+        help="Pull the content behind symlinks that point outside the run's result roots "
+        "(by default they are listed as not pulled).",
+    )
     as_json: bool = json_flag()
 
 

@@ -30,6 +30,7 @@ def pull(args: PullArgs) -> int:
         bwlimit_kbps=args.bwlimit_kbps,
         compress=args.compress,
         parallel=args.parallel,
+        follow_links=args.follow_links,
     )
 
     cfg, run_ref = Session.open(), args.run_ref
@@ -113,6 +114,8 @@ def _print_pull(result: dict[str, Any]) -> None:
             con.print(f"  {problem}", markup=False)
         if len(v["problems"]) > 50:
             con.print(f"  … and {len(v['problems']) - 50} more", markup=False)
+    for path in result.get("not_pulled") or []:
+        con.print(f"  not pulled: {path} (a symlink outside the run's roots)", markup=False)
     for msg in v["notes"]:
         con.print(f"  note: {msg}", markup=False)
     con.print(

@@ -12,12 +12,15 @@ run that is still running, a pulled copy that went missing here, or a box that d
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypedDict
 
 from outlive import verify as V
+from outlive._hashing import hash_file
 from outlive.backends.base import ManifestReply
 from outlive.config import Target
 from outlive.errors import TransportError, UsageError
@@ -272,7 +275,9 @@ def _entry_key(entry: V.Entry) -> str:
 
 def check_pulled_copy(pull: PullRecord) -> tuple[V.Manifest | None, str | None]:
     """The manifest of a verified pull whose local copy still holds (record, manifest, every
-    file present with its size or link), else why it does not count."""
+    file present with the SHA-256 the manifest names, or the link it names), else why it does
+    not count. Every file is re-hashed here, always: a size, an mtime or an inode can be kept
+    while a byte flips, so no stat-based shortcut could prove the copy."""
     dest = Path(pull.dest)
     if not pull.verified or not pull.manifest_sha256:
         return None, f"the pull into {dest} did not verify"
@@ -285,17 +290,37 @@ def check_pulled_copy(pull: PullRecord) -> tuple[V.Manifest | None, str | None]:
         manifest = V.load_manifest(dest, pull.manifest_sha256)
     except UsageError as exc:
         return None, str(exc)
-    for entry in manifest.entries.values():
+    problem = _copy_problem(dest, manifest)
+    return (None, problem) if problem else (manifest, None)
+
+
+def _copy_problem(dest: Path, manifest: V.Manifest) -> str | None:
+    """The first entry whose local copy no longer matches the manifest by content, or None."""
+
+    def one(entry: V.Entry) -> str | None:
         local = dest / entry.path
+        if entry.outside is not None:
+            return None  # never pulled: the gate lists it as lost on its own
         try:
             if entry.link is not None:
                 if os.readlink(local) != entry.link:
-                    return None, f"{local} no longer links where it did; pull again"
-            elif os.stat(local).st_size != entry.size:
-                return None, f"{local} changed size since it was verified; pull again"
+                    return f"{local} no longer links where it did; pull again"
+                return None
+            if os.lstat(local).st_size != entry.size:
+                return f"{local} changed size since it was verified; pull again"
+            digest, _ = hash_file(local)
         except OSError:
-            return None, f"{local} is gone from the pulled copy; pull again"
-    return manifest, None
+            return f"{local} is gone from the pulled copy or unreadable; pull again"
+        if digest != entry.sha256:
+            return f"{local} changed content since it was verified (SHA-256 differs); pull again"
+        return None
+
+    workers = max(1, min(V.MAX_WORKERS, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for problem in pool.map(one, list(manifest.entries.values())):
+            if problem:
+                return problem
+    return None
 
 
 def _outputs_of(target: Target, pulls: list[PullRecord]) -> list[str]:
@@ -312,6 +337,16 @@ def _outputs_of(target: Target, pulls: list[PullRecord]) -> list[str]:
         wanted = declared_outputs(target)
     # keep only the outermost of nested declarations
     return [o for o in wanted if not any(o.startswith(p + "/") for p in wanted if p != o)]
+
+
+def _followed_links(pulls: list[PullRecord]) -> bool:
+    """Whether a pull of the run asked for ``--follow-links`` (its ``pull.json`` says): the
+    box then lists the same content behind links for the gate as it did for that pull."""
+    for p in pulls:
+        with contextlib.suppress(UsageError):
+            if V.read_pull_info(Path(p.dest)).get("follow_links"):
+                return True
+    return False
 
 
 def inspect(session: Session, target_name: str) -> GateReport:
@@ -354,12 +389,15 @@ def inspect(session: Session, target_name: str) -> GateReport:
     sets: list[list[dict[str, str]]] = []
     index_of: dict[str, int] = {}
     set_of: dict[str, int] = {}
+    follows: list[bool] = []
     for rec in runs:
         roots = result_roots(target, rec, _outputs_of(target, by_run.get(rec.run_id, [])))
-        key = repr(roots)
+        follow = _followed_links(by_run.get(rec.run_id, []))
+        key = repr((roots, follow))
         if key not in index_of:
             index_of[key] = len(sets)
             sets.append(roots)
+            follows.append(follow)
         set_of[rec.run_id] = index_of[key]
 
     report: GateReport = {
@@ -383,7 +421,10 @@ def inspect(session: Session, target_name: str) -> GateReport:
         try:
             reply = session.backend(target).manifest(
                 {
-                    "sets": [{"roots": s, "hash": True} for s in sets],
+                    "sets": [
+                        {"roots": s, "hash": True, "follow_links": f}
+                        for s, f in zip(sets, follows, strict=True)
+                    ],
                     "probe_run_dirs": [r.run_dir for r in runs],
                 },
                 timeout_s=GATE_TIMEOUT_S,
@@ -438,6 +479,17 @@ def _run_view(
     view["manifest_sha256"] = box["sha256"]
     for entry in manifest.entries.values():
         where = _abs(manifest.roots, entry.path)
+        if entry.outside is not None:
+            view["uncovered"].append(
+                {
+                    "path": entry.path,
+                    "box_path": where,
+                    "size_bytes": None,
+                    "why": f"a symlink to {entry.outside}, outside the run's result roots: its "
+                    "data was never pulled (`outlive pull --follow-links`)",
+                }
+            )
+            continue
         have = covered.get(where)
         if have == _entry_key(entry):
             continue

@@ -18,18 +18,29 @@ The steps, over the target's one multiplexed SSH master:
 5. the tree must match the manifest exactly (``outlive.verify``); only then is
    ``PULL_VERIFIED.json`` written next to the data. A log line proves nothing (U33).
 
-Nothing is deleted here: files an earlier pull into the same directory brought and the box no
-longer has are moved beside it (``<dest>.superseded/<time>/``), and a stale
-``PULL_VERIFIED.json`` is moved into ``.outlive/previous/``.
+Nothing is deleted or overwritten here: files an earlier pull into the same directory brought
+and the box no longer has, and any local file (``--to DIR`` included) that a transfer replaces
+or that differs from the box, are moved beside it (``<dest>.superseded/<time>/``, rsync
+``--backup`` for what it replaces); a stale ``PULL_VERIFIED.json`` is moved into
+``.outlive/previous/``.
+
+Before anything is moved or written, every manifest path is checked (relative, no ``..``, NUL
+or empty part, inside the destination after ``resolve()``) and the files must fit the
+destination's free space; a disk that fills during the pull is one sentence, and the files
+that landed (half files in ``.outlive-partial/``) stay for the next pull to resume. A symlink
+in the results is never lost silently: the box keeps links that resolve to listed content,
+lists the content behind the others that stay in the run's roots (or all, with
+``--follow-links``), and reports the rest as not pulled, which ``down`` counts as lost.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import posixpath
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -37,12 +48,14 @@ from typing import Any
 from outlive import verify as V
 from outlive.backends.base import Backend
 from outlive.config import Config, Target
-from outlive.errors import TransportError, UsageError
+from outlive.errors import LocalDiskFull, TransportError, UnsafeManifest, UsageError
 from outlive.lifecycle.transfer import (
+    PARTIAL_DIRNAME,
     NoteFn,
     ProgressFn,
     PullOptions,
     backoff,
+    free_bytes,
     move_all,
     plan_units,
 )
@@ -139,7 +152,10 @@ def pull(
     dest = (opts.dest or default_dest(cfg, rec)).expanduser().absolute()
     backend = session.backend(target)
     transport = backend.transport  # local paths for the local target, host:path over ssh
-    hash_request = {"sets": [{"roots": roots, "hash": True, "store_dir": rec.run_dir}]}
+    follow = bool(opts.follow_links)
+    hash_request = {
+        "sets": [{"roots": roots, "hash": True, "store_dir": rec.run_dir, "follow_links": follow}]
+    }
 
     with ThreadPoolExecutor(max_workers=1) as box_pool:
         # The box starts hashing at once; the roster and the transfer run meanwhile.
@@ -149,7 +165,7 @@ def pull(
         # 1. the roster: names, sizes, compressibility, and the run's state (one round trip)
         reply = backend.manifest(
             {
-                "sets": [{"roots": roots, "hash": False, "sample": True}],
+                "sets": [{"roots": roots, "hash": False, "sample": True, "follow_links": follow}],
                 "probe_run_dirs": [rec.run_dir],
             },
             timeout_s=ROSTER_TIMEOUT_S,
@@ -162,16 +178,31 @@ def pull(
                 f"run {rec.name!r} is still {state}: files it writes during the pull will not "
                 "match the manifest; pull again after it ends"
             )
+        # Every path is checked before anything is moved or written (a hostile or broken
+        # manifest writes nothing), and the destination must be able to hold the files.
+        check_roster(roster, dest)
+        check_free_space(roster, dest)
+        not_pulled = [f"{f['path']} -> {f['outside']}" for f in roster["files"] if "outside" in f]
         warnings += [f"not pulled: {skipped}" for skipped in roster.get("skipped") or []]
+        warnings += [
+            f"not pulled: {item} (a symlink to data outside the run's result roots; "
+            "pull --follow-links brings its content, or `down` counts it as lost)"
+            for item in not_pulled
+        ]
         for msg in warnings:
             note(msg)
 
-        # 2. the destination: made first (U13); what an earlier pull left is moved aside
-        dest.mkdir(parents=True, exist_ok=True)
-        V.invalidate_verified(dest, "superseded")
-        moved = _move_aside_stale(dest, {f["path"] for f in roster["files"]})
-        if moved:
-            note(f"moved {len(moved)} file(s) of an earlier pull, gone from the box, beside {dest}")
+        with local_disk(dest):
+            # 2. the destination: made first (U13); what an earlier pull left is moved aside
+            dest.mkdir(parents=True, exist_ok=True)
+            V.invalidate_verified(dest, "superseded")
+            aside = superseded_dir(dest)
+            moved = _move_aside_stale(dest, {f["path"] for f in roster["files"]}, aside)
+            if moved:
+                note(
+                    f"moved {len(moved)} file(s) of an earlier pull, gone from the box, "
+                    f"beside {dest}"
+                )
         info: dict[str, Any] = {
             "format": "outlive-pull/1",
             "run_id": rec.run_id,
@@ -181,26 +212,60 @@ def pull(
             "roots": roster["roots"],
             "started_at": time.time(),
             "manifest_sha256": None,
+            "follow_links": follow,
         }
-        V.write_json_atomic(V.meta_dir(dest) / V.PULL_INFO, info)
+        with local_disk(dest):
+            V.write_json_atomic(V.meta_dir(dest) / V.PULL_INFO, info)
 
         # 3. + 4. move the files, and check each directory here as soon as it has landed
-        units = plan_units(roster, dest, opts.compress)
+        units = plan_units(roster, dest, opts.compress, aside=aside)
         known = move_all(units, dest, target, transport, opts, on_progress, note)
+        if any(u.disk_full for u in units):
+            raise _disk_full(dest)
+        with local_disk(dest):
+            moved += make_links(roster, dest, aside)
+        kept = [p for p in _listed_under(aside) if p not in moved]
+        if kept:
+            note(f"kept {len(kept)} local file(s) that differ from the box in {aside}")
+            moved += kept
         manifest_reply = _box_manifest(backend, box_hash, hash_request, opts, note)
 
     # 5. the verdict
     manifest = V.Manifest.from_reply(manifest_reply)
+    for entry in manifest.entries.values():
+        V.local_path(dest, entry.path, is_link=entry.link is not None)
     for path in manifest_reply.get("unstable") or []:
         warnings.append(f"{path} changed on the box while it was hashed")
-    V.store_manifest(dest, manifest)
-    info["manifest_sha256"] = manifest.sha256
-    info["box_manifest"] = manifest_reply.get("stored")
-    V.write_json_atomic(V.meta_dir(dest) / V.PULL_INFO, info)
-    report = V.verify_tree(dest, manifest, known=known)
-    failed_units = [u for u in units if not u.ok]
-    ok = report.ok and not failed_units
-    verified_file = str(V.write_verified(dest, report, info)) if ok else None
+    if manifest_reply.get("store_error"):
+        warnings.append(
+            f"the box could not keep its copy of the manifest ({manifest_reply['store_error']}); "
+            "the copy it sent is checked and kept here"
+        )
+    with local_disk(dest):
+        V.store_manifest(dest, manifest)
+        info["manifest_sha256"] = manifest.sha256
+        info["box_manifest"] = manifest_reply.get("stored")
+        V.write_json_atomic(V.meta_dir(dest) / V.PULL_INFO, info)
+        report = V.verify_tree(dest, manifest, known=known)
+        differ = _differing(report, manifest)
+        if differ:
+            # Same size, other bytes (and an mtime rsync's quick check took as equal): keep
+            # the local copy aside and move the box's once more.
+            note(f"{len(differ)} local file(s) differ from the box at the same size; kept in "
+                 f"{aside} and pulled again")  # fmt: skip
+            for rel in differ:
+                keep_aside(dest, rel, aside)
+            moved += [p for p in differ if p not in moved]
+            subset = {**roster, "files": [f for f in roster["files"] if f["path"] in differ]}
+            again = plan_units(subset, dest, opts.compress, aside=aside)
+            known.update(move_all(again, dest, target, transport, opts, on_progress, note))
+            if any(u.disk_full for u in again):
+                raise _disk_full(dest)
+            units += again
+            report = V.verify_tree(dest, manifest, known=known)
+        failed_units = [u for u in units if not u.ok]
+        ok = report.ok and not failed_units
+        verified_file = str(V.write_verified(dest, report, info)) if ok else None
     store.record_pull(
         PullRecord(
             run_id=rec.run_id,
@@ -234,12 +299,19 @@ def pull(
         },
         "verify": report.as_json(),
         "superseded": moved,
+        "not_pulled": [e.path for e in manifest.not_pulled],
         "warnings": warnings,
         "seconds": round(time.monotonic() - started, 3),
     }
 
 
-def _move_aside_stale(dest: Path, on_box: set[str]) -> list[str]:
+def superseded_dir(dest: Path) -> Path:
+    """Where this pull keeps local files it replaces or that left the box: beside ``dest``."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return dest.parent / f"{dest.name}.superseded" / stamp
+
+
+def _move_aside_stale(dest: Path, on_box: set[str], aside: Path) -> list[str]:
     """Files that an earlier pull brought here (listed in one of this directory's manifests)
     and the box no longer has: moved to ``<dest>.superseded/<time>/``, never deleted."""
     earlier: set[str] = set()
@@ -247,14 +319,141 @@ def _move_aside_stale(dest: Path, on_box: set[str]) -> list[str]:
     for path in sorted(manifests.glob("*.json")) if manifests.is_dir() else []:
         with contextlib.suppress(UsageError):
             earlier.update(V.Manifest.from_bytes(path.read_bytes(), name=path.stem).entries)
-    stale = sorted(p for p in earlier - on_box if os.path.lexists(dest / p))
-    if not stale:
-        return []
-    aside = dest.parent / f"{dest.name}.superseded" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    stale = []
+    for p in sorted(earlier - on_box):
+        with contextlib.suppress(UnsafeManifest):
+            if os.path.lexists(V.local_path(dest, p, is_link=True)):
+                stale.append(p)
     for rel in stale:
-        (aside / rel).parent.mkdir(parents=True, exist_ok=True)
-        os.replace(dest / rel, aside / rel)
+        keep_aside(dest, rel, aside)
     return stale
+
+
+def keep_aside(dest: Path, rel: str, aside: Path) -> Path:
+    """Move ``dest/rel`` to ``aside/rel`` (never over something already kept there)."""
+    target = aside / rel
+    n = 0
+    while os.path.lexists(target):
+        n += 1
+        target = aside / f"{rel}.{n}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(dest / rel, target)
+    return target
+
+
+def _differing(report: V.Report, manifest: V.Manifest) -> list[str]:
+    """Regular files here whose size matches the box's but whose SHA-256 does not."""
+    out = []
+    for r in report.files:
+        entry = manifest.entries.get(r.path)
+        if (
+            entry is not None
+            and entry.link is None
+            and r.kind == "file"
+            and r.size == entry.size
+            and r.sha256 is not None
+            and r.sha256 != entry.sha256
+        ):
+            out.append(r.path)
+    return out
+
+
+def _listed_under(aside: Path) -> list[str]:
+    """Paths (relative) of everything kept in ``aside`` so far."""
+    out: list[str] = []
+    for dirpath, _dirs, files in os.walk(aside):
+        for name in files:
+            out.append(os.path.relpath(os.path.join(dirpath, name), aside).replace(os.sep, "/"))
+    return sorted(out)
+
+
+def check_roster(roster: dict[str, Any], dest: Path) -> None:
+    """The box's roster, checked before anything is moved or written: every root label and
+    path is relative and clean (no absolute path, '..', '.', NUL or empty part), each file lies
+    under its root and below no other entry, and lands inside ``dest`` after ``resolve()``."""
+    labels = [V.check_rel_path(r.get("label"), "result root label") for r in roster["roots"]]
+    kinds = {r["label"]: r for r in roster["roots"]}
+    paths: dict[str, bool] = {}
+    for f in roster["files"]:
+        path = V.check_rel_path(f.get("path"))
+        root, rel = f.get("root"), f.get("rel")
+        if root not in kinds or not isinstance(rel, str):
+            raise UnsafeManifest(f"refusing the manifest: {path!r} names no listed result root")
+        if path != (f"{root}/{rel}" if rel else root) or (rel and V.check_rel_path(rel) != rel):
+            raise UnsafeManifest(f"refusing the manifest: {path!r} disagrees with its root/rel")
+        paths[path] = "link" in f
+    V.check_tree_paths(labels, paths)
+    for path, is_link in paths.items():
+        V.local_path(dest, path, is_link=is_link)
+
+
+def check_free_space(roster: dict[str, Any], dest: Path) -> None:
+    """Refuse, in one sentence, a pull that cannot fit: the roster's bytes not yet here (each
+    file by its apparent size: a sparse file lands at full size) against the free space."""
+    need = 0
+    biggest: tuple[int, str] = (0, "")
+    for f in roster["files"]:
+        size = int(f.get("size") or 0)
+        with contextlib.suppress(OSError):
+            if os.lstat(dest / f["path"]).st_size == size:
+                continue  # already here (or the same size: rsync keeps what matches)
+        need += size
+        biggest = max(biggest, (size, str(f["path"])))
+    if not need:
+        return
+    free = free_bytes(dest)
+    if biggest[0] > free:
+        raise LocalDiskFull(
+            f"{biggest[1]} is {_gib(biggest[0])} but {dest} has only {_gib(free)} free; "
+            "free space there or pull --to a bigger disk (nothing was written)"
+        )
+    if need > free:
+        raise LocalDiskFull(
+            f"the pull needs {_gib(need)} but {dest} has only {_gib(free)} free; free space "
+            "there or pull --to a bigger disk (nothing was written)"
+        )
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def _disk_full(dest: Path) -> LocalDiskFull:
+    return LocalDiskFull(
+        f"the disk holding {dest} is full; the files that landed are kept (half files in "
+        f"{PARTIAL_DIRNAME}/), so free space there and run the same pull again to resume"
+    )
+
+
+@contextlib.contextmanager
+def local_disk(dest: Path) -> Iterator[None]:
+    """A full local disk while writing the pull's files or records: one sentence, kept files."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise _disk_full(dest) from None
+        raise
+
+
+def make_links(roster: dict[str, Any], dest: Path, aside: Path) -> list[str]:
+    """The symlinks kept as links (a relative link inside its root, a dangling one, one back to
+    a listed directory): made here exactly as on the box; a local file in the way is kept in
+    ``aside``. Links outside the run's roots are not made: their data was not pulled."""
+    moved: list[str] = []
+    for f in roster["files"]:
+        if "link" not in f or "outside" in f:
+            continue
+        rel, target = str(f["path"]), str(f["link"])
+        local = V.local_path(dest, rel, is_link=True)
+        if os.path.islink(local) and os.readlink(local) == target:
+            continue
+        if os.path.lexists(local):
+            keep_aside(dest, rel, aside)
+            moved.append(rel)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(target, local)
+    return moved
 
 
 def _box_manifest(

@@ -50,6 +50,10 @@ _RECEIVED_RE = re.compile(rb"Total bytes received: ([\d,.']+)")
 _SENT_RE = re.compile(rb"Total bytes sent: ([\d,.']+)")
 _SO_FAR_RE = re.compile(rb"\(([\d,.']+) bytes received so far\)")
 _NO_RSYNC_RE = re.compile(r"rsync: (command )?not found|rsync: No such file or directory")
+_DISK_FULL_RE = re.compile(r"No space left on device|Disk quota exceeded|\(28\)|\(122\)")
+# Where rsync keeps a half file (``--partial-dir``, per directory): a file at its final name is
+# always a complete one, so one that differs from the box is kept aside, never overwritten.
+PARTIAL_DIRNAME = ".outlive-partial"
 
 ProgressFn = Callable[[int, int, str], None]  # (bytes done, bytes in all, what is moving)
 NoteFn = Callable[[str], None]
@@ -67,6 +71,7 @@ class PullOptions:
     bwlimit_kbps: int | None = None  # per rsync stream
     compress: str = "auto"  # "auto" | "always" | "never"
     parallel: int = DEFAULT_PARALLEL  # directories moved at once
+    follow_links: bool = False  # pull the content behind every symlink, wherever it points
 
 
 @dataclass
@@ -105,6 +110,8 @@ class Unit:
     attempts: list[Attempt] = field(default_factory=list)
     ok: bool = False
     error: str | None = None
+    backup_dir: Path | None = None  # where rsync keeps a local file it would replace
+    disk_full: bool = False  # this machine's disk filled up during the transfer
 
     @property
     def size_bytes(self) -> int:
@@ -122,12 +129,17 @@ class Unit:
         }
 
 
-def plan_units(roster: dict[str, Any], dest: Path, compress: str) -> list[Unit]:
+def plan_units(
+    roster: dict[str, Any], dest: Path, compress: str, *, aside: Path | None = None
+) -> list[Unit]:
     """One unit per top-level directory of each root (files at a root's top form one unit),
-    and one per declared single file; each is compressed when its sample says it pays (U15)."""
+    and one per declared single file; each is compressed when its sample says it pays (U15).
+    With ``aside``, a local file a unit would replace is kept there (rsync ``--backup``)."""
     kinds = {r["label"]: r for r in roster["roots"]}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for f in roster["files"]:
+        if "link" in f:
+            continue  # a kept link is made here (make_links); one outside the roots is not pulled
         root = kinds[f["root"]]
         if root["kind"] == "file":
             key = (f["root"], "")
@@ -149,6 +161,12 @@ def plan_units(roster: dict[str, Any], dest: Path, compress: str) -> list[Unit]:
             shrunk = sum(s * r for s, r in sampled if r is not None)
             squeeze = weight > 0 and shrunk / weight < COMPRESS_BELOW_RATIO
         single = root["kind"] == "file"
+        backup = None
+        if aside is not None:  # rsync keeps a replaced file at its path below the unit
+            if not single:
+                backup = aside / label
+            else:
+                backup = aside / label.rsplit("/", 1)[0] if "/" in label else aside
         units.append(
             Unit(
                 label=f"{label}/{sub}".rstrip("/") if sub else label,
@@ -158,6 +176,7 @@ def plan_units(roster: dict[str, Any], dest: Path, compress: str) -> list[Unit]:
                 paths=[str(f["path"]) for f in files],
                 sizes=sizes,
                 compress=squeeze,
+                backup_dir=backup,
             )
         )
     return units
@@ -205,6 +224,16 @@ def move_all(
         return {seen.path: seen for seen in (fut.result() for fut in checks)}
 
 
+def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged writer can still use on the filesystem of ``path`` (or of its
+    nearest existing parent: the destination may not exist yet)."""
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    st = os.statvfs(probe)
+    return st.f_bavail * st.f_frsize
+
+
 def local_workers() -> int:
     return max(1, min(V.MAX_WORKERS, os.cpu_count() or 1))
 
@@ -236,7 +265,14 @@ def rsync_argv(
         there, here = f"{unit.source.rstrip('/') or '/'}/", f"{unit.local}/"
     else:
         there, here = unit.source, str(unit.local)
-    return transport.rsync_argv("from_target", here, there, flags)
+    argv = transport.rsync_argv("from_target", here, there, flags)
+    # Symlinks reach rsync only as a path through a link the box chose to follow: send the
+    # content behind them (kept links are made here, links outside the roots are not pulled).
+    extra = ["--copy-links", f"--partial-dir={PARTIAL_DIRNAME}"]
+    if unit.backup_dir is not None:
+        extra += ["--backup", f"--backup-dir={unit.backup_dir}"]
+    cut = argv.index("--") if "--" in argv else len(argv) - 2
+    return [*argv[:cut], *extra, *argv[cut:]]
 
 
 def transfer_unit(
@@ -273,6 +309,10 @@ def transfer_unit(
                 on_bytes(unit.size_bytes)
                 return
             unit.error = result.error or f"rsync exit {result.rc}"
+            if _DISK_FULL_RE.search(unit.error):
+                unit.disk_full = True
+                note(f"{unit.label}: this machine's disk is full ({unit.error}); not retried")
+                return
             if _NO_RSYNC_RE.search(unit.error):
                 unit.error = (
                     f"rsync is not installed on {target.name} ({unit.error}); install it there "

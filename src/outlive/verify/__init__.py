@@ -20,7 +20,15 @@ from __future__ import annotations
 
 from outlive._hashing import hash_file
 from outlive.verify.loaders import check_load, check_safetensors, loader_kind
-from outlive.verify.manifest import MANIFEST_FORMAT, Entry, Manifest, canonical_bytes
+from outlive.verify.manifest import (
+    MANIFEST_FORMAT,
+    Entry,
+    Manifest,
+    canonical_bytes,
+    check_rel_path,
+    check_tree_paths,
+    local_path,
+)
 from outlive.verify.records import (
     MANIFESTS_DIR,
     PULL_INFO,
@@ -64,12 +72,15 @@ __all__ = [
     "canonical_bytes",
     "check_file",
     "check_load",
+    "check_rel_path",
     "check_safetensors",
+    "check_tree_paths",
     "hash_file",
     "invalidate_verified",
     "judge",
     "load_manifest",
     "loader_kind",
+    "local_path",
     "local_roster",
     "manifest_path",
     "meta_dir",

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypedDict
 
-from outlive.errors import UsageError
+from outlive.errors import UnsafeManifest, UsageError
 
 MANIFEST_FORMAT = "outlive-manifest/1"
 
@@ -28,14 +30,64 @@ def canonical_bytes(
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
+def check_rel_path(path: object, what: str = "manifest path") -> str:
+    """A manifest path, checked before anything is moved or written: a non-empty relative
+    POSIX path without NUL, ``.``, ``..`` or empty components. Raises UnsafeManifest."""
+    if not isinstance(path, str) or not path:
+        raise UnsafeManifest(f"refusing the manifest: {what} {path!r} is empty or not a string")
+    if "\x00" in path:
+        raise UnsafeManifest(f"refusing the manifest: {what} {path!r} holds a NUL byte")
+    if path.startswith("/"):
+        raise UnsafeManifest(f"refusing the manifest: {what} {path!r} is absolute")
+    if any(part in ("", ".", "..") for part in path.split("/")):
+        raise UnsafeManifest(
+            f"refusing the manifest: {what} {path!r} holds a '..', '.' or empty component"
+        )
+    return path
+
+
+def local_path(dest: Path, rel: str, *, is_link: bool = False) -> Path:
+    """``dest/rel`` once it is proven to stay inside ``dest`` after ``resolve()`` (a symlink
+    already here cannot lead a write elsewhere); for a link entry only its parent must."""
+    check_rel_path(rel)
+    root = Path(os.path.realpath(dest))
+    path = dest / rel
+    probe = path.parent if is_link else path
+    real = Path(os.path.realpath(probe))
+    if real != root and root not in real.parents:
+        raise UnsafeManifest(
+            f"refusing the manifest: {rel!r} resolves to {real}, outside {dest}; "
+            "nothing was moved or written"
+        )
+    return path
+
+
+def check_tree_paths(labels: Iterable[str], paths: Mapping[str, bool]) -> None:
+    """Every path (-> is it a link) lies under one root label, and none lies below another
+    entry (a file or a link cannot also be a directory of the tree)."""
+    roots = [check_rel_path(label, "result root label") for label in labels]
+    for path, _is_link in paths.items():
+        check_rel_path(path)
+        if not any(path == r or path.startswith(r + "/") for r in roots):
+            raise UnsafeManifest(f"refusing the manifest: {path!r} lies under no result root")
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            if "/".join(parts[:i]) in paths:
+                raise UnsafeManifest(
+                    f"refusing the manifest: {path!r} lies below the entry {'/'.join(parts[:i])!r}"
+                )
+
+
 class EntryDoc(TypedDict, total=False):
     """One entry of a manifest's ``files``: ``path`` with ``size`` and ``sha256``, or with
-    ``link`` (a symlink's target)."""
+    ``link`` (a symlink's target), and ``outside`` for a link whose target lies outside the
+    run's result roots and was not pulled (its box path)."""
 
     path: str
     size: int | None
     sha256: str | None
     link: str
+    outside: str
 
 
 @dataclass(frozen=True)
@@ -46,8 +98,11 @@ class Entry:
     size: int | None = None
     sha256: str | None = None
     link: str | None = None
+    outside: str | None = None  # a link's target outside the run's roots: not pulled
 
     def as_doc(self) -> EntryDoc:
+        if self.link is not None and self.outside is not None:
+            return {"path": self.path, "link": self.link, "outside": self.outside}
         if self.link is not None:
             return {"path": self.path, "link": self.link}
         return {"path": self.path, "size": self.size, "sha256": self.sha256}
@@ -65,6 +120,8 @@ class Manifest:
     def build(cls, roots: Iterable[tuple[str, str]], entries: Iterable[Entry]) -> Manifest:
         roots = tuple(roots)
         by_path = {e.path: e for e in sorted(entries, key=lambda e: e.path)}
+        links = {p: e.link is not None for p, e in by_path.items()}
+        check_tree_paths([label for label, _ in roots], links)
         data = _canonical(roots, by_path.values())
         return cls(roots, by_path, hashlib.sha256(data).hexdigest())
 
@@ -75,7 +132,14 @@ class Manifest:
         entries = []
         for f in reply["files"]:
             if "link" in f:
-                entries.append(Entry(str(f["path"]), link=str(f["link"])))
+                outside = f.get("outside")
+                entries.append(
+                    Entry(
+                        str(f["path"]),
+                        link=str(f["link"]),
+                        outside=None if outside is None else str(outside),
+                    )
+                )
             else:
                 entries.append(Entry(str(f["path"]), int(f["size"]), str(f["sha256"])))
         manifest = cls.build(roots, entries)
@@ -110,6 +174,11 @@ class Manifest:
 
     def canonical(self) -> bytes:
         return _canonical(self.roots, self.entries.values())
+
+    @property
+    def not_pulled(self) -> list[Entry]:
+        """Links whose targets lie outside the run's roots: listed, never pulled."""
+        return [e for e in self.entries.values() if e.outside is not None]
 
     @property
     def total_bytes(self) -> int:

@@ -34,6 +34,7 @@ class PullInfo(TypedDict, total=False):
     started_at: float
     manifest_sha256: str | None
     box_manifest: str | None
+    follow_links: bool  # pull --follow-links: the gate asks the box for the same listing
 
 
 class VerifiedRecord(TypedDict, total=False):

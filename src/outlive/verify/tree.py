@@ -230,9 +230,11 @@ def verify_tree(
     started = time.monotonic()
     known = known or {}
     roster = local_roster(root)
-    missing = sorted(p for p in manifest.entries if p not in roster)
+    # Links to data outside the run's roots were listed, not pulled: nothing to check here.
+    gone = {e.path for e in manifest.not_pulled}
+    missing = sorted(p for p in manifest.entries if p not in roster and p not in gone)
     extra = sorted(p for p in roster if p not in manifest.entries)
-    todo = [e for p, e in manifest.entries.items() if p in roster]
+    todo = [e for p, e in manifest.entries.items() if p in roster and p not in gone]
     n = workers or max(1, min(MAX_WORKERS, os.cpu_count() or 1))
 
     def one(entry: Entry) -> FileResult:
@@ -253,6 +255,11 @@ def verify_tree(
     problems = [r.problem for r in results if not r.ok and r.problem]
     problems += [f"{p}: extra file, not on the box" for p in extra]
     notes = [r.problem for r in results if r.ok and r.problem]
+    notes += [
+        f"{e.path}: not pulled, a symlink to {e.outside} outside the run's result roots "
+        "(pull --follow-links brings its content)"
+        for e in manifest.not_pulled
+    ]
     return Report(
         ok=not problems,
         root=str(root),

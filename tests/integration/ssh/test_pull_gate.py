@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -334,3 +335,70 @@ def test_down_human_output_shows_clocks_first_and_the_plan_last(project: Path, b
     text = out.stdout
     assert text.index("Danger clocks") < text.index("Teardown verbs") < text.index("gate passed")
     assert "no idle timer" in text and "destroy" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 12: content, symlinks and a full box disk
+
+
+def test_down_refuses_a_flipped_byte_in_the_pulled_copy(project: Path, box: Box) -> None:
+    finished_run(project, "flip")
+    code, result, _ = pull(project, "flip")
+    assert code == 0
+    path = Path(result["dest"]) / "ckpt" / "final.npz"
+    before = os.stat(path)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # size and mtime kept
+    code, report, err = down(project, "--confirm", "box")
+    assert code == 1 and not report["allowed"] and "not covered" in err
+    assert "changed content" in str(report["runs"][0]["pulls"][0]["problem"])
+    assert pull(project, "flip")[0] == 0  # a pull repairs it, keeping the damaged copy aside
+    assert down(project, "--confirm", "box")[0] == 0
+
+
+def test_a_symlink_out_of_the_roots_is_listed_by_pull_and_lost_for_down(
+    project: Path, box: Box, tmp_path: Path
+) -> None:
+    st = finished_run(project, "links")
+    ckpt = Path(st["ckpt_dir"])
+    volume = box.workdir / f"volume-{time.time_ns()}"
+    volume.mkdir()
+    (volume / "shard.bin").write_bytes(os.urandom(50_000))
+    (ckpt / "data").symlink_to(volume)
+    code, result, err = pull(project, "links")
+    assert code == 0 and result["not_pulled"] == ["ckpt/data"]
+    assert "not pulled: ckpt/data" in err
+    code, report, err = down(project, "--confirm", "box")
+    assert code == 1 and [x["path"] for x in report["lost_if_abandoned"]] == ["ckpt/data"]
+    assert str(volume) in report["lost_if_abandoned"][0]["why"]
+    code, result, err = pull(project, "links", "--follow-links")
+    assert code == 0 and result["not_pulled"] == [], err
+    shard = Path(result["dest"]) / "ckpt" / "data" / "shard.bin"
+    assert shard.read_bytes() == (volume / "shard.bin").read_bytes()
+    code, report, err = down(project, "--confirm", "box")
+    assert code == 0 and report["allowed"], err
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs (needs root)")
+def test_a_full_disk_under_the_box_run_dir_blocks_neither_pull_nor_down(
+    project: Path, box: Box
+) -> None:
+    st = finished_run(project, "full")
+    run_dir = Path(st["run_dir"])
+    manifests = run_dir / "manifests"
+    manifests.mkdir(exist_ok=True)
+    # the box has its own mount namespace: the tmpfs is mounted there, filled to the last byte
+    q = shlex.quote(str(manifests))
+    fill = f"mount -t tmpfs -o size=64k tmpfs {q} && (cat /dev/zero > {q}/filler; true)"
+    done = box.ssh(fill)
+    assert done.returncode == 0, done.stderr
+    try:
+        code, result, err = pull(project, "full")
+        assert code == 0 and result["verify"]["ok"], err
+        assert any("could not keep its copy" in w for w in result["warnings"])
+        code, report, err = down(project, "--confirm", "box")
+        assert code == 0 and report["allowed"], err
+    finally:
+        box.ssh(f"umount -l {q}")

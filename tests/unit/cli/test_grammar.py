@@ -36,7 +36,7 @@ CONTRACT = {
     "watch": {"--interval-s", "--stall-s"},
     "cancel": {"--json"},
     "pull": {"--to", "--output", "--retries", "--stall-timeout-s", "--attempt-timeout-s",
-             "--bwlimit-kbps", "--compress", "--parallel", "--json"},
+             "--bwlimit-kbps", "--compress", "--parallel", "--follow-links", "--json"},
     "verify": {"--json"},
     "down": {"--confirm", "--abandon-results", "--confirm-abandon", "--json"},
     "explain": {"--json"},

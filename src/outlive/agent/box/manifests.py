@@ -13,7 +13,7 @@ import json
 import os
 import re
 import time
-from typing import List, Tuple
+from typing import FrozenSet, List, Tuple
 
 from outlive import wire
 
@@ -60,46 +60,127 @@ def _zsample(path: str) -> float | None:
     return round(len(zlib.compress(head, 1)) / len(head), 3)
 
 
-def _list_root(label: str, root: str, entries: List[Rec], skipped: List[str]) -> str:
+def _inside(real: str, reals: List[str]) -> bool:
+    return any(real == r or real.startswith(r.rstrip("/") + "/") for r in reals)
+
+
+def _check_name(name: str) -> str:
+    """One component of a listed path: never empty, '.', '..', or holding '/' or NUL."""
+    if not name or name in (".", "..") or "/" in name or "\x00" in name:
+        raise AgentError(f"refusing to list the unsafe name {name!r}")
+    return name
+
+
+def _list_root(
+    label: str,
+    root: str,
+    entries: List[Rec],
+    skipped: List[str],
+    reals: List[str],
+    follow: bool,
+) -> str:
     """Append the entries under one result root; return what the root is on the box.
 
     The root itself is followed when it is a symlink (a durable dir is often a link to a
-    volume); links inside it are listed as links, never followed. Each entry carries ``rel``,
-    its path below the root (empty for a root that is a single file)."""
+    volume). A symlink inside it is never skipped silently: a relative link that stays in its
+    root and resolves inside the run's roots (``latest -> step_100``), a dangling link, or a
+    link back to a directory being listed is kept as a link (what it points at is listed at its
+    own path); any other link whose target lies inside the run's roots (``reals``), or anywhere
+    when ``follow``, is listed as its target's content under the link's path; the rest are
+    listed with ``outside`` (their real box path): not pulled, and the gate counts them as
+    lost. Each entry carries ``rel``, its path below the root (empty for a single-file root)."""
+    import posixpath
     import stat as st
 
-    def add(rel: str, path: str) -> None:
-        name = label + "/" + rel if rel else label
-        try:
-            info = os.lstat(path) if rel else os.stat(path)
-        except OSError:
-            skipped.append(name + " (vanished while listed)")
-            return
-        entry: Rec = {"path": name, "root": label, "rel": rel, "abs": path}
-        if st.S_ISLNK(info.st_mode):
-            entry["link"] = os.readlink(path)
-        elif st.S_ISREG(info.st_mode):
-            entry.update(size=info.st_size, mtime_ns=info.st_mtime_ns)
-        else:
-            skipped.append(name + " (not a regular file, directory or symlink)")
-            return
+    def name_of(rel: str) -> str:
+        return label + "/" + rel if rel else label
+
+    def add_file(rel: str, path: str, info: os.stat_result) -> None:
+        entries.append(
+            {
+                "path": name_of(rel),
+                "root": label,
+                "rel": rel,
+                "abs": path,
+                "size": info.st_size,
+                "mtime_ns": info.st_mtime_ns,
+            }
+        )
+
+    def add_link(rel: str, path: str, target: str, outside: str | None = None) -> None:
+        entry: Rec = {"path": name_of(rel), "root": label, "rel": rel, "abs": path, "link": target}
+        if outside is not None:
+            entry["outside"] = outside
         entries.append(entry)
 
+    def link(rel: str, path: str, chain: FrozenSet[str]) -> None:
+        try:
+            target = os.readlink(path)
+        except OSError:
+            skipped.append(name_of(rel) + " (vanished while listed)")
+            return
+        real = os.path.realpath(path)
+        try:
+            info = os.stat(path)
+        except OSError:
+            add_link(rel, path, target)  # dangling: nothing behind it to lose
+            return
+        inside = _inside(real, reals)
+        if st.S_ISDIR(info.st_mode) and real in chain:
+            add_link(rel, path, target)  # back to a directory being listed: listed already
+            return
+        lexical = posixpath.normpath(posixpath.join(posixpath.dirname(rel), target))
+        if (
+            inside
+            and not target.startswith("/")
+            and lexical != ".."
+            and not lexical.startswith("../")
+        ):
+            add_link(rel, path, target)  # resolves to content listed at its own path
+            return
+        if not (inside or follow):
+            add_link(rel, path, target, outside=real)
+            return
+        if st.S_ISREG(info.st_mode):
+            add_file(rel, path, info)
+        elif st.S_ISDIR(info.st_mode):
+            walk(path, rel + "/", chain | {real})
+        else:
+            skipped.append(name_of(rel) + " (a symlink to neither a regular file nor a directory)")
+
+    def walk(directory: str, prefix: str, chain: FrozenSet[str]) -> None:
+        try:
+            names = sorted(os.listdir(directory))
+        except OSError as exc:
+            skipped.append(name_of(prefix.rstrip("/")) + f" (unreadable: {exc.strerror})")
+            return
+        for name in names:
+            rel = prefix + _check_name(name)
+            path = os.path.join(directory, name)
+            try:
+                info = os.lstat(path)
+            except OSError:
+                skipped.append(name_of(rel) + " (vanished while listed)")
+                continue
+            if st.S_ISLNK(info.st_mode):
+                link(rel, path, chain)
+            elif st.S_ISDIR(info.st_mode):
+                walk(path, rel + "/", chain | {os.path.realpath(path)})
+            elif st.S_ISREG(info.st_mode):
+                if not _INFLIGHT_TMP_RE.match(name):
+                    add_file(rel, path, info)
+            else:
+                skipped.append(name_of(rel) + " (not a regular file, directory or symlink)")
+
     if os.path.isfile(root):
-        add("", root)
+        try:
+            add_file("", root, os.stat(root))
+        except OSError:
+            skipped.append(label + " (vanished while listed)")
         return "file"
     if not os.path.isdir(root):
         return "missing"
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        rel_dir = os.path.relpath(dirpath, root)
-        prefix = "" if rel_dir == "." else rel_dir.replace(os.sep, "/") + "/"
-        for d in dirnames:
-            if os.path.islink(os.path.join(dirpath, d)):
-                add(prefix + d, os.path.join(dirpath, d))  # os.walk does not enter it
-        for name in sorted(filenames):
-            if not _INFLIGHT_TMP_RE.match(name):
-                add(prefix + name, os.path.join(dirpath, name))
+    walk(root, "", frozenset({os.path.realpath(root)}))
     return "dir"
 
 
@@ -116,7 +197,8 @@ def _store_manifest(store_dir: str, digest: str, data: bytes) -> str:
 
 def build_manifest(spec: Rec) -> Rec:
     """One manifest: ``roots`` [{label, path}], ``hash`` (else a cheap roster with sizes),
-    ``sample`` (compressibility per file), ``store_dir`` (keep the manifest there)."""
+    ``sample`` (compressibility per file), ``store_dir`` (keep the manifest there, if it
+    fits), ``follow_links`` (list the content behind every symlink, wherever it points)."""
     from concurrent.futures import ThreadPoolExecutor
 
     started = time.time()
@@ -125,14 +207,18 @@ def build_manifest(spec: Rec) -> Rec:
     entries: List[Rec] = []
     skipped: List[str] = []
     labels: set[str] = set()
-    for raw in spec.get("roots") or []:
+    raws = list(spec.get("roots") or [])
+    paths = [expand(str(raw.get("path") or "")) for raw in raws]
+    reals = [os.path.realpath(p) for p in paths if os.path.exists(p)]
+    follow = bool(spec.get("follow_links"))
+    for i, raw in enumerate(raws):
+        path = paths[i]
         label = _check_label(raw.get("label"))
         for other in labels:
             if label == other or label.startswith(other + "/") or other.startswith(label + "/"):
                 raise AgentError(f"result roots {other!r} and {label!r} overlap")
         labels.add(label)
-        path = expand(str(raw.get("path") or ""))
-        kind = _list_root(label, path, entries, skipped)
+        kind = _list_root(label, path, entries, skipped, reals, follow)
         roots.append({"label": label, "path": path})
         described.append(
             {"label": label, "path": path, "real": os.path.realpath(path), "kind": kind}
@@ -176,7 +262,9 @@ def build_manifest(spec: Rec) -> Rec:
     }
     canonical: List[Rec] = []
     for e in entries:
-        if "link" in e:
+        if "link" in e and "outside" in e:
+            canonical.append({"path": e["path"], "link": e["link"], "outside": e["outside"]})
+        elif "link" in e:
             canonical.append({"path": e["path"], "link": e["link"]})
         elif spec.get("hash"):
             canonical.append({"path": e["path"], "size": e["size"], "sha256": e["sha256"]})
@@ -187,7 +275,12 @@ def build_manifest(spec: Rec) -> Rec:
 
         out["sha256"] = hashlib.sha256(data).hexdigest()
         if spec.get("store_dir"):
-            out["stored"] = _store_manifest(str(spec["store_dir"]), out["sha256"], data)
+            # The reply carries the manifest inline (roots + files, named by its hash, which
+            # the client recomputes), so a full disk under the run dir loses only this copy.
+            try:
+                out["stored"] = _store_manifest(str(spec["store_dir"]), out["sha256"], data)
+            except OSError as exc:
+                out["store_error"] = f"{exc.strerror or exc} ({spec['store_dir']})"
     out["seconds"] = round(time.time() - started, 3)
     return out
 
