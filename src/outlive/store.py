@@ -33,14 +33,27 @@ class RegistryError(OutliveError):
     exit_code = 2
 
 
+def _disk_full(directory: Path) -> bool:
+    """Less than 1 MiB free where the registry lives (SQLite may call that a disk I/O error)."""
+    import os
+
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < (1 << 20)
+
+
 def registry_error(path: Path, exc: BaseException) -> RegistryError:
     """One sentence for a registry that SQLite or the filesystem refused."""
     text = str(exc) or type(exc).__name__
     low = text.lower()
     if isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror
-    if "full" in low or getattr(exc, "errno", None) == 28:
+    if "full" in low or getattr(exc, "errno", None) == 28 or _disk_full(path.parent):
         fix = "free space on that disk and retry"
+        if "full" not in low:
+            text += ", and its disk is full"
     elif "readonly" in low or "read-only" in low or "permission" in low or "unable to open" in low:
         fix = f"make {path.parent} and its files writable by you and retry"
     elif "not a database" in low or "malformed" in low or "corrupt" in low:

@@ -75,7 +75,10 @@ def launch(
     check_command(command)
     target = session.target(target_name)
     run_name = check_name(name if name is not None else default_name(command))
-    backend = session.backend(target)
+    try:
+        backend = session.backend(target)  # may write the local agent's bundle
+    except OSError as exc:
+        raise local_disk_error(exc, "nothing was launched") from None
     request = launch_request(target, backend, new_run_id(), run_name, command, detach)
     cells = [(request.run_id, run_name, command)]
     _journal(session, backend, request, cells)  # before anything is pushed or sent
@@ -86,10 +89,22 @@ def launch(
 
     try:
         reply = launch_deployed(session, target, backend.transport, send, request)
+    except OSError as exc:
+        _settle_failed(session, backend, request, cells, exc)
+        where = f"run {request.run_id} may not have started; `outlive status` will tell"
+        raise local_disk_error(exc, where) from None
     except BaseException as exc:
         _settle_failed(session, backend, request, cells, exc)
         raise
     return _record(session, request, reply, state=wire.State.RUNNING)
+
+
+def local_disk_error(exc: OSError, what: str) -> OutliveError:
+    """An OSError on this machine during a launch (a full disk, a read-only directory) as one
+    sentence."""
+    where = f" writing {exc.filename}" if exc.filename else ""
+    fix = "free space on that disk" if exc.errno == 28 else "check that path"
+    return OutliveError(f"{what}: {exc.strerror or exc}{where}; {fix} and retry")
 
 
 def check_name_free(session: Session, target: str, backend: Backend, name: str) -> None:

@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -228,6 +229,43 @@ def test_a_read_only_registry_is_one_sentence_and_launches_nothing(project: Proj
     finally:
         subprocess.run(["chattr", "-i", str(db)], capture_output=True, check=False)
         db.chmod(0o644)
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["first-launch", "agent-installed"])
+def test_a_full_local_disk_is_one_sentence_and_launches_nothing(
+    make_project: Callable[..., Project], tmp_path: Path, warm: bool
+) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        project = make_project("disk/proj")
+        _registry(project)
+        if warm:  # the local agent's bundle is in place: the registry write is what fails
+            project.wait_ended(project.run(sys.executable, "-c", "pass", name="before"))
+        filler = disk / "filler"
+        for i, bs in enumerate(("64k", "1k", "64")):  # to the last byte
+            subprocess.run(
+                ["dd", "if=/dev/zero", f"of={filler}{i}", f"bs={bs}"],
+                capture_output=True,
+                check=False,
+            )
+        done = project.cli("run", "--name", "full", "--", sys.executable, "-c", "pass", rc=None)
+        assert done.returncode in (1, 2)
+        line = _one_sentence(done.stderr)
+        assert "nothing was launched" in line and "free space" in line, line
+        assert _live_run_dirs(project) == {}
+    finally:
+        project.kill_leftovers() if "project" in locals() else None
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True, check=False)
 
 
 def test_a_cancel_whose_supervisor_is_gone_says_what_became_of_the_run(
