@@ -284,6 +284,8 @@ class Store:
 
     def journaled_at(self, run_ids: list[str]) -> dict[str, float]:
         """When each given journaled row was last written (rows still ``launching`` only)."""
+        if not run_ids:
+            return {}
         with self._connect() as conn:
             rows = conn.execute(
                 "SELECT run_id, updated_at FROM runs WHERE state = ?", (LAUNCHING,)

@@ -206,7 +206,7 @@ def _found_under(workdir: str, known: Set[str], boot_now: str | None, now: float
 
 
 def verb_cancel(req: Rec) -> Rec:
-    run_dir = os.path.expanduser(str(req["run_dir"]))
+    run_dir = expand(str(req["run_dir"]))
     grace_s = float(req.get("grace_s", 30))
     spec = read_spec(run_dir) or {}
     return backends.entry(backends.backend_of(spec)).cancel(run_dir, spec, grace_s)
@@ -222,7 +222,7 @@ def _ended(run_dir: str) -> bool:
 
 def verb_tail(req: Rec) -> Rec:
     """Log bytes from ``offset`` (or the last ``lines`` lines), so a follower never duplicates."""
-    run_dir = os.path.expanduser(str(req["run_dir"]))
+    run_dir = expand(str(req["run_dir"]))
     path = os.path.join(run_dir, wire.STDOUT_LOG)
     max_bytes = int(req.get("max_bytes", 1 << 20))
     ended = _ended(run_dir)
