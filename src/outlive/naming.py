@@ -16,7 +16,11 @@ import time
 from pathlib import Path
 
 from outlive import wire
-from outlive.errors import UsageError
+from outlive.errors import OutliveError, UsageError
+
+
+class NameBusy(OutliveError):
+    """A run of that name is still pending or running on that target (exit 1)."""
 
 
 def new_run_id(now: float | None = None) -> str:

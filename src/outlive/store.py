@@ -15,10 +15,53 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from outlive.config import ensure_state_dir
-from outlive.errors import RunNotFound, UsageError
+from outlive.errors import OutliveError, RunNotFound, UsageError
 from outlive.run_status import RunStatus
 
 BUSY_TIMEOUT_S = 30.0
+
+# The journal state of a launch that was written before the request went to the box and not yet
+# confirmed by its reply; never shown as such (a look shows it as ``pending``).
+LAUNCHING = "launching"
+# States in which a run holds its name on its target (one live run per name per target).
+LIVE_STATES = frozenset({LAUNCHING, "pending", "running", "requeued"})
+
+
+class RegistryError(OutliveError):
+    """The run registry cannot be opened, read or written (corrupt, read-only, disk full)."""
+
+    exit_code = 2
+
+
+def _disk_full(directory: Path) -> bool:
+    """Less than 1 MiB free where the registry lives (SQLite may call that a disk I/O error)."""
+    import os
+
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < (1 << 20)
+
+
+def registry_error(path: Path, exc: BaseException) -> RegistryError:
+    """One sentence for a registry that SQLite or the filesystem refused."""
+    text = str(exc) or type(exc).__name__
+    low = text.lower()
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    if "full" in low or getattr(exc, "errno", None) == 28 or _disk_full(path.parent):
+        fix = "free space on that disk and retry"
+        if "full" not in low:
+            text += ", and its disk is full"
+    elif "readonly" in low or "read-only" in low or "permission" in low or "unable to open" in low:
+        fix = f"make {path.parent} and its files writable by you and retry"
+    elif "not a database" in low or "malformed" in low or "corrupt" in low:
+        fix = f"move the damaged file aside (mv {path} {path}.broken) and retry"
+    else:
+        fix = "check that file and its directory, then retry"
+    return RegistryError(f"cannot use the run registry {path} ({text}); {fix}")
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -62,9 +105,13 @@ class RunRecord:
     created_at: float
     state: str = "pending"
     status: RunStatus | None = None  # what the last look saw
+    # Written before the launch request went out and not yet confirmed by the box's reply (its
+    # ``state`` then reads ``pending``; the row's own state is LAUNCHING).
+    journaled: bool = False
 
     @classmethod
     def _from_row(cls, row: sqlite3.Row) -> RunRecord:
+        journaled = row["state"] == LAUNCHING
         return cls(
             run_id=row["run_id"],
             name=row["name"],
@@ -73,8 +120,9 @@ class RunRecord:
             run_dir=row["run_dir"],
             ckpt_dir=row["ckpt_dir"],
             created_at=row["created_at"],
-            state=row["state"],
+            state="pending" if journaled else row["state"],
             status=RunStatus.from_json(json.loads(row["status"])) if row["status"] else None,
+            journaled=journaled,
         )
 
 
@@ -124,6 +172,29 @@ def release_warm() -> None:
         _warm.popitem()[1].close()
 
 
+_INSERT = (
+    "INSERT INTO runs (run_id, name, target, command, run_dir, ckpt_dir, created_at, state,"
+    " status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+_REPLACE = _INSERT.replace("INSERT", "INSERT OR REPLACE", 1)
+
+
+def _row(rec: RunRecord, state: str) -> tuple[object, ...]:
+    return (
+        rec.run_id,
+        rec.name,
+        rec.target,
+        json.dumps(rec.command),
+        rec.run_dir,
+        rec.ckpt_dir,
+        rec.created_at,
+        state,
+        json.dumps(rec.status.to_json()) if rec.status else None,
+        time.time(),
+    )
+
+
 class Store:
     """A handle on ``<state_dir>/registry.db``. Outside a ``with`` block each call opens and
     closes its own connection; inside one, the calls share a connection (a command's batch)."""
@@ -143,16 +214,25 @@ class Store:
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        if self._conn is not None:
-            yield self._conn
-            return
-        conn = self._open()
         try:
-            yield conn
-        finally:
-            conn.close()
+            if self._conn is not None:
+                yield self._conn
+                return
+            conn = self._open()
+            try:
+                yield conn
+            finally:
+                conn.close()
+        except (sqlite3.Error, OSError) as exc:
+            raise registry_error(self.path, exc) from None
 
     def _open(self) -> sqlite3.Connection:
+        try:
+            return self._open_raw()
+        except (sqlite3.Error, OSError) as exc:
+            raise registry_error(self.path, exc) from None
+
+    def _open_raw(self) -> sqlite3.Connection:
         ensure_state_dir(self.path.parent)
         if _keep_warm and str(self.path) not in _warm:
             # Held open, never used: our own connection's close then is not the last one, so it
@@ -168,22 +248,61 @@ class Store:
 
     def add(self, rec: RunRecord) -> None:
         with self._connect() as conn:
+            conn.execute(_INSERT, _row(rec, rec.state))
+
+    def journal(self, rec: RunRecord) -> None:
+        """Write (or rewrite) a run's row before its launch request is sent: the write that
+        proves the registry usable, and the record that lets a later look find the run on the box
+        even if this process dies before the reply."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(_REPLACE, _row(rec, LAUNCHING))
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def confirm(self, run_id: str, run_dir: str, ckpt_dir: str, state: str) -> None:
+        """The box's reply to a journaled launch: where the run lives, and its state."""
+        with self._connect() as conn:
             conn.execute(
-                "INSERT INTO runs (run_id, name, target, command, run_dir, ckpt_dir, created_at,"
-                " state, status, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    rec.run_id,
-                    rec.name,
-                    rec.target,
-                    json.dumps(rec.command),
-                    rec.run_dir,
-                    rec.ckpt_dir,
-                    rec.created_at,
-                    rec.state,
-                    json.dumps(rec.status.to_json()) if rec.status else None,
-                    time.time(),
-                ),
+                "UPDATE runs SET run_dir = ?, ckpt_dir = ?, state = ?, updated_at = ?"
+                " WHERE run_id = ?",
+                (run_dir, ckpt_dir, state, time.time(), run_id),
             )
+
+    def forget(self, run_ids: list[str]) -> None:
+        """Drop journaled rows whose launch never reached the box."""
+        if not run_ids:
+            return
+        with self._connect() as conn:
+            conn.executemany(
+                "DELETE FROM runs WHERE run_id = ? AND state = ?",
+                [(r, LAUNCHING) for r in run_ids],
+            )
+
+    def journaled_at(self, run_ids: list[str]) -> dict[str, float]:
+        """When each given journaled row was last written (rows still ``launching`` only)."""
+        if not run_ids:
+            return {}
+        with self._connect() as conn:
+            rows = conn.execute(
+                "SELECT run_id, updated_at FROM runs WHERE state = ?", (LAUNCHING,)
+            ).fetchall()
+        want = set(run_ids)
+        return {r["run_id"]: r["updated_at"] for r in rows if r["run_id"] in want}
+
+    def live_by_name(self, name: str, target: str) -> list[RunRecord]:
+        """Runs of ``name`` on ``target`` that the registry last saw holding the name."""
+        marks = ",".join("?" * len(LIVE_STATES))
+        with self._connect() as conn:
+            rows = conn.execute(
+                f"SELECT * FROM runs WHERE name = ? AND target = ? AND state IN ({marks})"
+                " ORDER BY created_at DESC",
+                (name, target, *sorted(LIVE_STATES)),
+            ).fetchall()
+        return [RunRecord._from_row(r) for r in rows]
 
     def update(self, status: RunStatus) -> None:
         self.update_many([status])

@@ -75,12 +75,47 @@ class CancelReply(TypedDict, total=False):
     """What the box did on ``cancel`` (the agent's reply, shown as is by ``cancel --json``)."""
 
     signalled: str | None
+    state: str  # when nothing was signalled: the run's state as a probe sees it
+    diagnosis: dict[str, Any] | None
     grace_s: float
     escalated: bool
     note: str
     job_id: str
     run_id: str
     name: str
+
+
+@shape(frozen=True)
+class FoundRun:
+    """A run the box holds under a workdir that the look did not ask about (its run.json)."""
+
+    run_id: str
+    name: str
+    target: str | None
+    command: list[str]
+    run_dir: str
+    ckpt_dir: str
+    created_at: float
+    probe: wire.RunProbe
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> FoundRun | None:
+        run_id, name, command = doc.get("run_id"), doc.get("name"), doc.get("command")
+        if not isinstance(run_id, str) or not isinstance(name, str):
+            return None
+        if not isinstance(command, list):
+            return None
+        created = doc.get("created_at")
+        return cls(
+            run_id=run_id,
+            name=name,
+            target=str(doc["target"]) if doc.get("target") is not None else None,
+            command=[str(a) for a in command],
+            run_dir=str(doc.get("run_dir") or ""),
+            ckpt_dir=str(doc.get("ckpt_dir") or ""),
+            created_at=float(created) if isinstance(created, (int, float)) else 0.0,
+            probe=wire.RunProbe.from_json(dict(doc.get("probe") or {"state": "unknown"})),
+        )
 
 
 class ManifestReply(TypedDict):
@@ -121,6 +156,12 @@ class Backend(Protocol):
     def launch_array(self, request: wire.LaunchRequest, plan: ArrayPlan) -> list[LaunchReply]: ...
 
     def probe(self, run_dirs: Sequence[str], *, timeout_s: float) -> list[wire.RunProbe]: ...
+
+    def look(
+        self, run_dirs: Sequence[str], workdir: str, *, timeout_s: float
+    ) -> tuple[list[wire.RunProbe], list[FoundRun]]:
+        """``probe``, plus (same round trip) the runs under ``workdir`` not in ``run_dirs``."""
+        ...
 
     def cancel(self, run_dir: str, grace_s: float) -> CancelReply: ...
 
@@ -175,8 +216,22 @@ class AgentBackend:
         reply = self.agent.call("probe", {"run_dirs": list(run_dirs)}, timeout_s=timeout_s)
         return [wire.RunProbe.from_json(doc) for doc in reply["runs"]]
 
+    def look(
+        self, run_dirs: Sequence[str], workdir: str, *, timeout_s: float
+    ) -> tuple[list[wire.RunProbe], list[FoundRun]]:
+        reply = self.agent.call(
+            "probe", {"run_dirs": list(run_dirs), "adopt_under": workdir}, timeout_s=timeout_s
+        )
+        found = [FoundRun.from_json(doc) for doc in reply.get("found") or []]
+        probes = [wire.RunProbe.from_json(doc) for doc in reply["runs"]]
+        return probes, [f for f in found if f is not None]
+
     def cancel(self, run_dir: str, grace_s: float) -> CancelReply:
-        reply: CancelReply = self.agent.call("cancel", {"run_dir": run_dir, "grace_s": grace_s})
+        # A job whose supervisor is gone is signalled by the agent itself, which waits out the
+        # grace before KILL: the call may take that long.
+        reply: CancelReply = self.agent.call(
+            "cancel", {"run_dir": run_dir, "grace_s": grace_s}, timeout_s=grace_s + 60.0
+        )
         return reply
 
     def tail(

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
 
 from outlive import run_status, wire
 from outlive._shapes import shape
 from outlive.backends.base import ArrayPlan, CancelReply, Launched, LaunchReply
-from outlive.errors import ConfigError, TransportError, UsageError
-from outlive.naming import check_command, check_name, default_name, new_run_id
+from outlive.errors import BoxError, ConfigError, OutliveError, TransportError, UsageError
+from outlive.naming import NameBusy, check_command, check_name, default_name, new_run_id
 from outlive.run_status import RunStatus
-from outlive.store import RunRecord
+from outlive.store import RegistryError, RunRecord
 
 if TYPE_CHECKING:
     from outlive.backends.base import Backend
@@ -27,6 +28,16 @@ if TYPE_CHECKING:
 
 # A look must be cheap and must not hang on a dead link: past this, the target is unreachable.
 LOOK_TIMEOUT_S = 15.0
+# A journaled launch whose run dir a look does not find on the box is shown as pending this long
+# after its row was last written (the request may still be on its way), then forgotten.
+JOURNAL_GRACE_S = 120.0
+_BUSY_STATES = (wire.State.PENDING, wire.State.RUNNING, wire.State.REQUEUED)
+
+
+def box_run_dir(workdir: str, run_id: str) -> str:
+    """Where the agent puts a run's directory: fixed by the workdir and the run id, so a run whose
+    launch reply never came can still be looked up."""
+    return "/".join((workdir.rstrip("/") or "/", wire.STATE_DIRNAME, wire.RUNS_DIRNAME, run_id))
 
 
 def launch_request(
@@ -65,10 +76,113 @@ def launch(
     check_command(command)
     target = session.target(target_name)
     run_name = check_name(name if name is not None else default_name(command))
-    backend = session.backend(target)
+    try:
+        backend = session.backend(target)  # may write the local agent's bundle
+    except OSError as exc:
+        raise local_disk_error(exc, "nothing was launched") from None
     request = launch_request(target, backend, new_run_id(), run_name, command, detach)
-    reply = launch_deployed(session, target, backend.transport, backend.launch, request)
+    cells = [(request.run_id, run_name, command)]
+    _journal(session, backend, request, cells)  # before anything is pushed or sent
+
+    def send(req: wire.LaunchRequest) -> LaunchReply:
+        _journal(session, None, req, cells)  # re-stamped: the request leaves now
+        return backend.launch(req)
+
+    try:
+        reply = launch_deployed(session, target, backend.transport, send, request)
+    except OSError as exc:
+        _settle_failed(session, backend, request, cells, exc)
+        where = f"run {request.run_id} may not have started; `outlive status` will tell"
+        raise local_disk_error(exc, where) from None
+    except BaseException as exc:
+        _settle_failed(session, backend, request, cells, exc)
+        raise
     return _record(session, request, reply, state=wire.State.RUNNING)
+
+
+def local_disk_error(exc: OSError, what: str) -> OutliveError:
+    """An OSError on this machine during a launch (a full disk, a read-only directory) as one
+    sentence."""
+    where = f" writing {exc.filename}" if exc.filename else ""
+    fix = "free space on that disk" if exc.errno == 28 else "check that path"
+    return OutliveError(f"{what}: {exc.strerror or exc}{where}; {fix} and retry")
+
+
+def check_name_free(session: Session, target: str, backend: Backend, name: str) -> None:
+    """Refuse a second live run of ``name`` on ``target`` (the box checks again under a lock, so
+    two clients racing get one winner). What the registry last saw is re-checked on the box."""
+    held = [r for r in session.store.live_by_name(name, target) if not r.journaled]
+    if not held:
+        return
+    try:
+        probes = backend.probe([r.run_dir for r in held], timeout_s=LOOK_TIMEOUT_S)
+    except (TransportError, ConfigError):
+        return  # the box decides, under its lock
+    for rec, box in zip(held, probes, strict=True):
+        state = wire.State.parse(box.state)
+        if state in _BUSY_STATES:
+            raise NameBusy(name_busy_message(name, rec.run_id, state.value if state else "live"))
+
+
+def name_busy_message(name: str, run_id: str, state: str) -> str:
+    return (
+        f"run name {name!r} is held by run {run_id} ({state}) on this target; cancel it with "
+        f"`outlive cancel {run_id}` or choose another --name"
+    )
+
+
+def _journal(
+    session: Session,
+    backend: Backend | None,
+    request: wire.LaunchRequest,
+    cells: Sequence[tuple[str, str, list[str]]],
+) -> None:
+    """Record the launch before it is sent (with a ``backend``: first check that no live run
+    holds a cell's name); a registry that cannot be read or written stops the launch here, with
+    nothing sent."""
+    workdir = request.workdir or "."
+    durable = request.durable or f"{workdir.rstrip('/')}/{wire.STATE_DIRNAME}/durable"
+    try:
+        if backend is not None:
+            for _run_id, name, _command in cells:
+                check_name_free(session, request.target or "", backend, name)
+        for run_id, name, command in cells:
+            session.store.journal(
+                RunRecord(
+                    run_id=run_id,
+                    name=name,
+                    target=request.target or "",
+                    command=command,
+                    run_dir=box_run_dir(workdir, run_id),
+                    ckpt_dir=f"{durable.rstrip('/')}/{name}",
+                    created_at=request.created_at or time.time(),
+                )
+            )
+    except RegistryError as exc:
+        raise RegistryError(f"nothing was launched: {exc}") from None
+
+
+def _settle_failed(
+    session: Session,
+    backend: Backend,
+    request: wire.LaunchRequest,
+    cells: Sequence[tuple[str, str, list[str]]],
+    exc: BaseException,
+) -> None:
+    """A launch that raised: when the box answered (it refused), ask it whether the run dirs
+    exist and forget the journaled rows it never created; on a cut link keep them, and the next
+    look settles them (found on the box, or forgotten after JOURNAL_GRACE_S)."""
+    if not isinstance(exc, OutliveError) or isinstance(exc, TransportError):
+        return
+    ids = [c[0] for c in cells]
+    dirs = [box_run_dir(request.workdir or ".", run_id) for run_id in ids]
+    try:
+        if isinstance(exc, BoxError):
+            probes = backend.probe(dirs, timeout_s=LOOK_TIMEOUT_S)
+            ids = [i for i, p in zip(ids, probes, strict=True) if wire.State.parse(p.state) is None]
+        session.store.forget(ids)
+    except OutliveError:
+        pass  # the next look settles them
 
 
 def launch_array(
@@ -98,9 +212,21 @@ def launch_array(
         after=tuple(status(session, list(after))) if after else (),
     )
     request = launch_request(target, backend, new_run_id(), plan.names[0], commands[0], None)
-    replies = launch_deployed(
-        session, target, backend.transport, lambda r: backend.launch_array(r, plan), request
-    )
+    cells = [
+        (f"{request.run_id}-{i}", plan.names[i], list(plan.commands[i]))
+        for i in range(len(plan.names))
+    ]
+    _journal(session, backend, request, cells)
+
+    def send(req: wire.LaunchRequest) -> list[LaunchReply]:
+        _journal(session, None, req, cells)
+        return backend.launch_array(req, plan)
+
+    try:
+        replies = launch_deployed(session, target, backend.transport, send, request)
+    except BaseException as exc:
+        _settle_failed(session, backend, request, cells, exc)
+        raise
     return [
         _record(
             session,
@@ -135,7 +261,13 @@ def _record(
         created_at=request.created_at,
         state=state.value,
     )
-    session.store.add(rec)
+    try:
+        session.store.confirm(rec.run_id, rec.run_dir, rec.ckpt_dir, rec.state)
+    except RegistryError as exc:
+        # The journaled row stays, so a look still finds the run on the box.
+        raise RegistryError(
+            f"run {rec.run_id} was launched, but {exc}; `outlive status` will pick it up"
+        ) from None
     return Launched(rec.run_id, rec.name, rec.target, rec.run_dir, rec.ckpt_dir, reply.pid)
 
 
@@ -162,38 +294,138 @@ def read_queue_file(path: Path) -> list[list[str]]:
 
 
 def status(session: Session, refs: Iterable[str] = ()) -> list[RunStatus]:
-    """The state of the given runs (all known runs if none), one probe per target."""
+    """The state of the given runs (all known runs if none), one probe per target. A look at
+    all runs also adopts the runs each box holds under the target's workdir that the registry
+    does not know (a launch whose record was lost), and settles journaled launches."""
     with session.store as store:
         refs = list(refs)
         records = [store.resolve(r) for r in refs] if refs else store.all()
         by_target: dict[str, list[RunRecord]] = {}
         for rec in records:
             by_target.setdefault(rec.target, []).append(rec)
+        # Read here, not in the probing threads (the store's connection is this thread's).
+        stamps = store.journaled_at([r.run_id for r in records if r.journaled])
+        known = set() if refs else {r.run_id for r in records}
         results: dict[str, RunStatus] = {}
+        looks: Iterable[_Look]
+
+        def one(item: tuple[str, list[RunRecord]]) -> _Look:
+            return _probe_target(session, *item, stamps=stamps, known=known, adopt=not refs)
+
         if len(by_target) == 1:
-            results = _probe_target(session, *next(iter(by_target.items())))
+            looks = [one(next(iter(by_target.items())))]
         elif by_target:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(max_workers=min(8, len(by_target))) as pool:
-                looks = pool.map(lambda item: _probe_target(session, *item), by_target.items())
-                for look in looks:
-                    results.update(look)
-        out = [results[rec.run_id] for rec in records]
-        store.update_many([st for st in out if not st.stale])
+                looks = list(pool.map(one, by_target.items()))
+        else:
+            looks = []
+        adopted: list[RunRecord] = []
+        forgotten: list[str] = []
+        for look in looks:
+            results.update(look.results)
+            adopted += look.adopted
+            forgotten += look.forgotten
+        for rec in adopted:
+            store.journal(rec)
+        store.forget(forgotten)
+        out = [results[rec.run_id] for rec in records if rec.run_id in results]
+        out += [results[rec.run_id] for rec in adopted]
+        seen = [st for st in out if not st.stale and st.run_id not in _unconfirmed(looks)]
+        for look in looks:
+            for run_id, (run_dir, ckpt_dir, state) in look.confirmed.items():
+                store.confirm(run_id, run_dir, ckpt_dir, state)
+        store.update_many(seen)
     return out
 
 
+def _unconfirmed(looks: Iterable[_Look]) -> set[str]:
+    return {run_id for look in looks for run_id in look.unconfirmed}
+
+
+class _Look:
+    """What one target's probe said, and what the registry should learn from it."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, RunStatus] = {}
+        self.adopted: list[RunRecord] = []  # on the box, unknown to the registry
+        self.forgotten: list[str] = []  # journaled, never reached the box
+        self.unconfirmed: set[str] = set()  # journaled, not (yet) on the box: shown pending
+        self.confirmed: dict[str, tuple[str, str, str]] = {}  # journaled, found on the box
+
+
 def _probe_target(
-    session: Session, target_name: str, records: list[RunRecord]
-) -> dict[str, RunStatus]:
+    session: Session,
+    target_name: str,
+    records: list[RunRecord],
+    *,
+    stamps: dict[str, float],
+    known: set[str],
+    adopt: bool = False,
+) -> _Look:
+    look = _Look()
     try:
         backend = session.backend(target_name)
-        probes = backend.probe([r.run_dir for r in records], timeout_s=LOOK_TIMEOUT_S)
+        if adopt:
+            workdir = session.target(target_name).placement.workdir
+            probes, found = backend.look(
+                [r.run_dir for r in records], workdir, timeout_s=LOOK_TIMEOUT_S
+            )
+        else:
+            probes, found = (
+                backend.probe([r.run_dir for r in records], timeout_s=LOOK_TIMEOUT_S),
+                [],
+            )
     except (TransportError, ConfigError) as exc:
         # Unreachable is not dead: report what we last saw, marked stale (GEN8, U3).
-        return {r.run_id: _stale(r, str(exc)) for r in records}
-    return {rec.run_id: _merge(rec, box) for rec, box in zip(records, probes, strict=True)}
+        look.results = {r.run_id: _stale(r, str(exc)) for r in records}
+        return look
+    now = time.time()
+    for rec, box in zip(records, probes, strict=True):
+        if rec.journaled and wire.State.parse(box.state) is None:
+            if now - stamps.get(rec.run_id, now) > JOURNAL_GRACE_S:
+                look.forgotten.append(rec.run_id)  # the launch never reached the box
+                continue
+            look.unconfirmed.add(rec.run_id)
+            look.results[rec.run_id] = _journaled(rec)
+            continue
+        if rec.journaled:
+            state = wire.State.parse(box.state) or wire.State.PENDING
+            look.confirmed[rec.run_id] = (box.run_dir, box.ckpt_dir or rec.ckpt_dir, state.value)
+            rec = replace(rec, run_dir=box.run_dir, ckpt_dir=box.ckpt_dir or rec.ckpt_dir)
+        look.results[rec.run_id] = _merge(rec, box)
+    for run in found:
+        if run.run_id in known or run.target not in (None, target_name):
+            continue
+        rec = RunRecord(
+            run_id=run.run_id,
+            name=run.name,
+            target=target_name,
+            command=run.command,
+            run_dir=run.run_dir,
+            ckpt_dir=run.ckpt_dir,
+            created_at=run.created_at,
+        )
+        look.adopted.append(rec)
+        state = wire.State.parse(run.probe.state) or wire.State.PENDING
+        look.confirmed[rec.run_id] = (rec.run_dir, rec.ckpt_dir, state.value)
+        look.results[rec.run_id] = _merge(rec, run.probe)
+    return look
+
+
+def _journaled(rec: RunRecord) -> RunStatus:
+    """A launch journaled but not yet seen on its box: pending, as the registry knows it."""
+    return RunStatus(
+        run_id=rec.run_id,
+        name=rec.name,
+        target=rec.target,
+        state=wire.State.PENDING,
+        command=tuple(rec.command),
+        run_dir=rec.run_dir,
+        ckpt_dir=rec.ckpt_dir,
+        created_at=rec.created_at,
+    )
 
 
 def _merge(rec: RunRecord, box: wire.RunProbe) -> RunStatus:

@@ -180,10 +180,31 @@ def probe(runs: Dict[str, Rec], boot_now: str | None, now: float) -> Dict[str, R
     return {run_dir: probe_process(run_dir, spec, boot_now, now) for run_dir, spec in runs.items()}
 
 
+def _already_over(run_dir: str, spec: Rec, what: str) -> Rec:
+    """A cancel that found nothing to signal: the run's state as a probe sees it, and why."""
+    from .process_state import probe_process
+    from .procfs import boot_id
+
+    seen = probe_process(run_dir, spec, boot_id(), time.time())
+    state = str(seen.get("state") or "unknown")
+    diagnosis = seen.get("diagnosis") if isinstance(seen.get("diagnosis"), dict) else None
+    note = f"{what}; the run is {state}"
+    if diagnosis:
+        evidence = [str(e) for e in diagnosis.get("evidence") or []]
+        note += f" (cause: {diagnosis.get('cause')}" + (f"; {evidence[-1]})" if evidence else ")")
+    return {"signalled": None, "state": state, "diagnosis": diagnosis, "note": note}
+
+
 def cancel(run_dir: str, spec: Rec, grace_s: float) -> Rec:
     launch = read_json(os.path.join(run_dir, wire.LAUNCH_JSON))
-    if os.path.exists(os.path.join(run_dir, wire.EXIT_JSON)) or not isinstance(launch, dict):
-        return {"signalled": None, "note": "the run is not running"}
+    if os.path.exists(os.path.join(run_dir, wire.EXIT_JSON)):
+        over = _already_over(run_dir, spec, "the run had already ended")
+        over["note"] = "the run is not running"
+        return over
+    if not isinstance(launch, dict):
+        if not spec:
+            return {"signalled": None, "note": f"no run records in {run_dir}; nothing to cancel"}
+        return {"signalled": None, "note": "the run has not started (no launch record)"}
     request_cancel(run_dir, grace_s)
     if is_alive(launch.get("supervisor_pid"), launch.get("supervisor_start_ticks")):
         # The supervisor forwards TERM to the job's group and sends KILL after the grace.
@@ -200,7 +221,7 @@ def cancel(run_dir: str, spec: Rec, grace_s: float) -> Rec:
             os.killpg(int(launch["pgid"]), signal.SIGKILL)
             return {"signalled": "job", "escalated": True}
         return {"signalled": "job", "escalated": False}
-    return {"signalled": None, "note": "neither the supervisor nor the job is alive"}
+    return _already_over(run_dir, spec, "neither the supervisor nor the job is alive")
 
 
 def ended(run_dir: str, spec: Rec) -> bool:

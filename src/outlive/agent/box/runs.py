@@ -4,26 +4,129 @@ dispatch table by the run's own ``run.json`` (or, for ``launch``, by the request
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import time
-from typing import Dict, List
+from typing import Dict, List, Set, Tuple
 
 from outlive import wire
 
 from . import backends
-from .common import Rec
+from .common import AgentError, Rec, expand
 from .records import read_spec
 
 _REQUIRED = ("run_id", "name", "command", "workdir")  # checked, with their own messages, later
+NAMES_DIRNAME = ".outlive-names"  # <durable>/.outlive-names/<name>: the run that holds the name
+_HOLDING = (wire.State.PENDING.value, wire.State.RUNNING.value, wire.State.REQUEUED.value)
 
 
 def verb_launch(req: Rec) -> Rec:
-    """Start a run; an old client names its backend ``detach`` (setsid, tmux)."""
+    """Start a run; an old client names its backend ``detach`` (setsid, tmux). The run's name
+    (each cell's, for an array) is locked on this box for the whole launch, so two clients
+    launching the same name get one winner, and a name held by a live run is refused."""
     doc = dict(req)
     for key in _REQUIRED:
         doc.setdefault(key, None)
     request = wire.LaunchRequest.from_json(doc)
-    return backends.entry(str(request.backend)).launch(request)
+    launch = backends.entry(str(request.backend)).launch  # an unknown backend creates nothing
+    held: List[int] = []
+    try:
+        for name, run_id in _claims(request):
+            held.append(_claim_name(request, name, run_id))
+        return launch(request)
+    finally:
+        for fd in held:
+            if fd >= 0:
+                os.close(fd)  # releases the flock
+
+
+def _claims(request: wire.LaunchRequest) -> List[Tuple[str, str]]:
+    """(name, run id) of each run the request starts, sorted (a fixed lock order)."""
+    command = request.command
+    if (
+        wire.run_id_problem(request.run_id) is not None
+        or not isinstance(request.workdir, str)
+        or not isinstance(command, list)
+        or not command
+        or not all(isinstance(a, str) and "\x00" not in a for a in command)
+    ):
+        return []  # refused with its own message by the launch, which creates nothing
+    if isinstance(request.cells, list):
+        names = [c.get("name") if isinstance(c, dict) else None for c in request.cells]
+        pairs = [(n, f"{request.run_id}-{i}") for i, n in enumerate(names)]
+    else:
+        pairs = [(request.name, request.run_id)]
+    if not all(isinstance(n, str) and wire.name_problem(n) is None for n, _ in pairs):
+        return []
+    return sorted((str(n), r) for n, r in pairs)
+
+
+def _claim_name(request: wire.LaunchRequest, name: str, run_id: str) -> int:
+    """Lock ``<durable>/.outlive-names/<name>``, refuse if the run it names still pends or runs,
+    else write ours in it; return the locked fd (-1 where this filesystem cannot lock)."""
+    import fcntl
+    import json
+
+    workdir = expand(str(request.workdir))
+    if not os.path.isdir(workdir):
+        return -1  # the launch refuses it with its own message
+    state_dir = os.path.join(workdir, wire.STATE_DIRNAME)
+    durable = expand(str(request.durable or os.path.join(state_dir, "durable")))
+    names_dir = os.path.join(durable, NAMES_DIRNAME)
+    os.makedirs(names_dir, exist_ok=True)
+    path = os.path.join(names_dir, name)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    try:
+        # Waits while another launch of this name runs; on a filesystem without locks the owner
+        # check below still stops a later launch.
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        raw = b""
+        while True:
+            chunk = os.pread(fd, 65536, len(raw))
+            if not chunk:
+                break
+            raw += chunk
+        try:
+            owner = json.loads(raw.decode("utf-8")) if raw.strip() else None
+        except ValueError:
+            owner = None
+        if isinstance(owner, dict) and owner.get("run_id") != run_id:
+            state = _holding_state(str(owner.get("run_dir") or ""))
+            if state is not None:
+                other = owner.get("run_id")
+                raise AgentError(
+                    f"run name {name!r} is held by run {other} ({state}) on this target; cancel "
+                    f"it with `outlive cancel {other}` or choose another --name",
+                    kind="name_busy",
+                )
+        run_dir = os.path.join(state_dir, wire.RUNS_DIRNAME, run_id)
+        data = json.dumps({"run_id": run_id, "run_dir": run_dir, "pid": os.getpid()}).encode()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _holding_state(run_dir: str) -> str | None:
+    """The state of the run that holds a name if it still pends or runs, else None. A process
+    run whose launch never reported (run.json, no launch.json) and whose lock is free died in
+    its launch: it holds nothing."""
+    if not run_dir or not os.path.isdir(run_dir):
+        return None
+    from .procfs import boot_id
+
+    state = probe_one(run_dir, boot_id(), time.time()).get("state")
+    if state not in _HOLDING:
+        return None
+    if state == wire.State.PENDING.value and not any(
+        os.path.exists(os.path.join(run_dir, f)) for f in (wire.LAUNCH_JSON, wire.SLURM_JSON)
+    ):
+        return None
+    return str(state)
 
 
 def _unknown(run_dir: str, error: str) -> Rec:
@@ -64,12 +167,46 @@ def verb_probe(req: Rec) -> Rec:
 
     now = time.time()
     boot_now = boot_id()
-    run_dirs = [os.path.expanduser(str(d)) for d in req.get("run_dirs") or []]
-    return {"runs": probe_runs(run_dirs, boot_now, now), "boot_id": boot_now, "now": now}
+    run_dirs = [expand(str(d)) for d in req.get("run_dirs") or []]
+    reply: Rec = {"runs": probe_runs(run_dirs, boot_now, now), "boot_id": boot_now, "now": now}
+    if req.get("adopt_under") is not None:
+        reply["found"] = _found_under(str(req["adopt_under"]), set(run_dirs), boot_now, now)
+    return reply
+
+
+def _found_under(workdir: str, known: Set[str], boot_now: str | None, now: float) -> List[Rec]:
+    """Runs under ``<workdir>/.outlive/runs/`` that the client did not ask about (a launch whose
+    record never reached its registry): what their run.json says, and their probe."""
+    runs_dir = os.path.join(expand(workdir), wire.STATE_DIRNAME, wire.RUNS_DIRNAME)
+    try:
+        entries = sorted(os.listdir(runs_dir))
+    except OSError:
+        return []
+    fresh = [os.path.join(runs_dir, e) for e in entries]
+    fresh = [d for d in fresh if d not in known and os.path.isdir(d)]
+    out = []
+    specs = {d: read_spec(d) for d in fresh}
+    fresh = [d for d in fresh if specs[d] is not None]
+    probes = probe_runs(fresh, boot_now, now)
+    for i, run_dir in enumerate(fresh):
+        spec, probed = specs[run_dir] or {}, probes[i]
+        out.append(
+            {
+                "run_dir": run_dir,
+                "run_id": spec.get("run_id"),
+                "name": spec.get("name"),
+                "target": spec.get("target"),
+                "command": spec.get("command"),
+                "ckpt_dir": spec.get("ckpt_dir"),
+                "created_at": spec.get("created_at"),
+                "probe": probed,
+            }
+        )
+    return out
 
 
 def verb_cancel(req: Rec) -> Rec:
-    run_dir = os.path.expanduser(str(req["run_dir"]))
+    run_dir = expand(str(req["run_dir"]))
     grace_s = float(req.get("grace_s", 30))
     spec = read_spec(run_dir) or {}
     return backends.entry(backends.backend_of(spec)).cancel(run_dir, spec, grace_s)
@@ -85,7 +222,7 @@ def _ended(run_dir: str) -> bool:
 
 def verb_tail(req: Rec) -> Rec:
     """Log bytes from ``offset`` (or the last ``lines`` lines), so a follower never duplicates."""
-    run_dir = os.path.expanduser(str(req["run_dir"]))
+    run_dir = expand(str(req["run_dir"]))
     path = os.path.join(run_dir, wire.STDOUT_LOG)
     max_bytes = int(req.get("max_bytes", 1 << 20))
     ended = _ended(run_dir)

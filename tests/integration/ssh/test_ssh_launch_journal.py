@@ -1,0 +1,54 @@
+"""Issue 12 over a real SSH link: a link cut while a launch is in flight never leaves a run on
+the box that the registry does not know (the launch was journaled before it was sent; the next
+look finds the run and records it)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+from test_ssh_runs import OUTLIVE, cli, project, train_cmd  # noqa: F401 (project: a fixture)
+
+from outlive.session import Session
+from outlive.testing import Box
+
+
+def _runs_dir(proj: Path) -> Path:
+    workdir = Session.open(proj).target("box").placement.workdir
+    return Path(workdir) / ".outlive" / "runs"
+
+
+def test_a_link_cut_during_launch_leaves_no_run_the_registry_does_not_know(
+    project: Path,  # noqa: F811
+    box: Box,
+) -> None:
+    runs_dir = _runs_dir(project)
+    proc = subprocess.Popen(
+        [OUTLIVE, "run", "-t", "box", "--json", "--name", "cut", "--", *train_cmd(400, 0.05)],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        if runs_dir.is_dir() and any(runs_dir.iterdir()):
+            break  # the agent is creating the run: cut the link under the launch
+        time.sleep(0.005)
+    box.cut()
+    _out, err = proc.communicate(timeout=120)
+    box.restore()
+    on_box = sorted(d.name for d in runs_dir.iterdir()) if runs_dir.is_dir() else []
+    assert on_box, f"the launch never reached the box: {err}"
+    if proc.returncode != 0:  # the reply was lost: one sentence, no traceback
+        assert "Traceback" not in err, err
+    done = cli(project, "status", "--json", check=False)
+    assert done.returncode == 0, done.stderr
+    rows = {r["run_id"]: r for r in json.loads(done.stdout)["runs"]}
+    assert set(on_box) <= set(rows), (on_box, rows)
+    for run_id in on_box:
+        assert rows[run_id]["state"] in ("pending", "running", "succeeded"), rows[run_id]
+        assert rows[run_id]["run_dir"].endswith(run_id)
+        cli(project, "cancel", run_id, check=False)
