@@ -279,8 +279,9 @@ def build_manifest(spec: Rec) -> Rec:
             # the client recomputes), so a full disk under the run dir loses only this copy.
             try:
                 out["stored"] = _store_manifest(str(spec["store_dir"]), out["sha256"], data)
-            except OSError as exc:
-                out["store_error"] = f"{exc.strerror or exc} ({spec['store_dir']})"
+            except (OSError, AgentError) as exc:  # a full disk: the reply carries it inline
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                out["store_error"] = f"{why} ({spec['store_dir']})"
     out["seconds"] = round(time.time() - started, 3)
     return out
 
