@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -295,7 +296,24 @@ class Campaign:
         finally:
             self.box.ssh("umount", "-l", mnt)
 
+    @contextlib.contextmanager
+    def own_project(self, name: str) -> Iterator[None]:
+        """A project of its own for a gate round: `down` then judges this one run only."""
+        main = self.proj
+        self.proj = Path(tempfile.mkdtemp(prefix="outlive-faults-gate-"))
+        text = (main / "outlive.toml").read_text()
+        text = text.replace(str(self.workdir), str(self.workdir.with_name("gate") / name))
+        (self.proj / "outlive.toml").write_text(text.replace("/faults", f"/gate/{name}"))
+        try:
+            yield
+        finally:
+            self.proj = main
+
     def gate_flipped_byte(self, name: str) -> None:
+        with self.own_project(name):
+            self._gate_flipped_byte(name)
+
+    def _gate_flipped_byte(self, name: str) -> None:
         if not self._short_run(name):
             return
         dest = self.proj / "pulled" / name
@@ -312,6 +330,10 @@ class Campaign:
             self.gate_must_refuse("a pulled checkpoint has a flipped byte")
 
     def gate_file_added_after_pull(self, name: str) -> None:
+        with self.own_project(name):
+            self._gate_file_added_after_pull(name)
+
+    def _gate_file_added_after_pull(self, name: str) -> None:
         if not self._short_run(name):
             return
         if self.cli("pull", name).returncode != 0:
@@ -372,8 +394,10 @@ def main() -> int:
     ap.add_argument("--faults", type=int, default=None, help="faults to inject (default 204)")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--box", default="faultbox", help="testbed box name")
+    ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated fault kinds")
     args = ap.parse_args()
-    total = args.faults or (len(KINDS) if args.quick else 17 * len(KINDS))
+    kinds = tuple(k for k in args.kinds.split(",") if k in KINDS) or KINDS
+    total = args.faults or (len(kinds) if args.quick else 17 * len(kinds))
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
 
     from outlive.testing import Box
@@ -391,7 +415,7 @@ def main() -> int:
     if stored.returncode != 0:
         print(f"could not store the secret: {stored.stderr.strip()}", file=sys.stderr)
         return 2
-    order = [KINDS[i % len(KINDS)] for i in range(total)]
+    order = [kinds[i % len(kinds)] for i in range(total)]
     camp.rng.shuffle(order)
     t0 = time.monotonic()
     for i, kind in enumerate(order):
