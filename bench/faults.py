@@ -71,6 +71,7 @@ class Campaign:
         self.violations: Counter[str] = Counter()
         self.notes: list[str] = []
         self.seen_text: list[str] = []  # every stdout/stderr, searched for the secret at the end
+        self.round_s: list[float] = []
 
     # -- running outlive -----------------------------------------------------------------------
 
@@ -302,8 +303,8 @@ class Campaign:
         main = self.proj
         self.proj = Path(tempfile.mkdtemp(prefix="outlive-faults-gate-"))
         text = (main / "outlive.toml").read_text()
-        text = text.replace(str(self.workdir), str(self.workdir.with_name("gate") / name))
-        (self.proj / "outlive.toml").write_text(text.replace("/faults", f"/gate/{name}"))
+        sub = self.workdir.name
+        (self.proj / "outlive.toml").write_text(text.replace(f"/{sub}", f"/{sub}-gate/{name}"))
         try:
             yield
         finally:
@@ -344,12 +345,20 @@ class Campaign:
             self.gate_must_refuse("a file appeared on the box after the pull")
 
     def cancel_link_cut(self, name: str) -> None:
+        """The link drops for a few seconds around a cancel (a cancel over a link that stays
+        down ends only when ssh's keep-alives give up, ~1 min: not a round worth repeating)."""
         self.finish(self.start_launch(name, 30), "run")
+        proc = subprocess.Popen(
+            [OUTLIVE, "cancel", name], cwd=self.proj, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, env={**os.environ, "OUTLIVE_NO_DAEMON": "1"},
+        )  # fmt: skip
+        time.sleep(self.rng.uniform(0.0, 0.3))
         self.box.cut()
         try:
-            self.cli("cancel", name, timeout_s=120)
+            time.sleep(self.rng.uniform(1.0, 3.0))
         finally:
             self.box.restore()
+        self.finish(proc, "cancel during a cut")
         self.check_runs(name, sleeping=True)
         self.cleanup(name)
 
@@ -403,9 +412,10 @@ def main() -> int:
     from outlive.testing import Box
 
     box = Box.up(args.box)
-    workdir = box.workdir / "faults"
+    sub = f"faults-{seed}-{int(time.time())}"  # a campaign of its own: no runs of earlier ones
+    workdir = box.workdir / sub
     proj = Path(tempfile.mkdtemp(prefix="outlive-faults-"))
-    target = dict(box.target, workdir=str(workdir), durable=str(box.durable / "faults"))
+    target = dict(box.target, workdir=str(workdir), durable=str(box.durable / sub))
     lines = ["[targets.box]"] + [f"{k} = {json.dumps(v)}" for k, v in target.items()]
     lines.append('secrets = ["FAULT_TOKEN"]')
     (proj / "outlive.toml").write_text("\n".join(lines) + "\n")
@@ -426,7 +436,9 @@ def main() -> int:
         except Exception as exc:  # a harness failure is reported, not a product verdict
             camp.notes.append(f"{name}: harness error {type(exc).__name__}: {exc}")
             box.heal()
-        print(f"[{i + 1}/{total}] {kind}: violations so far {dict(camp.violations)}", flush=True)
+        took_s = time.monotonic() - t0 - sum(camp.round_s)
+        camp.round_s.append(took_s)
+        print(f"[{i + 1}/{total}] {kind} ({took_s:.1f} s): {dict(camp.violations)}", flush=True)
     leaked = camp.secrets_leaked()
     elapsed_s = time.monotonic() - t0
     for note in camp.notes[-40:]:
