@@ -245,21 +245,25 @@ class Campaign:
 
     def registry_corrupt(self, name: str) -> None:
         db = self.proj / ".outlive" / "registry.db"
-        keep = db.read_bytes() if db.exists() else None
-        for suffix in ("-wal", "-shm"):
-            db.with_name(db.name + suffix).unlink(missing_ok=True)
+        files = [db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")]
+        kept = {f: f.read_bytes() for f in files if f.exists()}  # the registry, WAL included
+        for f in files[1:]:
+            f.unlink(missing_ok=True)
+        db.parent.mkdir(parents=True, exist_ok=True)
         db.write_bytes(os.urandom(4096))
         try:
             done = self.cli(*self.launch_argv(name, 30)[1:])
             time.sleep(0.5)
-            if done.returncode == 0 or self.live_jobs(name):
-                # launched with no registry to record it: only a lost run if nobody knows it
+            live = self.live_jobs(name)
+            if done.returncode == 0 or live:
                 self.notes.append(f"{name}: run with a corrupt registry exited {done.returncode}")
-                if self.live_jobs(name):
-                    self.violations["runs_lost"] += self.live_jobs(name)
+                self.violations["runs_lost"] += live  # nobody can know a run launched now
         finally:
-            if keep is not None:
-                db.write_bytes(keep)
+            for f in files:
+                if f in kept:
+                    f.write_bytes(kept[f])
+                else:
+                    f.unlink(missing_ok=True)
         self.cleanup(name)
 
     def _short_run(self, name: str) -> bool:
