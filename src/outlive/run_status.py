@@ -140,31 +140,15 @@ class RunStatus:
         return _with_reported(base, doc)
 
 
+# What a probe reports besides the run's identity (which the registry knows).
+_REPORTED_KEYS = tuple(k for k in STATUS_KEYS if k not in ("run_id", "name", "target", "state"))
+
+
 def _with_reported(st: RunStatus, doc: Mapping[str, Any], *, extras: bool = True) -> RunStatus:
     """``st`` with the fields a probe (or a cached row) reports; the extras only if asked."""
-    st = replace(
-        st,
-        exit_code=doc.get("exit_code"),
-        signal=doc.get("signal"),
-        pid=doc.get("pid"),
-        supervisor_pid=doc.get("supervisor_pid"),
-        started_at=doc.get("started_at"),
-        ended_at=doc.get("ended_at"),
-        heartbeat_age_s=doc.get("heartbeat_age_s"),
-        progress=doc.get("progress"),
-        diagnosis=Diagnosis.from_json(doc.get("diagnosis")),
-    )
-    if not extras:
-        return st
-    return replace(
-        st,
-        max_rss_bytes=doc.get("max_rss_bytes"),
-        warning=doc.get("warning"),
-        error=doc.get("error"),
-        cancel_requested=doc.get("cancel_requested"),
-        restarts=doc.get("restarts"),
-        slurm=doc.get("slurm"),
-    )
+    fields = {k: doc.get(k) for k in (*_REPORTED_KEYS, *(EXTRA_KEYS if extras else ()))}
+    fields["diagnosis"] = Diagnosis.from_json(doc.get("diagnosis"))
+    return replace(st, **fields)
 
 
 def merged(
@@ -235,12 +219,7 @@ def stale(
         run_dir=run_dir,
         ckpt_dir=ckpt_dir,
         created_at=created_at,
-        max_rss_bytes=None,
-        warning=None,
-        error=None,
-        cancel_requested=None,
-        restarts=None,
-        slurm=None,
         stale=True,
         unreachable=error,
+        **dict.fromkeys(EXTRA_KEYS),  # only a fresh look shows what the box reported
     )
