@@ -47,7 +47,13 @@ PVC = "outlive-ckpt"
 PVC_RWX = "outlive-shared"
 SERVICE_RANGE = "10.0.0.0/24"
 _NAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?")
-_TOOLS = {"etcd": "etcd-server", "openssl": "openssl", "unshare": "util-linux", "mount": "mount"}
+_TOOLS = {
+    "etcd": "etcd-server",
+    "openssl": "openssl",
+    "unshare": "util-linux",
+    "setsid": "util-linux",
+    "mount": "mount",
+}
 # Stopped in this order by down: the kubelet first (it TERMs its containers), etcd last.
 _DAEMONS = ("kubelet", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd")
 MARKER_ENV = "OUTLIVE_K8S_TESTBED"  # in every container's environment: down finds leftovers by it
@@ -292,12 +298,17 @@ class K8sCluster:
         return len(items) >= 2 and all(i.get("status", {}).get("phase") == "Bound" for i in items)
 
     def _spawn(self, daemon: str, *argv: str, env: dict[str, str] | None = None) -> None:
+        """Start ARGV detached (``setsid -f``: not our child, so neither a zombie of a test
+        process nor killed with it); it writes its own pid file before it execs."""
+        pidfile = self.dir / "pids" / f"{daemon}.pid"
         with open(self.dir / "log" / f"{daemon}.log", "ab") as log:
-            proc = subprocess.Popen(
-                list(argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=env, start_new_session=True, cwd=self.dir,
+            subprocess.run(
+                ["setsid", "-f", "sh", "-c", 'echo $$ > "$0"; exec "$@"', str(pidfile), *argv],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+                cwd=self.dir, check=True,
             )  # fmt: skip
-        (self.dir / "pids" / f"{daemon}.pid").write_text(f"{proc.pid}\n")
+        started = lambda: pidfile.exists() and pidfile.read_text().strip()  # noqa: E731
+        _wait(started, time.monotonic() + 10, f"{daemon} started", self._logs)
 
     def _logs(self) -> str:
         tails = []
