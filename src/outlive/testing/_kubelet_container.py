@@ -18,7 +18,7 @@ from typing import Any
 
 from outlive.testing._kubeapi import ApiError, KubeApi
 
-__all__ = ["ConfigMissing", "Container", "parse_quantity", "start_container"]
+__all__ = ["ConfigMissing", "Container", "parse_quantity", "remove_paths", "start_container"]
 
 Obj = dict[str, Any]
 TERMINATION_MESSAGE_MAX = 4096  # the kubelet's limit per container
@@ -27,6 +27,7 @@ _SUFFIX = {
     "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "m": 1e-3, "": 1,
 }  # fmt: skip
 _QUANTITY_RE = re.compile(r"([0-9.]+)(?:[eE]([0-9]+))?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?")
+_ENV_NAME_RE = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 _VAR_REF_RE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -104,7 +105,26 @@ def now() -> str:
 def start_container(
     api: KubeApi, pod: Obj, spec: Obj, pod_dir: Path, base_env: dict[str, str]
 ) -> Container:
-    """Start container SPEC of POD; raises ConfigMissing when a referenced object is absent."""
+    """Start container SPEC of POD; raises ConfigMissing when a referenced object is absent
+    (and then leaves no mountpoint it made behind)."""
+    created: list[Path] = []
+    try:
+        return _start(api, pod, spec, pod_dir, base_env, created)
+    except BaseException:
+        remove_paths(created)
+        raise
+
+
+def remove_paths(paths: list[Path]) -> None:
+    """Remove mountpoints made by ``_make_mountpoint``, deepest first, if still empty."""
+    for p in sorted(set(paths), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            p.rmdir() if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
+def _start(
+    api: KubeApi, pod: Obj, spec: Obj, pod_dir: Path, base_env: dict[str, str], created: list[Path]
+) -> Container:
     ns = pod["metadata"]["namespace"]
     name = spec["name"]
     vols = {v["name"]: v for v in pod["spec"].get("volumes") or []}
@@ -114,10 +134,6 @@ def start_container(
     term_file = cdir / "termination-log"
     term_file.write_bytes(b"")
     lines = ["set -e"]
-    cgroup = _memory_cgroup(pod, spec)
-    if cgroup is not None:
-        lines.append(f"echo $$ > {shlex.quote(str(cgroup / 'cgroup.procs'))}")
-    created: list[Path] = []
     for mount in spec.get("volumeMounts") or []:
         target = Path(mount["mountPath"])
         vol = vols.get(mount["name"])
@@ -150,6 +166,9 @@ def start_container(
     if not argv:
         raise ConfigMissing("the process kubelet pulls no image, so the container needs a command")
     log = cdir / "log"
+    cgroup = _memory_cgroup(pod, spec)  # made last: nothing can fail between it and the start
+    if cgroup is not None:
+        lines.insert(1, f"echo $$ > {shlex.quote(str(cgroup / 'cgroup.procs'))}")
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "--",
@@ -210,7 +229,7 @@ def _volume_dir(api: KubeApi, ns: str, vol: Obj, pod_dir: Path) -> Path | None:
             return None
         d.mkdir(parents=True, exist_ok=True)
         return d
-    for kind, key, default_mode in (("configMap", "name", 0o644), ("secret", "secretName", 0o400)):
+    for kind, key, default_mode in (("configMap", "name", 0o644), ("secret", "secretName", 0o644)):
         if kind in vol:
             src = vol[kind]
             obj = _get(api, f"/api/v1/namespaces/{ns}/{kind.lower()}s/{src[key]}")
@@ -269,7 +288,10 @@ def _env(api: KubeApi, pod: Obj, spec: Obj) -> dict[str, str]:
                         continue
                     raise ConfigMissing(f"{plural[:-1]} {ref['name']!r} not found")
                 prefix = src.get("prefix", "")
-                out.update({prefix + k: v.decode() for k, v in _keys(obj).items()})
+                values = _keys(obj) if kind == "secretRef" else _keys({"data": obj.get("data")})
+                # As the kubelet does: keys that are not valid variable names are skipped.
+                out.update({prefix + k: v.decode(errors="replace") for k, v in values.items()
+                            if _ENV_NAME_RE.fullmatch(prefix + k) and b"\0" not in v})  # fmt: skip
     for var in spec.get("env") or []:
         if "valueFrom" not in var:
             out[var["name"]] = _expand(var.get("value", ""), out)

@@ -22,12 +22,19 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from outlive.testing._kubeapi import ApiError, KubeApi
-from outlive.testing._kubelet_container import ConfigMissing, Container, now, start_container
+from outlive.testing._kubelet_container import (
+    ConfigMissing,
+    Container,
+    now,
+    remove_paths,
+    start_container,
+)
 from outlive.testing._kubelet_logs import serve_logs
 
 __all__ = ["Kubelet", "main"]
@@ -170,11 +177,16 @@ class Kubelet:
             while not self.stopping.is_set():
                 try:
                     ev = self.events.get(timeout=TICK_S)
-                    self.handle(ev)
-                    continue  # drain events first
                 except queue.Empty:
-                    pass
-                self.tick()
+                    ev = None
+                try:
+                    if ev is not None:
+                        self.handle(ev)
+                        continue  # drain events first
+                    self.tick()
+                except Exception:  # a kubelet keeps serving its other pods
+                    traceback.print_exc()
+                    time.sleep(TICK_S)
                 if time.monotonic() >= next_beat:
                     self.heartbeat()
                     next_beat = time.monotonic() + HEARTBEAT_S
@@ -248,7 +260,7 @@ class Kubelet:
             for spec in run.pod["spec"]["containers"]:
                 started[spec["name"]] = c = start_container(self.api, run.pod, spec, run.dir, env)
                 self.created_paths += c.created_paths
-        except (ConfigMissing, ApiError, OSError) as e:
+        except (ConfigMissing, ApiError, OSError, ValueError) as e:
             for c in started.values():
                 c.signal(signal.SIGKILL)
                 c.proc.wait()
@@ -292,9 +304,7 @@ class Kubelet:
                     for r in self.pods.values() for c in r.containers.values())  # fmt: skip
         if alive and not force:
             return
-        for p in sorted(set(self.created_paths), key=lambda p: len(p.parts), reverse=True):
-            with contextlib.suppress(OSError):
-                p.rmdir() if p.is_dir() and not p.is_symlink() else p.unlink()
+        remove_paths(self.created_paths)
         self.created_paths = []
 
     # -- status -------------------------------------------------------------------------------

@@ -4,7 +4,9 @@ node's GPUs, and are drained by ``preempt``; ``kubectl logs`` and termination me
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import threading
 import uuid
 from pathlib import Path
@@ -219,3 +221,66 @@ def test_preempt_terms_the_process_marks_disruption_and_the_job_replaces_the_pod
     pods = _pods(k8s, name)
     assert [p["metadata"]["name"] for p in pods] != [first["metadata"]["name"]]
     k8s.api.request("DELETE", f"{JOBS}/{name}?propagationPolicy=Background")
+
+
+def test_a_pod_sees_its_volumes_environment_and_working_dir(k8s: K8sCluster) -> None:
+    name = _unique("pod")
+    scratch = _scratch(k8s, name)
+    cm, secret = f"{name}-cm", f"{name}-secret"
+    k8s.api.request("POST", f"/api/v1/namespaces/{NAMESPACE}/configmaps", {
+        "metadata": {"name": cm},
+        "data": {"a": "1", "b": "2"},
+        "binaryData": {"bin": base64.b64encode(b"\x00\x01").decode()},
+    })  # fmt: skip
+    k8s.api.request("POST", f"/api/v1/namespaces/{NAMESPACE}/secrets", {
+        "metadata": {"name": secret}, "data": {"token": base64.b64encode(b"s3cret").decode()},
+    })  # fmt: skip
+    report = (
+        'echo "pwd=$(pwd)"; echo "lit=$LIT"; echo "sec=$FROM_SEC"; echo "cm=$FROM_CM"; '
+        'echo "pod=$POD"; echo "ns=$NS"; echo "cm_b=$CM_b"; '
+        'echo "a=$(cat /cfg/sub/a.txt)"; echo "a_mode=$(stat -c %a /cfg/sub/a.txt)"; '
+        'echo "cfg=$(ls /cfg)"; echo "bin=$(od -An -tx1 /bin-cm/bin | tr -d " ")"; '
+        'echo "token=$(cat /sec/token)"; echo "token_mode=$(stat -c %a /sec/token)"; '
+        "echo \"shm=$(grep ' /dev/shm ' /proc/self/mounts | tail -1 | cut -d' ' -f3,4)\""
+    )
+    container = {
+        "workingDir": f"/ckpt/{name}",
+        "env": [
+            {"name": "LIT", "value": "v"},
+            {"name": "FROM_SEC", "valueFrom": {"secretKeyRef": {"name": secret, "key": "token"}}},
+            {"name": "FROM_CM", "valueFrom": {"configMapKeyRef": {"name": cm, "key": "a"}}},
+            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        ],
+        "envFrom": [{"configMapRef": {"name": cm}, "prefix": "CM_"}],
+        "volumeMounts": [
+            {"name": "ckpt", "mountPath": "/ckpt"},
+            {"name": "cfg", "mountPath": "/cfg"},
+            {"name": "bin", "mountPath": "/bin-cm"},
+            {"name": "sec", "mountPath": "/sec"},
+            {"name": "shm", "mountPath": "/dev/shm"},
+        ],
+    }
+    volumes = [
+        {"name": "ckpt", "persistentVolumeClaim": {"claimName": "outlive-ckpt"}},
+        {"name": "cfg", "configMap": {"name": cm, "defaultMode": 0o600,
+                                      "items": [{"key": "a", "path": "sub/a.txt"}]}},
+        {"name": "bin", "configMap": {"name": cm}},
+        {"name": "sec", "secret": {"secretName": secret, "defaultMode": 0o400}},
+        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "32Mi"}},
+    ]  # fmt: skip
+    manifest = job(name, ["sh", "-c", f"{{ {report}; }} > report"], container=container,
+                   pod_spec={"volumes": volumes})  # fmt: skip
+    _submit(k8s, manifest)
+    cond = wait_for("the Job to finish", lambda: _job_condition(k8s, name))
+    assert cond["type"] == "Complete", _pods(k8s, name)
+    (pod,) = _pods(k8s, name)
+    got = dict(line.split("=", 1) for line in (scratch / "report").read_text().splitlines())
+    assert got == {
+        "pwd": f"/ckpt/{name}", "lit": "v", "sec": "s3cret", "cm": "1",
+        "pod": pod["metadata"]["name"], "ns": NAMESPACE, "cm_b": "2",
+        "a": "1", "a_mode": "600", "cfg": "sub", "bin": "0001",
+        "token": "s3cret", "token_mode": "400", "shm": "tmpfs rw,relatime,size=32768k",
+    }  # fmt: skip
+    for made in ("/cfg", "/bin-cm", "/sec"):  # mountpoints made for the pod are removed
+        wait_for(f"{made} to be removed", lambda made=made: not os.path.exists(made))
