@@ -31,7 +31,7 @@ def k8s() -> Iterator[K8sCluster]:
         check_k8s_prerequisites()
     except TestbedUnavailable as e:
         pytest.skip(str(e))
-    down_dead_sessions(r"k8s-tk(\d+)", lambda d: K8sCluster(d.removeprefix("k8s-")).down())
+    down_dead_sessions(r"k8s-t[kl](\d+)", lambda d: K8sCluster(d.removeprefix("k8s-")).down())
     cluster = K8sCluster(f"tk{os.getpid()}")
     try:
         cluster.up()
