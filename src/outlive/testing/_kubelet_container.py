@@ -347,6 +347,8 @@ def _memory_cgroup(pod: Obj, spec: Obj) -> Path | None:
         cg = Path("/sys/fs/cgroup/memory" + mine["memory"].rstrip("/")) / leaf
         cg.mkdir(exist_ok=True)
         (cg / "memory.limit_in_bytes").write_text(str(parse_quantity(limit)))
+        with contextlib.suppress(OSError):  # where swap is accounted, it must not dodge the limit
+            (cg / "memory.memsw.limit_in_bytes").write_text(str(parse_quantity(limit)))
         return cg
     parent = Path("/sys/fs/cgroup" + mine.get("", "/").rstrip("/"))
     with contextlib.suppress(OSError):
