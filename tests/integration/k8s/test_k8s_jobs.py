@@ -53,6 +53,25 @@ def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _watch_until_deleted(
+    k8s: K8sCluster, pod: dict[str, Any]
+) -> tuple[threading.Thread, list[dict[str, Any]]]:
+    """Start collecting every state of POD until it is gone (a thread, already started)."""
+    seen: list[dict[str, Any]] = []
+    path = f"{PODS}?fieldSelector=metadata.name%3D{pod['metadata']['name']}"
+    rv = pod["metadata"]["resourceVersion"]
+
+    def collect() -> None:
+        for ev in k8s.api.watch(f"{path}&resourceVersion={rv}", timeout_s=60):
+            seen.append(ev["object"])
+            if ev["type"] == "DELETED":
+                return
+
+    watcher = threading.Thread(target=collect, daemon=True)
+    watcher.start()
+    return watcher, seen
+
+
 def _scratch(k8s: K8sCluster, name: str) -> Path:
     """This test's own directory in the claim (the pod sees it as /ckpt/NAME)."""
     d = k8s.volumes / "outlive-ckpt" / name
@@ -191,18 +210,7 @@ def test_preempt_terms_the_process_marks_disruption_and_the_job_replaces_the_pod
     _submit(k8s, manifest)
     wait_for("the first pod to start", lambda: (scratch / "started").exists())
     (first,) = _pods(k8s, name)
-    seen: list[dict[str, Any]] = []
-    path = f"{PODS}?fieldSelector=metadata.name%3D{first['metadata']['name']}"
-    rv = first["metadata"]["resourceVersion"]
-
-    def collect() -> None:  # the pod's every state until it is gone
-        for ev in k8s.api.watch(f"{path}&resourceVersion={rv}", timeout_s=30):
-            seen.append(ev["object"])
-            if ev["type"] == "DELETED":
-                return
-
-    watcher = threading.Thread(target=collect, daemon=True)
-    watcher.start()
+    watcher, seen = _watch_until_deleted(k8s, first)
     done = k8s.preempt(run_id)
     assert (done["ok"], done["pod"]) == (True, first["metadata"]["name"])
     wait_for("TERM to reach the process", lambda: (scratch / "term").exists())
@@ -211,6 +219,7 @@ def test_preempt_terms_the_process_marks_disruption_and_the_job_replaces_the_pod
         "a replacement pod to start", lambda: len((scratch / "started").read_text().split()) == 2
     )
     watcher.join(timeout=60)
+    assert not watcher.is_alive()
     disrupted = [
         c for p in seen for c in p.get("status", {}).get("conditions") or []
         if c["type"] == "DisruptionTarget" and c["status"] == "True"
@@ -284,3 +293,19 @@ def test_a_pod_sees_its_volumes_environment_and_working_dir(k8s: K8sCluster) -> 
     }  # fmt: skip
     for made in ("/cfg", "/bin-cm", "/sec"):  # mountpoints made for the pod are removed
         wait_for(f"{made} to be removed", lambda made=made: not os.path.exists(made))
+
+
+def test_a_deleted_pod_that_ignores_term_is_killed_after_its_grace_period(k8s: K8sCluster) -> None:
+    name = _unique("stubborn")
+    scratch = _scratch(k8s, name)
+    script = f"trap '' TERM; touch /ckpt/{name}/started; while :; do sleep 0.1; done"
+    _submit(k8s, job(name, ["sh", "-c", script], pod_spec={"terminationGracePeriodSeconds": 2}))
+    wait_for("the pod to start", lambda: (scratch / "started").exists())
+    (pod,) = _pods(k8s, name)
+    watcher, seen = _watch_until_deleted(k8s, pod)
+    k8s.api.request("DELETE", f"{JOBS}/{name}?propagationPolicy=Background")
+    watcher.join(timeout=90)
+    assert not watcher.is_alive(), "the pod was never deleted"
+    assert seen[-1]["metadata"]["deletionTimestamp"]
+    final = _terminated(seen[-1])
+    assert final is not None and (final["exitCode"], final["reason"]) == (137, "Error")
