@@ -11,12 +11,14 @@ import re
 import shlex
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from outlive.testing._kubeapi import ApiError, KubeApi
+from outlive.testing._kubelet_logfile import parse_records, pump, render
 
 __all__ = ["ConfigMissing", "Container", "parse_quantity", "remove_paths", "start_container"]
 
@@ -50,7 +52,8 @@ class Container:
 
     name: str
     proc: subprocess.Popen[bytes]
-    log: Path
+    log: Path  # records (_kubelet_logfile), written by the pump thread
+    pump: threading.Thread
     term_file: Path
     cgroup: Path | None
     fallback_to_logs: bool
@@ -74,27 +77,29 @@ class Container:
             return False
         self.finished_at = now()
         self.signal(signal.SIGKILL)  # whatever it left in its process group goes with it
-        self.exit_code = 128 - rc if rc < 0 else rc
+        self.pump.join(timeout=5)  # the log is complete before anyone is told it ended
+        exit_code = 128 - rc if rc < 0 else rc
         oom = self.cgroup is not None and _oom_kills(self.cgroup) > 0
-        if oom and self.exit_code == 137:
+        if oom and exit_code == 137:
             self.reason = "OOMKilled"
         else:
-            self.reason = "Completed" if self.exit_code == 0 else "Error"
-        self.message = self._message()
+            self.reason = "Completed" if exit_code == 0 else "Error"
+        self.message = self._message(exit_code)
+        self.exit_code = exit_code  # last: set means finished, for the log server's threads
         if self.cgroup is not None:
             with contextlib.suppress(OSError):
                 self.cgroup.rmdir()
         return True
 
-    def _message(self) -> str:
+    def _message(self, exit_code: int) -> str:
         try:
             text = self.term_file.read_bytes()[:TERMINATION_MESSAGE_MAX]
         except OSError:
             text = b""
-        if not text.strip() and self.fallback_to_logs and self.exit_code != 0:
+        if not text.strip() and self.fallback_to_logs and exit_code != 0:
             with contextlib.suppress(OSError):
-                lines = self.log.read_bytes().splitlines(keepends=True)[-80:]
-                text = b"".join(lines)[-2048:]
+                output = render(parse_records(self.log.read_bytes())[0])
+                text = b"".join(output.splitlines(keepends=True)[-80:])[-2048:]
         return text.decode(errors="replace")
 
 
@@ -169,15 +174,21 @@ def _start(
     cgroup = _memory_cgroup(pod, spec)  # made last: nothing can fail between it and the start
     if cgroup is not None:
         lines.insert(1, f"echo $$ > {shlex.quote(str(cgroup / 'cgroup.procs'))}")
-    with open(log, "ab") as out:
+    read_fd, write_fd = os.pipe()
+    try:
         proc = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "--",
              "sh", "-c", "\n".join(lines), name, *argv],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+            stdin=subprocess.DEVNULL, stdout=write_fd, stderr=write_fd, env=env,
             start_new_session=True, cwd="/",
         )  # fmt: skip
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
     return Container(
-        name=name, proc=proc, log=log, term_file=term_file, cgroup=cgroup,
+        name=name, proc=proc, log=log, pump=pump(read_fd, log), term_file=term_file, cgroup=cgroup,
         fallback_to_logs=spec.get("terminationMessagePolicy") == "FallbackToLogsOnError",
         started_at=now(), created_paths=created,
     )  # fmt: skip

@@ -376,7 +376,7 @@ class Kubelet:
                 m = run.pod["metadata"]
                 c = run.containers.get(container)
                 if m["namespace"] == ns and m["name"] == pod and c is not None:
-                    return c.log, lambda c=c: c.exit_code is not None or c.proc.poll() is not None
+                    return c.log, lambda c=c: c.exit_code is not None
         return None
 
 

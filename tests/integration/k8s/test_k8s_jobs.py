@@ -186,6 +186,11 @@ def test_kubectl_logs_follows_a_running_container_to_its_end(k8s: K8sCluster) ->
     def follow() -> None:
         followed["out"] = k8s.kubectl("logs", "-f", pod_name, timeout_s=60).stdout
 
+    stamped = k8s.kubectl("logs", "--timestamps", pod_name).stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["line 1", "line 2", "line 3"]
+    since = stamped[0].split(" ", 1)[0]
+    assert k8s.kubectl("logs", f"--since-time={since}", pod_name).stdout.startswith("line 1\n")
+    assert k8s.kubectl("logs", "--limit-bytes=8", pod_name).stdout == "line 1\nl"
     t = threading.Thread(target=follow)
     t.start()
     (scratch / "go").touch()
