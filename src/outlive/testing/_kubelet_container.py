@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from signal import Signals
 from typing import Any
 
 from outlive.testing._kubeapi import ApiError, KubeApi
@@ -64,7 +65,12 @@ class Container:
     reason: str = ""
     message: str = ""
 
-    def signal(self, sig: signal.Signals) -> None:
+    def signal(self, sig: Signals) -> None:
+        """Signal the container's process group, unless it already ended (its pid is free)."""
+        if self.exit_code is None:
+            self._killpg(sig)
+
+    def _killpg(self, sig: Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, sig)
 
@@ -76,7 +82,7 @@ class Container:
         if rc is None:
             return False
         self.finished_at = now()
-        self.signal(signal.SIGKILL)  # whatever it left in its process group goes with it
+        self._killpg(signal.SIGKILL)  # whatever it left in its process group goes with it
         self.pump.join(timeout=5)  # the log is complete before anyone is told it ended
         exit_code = 128 - rc if rc < 0 else rc
         oom = self.cgroup is not None and _oom_kills(self.cgroup) > 0

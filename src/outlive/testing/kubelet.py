@@ -45,6 +45,7 @@ CAPACITY = {"cpu": "4", "memory": "8Gi", "pods": "110", "nvidia.com/gpu": "2",
 HEARTBEAT_S = 10.0
 TICK_S = 0.05
 CONFIG_RETRY_S = 1.0
+DELETE_RETRY_S = 2.0
 MARKER_ENV = "OUTLIVE_K8S_TESTBED"
 
 
@@ -62,6 +63,7 @@ class PodRun:
     kill_at: float | None = None  # set once terminating: KILL when reached
     deadline_exceeded: bool = False
     final: bool = False  # the final status was reported
+    delete_retry_at: float = 0.0
 
     @property
     def uid(self) -> str:
@@ -239,7 +241,9 @@ class Kubelet:
             if not run.final and (run.done() or (run.kill_at is not None and not run.containers)):
                 self.report_final(run)
                 self._remove_created_paths()
-            if run.final and run.pod["metadata"].get("deletionTimestamp"):
+            deleting = run.final and run.pod["metadata"].get("deletionTimestamp")
+            if deleting and mono >= run.delete_retry_at:  # again until the watch says DELETED
+                run.delete_retry_at = mono + DELETE_RETRY_S
                 self.finish_deletion(run.pod)
 
     @staticmethod
