@@ -35,6 +35,7 @@ from outlive.testing._errors import TestbedError, TestbedUnavailable
 
 __all__ = [
     "BINARIES",
+    "BUILD_WAIT_S",
     "cache_root",
     "cached_bin_dir",
     "deb_src_sources",
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+BUILD_WAIT_S = 1800.0  # how long a caller waits for a build under way (~8-11 min on 2 cores)
 _APT_PACKAGES = ("golang-go", "etcd-server", "dpkg-dev")
 _SOURCES_FILE = Path("/etc/apt/sources.list.d/outlive-deb-src.sources")
 _DSC_RE = re.compile(r"kubernetes_(.+)\.dsc")
@@ -80,7 +82,7 @@ def _build_lock(wait: bool = True) -> Iterator[bool]:
         yield True
 
 
-def wait_for_binaries(timeout_s: float = 1800.0) -> Path:
+def wait_for_binaries(timeout_s: float = BUILD_WAIT_S) -> Path:
     """The cached bin dir; while a build holds the lock, wait for it (up to ``timeout_s``).
     Raises TestbedUnavailable when there is no cache and no build under way."""
     deadline = time.monotonic() + timeout_s
