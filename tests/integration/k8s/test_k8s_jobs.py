@@ -97,7 +97,7 @@ def test_exit_1_fails_the_pod_and_the_job_controller_honours_backoff_limit(
     k8s: K8sCluster,
 ) -> None:
     name = _unique("fail")
-    _submit(k8s, job(name, ["sh", "-c", "exit 1"], backoff_limit=1))
+    _submit(k8s, job(name, ["sh", "-c", "echo try $HOSTNAME; exit 1"], backoff_limit=1))
     cond = wait_for("the Job to fail", lambda: _job_condition(k8s, name), timeout_s=120)
     assert (cond["type"], cond["reason"]) == ("Failed", "BackoffLimitExceeded")
     pods = _pods(k8s, name)
@@ -106,6 +106,8 @@ def test_exit_1_fails_the_pod_and_the_job_controller_honours_backoff_limit(
         assert pod["status"]["phase"] == "Failed"
         term = _terminated(pod)
         assert term is not None and (term["exitCode"], term["reason"]) == (1, "Error")
+        pod_name = pod["metadata"]["name"]  # each try's logs stay while its pod exists
+        assert k8s.kubectl("logs", pod_name).stdout == f"try {pod_name}\n"
 
 
 def test_a_process_over_its_memory_limit_is_oom_killed(k8s: K8sCluster) -> None:
