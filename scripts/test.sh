@@ -24,7 +24,8 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
 fi
 
 # Kubernetes v1.20 binaries for the k8s testbed, built from Debian's source package unless cached
-# in ~/.cache/outlive/k8s (~8 min on 2 cores; `k8s build` returns at once when cached). In the
+# in ~/.cache/outlive/k8s (7m43s measured on 2 idle cores, 21 min niced on a busy shared pair;
+# `k8s build` returns at once when cached; the k8s tests themselves take ~2 min). In the
 # background, so the build overlaps the env sync, lint, types and every other test: the k8s tests
 # run last and wait for it (a lock file), which keeps a cold CI run shortest; niced, so the
 # tests running meanwhile keep the CPU they ask for.
