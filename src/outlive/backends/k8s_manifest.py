@@ -39,6 +39,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from outlive import wire
 from outlive.backends.k8s_values import label_value, quantity_bytes
 from outlive.errors import ConfigError, UsageError
 
@@ -58,7 +59,6 @@ __all__ = [
 CONTAINER = "job"
 MOUNT_PVC = "/checkpoints"
 MOUNT_BUNDLE = "/opt/outlive"
-TERMINATION_LOG = "/dev/termination-log"
 POD_FAILURE_POLICY_MINOR = 31  # podFailurePolicy is GA (and always on) from 1.31
 CONFIGMAP_MAX_BYTES = 1024 * 1024  # the API server refuses a larger ConfigMap
 SAVE_SAFETY = 2.0
@@ -243,6 +243,7 @@ def _job(spec: JobSpec, claim: str) -> tuple[dict[str, Any], list[str]]:
             )
     env: list[dict[str, Any]] = [
         {"name": "OUTLIVE_K8S_POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": wire.ENV_TERMINATION_LOG, "value": wire.K8S_TERMINATION_LOG},
     ]
     for secret in spec.secrets:
         ref = {"name": name + "-secrets", "key": secret}
@@ -258,7 +259,7 @@ def _job(spec: JobSpec, claim: str) -> tuple[dict[str, Any], list[str]]:
         ],
         "env": env,
         "volumeMounts": mounts,
-        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePath": wire.K8S_TERMINATION_LOG,
         "terminationMessagePolicy": "File",
     }
     resources = _resources(spec)
