@@ -149,10 +149,10 @@ class KubernetesSupervisor(Supervisor):
             return
         fd = proc.stdout.fileno()
         out = sys.stdout.buffer
-        own_log = open(log.name, "ab")  # the caller's handle closes once the job has started
+        log_path = str(log.name)  # the caller's handle closes once the job has started
 
         def copy() -> None:
-            with own_log:
+            with open(log_path, "ab") as own_log:
                 for chunk in iter(lambda: os.read(fd, 65536), b""):
                     own_log.write(chunk)
                     own_log.flush()
