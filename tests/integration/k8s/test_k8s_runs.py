@@ -104,7 +104,9 @@ class Project:
 def toml_value(value: object) -> str:
     """A TOML value (inline tables for dicts) from plain JSON-like data."""
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+        return (
+            "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
+        )
     if isinstance(value, list):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     return json.dumps(value)
@@ -190,9 +192,7 @@ def test_an_unschedulable_gpu_request_stays_pending_with_k8s1(
 ) -> None:
     p = project(gpus="3")  # the node has 2
     run_id = p.run(sys.executable, "-c", "print('never')", name="too many gpus")
-    st = p.wait(
-        run_id, lambda s: (s.get("diagnosis") or {}).get("gotchas") == ["K8S1"], "K8S1"
-    )
+    st = p.wait(run_id, lambda s: (s.get("diagnosis") or {}).get("gotchas") == ["K8S1"], "K8S1")
     assert st["state"] == "pending"
     assert "Insufficient nvidia.com/gpu" in st["diagnosis"]["evidence"][0]
     assert "device plugin" in st["warning"]
