@@ -194,3 +194,38 @@ def test_grace_is_twice_the_measured_save_plus_margin_else_the_profile(
     save_s: float | None, default_s: float, want: int
 ) -> None:
     assert km.grace_s(save_s, default_s) == want
+
+
+def first_matching_rule(rules: list[dict[str, Any]], conditions: set[str], exit_code: int) -> str:
+    """The action of the first rule that matches a failed pod, as the Job controller applies
+    podFailurePolicy (kubernetes.io, "Handling Pod and container failures"); "Count" when none
+    matches (the failure counts against backoffLimit)."""
+    for rule in rules:
+        if "onPodConditions" in rule:
+            if any(
+                c["type"] in conditions and c["status"] == "True" for c in rule["onPodConditions"]
+            ):
+                return str(rule["action"])
+            continue
+        codes = rule["onExitCodes"]
+        inside = exit_code in codes["values"]
+        if (codes["operator"] == "In") == inside:
+            return str(rule["action"])
+    return "Count"
+
+
+@pytest.mark.parametrize(
+    ("conditions", "exit_code", "action"),
+    [
+        (set(), 1, "FailJob"),  # a crash fails the Job at once: no retries burnt
+        (set(), 137, "FailJob"),  # an OOM kill too: the next pod would die the same way
+        (set(), 75, "Ignore"),  # saved, run me again: does not count
+        ({"DisruptionTarget"}, 137, "Ignore"),  # preempted and killed after the grace
+        ({"DisruptionTarget"}, 75, "Ignore"),  # preempted, saved in time
+    ],
+)
+def test_a_crash_does_not_burn_retries_on_a_1_31_manifest(
+    conditions: set[str], exit_code: int, action: str
+) -> None:
+    rules = items(km.render(spec(server_minor=31))[0])["Job"]["spec"]["podFailurePolicy"]["rules"]
+    assert first_matching_rule(rules, conditions, exit_code) == action
