@@ -8,6 +8,10 @@ what a user types by hand, in one run.
   namespace), with the local daemon warm and with ``OUTLIVE_NO_DAEMON=1``, vs a hand
   ``kubectl get jobs,pods -l outlive/project=P -o json``.
 
+- the alternative to kubectl: a fresh ``python3 -S`` that reads the kubeconfig (token auth, as
+  the testbed's) and GETs the Jobs and the pods over HTTPS itself — the floor a client of its
+  own could reach (it would have to implement every kubeconfig auth mechanism kubectl has).
+
 Goals (issue 14): launch ≤ 1 s and status ≤ 0.3 s end to end.
 
     python bench/k8s_latency.py [--quick] [--keep]
@@ -54,6 +58,24 @@ def hand_job(name: str, project: str) -> str:
     })  # fmt: skip
 
 
+# Direct HTTPS: the two GETs kubectl makes for `get jobs,pods`, from the kubeconfig ($KUBECONFIG,
+# token and CA data; the token never on a command line).
+HTTPS_GET = """
+import base64, json, os, ssl, sys, tempfile, urllib.parse, urllib.request
+cfg = json.load(open(os.environ["KUBECONFIG"]))
+ctx = next(c["context"] for c in cfg["contexts"] if c["name"] == sys.argv[1])
+cluster = next(c["cluster"] for c in cfg["clusters"] if c["name"] == ctx["cluster"])
+user = next(u["user"] for u in cfg["users"] if u["name"] == ctx["user"])
+ca = base64.b64decode(cluster["certificate-authority-data"]).decode()
+tls = ssl.create_default_context(cadata=ca)
+sel = urllib.parse.quote(sys.argv[3])
+for path in ("/apis/batch/v1/namespaces/%s/jobs", "/api/v1/namespaces/%s/pods"):
+    req = urllib.request.Request(cluster["server"] + path % sys.argv[2] + "?labelSelector=" + sel,
+                                 headers={"Authorization": "Bearer " + user["token"]})
+    json.load(urllib.request.urlopen(req, context=tls))
+"""
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="few repetitions (< 1 min)")
@@ -87,6 +109,9 @@ def main() -> int:
         cold = [timed(status, proj, cold_env) for _ in range(reps * 2)]
         get = [*kubectl, "get", "jobs,pods", "-l", f"outlive/project={project}", "-o", "json"]
         hand_get = [timed(get, proj, env) for _ in range(reps * 2)]
+        https = [sys.executable, "-S", "-c", HTTPS_GET, doc["target"]["context"], "outlive",
+                 f"outlive/project={project}"]  # fmt: skip
+        direct = [timed(https, proj, env) for _ in range(reps * 2)]
     finally:
         subprocess.run([*kubectl, "delete", "jobs,configmaps,secrets", "-l",
                         f"outlive/project={project}", "--cascade=background", "--wait=false"],
@@ -101,18 +126,23 @@ def main() -> int:
         "outlive_status_s": round(med(warm), 4),
         "outlive_status_no_daemon_s": round(med(cold), 4),
         "kubectl_get_s": round(med(hand_get), 4),
+        "https_direct_get_s": round(med(direct), 4),
         "runs_in_status": reps + 1,
     }
     ratios = {
         "run_vs_kubectl_create": round(med(launch) / med(by_hand), 2),
         "status_vs_kubectl_get": round(med(warm) / med(hand_get), 2),
         "status_no_daemon_vs_kubectl_get": round(med(cold) / med(hand_get), 2),
+        "https_direct_vs_kubectl_get": round(med(direct) / med(hand_get), 2),
     }
     print(f"{'':44} median ({reps} launches, {reps * 2} looks)")
     print(f"{'hand kubectl create -f job.json':44} {figures['kubectl_create_s']:.3f} s")
     print(f"{'outlive run -t k8s':44} {figures['outlive_run_s']:.3f} s "
           f"({ratios['run_vs_kubectl_create']}x)")  # fmt: skip
     print(f"{'hand kubectl get jobs,pods -o json':44} {figures['kubectl_get_s']:.3f} s")
+    print(
+        f"{'direct HTTPS GETs (python3 -S, kubeconfig)':44} {figures['https_direct_get_s']:.3f} s"
+    )
     print(f"{'outlive status --json, daemon warm':44} {figures['outlive_status_s']:.3f} s "
           f"({ratios['status_vs_kubectl_get']}x)")  # fmt: skip
     print(f"{'outlive status --json, daemon off':44} {figures['outlive_status_no_daemon_s']:.3f} s "
