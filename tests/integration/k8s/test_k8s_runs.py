@@ -271,3 +271,24 @@ def test_pull_says_it_cannot_and_down_prints_the_delete_commands(
         f"-l outlive/project={p.name} --cascade=background --wait=false"
     )
     assert p.status(run_id)["state"] == "succeeded"  # printed, never run
+
+
+def test_logs_follow_goes_on_into_the_replacement_pod_until_the_run_ends(
+    project: Callable[..., Project], k8s: K8sCluster
+) -> None:
+    p = project()
+    run_id = p.run(*train_cmd(150, 0.03), name="followed")
+    p.wait(run_id, lambda s: s["state"] == "running" and p.step(run_id) >= 30, "step 30")
+    follow = subprocess.Popen(
+        [OUTLIVE, "logs", run_id, "-f"], cwd=p.dir, env=p.env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        k8s.preempt(run_id)
+        out, err = follow.communicate(timeout=DEADLINE_S)
+    finally:
+        follow.kill()
+    assert follow.returncode == 0, err
+    assert "resumed from step" in out  # the replacement pod's output, on the same follow
+    assert out.rstrip().endswith("final.npz")  # followed to the run's last line
+    assert p.status(run_id)["state"] == "succeeded"
