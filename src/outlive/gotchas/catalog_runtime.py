@@ -234,8 +234,9 @@ ENTRIES: tuple[Gotcha, ...] = (
         title="CUDA toolkit, host driver and torch build must agree",
         symptom=(
             "`The detected CUDA version mismatches the version that was used to compile "
-            "PyTorch`, or `no kernel image is available for execution on the device` at the "
-            "first forward pass on a new GPU."
+            "PyTorch`, `no kernel image is available for execution on the device` at the "
+            "first forward pass on a new GPU, or `Torch not compiled with CUDA enabled` from a "
+            "CPU-only torch build."
         ),
         cause=(
             "Three layers are versioned separately: the host driver (global, usually not yours "
@@ -257,6 +258,8 @@ ENTRIES: tuple[Gotcha, ...] = (
             log(r"no kernel image is available for execution on the device"),
             log(r"with CUDA capability sm_\d+ is not compatible with the current PyTorch", 8),
             log(r"CUDA driver version is insufficient for CUDA runtime version", 6),
+            # a CPU-only wheel (pip's default index on some platforms) meeting .cuda() calls
+            log(r"AssertionError: Torch not compiled with CUDA enabled", 8),
         ),
         handling=DETECTS,
         handled_by=EXPLAIN,

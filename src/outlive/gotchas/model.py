@@ -194,7 +194,8 @@ class Gotcha:
 
     ``specificity`` (1 generic .. 9 an exact library signature) orders ``explain`` output; a
     pattern may override it. ``proofs`` are pytest node ids that demonstrate a ``prevents`` or
-    ``detects`` claim; ``planned`` names the feature expected to take the entry further.
+    ``detects`` claim; ``planned`` names the feature expected to take the entry further;
+    ``sources`` are public pages whose logs show the failure (kept as test fixtures).
     """
 
     id: str
@@ -210,6 +211,7 @@ class Gotcha:
     proofs: tuple[str, ...] = ()
     planned: str | None = None
     related: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("id", "title", "symptom", "cause", "fix", "handled_by"):
