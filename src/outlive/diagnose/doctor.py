@@ -10,7 +10,7 @@ instead of being guessed at.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from outlive.diagnose.disk import disk_checks
 from outlive.diagnose.facts import (
@@ -34,6 +34,10 @@ from outlive.diagnose.gpu import (
 from outlive.diagnose.kernel import KernelEvents, OomKill, Xid, parse_kernel_log, split_timestamp
 from outlive.diagnose.model import Check, CheckJson, Status
 from outlive.diagnose.system import memory_check, threads_check
+from outlive.diagnose.verdict import VerdictJson, rank_verdict
+
+if TYPE_CHECKING:
+    from outlive.gotchas import Match
 
 __all__ = ["DMESG_CLOCK_SLACK_S", "DoctorReport", "Ladder", "doctor_report", "walk_ladder"]
 
@@ -47,7 +51,9 @@ class DoctorReport(TypedDict):
 
     run_id: str
     state: str
+    verdict: VerdictJson | None
     diagnosis: DiagnosisJson | None
+    log_matches: list[dict[str, object]]
     checks: list[CheckJson]
     could_not_check: list[str]
 
@@ -300,9 +306,15 @@ def _gpu_could_not(view: GpuView) -> list[str]:
     return out
 
 
-def doctor_report(run_id: str, facts: DoctorFacts) -> DoctorReport:
-    """The ``doctor --json`` document:
-    ``{"run_id", "state", "diagnosis", "checks", "could_not_check"}``."""
+def doctor_report(
+    run_id: str,
+    facts: DoctorFacts,
+    log_matches: list[Match] | None = None,
+    log_error: str | None = None,
+) -> DoctorReport:
+    """The ``doctor --json`` document: ``{"run_id", "state", "verdict", "diagnosis",
+    "log_matches", "checks", "could_not_check"}``. ``log_matches`` are the run's log explained
+    against the catalog (None: the log was not read, ``log_error`` says why)."""
     probe = facts.get("probe") or {}
     launch = facts.get("launch") or {}
     host = facts.get("host") or {}
@@ -327,10 +339,19 @@ def doctor_report(run_id: str, facts: DoctorFacts) -> DoctorReport:
     if running:
         checks.append(threads_check(facts.get("threads"), job_cgroup, host))
     could_not = ladder.could_not_check + _gpu_could_not(view) + unseen
+    if log_matches is None:
+        could_not.append(
+            f"run log: {log_error or 'not read'}; failures the log alone shows (NCCL timeouts, "
+            "tracebacks, NaN losses) could not be matched against the catalog"
+        )
+    matches = log_matches or []
+    checks_json = [c.to_json() for c in checks]
     return {
         "run_id": run_id,
         "state": state,
+        "verdict": rank_verdict(state, ladder.diagnosis, checks_json, matches),
         "diagnosis": ladder.diagnosis,
-        "checks": [c.to_json() for c in checks],
+        "log_matches": [m.as_dict() for m in matches],
+        "checks": checks_json,
         "could_not_check": could_not,
     }
