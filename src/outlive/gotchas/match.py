@@ -17,12 +17,18 @@ from __future__ import annotations
 import codecs
 import os
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from outlive.gotchas.catalog import CATALOG
 from outlive.gotchas.model import Gotcha, Pattern, Source
+from outlive.gotchas.prefilter import (
+    AnchorPlan,
+    find_keywords,
+    find_keywords_directly,
+    plan_anchors,
+)
 
 __all__ = [
     "MAX_SEGMENT_CHARS",
@@ -40,6 +46,7 @@ _JOINED_MAX_CHARS = 1024  # physical lines up to this long are also offered with
 _JOINED_MAX_CRS = 4  # ... if they have this few interior carriage returns (not a progress bar)
 _BLOCK_CHARS = 1 << 18  # small enough that the keyword scans stay in cache
 _MAX_PENDING_CHARS = 4 << 20  # a line longer than this is scanned in pieces
+_ANCHOR_MIN_CHARS = 1 << 16  # a fed piece this long is prefiltered on anchors (prefilter.py)
 
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 
@@ -106,6 +113,7 @@ class Explainer:
                     by_keyword.setdefault(pattern.keyword, []).append(rule)
         self._keywords = tuple(by_keyword)
         self._rules = tuple(tuple(by_keyword[k]) for k in self._keywords)
+        self._plan: AnchorPlan | None = None  # planned on the first big piece
         self._found: dict[str, _Found] = {}
         self._line = 1  # number of the line the next fed text starts on
 
@@ -120,16 +128,17 @@ class Explainer:
         if "\x1b" in text:
             text = _ANSI.sub("", text)
         candidates: dict[int, tuple[int, set[int]]] = {}
-        for index, keyword in enumerate(self._keywords):
-            pos = text.find(keyword)
-            while pos != -1:
-                start, end = _segment(text, pos, len(keyword))
-                seen = candidates.get(start)
-                if seen is None:
-                    candidates[start] = (end, {index})
-                else:
-                    seen[1].add(index)
-                pos = text.find(keyword, max(end, pos + 1))
+        skip_until: dict[int, int] = {}  # a keyword's later hits inside its segment add nothing
+        for pos, index in self._hits(text):
+            if pos < skip_until.get(index, 0):
+                continue
+            start, end = _segment(text, pos, len(self._keywords[index]))
+            seen = candidates.get(start)
+            if seen is None:
+                candidates[start] = (end, {index})
+            else:
+                seen[1].add(index)
+            skip_until[index] = max(end, pos + 1)
         line = self._line
         cursor = 0
         for start in sorted(candidates):
@@ -145,6 +154,14 @@ class Explainer:
                             self._record(gotcha, line, view, found, specificity)
                             break
         self._line = line + text.count("\n", cursor)
+
+    def _hits(self, text: str) -> Iterator[tuple[int, int]]:
+        """(position, keyword index) of every keyword in ``text``, each keyword's in order."""
+        if len(text) < _ANCHOR_MIN_CHARS:
+            return find_keywords_directly(text, self._keywords)
+        if self._plan is None:
+            self._plan = plan_anchors(self._keywords)
+        return find_keywords(text, self._keywords, self._plan)
 
     def _record(
         self, gotcha: Gotcha, line: int, view: str, found: re.Match[str], specificity: int
