@@ -62,7 +62,7 @@ ENTRIES: tuple[Gotcha, ...] = (
         platforms=(ANY,),
         specificity=8,
         patterns=(
-            log(r"Assertion `[^`]*` failed", 7, "` failed"),
+            log(r"Assertion `[^`]*` failed", 7),
             log(r"CUDA error: device-side assert triggered"),
             log(r"cuda runtime error \(59\) : device-side assert triggered"),
         ),

@@ -23,12 +23,6 @@ from typing import BinaryIO
 
 from outlive.gotchas.catalog import CATALOG
 from outlive.gotchas.model import Gotcha, Pattern, Source
-from outlive.gotchas.prefilter import (
-    AnchorPlan,
-    find_keywords,
-    find_keywords_directly,
-    plan_anchors,
-)
 
 __all__ = [
     "MAX_SEGMENT_CHARS",
@@ -46,7 +40,6 @@ _JOINED_MAX_CHARS = 1024  # physical lines up to this long are also offered with
 _JOINED_MAX_CRS = 4  # ... if they have this few interior carriage returns (not a progress bar)
 _BLOCK_CHARS = 1 << 18  # small enough that the keyword scans stay in cache
 _MAX_PENDING_CHARS = 4 << 20  # a line longer than this is scanned in pieces
-_ANCHOR_MIN_CHARS = 1 << 16  # a fed piece this long is prefiltered on anchors (prefilter.py)
 
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 
@@ -113,7 +106,6 @@ class Explainer:
                     by_keyword.setdefault(pattern.keyword, []).append(rule)
         self._keywords = tuple(by_keyword)
         self._rules = tuple(tuple(by_keyword[k]) for k in self._keywords)
-        self._plan: AnchorPlan | None = None  # planned on the first big piece
         self._found: dict[str, _Found] = {}
         self._line = 1  # number of the line the next fed text starts on
 
@@ -156,12 +148,17 @@ class Explainer:
         self._line = line + text.count("\n", cursor)
 
     def _hits(self, text: str) -> Iterator[tuple[int, int]]:
-        """(position, keyword index) of every keyword in ``text``, each keyword's in order."""
-        if len(text) < _ANCHOR_MIN_CHARS:
-            return find_keywords_directly(text, self._keywords)
-        if self._plan is None:
-            self._plan = plan_anchors(self._keywords)
-        return find_keywords(text, self._keywords, self._plan)
+        """(position, keyword index) of every keyword in ``text``, each keyword's in order.
+
+        One ``str.find`` pass per keyword: its cost falls with the needle's length, so the
+        longest literal of each pattern is its keyword (shared 4-character anchors, tried,
+        made fewer but three times slower passes).
+        """
+        for index, keyword in enumerate(self._keywords):
+            pos = text.find(keyword)
+            while pos != -1:
+                yield pos, index
+                pos = text.find(keyword, pos + 1)
 
     def _record(
         self, gotcha: Gotcha, line: int, view: str, found: re.Match[str], specificity: int

@@ -188,3 +188,10 @@ def test_importing_the_catalog_pulls_in_nothing_outside_the_standard_library() -
     assert [m for m in third_party if not m.startswith("outlive")] == []
     assert all(m == "outlive" or m.startswith(("outlive.gotchas", "outlive.")) for m in third_party)
     assert not [m for m in loaded if m.startswith(("outlive.cli", "outlive.ckpt", "numpy"))]
+
+
+def test_every_regex_of_the_catalog_compiles() -> None:
+    # regexes compile lazily at first use (explain's start-up); here every one is compiled
+    for g in CATALOG:
+        for p in g.patterns:
+            assert p.regex.pattern == p.regex_source and p.regex is p.regex, (g.id, p)
