@@ -22,6 +22,13 @@ CRLF_SCRIPT = (
     log(r"set: -?[\w-]*\\r: invalid option", 8, "invalid option"),
     log(r"cd: \$?'?[^:]*\\r'?: No such file or directory", 7, "No such file or directory"),
     log(r"can't open file '[^']*\\r'", 8, "can't open file"),
+    # `cmd \` + CRLF: the backslash escapes the \r, not the newline, so the next line, a flag,
+    # runs as a command; the \r is often gone from a pasted log (a space after `\` does the same)
+    log(
+        r"line \d+: +(?:\$')?--?[A-Za-z][\w-]*(?:=[^:\s']*)?(?:\\r)?'?: command not found",
+        6,
+        "command not found",
+    ),
 )
 
 ENTRIES: tuple[Gotcha, ...] = (
@@ -177,8 +184,9 @@ ENTRIES: tuple[Gotcha, ...] = (
         title="Windows line endings (CRLF) break shell scripts on Linux",
         symptom=(
             "A synced launcher does nothing; run by hand it prints `$'\\r': command not found`, "
-            "`syntax error near unexpected token $'do\\r'`, `set: ...: invalid option` or a "
-            "`cd` into a path ending in `\\r`."
+            "`syntax error near unexpected token $'do\\r'`, `set: ...: invalid option`, a "
+            "`cd` into a path ending in `\\r`, or `line N: --some-flag: command not found` for "
+            "the line after a `\\` continuation."
         ),
         cause=(
             "A checkout with `core.autocrlf=true` (or an archive that kept working-tree endings) "

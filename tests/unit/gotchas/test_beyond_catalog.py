@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from gotcha_helpers import PUBLIC, public_files, read_text, source_of
 
-from outlive.gotchas import CATALOG, by_id, explain_file
+from outlive.gotchas import CATALOG, by_id, explain_file, explain_text
 
 
 def assert_ranked_first(gotcha_id: str) -> None:
@@ -125,3 +125,16 @@ def test_a_torchrun_hang_up_is_named_as_the_dropped_login_session() -> None:
         assert matches[0].id == "GEN2" and by_id("GEN2").title == matches[0].title, name
     # SIGTERM (15) from a scheduler is not a hang-up
     assert explain_file(PUBLIC / "SLURM2.lightning_time_limit.log")[0].id == "SLURM2"
+
+
+def test_a_flag_run_as_a_command_after_a_crlf_continuation_is_named_crlf() -> None:
+    # bash quotes a name holding a raw \r ($'...'); a pasted log has often lost the \r
+    for line in (
+        "train.sh: line 5: $'--fp16\\r': command not found\n",
+        "train.sh: line 4: --lr=3e-4\r: command not found\n",
+        "./script.sh: line 73: --forward-agent: command not found\n",
+    ):
+        assert [m.id for m in explain_text(line)][:1] == ["U26"], line
+    # a missing program is not a line-ending problem
+    missing = explain_text("bash: line 1: torchrun: command not found\n")
+    assert "U26" not in {m.id for m in missing}
