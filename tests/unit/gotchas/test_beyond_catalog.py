@@ -138,3 +138,11 @@ def test_a_flag_run_as_a_command_after_a_crlf_continuation_is_named_crlf() -> No
     # a missing program is not a line-ending problem
     missing = explain_text("bash: line 1: torchrun: command not found\n")
     assert "U26" not in {m.id for m in missing}
+
+
+def test_u11_an_oom_while_torch_holds_almost_nothing_names_a_hidden_holder() -> None:
+    matches = explain_file(PUBLIC / "U11.fastmri_node.log")
+    # the poster kept the numbers, not the "CUDA out of memory." head that U10 also matches
+    assert [m.id for m in matches] == ["U11"]
+    # an ordinary OOM, where torch itself holds the memory, stays U10 alone
+    assert [m.id for m in explain_file(PUBLIC / "U10.semantic_seg.log")] == ["U10"]
