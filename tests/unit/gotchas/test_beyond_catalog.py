@@ -146,3 +146,12 @@ def test_u11_an_oom_while_torch_holds_almost_nothing_names_a_hidden_holder() -> 
     assert [m.id for m in matches] == ["U11"]
     # an ordinary OOM, where torch itself holds the memory, stays U10 alone
     assert [m.id for m in explain_file(PUBLIC / "U10.semantic_seg.log")] == ["U10"]
+
+
+def test_slurm_wordings_with_and_without_the_node_name_are_named() -> None:
+    # both forms are slurmstepd's own (the node name came in a later release)
+    for line in (
+        "slurmstepd: error: *** STEP 1234.0 CANCELLED AT 2019-03-01T10:00:00 DUE TO TIME LIMIT ***",
+        "slurmstepd: error: *** JOB 99 ON gpu7 CANCELLED AT 2024-01-01T00:00 DUE TO PREEMPTION ***",
+    ):
+        assert [m.id for m in explain_text(line + "\n")] == ["SLURM2"], line
