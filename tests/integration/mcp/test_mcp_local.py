@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mcp_client import Agent, drive
 
+BUSY = ("pending", "running")
 OOM = "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB"
 EXAMPLE = Path(__file__).resolve().parents[3] / "src" / "outlive" / "examples" / "train_numpy.py"
 
