@@ -14,8 +14,8 @@ MAX_ARG_CHARS = 8192
 
 # NAME=value where NAME says it is a credential: the value must not travel in a command (U34)
 _SECRET_ASSIGN = re.compile(
-    r"^(?:--?)?[A-Za-z_][A-Za-z0-9_.-]*(?:TOKEN|SECRET|PASSWORD|PASSWD|API[_-]?KEY|ACCESS[_-]?KEY)"
-    r"[A-Za-z0-9_]*=.+",
+    r"^-{0,2}(?:[A-Za-z0-9_.-]*[_.-])?"
+    r"(?:TOKEN|SECRET(?:[_-]?KEY)?|PASSWORD|PASSWD|API[_-]?KEY|ACCESS[_-]?KEY)=.",
     re.IGNORECASE,
 )
 
@@ -40,7 +40,7 @@ def project_path(project: Path, value: str, what: str) -> Path:
     pure = PurePosixPath(value)
     if pure.is_absolute() or value.startswith("~"):
         raise UsageError(
-            f"{what} {value[:80]!r} is absolute; tools take paths relative to the project "
+            f"{what} {value[:80]!r} is absolute (or starts with '~'); tools take paths relative to the project "
             f"directory {project}"
         )
     if ".." in pure.parts:
