@@ -40,8 +40,8 @@ def project_path(project: Path, value: str, what: str) -> Path:
     pure = PurePosixPath(value)
     if pure.is_absolute() or value.startswith("~"):
         raise UsageError(
-            f"{what} {value[:80]!r} is absolute (or starts with '~'); tools take paths relative to the project "
-            f"directory {project}"
+            f"{what} {value[:80]!r} is absolute (or starts with '~'); tools take paths "
+            f"relative to the project directory {project}"
         )
     if ".." in pure.parts:
         raise UsageError(
