@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
@@ -114,7 +115,9 @@ async def _bounded(tool: str, fn: Callable[[], T], timeout_s: float | None = Non
 
 
 def _progress(ctx: Context[Any, Any]) -> Callable[[int, int, str], None]:
-    """A callback for a worker thread that sends progress notifications, at most 4 a second."""
+    """A callback for any thread (the pull's transfer threads too) that sends progress
+    notifications on the server's event loop, at most 4 a second."""
+    loop = anyio.lowlevel.current_token()
     last = [0.0]
 
     def report(done: int, total: int, what: str) -> None:
@@ -124,15 +127,20 @@ def _progress(ctx: Context[Any, Any]) -> Callable[[int, int, str], None]:
         last[0] = now
         # the request may have ended (timed out): then nobody is listening any more
         with contextlib.suppress(Exception):
-            anyio.from_thread.run(ctx.report_progress, float(done), float(total) or None, what)
+            anyio.from_thread.run(
+                ctx.report_progress, float(done), float(total) or None, what, token=loop
+            )
 
     return report
 
 
 def _note(ctx: Context[Any, Any]) -> Callable[[str], None]:
+    """A callback for any thread that sends a note as an MCP log message."""
+    loop = anyio.lowlevel.current_token()
+
     def note(message: str) -> None:
         with contextlib.suppress(Exception):
-            anyio.from_thread.run(ctx.info, message)
+            anyio.from_thread.run(ctx.info, message, token=loop)
 
     return note
 

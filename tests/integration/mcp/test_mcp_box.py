@@ -7,6 +7,7 @@ The box shares this machine's filesystem, so the test changes a box file directl
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -56,8 +57,12 @@ def test_box_run_to_verified_pull_and_the_two_step_down(project: Path, box: Box)
         made_up = await agent.call("down", {"target": "box", "token": "down-made-up"})
         assert not made_up["allowed"] and "unknown" in (made_up["refused"] or "")
 
+        ckpt = Path(st["runs"][0]["ckpt_dir"])
+        (ckpt / "weights.bin").write_bytes(os.urandom(8 << 20))  # enough for rsync to report
         pulled = await agent.call("pull", {"run": "gate"})
         assert pulled["ok"], pulled["verify"]["problems"]
+        moved = [p for p in agent.progress if p[0] == "pull"]
+        assert moved and moved[-1][2] == pulled["size_bytes"], moved
 
         # covered now: a token, but nothing acts without it
         ready = await agent.call("down", {"target": "box"})
@@ -65,7 +70,6 @@ def test_box_run_to_verified_pull_and_the_two_step_down(project: Path, box: Box)
         assert [r["covered"] for r in ready["runs"]] == [True]
 
         # a file changes on the box between the two calls: the token is void
-        ckpt = Path(st["runs"][0]["ckpt_dir"])
         (ckpt / "late.txt").write_text("written after the pull")
         stale = await agent.call("down", {"target": "box", "token": ready["token"]})
         assert not stale["allowed"] and stale["plan"] is None
