@@ -121,8 +121,6 @@ def _print_pull(result: dict[str, Any]) -> None:
     v = result["verify"]
     t = result["transfer"]
     where = result["dest"]
-    if result.get("picked"):
-        con.print(f"pulling {result['picked']}", markup=False)
     if result["ok"]:
         skipped = v["load_skipped"]
         unchecked = f", {len(skipped)} load check(s) skipped: SHA-256 only" if skipped else ""

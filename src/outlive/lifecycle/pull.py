@@ -180,7 +180,9 @@ def pull(
     on_progress: ProgressFn | None = None,
     on_note: NoteFn | None = None,
 ) -> dict[str, Any]:
-    """Pull run ``ref``'s results and verify them; returns the report (``ok`` says it all)."""
+    """Pull run ``ref``'s results and verify them; returns the report (``ok`` says it all).
+    A run still going when the pull starts gives a snapshot (``snapshot``: True, recorded in
+    PULL_VERIFIED.json), which ``down`` never counts as the run's result."""
     opts = opts or PullOptions()
     if opts.retries < 1 or opts.parallel < 1:
         raise UsageError("--retries and --parallel must be at least 1")

@@ -88,7 +88,7 @@ def test_pull_name_picks_the_newest_run_of_that_name_and_says_which(project: Pro
     )
     assert f"is run {second}" in err
     human = project.cli("pull", "twice", "-t", "local", timeout_s=120)
-    assert f"pulling 'twice' is run {second} on target 'local'" in human.stdout
+    assert f"pulling 'twice' is run {second} on target 'local'" in human.stderr
     # By id it pulls exactly that run and needs no saying.
     by_id, _ = pull_json(project, first)
     assert by_id["run_id"] == first and by_id["picked"] is None
