@@ -225,7 +225,10 @@ class SmokeArgs(Args):
 
 
 class PullArgs(Args):
-    run_ref: str = arg("Run id, name or id prefix.", metavar="RUN")
+    run_ref: str = arg("Run id, name (its newest run) or id prefix.", metavar="RUN")
+    target: str | None = opt(
+        "-t", "--target", help="Look for RUN on this target (needed when a name is on several)."
+    )
     to: Path | None = opt(
         "--to", help="Local directory (default .outlive/pulled/<run-name>/<run-id>/)."
     )
@@ -251,11 +254,20 @@ class PullArgs(Args):
         help="Pull the content behind symlinks that point outside the run's result roots "
         "(by default they are listed as not pulled).",
     )
+    require_load_check: bool = flag(
+        "--require-load-check",
+        help="Fail a checkpoint that cannot be loaded here (torch not installed) instead of "
+        "proving it by SHA-256 only.",
+    )
     as_json: bool = json_flag()
 
 
 class VerifyArgs(Args):
     directory: Path = arg("A directory made by pull.", metavar="DIR")
+    require_load_check: bool = flag(
+        "--require-load-check",
+        help="Fail a checkpoint that cannot be loaded here (torch not installed).",
+    )
     as_json: bool = json_flag()
 
 
@@ -269,6 +281,10 @@ class DownArgs(Args):
     )
     confirm_abandon: str | None = opt(
         "--confirm-abandon", help="Confirms --abandon-results.", metavar="'abandon NAME'"
+    )
+    require_load_check: bool = flag(
+        "--require-load-check",
+        help="Count only pulls whose checkpoints were loaded here, not proven by SHA-256 only.",
     )
     as_json: bool = json_flag()
 

@@ -66,6 +66,11 @@ def targets_doc(cfg: Config) -> dict[str, Any]:
             "host": t.connection.host,
             "workdir": t.placement.workdir,
             "durable": t.placement.durable,
+            # What `cancel` waits between TERM and KILL (the table's kill_grace_s, else the
+            # profile's), and the platform's preemption window the job is told about: cancel
+            # never uses the spot grace.
+            "kill_grace_s": t.policy.kill_grace_s,
+            "spot_grace_s": t.policy.spot_grace_s,
         }
         for t in cfg.targets.values()
     ]

@@ -10,7 +10,7 @@ instead of being guessed at.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from outlive.diagnose.disk import disk_checks
 from outlive.diagnose.facts import (
@@ -34,6 +34,9 @@ from outlive.diagnose.gpu import (
 from outlive.diagnose.kernel import KernelEvents, OomKill, Xid, parse_kernel_log, split_timestamp
 from outlive.diagnose.model import Check, CheckJson, Status
 from outlive.diagnose.system import memory_check, threads_check
+
+if TYPE_CHECKING:
+    from outlive.gotchas.match import Match
 
 __all__ = ["DMESG_CLOCK_SLACK_S", "DoctorReport", "Ladder", "doctor_report", "walk_ladder"]
 
@@ -266,7 +269,7 @@ def _xid_check(xids: list[Xid], window: tuple[float, float] | None) -> Check:
     )
 
 
-def _run_check(probe: ProbeFacts, diag: DiagnosisJson | None) -> Check:
+def _run_check(probe: ProbeFacts, diag: DiagnosisJson | None, said: list[Match]) -> Check:
     state = probe.get("state")
     gotchas = tuple((diag.get("gotchas") if diag else None) or ())
     if state == "running":
@@ -283,8 +286,23 @@ def _run_check(probe: ProbeFacts, diag: DiagnosisJson | None) -> Check:
         evidence = "; ".join(diag.get("evidence") or [])
         return Check("run", Status.FAIL, f"{state}: {diag.get('cause')} — {evidence}", gotchas)
     if state == "failed":
-        return Check("run", Status.FAIL, f"failed with exit code {probe.get('exit_code')}", ())
+        failed = f"failed with exit code {probe.get('exit_code')}"
+        return Check("run", Status.FAIL, failed + _log_cause(said), tuple(m.id for m in said))
     return Check("run", Status.FAIL, f"{state}: {probe.get('error') or 'no readable records'}", ())
+
+
+def _log_matches(log_tail: str | None) -> list[Match]:
+    """The catalog's two most specific matches in the end of a failed run's log."""
+    from outlive.gotchas import explain_text
+
+    return explain_text(log_tail)[:2] if log_tail else []
+
+
+def _log_cause(said: list[Match]) -> str:
+    """What the failed run's log says, by the catalog: the line, the cause and the fix."""
+    return "".join(
+        f"; its log says {m.text.strip()[:160]!r} ({m.id}: {m.title}); fix: {m.fix}" for m in said
+    )
 
 
 def _gpu_could_not(view: GpuView) -> list[str]:
@@ -315,7 +333,10 @@ def doctor_report(run_id: str, facts: DoctorFacts) -> DoctorReport:
     own_pgid = launch.get("pgid")
     vram, unseen = vram_check(view, facts.get("vram_holders"), own_pids, own_pgid)
     job_cgroup = facts.get("job_cgroup")
-    checks = [_run_check(probe, ladder.diagnosis), *ladder.checks]
+    checks = [
+        _run_check(probe, ladder.diagnosis, _log_matches(facts.get("log_tail"))),
+        *ladder.checks,
+    ]
     checks += [presence_check(view), vram, throttle_check(view), clocks_check(view)]
     if running:
         checks.append(feed_check(view))

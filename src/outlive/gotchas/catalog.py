@@ -1,4 +1,4 @@
-"""The assembled gotcha catalog: all 93 entries, in a stable order, with lookup and search."""
+"""The assembled gotcha catalog: all 94 entries, in a stable order, with lookup and search."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from outlive.gotchas.model import Gotcha
 
 __all__ = ["CATALOG", "EXPECTED_IDS", "by_id", "search"]
 
-_SERIES = (("U", 43), ("GEN", 8), ("PS", 13), ("RP", 13), ("SLURM", 5), ("K8S", 6), ("NB", 5))
+_SERIES = (("U", 44), ("GEN", 8), ("PS", 13), ("RP", 13), ("SLURM", 5), ("K8S", 6), ("NB", 5))
 
-# The IDs the seed documents define; the catalog must hold exactly these.
+# The IDs the seed documents define (U1-U43 ...) and the ones added since (U44); the catalog
+# must hold exactly these.
 EXPECTED_IDS: tuple[str, ...] = tuple(
     f"{prefix}{n}" for prefix, count in _SERIES for n in range(1, count + 1)
 )
