@@ -74,6 +74,7 @@ class RunOut(TypedDict):
     run_id: str
     name: str
     target: str
+    warnings: list[str]
 
 
 @with_config(_OPEN)

@@ -80,7 +80,12 @@ class Tools:
             on_step(0, 2, f"pushing the project to {target} and launching")
             launched = launch(session, target, argv, name)
         on_step(2, 2, f"launched {launched.name!r} as {launched.run_id}")
-        return {"run_id": launched.run_id, "name": launched.name, "target": launched.target}
+        return {
+            "run_id": launched.run_id,
+            "name": launched.name,
+            "target": launched.target,
+            "warnings": list(launched.warnings),  # launched anyway, as `run --json` says
+        }
 
     def status(self, runs: list[str]) -> S.StatusOut:
         from outlive.lifecycle.runs import status

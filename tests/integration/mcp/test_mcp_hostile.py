@@ -70,6 +70,7 @@ def test_hostile_arguments_are_one_sentence_and_nothing_runs(tmp_path: Path) -> 
         # a name full of shell syntax is a name like any other (the CLI's rule): the run
         # starts, and no shell ever reads the name
         run = await agent.call("run", {"command": ["true"], "name": PWN})
+        assert run["warnings"] == []
         done = await agent.poll(
             "status", {"runs": [run["run_id"]]},
             lambda d: d["runs"][0]["state"] not in ("pending", "running"),

@@ -28,6 +28,7 @@ def test_local_run_status_logs_explain_doctor_pull_verify_through_tools(tmp_path
         command = [sys.executable, "train_numpy.py", "--steps", "30", "--save-every", "10"]
         launched = await agent.call("run", {"command": command, "name": "toy"})
         assert launched["name"] == "toy" and launched["target"] == "local"
+        assert launched["warnings"] == []  # the program is on the PATH
         steps = [p for p in agent.progress if p[0] == "run"]
         assert steps and steps[-1][1] == steps[-1][2], steps  # deploy progress, ending complete
 
