@@ -301,6 +301,10 @@ class TunnelArgs(Args):
     ports: str = arg("Remote port[:local port].", metavar="PORT[:LOCAL]")
 
 
+class McpArgs(Args):
+    """``mcp`` takes no arguments: it serves the project of the current directory."""
+
+
 class JsonArgs(Args):
     """A command whose only option is ``--json`` (``ls``, ``daemon status|stop``)."""
 
@@ -377,6 +381,9 @@ COMMANDS: tuple[Command[Any], ...] = (
             "verified, shows what the platform's verbs stop, keep billing and destroy, and "
             "after the target's name is typed prints the commands to run. outlive itself "
             "stops and deletes nothing.", DownArgs, _PULL + "down"),
+    Command("mcp", "Serve the lifecycle as Model Context Protocol tools over stdio for an AI "
+            "agent: typed tools mirroring --json, `down` in two calls with a one-time token, no "
+            "secret through any tool.", McpArgs, "outlive.cli.mcp_cmds:mcp"),
     Command("tunnel", "Forward localhost:LOCAL to TARGET's PORT (TensorBoard, Jupyter) over "
             "the shared master; runs until Ctrl-C.", TunnelArgs, _REMOTE + "tunnel"),
     Command("secret push", "Store NAME on TARGET as a 0600 file on box-local disk; the value "
