@@ -71,7 +71,9 @@ def _from_diagnosis(diag: DiagnosisJson | None, checks: list[CheckJson]) -> _Can
         run = next((c for c in checks if c["name"] == "run" and c["status"] == "FAIL"), None)
         if run is None:
             return None
-        return _Candidate(_SOFT_WEIGHT, run["detail"], list(run["gotchas"]), [], ["exit"])
+        # the check's gotchas came from the log, which speaks for itself below
+        cause = run["detail"].split("; its log says", 1)[0]
+        return _Candidate(_SOFT_WEIGHT, cause, [], [], ["exit"])
     cause = str(diag.get("cause") or "unknown")
     weight = _HARD_WEIGHT if cause in _HARD_CAUSES else _SOFT_WEIGHT
     return _Candidate(

@@ -1,5 +1,5 @@
-"""The assembled gotcha catalog: the 93 seed entries and those beyond the seeds (X), in a
-stable order, with lookup and search."""
+"""The assembled gotcha catalog: the seed entries, the ones added since (U44) and those beyond
+the seeds written from public failure logs (X), in a stable order, with lookup and search."""
 
 from __future__ import annotations
 
@@ -21,17 +21,18 @@ from outlive.gotchas.model import Gotcha
 __all__ = ["CATALOG", "EXPECTED_IDS", "by_id", "search"]
 
 _SERIES = (
-    ("U", 43),
+    ("U", 44),
     ("GEN", 8),
     ("PS", 13),
     ("RP", 13),
     ("SLURM", 5),
     ("K8S", 6),
     ("NB", 5),
-    ("X", 16),  # beyond the seeds: written from public failure logs
+    ("X", 16),  # beyond the seeds: written from public failure logs (issue 19)
 )
 
-# The IDs the catalog must hold exactly: those the seed documents define, then the X series.
+# The IDs the seed documents define (U1-U43 ...), the ones added since (U44) and the X series;
+# the catalog must hold exactly these.
 EXPECTED_IDS: tuple[str, ...] = tuple(
     f"{prefix}{n}" for prefix, count in _SERIES for n in range(1, count + 1)
 )

@@ -78,3 +78,16 @@ def test_a_healthy_running_run_has_no_verdict() -> None:
     probe = {"state": "running", "pid": 48211, "diagnosis": None, "heartbeat_age_s": 2.0}
     report = doctor_report("r1", _facts(probe=probe, disks=ROOMY), [], None)
     assert report["verdict"] is None and report["log_matches"] == []
+
+
+def test_without_the_whole_log_the_tail_the_box_sent_is_matched_and_said_so() -> None:
+    tail = (PUBLIC / "X6.caduceus.log").read_text(encoding="utf-8")
+    probe = {"state": "failed", "pid": 48211, "exit_code": 1, "diagnosis": None}
+    facts = _facts(probe=probe, disks=ROOMY, log_tail=tail)
+    report = doctor_report("r1", facts, None, "the box did not answer")
+    verdict = report["verdict"]
+    assert verdict is not None and verdict["gotchas"] == ["X6"]
+    assert verdict["also"] == ["failed with exit code 1 (exit)"]
+    checks = {c["name"]: c for c in report["checks"]}
+    assert "its log says" in checks["run"]["detail"] and checks["run"]["gotchas"] == ["X6"]
+    assert any("only in the last 64 KiB" in c for c in report["could_not_check"])
