@@ -180,9 +180,10 @@ ENTRIES: tuple[Gotcha, ...] = (
         id="X14",
         title="The notebook kernel died and restarted: everything in memory is gone",
         symptom=(
-            "Colab shows `Your session crashed` (often `after using all available RAM`) and the "
-            "runtime log has `KernelRestarter: restarting kernel (1/5)` and `kernel ... "
-            "restarted`; variables, the model and any unsaved results are lost."
+            "Colab shows `Your session crashed` (often `after using all available RAM`), Kaggle "
+            "`Your notebook tried to allocate more memory than is available. It has restarted.`, "
+            "Jupyter `The kernel appears to have died`; the runtime log has `KernelRestarter: "
+            "restarting kernel (1/5)`. Variables, the model and unsaved results are lost."
         ),
         cause=(
             "The kernel process died, almost always killed for host memory (a dataset loaded "
@@ -201,6 +202,8 @@ ENTRIES: tuple[Gotcha, ...] = (
             log(r"KernelRestarter: restarting kernel \(\d+/\d+\)"),
             log(r"WARNING:root:kernel [0-9a-f-]+ restarted"),
             log(r"Your session crashed(?:\.| after using all available RAM)"),
+            log(r"Your notebook tried to allocate more memory than is available", 9),
+            log(r"The kernel appears to have died\. It will restart automatically"),
         ),
         handling=DETECTS,
         handled_by=EXPLAIN,
@@ -209,6 +212,9 @@ ENTRIES: tuple[Gotcha, ...] = (
         sources=(
             "https://github.com/googlecolab/colabtools/issues/513",
             "https://github.com/googlecolab/colabtools/issues/2538",
+            "https://github.com/googlecolab/colabtools/issues/5110",
+            "https://github.com/buxiangzhiren/DDCap/issues/39",
+            "https://github.com/ypwhs/DogBreed_gluon/issues/3",
         ),
     ),
     Gotcha(
