@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from local_helpers import OUTLIVE, Project, read_json_file, wait_for
 
+from outlive.gotchas import by_id
+
 UP_CHECKS = [
     "python",
     "gpu",
@@ -253,6 +255,8 @@ def test_doctor_human_output(project: Project) -> None:
     run_id = _vanish(project, "human")
     done = project.cli("doctor", run_id, rc=1, timeout_s=200)
     assert f"run {run_id}: vanished, cause killed" in done.stdout
+    assert "verdict: FAIL: killed (U3)" in done.stdout  # the ranked verdict, with its fix
+    assert f"fix: {by_id('U3').fix}" in done.stdout
     assert "could not check:" in done.stdout
 
 
