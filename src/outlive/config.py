@@ -262,14 +262,14 @@ def load_config(start: Path | None = None) -> Config:
             source=None,
             project_name=project_dir.name,
             exclude=(),
-            targets={LOCAL: _local_target(project_dir, None)},
+            targets={LOCAL: _local_target(project_dir, None, [USER_PROFILE_DIR])},
         )
     from outlive import _config_schema as schema  # pydantic only when there is a file to check
 
     parsed = schema.parse(raw, source)
     project_name = parsed.project.name or project_dir.name
-    targets = {LOCAL: _local_target(project_dir, parsed.targets.get(LOCAL))}
     profile_dirs = [USER_PROFILE_DIR] + [project_dir / d for d in parsed.project.profile_dirs]
+    targets = {LOCAL: _local_target(project_dir, parsed.targets.get(LOCAL), profile_dirs)}
     for name, t in parsed.targets.items():
         if name != LOCAL:
             targets[name] = _remote_target(name, t, source, project_name, profile_dirs)
@@ -403,7 +403,12 @@ def _parse_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
 
 
-def _local_target(project_dir: Path, t: Any | None) -> Target:
+def _local_target(project_dir: Path, t: Any | None, profile_dirs: list[Path]) -> Target:
+    """The embedded ``local`` target; what its table leaves unset comes from the ``local``
+    profile, like any target's (so ``cancel`` waits the kill grace ``profiles local`` shows)."""
+    from outlive.profiles import load_profile
+
+    prof = load_profile("local", profile_dirs)
     durable = project_dir / STATE_DIR / "durable"
     if t is not None and t.durable:
         durable = (project_dir / Path(t.durable).expanduser()).resolve()
@@ -417,7 +422,8 @@ def _local_target(project_dir: Path, t: Any | None) -> Target:
         policy=JobPolicy(
             env=dict(t.env) if t is not None else {},
             secrets=tuple(t.secrets) if t is not None else (),
-            kill_grace_s=(t.kill_grace_s if t is not None and t.kill_grace_s is not None else 10.0),
+            kill_grace_s=_first(t.kill_grace_s if t is not None else None, prof.kill_grace_s),
+            spot_grace_s=t.spot_grace_s if t is not None else None,
             mtbf_s=t.mtbf_s if t is not None else None,
         ),
     )

@@ -59,7 +59,7 @@ class Session:
             from outlive.agent.client import AgentClient
 
             if t.connection.host is None:
-                agent = AgentClient.local(self.cfg.state_dir, pool=self.pool)
+                agent = AgentClient.local(self.cfg.state_dir, pool=self.pool, name=t.name)
             else:
                 from outlive.transport.ssh import SshTransport
 

@@ -40,7 +40,7 @@ class Launched:
     run_dir: str
     ckpt_dir: str
     pid: int | None
-    warnings: tuple[str, ...] = ()  # what the launch wants the user to know (one sentence each)
+    warnings: tuple[str, ...] = ()  # e.g. the command's program is not on the box's PATH
 
 
 @shape(frozen=True)
@@ -61,15 +61,21 @@ class LaunchReply:
     pid: int | None = None
     job_id: str | None = None
     warnings: tuple[str, ...] = ()
+    # Programs of the command not on the job's PATH on the box: ``{"program", "near", "path"}``.
+    missing_programs: tuple[dict[str, object], ...] = ()
 
     @classmethod
     def from_json(cls, doc: dict[str, object]) -> LaunchReply:
         pid, job = doc.get("pid"), doc.get("job_id")
+        missing = doc.get("missing_programs")
         return cls(
             run_dir=str(doc["run_dir"]),
             ckpt_dir=str(doc["ckpt_dir"]),
             pid=pid if isinstance(pid, int) else None,
             job_id=str(job) if job is not None else None,
+            missing_programs=tuple(
+                m for m in (missing if isinstance(missing, list) else []) if isinstance(m, dict)
+            ),
         )
 
 

@@ -63,8 +63,9 @@ SLURM_ENTRIES: tuple[Gotcha, ...] = (
         platforms=(SLURM,),
         specificity=8,
         patterns=(
-            log(r"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT \S+ DUE TO TIME LIMIT"),
-            log(r"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT \S+ DUE TO PREEMPTION", 7),
+            # slurmstepd's wording; releases before the node name was added omit `ON <node>`
+            log(r"\*\*\* (?:JOB|STEP) \S+ (?:ON \S+ )?CANCELLED AT \S+ DUE TO TIME LIMIT"),
+            log(r"\*\*\* (?:JOB|STEP) \S+ (?:ON \S+ )?CANCELLED AT \S+ DUE TO PREEMPTION", 7),
         ),
         handling=DETECTS,
         handled_by=EXPLAIN,

@@ -268,8 +268,15 @@ def _record(
         raise RegistryError(
             f"run {rec.run_id} was launched, but {exc}; `outlive status` will pick it up"
         ) from None
+    from outlive.lifecycle.software import missing_program_warnings
+
+    durable = request.durable or f"{request.workdir.rstrip('/')}/{wire.STATE_DIRNAME}/durable"
+    warnings = (
+        *reply.warnings,
+        *missing_program_warnings(rec.target, durable, reply.missing_programs),
+    )
     return Launched(
-        rec.run_id, rec.name, rec.target, rec.run_dir, rec.ckpt_dir, reply.pid, reply.warnings
+        rec.run_id, rec.name, rec.target, rec.run_dir, rec.ckpt_dir, reply.pid, warnings
     )
 
 
