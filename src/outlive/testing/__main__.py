@@ -1,10 +1,13 @@
 """``python -m outlive.testing box up|down|reboot|cut|restore [--name N] [--json]`` and
-``python -m outlive.testing slurm up|down [--name N] [--json]``.
+``python -m outlive.testing slurm up|down [--name N] [--json]`` and
+``python -m outlive.testing k8s up|down|preempt|build [--name N] [--run RUN_ID] [--json]``.
 
 With ``--json`` exactly one JSON document goes to stdout: ``up`` prints
 ``{"name": N, "target": {...}}`` (the keys of an outlive.toml ``[targets.N]`` table), the other
 verbs ``{"name": N, "ok": true, ...}``; ``slurm up`` adds ``"env"`` (``SLURM_CONF``, to export
-before calling Slurm or outlive against that cluster); a failure prints
+before calling Slurm or outlive against that cluster), ``k8s up`` adds ``"env"``
+(``KUBECONFIG``, and ``PATH`` with the cluster's own kubectl first); ``k8s preempt`` prints
+``{"name", "ok", "pod", "namespace", "grace_s"}``; a failure prints
 ``{"name": N, "ok": false, "error": ...}`` and the one-sentence error on stderr. Exit codes: 0 ok,
 1 failed, 2 usage.
 """
@@ -17,6 +20,7 @@ import sys
 from typing import TypedDict
 
 from outlive.errors import OutliveError
+from outlive.testing import _k8s_cli
 from outlive.testing.box import DEFAULT_NAME, Box
 from outlive.testing.slurm import DEFAULT_SLURM_NAME, ClusterDoc, SlurmCluster, cluster_doc
 
@@ -47,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         "--name", default=DEFAULT_SLURM_NAME, help=f"which cluster (default {DEFAULT_SLURM_NAME})"
     )
     slurm.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    _k8s_cli.add_parser(kinds)
     return parser
 
 
@@ -109,8 +114,12 @@ def _slurm(verb: str, name: str) -> tuple[Doc | ClusterDoc, str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    doc: object
     try:
-        doc, human = (_slurm if args.kind == "slurm" else _box)(args.verb, args.name)
+        if args.kind == "k8s":
+            doc, human = _k8s_cli.run(args)
+        else:
+            doc, human = (_slurm if args.kind == "slurm" else _box)(args.verb, args.name)
     except OutliveError as e:
         if args.json:
             print(json.dumps({"name": args.name, "ok": False, "error": str(e)}))
