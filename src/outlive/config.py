@@ -82,10 +82,37 @@ class SlurmOptions:
     sbatch_extra: tuple[str, ...] = ()
 
 
-BackendOptions = ProcessOptions | SlurmOptions
-_OPTIONS_BY_BACKEND: dict[str, type[ProcessOptions] | type[SlurmOptions]] = {
+@shape(frozen=True)
+class KubernetesOptions:
+    """A Kubernetes backend's own settings, checked when the config is read
+    (:mod:`outlive.backends.k8s_values`): quantities, names and labels."""
+
+    namespace: str = "default"
+    context: str | None = None  # a context of the user's kubeconfig; its current one if unset
+    image: str | None = None
+    pvc: str | None = None  # an existing claim for the durable dir, or:
+    storage_class: str | None = None  # ... a claim outlive creates with this class
+    pvc_size: str = "50Gi"
+    gpus: int = 0
+    cpu: str | None = None  # limits (Kubernetes quantities); requests are equal
+    memory: str | None = None
+    shm: str | None = None  # /dev/shm size (a memory-backed emptyDir; counts against memory)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, Any], ...] = ()
+    service_account: str | None = None
+    image_pull_secret: str | None = None
+    time: str | None = None  # wall limit → activeDeadlineSeconds (Slurm's time format)
+    nodes: int = 1
+    backoff_limit: int = 6
+
+
+BackendOptions = ProcessOptions | SlurmOptions | KubernetesOptions
+_OPTIONS_BY_BACKEND: dict[
+    str, type[ProcessOptions] | type[SlurmOptions] | type[KubernetesOptions]
+] = {
     "process": ProcessOptions,
     "slurm": SlurmOptions,
+    "kubernetes": KubernetesOptions,
 }
 
 
@@ -96,8 +123,8 @@ class Target:
 
     name: str
     profile: str
-    kind: str  # what `targets` shows: "local" | "ssh" | "slurm"
-    backend: str  # the client backend: "process" | "slurm"
+    kind: str  # what `targets` shows: "local" | "ssh" | "slurm" | "kubernetes"
+    backend: str  # the client backend: "process" | "slurm" | "kubernetes"
     connection: Connection
     placement: Placement
     policy: JobPolicy
@@ -126,6 +153,8 @@ class Target:
         opts_cls = _OPTIONS_BY_BACKEND[doc["backend"]]
         if opts_cls is SlurmOptions:
             options = {**options, "sbatch_extra": tuple(options.get("sbatch_extra") or ())}
+        elif opts_cls is KubernetesOptions:
+            options = {**options, "tolerations": tuple(options.get("tolerations") or ())}
         return cls(
             name=doc["name"],
             profile=doc["profile"],
@@ -233,14 +262,14 @@ def load_config(start: Path | None = None) -> Config:
             source=None,
             project_name=project_dir.name,
             exclude=(),
-            targets={LOCAL: _local_target(project_dir, None)},
+            targets={LOCAL: _local_target(project_dir, None, [USER_PROFILE_DIR])},
         )
     from outlive import _config_schema as schema  # pydantic only when there is a file to check
 
     parsed = schema.parse(raw, source)
     project_name = parsed.project.name or project_dir.name
-    targets = {LOCAL: _local_target(project_dir, parsed.targets.get(LOCAL))}
     profile_dirs = [USER_PROFILE_DIR] + [project_dir / d for d in parsed.project.profile_dirs]
+    targets = {LOCAL: _local_target(project_dir, parsed.targets.get(LOCAL), profile_dirs)}
     for name, t in parsed.targets.items():
         if name != LOCAL:
             targets[name] = _remote_target(name, t, source, project_name, profile_dirs)
@@ -374,7 +403,12 @@ def _parse_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path} ({exc.strerror}); check its permissions") from None
 
 
-def _local_target(project_dir: Path, t: Any | None) -> Target:
+def _local_target(project_dir: Path, t: Any | None, profile_dirs: list[Path]) -> Target:
+    """The embedded ``local`` target; what its table leaves unset comes from the ``local``
+    profile, like any target's (so ``cancel`` waits the kill grace ``profiles local`` shows)."""
+    from outlive.profiles import load_profile
+
+    prof = load_profile("local", profile_dirs)
     durable = project_dir / STATE_DIR / "durable"
     if t is not None and t.durable:
         durable = (project_dir / Path(t.durable).expanduser()).resolve()
@@ -388,7 +422,8 @@ def _local_target(project_dir: Path, t: Any | None) -> Target:
         policy=JobPolicy(
             env=dict(t.env) if t is not None else {},
             secrets=tuple(t.secrets) if t is not None else (),
-            kill_grace_s=(t.kill_grace_s if t is not None and t.kill_grace_s is not None else 10.0),
+            kill_grace_s=_first(t.kill_grace_s if t is not None else None, prof.kill_grace_s),
+            spot_grace_s=t.spot_grace_s if t is not None else None,
             mtbf_s=t.mtbf_s if t is not None else None,
         ),
     )
@@ -413,13 +448,20 @@ def _remote_target(
         )
     spot = bool(t.spot)
     slurm = prof.kind == "slurm"  # submits with sbatch: on `host` over SSH, or here without one
+    k8s = prof.kind == "kubernetes"  # the user's kubectl, here: no host
+    options: BackendOptions = ProcessOptions(detach=t.detach)
+    if slurm:
+        options = t.slurm_options()
+    elif k8s:
+        options = t.kubernetes_options(f"{source}: [targets.{name}]")
+    kind = "slurm" if slurm else "kubernetes" if k8s else "ssh"
     return Target(
         name=name,
         profile=prof.name,
-        kind="slurm" if slurm else "ssh",
-        backend="slurm" if slurm else "process",
+        kind=kind,
+        backend=kind if slurm or k8s else "process",
         connection=Connection(
-            transport="ssh" if t.host or not slurm else "local",
+            transport="ssh" if t.host or not (slurm or k8s) else "local",
             host=t.host,
             port=t.port,
             user=t.user,
@@ -444,7 +486,7 @@ def _remote_target(
             # box the user holds on demand.
             mtbf_s=_first(t.mtbf_s, prof.mtbf_s if spot or not prof.spot_available else None),
         ),
-        options=t.slurm_options() if slurm else ProcessOptions(detach=t.detach),
+        options=options,
     )
 
 

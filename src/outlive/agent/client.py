@@ -52,10 +52,14 @@ class AgentClient:
         self.pool = pool  # read-only verbs go over its persistent channels when set
 
     @classmethod
-    def local(cls, state_dir: Path, *, pool: channel.ChannelPool | None = None) -> AgentClient:
+    def local(
+        cls, state_dir: Path, *, pool: channel.ChannelPool | None = None, name: str = "local"
+    ) -> AgentClient:
+        """The agent on this machine, for target ``name`` (errors name that target)."""
         from outlive.transport.local import LocalTransport
 
-        return cls(LocalTransport(), local_dir=bundle.materialize(state_dir / "lib"), pool=pool)
+        lib = bundle.materialize(state_dir / "lib")
+        return cls(LocalTransport(name), local_dir=lib, pool=pool)
 
     @classmethod
     def remote(

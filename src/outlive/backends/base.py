@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from outlive import wire
@@ -39,6 +40,16 @@ class Launched:
     run_dir: str
     ckpt_dir: str
     pid: int | None
+    warnings: tuple[str, ...] = ()  # e.g. the command's program is not on the box's PATH
+
+
+@shape(frozen=True)
+class ProjectRef:
+    """The project a backend works for: its name, its root here and its state dir (.outlive)."""
+
+    name: str
+    root: Path
+    state_dir: Path
 
 
 @shape(frozen=True)
@@ -49,15 +60,22 @@ class LaunchReply:
     ckpt_dir: str
     pid: int | None = None
     job_id: str | None = None
+    warnings: tuple[str, ...] = ()
+    # Programs of the command not on the job's PATH on the box: ``{"program", "near", "path"}``.
+    missing_programs: tuple[dict[str, object], ...] = ()
 
     @classmethod
     def from_json(cls, doc: dict[str, object]) -> LaunchReply:
         pid, job = doc.get("pid"), doc.get("job_id")
+        missing = doc.get("missing_programs")
         return cls(
             run_dir=str(doc["run_dir"]),
             ckpt_dir=str(doc["ckpt_dir"]),
             pid=pid if isinstance(pid, int) else None,
             job_id=str(job) if job is not None else None,
+            missing_programs=tuple(
+                m for m in (missing if isinstance(missing, list) else []) if isinstance(m, dict)
+            ),
         )
 
 
@@ -141,6 +159,9 @@ class Backend(Protocol):
 
     name: str  # "process", "slurm", ...
     target: Target
+    # True when the launch itself carries the project (rendered into the platform's own objects,
+    # a Kubernetes ConfigMap): the lifecycle then sends no push, only the deploy manifest.
+    deploys_with_launch: bool
 
     @property
     def transport(self) -> Transport:
@@ -179,21 +200,32 @@ class Backend(Protocol):
         """Files, sizes and hashes under the requested result roots, built on the box."""
         ...
 
+    def teardown_commands(self) -> list[str]:
+        """The exact commands that free what this target's runs hold (``down`` prints them once
+        the gate passes; outlive never runs them); empty when the profile's verbs say it all."""
+        ...
+
 
 class AgentBackend:
     """The verbs every agent-reached platform shares; subclasses say how to launch."""
 
     name = "agent"
+    deploys_with_launch = False  # pushed over the transport first (lifecycle.push)
 
     def __init__(
         self,
         target: Target,
         agent: AgentClient,
         records: Callable[[], Iterable[RunRecord]] = tuple,
+        project: ProjectRef | None = None,
     ) -> None:
         self.target = target
         self.agent = agent
         self.records = records  # the registry's runs (a backend may learn from earlier ones)
+        self.project = project
+
+    def teardown_commands(self) -> list[str]:
+        return []
 
     @property
     def transport(self) -> Transport:

@@ -56,7 +56,11 @@ class SlurmBackend(AgentBackend):
             {"name": n, "command": list(c)} for n, c in zip(plan.names, plan.commands, strict=True)
         ]
         reply = self.agent.call("launch", request.to_json())
-        return [LaunchReply.from_json(cell) for cell in reply["cells"]]
+        missing = {"missing_programs": reply.get("missing_programs") or []}  # said once
+        return [
+            LaunchReply.from_json({**c, **missing} if i == 0 else c)
+            for i, c in enumerate(reply["cells"])
+        ]
 
     def measured_save_s(self, name: str) -> float | None:
         """The longest TERM → exit (the save on a warning) measured on earlier runs of this name

@@ -90,7 +90,7 @@ def gotcha(args: GotchaArgs) -> int:
     else:
         entries = list(CATALOG)
     if args.as_json:
-        emit_json({"gotchas": [_gotcha_json(g) for g in entries]})
+        emit_json({"gotchas": [gotcha_json(g) for g in entries]})
         return 0
     con = console()
     full = gotcha_id is not None
@@ -102,7 +102,7 @@ def gotcha(args: GotchaArgs) -> int:
     return 0
 
 
-def _gotcha_json(g: Gotcha) -> dict[str, object]:
+def gotcha_json(g: Gotcha) -> dict[str, object]:
     return {
         "id": g.id,
         "title": g.title,

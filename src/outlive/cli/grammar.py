@@ -225,7 +225,10 @@ class SmokeArgs(Args):
 
 
 class PullArgs(Args):
-    run_ref: str = arg("Run id, name or id prefix.", metavar="RUN")
+    run_ref: str = arg("Run id, name (its newest run) or id prefix.", metavar="RUN")
+    target: str | None = opt(
+        "-t", "--target", help="Look for RUN on this target (needed when a name is on several)."
+    )
     to: Path | None = opt(
         "--to", help="Local directory (default .outlive/pulled/<run-name>/<run-id>/)."
     )
@@ -251,11 +254,20 @@ class PullArgs(Args):
         help="Pull the content behind symlinks that point outside the run's result roots "
         "(by default they are listed as not pulled).",
     )
+    require_load_check: bool = flag(
+        "--require-load-check",
+        help="Fail a checkpoint that cannot be loaded here (torch not installed) instead of "
+        "proving it by SHA-256 only.",
+    )
     as_json: bool = json_flag()
 
 
 class VerifyArgs(Args):
     directory: Path = arg("A directory made by pull.", metavar="DIR")
+    require_load_check: bool = flag(
+        "--require-load-check",
+        help="Fail a checkpoint that cannot be loaded here (torch not installed).",
+    )
     as_json: bool = json_flag()
 
 
@@ -270,6 +282,10 @@ class DownArgs(Args):
     confirm_abandon: str | None = opt(
         "--confirm-abandon", help="Confirms --abandon-results.", metavar="'abandon NAME'"
     )
+    require_load_check: bool = flag(
+        "--require-load-check",
+        help="Count only pulls whose checkpoints were loaded here, not proven by SHA-256 only.",
+    )
     as_json: bool = json_flag()
 
 
@@ -283,6 +299,10 @@ class SecretPushArgs(Args):
 class TunnelArgs(Args):
     target: str = arg("Target name.")
     ports: str = arg("Remote port[:local port].", metavar="PORT[:LOCAL]")
+
+
+class McpArgs(Args):
+    """``mcp`` takes no arguments: it serves the project of the current directory."""
 
 
 class JsonArgs(Args):
@@ -361,6 +381,9 @@ COMMANDS: tuple[Command[Any], ...] = (
             "verified, shows what the platform's verbs stop, keep billing and destroy, and "
             "after the target's name is typed prints the commands to run. outlive itself "
             "stops and deletes nothing.", DownArgs, _PULL + "down"),
+    Command("mcp", "Serve the lifecycle as Model Context Protocol tools over stdio for an AI "
+            "agent: typed tools mirroring --json, `down` in two calls with a one-time token, no "
+            "secret through any tool.", McpArgs, "outlive.cli.mcp_cmds:mcp"),
     Command("tunnel", "Forward localhost:LOCAL to TARGET's PORT (TensorBoard, Jupyter) over "
             "the shared master; runs until Ctrl-C.", TunnelArgs, _REMOTE + "tunnel"),
     Command("secret push", "Store NAME on TARGET as a 0600 file on box-local disk; the value "

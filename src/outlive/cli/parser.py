@@ -5,6 +5,7 @@ is built (start-up time); help comes back as text to print, and a usage error is
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -155,32 +156,52 @@ def _shape(annotation: str) -> tuple[type[Any], bool]:
 
 
 def top_help() -> str:
-    """``outlive --help``: every command with the first sentence of its help."""
+    """``outlive --help``: every command with the first sentence of its help (whole, wrapped to
+    the terminal; ``outlive COMMAND --help`` has the rest)."""
     rows = [(c.name, c.help) for c in COMMANDS]
     return (
         "usage: outlive COMMAND [ARGS]...\n\n"
-        f"{DESCRIPTION}\n\ncommands:\n{_table(rows)}\n"
-        "`outlive COMMAND --help` describes a command and its options.\n"
+        f"{_wrapped(DESCRIPTION)}\n\ncommands:\n{_table(rows)}\n"
+        + _wrapped("`outlive COMMAND --help` describes a command and its options.")
+        + "\n"
     )
 
 
 def group_help(group: str) -> str:
     """``outlive GROUP --help``: the group's sub-commands."""
     rows = [(c.name, c.help) for c in COMMANDS if c.name.startswith(group + " ")]
-    head = f"usage: outlive {group} COMMAND [ARGS]...\n\n{GROUPS[group]}\n\n"
+    head = f"usage: outlive {group} COMMAND [ARGS]...\n\n{_wrapped(GROUPS[group])}\n\n"
     return head + f"commands:\n{_table(rows)}"
 
 
-def _table(rows: list[tuple[str, str]]) -> str:
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z`])")  # not after "e.g." before a lower case
+
+
+def first_sentence(text: str) -> str:
+    """The first whole sentence of a help text (what ``outlive --help`` lists)."""
+    return _SENTENCE_END.split(text.strip(), maxsplit=1)[0]
+
+
+def _columns(least: int) -> int:
     import shutil
+
+    return max(shutil.get_terminal_size().columns, least)
+
+
+def _wrapped(text: str) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, _columns(40) - 1))
+
+
+def _table(rows: list[tuple[str, str]]) -> str:
     import textwrap
 
     width = max(len(name) for name, _ in rows) + 4
-    columns = max(shutil.get_terminal_size().columns, width + 40)
+    columns = _columns(width + 40)
     out = []
     for name, text in rows:
-        first = text.split(". ")[0].rstrip(".") + "."
-        lines = textwrap.wrap(first, columns - width) or [""]
+        lines = textwrap.wrap(first_sentence(text), columns - width) or [""]
         out.append(f"  {name:<{width - 2}}{lines[0]}\n")
         out.extend(" " * width + line + "\n" for line in lines[1:])
     return "".join(out)

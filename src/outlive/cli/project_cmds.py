@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from outlive.cli.grammar import DemoArgs, InitArgs, TargetArgs, TargetsArgs
 from outlive.cli.output import echo, emit_json, note
+
+if TYPE_CHECKING:
+    from outlive.config import Config
 
 
 def init(args: InitArgs) -> int:
@@ -42,7 +46,18 @@ def _profile_target(name: str, project: str) -> str:
 def targets(args: TargetsArgs) -> int:
     from outlive.config import load_config
 
-    cfg = load_config()
+    doc = targets_doc(load_config())
+    if args.as_json:
+        emit_json(doc)
+        return 0
+    from outlive.cli.render import targets_table
+
+    targets_table(doc["targets"])
+    return 0
+
+
+def targets_doc(cfg: Config) -> dict[str, Any]:
+    """The ``targets --json`` document (the MCP ``targets`` tool returns it too)."""
     rows = [
         {
             "name": t.name,
@@ -51,16 +66,15 @@ def targets(args: TargetsArgs) -> int:
             "host": t.connection.host,
             "workdir": t.placement.workdir,
             "durable": t.placement.durable,
+            # What `cancel` waits between TERM and KILL (the table's kill_grace_s, else the
+            # profile's), and the platform's preemption window the job is told about: cancel
+            # never uses the spot grace.
+            "kill_grace_s": t.policy.kill_grace_s,
+            "spot_grace_s": t.policy.spot_grace_s,
         }
         for t in cfg.targets.values()
     ]
-    if args.as_json:
-        emit_json({"targets": rows, "config": str(cfg.source) if cfg.source else None})
-        return 0
-    from outlive.cli.render import targets_table
-
-    targets_table(rows)
-    return 0
+    return {"targets": rows, "config": str(cfg.source) if cfg.source else None}
 
 
 def push(args: TargetArgs) -> int:

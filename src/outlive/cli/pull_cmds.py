@@ -31,6 +31,8 @@ def pull(args: PullArgs) -> int:
         compress=args.compress,
         parallel=args.parallel,
         follow_links=args.follow_links,
+        target=args.target,
+        require_load_check=args.require_load_check,
     )
 
     cfg, run_ref = Session.open(), args.run_ref
@@ -41,17 +43,39 @@ def pull(args: PullArgs) -> int:
         result = _pull_with_bar(cfg, run_ref, opts, note)
         _print_pull(result)
     if not result["ok"]:
-        problems = [
-            f"{u['label']}: {u['error']}" for u in result["transfer"]["units"] if not u["ok"]
-        ]
-        problems += result["verify"]["problems"]
-        note(
-            f"the pull of {result['name']!r} did not verify ({problems[0]}"
-            + (f"; and {len(problems) - 1} more" if len(problems) > 1 else "")
-            + "); run the same pull again: finished files are skipped, half files resume (U12)"
-        )
+        note(_pull_failed(result))
         return 1
     return 0
+
+
+def _pull_failed(result: dict[str, Any]) -> str:
+    """One sentence for a pull that did not verify; the retry hint only where a retry helps
+    (not for a checkpoint that could not be load-checked here: installing torch does)."""
+    v = result["verify"]
+    problems = [f"{u['label']}: {u['error']}" for u in result["transfer"]["units"] if not u["ok"]]
+    problems += v["problems"]
+    unchecked = _only_unchecked(v)
+    if unchecked and not result["transfer"]["failed_units"]:
+        return f"the pull of {result['name']!r} matches its manifest, but " + unchecked
+    more = f"; and {len(problems) - 1} more" if len(problems) > 1 else ""
+    return (
+        f"the pull of {result['name']!r} did not verify ({problems[0]}{more}); run the same "
+        "pull again: finished files are skipped, half files resume (U12)"
+    )
+
+
+def _only_unchecked(v: dict[str, Any]) -> str | None:
+    """When the only failures of a verification are checkpoints that --require-load-check
+    wanted loaded and whose loader is not here: the rest of the sentence, naming the fix."""
+    failing = [r for r in v["results"] if not r["ok"]]
+    if v["extra"] or not failing or any(r.get("load_check") != "skipped" for r in failing):
+        return None
+    first = failing[0]
+    return (
+        f"{len(failing)} checkpoint(s) could not be load-checked here (e.g. {first['path']}: "
+        f"{first.get('load_skipped')}) and --require-load-check needs them loaded; install "
+        f"torch here and run `outlive verify {v['dir']} --require-load-check`"
+    )
 
 
 def _pull_with_bar(cfg: Session, run_ref: str, opts: Any, note: Any) -> dict[str, Any]:
@@ -98,13 +122,22 @@ def _print_pull(result: dict[str, Any]) -> None:
     t = result["transfer"]
     where = result["dest"]
     if result["ok"]:
+        skipped = v["load_skipped"]
+        unchecked = f", {len(skipped)} load check(s) skipped: SHA-256 only" if skipped else ""
         con.print(
             f"pulled {result['files']} files ({_size(result['size_bytes'])}) of "
             f"{result['name']!r} into {where}; verified against manifest "
             f"{result['manifest_sha256'][:16]}… (SHA-256 of every file, "
-            f"{v['checkpoints_loaded']} checkpoint(s) loaded)",
+            f"{v['checkpoints_loaded']} checkpoint(s) loaded{unchecked})",
             markup=False,
         )
+        if result.get("snapshot"):
+            con.print(
+                f"SNAPSHOT: run {result['run_id']} was still {result['state']} when pulled; "
+                "these files are a snapshot of a run still going, not its final result, and "
+                f"`outlive down {result['target']}` will not count them; pull again after it ends",
+                markup=False,
+            )
     else:
         con.print(f"pull of {result['name']!r} into {where} did NOT verify:", markup=False)
         for unit in t["units"]:
@@ -129,7 +162,7 @@ def verify(args: VerifyArgs) -> int:
     from outlive.verify import verify_dir
 
     directory = args.directory
-    report = verify_dir(directory)
+    report = verify_dir(directory, require_load=args.require_load_check)
     data = report.as_json()
     if args.as_json:
         emit_json(data)
@@ -144,6 +177,10 @@ def verify(args: VerifyArgs) -> int:
             )
         for msg in report.notes:
             con.print(f"  note: {msg}", markup=False)
+    unchecked = _only_unchecked(dict(data))
+    if unchecked:
+        note(f"{directory} matches its manifest, but {unchecked}")
+        return 1
     if not report.ok:
         note(
             f"{directory} does not match its manifest: {'; '.join(report.problems[:5])}"
@@ -160,7 +197,7 @@ def down(args: DownArgs) -> int:
     from outlive.lifecycle.gate import decide, inspect
     from outlive.session import Session
 
-    report = inspect(Session.open(), args.target)
+    report = inspect(Session.open(), args.target, require_load=args.require_load_check)
     interactive = not args.as_json and sys.stdin.isatty() and args.confirm is None
     if not args.as_json:
         _print_gate(report)

@@ -131,10 +131,13 @@ def ls_table(runs: list[dict[str, Any]]) -> None:
 
 def targets_table(rows: list[dict[str, Any]]) -> None:
     table = Table(box=None, pad_edge=False)
-    for col in ("target", "profile", "host", "workdir", "durable"):
+    for col in ("target", "profile", "host", "workdir", "durable", "kill grace"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["profile"], r["host"] or "-", r["workdir"], r["durable"])
+        grace = f"{r['kill_grace_s']:g} s"
+        if r["spot_grace_s"] is not None:
+            grace += f" (spot {r['spot_grace_s']:g} s)"
+        table.add_row(r["name"], r["profile"], r["host"] or "-", r["workdir"], r["durable"], grace)
     _console().print(table)
 
 

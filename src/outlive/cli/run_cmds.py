@@ -45,8 +45,12 @@ def do_run(req: RunArgs) -> int:
             session, req.target, commands, req.name, throttle=req.throttle, after=req.after
         )
     first = launched[0]
+    warnings = [w for r in launched for w in r.warnings]
+    for warning in warnings:
+        note(f"warning: {warning}")
     if req.as_json:
         doc: dict[str, Any] = {"run_id": first.run_id, "name": first.name, "target": first.target}
+        doc["warnings"] = warnings  # launched anyway: the box's PATH may differ by then
         if fan_out:
             doc["runs"] = [{"run_id": r.run_id, "name": r.name} for r in launched]
         emit_json(doc)

@@ -145,7 +145,14 @@ def exchange(
     return code, body[:n_out], body[n_out : n_out + n_err]
 
 
-def _columns() -> int | None:
+def _columns(tty: bool) -> int | None:
+    """The width the CLI's own look would render at: ``$COLUMNS`` (rich honours it, on a
+    terminal or not), else the terminal's; None leaves the renderer's default."""
+    given = os.environ.get("COLUMNS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given)
+    if not tty:
+        return None
     try:
         return os.get_terminal_size(sys.stdout.fileno()).columns
     except (OSError, ValueError):
@@ -173,7 +180,7 @@ def status_via_daemon(argv: list[str]) -> int | None:
         "argv": argv,
         "cwd": cwd,
         "tty": tty,
-        "columns": _columns() if tty else None,
+        "columns": _columns(tty),
         "term": {k: os.environ[k] for k in _TERM_KEYS if k in os.environ},
     }
     try:

@@ -241,3 +241,4 @@ class DoctorFacts(TypedDict, total=False):
     vram_holders: HoldersFacts | None
     disks: dict[str, FsFacts]  # run_dir, and ckpt_dir when the run has one
     threads: ThreadsFacts | None
+    log_tail: str | None  # the end of a failed run's log

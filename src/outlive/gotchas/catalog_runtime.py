@@ -1,5 +1,5 @@
 """Universal gotchas, part 3: GPU health, data loading, environment and containers, cost,
-secrets and the cross-linked ones (U21-U38, U40, U42).
+secrets and the cross-linked ones (U21-U38, U40, U42), and software missing on the box (U44).
 """
 
 from __future__ import annotations
@@ -22,6 +22,13 @@ CRLF_SCRIPT = (
     log(r"set: -?[\w-]*\\r: invalid option", 8, "invalid option"),
     log(r"cd: \$?'?[^:]*\\r'?: No such file or directory", 7, "No such file or directory"),
     log(r"can't open file '[^']*\\r'", 8, "can't open file"),
+    # `cmd \` + CRLF: the backslash escapes the \r, not the newline, so the next line, a flag,
+    # runs as a command; the \r is often gone from a pasted log (a space after `\` does the same)
+    log(
+        r"line \d+: +(?:\$')?--?[A-Za-z][\w-]*(?:=[^:\s']*)?(?:\\r)?'?: command not found",
+        6,
+        "command not found",
+    ),
 )
 
 ENTRIES: tuple[Gotcha, ...] = (
@@ -177,8 +184,9 @@ ENTRIES: tuple[Gotcha, ...] = (
         title="Windows line endings (CRLF) break shell scripts on Linux",
         symptom=(
             "A synced launcher does nothing; run by hand it prints `$'\\r': command not found`, "
-            "`syntax error near unexpected token $'do\\r'`, `set: ...: invalid option` or a "
-            "`cd` into a path ending in `\\r`."
+            "`syntax error near unexpected token $'do\\r'`, `set: ...: invalid option`, a "
+            "`cd` into a path ending in `\\r`, or `line N: --some-flag: command not found` for "
+            "the line after a `\\` continuation."
         ),
         cause=(
             "A checkout with `core.autocrlf=true` (or an archive that kept working-tree endings) "
@@ -234,8 +242,9 @@ ENTRIES: tuple[Gotcha, ...] = (
         title="CUDA toolkit, host driver and torch build must agree",
         symptom=(
             "`The detected CUDA version mismatches the version that was used to compile "
-            "PyTorch`, or `no kernel image is available for execution on the device` at the "
-            "first forward pass on a new GPU."
+            "PyTorch`, `no kernel image is available for execution on the device` at the "
+            "first forward pass on a new GPU, or `Torch not compiled with CUDA enabled` from a "
+            "CPU-only torch build."
         ),
         cause=(
             "Three layers are versioned separately: the host driver (global, usually not yours "
@@ -257,6 +266,8 @@ ENTRIES: tuple[Gotcha, ...] = (
             log(r"no kernel image is available for execution on the device"),
             log(r"with CUDA capability sm_\d+ is not compatible with the current PyTorch", 8),
             log(r"CUDA driver version is insufficient for CUDA runtime version", 6),
+            # a CPU-only wheel (pip's default index on some platforms) meeting .cuda() calls
+            log(r"AssertionError: Torch not compiled with CUDA enabled", 8),
         ),
         handling=DETECTS,
         handled_by=EXPLAIN,
@@ -492,5 +503,49 @@ ENTRIES: tuple[Gotcha, ...] = (
         handling=DOCUMENTS,
         handled_by=REFERENCE,
         related=("U21", "U24"),
+    ),
+    Gotcha(
+        id="U44",
+        title="The job's program or module is not installed on the box (exit 127)",
+        symptom=(
+            "The run ends `failed` at once with exit code 127: `python: command not found`, "
+            "`/usr/bin/env: 'python': No such file or directory`, `could not start 'torchrun'`, "
+            "or a Python traceback ending in `ModuleNotFoundError: No module named 'torch'`."
+        ),
+        cause=(
+            "The box's software is not the laptop's: the image has `python3` but no `python`, "
+            "or the venv/conda env that holds torch is not on the job's PATH, or it lived on a "
+            "disk that a stop or restart wiped (RP2, PS3)."
+        ),
+        fix=(
+            "Call the program the box has (`python3 train.py`), or make the software reach the "
+            "box: pick an image that has it, or create a venv on durable storage once "
+            "(`python3 -m venv /workspace/venv && /workspace/venv/bin/pip install -r "
+            "requirements.txt`) and run `/workspace/venv/bin/python train.py`; check with "
+            "`outlive up TARGET` (it probes torch)."
+        ),
+        platforms=(ANY,),
+        specificity=6,
+        patterns=(
+            log(r"could not start '[^']+': No such file or directory", 8, "could not start"),
+            log(r"(?:^|\s|:)[^\s'\\:]+: command not found", 6, ": command not found"),
+            log(
+                r"env: [‘'\"][^‘’'\"\\]+[’'\"]: No such file or directory",
+                7,
+                "No such file or directory",
+            ),
+            log(r"ModuleNotFoundError: No module named '[^']+'", 7, "ModuleNotFoundError"),
+        ),
+        handling=DETECTS,
+        handled_by=(
+            "outlive run warns before the job starts when the command's program is not on the "
+            "box's PATH (naming what is there); explain and doctor name it from the log"
+        ),
+        proofs=(
+            "tests/integration/local/test_local_software.py::test_run_warns_when_the_program_is_not_on_the_boxs_path",
+            "tests/integration/local/test_local_software.py::test_explain_and_doctor_name_a_missing_program_and_the_fix",
+            explain_proof("U44"),
+        ),
+        related=("U26", "RP2", "PS3"),
     ),
 )

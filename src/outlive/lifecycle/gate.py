@@ -7,6 +7,9 @@ is covered by a verified pull: a local directory whose ``PULL_VERIFIED.json`` na
 that holds the file with the SHA-256 the box has *now*. The box re-hashes its roots for the
 check (one round trip), so a file added or changed since the pull refuses the gate; so does a
 run that is still running, a pulled copy that went missing here, or a box that does not answer.
+A pull taken while its run was still going is a snapshot and never counts: only a pull after
+the run ended does. A checkpoint proven by SHA-256 only (its loader, e.g. torch, is not
+installed here) counts as pulled, unless ``--require-load-check`` asks for it to have loaded.
 ``--abandon-results`` lists exactly what would be lost and needs its own typed confirmation.
 """
 
@@ -24,7 +27,7 @@ from outlive._hashing import hash_file
 from outlive.backends.base import ManifestReply
 from outlive.config import Target
 from outlive.errors import TransportError, UsageError
-from outlive.lifecycle.pull import OUTPUT_PREFIX, declared_outputs, result_roots
+from outlive.lifecycle.pull import BUSY_STATES, OUTPUT_PREFIX, declared_outputs, result_roots
 from outlive.profiles import Profile, load_profile
 from outlive.session import Session
 from outlive.store import PullRecord, RunRecord
@@ -32,7 +35,6 @@ from outlive.store import PullRecord, RunRecord
 # The box hashes every result root for the check; a big tree takes a while (the link itself is
 # still watched by ssh's keep-alives, so a dead box is reported within about a minute, U17).
 GATE_TIMEOUT_S = 3600.0
-BUSY_STATES = ("running", "pending")
 
 Ask = Callable[[str], str]
 
@@ -113,6 +115,7 @@ class PullView(TypedDict):
     manifest_sha256: str | None
     pulled_at: float
     valid: bool
+    snapshot: bool  # taken while the run was still going: never counts
     problem: str | None
 
 
@@ -273,11 +276,15 @@ def _entry_key(entry: V.Entry) -> str:
     return f"link:{entry.link}" if entry.link is not None else f"sha256:{entry.sha256}"
 
 
-def check_pulled_copy(pull: PullRecord) -> tuple[V.Manifest | None, str | None]:
+def check_pulled_copy(
+    pull: PullRecord, *, require_load: bool = False
+) -> tuple[V.Manifest | None, str | None]:
     """The manifest of a verified pull whose local copy still holds (record, manifest, every
     file present with the SHA-256 the manifest names, or the link it names), else why it does
     not count. Every file is re-hashed here, always: a size, an mtime or an inode can be kept
-    while a byte flips, so no stat-based shortcut could prove the copy."""
+    while a byte flips, so no stat-based shortcut could prove the copy. A snapshot of a run
+    still going never counts; with ``require_load``, neither does a pull whose checkpoints
+    were proven by hash only."""
     dest = Path(pull.dest)
     if not pull.verified or not pull.manifest_sha256:
         return None, f"the pull into {dest} did not verify"
@@ -286,6 +293,18 @@ def check_pulled_copy(pull: PullRecord) -> tuple[V.Manifest | None, str | None]:
         return None, f"{dest / V.VERIFIED_NAME} is missing; pull again or `outlive verify {dest}`"
     if record.get("manifest_sha256") != pull.manifest_sha256:
         return None, f"{dest / V.VERIFIED_NAME} names another manifest; pull again"
+    if record.get("snapshot"):
+        return None, (
+            f"the pull into {dest} is a snapshot taken while the run was still "
+            f"{record.get('run_state')}; pull again after it ended"
+        )
+    skipped = record.get("load_skipped") or []
+    if require_load and skipped:
+        return None, (
+            f"{len(skipped)} checkpoint(s) in {dest} were not load-checked (e.g. {skipped[0]}) "
+            f"and --require-load-check needs them loaded; install torch here and run "
+            f"`outlive verify {dest} --require-load-check`"
+        )
     try:
         manifest = V.load_manifest(dest, pull.manifest_sha256)
     except UsageError as exc:
@@ -349,7 +368,7 @@ def _followed_links(pulls: list[PullRecord]) -> bool:
     return False
 
 
-def inspect(session: Session, target_name: str) -> GateReport:
+def inspect(session: Session, target_name: str, *, require_load: bool = False) -> GateReport:
     """Look at the target once: what every known run has on the box now, and whether a
     verified pull covers each file. Plain data; ``decide`` turns it into a verdict."""
     cfg = session.cfg
@@ -360,6 +379,10 @@ def inspect(session: Session, target_name: str) -> GateReport:
         )
     profile = load_profile(target.profile, cfg.profile_dirs)
     facts = teardown_facts(profile)
+    exact = session.backend(target).teardown_commands()  # the platform's own, when it has them
+    if exact:
+        steps: list[PlanStep] = [{"verb": "delete", "command": c, "how": c} for c in exact]
+        facts["plan"] = steps + [p for p in facts["plan"] if not p["command"]]
     with session.store as store:
         runs = [r for r in store.all() if r.target == target.name]
         pulls = store.pulls([r.run_id for r in runs]) if runs else []
@@ -371,13 +394,15 @@ def inspect(session: Session, target_name: str) -> GateReport:
     covered: dict[str, str] = {}
     pull_views: dict[str, list[PullView]] = {}
     for p in pulls:
-        manifest, problem = check_pulled_copy(p)
+        manifest, problem = check_pulled_copy(p, require_load=require_load)
+        record = V.read_verified(Path(p.dest)) or {}
         pull_views.setdefault(p.run_id, []).append(
             {
                 "dest": p.dest,
                 "manifest_sha256": p.manifest_sha256,
                 "pulled_at": p.pulled_at,
                 "valid": manifest is not None,
+                "snapshot": bool(record.get("snapshot")),
                 "problem": problem,
             }
         )
@@ -493,13 +518,14 @@ def _run_view(
         have = covered.get(where)
         if have == _entry_key(entry):
             continue
+        if have is not None:
+            why = "changed on the box since the pull"
+        elif any(p["snapshot"] for p in view["pulls"]):
+            why = "pulled only in a snapshot taken while the run was still going"
+        else:
+            why = "never pulled"
         view["uncovered"].append(
-            {
-                "path": entry.path,
-                "box_path": where,
-                "size_bytes": entry.size,
-                "why": "never pulled" if have is None else "changed on the box since the pull",
-            }
+            {"path": entry.path, "box_path": where, "size_bytes": entry.size, "why": why}
         )
     view["covered"] = not view["uncovered"]
     return view

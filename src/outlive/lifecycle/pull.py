@@ -48,7 +48,7 @@ from typing import Any
 from outlive import verify as V
 from outlive.backends.base import Backend
 from outlive.config import Config, Target
-from outlive.errors import LocalDiskFull, TransportError, UnsafeManifest, UsageError
+from outlive.errors import LocalDiskFull, RunNotFound, TransportError, UnsafeManifest, UsageError
 from outlive.lifecycle.transfer import (
     PARTIAL_DIRNAME,
     NoteFn,
@@ -60,14 +60,16 @@ from outlive.lifecycle.transfer import (
     plan_units,
 )
 from outlive.session import Session
-from outlive.store import PullRecord, RunRecord
+from outlive.store import PullRecord, RunRecord, Store
 
 __all__ = [
+    "BUSY_STATES",
     "CKPT_LABEL",
     "OUTPUT_PREFIX",
     "PullOptions",
     "declared_outputs",
     "default_dest",
+    "pick_run",
     "pull",
     "result_roots",
 ]
@@ -78,6 +80,8 @@ ROSTER_TIMEOUT_S = 120.0
 MANIFEST_TIMEOUT_S = 6 * 3600.0
 CKPT_LABEL = "ckpt"
 OUTPUT_PREFIX = "out"
+# A run in one of these states is still going: a pull of it is a snapshot, not its result.
+BUSY_STATES = ("running", "pending")
 
 # ---------------------------------------------------------------------------------------------
 # what to pull, and where
@@ -125,6 +129,45 @@ def default_dest(cfg: Config, rec: RunRecord) -> Path:
     return cfg.state_dir / "pulled" / rec.name / rec.run_id
 
 
+def pick_run(store: Store, ref: str, target: str | None = None) -> tuple[RunRecord, str | None]:
+    """The run ``ref`` names, and a sentence saying which run was picked when ``ref`` was a
+    name (the newest run of that name on ``target``, or on the only target that has one).
+    A name used on several targets needs ``target``; an id on another target is refused."""
+    runs = store.all()
+    rec = next((r for r in runs if r.run_id == ref), None)
+    if rec is None:
+        named = [r for r in runs if r.name == ref]
+        if named:
+            return _newest_named(ref, named, target)
+        rec = store.resolve(ref)  # an id prefix, or one sentence saying there is no such run
+    if target is not None and rec.target != target:
+        raise UsageError(
+            f"run {rec.run_id} is on target {rec.target!r}, not {target!r}; "
+            f"drop -t or give -t {rec.target}"
+        )
+    return rec, None
+
+
+def _newest_named(name: str, named: list[RunRecord], target: str | None) -> tuple[RunRecord, str]:
+    targets = sorted({r.target for r in named})
+    if target is not None:
+        named = [r for r in named if r.target == target]
+        if not named:
+            raise RunNotFound(
+                f"no run named {name!r} on target {target!r} (runs of that name are on "
+                f"{', '.join(targets)}); give one of those with -t"
+            )
+    elif len(targets) > 1:
+        raise UsageError(
+            f"runs named {name!r} are on several targets ({', '.join(targets)}); "
+            f"say which with -t TARGET (e.g. outlive pull {name} -t {targets[0]})"
+        )
+    rec = max(named, key=lambda r: (r.created_at, r.run_id))
+    older = len(named) - 1
+    of = f", the newest of {len(named)} runs of that name" if older else ""
+    return rec, f"{name!r} is run {rec.run_id} on target {rec.target!r}{of}"
+
+
 # ---------------------------------------------------------------------------------------------
 # the pull
 
@@ -137,7 +180,9 @@ def pull(
     on_progress: ProgressFn | None = None,
     on_note: NoteFn | None = None,
 ) -> dict[str, Any]:
-    """Pull run ``ref``'s results and verify them; returns the report (``ok`` says it all)."""
+    """Pull run ``ref``'s results and verify them; returns the report (``ok`` says it all).
+    A run still going when the pull starts gives a snapshot (``snapshot``: True, recorded in
+    PULL_VERIFIED.json), which ``down`` never counts as the run's result."""
     opts = opts or PullOptions()
     if opts.retries < 1 or opts.parallel < 1:
         raise UsageError("--retries and --parallel must be at least 1")
@@ -146,7 +191,9 @@ def pull(
     started = time.monotonic()
     note = on_note or (lambda _msg: None)
     cfg, store = session.cfg, session.store
-    rec = store.resolve(ref)
+    rec, picked = pick_run(store, ref, opts.target)
+    if picked:
+        note(f"pulling {picked}")
     target = cfg.target(rec.target)
     roots = result_roots(target, rec, declared_outputs(target, opts.outputs))
     dest = (opts.dest or default_dest(cfg, rec)).expanduser().absolute()
@@ -172,11 +219,13 @@ def pull(
         )
         roster = reply["manifests"][0]
         state = (reply["probes"] or [{}])[0].get("state")
+        snapshot = state in BUSY_STATES
         warnings: list[str] = []
-        if state in ("running", "pending"):
+        if snapshot:
             warnings.append(
-                f"run {rec.name!r} is still {state}: files it writes during the pull will not "
-                "match the manifest; pull again after it ends"
+                f"run {rec.name!r} ({rec.run_id}) is still {state}: this pull is a snapshot of a "
+                "run still going, not its final result (`down` does not count it); pull again "
+                "after it ends"
             )
         # Every path is checked before anything is moved or written (a hostile or broken
         # manifest writes nothing), and the destination must be able to hold the files.
@@ -213,6 +262,8 @@ def pull(
             "started_at": time.time(),
             "manifest_sha256": None,
             "follow_links": follow,
+            "run_state": state,
+            "snapshot": snapshot,
         }
         with local_disk(dest):
             V.write_json_atomic(V.meta_dir(dest) / V.PULL_INFO, info)
@@ -246,7 +297,8 @@ def pull(
         info["manifest_sha256"] = manifest.sha256
         info["box_manifest"] = manifest_reply.get("stored")
         V.write_json_atomic(V.meta_dir(dest) / V.PULL_INFO, info)
-        report = V.verify_tree(dest, manifest, known=known)
+        strict = opts.require_load_check
+        report = V.verify_tree(dest, manifest, known=known, require_load=strict)
         differ = _differing(report, manifest)
         if differ:
             # Same size, other bytes (and an mtime rsync's quick check took as equal): keep
@@ -262,7 +314,7 @@ def pull(
             if any(u.disk_full for u in again):
                 raise _disk_full(dest)
             units += again
-            report = V.verify_tree(dest, manifest, known=known)
+            report = V.verify_tree(dest, manifest, known=known, require_load=strict)
         failed_units = [u for u in units if not u.ok]
         ok = report.ok and not failed_units
         verified_file = str(V.write_verified(dest, report, info)) if ok else None
@@ -285,6 +337,8 @@ def pull(
         "name": rec.name,
         "target": target.name,
         "state": state,
+        "snapshot": snapshot,
+        "picked": picked,
         "dest": str(dest),
         "manifest_sha256": manifest.sha256,
         "files": len(manifest.entries),

@@ -72,6 +72,8 @@ class PullOptions:
     compress: str = "auto"  # "auto" | "always" | "never"
     parallel: int = DEFAULT_PARALLEL  # directories moved at once
     follow_links: bool = False  # pull the content behind every symlink, wherever it points
+    target: str | None = None  # pull NAME on this target (-t): which target's newest run
+    require_load_check: bool = False  # a checkpoint its loader cannot load here fails the pull
 
 
 @dataclass

@@ -14,8 +14,10 @@ from outlive.transport.files import Direction, RsyncOptions
 class LocalTransport:
     """Runs commands here, with the same argv/stdin contract as the SSH transport."""
 
-    name = "local"
     is_remote = False  # paths are this machine's
+
+    def __init__(self, name: str = "local") -> None:
+        self.name = name  # the target's: errors say `hpc: ...` for a Slurm target run from here
 
     def run(
         self, argv: Sequence[str], *, stdin: bytes = b"", timeout_s: float | None = None

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 
 SAFETENSORS_MAX_HEADER_BYTES = 100 * 1024 * 1024
+# Why a torch file's load check was skipped (it is then proven by its SHA-256 alone).
+TORCH_MISSING = "torch not installed"
 _DETAIL_CHARS = 300
 
 # Bytes per element of the safetensors dtypes (F4 packs two elements per byte: handled apart).
@@ -65,8 +67,9 @@ def loader_kind(path: Path) -> str | None:
 
 
 def check_load(path: Path) -> tuple[str | None, bool | None, str | None]:
-    """(loader, loaded?, detail). ``loaded`` is None when the file is not a checkpoint or its
-    loader is not installed here; False names why it does not load."""
+    """(loader, loaded?, detail). ``loaded`` is None when the file is not a checkpoint, or when
+    its loader cannot be imported here (``detail`` then says why the load check was skipped,
+    e.g. "torch not installed"); False names why it does not load."""
     kind = loader_kind(path)
     if kind is None:
         return None, None, None
@@ -81,8 +84,10 @@ def check_load(path: Path) -> tuple[str | None, bool | None, str | None]:
             problem = check_safetensors(path)
             if problem is not None:
                 return kind, False, problem
-        elif not _load_torch(path):
-            return kind, None, "torch is not installed here, so it was checked by SHA-256 only"
+        else:
+            missing = _load_torch(path)
+            if missing is not None:
+                return kind, None, missing
     except Exception as exc:
         return kind, False, _clip(exc)
     return kind, True, None
@@ -149,15 +154,22 @@ def _load_npy(path: Path) -> None:
             raise ValueError(f"{have} data bytes for {dtype} {tuple(shape)} (expected {want})")
 
 
-def _load_torch(path: Path) -> bool:
+def _load_torch(path: Path) -> str | None:
+    """Load a torch file; returns why it could not be tried (torch not importable here), or
+    None once it loaded. A torch that is absent or whose import fails is a skipped check, not a
+    broken file: the file is still proven by its SHA-256."""
     import importlib.util
 
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
-
+    try:
+        if importlib.util.find_spec("torch") is None:
+            return TORCH_MISSING
+        import torch
+    except (ImportError, OSError) as exc:  # OSError: a broken install's missing libraries
+        if isinstance(exc, ModuleNotFoundError) and exc.name == "torch":
+            return TORCH_MISSING
+        return f"torch cannot be imported here ({_clip(exc)})"
     torch.load(str(path), map_location="cpu", weights_only=True)
-    return True
+    return None
 
 
 def check_safetensors(path: Path) -> str | None:

@@ -35,6 +35,8 @@ class PullInfo(TypedDict, total=False):
     manifest_sha256: str | None
     box_manifest: str | None
     follow_links: bool  # pull --follow-links: the gate asks the box for the same listing
+    run_state: str | None  # the run's state on the box when the pull started
+    snapshot: bool  # the run was still going: its results were still changing
 
 
 class VerifiedRecord(TypedDict, total=False):
@@ -48,6 +50,10 @@ class VerifiedRecord(TypedDict, total=False):
     roots: list[dict[str, str]] | None
     verified_at: float
     verified_at_utc: str
+    run_state: str | None  # the run's state on the box when the pull started
+    # True: a snapshot of a run still going, not its final result; `down` does not count it
+    snapshot: bool
+    load_skipped: list[str]  # checkpoints proven by SHA-256 only (each file says why)
     files: list[FileResultJson]
 
 
@@ -124,6 +130,9 @@ def write_verified(dest: Path, report: Report, info: Mapping[str, Any]) -> Path:
         "roots": info.get("roots"),
         "verified_at": report.checked_at,
         "verified_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(report.checked_at)),
+        "run_state": info.get("run_state"),
+        "snapshot": bool(info.get("snapshot")),
+        "load_skipped": [f.path for f in report.files if f.load_check == "skipped"],
         "files": [f.as_json() for f in report.files],
     }
     write_json_atomic(path, record)
@@ -151,15 +160,16 @@ def read_verified(dest: Path) -> VerifiedRecord | None:
     return None
 
 
-def verify_dir(dest: Path, *, record: bool = True) -> Report:
+def verify_dir(dest: Path, *, record: bool = True, require_load: bool = False) -> Report:
     """``outlive verify DIR``: check a pulled directory against its manifest again. With
-    ``record``, a pass (re)writes PULL_VERIFIED.json and a failure moves it aside."""
+    ``record``, a pass (re)writes PULL_VERIFIED.json and a failure moves it aside; with
+    ``require_load``, a checkpoint that cannot be load-checked here fails."""
     dest = Path(dest)
     if not dest.is_dir():
         raise UsageError(f"{dest} is not a directory; give the directory that pull printed")
     info = read_pull_info(dest)
     manifest = load_manifest(dest, str(info["manifest_sha256"]))
-    report = verify_tree(dest, manifest)
+    report = verify_tree(dest, manifest, require_load=require_load)
     if record:
         if report.ok:
             write_verified(dest, report, info)

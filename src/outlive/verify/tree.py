@@ -33,6 +33,8 @@ class FileResultJson(TypedDict, total=False):
     sha256: str | None
     load: str | None
     load_ok: bool | None
+    load_check: str | None  # "loaded" | "failed" | "skipped" | None (not a checkpoint)
+    load_skipped: str | None  # why a skipped load check was skipped ("torch not installed")
     problem: str | None
 
 
@@ -46,6 +48,7 @@ class ReportJson(TypedDict):
     size_bytes: int
     checkpoints_loaded: int
     checkpoints_unchecked: int
+    load_skipped: list[str]  # checkpoints proven by SHA-256 only: their loader is not here
     missing: list[str]  # in the manifest, not here
     extra: list[str]  # here, not in the manifest
     problems: list[str]  # one sentence per failing file
@@ -79,8 +82,21 @@ class FileResult:
             out["link"] = self.link
         else:
             out["size"], out["sha256"] = self.size, self.sha256
-        out["load"], out["load_ok"], out["problem"] = self.load, self.load_ok, self.problem
+        out["load"], out["load_ok"] = self.load, self.load_ok
+        out["load_check"], out["load_skipped"] = self.load_check, self.load_skipped
+        out["problem"] = self.problem
         return out
+
+    @property
+    def load_check(self) -> str | None:
+        if self.load is None:
+            return None
+        return {True: "loaded", False: "failed", None: "skipped"}[self.load_ok]
+
+    @property
+    def load_skipped(self) -> str | None:
+        """Why this checkpoint's load check was skipped (its loader cannot be imported here)."""
+        return self.detail if self.load is not None and self.load_ok is None else None
 
 
 @dataclass
@@ -108,6 +124,7 @@ class Report:
             "size_bytes": sum(f.size or 0 for f in self.files),
             "checkpoints_loaded": sum(1 for f in loads if f.load_ok),
             "checkpoints_unchecked": sum(1 for f in loads if f.load_ok is None),
+            "load_skipped": [f.path for f in loads if f.load_ok is None],
             "missing": self.missing,
             "extra": self.extra,
             "problems": self.problems,
@@ -146,8 +163,10 @@ def observe_file(root: Path, rel: str, *, expect_size: int | None = None) -> Fil
     return result
 
 
-def judge(entry: Entry, seen: FileResult) -> FileResult:
-    """Compare what is here with the manifest entry; the verdict names the file."""
+def judge(entry: Entry, seen: FileResult, *, require_load: bool = False) -> FileResult:
+    """Compare what is here with the manifest entry; the verdict names the file. A checkpoint
+    whose loader is not installed here passes on its SHA-256 with a note, unless
+    ``require_load`` (``--require-load-check``) makes the skipped load check a failure."""
     r = dataclasses.replace(seen, ok=False, problem=None)
     p = entry.path
     if seen.kind in ("missing", "unreadable", "other"):
@@ -168,17 +187,25 @@ def judge(entry: Entry, seen: FileResult) -> FileResult:
         r.problem = f"{p}: SHA-256 differs (box {str(entry.sha256)[:12]}…, here {here}…)"
     elif seen.load_ok is False:
         r.problem = f"{p}: checkpoint does not load as {seen.load} ({seen.detail})"
+    elif seen.load is not None and seen.load_ok is None:
+        why = f"{p}: load check skipped: {seen.detail}"
+        if require_load:
+            r.problem = (
+                f"{why}, and --require-load-check needs it loaded; install {seen.load} here "
+                "(e.g. `pip install torch`) and verify again"
+            )
+        else:
+            r.ok, r.problem = True, f"{why} (verified by SHA-256 only)"  # a note
     else:
         r.ok = True
-        if seen.load is not None and seen.load_ok is None:
-            r.problem = f"{p}: {seen.detail}"  # a note: loaded by nothing here
     return r
 
 
-def check_file(root: Path, entry: Entry) -> FileResult:
+def check_file(root: Path, entry: Entry, *, require_load: bool = False) -> FileResult:
     """Hash (or read the link of) one local file, load it, and judge it against its entry."""
     size = entry.size if entry.link is None else None
-    return judge(entry, observe_file(root, entry.path, expect_size=size))
+    seen = observe_file(root, entry.path, expect_size=size)
+    return judge(entry, seen, require_load=require_load)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,10 +250,12 @@ def verify_tree(
     known: Mapping[str, FileResult] | None = None,
     workers: int | None = None,
     on_file: Callable[[FileResult], None] | None = None,
+    require_load: bool = False,
 ) -> Report:
     """Check ``root`` against ``manifest``: exact roster, sizes, SHA-256, link targets, and a
     load of every checkpoint. ``known`` holds results computed earlier (while a pull was still
-    transferring); one is reused only if the file's size and mtime are unchanged since."""
+    transferring); one is reused only if the file's size and mtime are unchanged since. With
+    ``require_load``, a checkpoint that could not be load-checked here fails."""
     started = time.monotonic()
     known = known or {}
     roster = local_roster(root)
@@ -240,8 +269,8 @@ def verify_tree(
     def one(entry: Entry) -> FileResult:
         prior = known.get(entry.path)
         if prior is not None and _reusable(root, prior):
-            return judge(entry, prior)
-        return check_file(root, entry)
+            return judge(entry, prior, require_load=require_load)
+        return check_file(root, entry, require_load=require_load)
 
     results: list[FileResult] = []
     with ThreadPoolExecutor(max_workers=n) as pool:

@@ -167,3 +167,19 @@ def test_the_key_follows_what_a_look_reads_from_the_environment(
         with monkeypatch.context() as m:
             m.setenv(name, value)
             assert daemon_client.daemon_key() != base, f"{name} must start another daemon"
+
+
+def test_a_look_served_by_the_daemon_honours_the_clients_columns(proj: Project) -> None:
+    """COLUMNS narrows the daemon's table as it does the CLI's own; run ids are never cut."""
+    run_id, go = proj.start_waiting("a-run-with-a-rather-long-name-for-a-narrow-terminal")
+    go.touch()
+    proj.wait(run_id, lambda s: s["state"] == "succeeded", "the run to end")
+    _warm(proj)
+    before = _served(proj)
+    proj.env["COLUMNS"] = "60"
+    served = proj.cli("status").stdout
+    assert _served(proj) == before + 1
+    proj.env["OUTLIVE_NO_DAEMON"] = "1"
+    direct = proj.cli("status").stdout
+    assert run_id in served and max(len(line) for line in served.splitlines()) <= 60, served
+    assert served.splitlines()[0] == direct.splitlines()[0]

@@ -421,3 +421,12 @@ def test_cli_queue_file_and_array_with_after_fan_out_as_job_arrays(
         slurm_cluster, proj, "run", "-t", "hpc", "--queue", "queue.txt", "--", "true", check=False
     )
     assert both.returncode == 2 and "either --queue" in both.stderr
+
+
+def test_an_error_from_the_cluster_names_the_target_not_local(slurm_cluster, make_project):
+    """A Slurm target reached without a host runs its agent here; its errors still say `hpc:`
+    (issue 13, item 3)."""
+    proj = make_project(partition="no-such-partition")
+    done = cli(slurm_cluster, proj, "run", "-t", "hpc", "--", "true", check=False)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith("outlive: hpc: ") and "local:" not in done.stderr, done.stderr

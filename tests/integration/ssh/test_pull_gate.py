@@ -46,9 +46,11 @@ def project(tmp_path: Path, box: Box, request: pytest.FixtureRequest) -> Path:
     return proj
 
 
-def cli(proj: Path, *args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
+def cli(
+    proj: Path, *args: str, timeout_s: float = 180, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [OUTLIVE, *args], cwd=proj, capture_output=True, text=True, timeout=timeout_s
+        [OUTLIVE, *args], cwd=proj, capture_output=True, text=True, timeout=timeout_s, env=env
     )
 
 
@@ -58,13 +60,15 @@ def ok(proc: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[st
     return proc
 
 
-def finished_run(proj: Path, name: str, steps: int = 30) -> dict[str, Any]:
-    """Launch the numpy example (real checkpoints and final.npz) and wait for it to succeed."""
-    out = ok(
-        cli(proj, "run", "-t", "box", "--name", name, "--json", "--",
-            sys.executable, "train_numpy.py", "--steps", str(steps), "--save-every", "10")
+def finished_run(
+    proj: Path, name: str, steps: int = 30, command: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Launch the numpy example (real checkpoints and final.npz), or ``command``, and wait for
+    it to succeed."""
+    command = command or (
+        sys.executable, "train_numpy.py", "--steps", str(steps), "--save-every", "10"
     )  # fmt: skip
-    run_id = json.loads(out.stdout)["run_id"]
+    run_id = launch(proj, name, *command)
     deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
         st = json.loads(cli(proj, "status", "--json", run_id).stdout)["runs"][0]
@@ -75,8 +79,15 @@ def finished_run(proj: Path, name: str, steps: int = 30) -> dict[str, Any]:
     raise AssertionError(f"run {name} did not finish")
 
 
-def pull(proj: Path, ref: str, *extra: str) -> tuple[int, dict[str, Any], str]:
-    proc = cli(proj, "pull", ref, "--json", *extra, timeout_s=300)
+def launch(proj: Path, name: str, *command: str, target: str = "box") -> str:
+    out = ok(cli(proj, "run", "-t", target, "--name", name, "--json", "--", *command))
+    return str(json.loads(out.stdout)["run_id"])
+
+
+def pull(
+    proj: Path, ref: str, *extra: str, env: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any], str]:
+    proc = cli(proj, "pull", ref, "--json", *extra, timeout_s=300, env=env)
     return proc.returncode, json.loads(proc.stdout), proc.stderr
 
 
@@ -402,3 +413,130 @@ def test_a_full_disk_under_the_box_run_dir_blocks_neither_pull_nor_down(
         assert code == 0 and report["allowed"], err
     finally:
         box.ssh(f"umount -l {q}")
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 13: pulling without torch here, snapshots of running runs, names on several targets
+
+SAVE_PT = """\
+import os
+from pathlib import Path
+
+import torch
+
+ckpt = Path(os.environ["OUTLIVE_CKPT_DIR"])
+ckpt.mkdir(parents=True, exist_ok=True)
+torch.save({"w": torch.arange(6.0)}, ckpt / "model.pt")
+"""
+
+# Answers ``import torch`` as an interpreter without torch does (see the local test's shim).
+NO_TORCH = """\
+import sys
+
+
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+WRITER = """\
+import os, sys, time
+from pathlib import Path
+
+ckpt = Path(os.environ["OUTLIVE_CKPT_DIR"])
+ckpt.mkdir(parents=True, exist_ok=True)
+(ckpt / "early.txt").write_text("written while running\\n")
+go = Path(sys.argv[1])
+while not go.exists():
+    time.sleep(0.02)
+(ckpt / "final.txt").write_text("written at the end\\n")
+"""
+
+
+def wait_state(proj: Path, run_id: str, want: str) -> dict[str, Any]:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        st = dict(json.loads(cli(proj, "status", "--json", run_id).stdout)["runs"][0])
+        if st["state"] == want:
+            return st
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} never reached {want}")
+
+
+def test_down_counts_a_torch_file_verified_by_hash_only_unless_load_check_is_required(
+    project: Path, box: Box, tmp_path: Path
+) -> None:
+    (project / "save_pt.py").write_text(SAVE_PT)
+    finished_run(project, "pt", command=(sys.executable, "save_pt.py"))
+    shim = tmp_path / "no-torch"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(NO_TORCH)
+    env = dict(os.environ, PYTHONPATH=str(shim))
+    probe = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True)
+    assert probe.returncode != 0  # the shim holds: no torch for this outlive
+
+    code, result, err = pull(project, "pt", env=env)
+    assert code == 0, err
+    assert result["verify"]["load_skipped"] == ["ckpt/model.pt"]
+    code, report, err = down(project, "--confirm", "box")
+    assert code == 0 and report["allowed"], err
+
+    code, report, err = down(project, "--confirm", "box", "--require-load-check")
+    assert code == 1 and not report["allowed"]
+    (view,) = report["runs"][0]["pulls"]
+    assert view["valid"] is False and "--require-load-check" in str(view["problem"])
+    assert "install torch here" in str(view["problem"])
+    # With torch here, `verify` loads it and the strict gate counts the pull.
+    ok(cli(project, "verify", result["dest"], "--require-load-check"))
+    assert down(project, "--confirm", "box", "--require-load-check")[0] == 0
+
+
+def test_down_never_counts_a_snapshot_of_a_running_run(
+    project: Path, box: Box, tmp_path: Path
+) -> None:
+    (project / "writer.py").write_text(WRITER)
+    go = tmp_path / "go"
+    run_id = launch(project, "snap", sys.executable, "writer.py", str(go))
+    try:
+        st = wait_state(project, run_id, "running")
+        deadline = time.monotonic() + DEADLINE_S
+        while not (Path(st["ckpt_dir"]) / "early.txt").exists():
+            assert time.monotonic() < deadline, "the writer wrote nothing"
+            time.sleep(0.05)
+        code, result, err = pull(project, "snap")
+        assert code == 0 and result["snapshot"] is True and result["state"] == "running", err
+        code, _, err = down(project, "--confirm", "box")
+        assert code == 1 and "still running" in err
+    finally:
+        go.write_text("")
+    wait_state(project, run_id, "succeeded")
+    # Ended now: the snapshot still does not count, and says why.
+    code, report, err = down(project, "--confirm", "box")
+    assert code == 1 and not report["allowed"], err
+    (view,) = report["runs"][0]["pulls"]
+    assert view["snapshot"] is True and view["valid"] is False
+    whys = {x["path"]: x["why"] for x in report["lost_if_abandoned"]}
+    assert whys["ckpt/early.txt"] == "pulled only in a snapshot taken while the run was still going"
+    # A pull after the end is the run's result, and it counts.
+    code, result, err = pull(project, "snap")
+    assert code == 0 and result["snapshot"] is False, err
+    code, report, err = down(project, "--confirm", "box")
+    assert code == 0 and report["allowed"], err
+
+
+def test_pull_of_a_name_on_two_targets_asks_for_t(project: Path, box: Box) -> None:
+    local_id = launch(project, "dup", sys.executable, "-c", "pass", target="local")
+    box_id = launch(project, "dup", sys.executable, "-c", "pass")
+    wait_state(project, local_id, "succeeded")
+    wait_state(project, box_id, "succeeded")
+    proc = cli(project, "pull", "dup")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert "on several targets (box, local); say which with -t TARGET" in proc.stderr
+    code, result, err = pull(project, "dup", "-t", "box")
+    assert code == 0 and result["run_id"] == box_id and result["target"] == "box", err
+    assert f"'dup' is run {box_id} on target 'box'" in err

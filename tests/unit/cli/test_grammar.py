@@ -36,9 +36,11 @@ CONTRACT = {
     "watch": {"--interval-s", "--stall-s"},
     "cancel": {"--json"},
     "pull": {"--to", "--output", "--retries", "--stall-timeout-s", "--attempt-timeout-s",
-             "--bwlimit-kbps", "--compress", "--parallel", "--follow-links", "--json"},
-    "verify": {"--json"},
-    "down": {"--confirm", "--abandon-results", "--confirm-abandon", "--json"},
+             "--bwlimit-kbps", "--compress", "--parallel", "--follow-links", "--json",
+             "-t", "--target", "--require-load-check"},
+    "verify": {"--json", "--require-load-check"},
+    "down": {"--confirm", "--abandon-results", "--confirm-abandon", "--json",
+             "--require-load-check"},
     "explain": {"--json"},
     "gotcha": {"--search", "--json"},
     "doctor": {"--json"},
@@ -185,7 +187,7 @@ def test_parse_raises_usage_error_instead_of_exiting() -> None:
         parse(["status", "--x"])
 
 
-def test_the_status_path_imports_no_typer_pydantic_or_rich(tmp_path: Path) -> None:
+def test_the_status_path_imports_no_typer_pydantic_rich_or_mcp(tmp_path: Path) -> None:
     (tmp_path / "outlive.toml").write_text("[project]\nname = 'p'\n")
     env = dict(os.environ, OUTLIVE_NO_DAEMON="1")
     # the first look validates the config (pydantic) and caches it; later looks do not
@@ -194,7 +196,7 @@ def test_the_status_path_imports_no_typer_pydantic_or_rich(tmp_path: Path) -> No
         "import sys; sys.argv = ['outlive', 'status', '--json']\n"
         "from outlive.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('typer', 'click', 'pydantic', 'rich') if m in sys.modules]\n"
+        "heavy = [m for m in ('typer', 'click', 'pydantic', 'rich', 'mcp') if m in sys.modules]\n"
         "sys.stderr.write(repr(heavy))\n"
     )
     out = subprocess.run(

@@ -18,7 +18,7 @@ def _bash_blocks(path: Path) -> list[str]:
     return re.findall(r"```bash\n(.*?)```", path.read_text(), flags=re.S)
 
 
-@pytest.mark.parametrize("name", ["local", "ssh", "runpod", "paperspace", "slurm"])
+@pytest.mark.parametrize("name", ["local", "ssh", "runpod", "paperspace", "slurm", "kubernetes"])
 def test_every_target_kind_has_a_guide_with_a_session(name: str) -> None:
     blocks = _bash_blocks(GUIDES / f"{name}.md")
     assert blocks and all("outlive " in b for b in blocks)

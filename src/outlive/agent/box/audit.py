@@ -112,4 +112,19 @@ def verb_doctor(req: Rec) -> Rec:
         "vram_holders": nvidia_holders() if has_gpu else None,
         "disks": disks,
         "threads": group_threads(launch.get("pgid")) if job_pid else None,
+        "log_tail": _log_tail(run_dir) if probe.get("state") == "failed" else None,
     }
+
+
+LOG_TAIL_BYTES = 64 << 10  # enough for a traceback; doctor matches it against the catalog
+
+
+def _log_tail(run_dir: str) -> str | None:
+    """The end of a failed run's log (why it failed is usually in its last lines)."""
+    try:
+        with open(os.path.join(run_dir, wire.STDOUT_LOG), "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - LOG_TAIL_BYTES))
+            return f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return None

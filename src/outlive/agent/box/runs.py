@@ -31,13 +31,28 @@ def verb_launch(req: Rec) -> Rec:
     launch = backends.entry(str(request.backend)).launch  # an unknown backend creates nothing
     held: List[int] = []
     try:
-        for name, run_id in _claims(request):
+        claims = _claims(request)
+        for name, run_id in claims:
             held.append(_claim_name(request, name, run_id))
-        return launch(request)
+        missing = _missing_programs(request) if claims else []  # before the job can start
+        reply = launch(request)
+        if missing:
+            reply = dict(reply, missing_programs=missing)  # `run` warns: same round trip
+        return reply
     finally:
         for fd in held:
             if fd >= 0:
                 os.close(fd)  # releases the flock
+
+
+def _missing_programs(request: wire.LaunchRequest) -> List[Rec]:
+    from .programs import missing_programs
+
+    cells = request.cells if isinstance(request.cells, list) else []
+    commands = [request.command] + [c["command"] for c in cells if isinstance(c, dict)]
+    commands = [c for c in commands if isinstance(c, list) and c]
+    env = request.env if isinstance(request.env, dict) else {}
+    return missing_programs(commands, env, str(request.workdir))
 
 
 def _claims(request: wire.LaunchRequest) -> List[Tuple[str, str]]:

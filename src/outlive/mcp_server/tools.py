@@ -1,0 +1,205 @@
+"""The bodies of the MCP tools: the same library calls the CLI commands make, returning the same
+JSON documents. Each runs in a worker thread (``server`` bounds it by its timeout); none prints.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+
+from outlive.errors import UsageError
+from outlive.mcp_server import guard
+from outlive.mcp_server import shapes as S
+from outlive.mcp_server.gate_tokens import GateTokens, state_digest
+from outlive.session import Session
+
+Progress = Callable[[int, int, str], None]
+Note = Callable[[str], None]
+
+MAX_LOG_LINES = 2000
+MAX_LOG_BYTES = 64 * 1024
+MAX_EXPLAIN_BYTES = 4 * 1024 * 1024
+
+
+class Tools:
+    """The tools of one server, for the project at ``project`` (where `outlive mcp` started)."""
+
+    def __init__(self, project: Path) -> None:
+        self.project = project
+        self.tokens = GateTokens()
+
+    def _session(self) -> Session:
+        return Session.open(self.project)
+
+    def targets(self) -> S.TargetsOut:
+        from outlive.cli.project_cmds import targets_doc
+        from outlive.config import load_config
+
+        return cast(S.TargetsOut, targets_doc(load_config(self.project)))
+
+    def profiles(self, name: str | None) -> S.ProfilesOut:
+        from outlive.config import load_config
+        from outlive.profiles import list_profiles, load_profile
+        from outlive.profiles.render import to_json
+
+        dirs = load_config(self.project).profile_dirs
+        profs = [load_profile(guard.name(name, "profile"), dirs)] if name else list_profiles(dirs)
+        clocks = [
+            {
+                "profile": p.name,
+                "name": c.name,
+                "what_happens": c.what_happens,
+                "duration_s": c.duration_s,
+                "gotchas": list(c.gotchas),
+            }
+            for p in profs
+            for c in p.clocks_first()
+        ]
+        return cast(
+            S.ProfilesOut, {"danger_clocks": clocks, "profiles": [to_json(p) for p in profs]}
+        )
+
+    def up(self, target: str, torch: bool) -> S.UpOut:
+        from outlive.diagnose.runner import run_audit
+
+        with self._session() as session:
+            report = run_audit(session, guard.name(target, "target"), probe_torch=torch)
+        return report
+
+    def run(self, target: str, command: list[str], name: str | None, on_step: Progress) -> S.RunOut:
+        from outlive.lifecycle.runs import launch
+
+        guard.name(target, "target")
+        if name is not None:
+            guard.name(name, "run name")
+        argv = guard.command(command)
+        with self._session() as session:
+            session.target(target)  # an unknown target is refused before anything moves
+            on_step(0, 2, f"pushing the project to {target} and launching")
+            launched = launch(session, target, argv, name)
+        on_step(2, 2, f"launched {launched.name!r} as {launched.run_id}")
+        return {
+            "run_id": launched.run_id,
+            "name": launched.name,
+            "target": launched.target,
+            "warnings": list(launched.warnings),  # launched anyway, as `run --json` says
+        }
+
+    def status(self, runs: list[str]) -> S.StatusOut:
+        from outlive.lifecycle.runs import status
+
+        refs = [guard.name(r, "run") for r in runs]
+        with self._session() as session:
+            result = status(session, refs)
+        return cast(S.StatusOut, {"runs": [r.to_json() for r in result]})
+
+    def logs(self, run: str, lines: int) -> S.LogsOut:
+        from outlive.lifecycle.runs import tail
+
+        if not 1 <= lines <= MAX_LOG_LINES:
+            raise UsageError(f"lines must be between 1 and {MAX_LOG_LINES}, not {lines}")
+        with self._session() as session:
+            data = tail(session, guard.name(run, "run"), lines)
+        truncated = len(data) > MAX_LOG_BYTES
+        text = data[-MAX_LOG_BYTES:].decode("utf-8", errors="replace")
+        return {"run": run, "lines": lines, "text": text, "truncated": truncated}
+
+    def explain(self, run: str | None, file: str | None, text: str | None) -> S.ExplainOut:
+        from typing import BinaryIO
+
+        from outlive.gotchas import explain_file, explain_stream, explain_text
+
+        given = [x for x in (run, file, text) if x is not None]
+        if len(given) != 1:
+            raise UsageError("give exactly one of run, file (inside the project) or text")
+        if text is not None:
+            if len(text.encode()) > MAX_EXPLAIN_BYTES:
+                raise UsageError(f"text is over {MAX_EXPLAIN_BYTES >> 20} MiB; pass a file instead")
+            matches = explain_text(text)
+        elif file is not None:
+            path = guard.project_path(self.project, file, "file")
+            if not path.is_file():
+                raise UsageError(
+                    f"{file!r} is not a file in the project; give run= for a run's log"
+                )
+            matches = explain_file(os.fspath(path))
+        else:
+            from outlive.lifecycle.runs import RemoteLog
+
+            with self._session() as session:
+                log = RemoteLog(session, guard.name(cast(str, run), "run"))
+                matches = explain_stream(cast(BinaryIO, log), platform=log.target.profile)
+        return cast(S.ExplainOut, {"matches": [m.as_dict() for m in matches]})
+
+    def doctor(self, run: str) -> S.DoctorOut:
+        from outlive.diagnose.runner import run_doctor
+
+        with self._session() as session:
+            return cast(S.DoctorOut, run_doctor(session, guard.name(run, "run")))
+
+    def pull(
+        self, run: str, to: str | None, outputs: list[str], timeout_s: float,
+        on_progress: Progress, on_note: Note,
+    ) -> S.PullOut:  # fmt: skip
+        from outlive.lifecycle.pull import PullOptions, pull
+
+        dest = guard.project_path(self.project, to, "to") if to is not None else None
+        for out in outputs:
+            guard.project_path(self.project, out, "output")  # relative, no '..' (the box's workdir)
+        opts = PullOptions(dest=dest, outputs=tuple(outputs), attempt_timeout_s=timeout_s)
+        with self._session() as session:
+            result = pull(
+                session, guard.name(run, "run"), opts, on_progress=on_progress, on_note=on_note
+            )
+        return cast(S.PullOut, result)
+
+    def verify(self, directory: str) -> S.VerifyOut:
+        from outlive.verify import verify_dir
+
+        path = guard.project_path(self.project, directory, "dir")
+        if not path.is_dir():
+            raise UsageError(f"{directory!r} is not a directory in the project (made by pull)")
+        return cast(S.VerifyOut, verify_dir(path).as_json())
+
+    def down(self, target: str, token: str | None) -> S.DownOut:
+        """The gate, two steps: a look that may issue a token, then the token's use."""
+        from outlive.lifecycle.gate import decide, inspect
+
+        guard.name(target, "target")
+        with self._session() as session:
+            report = inspect(session, target)
+        digest = state_digest(report)
+        doc: dict[str, Any]
+        if token is None:
+            doc = dict(decide(report, confirm=None))
+            clean = (
+                report["reachable"]
+                and not report["lost_if_abandoned"]
+                and not any(r["state"] in ("running", "pending") for r in report["runs"])
+            )
+            issued = self.tokens.issue(report["target"], digest) if clean else None
+            if issued:
+                doc["refused"] = "the gate needs a confirmation: call down again with the token"
+            doc.update(token=issued, token_expires_in_s=self.tokens.ttl_s if issued else None)
+            doc["next_step"] = (
+                "every result is covered by a verified pull: to confirm, call down again with this "
+                "token (it works once, and only while nothing on the target changes)"
+                if issued
+                else "the gate refuses (see refused); fix that first, then call down again"
+            )
+            return cast(S.DownOut, doc)
+        why = self.tokens.spend(guard.name(token, "token"), report["target"], digest)
+        if why is not None:
+            doc = dict(decide(report, confirm=None))
+            doc["refused"] = why
+        else:
+            doc = dict(decide(report, confirm=report["target"]))
+        doc.update(token=None, token_expires_in_s=None)
+        doc["next_step"] = (
+            "the gate passed: outlive runs none of the plan's commands; a human runs them, in order"
+            if doc["allowed"]
+            else "call down again without a token and read the new verdict"
+        )
+        return cast(S.DownOut, doc)
