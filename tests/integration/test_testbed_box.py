@@ -234,6 +234,7 @@ def test_public_surface_is_what_we_mean_to_export() -> None:
     assert set(outlive.testing.__all__) == {
         "DEFAULT_NAME",
         "Box",
+        "K8sCluster",
         "TestbedError",
         "TestbedUnavailable",
         "check_prerequisites",

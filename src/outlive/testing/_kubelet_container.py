@@ -11,14 +11,17 @@ import re
 import shlex
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from signal import Signals
 from typing import Any
 
 from outlive.testing._kubeapi import ApiError, KubeApi
+from outlive.testing._kubelet_logfile import parse_records, pump, render
 
-__all__ = ["ConfigMissing", "Container", "parse_quantity", "start_container"]
+__all__ = ["ConfigMissing", "Container", "parse_quantity", "remove_paths", "start_container"]
 
 Obj = dict[str, Any]
 TERMINATION_MESSAGE_MAX = 4096  # the kubelet's limit per container
@@ -27,6 +30,7 @@ _SUFFIX = {
     "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18, "m": 1e-3, "": 1,
 }  # fmt: skip
 _QUANTITY_RE = re.compile(r"([0-9.]+)(?:[eE]([0-9]+))?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E|m)?")
+_ENV_NAME_RE = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 _VAR_REF_RE = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -49,7 +53,8 @@ class Container:
 
     name: str
     proc: subprocess.Popen[bytes]
-    log: Path
+    log: Path  # records (_kubelet_logfile), written by the pump thread
+    pump: threading.Thread
     term_file: Path
     cgroup: Path | None
     fallback_to_logs: bool
@@ -60,7 +65,12 @@ class Container:
     reason: str = ""
     message: str = ""
 
-    def signal(self, sig: signal.Signals) -> None:
+    def signal(self, sig: Signals) -> None:
+        """Signal the container's process group, unless it already ended (its pid is free)."""
+        if self.exit_code is None:
+            self._killpg(sig)
+
+    def _killpg(self, sig: Signals) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, sig)
 
@@ -72,28 +82,30 @@ class Container:
         if rc is None:
             return False
         self.finished_at = now()
-        self.signal(signal.SIGKILL)  # whatever it left in its process group goes with it
-        self.exit_code = 128 - rc if rc < 0 else rc
+        self._killpg(signal.SIGKILL)  # whatever it left in its process group goes with it
+        self.pump.join(timeout=5)  # the log is complete before anyone is told it ended
+        exit_code = 128 - rc if rc < 0 else rc
         oom = self.cgroup is not None and _oom_kills(self.cgroup) > 0
-        if oom and self.exit_code == 137:
+        if oom and exit_code == 137:
             self.reason = "OOMKilled"
         else:
-            self.reason = "Completed" if self.exit_code == 0 else "Error"
-        self.message = self._message()
+            self.reason = "Completed" if exit_code == 0 else "Error"
+        self.message = self._message(exit_code)
+        self.exit_code = exit_code  # last: set means finished, for the log server's threads
         if self.cgroup is not None:
             with contextlib.suppress(OSError):
                 self.cgroup.rmdir()
         return True
 
-    def _message(self) -> str:
+    def _message(self, exit_code: int) -> str:
         try:
             text = self.term_file.read_bytes()[:TERMINATION_MESSAGE_MAX]
         except OSError:
             text = b""
-        if not text.strip() and self.fallback_to_logs and self.exit_code != 0:
+        if not text.strip() and self.fallback_to_logs and exit_code != 0:
             with contextlib.suppress(OSError):
-                lines = self.log.read_bytes().splitlines(keepends=True)[-80:]
-                text = b"".join(lines)[-2048:]
+                output = render(parse_records(self.log.read_bytes())[0])
+                text = b"".join(output.splitlines(keepends=True)[-80:])[-2048:]
         return text.decode(errors="replace")
 
 
@@ -104,7 +116,26 @@ def now() -> str:
 def start_container(
     api: KubeApi, pod: Obj, spec: Obj, pod_dir: Path, base_env: dict[str, str]
 ) -> Container:
-    """Start container SPEC of POD; raises ConfigMissing when a referenced object is absent."""
+    """Start container SPEC of POD; raises ConfigMissing when a referenced object is absent
+    (and then leaves no mountpoint it made behind)."""
+    created: list[Path] = []
+    try:
+        return _start(api, pod, spec, pod_dir, base_env, created)
+    except BaseException:
+        remove_paths(created)
+        raise
+
+
+def remove_paths(paths: list[Path]) -> None:
+    """Remove mountpoints made by ``_make_mountpoint``, deepest first, if still empty."""
+    for p in sorted(set(paths), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            p.rmdir() if p.is_dir() and not p.is_symlink() else p.unlink()
+
+
+def _start(
+    api: KubeApi, pod: Obj, spec: Obj, pod_dir: Path, base_env: dict[str, str], created: list[Path]
+) -> Container:
     ns = pod["metadata"]["namespace"]
     name = spec["name"]
     vols = {v["name"]: v for v in pod["spec"].get("volumes") or []}
@@ -114,10 +145,6 @@ def start_container(
     term_file = cdir / "termination-log"
     term_file.write_bytes(b"")
     lines = ["set -e"]
-    cgroup = _memory_cgroup(pod, spec)
-    if cgroup is not None:
-        lines.append(f"echo $$ > {shlex.quote(str(cgroup / 'cgroup.procs'))}")
-    created: list[Path] = []
     for mount in spec.get("volumeMounts") or []:
         target = Path(mount["mountPath"])
         vol = vols.get(mount["name"])
@@ -150,15 +177,24 @@ def start_container(
     if not argv:
         raise ConfigMissing("the process kubelet pulls no image, so the container needs a command")
     log = cdir / "log"
-    with open(log, "ab") as out:
+    cgroup = _memory_cgroup(pod, spec)  # made last: nothing can fail between it and the start
+    if cgroup is not None:
+        lines.insert(1, f"echo $$ > {shlex.quote(str(cgroup / 'cgroup.procs'))}")
+    read_fd, write_fd = os.pipe()
+    try:
         proc = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "--",
              "sh", "-c", "\n".join(lines), name, *argv],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+            stdin=subprocess.DEVNULL, stdout=write_fd, stderr=write_fd, env=env,
             start_new_session=True, cwd="/",
         )  # fmt: skip
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
     return Container(
-        name=name, proc=proc, log=log, term_file=term_file, cgroup=cgroup,
+        name=name, proc=proc, log=log, pump=pump(read_fd, log), term_file=term_file, cgroup=cgroup,
         fallback_to_logs=spec.get("terminationMessagePolicy") == "FallbackToLogsOnError",
         started_at=now(), created_paths=created,
     )  # fmt: skip
@@ -210,7 +246,7 @@ def _volume_dir(api: KubeApi, ns: str, vol: Obj, pod_dir: Path) -> Path | None:
             return None
         d.mkdir(parents=True, exist_ok=True)
         return d
-    for kind, key, default_mode in (("configMap", "name", 0o644), ("secret", "secretName", 0o400)):
+    for kind, key, default_mode in (("configMap", "name", 0o644), ("secret", "secretName", 0o644)):
         if kind in vol:
             src = vol[kind]
             obj = _get(api, f"/api/v1/namespaces/{ns}/{kind.lower()}s/{src[key]}")
@@ -269,7 +305,10 @@ def _env(api: KubeApi, pod: Obj, spec: Obj) -> dict[str, str]:
                         continue
                     raise ConfigMissing(f"{plural[:-1]} {ref['name']!r} not found")
                 prefix = src.get("prefix", "")
-                out.update({prefix + k: v.decode() for k, v in _keys(obj).items()})
+                values = _keys(obj) if kind == "secretRef" else _keys({"data": obj.get("data")})
+                # As the kubelet does: keys that are not valid variable names are skipped.
+                out.update({prefix + k: v.decode(errors="replace") for k, v in values.items()
+                            if _ENV_NAME_RE.fullmatch(prefix + k) and b"\0" not in v})  # fmt: skip
     for var in spec.get("env") or []:
         if "valueFrom" not in var:
             out[var["name"]] = _expand(var.get("value", ""), out)
@@ -325,6 +364,8 @@ def _memory_cgroup(pod: Obj, spec: Obj) -> Path | None:
         cg = Path("/sys/fs/cgroup/memory" + mine["memory"].rstrip("/")) / leaf
         cg.mkdir(exist_ok=True)
         (cg / "memory.limit_in_bytes").write_text(str(parse_quantity(limit)))
+        with contextlib.suppress(OSError):  # where swap is accounted, it must not dodge the limit
+            (cg / "memory.memsw.limit_in_bytes").write_text(str(parse_quantity(limit)))
         return cg
     parent = Path("/sys/fs/cgroup" + mine.get("", "/").rstrip("/"))
     with contextlib.suppress(OSError):

@@ -1,6 +1,6 @@
 """The process kubelet's HTTPS API, as far as ``kubectl logs [-f]`` needs it: the apiserver
 proxies ``GET /containerLogs/{namespace}/{pod}/{container}`` here (``follow``, ``tailLines``,
-``limitBytes``; other options are ignored)."""
+``limitBytes``, ``timestamps``, ``sinceTime``, ``sinceSeconds``)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,11 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BufferedIOBase
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from outlive.testing._kubelet_logfile import parse_records, render, since_stamp
 
 __all__ = ["LogSource", "serve_logs"]
 
@@ -62,28 +65,39 @@ def serve_logs(port: int, cert: Path, key: Path, source: LogSource) -> Threading
     return server
 
 
-def _stream(out: object, log: Path, finished: Callable[[], bool], query: dict[str, str]) -> None:
-    write = out.write  # type: ignore[attr-defined]
-    flush = out.flush  # type: ignore[attr-defined]
+def _stream(
+    out: BufferedIOBase, log: Path, finished: Callable[[], bool], query: dict[str, str]
+) -> None:
     left = int(query["limitBytes"]) if "limitBytes" in query else None
+    since = since_stamp(query.get("sinceTime"), query.get("sinceSeconds"))
+    timestamps = query.get("timestamps") in ("true", "1")
+    follow = query.get("follow") in ("true", "1")
     with open(log, "rb") as f:
-        data = f.read()
+        records, rest = parse_records(f.read())
+        if since:
+            records = [r for r in records if r[0] >= since]
+        data = render(records, timestamps=timestamps)
         if "tailLines" in query:
             n = int(query["tailLines"])
             data = b"".join(data.splitlines(keepends=True)[-n:]) if n > 0 else b""
-        follow = query.get("follow") in ("true", "1")
+        at_line_start = not records or records[-1][2]
         while True:
             if left is not None:
                 data = data[:left]
                 left -= len(data)
             if data:
-                write(data)
-                flush()
+                out.write(data)
+                out.flush()
             if not follow or left == 0:
                 return
-            done = finished()  # read before the file: the last bytes are in it once done
-            data = f.read()
-            if not data:
+            done = finished()  # read before the file: the last records are in it once done
+            chunk = f.read()
+            if not chunk:
                 if done:
                     return
                 time.sleep(_FOLLOW_POLL_S)
+                data = b""
+                continue
+            records, rest = parse_records(rest + chunk)
+            data = render(records, timestamps=timestamps, at_line_start=at_line_start)
+            at_line_start = records[-1][2] if records else at_line_start

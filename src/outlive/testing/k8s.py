@@ -352,7 +352,7 @@ class K8sCluster:
                 f"No running pod of run {run_id} on cluster {self.name} to preempt "
                 f"({len(pods)} pod(s) carry the label outlive/run-id={run_id})."
             )
-        pod = live[0]
+        pod = min(live, key=lambda p: p["status"]["phase"] != "Running")  # a running one first
         ns, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         path = f"/api/v1/namespaces/{ns}/pods/{name}"
         api.patch_status(path, {"conditions": [{

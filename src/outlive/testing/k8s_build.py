@@ -33,9 +33,19 @@ from typing import TextIO
 
 from outlive.testing._errors import TestbedError, TestbedUnavailable
 
-__all__ = ["BINARIES", "cache_root", "cached_bin_dir", "ensure_binaries", "wait_for_binaries"]
+__all__ = [
+    "BINARIES",
+    "BUILD_WAIT_S",
+    "cache_root",
+    "cached_bin_dir",
+    "deb_src_sources",
+    "ensure_binaries",
+    "has_deb_src",
+    "wait_for_binaries",
+]
 
 BINARIES = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+BUILD_WAIT_S = 1800.0  # how long a caller waits for a build under way (~8-11 min on 2 cores)
 _APT_PACKAGES = ("golang-go", "etcd-server", "dpkg-dev")
 _SOURCES_FILE = Path("/etc/apt/sources.list.d/outlive-deb-src.sources")
 _DSC_RE = re.compile(r"kubernetes_(.+)\.dsc")
@@ -72,7 +82,7 @@ def _build_lock(wait: bool = True) -> Iterator[bool]:
         yield True
 
 
-def wait_for_binaries(timeout_s: float = 1800.0) -> Path:
+def wait_for_binaries(timeout_s: float = BUILD_WAIT_S) -> Path:
     """The cached bin dir; while a build holds the lock, wait for it (up to ``timeout_s``).
     Raises TestbedUnavailable when there is no cache and no build under way."""
     deadline = time.monotonic() + timeout_s
@@ -123,7 +133,7 @@ def _build(tree: Path | None, out: TextIO) -> Path:
             if len(trees) != 1:
                 raise TestbedError(f"`apt-get source kubernetes` left no single tree in {work}.")
             tree = trees[0]
-        version = _source_version(tree)
+        version = source_version(tree)
         gopath = tree / ".go"
         link = gopath / "src" / "k8s.io" / "kubernetes"
         link.parent.mkdir(parents=True, exist_ok=True)
@@ -145,7 +155,7 @@ def _build(tree: Path | None, out: TextIO) -> Path:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _source_version(tree: Path) -> str:
+def source_version(tree: Path) -> str:
     """The Debian source version (``1.20.5+really1.20.2-1.1+deb12u1``) of an unpacked tree."""
     dsc = [
         m.group(1) for p in tree.parent.glob("kubernetes_*.dsc") if (m := _DSC_RE.fullmatch(p.name))
@@ -161,23 +171,29 @@ def _source_version(tree: Path) -> str:
 
 def _apt_setup(out: TextIO) -> None:
     """deb-src for this suite (unless some sources file has one), then the build's packages."""
-    if not _has_deb_src():
+    if not has_deb_src():
         codename = _os_release().get("VERSION_CODENAME", "bookworm")
-        _SOURCES_FILE.write_text(
-            "# Added by outlive.testing.k8s_build: Debian's sources, to build kube binaries.\n"
-            "Types: deb-src\n"
-            "URIs: http://deb.debian.org/debian\n"
-            f"Suites: {codename} {codename}-updates\n"
-            "Components: main\n"
-            "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
-        )
+        _SOURCES_FILE.write_text(deb_src_sources(codename))
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     _sh(["apt-get", "update", "-q"], out=out, env=env)
     _sh(["apt-get", "install", "-y", "-q", *_APT_PACKAGES], out=out, env=env)
 
 
-def _has_deb_src() -> bool:
-    files = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
+def deb_src_sources(codename: str) -> str:
+    """A deb822 ``.sources`` file for Debian's source packages of suite CODENAME."""
+    return (
+        "# Added by outlive.testing.k8s_build: Debian's sources, to build kube binaries.\n"
+        "Types: deb-src\n"
+        "URIs: http://deb.debian.org/debian\n"
+        f"Suites: {codename} {codename}-updates\n"
+        "Components: main\n"
+        "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+    )
+
+
+def has_deb_src(apt_dir: Path = Path("/etc/apt")) -> bool:
+    """Whether some sources file (one-line or deb822) already enables ``deb-src``."""
+    files = [apt_dir / "sources.list", *sorted((apt_dir / "sources.list.d").glob("*"))]
     for f in files:
         if f.suffix not in (".list", ".sources") or not f.is_file():
             continue

@@ -22,12 +22,19 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from outlive.testing._kubeapi import ApiError, KubeApi
-from outlive.testing._kubelet_container import ConfigMissing, Container, now, start_container
+from outlive.testing._kubelet_container import (
+    ConfigMissing,
+    Container,
+    now,
+    remove_paths,
+    start_container,
+)
 from outlive.testing._kubelet_logs import serve_logs
 
 __all__ = ["Kubelet", "main"]
@@ -38,6 +45,7 @@ CAPACITY = {"cpu": "4", "memory": "8Gi", "pods": "110", "nvidia.com/gpu": "2",
 HEARTBEAT_S = 10.0
 TICK_S = 0.05
 CONFIG_RETRY_S = 1.0
+DELETE_RETRY_S = 2.0
 MARKER_ENV = "OUTLIVE_K8S_TESTBED"
 
 
@@ -55,6 +63,7 @@ class PodRun:
     kill_at: float | None = None  # set once terminating: KILL when reached
     deadline_exceeded: bool = False
     final: bool = False  # the final status was reported
+    delete_retry_at: float = 0.0
 
     @property
     def uid(self) -> str:
@@ -170,11 +179,16 @@ class Kubelet:
             while not self.stopping.is_set():
                 try:
                     ev = self.events.get(timeout=TICK_S)
-                    self.handle(ev)
-                    continue  # drain events first
                 except queue.Empty:
-                    pass
-                self.tick()
+                    ev = None
+                try:
+                    if ev is not None:
+                        self.handle(ev)
+                        continue  # drain events first
+                    self.tick()
+                except Exception:  # a kubelet keeps serving its other pods
+                    traceback.print_exc()
+                    time.sleep(TICK_S)
                 if time.monotonic() >= next_beat:
                     self.heartbeat()
                     next_beat = time.monotonic() + HEARTBEAT_S
@@ -227,7 +241,9 @@ class Kubelet:
             if not run.final and (run.done() or (run.kill_at is not None and not run.containers)):
                 self.report_final(run)
                 self._remove_created_paths()
-            if run.final and run.pod["metadata"].get("deletionTimestamp"):
+            deleting = run.final and run.pod["metadata"].get("deletionTimestamp")
+            if deleting and mono >= run.delete_retry_at:  # again until the watch says DELETED
+                run.delete_retry_at = mono + DELETE_RETRY_S
                 self.finish_deletion(run.pod)
 
     @staticmethod
@@ -248,7 +264,7 @@ class Kubelet:
             for spec in run.pod["spec"]["containers"]:
                 started[spec["name"]] = c = start_container(self.api, run.pod, spec, run.dir, env)
                 self.created_paths += c.created_paths
-        except (ConfigMissing, ApiError, OSError) as e:
+        except (ConfigMissing, ApiError, OSError, ValueError) as e:
             for c in started.values():
                 c.signal(signal.SIGKILL)
                 c.proc.wait()
@@ -292,9 +308,7 @@ class Kubelet:
                     for r in self.pods.values() for c in r.containers.values())  # fmt: skip
         if alive and not force:
             return
-        for p in sorted(set(self.created_paths), key=lambda p: len(p.parts), reverse=True):
-            with contextlib.suppress(OSError):
-                p.rmdir() if p.is_dir() and not p.is_symlink() else p.unlink()
+        remove_paths(self.created_paths)
         self.created_paths = []
 
     # -- status -------------------------------------------------------------------------------
@@ -366,7 +380,7 @@ class Kubelet:
                 m = run.pod["metadata"]
                 c = run.containers.get(container)
                 if m["namespace"] == ns and m["name"] == pod and c is not None:
-                    return c.log, lambda c=c: c.exit_code is not None or c.proc.poll() is not None
+                    return c.log, lambda c=c: c.exit_code is not None
         return None
 
 

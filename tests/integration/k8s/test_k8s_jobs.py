@@ -4,7 +4,9 @@ node's GPUs, and are drained by ``preempt``; ``kubectl logs`` and termination me
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import threading
 import uuid
 from pathlib import Path
@@ -51,6 +53,25 @@ def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def _watch_until_deleted(
+    k8s: K8sCluster, pod: dict[str, Any]
+) -> tuple[threading.Thread, list[dict[str, Any]]]:
+    """Start collecting every state of POD until it is gone (a thread, already started)."""
+    seen: list[dict[str, Any]] = []
+    path = f"{PODS}?fieldSelector=metadata.name%3D{pod['metadata']['name']}"
+    rv = pod["metadata"]["resourceVersion"]
+
+    def collect() -> None:
+        for ev in k8s.api.watch(f"{path}&resourceVersion={rv}", timeout_s=60):
+            seen.append(ev["object"])
+            if ev["type"] == "DELETED":
+                return
+
+    watcher = threading.Thread(target=collect, daemon=True)
+    watcher.start()
+    return watcher, seen
+
+
 def _scratch(k8s: K8sCluster, name: str) -> Path:
     """This test's own directory in the claim (the pod sees it as /ckpt/NAME)."""
     d = k8s.volumes / "outlive-ckpt" / name
@@ -76,7 +97,7 @@ def test_exit_1_fails_the_pod_and_the_job_controller_honours_backoff_limit(
     k8s: K8sCluster,
 ) -> None:
     name = _unique("fail")
-    _submit(k8s, job(name, ["sh", "-c", "exit 1"], backoff_limit=1))
+    _submit(k8s, job(name, ["sh", "-c", "echo try $HOSTNAME; exit 1"], backoff_limit=1))
     cond = wait_for("the Job to fail", lambda: _job_condition(k8s, name), timeout_s=120)
     assert (cond["type"], cond["reason"]) == ("Failed", "BackoffLimitExceeded")
     pods = _pods(k8s, name)
@@ -85,6 +106,8 @@ def test_exit_1_fails_the_pod_and_the_job_controller_honours_backoff_limit(
         assert pod["status"]["phase"] == "Failed"
         term = _terminated(pod)
         assert term is not None and (term["exitCode"], term["reason"]) == (1, "Error")
+        pod_name = pod["metadata"]["name"]  # each try's logs stay while its pod exists
+        assert k8s.kubectl("logs", pod_name).stdout == f"try {pod_name}\n"
 
 
 def test_a_process_over_its_memory_limit_is_oom_killed(k8s: K8sCluster) -> None:
@@ -165,6 +188,11 @@ def test_kubectl_logs_follows_a_running_container_to_its_end(k8s: K8sCluster) ->
     def follow() -> None:
         followed["out"] = k8s.kubectl("logs", "-f", pod_name, timeout_s=60).stdout
 
+    stamped = k8s.kubectl("logs", "--timestamps", pod_name).stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["line 1", "line 2", "line 3"]
+    since = stamped[0].split(" ", 1)[0]
+    assert k8s.kubectl("logs", f"--since-time={since}", pod_name).stdout.startswith("line 1\n")
+    assert k8s.kubectl("logs", "--limit-bytes=8", pod_name).stdout == "line 1\nl"
     t = threading.Thread(target=follow)
     t.start()
     (scratch / "go").touch()
@@ -189,18 +217,7 @@ def test_preempt_terms_the_process_marks_disruption_and_the_job_replaces_the_pod
     _submit(k8s, manifest)
     wait_for("the first pod to start", lambda: (scratch / "started").exists())
     (first,) = _pods(k8s, name)
-    seen: list[dict[str, Any]] = []
-    path = f"{PODS}?fieldSelector=metadata.name%3D{first['metadata']['name']}"
-    rv = first["metadata"]["resourceVersion"]
-
-    def collect() -> None:  # the pod's every state until it is gone
-        for ev in k8s.api.watch(f"{path}&resourceVersion={rv}", timeout_s=30):
-            seen.append(ev["object"])
-            if ev["type"] == "DELETED":
-                return
-
-    watcher = threading.Thread(target=collect, daemon=True)
-    watcher.start()
+    watcher, seen = _watch_until_deleted(k8s, first)
     done = k8s.preempt(run_id)
     assert (done["ok"], done["pod"]) == (True, first["metadata"]["name"])
     wait_for("TERM to reach the process", lambda: (scratch / "term").exists())
@@ -209,6 +226,7 @@ def test_preempt_terms_the_process_marks_disruption_and_the_job_replaces_the_pod
         "a replacement pod to start", lambda: len((scratch / "started").read_text().split()) == 2
     )
     watcher.join(timeout=60)
+    assert not watcher.is_alive()
     disrupted = [
         c for p in seen for c in p.get("status", {}).get("conditions") or []
         if c["type"] == "DisruptionTarget" and c["status"] == "True"
@@ -219,3 +237,82 @@ def test_preempt_terms_the_process_marks_disruption_and_the_job_replaces_the_pod
     pods = _pods(k8s, name)
     assert [p["metadata"]["name"] for p in pods] != [first["metadata"]["name"]]
     k8s.api.request("DELETE", f"{JOBS}/{name}?propagationPolicy=Background")
+
+
+def test_a_pod_sees_its_volumes_environment_and_working_dir(k8s: K8sCluster) -> None:
+    name = _unique("pod")
+    scratch = _scratch(k8s, name)
+    cm, secret = f"{name}-cm", f"{name}-secret"
+    k8s.api.request("POST", f"/api/v1/namespaces/{NAMESPACE}/configmaps", {
+        "metadata": {"name": cm},
+        "data": {"a": "1", "b": "2"},
+        "binaryData": {"bin": base64.b64encode(b"\x00\x01").decode()},
+    })  # fmt: skip
+    k8s.api.request("POST", f"/api/v1/namespaces/{NAMESPACE}/secrets", {
+        "metadata": {"name": secret}, "data": {"token": base64.b64encode(b"s3cret").decode()},
+    })  # fmt: skip
+    report = (
+        'echo "pwd=$(pwd)"; echo "lit=$LIT"; echo "sec=$FROM_SEC"; echo "cm=$FROM_CM"; '
+        'echo "pod=$POD"; echo "ns=$NS"; echo "cm_b=$CM_b"; '
+        'echo "a=$(cat /cfg/sub/a.txt)"; echo "a_mode=$(stat -c %a /cfg/sub/a.txt)"; '
+        'echo "cfg=$(ls /cfg)"; echo "bin=$(od -An -tx1 /bin-cm/bin | tr -d " ")"; '
+        'echo "token=$(cat /sec/token)"; echo "token_mode=$(stat -c %a /sec/token)"; '
+        "echo \"shm=$(grep ' /dev/shm ' /proc/self/mounts | tail -1 | cut -d' ' -f3,4)\""
+    )
+    container = {
+        "workingDir": f"/ckpt/{name}",
+        "env": [
+            {"name": "LIT", "value": "v"},
+            {"name": "FROM_SEC", "valueFrom": {"secretKeyRef": {"name": secret, "key": "token"}}},
+            {"name": "FROM_CM", "valueFrom": {"configMapKeyRef": {"name": cm, "key": "a"}}},
+            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        ],
+        "envFrom": [{"configMapRef": {"name": cm}, "prefix": "CM_"}],
+        "volumeMounts": [
+            {"name": "ckpt", "mountPath": "/ckpt"},
+            {"name": "cfg", "mountPath": "/cfg"},
+            {"name": "bin", "mountPath": "/bin-cm"},
+            {"name": "sec", "mountPath": "/sec"},
+            {"name": "shm", "mountPath": "/dev/shm"},
+        ],
+    }
+    volumes = [
+        {"name": "ckpt", "persistentVolumeClaim": {"claimName": "outlive-ckpt"}},
+        {"name": "cfg", "configMap": {"name": cm, "defaultMode": 0o600,
+                                      "items": [{"key": "a", "path": "sub/a.txt"}]}},
+        {"name": "bin", "configMap": {"name": cm}},
+        {"name": "sec", "secret": {"secretName": secret, "defaultMode": 0o400}},
+        {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "32Mi"}},
+    ]  # fmt: skip
+    manifest = job(name, ["sh", "-c", f"{{ {report}; }} > report"], container=container,
+                   pod_spec={"volumes": volumes})  # fmt: skip
+    _submit(k8s, manifest)
+    cond = wait_for("the Job to finish", lambda: _job_condition(k8s, name))
+    assert cond["type"] == "Complete", _pods(k8s, name)
+    (pod,) = _pods(k8s, name)
+    got = dict(line.split("=", 1) for line in (scratch / "report").read_text().splitlines())
+    assert got == {
+        "pwd": f"/ckpt/{name}", "lit": "v", "sec": "s3cret", "cm": "1",
+        "pod": pod["metadata"]["name"], "ns": NAMESPACE, "cm_b": "2",
+        "a": "1", "a_mode": "600", "cfg": "sub", "bin": "0001",
+        "token": "s3cret", "token_mode": "400", "shm": "tmpfs rw,relatime,size=32768k",
+    }  # fmt: skip
+    for made in ("/cfg", "/bin-cm", "/sec"):  # mountpoints made for the pod are removed
+        wait_for(f"{made} to be removed", lambda made=made: not os.path.exists(made))
+
+
+def test_a_deleted_pod_that_ignores_term_is_killed_after_its_grace_period(k8s: K8sCluster) -> None:
+    name = _unique("stubborn")
+    scratch = _scratch(k8s, name)
+    script = f"trap '' TERM; touch /ckpt/{name}/started; while :; do sleep 0.1; done"
+    _submit(k8s, job(name, ["sh", "-c", script], pod_spec={"terminationGracePeriodSeconds": 2}))
+    wait_for("the pod to start", lambda: (scratch / "started").exists())
+    (pod,) = _pods(k8s, name)
+    watcher, seen = _watch_until_deleted(k8s, pod)
+    k8s.api.request("DELETE", f"{JOBS}/{name}?propagationPolicy=Background")
+    watcher.join(timeout=90)
+    assert not watcher.is_alive(), "the pod was never deleted"
+    assert seen[-1]["metadata"]["deletionTimestamp"]
+    final = _terminated(seen[-1])
+    assert final is not None and (final["exitCode"], final["reason"]) == (137, "Error")
