@@ -1,0 +1,58 @@
+"""What the provider layer talks in: a billable ``Resource`` (one row of ``cloud ls``) and the
+``Provider`` seam each platform's client fills in (inventory, the meter-stop verb, a look at one
+resource). A new provider is a new module implementing ``Provider``, never a new ``if``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Resource:
+    """Something a provider can bill for: a pod or machine, a disk, a snapshot, an address.
+
+    ``kind`` is one of ``pod``, ``volume`` (a pod's own volume disk; its id is the pod's),
+    ``network-volume``, ``machine``, ``snapshot``, ``public-ip``, ``shared-drive``.
+    ``attached_to`` is the pod or machine it belongs to, if any; ``bills`` says at what rate
+    and why, in words."""
+
+    provider: str
+    kind: str
+    id: str
+    name: str
+    state: str
+    usd_per_hour: float
+    attached_to: str | None = None
+    bills: str = ""
+
+    @property
+    def compute(self) -> bool:
+        return self.kind in ("pod", "machine")
+
+    def view(self, used_by: list[str]) -> dict[str, object]:
+        """The resource as ``cloud ls --json`` prints it, with the targets that use it."""
+        return {**asdict(self), "usd_per_hour": round(self.usd_per_hour, 6), "used_by": used_by}
+
+
+class Provider(Protocol):
+    """One account at one provider."""
+
+    name: str  # "runpod" | "paperspace"
+    title: str  # "RunPod" | "Paperspace"
+
+    def inventory(self) -> list[Resource]:
+        """Every billable resource of the account, with what it bills now."""
+        ...
+
+    def compute_state(self, resource_id: str) -> str | None:
+        """The state of one pod or machine now (the provider's word), None when it is gone."""
+        ...
+
+    def meter_stop(self, resource_id: str, verb: str) -> None:
+        """Run the profile's meter-stop ``verb`` on one pod or machine (nothing else)."""
+        ...
+
+    def is_stopped(self, state: str | None) -> bool:
+        """Whether a ``compute_state`` means its compute meter no longer runs."""
+        ...
