@@ -6,7 +6,8 @@ response headers and body) so tests can check each one against the provider's pu
 contract. Control verbs (not part of any provider's API, no key needed, 127.0.0.1 only):
 
 - ``POST /_fake/ratelimit {"next": N, "retry_after_s": S}``: the next N API calls get 429
-- ``POST /_fake/hang {"method": M, "path": P}``: the next matching call blocks until ``release``
+- ``POST /_fake/hang {"method": M, "path": P, "after": M2}``: the next matching call (once a
+  call ``M2 P`` was answered, when ``after`` is given) blocks until ``release``
 - ``POST /_fake/release``: answer the blocked calls
 - ``POST /_fake/advance {"s": S}``: move the fake's clock (billing) forward
 - ``GET /_fake/log``: ``{"exchanges": [...], "hanging": N}``
@@ -66,7 +67,8 @@ class FakeApi:
         self.offset_s = 0.0
         self.limited = 0
         self.retry_after_s = 1.0
-        self.hangs: list[tuple[str, str]] = []
+        self.hangs: list[tuple[str, str, str | None]] = []
+        self.answered: set[tuple[str, str]] = set()
         self.hanging = 0
         self.release = threading.Event()
         self.log: list[dict[str, Any]] = []
@@ -101,17 +103,24 @@ class FakeApi:
                     429, {"message": "Too many requests"},
                     {"Retry-After": f"{self.retry_after_s:g}"},
                 )  # fmt: skip
-            hang = (call.method, self.base_path + call.path) in self.hangs
-            if hang:
-                self.hangs.remove((call.method, self.base_path + call.path))
+            full = self.base_path + call.path
+            hang = next((h for h in self.hangs if self._hangs_on(h, call.method, full)), None)
+            if hang is not None:
+                self.hangs.remove(hang)
                 self.hanging += 1
-        if hang:
+        if hang is not None:
             self.release.wait()
             with self.lock:
                 self.hanging -= 1
         with self.lock:
             self.tick()
-            return self.route(call)
+            answer = self.route(call)
+            self.answered.add((call.method, self.base_path + call.path))
+            return answer
+
+    def _hangs_on(self, hang: tuple[str, str, str | None], method: str, path: str) -> bool:
+        after = hang[2]
+        return hang[:2] == (method, path) and (after is None or (after, path) in self.answered)
 
     def handle_control(self, verb: str, body: dict[str, Any]) -> Answer:
         with self.lock:
@@ -123,7 +132,11 @@ class FakeApi:
                 return Answer(200, {"ok": True})
             if verb == "hang":
                 self.release.clear()
-                self.hangs.append((str(body["method"]).upper(), str(body["path"])))
+                after = body.get("after")
+                self.hangs.append(
+                    (str(body["method"]).upper(), str(body["path"]),
+                     str(after).upper() if after else None)
+                )  # fmt: skip
                 return Answer(200, {"ok": True})
             if verb == "release":
                 self.release.set()

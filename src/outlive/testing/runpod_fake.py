@@ -35,10 +35,18 @@ SPOT_POD = "spotpod000004"  # spot, stopped by the platform, no volume disk: bil
 DURABLE_VOLUME = "nvdurable0001"  # attached to TRAIN_POD
 ORPHAN_VOLUME = "nvorphan00002"  # attached to nothing
 
-SEED_ORPHANS = {  # (kind, id) -> why, when no target names TRAIN_POD
-    ("pod", IDLE_POD): "idle",
-    ("volume", STOPPED_POD): "stopped",
-    ("network-volume", ORPHAN_VOLUME): "detached",
+# (kind, id) of what bills with nothing behind it while a target with a live run names TRAIN_POD
+SEED_ORPHANS = {
+    ("pod", IDLE_POD),  # idle running pod
+    ("volume", IDLE_POD),  # its volume disk
+    ("volume", STOPPED_POD),  # stopped pod's volume disk at 2× (RP4)
+    ("network-volume", ORPHAN_VOLUME),  # detached network volume
+}
+# what TRAIN_POD brings along when nothing holds it
+TRAIN_POD_RESOURCES = {
+    ("pod", TRAIN_POD),
+    ("volume", TRAIN_POD),
+    ("network-volume", DURABLE_VOLUME),
 }
 
 
