@@ -240,3 +240,14 @@ def test_down_on_a_pod_the_platform_stopped_says_what_still_bills(
     human = _outlive(proj, "down", TARGET)
     assert "still billing" in human.stdout and "2×" in human.stdout
     assert _mutations(runpod) == []
+
+
+def test_after_a_low_balance_auto_stop_audit_lists_the_volumes_billing_at_twice_the_rate(
+    runpod: dict[str, str], tmp_path: Path
+) -> None:
+    control(runpod, "balance", {"usd": 0})  # RunPod stops every running pod (RP8)
+    items = _cloud(_project(tmp_path / "p"), "audit", exit_code=1)["items"]
+    why = {(i["kind"], i["id"]): i["why"] for i in items}
+    for pod in (F.TRAIN_POD, F.IDLE_POD, F.STOPPED_POD):
+        assert "2×" in why[("volume", pod)]
+        assert ("pod", pod) not in why  # compute stopped billing
