@@ -31,7 +31,7 @@ def ls(args: JsonArgs) -> int:
     rows = sorted(_rows(), key=lambda x: (-x.resource.usd_per_hour, x.resource.id))
     items = []
     for x in rows:
-        orphan = x.resource.usd_per_hour > 0 and not x.held
+        orphan = x.resource.billing and not x.held
         items.append({**x.resource.view(x.used_by), "why": why(x.resource) if orphan else None})
     total = sum(x.resource.usd_per_hour for x in rows)
     if args.as_json:

@@ -18,7 +18,9 @@ _WHY: dict[tuple[str, str], str] = {
     ("volume", "EXITED"): "stopped pod's volume disk, billing at 2× the running rate (RP4)",
     ("network-volume", "detached"): "detached network volume: no pod uses it (RP3)",
     ("network-volume", "attached"): "network volume of a pod no outlive run uses",
-    ("machine", "off"): "stopped machine: its storage and add-ons keep billing (PS1)",
+    ("machine", "ready"): "idle running machine: no active run or unpulled result behind it",
+    ("volume", "ready"): "block storage of an idle running machine",
+    ("volume", "off"): "block storage of a shut-down machine, still billing (PS1)",
     ("snapshot", "orphaned"): "snapshot of a destroyed machine (PS9)",
     ("public-ip", "unassigned"): "public IP assigned to no machine (PS1)",
 }
@@ -42,15 +44,19 @@ class AuditReport(TypedDict):
 def why(r: Resource) -> str:
     """Why ``r`` is an orphan when nothing holds it."""
     if (r.kind, r.state) in _WHY:
-        return _WHY[(r.kind, r.state)]
-    if r.compute:
-        return f"idle {r.kind} ({r.state}): no active run or unpulled result behind it"
-    return f"{r.kind} ({r.state}) that no active run or unpulled result needs"
+        text = _WHY[(r.kind, r.state)]
+    elif r.compute:
+        text = f"idle {r.kind} ({r.state}): no active run or unpulled result behind it"
+    else:
+        text = f"{r.kind} ({r.state}) that no active run or unpulled result needs"
+    if not r.rate_known:
+        text += "; its compute rate is not in the API, so $/h shows only the known part"
+    return text
 
 
 def orphans(rows: Iterable[Row]) -> list[Row]:
     """Rows that bill now with no target holding them."""
-    return [x for x in rows if x.resource.usd_per_hour > 0 and not x.held]
+    return [x for x in rows if x.resource.billing and not x.held]
 
 
 def report(rows: Iterable[Row]) -> AuditReport:

@@ -14,6 +14,9 @@ RUNPOD_NETWORK_VOLUME_OVER_TB_USD_GB_MO = 0.05  # standard network volume, beyon
 # Paperspace, seed 001 §2/§5 (verified DO products/paperspace/pricing 2026-06)
 PAPERSPACE_SNAPSHOT_USD_GB_MO = 0.29  # PS9: survives a destroy
 PAPERSPACE_STATIC_IP_USD_H = 0.0045  # capped at $3.00/mo
+# Core block storage: seed 001 §5 puts a forgotten 2 TB volume at ~$120/mo, i.e. ~$0.06/GB/mo
+# (billed hourly, on or off, until the machine is destroyed; PS1).
+PAPERSPACE_BLOCK_STORAGE_USD_GB_MO = 0.06
 
 
 def per_hour(usd_per_gb_month: float, size_gb: float) -> float:

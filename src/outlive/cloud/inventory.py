@@ -22,9 +22,10 @@ from outlive.store import PullRecord, RunRecord
 
 def configured_providers() -> list[Provider]:
     """The provider accounts with a key in the environment or a 0600 key file."""
+    from outlive.cloud.paperspace import Paperspace
     from outlive.cloud.runpod import RunPod
 
-    found: list[Provider | None] = [RunPod.from_env()]
+    found: list[Provider | None] = [RunPod.from_env(), Paperspace.from_env()]
     return [p for p in found if p is not None]
 
 
@@ -32,8 +33,8 @@ def require_providers() -> list[Provider]:
     providers = configured_providers()
     if not providers:
         raise UsageError(
-            "no provider account is configured; export RUNPOD_API_KEY (or write the key to "
-            "~/.config/outlive/keys/runpod, mode 0600)"
+            "no provider account is configured; export RUNPOD_API_KEY or PAPERSPACE_API_KEY "
+            "(or write the key to ~/.config/outlive/keys/runpod or .../paperspace, mode 0600)"
         )
     return providers
 

@@ -5,7 +5,12 @@ resource). A new provider is a new module implementing ``Provider``, never a new
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol, TypeVar
+
+from outlive.cloud.http import JsonApi
+from outlive.cloud.keys import credentials
+
+A = TypeVar("A", bound="ApiAccount")
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,14 @@ class Resource:
     usd_per_hour: float
     attached_to: str | None = None
     bills: str = ""
+    # False: it bills at a rate the API does not give (``usd_per_hour`` is then only the part
+    # that is known), e.g. a Paperspace machine's compute.
+    rate_known: bool = True
+
+    @property
+    def billing(self) -> bool:
+        """Whether it costs money now (at a known rate or not)."""
+        return self.usd_per_hour > 0 or not self.rate_known
 
     @property
     def compute(self) -> bool:
@@ -38,8 +51,13 @@ class Resource:
 class Provider(Protocol):
     """One account at one provider."""
 
-    name: str  # "runpod" | "paperspace"
-    title: str  # "RunPod" | "Paperspace"
+    @property
+    def name(self) -> str:  # "runpod" | "paperspace"
+        ...
+
+    @property
+    def title(self) -> str:  # "RunPod" | "Paperspace"
+        ...
 
     def inventory(self) -> list[Resource]:
         """Every billable resource of the account, with what it bills now."""
@@ -56,3 +74,23 @@ class Provider(Protocol):
     def is_stopped(self, state: str | None) -> bool:
         """Whether a ``compute_state`` means its compute meter no longer runs."""
         ...
+
+
+class ApiAccount:
+    """Base of a provider client: one account behind a ``JsonApi``, found from the environment
+    (or the provider's 0600 key file) by ``from_env``."""
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    default_url: ClassVar[str]
+
+    def __init__(self, api: JsonApi) -> None:
+        self.api = api
+
+    @classmethod
+    def from_env(cls: type[A]) -> A | None:
+        """The account whose key is in the environment or its 0600 file; None without one."""
+        creds = credentials(cls.name, cls.default_url)
+        if creds is None:
+            return None
+        return cls(JsonApi(cls.title, creds.base_url, creds.key, creds.source))

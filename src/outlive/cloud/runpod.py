@@ -13,31 +13,19 @@ from __future__ import annotations
 from typing import Any
 
 from outlive.cloud import cost
-from outlive.cloud.http import JsonApi
-from outlive.cloud.keys import credentials
-from outlive.cloud.model import Resource
+from outlive.cloud.model import ApiAccount, Resource
 from outlive.errors import ProviderError
 
 API_URL = "https://rest.runpod.io/v1"
 TERMINATED = "TERMINATED"
 
 
-class RunPod:
+class RunPod(ApiAccount):
     """One RunPod account."""
 
     name = "runpod"
     title = "RunPod"
-
-    def __init__(self, api: JsonApi) -> None:
-        self.api = api
-
-    @classmethod
-    def from_env(cls) -> RunPod | None:
-        """The account whose key is in the environment or its 0600 file; None without one."""
-        creds = credentials("runpod", API_URL)
-        if creds is None:
-            return None
-        return cls(JsonApi("RunPod", creds.base_url, creds.key, creds.source))
+    default_url = API_URL
 
     # -- calls --------------------------------------------------------------------------------
 

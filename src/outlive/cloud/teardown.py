@@ -75,7 +75,7 @@ def _billing(rs: list[Resource]) -> list[Billing]:
         {"kind": r.kind, "id": r.id, "name": r.name, "state": r.state,
          "usd_per_hour": round(r.usd_per_hour, 6), "bills": r.bills}
         for r in rs
-        if r.usd_per_hour > 0
+        if r.billing
     ]  # fmt: skip
 
 

@@ -10,9 +10,13 @@ from outlive.testing._fakeserver import FakeApi, serve
 
 
 def _api(kind: str, key: str) -> FakeApi:
-    from outlive.testing.runpod_fake import RunPodFake
+    if kind == "runpod":
+        from outlive.testing.runpod_fake import RunPodFake
 
-    return RunPodFake(key)
+        return RunPodFake(key)
+    from outlive.testing.paperspace_fake import PaperspaceFake
+
+    return PaperspaceFake(key)
 
 
 def main(argv: list[str]) -> int:

@@ -46,3 +46,10 @@ def runpod(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
     """The RunPod fake's env (exported): RUNPOD_API_KEY, OUTLIVE_RUNPOD_API_URL and
     OUTLIVE_RUNPOD_FAKE_URL (its control verbs)."""
     yield from _fake("runpod", monkeypatch)
+
+
+@pytest.fixture
+def paperspace(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """The Paperspace fake's env (exported): PAPERSPACE_API_KEY, OUTLIVE_PAPERSPACE_API_URL and
+    OUTLIVE_PAPERSPACE_FAKE_URL (its control verbs)."""
+    yield from _fake("paperspace", monkeypatch)

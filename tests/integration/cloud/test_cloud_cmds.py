@@ -5,74 +5,31 @@ is safe to repeat."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
-from cloudfake import control, fake_log
+from cloudfake import OUTLIVE, cloud, control, doc, kinds, mutations, outlive, project
 
-from outlive.store import RunRecord, Store
 from outlive.testing import runpod_fake as F
 
-OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 TARGET = "a100"
 
 
-def _project(root: Path, *, run_state: str | None = None, cloud_id: str = F.TRAIN_POD) -> Path:
-    root.mkdir()
-    (root / "outlive.toml").write_text(
-        f'[targets.{TARGET}]\nprofile = "runpod"\nhost = "127.0.0.1"\nport = 1\n'
-        f'cloud_id = "{cloud_id}"\n'
-    )
-    if run_state is not None:
-        (root / ".outlive").mkdir()
-        Store(root / ".outlive").add(
-            RunRecord(run_id="r1", name="train", target=TARGET, command=["python", "t.py"],
-                      run_dir="/w/.outlive/runs/r1", ckpt_dir="/w/durable/train",
-                      created_at=time.time(), state=run_state)
-        )  # fmt: skip
-    return root
-
-
-def _outlive(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [OUTLIVE, *args], cwd=cwd, capture_output=True, text=True, timeout=120,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
-def _doc(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    doc: dict[str, Any] = json.loads(proc.stdout)
-    return doc
-
-
-def _cloud(proj: Path, verb: str, *, exit_code: int) -> dict[str, Any]:
-    proc = _outlive(proj, "cloud", verb, "--json")
-    assert proc.returncode == exit_code, proc.stderr
-    return _doc(proc)
-
-
-def _kinds(items: list[dict[str, Any]]) -> set[tuple[str, str]]:
-    return {(i["kind"], i["id"]) for i in items}
-
-
-def _mutations(env: dict[str, str]) -> list[tuple[str, str]]:
-    return [(str(x["method"]), str(x["path"])) for x in fake_log(env)
-            if x["method"] != "GET"]  # fmt: skip
+def _project(root: Path, *, run_state: str | None = None) -> Path:
+    return project(root, target=TARGET, profile="runpod", cloud_id=F.TRAIN_POD,
+                   run_state=run_state)  # fmt: skip
 
 
 def test_audit_finds_every_seeded_orphan_and_nothing_else(
     runpod: dict[str, str], tmp_path: Path
 ) -> None:
-    doc = _cloud(_project(tmp_path / "p", run_state="running"), "audit", exit_code=1)
-    assert _kinds(doc["items"]) == F.SEED_ORPHANS
-    assert list(doc["items"][0]) == [
+    rep = cloud(_project(tmp_path / "p", run_state="running"), "audit", exit_code=1)
+    assert kinds(rep["items"]) == F.SEED_ORPHANS
+    assert list(rep["items"][0]) == [
         "provider",
         "kind",
         "id",
@@ -81,29 +38,29 @@ def test_audit_finds_every_seeded_orphan_and_nothing_else(
         "usd_per_hour",
         "why",
     ]
-    rates = [i["usd_per_hour"] for i in doc["items"]]
+    rates = [i["usd_per_hour"] for i in rep["items"]]
     assert rates == sorted(rates, reverse=True)
-    assert doc["usd_per_month"] == pytest.approx(sum(rates) * 730, abs=0.01)
-    why = {(i["kind"], i["id"]): i["why"] for i in doc["items"]}
+    assert rep["usd_per_month"] == pytest.approx(sum(rates) * 730, abs=0.01)
+    why = {(i["kind"], i["id"]): i["why"] for i in rep["items"]}
     assert "2×" in why[("volume", F.STOPPED_POD)] and "RP4" in why[("volume", F.STOPPED_POD)]
     assert why[("pod", F.IDLE_POD)].startswith("idle running pod")
     assert why[("network-volume", F.ORPHAN_VOLUME)].startswith("detached")
-    assert _mutations(runpod) == []  # the audit only looks
+    assert mutations(runpod) == []  # the audit only looks
 
 
 def test_an_ended_run_not_yet_pulled_still_holds_its_pod(
     runpod: dict[str, str], tmp_path: Path
 ) -> None:
     proj = _project(tmp_path / "p", run_state="succeeded")
-    assert _kinds(_doc(_outlive(proj, "cloud", "audit", "--json"))["items"]) == F.SEED_ORPHANS
+    assert kinds(doc(outlive(proj, "cloud", "audit", "--json"))["items"]) == F.SEED_ORPHANS
 
 
 def test_a_pod_with_no_run_behind_it_is_an_orphan_with_its_disks(
     runpod: dict[str, str], tmp_path: Path
 ) -> None:
     proj = _project(tmp_path / "p")
-    items = _doc(_outlive(proj, "cloud", "audit", "--json"))["items"]
-    assert _kinds(items) == F.SEED_ORPHANS | F.TRAIN_POD_RESOURCES
+    items = doc(outlive(proj, "cloud", "audit", "--json"))["items"]
+    assert kinds(items) == F.SEED_ORPHANS | F.TRAIN_POD_RESOURCES
 
 
 def test_audit_exits_0_when_nothing_is_orphaned(runpod: dict[str, str], tmp_path: Path) -> None:
@@ -116,16 +73,16 @@ def test_audit_exits_0_when_nothing_is_orphaned(runpod: dict[str, str], tmp_path
     for pod in (F.IDLE_POD, F.STOPPED_POD):
         rp.terminate(pod)
     rp.api.call("DELETE", f"/networkvolumes/{F.ORPHAN_VOLUME}", ok=(204,))
-    proc = _outlive(proj, "cloud", "audit", "--json")
-    assert (proc.returncode, _doc(proc)) == (0, {"items": [], "usd_per_month": 0.0})
+    proc = outlive(proj, "cloud", "audit", "--json")
+    assert (proc.returncode, doc(proc)) == (0, {"items": [], "usd_per_month": 0.0})
 
 
 def test_ls_lists_every_resource_with_the_target_that_uses_it(
     runpod: dict[str, str], tmp_path: Path
 ) -> None:
-    items = _cloud(_project(tmp_path / "p", run_state="running"), "ls", exit_code=0)["items"]
+    items = cloud(_project(tmp_path / "p", run_state="running"), "ls", exit_code=0)["items"]
     stopped = {("pod", F.SPOT_POD), ("pod", F.STOPPED_POD)}  # listed at $0/h: not orphans
-    assert _kinds(items) == F.SEED_ORPHANS | F.TRAIN_POD_RESOURCES | stopped
+    assert kinds(items) == F.SEED_ORPHANS | F.TRAIN_POD_RESOURCES | stopped
     used = {(i["kind"], i["id"]): i["used_by"] for i in items}
     assert used[("pod", F.TRAIN_POD)] == [TARGET]
     assert used[("network-volume", F.DURABLE_VOLUME)] == [TARGET]
@@ -136,21 +93,21 @@ def test_ls_lists_every_resource_with_the_target_that_uses_it(
 
 def test_without_a_key_cloud_ls_is_one_sentence_and_exit_2(tmp_path: Path) -> None:
     proj = _project(tmp_path / "p")
-    proc = _outlive(proj, "cloud", "ls", "--json")
+    proc = outlive(proj, "cloud", "ls", "--json")
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "RUNPOD_API_KEY" in proc.stderr
 
 
 def test_down_execute_terminates_exactly_its_target(runpod: dict[str, str], tmp_path: Path) -> None:
     proj = _project(tmp_path / "p")
-    proc = _outlive(proj, "down", TARGET, "--confirm", TARGET, "--execute", "--json")
+    proc = outlive(proj, "down", TARGET, "--confirm", TARGET, "--execute", "--json")
     assert proc.returncode == 0, proc.stderr
-    done = _doc(proc)["executed"]
+    done = doc(proc)["executed"]
     assert (done["verb"], done["acted"], done["meter_stopped"]) == ("terminate", True, True)
     assert done["state_before"] == "RUNNING" and done["state"] is None
     # the network volume survives terminate and keeps billing (RP3): said, not touched
-    assert _kinds(done["still_billing"]) == {("network-volume", F.DURABLE_VOLUME)}
-    assert _mutations(runpod) == [("DELETE", f"/pods/{F.TRAIN_POD}")]
+    assert kinds(done["still_billing"]) == {("network-volume", F.DURABLE_VOLUME)}
+    assert mutations(runpod) == [("DELETE", f"/pods/{F.TRAIN_POD}")]
     state = control(runpod, "state")
     assert isinstance(state, dict)
     assert state["pods"] == {F.TRAIN_POD: "TERMINATED", F.IDLE_POD: "RUNNING",
@@ -164,20 +121,20 @@ def test_down_execute_without_the_typed_name_touches_nothing(
 ) -> None:
     proj = _project(tmp_path / "p")
     confirm = [] if typed is None else ["--confirm", typed]
-    proc = _outlive(proj, "down", TARGET, *confirm, "--execute", "--json")
+    proc = outlive(proj, "down", TARGET, *confirm, "--execute", "--json")
     assert proc.returncode == 1
-    assert _doc(proc)["allowed"] is False and _doc(proc)["executed"] is None
-    assert _mutations(runpod) == []
+    assert doc(proc)["allowed"] is False and doc(proc)["executed"] is None
+    assert mutations(runpod) == []
 
 
 def test_down_execute_refused_by_the_gate_touches_nothing(
     runpod: dict[str, str], tmp_path: Path
 ) -> None:
     proj = _project(tmp_path / "p", run_state="running")
-    proc = _outlive(proj, "down", TARGET, "--confirm", TARGET, "--execute", "--json")
+    proc = outlive(proj, "down", TARGET, "--confirm", TARGET, "--execute", "--json")
     assert proc.returncode == 1
-    assert _doc(proc)["refused"] and _doc(proc)["executed"] is None
-    assert _mutations(runpod) == []
+    assert doc(proc)["refused"] and doc(proc)["executed"] is None
+    assert mutations(runpod) == []
 
 
 def test_down_execute_without_a_cloud_id_is_one_sentence(
@@ -186,10 +143,10 @@ def test_down_execute_without_a_cloud_id_is_one_sentence(
     proj = tmp_path / "p"
     proj.mkdir()
     (proj / "outlive.toml").write_text('[targets.a100]\nprofile = "runpod"\nhost = "h"\n')
-    proc = _outlive(proj, "down", TARGET, "--confirm", TARGET, "--execute")
+    proc = outlive(proj, "down", TARGET, "--confirm", TARGET, "--execute")
     assert proc.returncode == 2 and "cloud_id" in proc.stderr
     assert proc.stderr.count("\n") == 1
-    assert _mutations(runpod) == []
+    assert mutations(runpod) == []
 
 
 def test_an_execute_cut_off_between_stop_and_confirm_is_safe_to_repeat(
@@ -213,11 +170,11 @@ def test_an_execute_cut_off_between_stop_and_confirm_is_safe_to_repeat(
         first.stdout.close()  # type: ignore[union-attr]
         first.stderr.close()  # type: ignore[union-attr]
         control(runpod, "release")
-    again = _outlive(proj, "down", TARGET, "--confirm", TARGET, "--execute", "--json")
+    again = outlive(proj, "down", TARGET, "--confirm", TARGET, "--execute", "--json")
     assert again.returncode == 0, again.stderr
-    done = _doc(again)["executed"]
+    done = doc(again)["executed"]
     assert (done["acted"], done["meter_stopped"], done["state"]) == (False, True, None)
-    assert _mutations(runpod) == [("DELETE", f"/pods/{F.TRAIN_POD}")]  # exactly once
+    assert mutations(runpod) == [("DELETE", f"/pods/{F.TRAIN_POD}")]  # exactly once
 
 
 def fake_hanging(env: dict[str, str]) -> int:
@@ -231,22 +188,21 @@ def test_down_on_a_pod_the_platform_stopped_says_what_still_bills(
 ) -> None:
     proj = _project(tmp_path / "p")
     control(runpod, "preempt", {"podId": F.TRAIN_POD})
-    doc = _doc(_outlive(proj, "down", TARGET, "--json"))
-    cloud = doc["cloud"]
-    assert cloud["state"] == "EXITED"
-    billing = {(b["kind"], b["id"]): b for b in cloud["still_billing"]}
+    seen = doc(outlive(proj, "down", TARGET, "--json"))["cloud"]
+    assert seen["state"] == "EXITED"
+    billing = {(b["kind"], b["id"]): b for b in seen["still_billing"]}
     assert set(billing) == {("volume", F.TRAIN_POD), ("network-volume", F.DURABLE_VOLUME)}
     assert "2×" in billing[("volume", F.TRAIN_POD)]["bills"]
-    human = _outlive(proj, "down", TARGET)
+    human = outlive(proj, "down", TARGET)
     assert "still billing" in human.stdout and "2×" in human.stdout
-    assert _mutations(runpod) == []
+    assert mutations(runpod) == []
 
 
 def test_after_a_low_balance_auto_stop_audit_lists_the_volumes_billing_at_twice_the_rate(
     runpod: dict[str, str], tmp_path: Path
 ) -> None:
     control(runpod, "balance", {"usd": 0})  # RunPod stops every running pod (RP8)
-    items = _cloud(_project(tmp_path / "p"), "audit", exit_code=1)["items"]
+    items = cloud(_project(tmp_path / "p"), "audit", exit_code=1)["items"]
     why = {(i["kind"], i["id"]): i["why"] for i in items}
     for pod in (F.TRAIN_POD, F.IDLE_POD, F.STOPPED_POD):
         assert "2×" in why[("volume", pod)]
