@@ -409,7 +409,8 @@ COMMANDS: tuple[Command[Any], ...] = (
 )  # fmt: skip
 
 GROUPS = {
-    "cloud": "Provider accounts (RunPod): what is billing, and what bills with nothing behind it.",
+    "cloud": "Provider accounts (RunPod, Paperspace): what is billing, and what bills with "
+    "nothing behind it.",
     "secret": "Move credentials to a box without putting them on a command line.",
     "daemon": "The local daemon that answers `status` warm (started by the first look; "
     "OUTLIVE_NO_DAEMON=1 turns it off).",

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[3]
     ("name", "facts"),
     [
         ("runpod", ("$0.20/GB/mo", "RP4", "terminate", "cloud audit", "down runpod --confirm")),
-        ("paperspace-core", ("PS1", "PS9", "$0.29/GB/mo", "cloud audit")),
+        ("paperspace-core", ("PS1", "PS9", "$0.29/GB/mo", "cloud audit", "$3.00/mo")),
     ],
 )
 def test_the_profiles_guide_exists_and_states_the_billing_facts(
