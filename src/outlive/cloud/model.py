@@ -75,6 +75,11 @@ class Provider(Protocol):
         """Whether a ``compute_state`` means its compute meter no longer runs."""
         ...
 
+    def billed_usd(self, resource_id: str) -> float | None:
+        """What the provider's billing records say one pod or machine cost so far (None where
+        the API keeps no billing records)."""
+        ...
+
 
 class ApiAccount:
     """Base of a provider client: one account behind a ``JsonApi``, found from the environment

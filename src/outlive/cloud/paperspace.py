@@ -103,6 +103,9 @@ class Paperspace(ApiAccount):
     def is_stopped(self, state: str | None) -> bool:
         return state in (None, "off")
 
+    def billed_usd(self, resource_id: str) -> float | None:
+        return None  # the v1 API has no billing records per machine
+
     def meter_stop(self, resource_id: str, verb: str) -> None:
         if verb in ("shut-down", "shut down", "stop"):
             self.stop(resource_id)

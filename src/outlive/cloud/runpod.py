@@ -94,6 +94,9 @@ class RunPod(ApiAccount):
     def is_stopped(self, state: str | None) -> bool:
         return state in (None, TERMINATED)
 
+    def billed_usd(self, resource_id: str) -> float | None:
+        return round(sum(float(r.get("amount") or 0) for r in self.billing(resource_id)), 4)
+
     def meter_stop(self, resource_id: str, verb: str) -> None:
         if verb == "terminate":
             self.terminate(resource_id)
