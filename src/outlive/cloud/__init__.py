@@ -11,4 +11,5 @@ stops a target's meter after the teardown gate passed.
 - ``inventory``: ``cloud ls`` (resources, the targets behind them, what the registry holds)
 - ``audit``: ``cloud audit`` (orphans: billing with no active run or unpulled result behind)
 - ``teardown``: ``down --execute`` (the profile's meter-stop verb on the target's pod, confirmed)
+- ``spend``: cost and danger clocks in ``status`` for targets with a ``cloud_id``
 """
