@@ -12,6 +12,9 @@ from outlive.cloud.keys import credentials
 
 A = TypeVar("A", bound="ApiAccount")
 
+# Which provider account serves a profile's targets (``cloud_id`` names a resource there).
+PROVIDER_OF_PROFILE = {"runpod": "runpod", "paperspace-core": "paperspace"}
+
 
 @dataclass(frozen=True)
 class Resource:

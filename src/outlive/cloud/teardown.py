@@ -12,12 +12,9 @@ from __future__ import annotations
 from typing import TypedDict
 
 from outlive.cloud.inventory import configured_providers, owner
-from outlive.cloud.model import Provider, Resource
+from outlive.cloud.model import PROVIDER_OF_PROFILE, Provider, Resource
 from outlive.config import Target
 from outlive.errors import UsageError
-
-# Which provider account serves a profile's targets.
-PROVIDER_OF_PROFILE = {"runpod": "runpod", "paperspace-core": "paperspace"}
 
 
 class Billing(TypedDict):
