@@ -16,7 +16,7 @@ _WHY: dict[tuple[str, str], str] = {
     ("pod", "RUNNING"): "idle running pod: no active run or unpulled result behind it",
     ("volume", "RUNNING"): "volume disk of an idle running pod",
     ("volume", "EXITED"): "stopped pod's volume disk, billing at 2× the running rate (RP4)",
-    ("network-volume", "detached"): "detached network volume: no pod uses it (RP3)",
+    ("network-volume", "detached"): "detached network volume: no pod uses it",
     ("network-volume", "attached"): "network volume of a pod no outlive run uses",
     ("machine", "ready"): "idle running machine: no active run or unpulled result behind it",
     ("volume", "ready"): "block storage of an idle running machine",
