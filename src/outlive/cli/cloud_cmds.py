@@ -85,12 +85,20 @@ def _table(title: str, rows: list[tuple[object, ...]], cols: tuple[str, ...]) ->
 def down_look(cfg: Config, target: Target, *, execute: bool) -> CloudLook | None:
     """What the target's pod or machine bills now; None where no provider is set up (then
     ``--execute`` is refused with one sentence before the gate looks at anything)."""
+    from outlive.cli.output import note
     from outlive.cloud.teardown import look, provider_for
+    from outlive.errors import ProviderError
 
     provider = provider_for(target, required=execute)
     if provider is None or not target.cloud_id:
         return None
-    return look(provider, target.cloud_id)
+    try:
+        return look(provider, target.cloud_id)
+    except ProviderError as exc:
+        if execute:
+            raise
+        note(f"{exc} (the gate still runs; what {target.cloud_id} bills now is not shown)")
+        return None
 
 
 def down_execute(cfg: Config, target: Target) -> Executed:

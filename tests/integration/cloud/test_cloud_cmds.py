@@ -207,3 +207,16 @@ def test_after_a_low_balance_auto_stop_audit_lists_the_volumes_billing_at_twice_
     for pod in (F.TRAIN_POD, F.IDLE_POD, F.STOPPED_POD):
         assert "2×" in why[("volume", pod)]
         assert ("pod", pod) not in why  # compute stopped billing
+
+
+def test_a_provider_error_does_not_keep_down_from_showing_the_gate(
+    runpod: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNPOD_API_KEY", "not-the-key")
+    proj = _project(tmp_path / "p")
+    shown = outlive(proj, "down", TARGET, "--confirm", TARGET, "--json")
+    assert shown.returncode == 0 and doc(shown)["allowed"] is True
+    assert doc(shown)["cloud"] is None and "401" in shown.stderr
+    refused = outlive(proj, "down", TARGET, "--confirm", TARGET, "--execute", "--json")
+    assert refused.returncode == 2 and refused.stdout == "" and "401" in refused.stderr
+    assert mutations(runpod) == []
