@@ -33,16 +33,14 @@ ProjectFactory = Callable[..., Path]
 
 
 @pytest.fixture
-def make_project(
-    tmp_path: Path, slurm_cluster: SlurmCluster, request: pytest.FixtureRequest
-) -> ProjectFactory:
-    """A local project whose target `hpc` is the test cluster, with its own workdir on the
-    shared filesystem (hostile characters included, so every test proves paths are data)."""
+def make_project(tmp_path: Path, slurm_cluster: SlurmCluster, tag: str) -> ProjectFactory:
+    """A local project whose target `hpc` is the test cluster, with its own workdir and durable
+    directory on the shared filesystem (hostile characters included, so every test proves paths
+    are data)."""
 
     def make(**options: Any) -> Path:
         proj = tmp_path / "proj"
         proj.mkdir()
-        tag = request.node.name[:24]
         target = dict(slurm_cluster.target)
         target["workdir"] = str(slurm_cluster.workdir / f"w {tag} 'q' $(x) ü")
         target["durable"] = str(slurm_cluster.durable / tag)

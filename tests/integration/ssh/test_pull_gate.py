@@ -29,12 +29,11 @@ DEADLINE_S = 90.0
 
 
 @pytest.fixture
-def project(tmp_path: Path, box: Box, request: pytest.FixtureRequest) -> Path:
+def project(tmp_path: Path, box: Box, tag: str) -> Path:
     """A project whose target `box` has a workdir with hostile characters and its own durable
     directory on the box."""
     proj = tmp_path / "proj"
     proj.mkdir()
-    tag = f"{request.node.name[:24]}-{time.time_ns()}"
     target = dict(
         box.target,
         workdir=str(box.workdir / f"pull {tag} 'q' $(x) ü"),
