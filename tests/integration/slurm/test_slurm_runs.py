@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from outlive.testing import DEADLINE_S
 from outlive.testing.slurm import SlurmCluster
 
 OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 EXAMPLE = Path(__file__).resolve().parents[3] / "src" / "outlive" / "examples" / "train_numpy.py"
-DEADLINE_S = 90.0
 ENDED = ("succeeded", "failed", "cancelled", "vanished")
 
 ProjectFactory = Callable[..., Path]
@@ -54,7 +54,7 @@ def make_project(tmp_path: Path, slurm_cluster: SlurmCluster, tag: str) -> Proje
 
 
 def cli(
-    cluster: SlurmCluster, proj: Path, *args: str, check: bool = True, timeout_s: float = 60
+    cluster: SlurmCluster, proj: Path, *args: str, check: bool = True, timeout_s: float = DEADLINE_S
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [OUTLIVE, *args],
@@ -254,7 +254,7 @@ def test_failed_job_reports_its_exit_code_and_logs_follow_ends_with_the_run(
         "sys.exit(3)\n"
     )
     run_id = launch(slurm_cluster, proj, sys.executable, "-c", script, name="fails")
-    followed = cli(slurm_cluster, proj, "logs", run_id, "-f", "-n", "100", timeout_s=60).stdout
+    followed = cli(slurm_cluster, proj, "logs", run_id, "-f", "-n", "100").stdout
     for i in range(5):
         assert f"line {i}\n" in followed
     assert "SLURM_CPUS_PER_TASK 2\n" in followed  # passed to the step explicitly (SLURM3)
@@ -285,17 +285,22 @@ def test_hostile_names_and_arguments_stay_data_in_the_batch_script(
     assert job is not None and job["JobName"].startswith("it_s_q_touch_")
 
 
+# A cell prints, then stays running until the test creates the gate file (argv[2]).
 CELL = (
     "import os, sys, time\n"
     "i = sys.argv[1]\n"
     "print('cell', i, 'task', os.environ['SLURM_ARRAY_TASK_ID'], flush=True)\n"
-    "time.sleep(1.0)\n"
+    "while not os.path.exists(sys.argv[2]):\n"
+    "    time.sleep(0.05)\n"
     "open(os.path.join(os.environ['OUTLIVE_CKPT_DIR'], 'cell.txt'), 'w').write(i)\n"
 )
 
 
 def test_four_cell_array_runs_isolated_and_a_stage_after_it_waits(
-    make_project: ProjectFactory, slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+    make_project: ProjectFactory,
+    slurm_cluster: SlurmCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    tag: str,
 ) -> None:
     from outlive.lifecycle.runs import launch_array
     from outlive.session import Session
@@ -303,22 +308,26 @@ def test_four_cell_array_runs_isolated_and_a_stage_after_it_waits(
     proj = make_project()
     monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
     cfg = Session.open(proj)
-    commands = [[sys.executable, "-c", CELL, str(i)] for i in range(4)]
+    gate = slurm_cluster.shared / f"go-{tag}"
+    commands = [[sys.executable, "-c", CELL, str(i), str(gate)] for i in range(4)]
     cells = launch_array(cfg, "hpc", commands, name="ablation", throttle=2)
-    gather = launch_array(
-        cfg, "hpc", [[sys.executable, "-c", "print('gathered')"]], name="gather",
-        after=[c.run_id for c in cells],
-    )[0]  # fmt: skip
-    wait_for(
-        slurm_cluster,
-        proj,
-        gather.run_id,
-        lambda s: s["state"] == "pending" and s["slurm"]["reason"] == "Dependency",
-        "the second stage to wait on the first",
-    )
-    look = json.loads(cli(slurm_cluster, proj, "status", "--json").stdout)["runs"]
-    by_id = {s["run_id"]: s for s in look}
-    assert sum(by_id[c.run_id]["state"] == "running" for c in cells) <= 2  # the %2 throttle
+    try:
+        gather = launch_array(
+            cfg, "hpc", [[sys.executable, "-c", "print('gathered')"]], name="gather",
+            after=[c.run_id for c in cells],
+        )[0]  # fmt: skip
+        wait_for(
+            slurm_cluster,
+            proj,
+            gather.run_id,
+            lambda s: s["state"] == "pending" and s["slurm"]["reason"] == "Dependency",
+            "the second stage to wait on the first",
+        )
+        look = json.loads(cli(slurm_cluster, proj, "status", "--json").stdout)["runs"]
+        by_id = {s["run_id"]: s for s in look}
+        assert sum(by_id[c.run_id]["state"] == "running" for c in cells) <= 2  # the %2 throttle
+    finally:
+        gate.touch()  # the cells end whatever happened above
     for c in cells:
         st = wait_for(slurm_cluster, proj, c.run_id, lambda s: s["state"] in ENDED, "a cell")
         assert st["state"] == "succeeded", st
