@@ -57,7 +57,7 @@ def tag(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(autouse=True)
 def _box_healed_after_test(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    b = request.node.funcargs.get("box")
+    b = (getattr(request.node, "funcargs", None) or {}).get("box")  # None once interrupted
     if isinstance(b, Box):
         b.heal()
 
