@@ -140,12 +140,45 @@ def assert_same_weights(ckpt_dir: str, reference: dict[str, np.ndarray]) -> None
         assert got[key].tobytes() == reference[key].tobytes(), key
 
 
+# Runs train_numpy.py unchanged, except that attempt k (SLURM_RESTART_COUNT) stays at step
+# HOLD[k] until it is preempted: the test requeues a job that is surely mid-run, however slowly
+# the test's own looks go, and the job saves on the TERM as it would anywhere else.
+HOLD_AT_STEP = """\
+import os, runpy, sys, time
+import outlive
+
+HOLD = {0: 40, 1: 110, 2: 180}
+made = []
+
+
+class Checkpointer(outlive.Checkpointer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        made.append(self)
+
+
+def progress(step, **metrics):
+    real_progress(step, **metrics)
+    if step == HOLD.get(int(os.environ.get("SLURM_RESTART_COUNT") or 0)):
+        while not made[-1].preempted:
+            time.sleep(0.05)
+
+
+real_progress = outlive.progress
+outlive.Checkpointer, outlive.progress = Checkpointer, progress
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
 def test_three_requeues_mid_run_end_bit_identical_and_status_counts_restarts(
     make_project: ProjectFactory, slurm_cluster: SlurmCluster, tmp_path: Path
 ) -> None:
     proj = make_project()
+    (proj / "hold_at_step.py").write_text(HOLD_AT_STEP)
     steps = 300
-    run_id = launch(slurm_cluster, proj, *train_cmd(steps, 0.03), name="requeued thrice")
+    cmd = [sys.executable, "hold_at_step.py", *train_cmd(steps, 0.03)[1:]]
+    run_id = launch(slurm_cluster, proj, *cmd, name="requeued thrice")
     seen: list[tuple[str, int, str | None]] = []
     for k, at_step in ((1, 40), (2, 110), (3, 180)):
         st = wait_for(
