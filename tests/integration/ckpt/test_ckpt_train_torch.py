@@ -154,7 +154,7 @@ def test_daly_cadence_from_the_mtbf_then_kill_and_term_still_end_bit_identical(
     proc = _start(tmp_path, child_env, *args, OUTLIVE_MTBF_S="2")
     _wait_for_step(proc, tmp_path / "progress.jsonl", 20)
     proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=10)
+    proc.communicate(timeout=DEADLINE_S)
     assert Checkpointer(tmp_path / "ckpt", handle_signals=False).steps()  # due() did save
 
     proc = _start(tmp_path, child_env, *args, OUTLIVE_MTBF_S="2")
