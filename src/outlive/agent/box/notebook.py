@@ -142,7 +142,7 @@ class Attempt:
         if time.monotonic() - self.beat_at < every_s and self.last_step is not None:
             return
         self.beat_at, self.last_step = time.monotonic(), record.get("step")
-        shown = ", ".join(f"{k} {v}" for k, v in list(record.items())[:6] if k != "t")
+        shown = ", ".join(f"{k} {v}" for k, v in list(record.items())[:6] if k != "ts")
         self.say(f"[outlive] heartbeat: {shown} ({age_s or 0:.0f} s ago)")
 
     def follow(
