@@ -306,6 +306,12 @@ class TunnelArgs(Args):
     ports: str = arg("Remote port[:local port].", metavar="PORT[:LOCAL]")
 
 
+class NotebookArgs(Args):
+    name: str | None = opt("--name", help="Notebook and run name (required): writes NAME.ipynb.")
+    target: str | None = opt("--target", help="A colab target of outlive.toml (its env).")
+    command: list[str] = rest("The command, after `--`.")
+
+
 class McpArgs(Args):
     """``mcp`` takes no arguments: it serves the project of the current directory."""
 
@@ -344,6 +350,7 @@ _DIAG = "outlive.cli.diag_cmds:"
 _PULL = "outlive.cli.pull_cmds:"
 _REMOTE = "outlive.cli.remote_cmds:"
 _CLOUD = "outlive.cli.cloud_cmds:"
+_NOTEBOOK = "outlive.cli.notebook_cmds:"
 
 COMMANDS: tuple[Command[Any], ...] = (
     Command("init", "Write a commented outlive.toml in the current directory.", InitArgs,
@@ -394,6 +401,9 @@ COMMANDS: tuple[Command[Any], ...] = (
     Command("cloud audit", "What bills with no active run or unpulled result behind it, why, "
             "$/h and $/month, costliest first; exit 1 when anything is found.", JsonArgs,
             _CLOUD + "audit"),
+    Command("notebook colab", "Write NAME.ipynb: Drive (or $OUTLIVE_DRIVE_DIR), the project, "
+            "CMD under outlive's supervisor with checkpoints on Drive; run it again to resume.",
+            NotebookArgs, _NOTEBOOK + "colab"),
     Command("mcp", "Serve the lifecycle as Model Context Protocol tools over stdio for an AI "
             "agent: typed tools mirroring --json, `down` in two calls with a one-time token, no "
             "secret through any tool.", McpArgs, "outlive.cli.mcp_cmds:mcp"),
@@ -411,6 +421,8 @@ COMMANDS: tuple[Command[Any], ...] = (
 GROUPS = {
     "cloud": "Provider accounts (RunPod, Paperspace): what is billing, and what bills with "
     "nothing behind it.",
+    "notebook": "Generated notebooks for platforms with no shell (Colab): runs that survive "
+    "their sessions.",
     "secret": "Move credentials to a box without putting them on a command line.",
     "daemon": "The local daemon that answers `status` warm (started by the first look; "
     "OUTLIVE_NO_DAEMON=1 turns it off).",
