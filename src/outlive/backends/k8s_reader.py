@@ -88,26 +88,33 @@ class ClaimReader:
         self.made: str | None = None  # the reader pod outlive created, to delete
 
     def resolve(self, run_ids: Iterable[str]) -> str:
-        """The pod to exec into: the one run's running pod, else a new reader pod."""
+        """The pod to exec into: a running pod of one of the runs asked about (it mounts the
+        same claim, and a second pod elsewhere could not attach a ReadWriteOnce one, K8S4),
+        else a new reader pod."""
         with self.lock:
             if self.pod is None:
                 ids = sorted(set(run_ids))
-                own = self._running_pod(ids[0]) if len(ids) == 1 else None
+                own = self._running_pod(ids)
                 if own is not None:
                     self.pod, self.container = own, km.CONTAINER
                 else:
                     self.pod, self.container = self._make_reader(ids), READER_CONTAINER
             return self.pod
 
-    def _running_pod(self, run_id: str) -> str | None:
-        doc = self.kubectl.get_json("pods", "-l", f"{km.LABEL_RUN_ID}={run_id}")
+    def _running_pod(self, run_ids: Sequence[str]) -> str | None:
+        if not run_ids:
+            return None
+        selector = f"{km.LABEL_PROJECT}={label_value(self.project)}"
+        doc = self.kubectl.get_json("pods", "-l", selector)
         for pod in doc.get("items") or []:
-            status = pod.get("status") or {}
-            if status.get("phase") != "Running" or pod["metadata"].get("deletionTimestamp"):
+            meta, status = pod["metadata"], pod.get("status") or {}
+            if (meta.get("labels") or {}).get(km.LABEL_RUN_ID) not in run_ids:
+                continue
+            if status.get("phase") != "Running" or meta.get("deletionTimestamp"):
                 continue
             for cs in status.get("containerStatuses") or []:
                 if cs.get("name") == km.CONTAINER and "running" in (cs.get("state") or {}):
-                    return str(pod["metadata"]["name"])
+                    return str(meta["name"])
         return None
 
     def _make_reader(self, run_ids: Sequence[str]) -> str:
