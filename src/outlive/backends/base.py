@@ -205,6 +205,11 @@ class Backend(Protocol):
         the gate passes; outlive never runs them); empty when the profile's verbs say it all."""
         ...
 
+    def release(self) -> list[str]:
+        """Free what this backend made only to reach the target for one command (a Kubernetes
+        reader pod), never the user's data; returns sentences saying what it freed."""
+        ...
+
 
 class AgentBackend:
     """The verbs every agent-reached platform shares; subclasses say how to launch."""
@@ -226,6 +231,9 @@ class AgentBackend:
 
     def teardown_commands(self) -> list[str]:
         return []
+
+    def release(self) -> list[str]:
+        return []  # the agent's connection is the session's, closed with it
 
     @property
     def transport(self) -> Transport:
