@@ -1,0 +1,230 @@
+"""What a run page shows, read when the page asks: the metric curves (the progress file, kept
+here as columns and grown by byte offset), the log from an offset, the checkpoints on the box,
+the pulls and how they verified, and ``explain``'s matches. Each box read is one agent call
+(no channel is held open), and only while a page asks."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from outlive import wire
+from outlive.errors import OutliveError, RunNotFound
+
+if TYPE_CHECKING:
+    from outlive.session import Session
+    from outlive.store import RunRecord
+
+Row = dict[str, Any]
+LOOK_TIMEOUT_S = 15.0
+PROGRESS_CHUNK_BYTES = 16 << 20
+LOG_FIRST_LINES = 200
+LOG_CHUNK_BYTES = 1 << 20
+
+
+@dataclass
+class Series:
+    """A progress file as columns: one list per key (``step``, ``ts`` and each metric), one
+    entry per record, None where a record lacks the key or it is not a finite number."""
+
+    offset: int = 0
+    partial: bytes = b""
+    n: int = 0
+    columns: dict[str, list[float | None]] = field(default_factory=dict)
+
+    def feed(self, data: bytes) -> None:
+        lines = (self.partial + data).split(b"\n")
+        self.partial = lines.pop()  # a line still being written: wait for its newline
+        for line in lines:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict):
+                self._add(rec)
+
+    def _add(self, rec: dict[str, Any]) -> None:
+        for key, value in rec.items():
+            col = self.columns.get(key)
+            if col is None:
+                col = self.columns[key] = [None] * self.n
+            col.append(_number(value))
+        self.n += 1
+        for col in self.columns.values():
+            if len(col) < self.n:
+                col.append(None)
+
+    def since(self, start: int) -> Row:
+        start = max(0, min(start, self.n))
+        return {
+            "n": self.n,
+            "since": start,
+            "columns": {k: v[start:] for k, v in self.columns.items()},
+        }
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+class RunView:
+    """Reads for the run pages of one project."""
+
+    def __init__(self, project_dir: Path) -> None:
+        self.project_dir = project_dir
+        self._lock = threading.Lock()
+        self._series: dict[str, Series] = {}
+        self._explained: dict[str, tuple[int, list[Row]]] = {}
+
+    def session(self) -> Session:
+        from outlive.session import Session
+
+        return Session.open(self.project_dir)
+
+    def record(self, session: Session, run_id: str) -> RunRecord:
+        if wire.run_id_problem(run_id):
+            raise RunNotFound(f"no run {run_id!r} in this project")
+        rec = session.store.resolve(run_id)
+        if rec.run_id != run_id:
+            raise RunNotFound(f"no run {run_id!r} in this project")
+        return rec
+
+    def progress(self, run_id: str, since: int) -> Row:
+        """The progress records from index ``since`` on, as columns (read from the box first)."""
+        session = self.session()
+        rec = self.record(session, run_id)
+        backend = session.backend(rec.target)
+        with self._lock:
+            series = self._series.setdefault(run_id, Series())
+            while True:
+                chunk = backend.tail(
+                    rec.run_dir,
+                    offset=series.offset,
+                    max_bytes=PROGRESS_CHUNK_BYTES,
+                    timeout_s=LOOK_TIMEOUT_S,
+                    file=wire.PROGRESS_JSONL,
+                )
+                if chunk.offset < series.offset:  # the file was replaced: read it again
+                    series = self._series[run_id] = Series()
+                    continue
+                series.feed(chunk.data)
+                series.offset = chunk.offset
+                if len(chunk.data) < PROGRESS_CHUNK_BYTES:
+                    break
+            return series.since(since)
+
+    def log(self, run_id: str, offset: int | None) -> Row:
+        """Log text from ``offset`` (or the last lines), and where to go on from."""
+        session = self.session()
+        rec = self.record(session, run_id)
+        backend = session.backend(rec.target)
+        if offset is None:
+            chunk = backend.tail(rec.run_dir, lines=LOG_FIRST_LINES, timeout_s=LOOK_TIMEOUT_S)
+        else:
+            chunk = backend.tail(
+                rec.run_dir, offset=offset, max_bytes=LOG_CHUNK_BYTES, timeout_s=LOOK_TIMEOUT_S
+            )
+        return {
+            "text": chunk.data.decode("utf-8", errors="replace"),
+            "offset": chunk.offset,
+            "size": chunk.size,
+            "ended": chunk.ended,
+        }
+
+    def details(self, run_id: str) -> Row:
+        """The run's record, its checkpoints on the box and its pulls."""
+        session = self.session()
+        rec = self.record(session, run_id)
+        pulls = session.store.pulls([run_id])
+        doc: Row = {
+            "run_id": rec.run_id,
+            "name": rec.name,
+            "target": rec.target,
+            "command": list(rec.command),
+            "run_dir": rec.run_dir,
+            "ckpt_dir": rec.ckpt_dir,
+            "created_at": rec.created_at,
+            "last_seen": rec.status.to_json() if rec.status else None,
+            "pulls": [
+                {
+                    "dest": p.dest,
+                    "files": p.files,
+                    "size_bytes": p.size_bytes,
+                    "verified": p.verified,
+                    "pulled_at": p.pulled_at,
+                    "manifest_sha256": p.manifest_sha256,
+                }
+                for p in pulls
+            ],
+        }
+        try:
+            ckpts = session.backend(rec.target).checkpoints(rec.ckpt_dir, timeout_s=LOOK_TIMEOUT_S)
+        except OutliveError as exc:
+            doc["checkpoints"], doc["checkpoints_error"] = [], str(exc)
+            return doc
+        doc["checkpoints"] = [
+            {
+                "name": c.name,
+                "step": c.step,
+                "size_bytes": c.size_bytes,
+                "mtime": c.mtime,
+                "verified": _pulled_verified(c.name, c.size_bytes, pulls),
+            }
+            for c in ckpts
+        ]
+        return doc
+
+    def explain(self, run_id: str) -> list[Row]:
+        """``explain RUN --json``'s matches, computed again only when the log has grown."""
+        from typing import BinaryIO, cast
+
+        from outlive.gotchas import explain_stream
+        from outlive.lifecycle.runs import RemoteLog
+
+        session = self.session()
+        rec = self.record(session, run_id)
+        size = session.backend(rec.target).tail(rec.run_dir, lines=0).size
+        with self._lock:
+            cached = self._explained.get(run_id)
+        if cached is not None and cached[0] == size:
+            return cached[1]
+        log = RemoteLog(session, run_id)
+        matches = [
+            m.as_dict() for m in explain_stream(cast(BinaryIO, log), platform=log.target.profile)
+        ]
+        with self._lock:
+            self._explained[run_id] = (size, matches)
+        return matches
+
+    def cancel(self, run_id: str) -> Row:
+        from outlive.lifecycle.runs import cancel
+
+        session = self.session()
+        rec = self.record(session, run_id)
+        reply: Row = dict(cancel(session, rec.run_id))
+        return reply
+
+
+def _pulled_verified(name: str, size_bytes: int, pulls: list[Any]) -> bool:
+    """Whether a verified pull holds this checkpoint (same name and size under one of its
+    roots): the pull's PULL_VERIFIED.json proved its hash."""
+    for pull in pulls:
+        if not pull.verified:
+            continue
+        for root in pull.roots:
+            label = root.get("label") if isinstance(root, dict) else None
+            if not isinstance(label, str):
+                continue
+            path = Path(pull.dest) / label / name
+            try:
+                if path.stat().st_size == size_bytes:
+                    return True
+            except OSError:
+                continue
+    return False
