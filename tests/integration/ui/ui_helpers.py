@@ -28,7 +28,7 @@ go, steps = sys.argv[1], int(sys.argv[2])
 for i in range(steps):
     progress(i, loss=math.exp(-i / 500) + 0.01 * (i % 7), lr=1e-3, throughput=1000.0 + i % 13)
 print("<script>document.title='pwned'</script> & <b>not bold</b>", flush=True)
-print("bash: $'\\r': command not found", flush=True)
+print("bash: $'\\\\r': command not found", flush=True)
 print("progress written:", steps, flush=True)
 while not os.path.exists(go):
     time.sleep(0.05)
