@@ -113,6 +113,7 @@ class Hub:
         self._left_at = time.monotonic()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._registry: Row | None = None
         self.looks = 0  # looks taken (tests: no page open, no look)
         self.snapshot: Row = {"seq": 0, "at": time.time(), "runs": [], "source": "none"}
 
@@ -121,17 +122,16 @@ class Hub:
         with self._cond:
             if self.snapshot["seq"] > 0:
                 return self.snapshot
+            if self._registry is not None:
+                return self._registry
+        snap: Row = {"seq": 0, "at": time.time(), "source": "registry"}
         try:
-            runs = self._first()
+            snap["runs"] = self._first()
         except OutliveError as exc:
-            return {
-                "seq": 0,
-                "at": time.time(),
-                "runs": [],
-                "source": "registry",
-                "error": str(exc),
-            }
-        return {"seq": 0, "at": time.time(), "runs": runs, "source": "registry"}
+            snap.update(runs=[], error=str(exc))
+        with self._cond:
+            self._registry = snap  # until the first look replaces it
+        return snap
 
     @contextmanager
     def listening(self) -> Iterator[None]:
@@ -173,13 +173,18 @@ class Hub:
                     self._thread = None
                     return
             snap: Row = {"at": time.time()}
+            t0 = time.monotonic()
             try:
                 snap["runs"], snap["source"] = self._look()
             except OutliveError as exc:
                 snap.update(runs=self.snapshot["runs"], source="error", error=str(exc))
+            took_s = time.monotonic() - t0
             with self._cond:
                 self.looks += 1
                 snap["seq"] = self.snapshot["seq"] + 1
                 self.snapshot = snap
                 self._cond.notify_all()
-                self._cond.wait_for(self._idle, timeout=self.interval_s)
+                # A slow look (thousands of runs) is not run back to back: at most a third of
+                # the time goes to looking.
+                pause_s = max(self.interval_s, 2 * took_s)
+                self._cond.wait_for(self._idle, timeout=pause_s)

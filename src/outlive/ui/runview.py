@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import threading
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,49 +30,71 @@ LOG_CHUNK_BYTES = 1 << 20
 
 @dataclass
 class Series:
-    """A progress file as columns: one list per key (``step``, ``ts`` and each metric), one
-    entry per record, None where a record lacks the key or it is not a finite number."""
+    """A progress file as columns: one float64 array per key (``step``, ``ts`` and each metric),
+    one entry per record, NaN where a record lacks the key or it is not a finite number.
+    ``complete``: the run has ended and every byte of the file has been read."""
 
     offset: int = 0
     partial: bytes = b""
     n: int = 0
-    columns: dict[str, list[float | None]] = field(default_factory=dict)
+    complete: bool = False
+    columns: dict[str, array[float]] = field(default_factory=dict)
 
     def feed(self, data: bytes) -> None:
         lines = (self.partial + data).split(b"\n")
         self.partial = lines.pop()  # a line still being written: wait for its newline
-        for line in lines:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict):
-                self._add(rec)
-
-    def _add(self, rec: dict[str, Any]) -> None:
-        for key, value in rec.items():
+        lines = [line for line in lines if line.strip()]
+        try:  # one parse for all: each line is one atomic append, so all are whole
+            parsed = json.loads(b"[" + b",".join(lines) + b"]")
+        except ValueError:
+            parsed = [_loads(line) for line in lines]
+        records: list[dict[str, Any]] = [r for r in parsed if isinstance(r, dict)]
+        if not records:
+            return
+        keys = dict.fromkeys(k for r in records[:1] for k in r)
+        if any(len(r) != len(keys) for r in records):
+            keys.update(dict.fromkeys(k for r in records for k in r))
+        for key in keys:
             col = self.columns.get(key)
             if col is None:
-                col = self.columns[key] = [None] * self.n
-            col.append(_number(value))
-        self.n += 1
+                col = self.columns[key] = array("d", [math.nan]) * self.n
+            col.fromlist([_number(r.get(key)) for r in records])
+        self.n += len(records)
         for col in self.columns.values():
-            if len(col) < self.n:
-                col.append(None)
+            if len(col) < self.n:  # a key the new records lack
+                col.extend(array("d", [math.nan]) * (self.n - len(col)))
 
-    def since(self, start: int) -> Row:
+    def since(self, start: int) -> bytes:
+        """Records from index ``start`` on, compact: a little-endian u32 header length, the JSON
+        header (``n``, ``since``, ``count``, ``keys``; padded so the floats align to 8 bytes),
+        then ``count`` little-endian float64 per key, NaN for none (``run.js`` reads it)."""
         start = max(0, min(start, self.n))
-        return {
-            "n": self.n,
-            "since": start,
-            "columns": {k: v[start:] for k, v in self.columns.items()},
-        }
+        keys = list(self.columns)
+        head = json.dumps({"n": self.n, "since": start, "count": self.n - start, "keys": keys})
+        raw = head.encode()
+        raw += b" " * (-(4 + len(raw)) % 8)
+        parts = [len(raw).to_bytes(4, "little"), raw]
+        for key in keys:
+            col = self.columns[key][start:]
+            if sys.byteorder != "little":
+                col.byteswap()
+            parts.append(col.tobytes())
+        return b"".join(parts)
 
 
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
+def _number(value: object) -> float:
+    """A metric as a float; NaN for anything else (text, bools, nested values)."""
+    kind = type(value)
+    if kind is float:
+        return value  # type: ignore[return-value]
+    return float(value) if kind is int else math.nan  # type: ignore[arg-type]
+
+
+def _loads(line: bytes) -> object:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None  # not a record (progress() never writes one)
 
 
 class RunView:
@@ -95,8 +119,13 @@ class RunView:
             raise RunNotFound(f"no run {run_id!r} in this project")
         return rec
 
-    def progress(self, run_id: str, since: int) -> Row:
-        """The progress records from index ``since`` on, as columns (read from the box first)."""
+    def progress(self, run_id: str, since: int) -> bytes:
+        """The progress records from index ``since`` on (:meth:`Series.since`), after reading
+        what the file gained on the box; a finished run's file is read once."""
+        with self._lock:
+            series = self._series.get(run_id)
+            if series is not None and series.complete:
+                return series.since(since)
         session = self.session()
         rec = self.record(session, run_id)
         backend = session.backend(rec.target)
@@ -116,6 +145,7 @@ class RunView:
                 series.feed(chunk.data)
                 series.offset = chunk.offset
                 if len(chunk.data) < PROGRESS_CHUNK_BYTES:
+                    series.complete = chunk.ended and chunk.offset >= chunk.size
                     break
             return series.since(since)
 

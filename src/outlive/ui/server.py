@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-import time
+import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -87,10 +87,21 @@ class UiServer(ThreadingHTTPServer):
         self.hub = hub or Hub(status_look(project_dir), lambda: registry_rows(project_dir))
         self.view = RunView(project_dir)
         self.targets = _targets(project_dir)
+        self._encoded: tuple[object, bytes] = (None, b"")
+        self._encoded_lock = threading.Lock()
 
     @property
     def url(self) -> str:
         return self.guard.url("/")
+
+    def board_json(self, snap: dict[str, Any] | None = None) -> bytes:
+        """A board snapshot as JSON, encoded once however many pages receive it."""
+        snap = self.hub.first_paint() if snap is None else snap
+        with self._encoded_lock:
+            if self._encoded[0] is not snap:
+                doc = {**snap, "targets": self.targets}
+                self._encoded = (snap, json.dumps(doc, separators=(",", ":")).encode())
+            return self._encoded[1]
 
     def server_close(self) -> None:
         self.hub.close()
@@ -207,7 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
             name = path[len("/static/") :]
             self._send(HTTPStatus.OK, _static(name), _STATIC[name])
         elif path == "/api/board":
-            self._send_json(HTTPStatus.OK, self._board(self.server.hub.first_paint()))
+            self._send(HTTPStatus.OK, self.server.board_json(), "application/json")
         elif path == "/events":
             self._events()
         elif path.startswith("/api/gotcha/"):
@@ -223,7 +234,9 @@ class _Handler(BaseHTTPRequestHandler):
         if what is None:
             doc = view.details(run_id)
         elif what == "progress":
-            doc = view.progress(run_id, _int(query, "since") or 0)
+            body = view.progress(run_id, _int(query, "since") or 0)
+            self._send(HTTPStatus.OK, body, "application/octet-stream")
+            return
         elif what == "log":
             doc = view.log(run_id, _int(query, "offset"))
         else:
@@ -240,9 +253,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(HTTPStatus.NOT_FOUND, {"error": f"no gotcha {gotcha_id!r}"})
             return
         self._send_json(HTTPStatus.OK, {**gotcha_json(g), "related": list(g.related)})
-
-    def _board(self, snap: dict[str, Any]) -> dict[str, Any]:
-        return {**snap, "now": time.time(), "targets": self.server.targets}
 
     def _events(self) -> None:
         """Board snapshots as server-sent events, one per look, while the page stays."""
@@ -262,8 +272,8 @@ class _Handler(BaseHTTPRequestHandler):
                         self.wfile.write(b": keepalive\n\n")
                     else:
                         seq = snap["seq"]
-                        data = json.dumps(self._board(snap), separators=(",", ":"))
-                        self.wfile.write(b"event: board\ndata: " + data.encode() + b"\n\n")
+                        data = self.server.board_json(snap)
+                        self.wfile.write(b"event: board\ndata: " + data + b"\n\n")
                     self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError, OSError):
                 return
