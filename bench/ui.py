@@ -112,13 +112,14 @@ def mark(page: Any, name: str) -> float:
     return float(page.evaluate(f"performance.getEntriesByName({name!r})[0].startTime"))
 
 
-def board_paint_ms(context: Any, base: str) -> float:
+def board_paint_ms(context: Any, base: str) -> tuple[float, float]:
+    """(ms to the first screenful of rows painted, ms until all RUNS rows are in the page)."""
     page = context.new_page()
     page.goto(base + "/")
     page.wait_for_function(
         f"document.querySelectorAll('#board tbody tr').length >= {RUNS}", timeout=120_000
     )
-    ms = mark(page, "board-painted")
+    ms = mark(page, "board-painted"), mark(page, "board-complete")
     page.close()
     return ms
 
@@ -181,7 +182,8 @@ def main() -> None:
     shutil.rmtree(proj, ignore_errors=True)
 
     figures = {
-        "board_first_paint_ms_1000_runs": round(median(board), 1),
+        "board_first_paint_ms_1000_runs": round(median([b[0] for b in board]), 1),
+        "board_all_rows_ms_1000_runs": round(median([b[1] for b in board]), 1),
         "run_page_100k_points_cold_ms": round(cold_ms, 1),
         "run_page_100k_points_ms": round(median([w[0] for w in warm]), 1),
         "zoom_100k_points_ms": round(median([cold_zoom] + [w[1] for w in warm]), 1),
@@ -198,7 +200,8 @@ def main() -> None:
         <= 500,
     }
     rows = [
-        ("board: navigation -> 1,000 rows painted", figures["board_first_paint_ms_1000_runs"]),
+        ("board: navigation -> first rows painted", figures["board_first_paint_ms_1000_runs"]),
+        ("board: navigation -> all 1,000 rows in the page", figures["board_all_rows_ms_1000_runs"]),
         ("run page: navigation -> 100k-point curves painted (first)", cold_ms),
         ("run page: the same, server's copy warm", figures["run_page_100k_points_ms"]),
         ("zoom on 100k points -> painted", figures["zoom_100k_points_ms"]),

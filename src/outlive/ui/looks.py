@@ -12,7 +12,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,9 @@ POLL_INTERVAL_S = 1.5  # the issue's bound for a live board is 2 s
 LINGER_S = 5.0  # a reload (one page leaves, the next comes) keeps the poller
 
 
-def daemon_look(project_dir: Path) -> list[Row] | None:
-    """``status --json`` answered by the warm daemon, or None (none running: one is started in
-    the background for the next look, as the CLI's own look does)."""
+def daemon_look(project_dir: Path, refs: Sequence[str] = ()) -> list[Row] | None:
+    """``status --json [REF...]`` answered by the warm daemon, or None (none running: one is
+    started in the background for the next look, as the CLI's own look does)."""
     from outlive.daemon import client
 
     if os.environ.get(client.DISABLE_ENV, "") not in ("", "0"):
@@ -38,7 +38,7 @@ def daemon_look(project_dir: Path) -> list[Row] | None:
         return None
     doc: dict[str, object] = {
         "op": "status",
-        "argv": ["status", "--json"],
+        "argv": ["status", "--json", *refs],
         "cwd": str(project_dir),
         "tty": False,
         "columns": None,
@@ -59,22 +59,24 @@ def daemon_look(project_dir: Path) -> list[Row] | None:
     return runs
 
 
-def direct_look(project_dir: Path) -> list[Row]:
+def direct_look(project_dir: Path, refs: Sequence[str] = ()) -> list[Row]:
     """The lifecycle's look, in this process (no daemon)."""
     from outlive.lifecycle.runs import status
     from outlive.session import Session
 
-    return [st.to_json() for st in status(Session.open(project_dir))]
+    return [st.to_json() for st in status(Session.open(project_dir), refs)]
+
+
+def look_at(project_dir: Path, refs: Sequence[str] = ()) -> tuple[list[Row], str]:
+    """The runs ``refs`` (all when empty) as ``status --json`` shows them, and who looked."""
+    rows = daemon_look(project_dir, refs)
+    if rows is not None:
+        return rows, "daemon"
+    return direct_look(project_dir, refs), "direct"
 
 
 def status_look(project_dir: Path) -> LookFn:
-    def look() -> tuple[list[Row], str]:
-        rows = daemon_look(project_dir)
-        if rows is not None:
-            return rows, "daemon"
-        return direct_look(project_dir), "direct"
-
-    return look
+    return lambda: look_at(project_dir)
 
 
 def registry_rows(project_dir: Path) -> list[Row]:

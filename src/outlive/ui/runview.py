@@ -69,7 +69,7 @@ class Series:
         header (``n``, ``since``, ``count``, ``keys``; padded so the floats align to 8 bytes),
         then ``count`` little-endian float64 per key, NaN for none (``run.js`` reads it)."""
         start = max(0, min(start, self.n))
-        keys = list(self.columns)
+        keys = [k for k in self.columns if k != "ts"]  # the time of day is not charted
         head = json.dumps({"n": self.n, "since": start, "count": self.n - start, "keys": keys})
         raw = head.encode()
         raw += b" " * (-(4 + len(raw)) % 8)
@@ -118,6 +118,14 @@ class RunView:
         if rec.run_id != run_id:
             raise RunNotFound(f"no run {run_id!r} in this project")
         return rec
+
+    def status(self, run_id: str) -> Row:
+        """One look at this run (the daemon's, when warm): its ``status --json`` row."""
+        from outlive.ui.looks import look_at
+
+        self.record(self.session(), run_id)
+        rows, _ = look_at(self.project_dir, [run_id])
+        return rows[0]
 
     def progress(self, run_id: str, since: int) -> bytes:
         """The progress records from index ``since`` on (:meth:`Series.since`), after reading

@@ -35,13 +35,14 @@ _STATIC = {
     "uPlot.min.css": "text/css",
     "uPlot.LICENSE": "text/plain",
 }
-# Each page: its title, the extra files it loads (uPlot), and its body (static/<page>.html).
+# Each page: its title, what it loads besides ui.css, common.js and <page>.js (uPlot; the data it
+# fetches first), and its body (static/<page>.html).
 _PAGES = {
-    "board": ("runs", ()),
+    "board": ("runs", ("/api/board",)),
     "run": ("run", ("uPlot.min.css", "uPlot.iife.min.js")),
     "gotcha": ("gotcha", ()),
 }
-_RUN_API = re.compile(r"^/api/run/([^/]+)(?:/(progress|log|explain|cancel))?$")
+_RUN_API = re.compile(r"^/api/run/([^/]+)(?:/(status|progress|log|explain|cancel))?$")
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -59,15 +60,18 @@ def _static(name: str) -> bytes:
     return resources.files("outlive.ui").joinpath("static", name).read_bytes()
 
 
+def _head_tag(ref: str) -> str:
+    if ref.startswith("/api/"):  # data the page fetches first: asked for while it parses
+        return f'<link rel="preload" href="{ref}" as="fetch" crossorigin="anonymous">'
+    if ref.endswith(".css"):
+        return f'<link rel="stylesheet" href="/static/{ref}">'
+    return f'<script src="/static/{ref}" defer></script>'
+
+
 def page(name: str, csrf: str) -> bytes:
     """A page: the shell with its title, its files and its body; nothing from a run in it."""
     title, extra = _PAGES[name]
-    head = [
-        f'<link rel="stylesheet" href="/static/{f}">'
-        if f.endswith(".css")
-        else f'<script src="/static/{f}" defer></script>'
-        for f in (*extra, "ui.css", "common.js", f"{name}.js")
-    ]
+    head = [_head_tag(f) for f in (*extra, "ui.css", "common.js", f"{name}.js")]
     shell = _static("shell.html").decode()
     body = _static(f"{name}.html").decode()
     for key, value in (("title", title), ("csrf", csrf), ("head", "\n".join(head))):
@@ -233,6 +237,8 @@ class _Handler(BaseHTTPRequestHandler):
         doc: object
         if what is None:
             doc = view.details(run_id)
+        elif what == "status":
+            doc = view.status(run_id)
         elif what == "progress":
             body = view.progress(run_id, _int(query, "since") or 0)
             self._send(HTTPStatus.OK, body, "application/octet-stream")
@@ -263,7 +269,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         self.close_connection = True
-        seq = -1
+        seq = 0  # live looks only: the page painted the registry's rows from /api/board
         with hub.listening():
             try:
                 while True:

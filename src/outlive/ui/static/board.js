@@ -4,7 +4,7 @@
   const table = document.getElementById("board");
   const body = table.tBodies[0];
   const filter = document.getElementById("filter");
-  let snap = null, painted = false;
+  let snap = null, painted = false, complete = false;
   let sortKey = "started", sortDir = -1;
 
   const sorters = {
@@ -40,6 +40,11 @@
     return tr;
   }
 
+  // The first screenful is drawn at once and painted; the other rows follow in chunks, so a
+  // board of thousands of runs shows without waiting for all of them.
+  const FIRST_ROWS = 60, CHUNK_ROWS = 300;
+  let renderToken = 0;
+
   function render() {
     if (!snap) return;
     const words = filter.value.toLowerCase().split(/\s+/).filter(Boolean);
@@ -47,16 +52,27 @@
     const runs = snap.runs.filter(r => matches(r, words));
     runs.sort((a, b) => { const x = key(a), y = key(b); return (x < y ? -1 : x > y ? 1 : 0) * sortDir; });
     const lag = Math.max(0, Date.now() / 1000 - snap.at);
-    const frag = document.createDocumentFragment();
-    for (const r of runs) frag.append(row(r, lag));
-    body.replaceChildren(frag);
+    const token = ++renderToken;
+    let i = 0;
+    function chunk(size) {
+      const frag = document.createDocumentFragment();
+      for (const end = Math.min(runs.length, i + size); i < end; i++) frag.append(row(runs[i], lag));
+      return frag;
+    }
+    body.replaceChildren(chunk(FIRST_ROWS));
+    (function more() {
+      if (token !== renderToken) return;  // a newer snapshot is being drawn
+      if (i < runs.length) { body.append(chunk(CHUNK_ROWS)); setTimeout(more, 0); return; }
+      table.setAttribute("data-rows", String(runs.length));
+      if (!complete && runs.length) { complete = true; performance.mark("board-complete"); }
+    })();
     table.setAttribute("data-seq", String(snap.seq));
+    table.setAttribute("data-source", String(snap.source));
     if (!painted && snap.runs.length) {  // bench/ui.py reads these marks
       painted = true;
       performance.mark("board-rendered");
       requestAnimationFrame(() => setTimeout(() => performance.mark("board-painted"), 0));
     }
-    table.setAttribute("data-source", String(snap.source));
     document.getElementById("count").textContent = runs.length + " of " + snap.runs.length + " runs";
     const err = document.getElementById("error");
     err.hidden = !snap.error;

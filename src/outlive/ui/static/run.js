@@ -9,7 +9,7 @@
   let run = null, ended = false, finalPolls = 0;
   const progress = {n: 0, columns: {}};
   const charts = {};
-  let drawn = false;
+  let drawn = false, belowReady = false;
   window.outliveCharts = charts;  // for bench/ui.py's zoom timing
   let logOffset = null;
 
@@ -42,7 +42,7 @@
     document.getElementById("actions").hidden = !LIVE.has(String(r.state)) || !!r.stale;
     const wasEnded = ended;
     ended = !LIVE.has(String(r.state)) && !r.stale;
-    if (ended && !wasEnded) { details(); explain(); }
+    if (ended && !wasEnded && belowReady) { details().catch(fail); explain().catch(fail); }
   }
 
   // -- curves: one chart per metric, x = step, every record of the progress file ------------
@@ -167,19 +167,22 @@
       .catch(e => { out.textContent = String(e); });
   });
 
+  // A look at this run only (not the board's look at every run), while it is live.
+  async function pollStatus() { showRun(await ui.get(api + "/status")); }
+
   async function loop() {
-    try { await Promise.all([pollProgress(), pollLog()]); } catch (e) { fail(e); }
+    try { await Promise.all([pollStatus(), pollProgress(), pollLog()]); } catch (e) { fail(e); }
     if (ended) finalPolls++;
     if (finalPolls < 2) setTimeout(loop, POLL_MS);  // one more read after the end drains the rest
   }
 
-  details().then(explain).catch(fail);
-  loop();
-  setInterval(() => { if (!ended) details().catch(fail); }, 10000);
-  const events = new EventSource("/events");
-  events.addEventListener("board", ev => {
-    const doc = JSON.parse(ev.data);
-    const r = doc.runs.find(x => x.run_id === runId);
-    if (r) showRun(r);
+  // The curves first; what sits below them (checkpoints, pulls, explain) once they are drawn.
+  pollProgress().catch(fail).finally(() => {
+    belowReady = true;
+    details().then(explain).catch(fail);
+    setTimeout(loop, POLL_MS);
   });
+  pollStatus().catch(fail);
+  pollLog().catch(fail);
+  setInterval(() => { if (!ended) details().catch(fail); }, 10000);
 })();
