@@ -196,8 +196,11 @@ def main() -> None:
     }
     goals = {
         "board_first_paint_1000_runs_le_300_ms": figures["board_first_paint_ms_1000_runs"] <= 300,
-        "run_page_100k_points_interactive_le_500_ms": figures["run_page_100k_points_cold_ms"]
-        <= 500,
+        # a page load once the server holds the run's columns (after the first open, or any
+        # open of a finished run's page since `outlive ui` started) ...
+        "run_page_100k_points_interactive_le_500_ms": figures["run_page_100k_points_ms"] <= 500,
+        # ... and the very first open, which reads the 9 MB progress file from the box first
+        "run_page_100k_points_first_open_le_500_ms": figures["run_page_100k_points_cold_ms"] <= 500,
     }
     rows = [
         ("board: navigation -> first rows painted", figures["board_first_paint_ms_1000_runs"]),

@@ -8,6 +8,7 @@ asks for what it shows (``/api/run/ID/...``). Routes and their checks are in :fu
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import threading
@@ -37,6 +38,11 @@ _STATIC = {
 }
 # Each page: its title, what it loads besides ui.css, common.js and <page>.js (uPlot; the data it
 # fetches first), and its body (static/<page>.html).
+# What a board row shows (of a `status --json` row): the rest stays on the run's page.
+BOARD_KEYS = (
+    "run_id", "name", "target", "state", "stale", "unreachable", "progress", "heartbeat_age_s",
+    "restarts", "diagnosis", "started_at", "created_at", "ended_at",
+)  # fmt: skip
 _PAGES = {
     "board": ("runs", ("/api/board",)),
     "run": ("run", ("uPlot.min.css", "uPlot.iife.min.js")),
@@ -56,6 +62,7 @@ _SECURITY_HEADERS = {
 }
 
 
+@functools.cache
 def _static(name: str) -> bytes:
     return resources.files("outlive.ui").joinpath("static", name).read_bytes()
 
@@ -103,7 +110,8 @@ class UiServer(ThreadingHTTPServer):
         snap = self.hub.first_paint() if snap is None else snap
         with self._encoded_lock:
             if self._encoded[0] is not snap:
-                doc = {**snap, "targets": self.targets}
+                runs = [{k: r[k] for k in BOARD_KEYS if k in r} for r in snap.get("runs", ())]
+                doc = {**snap, "runs": runs, "targets": self.targets}
                 self._encoded = (snap, json.dumps(doc, separators=(",", ":")).encode())
             return self._encoded[1]
 
