@@ -9,6 +9,7 @@ asks for what it shows (``/api/run/ID/...``). Routes and their checks are in :fu
 from __future__ import annotations
 
 import functools
+import html
 import json
 import re
 import threading
@@ -17,8 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
+from outlive import wire
 from outlive.errors import OutliveError, RunNotFound
 from outlive.ui.auth import CSRF_HEADER, Guard
 from outlive.ui.looks import Hub, registry_rows, status_look
@@ -69,16 +71,18 @@ def _static(name: str) -> bytes:
 
 def _head_tag(ref: str) -> str:
     if ref.startswith("/api/"):  # data the page fetches first: asked for while it parses
-        return f'<link rel="preload" href="{ref}" as="fetch" crossorigin="anonymous">'
+        return f'<link rel="preload" href="{html.escape(ref)}" as="fetch" crossorigin="anonymous">'
     if ref.endswith(".css"):
         return f'<link rel="stylesheet" href="/static/{ref}">'
     return f'<script src="/static/{ref}" defer></script>'
 
 
-def page(name: str, csrf: str) -> bytes:
-    """A page: the shell with its title, its files and its body; nothing from a run in it."""
+def page(name: str, csrf: str, preload: tuple[str, ...] = ()) -> bytes:
+    """A page: the shell with its title, its files and its body; nothing from a run in it but
+    the (checked, quoted) run id in the URL of the data it preloads."""
     title, extra = _PAGES[name]
-    head = [_head_tag(f) for f in (*extra, "ui.css", "common.js", f"{name}.js")]
+    files = (*extra, *preload, "ui.css", "common.js", f"{name}.js")
+    head = [_head_tag(f) for f in files]
     shell = _static("shell.html").decode()
     body = _static(f"{name}.html").decode()
     for key, value in (("title", title), ("csrf", csrf), ("head", "\n".join(head))):
@@ -223,7 +227,10 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/":
             self._page("board")
         elif path.startswith("/run/"):
-            self._page("run")
+            run_id = path[len("/run/") :]
+            # the curves' data is asked for while the page loads (run.js asks for the same URL)
+            ok = wire.run_id_problem(run_id) is None
+            self._page("run", (f"/api/run/{quote(run_id)}/progress?since=0",) if ok else ())
         elif path.startswith("/gotcha/"):
             self._page("gotcha")
         elif path.startswith("/static/") and path[len("/static/") :] in _STATIC:
@@ -294,8 +301,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- replies -------------------------------------------------------------------------------
 
-    def _page(self, name: str) -> None:
-        self._send(HTTPStatus.OK, page(name, self.server.guard.csrf), "text/html")
+    def _page(self, name: str, preload: tuple[str, ...] = ()) -> None:
+        self._send(HTTPStatus.OK, page(name, self.server.guard.csrf, preload), "text/html")
 
     def _body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)

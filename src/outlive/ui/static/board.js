@@ -112,10 +112,13 @@
     });
   }
   filter.addEventListener("input", render);
+  function live() {  // after the first paint: the looks it starts do not compete with it
+    const events = new EventSource("/events");
+    events.addEventListener("board", ev => take(JSON.parse(ev.data)));
+    events.onerror = () => { document.getElementById("live").textContent = "reconnecting…"; };
+  }
   ui.get("/api/board").then(doc => { if (!snap || snap.seq <= doc.seq) take(doc); })
-    .catch(e => { document.getElementById("error").hidden = false; document.getElementById("error").textContent = String(e); });
-  const events = new EventSource("/events");
-  events.addEventListener("board", ev => take(JSON.parse(ev.data)));
-  events.onerror = () => { document.getElementById("live").textContent = "reconnecting…"; };
+    .catch(e => { document.getElementById("error").hidden = false; document.getElementById("error").textContent = String(e); })
+    .finally(() => requestAnimationFrame(() => setTimeout(live, 0)));
   setInterval(render, 5000);  // heartbeat ages keep counting between looks
 })();
