@@ -158,6 +158,11 @@ class Hub:
             )
             return self.snapshot
 
+    def wait_stopped(self, timeout_s: float) -> bool:
+        """Whether the poller has stopped (no page listening) within ``timeout_s``."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._thread is None, timeout=timeout_s)
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -173,6 +178,7 @@ class Hub:
             with self._cond:
                 if self._idle():
                     self._thread = None
+                    self._cond.notify_all()
                     return
             snap: Row = {"at": time.time()}
             t0 = time.monotonic()
