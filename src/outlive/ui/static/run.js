@@ -119,7 +119,7 @@
       if (pre.textContent.length > LOG_KEEP) pre.textContent = pre.textContent.slice(-LOG_KEEP);
       if (stick) pre.scrollTop = pre.scrollHeight;
     }
-    document.getElementById("log-state").textContent = doc.ended ? "(ended)" : "(following)";
+    document.getElementById("log-state").textContent = doc.ended || ended ? "(ended)" : "(following)";
     pre.setAttribute("data-offset", String(doc.offset));
   }
 
