@@ -163,6 +163,10 @@ class Hub:
         with self._cond:
             return self._cond.wait_for(lambda: self._thread is None, timeout=timeout_s)
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         with self._cond:
             self._closed = True

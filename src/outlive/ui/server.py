@@ -53,7 +53,7 @@ _PAGES = {
 _RUN_API = re.compile(r"^/api/run/([^/]+)(?:/(status|progress|log|explain|cancel))?$")
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "default-src 'none'; script-src 'self'; style-src 'self'; "
         "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
         "frame-ancestors 'none'"
     ),
@@ -177,7 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
             # Trade the token for the cookie, and take it out of the address bar.
             self.send_response(HTTPStatus.SEE_OTHER)
             self.send_header("Set-Cookie", self.server.guard.set_cookie())
-            self.send_header("Location", parts.path or "/")
+            self.send_header("Location", "/" + parts.path.lstrip("/"))  # never //other.host
             self.send_header("Content-Length", "0")
             self._common_headers()
             self.end_headers()
@@ -289,6 +289,8 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 while True:
                     snap = hub.wait_newer(seq, SSE_KEEPALIVE_S)
+                    if hub.closed:
+                        return
                     if snap["seq"] == seq:
                         self.wfile.write(b": keepalive\n\n")
                     else:

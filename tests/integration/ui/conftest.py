@@ -37,6 +37,10 @@ def page(chromium: Any) -> Iterator[Any]:
     pg = context.new_page()
     pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     pg.dialogs = dialogs  # an alert() would mean a hostile name ran as script
+    errors: list[str] = []  # script errors and CSP refusals (the console's errors)
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    pg.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    pg.console_errors = errors
     try:
         yield pg
     finally:

@@ -42,6 +42,7 @@ def test_board_shows_a_local_run_and_it_turns_succeeded_live(
     expect(row).to_have_attribute("data-state", "succeeded")
     expect(row.locator("img")).to_have_count(0)
     assert page.dialogs == []  # the name never ran as markup
+    assert page.console_errors == []
 
 
 def test_every_request_without_the_token_gets_403(ui: Ui) -> None:
@@ -51,7 +52,8 @@ def test_every_request_without_the_token_gets_403(ui: Ui) -> None:
     assert _get(ui, "/?token=wrong").status == 403
     assert _get(ui, "/api/run/x/cancel", method="POST").status == 403
     first = _get(ui, "/?token=" + ui.token)
-    assert first.status == 303
+    assert first.status == 303 and first.getheader("Location") == "/"
+    assert _get(ui, "//evil.example/?token=" + ui.token).getheader("Location") == "/evil.example/"
     cookie = first.getheader("Set-Cookie") or ""
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
     with_cookie = {"Cookie": cookie.split(";", 1)[0]}

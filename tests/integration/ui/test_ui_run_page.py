@@ -55,6 +55,7 @@ def test_curves_hold_every_progress_record_and_the_log_follows(
     expect(page.locator("#title")).not_to_be_empty()
     assert "pwned" not in page.title()
     assert page.dialogs == []
+    assert page.console_errors == []  # uPlot draws under the CSP (no inline script or style)
 
 
 def test_checkpoints_show_verified_after_a_pull(page: Any, ui: Ui, ui_project: UiProject) -> None:
