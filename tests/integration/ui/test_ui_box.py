@@ -49,6 +49,14 @@ def test_cut_shows_stale_and_reboot_shows_vanished_with_its_diagnosis(
     row = page.locator(f'tr[data-run-id="{run_id}"]')
     expect(row).to_have_attribute("data-state", "running")
     expect(row.locator("td.progress")).to_contain_text("step 199")
+    run_page = page.context.new_page()  # a second page: the board's look is still shared
+    run_page.goto(f"{box_ui.base}/run/{run_id}")
+    expect(run_page.locator("#charts")).to_have_attribute("data-points", "200")
+    expect(run_page.locator("#log")).to_contain_text("progress written: 200")
+    expect(page.locator("#board")).to_have_attribute("data-source", "daemon")
+    serving = [c for c in box.procs().values() if "box.main" in c and "serve" in c.split()]
+    assert len(serving) == 1, serving  # the daemon's one channel; the pages opened none
+    run_page.close()
     box.cut()
     expect(row).to_have_attribute("data-stale", "true")
     expect(row).to_have_attribute("data-state", "running")  # unreachable is not dead
