@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from outlive.config import SlurmOptions
+from outlive.config import KubernetesOptions, SlurmOptions
 from outlive.errors import ConfigError
 from outlive.naming import secret_name_problem
 
@@ -47,6 +47,11 @@ class TargetTable(_Strict):
     kill_grace_s: float | None = Field(default=None, ge=0, le=_DAY_S, allow_inf_nan=False)
     spot_grace_s: float | None = Field(default=None, ge=0, le=_DAY_S, allow_inf_nan=False)
     mtbf_s: float | None = Field(default=None, gt=0, le=_CENTURY_S, allow_inf_nan=False)
+    # The provider's id of the pod or machine this target is (RunPod pod id, Paperspace machine
+    # id): `cloud ls|audit` count it as used by the target, `down --execute` acts on it alone.
+    cloud_id: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$"
+    )
     # Slurm
     partition: str | None = None
     gpus: str | None = None
@@ -58,6 +63,21 @@ class TargetTable(_Strict):
     qos: str | None = None
     constraint: str | None = None
     sbatch_extra: list[str] = Field(default_factory=list)
+    # Kubernetes (gpus, time and nodes are shared with Slurm)
+    namespace: str | None = None
+    context: str | None = None
+    image: str | None = None
+    pvc: str | None = None
+    storage_class: str | None = None
+    pvc_size: str | None = None
+    cpu: str | int | float | None = None
+    memory: str | None = None
+    shm: str | None = None
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    service_account: str | None = None
+    image_pull_secret: str | None = None
+    backoff_limit: int | None = Field(default=None, ge=0, le=1000)
 
     @field_validator("env")
     @classmethod
@@ -94,6 +114,70 @@ class TargetTable(_Strict):
             constraint=self.constraint,
             sbatch_extra=tuple(self.sbatch_extra),
         )
+
+    def kubernetes_options(self, where: str) -> KubernetesOptions:
+        """The Kubernetes backend's settings from this table, each value checked as the API
+        server would; ``where`` ("FILE: [targets.N]") starts the one-sentence error."""
+        from outlive.backends import k8s_values as kv
+
+        try:
+            return self._kubernetes_options(kv)
+        except ConfigError as exc:
+            raise ConfigError(f"{where} {exc}") from None
+
+    def _kubernetes_options(self, kv: Any) -> KubernetesOptions:
+        if self.host:
+            raise ConfigError(
+                "has host set, but a kubernetes target is reached with kubectl from here (your "
+                "kubeconfig and `context`); remove host"
+            )
+        if self.pvc and self.storage_class:
+            raise ConfigError("sets both pvc and storage_class; name an existing claim or a class")
+        gpus = str(self.gpus or "0").strip()
+        if not gpus.isdigit() or int(gpus) > 64:
+            raise ConfigError(
+                f"gpus = {self.gpus!r} must be a whole number of GPUs on a kubernetes target "
+                '(e.g. gpus = "1"); GPUs are not shared or split there (K8S6)'
+            )
+        if self.time is not None:
+            from outlive.backends.slurm_script import time_limit_s
+
+            time_limit_s(self.time)
+        opt = KubernetesOptions(
+            namespace=kv.check_namespace(self.namespace or "default"),
+            context=self.context,
+            image=self.image,
+            pvc=kv.check_name("pvc", self.pvc) if self.pvc else None,
+            storage_class=(
+                kv.check_name("storage_class", self.storage_class) if self.storage_class else None
+            ),
+            pvc_size=kv.check_quantity("pvc_size", self.pvc_size or "50Gi"),
+            gpus=int(gpus),
+            cpu=kv.check_quantity("cpu", self.cpu) if self.cpu is not None else None,
+            memory=kv.check_quantity("memory", self.memory) if self.memory else None,
+            shm=kv.check_quantity("shm", self.shm) if self.shm else None,
+            node_selector=kv.check_label_map("node_selector", self.node_selector),
+            tolerations=kv.check_tolerations(self.tolerations),
+            service_account=(
+                kv.check_name("service_account", self.service_account)
+                if self.service_account
+                else None
+            ),
+            image_pull_secret=(
+                kv.check_name("image_pull_secret", self.image_pull_secret)
+                if self.image_pull_secret
+                else None
+            ),
+            time=self.time,
+            nodes=self.nodes or 1,
+            backoff_limit=6 if self.backoff_limit is None else self.backoff_limit,
+        )
+        if opt.shm and opt.memory and kv.quantity_bytes(opt.shm) >= kv.quantity_bytes(opt.memory):
+            raise ConfigError(
+                f"has shm = {opt.shm!r}, not below memory = {opt.memory!r}; /dev/shm is a "
+                "memory-backed volume that counts against the memory limit, so make it smaller"
+            )
+        return opt
 
 
 class ConfigFile(_Strict):

@@ -82,10 +82,37 @@ class SlurmOptions:
     sbatch_extra: tuple[str, ...] = ()
 
 
-BackendOptions = ProcessOptions | SlurmOptions
-_OPTIONS_BY_BACKEND: dict[str, type[ProcessOptions] | type[SlurmOptions]] = {
+@shape(frozen=True)
+class KubernetesOptions:
+    """A Kubernetes backend's own settings, checked when the config is read
+    (:mod:`outlive.backends.k8s_values`): quantities, names and labels."""
+
+    namespace: str = "default"
+    context: str | None = None  # a context of the user's kubeconfig; its current one if unset
+    image: str | None = None
+    pvc: str | None = None  # an existing claim for the durable dir, or:
+    storage_class: str | None = None  # ... a claim outlive creates with this class
+    pvc_size: str = "50Gi"
+    gpus: int = 0
+    cpu: str | None = None  # limits (Kubernetes quantities); requests are equal
+    memory: str | None = None
+    shm: str | None = None  # /dev/shm size (a memory-backed emptyDir; counts against memory)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, Any], ...] = ()
+    service_account: str | None = None
+    image_pull_secret: str | None = None
+    time: str | None = None  # wall limit → activeDeadlineSeconds (Slurm's time format)
+    nodes: int = 1
+    backoff_limit: int = 6
+
+
+BackendOptions = ProcessOptions | SlurmOptions | KubernetesOptions
+_OPTIONS_BY_BACKEND: dict[
+    str, type[ProcessOptions] | type[SlurmOptions] | type[KubernetesOptions]
+] = {
     "process": ProcessOptions,
     "slurm": SlurmOptions,
+    "kubernetes": KubernetesOptions,
 }
 
 
@@ -96,12 +123,13 @@ class Target:
 
     name: str
     profile: str
-    kind: str  # what `targets` shows: "local" | "ssh" | "slurm"
-    backend: str  # the client backend: "process" | "slurm"
+    kind: str  # what `targets` shows: "local" | "ssh" | "slurm" | "kubernetes"
+    backend: str  # the client backend: "process" | "slurm" | "kubernetes"
     connection: Connection
     placement: Placement
     policy: JobPolicy
     options: BackendOptions = field(default_factory=ProcessOptions)
+    cloud_id: str | None = None  # the provider's pod or machine id (cloud ls/audit, down --execute)
 
     @property
     def is_local(self) -> bool:
@@ -118,6 +146,7 @@ class Target:
             "placement": as_dict(self.placement),
             "policy": as_dict(self.policy),
             "options": as_dict(self.options),
+            "cloud_id": self.cloud_id,
         }
 
     @classmethod
@@ -126,6 +155,8 @@ class Target:
         opts_cls = _OPTIONS_BY_BACKEND[doc["backend"]]
         if opts_cls is SlurmOptions:
             options = {**options, "sbatch_extra": tuple(options.get("sbatch_extra") or ())}
+        elif opts_cls is KubernetesOptions:
+            options = {**options, "tolerations": tuple(options.get("tolerations") or ())}
         return cls(
             name=doc["name"],
             profile=doc["profile"],
@@ -135,6 +166,7 @@ class Target:
             placement=Placement(**{**placement, "outputs": tuple(placement["outputs"])}),
             policy=JobPolicy(**{**policy, "secrets": tuple(policy["secrets"])}),
             options=opts_cls(**options),
+            cloud_id=doc.get("cloud_id"),
         )
 
 
@@ -419,13 +451,20 @@ def _remote_target(
         )
     spot = bool(t.spot)
     slurm = prof.kind == "slurm"  # submits with sbatch: on `host` over SSH, or here without one
+    k8s = prof.kind == "kubernetes"  # the user's kubectl, here: no host
+    options: BackendOptions = ProcessOptions(detach=t.detach)
+    if slurm:
+        options = t.slurm_options()
+    elif k8s:
+        options = t.kubernetes_options(f"{source}: [targets.{name}]")
+    kind = "slurm" if slurm else "kubernetes" if k8s else "ssh"
     return Target(
         name=name,
         profile=prof.name,
-        kind="slurm" if slurm else "ssh",
-        backend="slurm" if slurm else "process",
+        kind=kind,
+        backend=kind if slurm or k8s else "process",
         connection=Connection(
-            transport="ssh" if t.host or not slurm else "local",
+            transport="ssh" if t.host or not (slurm or k8s) else "local",
             host=t.host,
             port=t.port,
             user=t.user,
@@ -450,7 +489,8 @@ def _remote_target(
             # box the user holds on demand.
             mtbf_s=_first(t.mtbf_s, prof.mtbf_s if spot or not prof.spot_available else None),
         ),
-        options=t.slurm_options() if slurm else ProcessOptions(detach=t.detach),
+        options=options,
+        cloud_id=t.cloud_id,
     )
 
 

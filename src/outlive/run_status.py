@@ -30,7 +30,15 @@ STATUS_KEYS = (
     "diagnosis",
 )
 # Shown only when the box reported them.
-EXTRA_KEYS = ("max_rss_bytes", "warning", "error", "cancel_requested", "restarts", "slurm")
+EXTRA_KEYS = (
+    "max_rss_bytes",
+    "warning",
+    "error",
+    "cancel_requested",
+    "restarts",
+    "slurm",
+    "kubernetes",
+)
 
 
 class SlurmView(TypedDict, total=False):
@@ -45,6 +53,20 @@ class SlurmView(TypedDict, total=False):
     attempts: int
     save_s: float | None  # the longest TERM → exit measured so far (sizes the signal lead)
     error: str  # squeue/sacct could not be asked
+
+
+class KubernetesView(TypedDict, total=False):
+    """The API server's view of a Kubernetes run (one ``kubectl get jobs,pods`` per namespace)."""
+
+    namespace: str
+    job: str
+    pod: str | None  # the newest pod of the Job
+    phase: str | None  # that pod's phase: Pending, Running, Succeeded, Failed
+    reason: str | None  # why it waits or ended: Unschedulable, OOMKilled, DeadlineExceeded, ...
+    message: str | None  # the API's own words for it
+    restarts: int  # pods of the Job before the newest
+    attempts: int
+    save_s: float | None  # the longest TERM → exit measured so far (sizes the grace)
 
 
 @shape(frozen=True)
@@ -98,6 +120,7 @@ class RunStatus:
     cancel_requested: bool | None = None
     restarts: int | None = None
     slurm: SlurmView | None = None
+    kubernetes: KubernetesView | None = None
     # the box did not answer: this is the registry's last-seen state
     stale: bool = False
     unreachable: str | None = None

@@ -75,8 +75,10 @@ class Session:
         backend = self._backends.get(t.name)
         if backend is None:
             from outlive.backends import backend_for
+            from outlive.backends.base import ProjectRef
 
-            backend = backend_for(t, self.agent(t), self.store.all)
+            project = ProjectRef(self.cfg.project_name, self.cfg.project_dir, self.cfg.state_dir)
+            backend = backend_for(t, self.agent(t), self.store.all, project)
             self._backends[t.name] = backend
         return backend
 

@@ -45,6 +45,13 @@ BACKEND_SETSID = "setsid"
 BACKEND_TMUX = "tmux"
 BACKEND_SLURM = "slurm"
 BACKENDS = (BACKEND_SETSID, BACKEND_TMUX, BACKEND_SLURM)
+# A Kubernetes run is launched and probed through the API server by the client; on the box there
+# is only its pod's entry point, ``python3 agent.pyz k8s-attempt REQUEST_JSON``.
+BACKEND_KUBERNETES = "kubernetes"
+K8S_ATTEMPT = "k8s-attempt"
+K8S_TERMINATION_LOG = "/dev/termination-log"  # the container's terminationMessagePath
+ENV_TERMINATION_LOG = "OUTLIVE_TERMINATION_LOG"  # ... as the pod's env tells the supervisor
+ATTEMPTS_DIRNAME = "attempts"  # records of earlier attempts of a re-entered run dir
 DETACH_CHOICES = (BACKEND_SETSID, BACKEND_TMUX)  # what `run --detach-with` may pick
 
 # -- the run directory ------------------------------------------------------------------------
@@ -176,7 +183,7 @@ class LaunchRequest:
 
 
 # Keys a probe reply carries only when set (a reader tests ``"warning" in reply``).
-PROBE_SPARSE_KEYS = ("max_rss_bytes", "warning", "error", "restarts", "slurm")
+PROBE_SPARSE_KEYS = ("max_rss_bytes", "warning", "error", "restarts", "slurm", "kubernetes")
 
 
 @shape
@@ -207,6 +214,7 @@ class RunProbe:
     error: str | None = None
     restarts: int | None = None
     slurm: Dict[str, Any] | None = None
+    kubernetes: Dict[str, Any] | None = None
 
     def to_json(self) -> Dict[str, Any]:
         """The reply's JSON; the keys of ``PROBE_SPARSE_KEYS`` only where they say something."""

@@ -66,3 +66,28 @@ def tarball() -> bytes:
             info.size, info.mode, info.mtime = len(data), 0o644, 0
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+_ZIPAPP_MAIN = (
+    b"# outlive's agent as a zipapp (a Kubernetes pod runs `python3 agent.pyz k8s-attempt ...`)\n"
+    b"import sys\nfrom box.main import main\nsys.exit(main(sys.argv))\n"
+)
+
+
+@lru_cache(maxsize=1)
+def zipapp() -> bytes:
+    """The bundle as a runnable zipapp (``python3 agent.pyz VERB``), deterministic and deflated:
+    it travels in a ConfigMap, whose size is capped at 1 MiB. The job imports the job library
+    from it too (zipimport: the bundle is pure Python)."""
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        entries = [("__main__.py", _ZIPAPP_MAIN)]
+        entries += [(rel, src.read_bytes()) for rel, src in bundle_files()]
+        for rel, data in entries:
+            info = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    return buf.getvalue()

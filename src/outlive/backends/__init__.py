@@ -4,6 +4,8 @@
 ``base``          the interface, the typed replies, and :class:`AgentBackend` (agent-reached boxes)
 ``process``       a process on this machine or an SSH box, detached with setsid or tmux
 ``slurm``         a Slurm job (array) submitted with sbatch; ``slurm_script`` renders the script
+``kubernetes``    a Kubernetes Job through the user's kubectl; ``k8s_manifest`` renders the objects,
+                  ``k8s_state`` judges the API's evidence, ``k8s_values`` checks target values
 
 Adding a platform: a module here, its box-side entry in ``outlive/agent/box/``, a profile, and
 one line in :data:`BACKENDS` (docs/architecture.md, "Adding a platform").
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from outlive.agent.client import AgentClient
-    from outlive.backends.base import Backend
+    from outlive.backends.base import Backend, ProjectRef
     from outlive.config import Target
     from outlive.store import RunRecord
 
@@ -24,15 +26,20 @@ if TYPE_CHECKING:
 BACKENDS = {
     "process": ("outlive.backends.process", "ProcessBackend"),
     "slurm": ("outlive.backends.slurm", "SlurmBackend"),
+    "kubernetes": ("outlive.backends.kubernetes", "KubernetesBackend"),
 }
 
 
 def backend_for(
-    target: Target, agent: AgentClient, records: Callable[[], Iterable[RunRecord]]
+    target: Target,
+    agent: AgentClient,
+    records: Callable[[], Iterable[RunRecord]],
+    project: ProjectRef | None = None,
 ) -> Backend:
-    """The backend for ``target``, reaching its box through ``agent``."""
+    """The backend for ``target``, reaching its box through ``agent``, for ``project``."""
     import importlib
 
     module, cls = BACKENDS[target.backend]
-    backend: Backend = getattr(importlib.import_module(module), cls)(target, agent, records)
+    factory = getattr(importlib.import_module(module), cls)
+    backend: Backend = factory(target, agent, records, project)
     return backend

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from outlive import wire
@@ -43,6 +44,15 @@ class Launched:
 
 
 @shape(frozen=True)
+class ProjectRef:
+    """The project a backend works for: its name, its root here and its state dir (.outlive)."""
+
+    name: str
+    root: Path
+    state_dir: Path
+
+
+@shape(frozen=True)
 class LaunchReply:
     """Where a launched run lives on its box; ``pid`` is None for a submitted job."""
 
@@ -50,6 +60,7 @@ class LaunchReply:
     ckpt_dir: str
     pid: int | None = None
     job_id: str | None = None
+    warnings: tuple[str, ...] = ()
     # Programs of the command not on the job's PATH on the box: ``{"program", "near", "path"}``.
     missing_programs: tuple[dict[str, object], ...] = ()
 
@@ -167,6 +178,9 @@ class Backend(Protocol):
 
     name: str  # "process", "slurm", ...
     target: Target
+    # True when the launch itself carries the project (rendered into the platform's own objects,
+    # a Kubernetes ConfigMap): the lifecycle then sends no push, only the deploy manifest.
+    deploys_with_launch: bool
 
     @property
     def transport(self) -> Transport:
@@ -210,21 +224,32 @@ class Backend(Protocol):
         """Files, sizes and hashes under the requested result roots, built on the box."""
         ...
 
+    def teardown_commands(self) -> list[str]:
+        """The exact commands that free what this target's runs hold (``down`` prints them once
+        the gate passes; outlive never runs them); empty when the profile's verbs say it all."""
+        ...
+
 
 class AgentBackend:
     """The verbs every agent-reached platform shares; subclasses say how to launch."""
 
     name = "agent"
+    deploys_with_launch = False  # pushed over the transport first (lifecycle.push)
 
     def __init__(
         self,
         target: Target,
         agent: AgentClient,
         records: Callable[[], Iterable[RunRecord]] = tuple,
+        project: ProjectRef | None = None,
     ) -> None:
         self.target = target
         self.agent = agent
         self.records = records  # the registry's runs (a backend may learn from earlier ones)
+        self.project = project
+
+    def teardown_commands(self) -> list[str]:
+        return []
 
     @property
     def transport(self) -> Transport:

@@ -32,7 +32,10 @@ def doctor(args: RunRefArgs) -> int:
     from outlive.session import Session
 
     report = run_doctor(Session.open(), args.run_ref)
-    failed = any(c["status"] == "FAIL" for c in report["checks"])
+    verdict = report["verdict"]
+    failed = any(c["status"] == "FAIL" for c in report["checks"]) or (
+        verdict is not None and verdict["status"] == "FAIL"
+    )
     if args.as_json:
         emit_json(report)
         return 1 if failed else 0
@@ -41,8 +44,15 @@ def doctor(args: RunRefArgs) -> int:
     if diag:
         head += f", cause {diag['cause']} ({', '.join(diag.get('gotchas') or [])})"
     echo(head)
-    for line in diag.get("evidence") or [] if diag else []:
-        echo(f"  - {line}")
+    if verdict is not None:
+        ids = ", ".join(verdict["gotchas"])
+        echo(f"verdict: {verdict['status']}: {verdict['cause']}" + (f" ({ids})" if ids else ""))
+        for line in verdict["evidence"]:
+            echo(f"  - {line}")
+        if verdict["fix"]:
+            echo(f"fix: {verdict['fix']}")
+        if verdict["also"]:
+            echo("also possible: " + "; ".join(verdict["also"]))
     _render_checks("checks", report["checks"])
     if report["could_not_check"]:
         echo("could not check:")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from outlive.cloud.model import PROVIDER_OF_PROFILE
+
 if TYPE_CHECKING:
     from outlive.profiles import Profile
 
-# Profile kinds `outlive run` can target today; the others (notebooks, Kubernetes, provider APIs)
-# have facts in `outlive profiles` but no backend yet.
-RUNNABLE_KINDS = ("ssh", "ssh-rental", "cloud-api", "slurm")  # cloud-api: a VM reached by SSH
+# Profile kinds `outlive run` can target today; the others (notebooks, provider APIs) have facts
+# in `outlive profiles` but no backend yet.
+RUNNABLE_KINDS = ("ssh", "ssh-rental", "cloud-api", "slurm", "kubernetes")  # cloud-api: SSH VM
 
 CONFIG_TEMPLATE = """\
 # outlive.toml — where runs go. The `local` target always exists (this directory, durable
@@ -44,7 +46,7 @@ exclude = ["data/", "*.pt"]          # not pushed to boxes, on top of .gitignore
 def target_for(profile: Profile, project: str) -> str:
     """A commented ``[targets.NAME]`` table for ``profile``, with its defaults filled in."""
     d = profile.defaults.resolve(project)
-    name = "hpc" if profile.kind == "slurm" else profile.name.split("-")[0]
+    name = {"slurm": "hpc", "kubernetes": "k8s"}.get(profile.kind, profile.name.split("-")[0])
     lines = [f"# {profile.title}: {profile.summary}"]
     clocks = [c for c in profile.clocks if c.surface_first][:3]
     if clocks:
@@ -59,6 +61,20 @@ def target_for(profile: Profile, project: str) -> str:
             'gpus = "1"                           # or "a100:2"',
             'time = "04:00:00"                    # the walltime; outlive saves and requeues on it',
             '# ssh_config = "~/.ssh/config"       # passed to ssh as -F when set',
+        ]
+    elif profile.kind == "kubernetes":
+        lines += [
+            '# context = "my-cluster"             # a context of your kubeconfig; unset: current',
+            'namespace = "default"',
+            'image = "CHANGE-ME"                  # has python3 >= 3.8 and your deps; pin a digest',
+            'pvc = "outlive-ckpt"                 # an existing claim, mounted at /checkpoints',
+            '# storage_class = "standard"         # ... or let outlive create one of this class',
+            'gpus = "1"                           # whole GPUs, in limits (requests equal)',
+            '# cpu = "8"                          # limits, Kubernetes quantities',
+            '# memory = "64Gi"',
+            '# shm = "8Gi"                        # /dev/shm; counts against memory',
+            '# time = "04:00:00"                  # activeDeadlineSeconds',
+            "# backoff_limit = 6",
         ]
     else:
         lines += [
@@ -75,7 +91,11 @@ def target_for(profile: Profile, project: str) -> str:
         lines.append(
             "# spot = true                        # preemptible: a grace signal, then gone"
         )
+    if profile.name in PROVIDER_OF_PROFILE:  # a provider whose API outlive calls
+        lines.append('# cloud_id = "CHANGE-ME"             # pod/machine id: cloud ls|audit, down')
     lines.append(
         '# secrets = ["HF_TOKEN"]             # `outlive secret push` stores them on the box'
+        if profile.kind != "kubernetes"
+        else '# secrets = ["HF_TOKEN"]             # from this shell\'s env into a Secret per run'
     )
     return "\n".join(lines) + "\n"

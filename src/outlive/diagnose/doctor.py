@@ -34,6 +34,10 @@ from outlive.diagnose.gpu import (
 from outlive.diagnose.kernel import KernelEvents, OomKill, Xid, parse_kernel_log, split_timestamp
 from outlive.diagnose.model import Check, CheckJson, Status
 from outlive.diagnose.system import memory_check, threads_check
+from outlive.diagnose.verdict import VerdictJson, rank_verdict
+
+if TYPE_CHECKING:
+    from outlive.gotchas import Match
 
 if TYPE_CHECKING:
     from outlive.gotchas.match import Match
@@ -50,7 +54,9 @@ class DoctorReport(TypedDict):
 
     run_id: str
     state: str
+    verdict: VerdictJson | None
     diagnosis: DiagnosisJson | None
+    log_matches: list[dict[str, object]]
     checks: list[CheckJson]
     could_not_check: list[str]
 
@@ -291,11 +297,25 @@ def _run_check(probe: ProbeFacts, diag: DiagnosisJson | None, said: list[Match])
     return Check("run", Status.FAIL, f"{state}: {probe.get('error') or 'no readable records'}", ())
 
 
-def _log_matches(log_tail: str | None) -> list[Match]:
-    """The catalog's two most specific matches in the end of a failed run's log."""
+def _run_log(
+    whole: list[Match] | None, why: str | None, tail: str | None
+) -> tuple[list[Match], str | None]:
+    """The run log's matches, most specific first: of the whole log when it was read, else of
+    the tail the agent sent for a failed run; and what could not be read, if anything."""
+    if whole is not None:
+        return whole, None
+    lost = (
+        f"run log: {why or 'not read'}; failures the log alone shows (NCCL timeouts, "
+        "tracebacks, NaN losses) could not be matched against the catalog"
+    )
+    if not tail:
+        return [], lost
     from outlive.gotchas import explain_text
 
-    return explain_text(log_tail)[:2] if log_tail else []
+    return explain_text(tail), lost.replace(
+        "could not be matched against the catalog",
+        "were matched only in the last 64 KiB the box sent",
+    )
 
 
 def _log_cause(said: list[Match]) -> str:
@@ -318,9 +338,15 @@ def _gpu_could_not(view: GpuView) -> list[str]:
     return out
 
 
-def doctor_report(run_id: str, facts: DoctorFacts) -> DoctorReport:
-    """The ``doctor --json`` document:
-    ``{"run_id", "state", "diagnosis", "checks", "could_not_check"}``."""
+def doctor_report(
+    run_id: str,
+    facts: DoctorFacts,
+    log_matches: list[Match] | None = None,
+    log_error: str | None = None,
+) -> DoctorReport:
+    """The ``doctor --json`` document: ``{"run_id", "state", "verdict", "diagnosis",
+    "log_matches", "checks", "could_not_check"}``. ``log_matches`` are the run's log explained
+    against the catalog (None: the log was not read, ``log_error`` says why)."""
     probe = facts.get("probe") or {}
     launch = facts.get("launch") or {}
     host = facts.get("host") or {}
@@ -333,10 +359,8 @@ def doctor_report(run_id: str, facts: DoctorFacts) -> DoctorReport:
     own_pgid = launch.get("pgid")
     vram, unseen = vram_check(view, facts.get("vram_holders"), own_pids, own_pgid)
     job_cgroup = facts.get("job_cgroup")
-    checks = [
-        _run_check(probe, ladder.diagnosis, _log_matches(facts.get("log_tail"))),
-        *ladder.checks,
-    ]
+    matches, log_note = _run_log(log_matches, log_error, facts.get("log_tail"))
+    checks = [_run_check(probe, ladder.diagnosis, matches[:2]), *ladder.checks]
     checks += [presence_check(view), vram, throttle_check(view), clocks_check(view)]
     if running:
         checks.append(feed_check(view))
@@ -348,10 +372,15 @@ def doctor_report(run_id: str, facts: DoctorFacts) -> DoctorReport:
     if running:
         checks.append(threads_check(facts.get("threads"), job_cgroup, host))
     could_not = ladder.could_not_check + _gpu_could_not(view) + unseen
+    if log_note:
+        could_not.append(log_note)
+    checks_json = [c.to_json() for c in checks]
     return {
         "run_id": run_id,
         "state": state,
+        "verdict": rank_verdict(state, ladder.diagnosis, checks_json, matches),
         "diagnosis": ladder.diagnosis,
-        "checks": [c.to_json() for c in checks],
+        "log_matches": [m.as_dict() for m in matches],
+        "checks": checks_json,
         "could_not_check": could_not,
     }

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from outlive.diagnose.audit import AuditReport, audit_report
 from outlive.diagnose.doctor import DoctorReport, doctor_report
 from outlive.diagnose.facts import AuditFacts, DoctorFacts
 from outlive.session import Session
+
+if TYPE_CHECKING:
+    from outlive.gotchas import Match
 
 __all__ = ["AUDIT_TIMEOUT_S", "DOCTOR_TIMEOUT_S", "run_audit", "run_doctor"]
 
@@ -31,8 +34,23 @@ def run_audit(session: Session, target_name: str, *, probe_torch: bool = True) -
 
 
 def run_doctor(session: Session, ref: str) -> DoctorReport:
-    """Why run ``ref`` died or is slow: one agent call on its target, then the ladder and checks."""
+    """Why run ``ref`` died or is slow: the run's own log explained against the catalog, one
+    agent call on its target for the box facts, then the ladder, the checks and the verdict."""
     rec = session.store.resolve(ref)
     agent = session.agent(rec.target)
     facts = agent.call("doctor", {"run_dir": rec.run_dir}, timeout_s=DOCTOR_TIMEOUT_S)
-    return doctor_report(rec.run_id, cast(DoctorFacts, facts))
+    matches, why = _explain_log(session, ref)
+    return doctor_report(rec.run_id, cast(DoctorFacts, facts), matches, why)
+
+
+def _explain_log(session: Session, ref: str) -> tuple[list[Match] | None, str | None]:
+    """The run's log matched against the catalog, or None and the reason it could not be read."""
+    from outlive.errors import OutliveError
+    from outlive.gotchas import explain_stream
+    from outlive.lifecycle.runs import RemoteLog
+
+    try:
+        log = RemoteLog(session, ref)
+        return explain_stream(cast(BinaryIO, log), platform=log.target.profile), None
+    except (OutliveError, OSError) as exc:
+        return None, f"could not be read ({exc})"

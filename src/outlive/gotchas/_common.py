@@ -11,6 +11,7 @@ __all__ = [
     "EXPLAIN_PROOF_TEST",
     "PREVENTS",
     "REFERENCE",
+    "beyond_proof",
     "explain_proof",
 ]
 
@@ -28,3 +29,12 @@ EXPLAIN_PROOF_TEST = "tests/unit/gotchas/test_gotcha_examples.py::test_example_l
 def explain_proof(gotcha_id: str) -> str:
     """The pytest node id proving that ``outlive explain`` recognises ``gotcha_id``."""
     return f"{EXPLAIN_PROOF_TEST}[{gotcha_id}]"
+
+
+# Each entry beyond the seeds has its own proof test, named after it, that runs its public logs.
+BEYOND_PROOF_FILE = "tests/unit/gotchas/test_beyond_catalog.py"
+
+
+def beyond_proof(name: str) -> str:
+    """The pytest node id of ``test_<name>`` in the beyond-the-seeds proof file."""
+    return f"{BEYOND_PROOF_FILE}::test_{name}"

@@ -1,4 +1,5 @@
-"""The assembled gotcha catalog: all 94 entries, in a stable order, with lookup and search."""
+"""The assembled gotcha catalog: the seed entries, the ones added since (U44) and those beyond
+the seeds written from public failure logs (X), in a stable order, with lookup and search."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import re
 
 from outlive.gotchas import (
     catalog_bare_ssh,
+    catalog_beyond,
+    catalog_beyond_gpu,
     catalog_paperspace,
     catalog_process,
     catalog_runpod,
@@ -17,10 +20,19 @@ from outlive.gotchas.model import Gotcha
 
 __all__ = ["CATALOG", "EXPECTED_IDS", "by_id", "search"]
 
-_SERIES = (("U", 44), ("GEN", 8), ("PS", 13), ("RP", 13), ("SLURM", 5), ("K8S", 6), ("NB", 5))
+_SERIES = (
+    ("U", 44),
+    ("GEN", 8),
+    ("PS", 13),
+    ("RP", 13),
+    ("SLURM", 5),
+    ("K8S", 6),
+    ("NB", 5),
+    ("X", 16),  # beyond the seeds: written from public failure logs (issue 19)
+)
 
-# The IDs the seed documents define (U1-U43 ...) and the ones added since (U44); the catalog
-# must hold exactly these.
+# The IDs the seed documents define (U1-U43 ...), the ones added since (U44) and the X series;
+# the catalog must hold exactly these.
 EXPECTED_IDS: tuple[str, ...] = tuple(
     f"{prefix}{n}" for prefix, count in _SERIES for n in range(1, count + 1)
 )
@@ -46,6 +58,8 @@ def _assemble() -> tuple[Gotcha, ...]:
         + catalog_schedulers.ENTRIES
         + catalog_paperspace.ENTRIES
         + catalog_runpod.ENTRIES
+        + catalog_beyond.ENTRIES
+        + catalog_beyond_gpu.ENTRIES
     )
     ids = [g.id for g in entries]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})

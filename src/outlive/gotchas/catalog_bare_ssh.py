@@ -7,7 +7,7 @@ from __future__ import annotations
 from outlive.gotchas._common import DETECTS, DOCUMENTS, EXPLAIN, PREVENTS, REFERENCE, explain_proof
 from outlive.gotchas.catalog_runtime import CRLF_SCRIPT
 from outlive.gotchas.catalog_transfer import SCP_DROPPED
-from outlive.gotchas.model import GENERIC_SSH, Gotcha, cmd
+from outlive.gotchas.model import GENERIC_SSH, Gotcha, cmd, log
 
 __all__ = ["ENTRIES"]
 
@@ -34,20 +34,26 @@ ENTRIES: tuple[Gotcha, ...] = (
         title="An SSH drop kills a run that was not detached",
         symptom=(
             "A run stops as soon as the laptop goes to sleep or the Wi-Fi hiccups; the ssh "
-            "client reports `Broken pipe`."
+            "client reports `Broken pipe`, and torchrun logs `Received 1 death signal, shutting "
+            "down workers` and `closing signal SIGHUP` (signal 1 is the hang-up)."
         ),
         cause=(
             "The job was started by the login shell, so when the connection goes, SIGHUP ends it."
         ),
         fix=(
             "Start long runs inside tmux, or `nohup ... </dev/null &` plus `disown`, before "
-            "they start - not after they are already orphaned."
+            "they start - not after they are already orphaned; `outlive run` starts the job in "
+            "its own session, out of reach of the login's hang-up."
         ),
         platforms=(GENERIC_SSH,),
         specificity=4,
         patterns=(
             cmd(r"packet_write_wait: Connection to \S+ port \d+: Broken pipe"),
             cmd(r"client_loop: send disconnect: Broken pipe"),
+            # torchrun's agent got the hang-up and forwards it to every worker
+            log(r"Received 1 death signal, shutting down workers", 8),
+            log(r"Sending process \d+ closing signal SIGHUP", 8),
+            log(r"SignalException: Process \d+ got signal: 1$", 8),
         ),
         handling=PREVENTS,
         handled_by="outlive run: detached supervisor in its own session; outlive explain",

@@ -306,8 +306,8 @@ ENTRIES: tuple[Gotcha, ...] = (
         title="A zombie holds VRAM that nvidia-smi does not show",
         symptom=(
             "`nvidia-smi` shows no processes and plenty of free memory, but a fresh job "
-            "fails with OOM immediately; it tends to happen once a DDP run has crashed or a "
-            "container was killed."
+            "fails with OOM immediately (`69.17 MiB already allocated; 24.56 MiB free` on an "
+            "8 GiB card); it tends to happen once a DDP run has crashed or a container was killed."
         ),
         cause=(
             "Something that should be gone - a defunct or orphaned process, or what is left of a "
@@ -321,8 +321,20 @@ ENTRIES: tuple[Gotcha, ...] = (
             "near-zero utilisation."
         ),
         platforms=(ANY,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
+        specificity=8,
+        patterns=(
+            # torch itself holds under a GiB and under a GiB is free on a GiB-sized card: the
+            # rest belongs to someone else
+            log(
+                r"\(GPU \d+; [\d.]+ GiB total capacity; (?:[\d.]+ [KM]iB|\d+ bytes) already "
+                r"allocated; (?:[\d.]+ [KM]iB|\d+ bytes) free;"
+            ),
+        ),
+        handling=DETECTS,
+        handled_by="outlive doctor (VRAM holders nvidia-smi does not list); outlive explain",
+        proofs=(
+            "tests/unit/gotchas/test_beyond_catalog.py::test_u11_an_oom_while_torch_holds_almost_nothing_names_a_hidden_holder",
+        ),
         planned="outlive up / doctor list VRAM holders from /dev/nvidia* (reaping stays manual)",
         related=("U10", "GEN7"),
     ),

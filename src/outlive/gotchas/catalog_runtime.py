@@ -22,6 +22,13 @@ CRLF_SCRIPT = (
     log(r"set: -?[\w-]*\\r: invalid option", 8, "invalid option"),
     log(r"cd: \$?'?[^:]*\\r'?: No such file or directory", 7, "No such file or directory"),
     log(r"can't open file '[^']*\\r'", 8, "can't open file"),
+    # `cmd \` + CRLF: the backslash escapes the \r, not the newline, so the next line, a flag,
+    # runs as a command; the \r is often gone from a pasted log (a space after `\` does the same)
+    log(
+        r"line \d+: +(?:\$')?--?[A-Za-z][\w-]*(?:=[^:\s']*)?(?:\\r)?'?: command not found",
+        6,
+        "command not found",
+    ),
 )
 
 ENTRIES: tuple[Gotcha, ...] = (
@@ -177,8 +184,9 @@ ENTRIES: tuple[Gotcha, ...] = (
         title="Windows line endings (CRLF) break shell scripts on Linux",
         symptom=(
             "A synced launcher does nothing; run by hand it prints `$'\\r': command not found`, "
-            "`syntax error near unexpected token $'do\\r'`, `set: ...: invalid option` or a "
-            "`cd` into a path ending in `\\r`."
+            "`syntax error near unexpected token $'do\\r'`, `set: ...: invalid option`, a "
+            "`cd` into a path ending in `\\r`, or `line N: --some-flag: command not found` for "
+            "the line after a `\\` continuation."
         ),
         cause=(
             "A checkout with `core.autocrlf=true` (or an archive that kept working-tree endings) "
@@ -234,8 +242,9 @@ ENTRIES: tuple[Gotcha, ...] = (
         title="CUDA toolkit, host driver and torch build must agree",
         symptom=(
             "`The detected CUDA version mismatches the version that was used to compile "
-            "PyTorch`, or `no kernel image is available for execution on the device` at the "
-            "first forward pass on a new GPU."
+            "PyTorch`, `no kernel image is available for execution on the device` at the "
+            "first forward pass on a new GPU, or `Torch not compiled with CUDA enabled` from a "
+            "CPU-only torch build."
         ),
         cause=(
             "Three layers are versioned separately: the host driver (global, usually not yours "
@@ -257,6 +266,8 @@ ENTRIES: tuple[Gotcha, ...] = (
             log(r"no kernel image is available for execution on the device"),
             log(r"with CUDA capability sm_\d+ is not compatible with the current PyTorch", 8),
             log(r"CUDA driver version is insufficient for CUDA runtime version", 6),
+            # a CPU-only wheel (pip's default index on some platforms) meeting .cuda() calls
+            log(r"AssertionError: Torch not compiled with CUDA enabled", 8),
         ),
         handling=DETECTS,
         handled_by=EXPLAIN,

@@ -63,8 +63,9 @@ SLURM_ENTRIES: tuple[Gotcha, ...] = (
         platforms=(SLURM,),
         specificity=8,
         patterns=(
-            log(r"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT \S+ DUE TO TIME LIMIT"),
-            log(r"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT \S+ DUE TO PREEMPTION", 7),
+            # slurmstepd's wording; releases before the node name was added omit `ON <node>`
+            log(r"\*\*\* (?:JOB|STEP) \S+ (?:ON \S+ )?CANCELLED AT \S+ DUE TO TIME LIMIT"),
+            log(r"\*\*\* (?:JOB|STEP) \S+ (?:ON \S+ )?CANCELLED AT \S+ DUE TO PREEMPTION", 7),
         ),
         handling=DETECTS,
         handled_by=EXPLAIN,
@@ -160,8 +161,15 @@ KUBERNETES_ENTRIES: tuple[Gotcha, ...] = (
         specificity=9,
         patterns=(cmd(r"Insufficient nvidia\.com/gpu"),),
         handling=DETECTS,
-        handled_by=EXPLAIN,
-        proofs=(explain_proof("K8S1"),),
+        handled_by=(
+            "kubernetes backend: GPUs in limits with requests equal; status keeps the run pending "
+            "with the scheduler's words, the K8S1 diagnosis and the fix; outlive explain"
+        ),
+        proofs=(
+            "tests/integration/k8s/test_k8s_runs.py::test_an_unschedulable_gpu_request_stays_pending_with_k8s1",
+            "tests/unit/backends/test_k8s_manifest.py::test_gpus_in_limits_with_requests_equal_and_shm_a_sized_memory_volume",
+            explain_proof("K8S1"),
+        ),
     ),
     Gotcha(
         id="K8S2",
@@ -177,10 +185,16 @@ KUBERNETES_ENTRIES: tuple[Gotcha, ...] = (
         platforms=(KUBERNETES,),
         specificity=9,
         patterns=(cmd(r"spec\.template\.spec\.restartPolicy: (?:Unsupported|Required) value"),),
-        handling=DETECTS,
-        handled_by=EXPLAIN,
-        proofs=(explain_proof("K8S2"),),
-        planned="the kubernetes backend generates Job manifests with OnFailure",
+        handling=PREVENTS,
+        handled_by=(
+            "kubernetes backend: every Job is rendered with restartPolicy: Never (a new pod per "
+            "attempt, which podFailurePolicy needs); outlive explain"
+        ),
+        proofs=(
+            "tests/unit/backends/test_k8s_manifest.py::test_pod_failure_policy_ignores_preemption_and_requeue_and_fails_crashes_at_once",
+            "tests/integration/k8s/test_k8s_runs.py::test_the_real_server_accepts_the_rendered_objects",
+            explain_proof("K8S2"),
+        ),
     ),
     Gotcha(
         id="K8S3",
@@ -204,8 +218,14 @@ KUBERNETES_ENTRIES: tuple[Gotcha, ...] = (
             cmd(r"Back-off pulling image"),
         ),
         handling=DETECTS,
-        handled_by=EXPLAIN,
-        proofs=(explain_proof("K8S3"),),
+        handled_by=(
+            "kubernetes backend: image_pull_secret becomes imagePullSecrets; status keeps the run "
+            "pending with the pull error and the K8S3 diagnosis; outlive explain"
+        ),
+        proofs=(
+            "tests/unit/backends/test_k8s_state.py::test_an_image_that_cannot_be_pulled_keeps_the_run_pending_with_k8s3",
+            explain_proof("K8S3"),
+        ),
         related=("U30",),
     ),
     Gotcha(
@@ -231,8 +251,16 @@ KUBERNETES_ENTRIES: tuple[Gotcha, ...] = (
             cmd(r"Volume is already exclusively attached to one node"),
         ),
         handling=DETECTS,
-        handled_by=EXPLAIN,
-        proofs=(explain_proof("K8S4"),),
+        handled_by=(
+            "kubernetes backend: one pod per run (nodes > 1, which needs a ReadWriteMany claim, "
+            "is refused), and on servers >= 1.31 podReplacementPolicy: Failed starts a new pod "
+            "only once the old one let go of the claim; outlive explain"
+        ),
+        proofs=(
+            "tests/unit/backends/test_k8s_manifest.py::test_multi_node_is_refused_in_one_sentence",
+            "tests/unit/backends/test_k8s_manifest.py::test_the_claim_outlive_creates_is_read_write_once_for_one_node",
+            explain_proof("K8S4"),
+        ),
     ),
     Gotcha(
         id="K8S5",
@@ -253,9 +281,18 @@ KUBERNETES_ENTRIES: tuple[Gotcha, ...] = (
         platforms=(KUBERNETES,),
         specificity=9,
         patterns=(cmd(r"low on resource: \[?ephemeral-storage"),),
-        handling=DETECTS,
-        handled_by=EXPLAIN,
-        proofs=(explain_proof("K8S5"),),
+        handling=PREVENTS,
+        handled_by=(
+            "kubernetes backend: workdir and durable must lie on the claim (refused otherwise), "
+            "/dev/shm gets a sizeLimit; status names an ephemeral-storage eviction (K8S5); "
+            "outlive explain"
+        ),
+        proofs=(
+            "tests/unit/backends/test_k8s_state.py::test_a_workdir_outside_the_claim_is_refused_naming_k8s5",
+            "tests/unit/backends/test_k8s_state.py::test_an_eviction_for_ephemeral_storage_is_killed_with_k8s5",
+            "tests/unit/backends/test_k8s_manifest.py::test_no_claim_is_refused_naming_k8s5",
+            explain_proof("K8S5"),
+        ),
         related=("U6", "U7"),
     ),
     Gotcha(
@@ -278,8 +315,14 @@ KUBERNETES_ENTRIES: tuple[Gotcha, ...] = (
         specificity=8,
         patterns=(cmd(r'exec: "nvidia-smi": executable file not found in \$PATH'),),
         handling=DETECTS,
-        handled_by=EXPLAIN,
-        proofs=(explain_proof("K8S6"),),
+        handled_by=(
+            "kubernetes backend: gpus becomes whole nvidia.com/gpu limits (a share is refused); "
+            "outlive explain"
+        ),
+        proofs=(
+            "tests/unit/backends/test_k8s_manifest.py::test_gpus_in_limits_with_requests_equal_and_shm_a_sized_memory_volume",
+            explain_proof("K8S6"),
+        ),
         related=("U31",),
     ),
 )
@@ -301,9 +344,15 @@ NOTEBOOK_ENTRIES: tuple[Gotcha, ...] = (
             "checkpoint modest in size, and count one as durable only once it is listed in Drive."
         ),
         platforms=(COLAB,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned="Checkpointer fsyncs file and directory and verifies before reporting saved",
+        handling=PREVENTS,
+        handled_by=(
+            "outlive notebook colab: each committed checkpoint is fsynced and re-listed on Drive "
+            "before the cell calls it flushed; before the session cap the job saves and stops, "
+            "then drive.flush_and_unmount()"
+        ),
+        proofs=(
+            "tests/integration/notebook/test_colab_notebook.py::test_colab_notebook_killed_mid_run_resumes_bit_identical",
+        ),
         related=("U33",),
     ),
     Gotcha(
@@ -357,9 +406,15 @@ NOTEBOOK_ENTRIES: tuple[Gotcha, ...] = (
             "exist only on scratch."
         ),
         platforms=(COLAB, KAGGLE),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned="the notebook profiles set DURABLE_DIR to Drive or /kaggle/working",
+        handling=PREVENTS,
+        handled_by=(
+            "outlive notebook colab: the code, the run records and the checkpoints live on Drive "
+            "(<Drive>/<project>/), nothing on /content"
+        ),
+        proofs=(
+            "tests/integration/notebook/test_colab_notebook.py::test_colab_notebook_killed_mid_run_resumes_bit_identical",
+        ),
+        planned="Kaggle: the durable dir is /kaggle/working",
     ),
     Gotcha(
         id="NB5",
@@ -374,9 +429,15 @@ NOTEBOOK_ENTRIES: tuple[Gotcha, ...] = (
             "the latest checkpoint, and chain runs across sessions within the session limit."
         ),
         platforms=(COLAB,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned="Checkpointer: periodic saves plus unconditional load-latest",
+        handling=PREVENTS,
+        handled_by=(
+            "outlive notebook colab: running the notebook again resumes from the last flushed "
+            "checkpoint (a new attempt of the same run) and does nothing once the run has ended; "
+            "the danger clocks are printed in the first cell"
+        ),
+        proofs=(
+            "tests/integration/notebook/test_colab_notebook.py::test_colab_notebook_killed_mid_run_resumes_bit_identical",
+        ),
         related=("NB1",),
     ),
 )

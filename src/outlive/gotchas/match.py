@@ -17,7 +17,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -32,6 +32,7 @@ __all__ = [
     "explain_lines",
     "explain_stream",
     "explain_text",
+    "feed_stream",
 ]
 
 MAX_SEGMENT_CHARS = 4096  # a regex never sees more than this, whatever the line length
@@ -40,6 +41,7 @@ _JOINED_MAX_CHARS = 1024  # physical lines up to this long are also offered with
 _JOINED_MAX_CRS = 4  # ... if they have this few interior carriage returns (not a progress bar)
 _BLOCK_CHARS = 1 << 18  # small enough that the keyword scans stay in cache
 _MAX_PENDING_CHARS = 4 << 20  # a line longer than this is scanned in pieces
+PARALLEL_MIN_BYTES = 32 << 20  # a log file this big is scanned in parts on several cores
 
 _ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
 
@@ -79,6 +81,8 @@ class _Found:
 
 
 _Rule = tuple[Gotcha, Pattern, int]
+# (id, first line, its text, specificity, count of lines, last line): one gotcha found, as data
+FoundRow = tuple[str, int, str, int, int, int]
 
 
 class Explainer:
@@ -120,16 +124,17 @@ class Explainer:
         if "\x1b" in text:
             text = _ANSI.sub("", text)
         candidates: dict[int, tuple[int, set[int]]] = {}
-        for index, keyword in enumerate(self._keywords):
-            pos = text.find(keyword)
-            while pos != -1:
-                start, end = _segment(text, pos, len(keyword))
-                seen = candidates.get(start)
-                if seen is None:
-                    candidates[start] = (end, {index})
-                else:
-                    seen[1].add(index)
-                pos = text.find(keyword, max(end, pos + 1))
+        skip_until: dict[int, int] = {}  # a keyword's later hits inside its segment add nothing
+        for pos, index in self._hits(text):
+            if pos < skip_until.get(index, 0):
+                continue
+            start, end = _segment(text, pos, len(self._keywords[index]))
+            seen = candidates.get(start)
+            if seen is None:
+                candidates[start] = (end, {index})
+            else:
+                seen[1].add(index)
+            skip_until[index] = max(end, pos + 1)
         line = self._line
         cursor = 0
         for start in sorted(candidates):
@@ -146,6 +151,19 @@ class Explainer:
                             break
         self._line = line + text.count("\n", cursor)
 
+    def _hits(self, text: str) -> Iterator[tuple[int, int]]:
+        """(position, keyword index) of every keyword in ``text``, each keyword's in order.
+
+        One ``str.find`` pass per keyword: its cost falls with the needle's length, so the
+        longest literal of each pattern is its keyword (shared 4-character anchors, tried,
+        made fewer but three times slower passes).
+        """
+        for index, keyword in enumerate(self._keywords):
+            pos = text.find(keyword)
+            while pos != -1:
+                yield pos, index
+                pos = text.find(keyword, pos + 1)
+
     def _record(
         self, gotcha: Gotcha, line: int, view: str, found: re.Match[str], specificity: int
     ) -> None:
@@ -159,6 +177,31 @@ class Explainer:
         if line != seen.last_line:
             seen.count += 1
             seen.last_line = line
+
+    def export(self) -> tuple[int, list[FoundRow]]:
+        """What was found, as plain rows, and how many lines were fed (for ``absorb``)."""
+        rows = [
+            (f.gotcha.id, f.line, f.text, f.specificity, f.count, f.last_line)
+            for f in self._found.values()
+        ]
+        return self._line - 1, rows
+
+    def absorb(self, rows: Iterable[FoundRow], lines: int) -> None:
+        """Take what another explainer found in ``lines`` lines of text that follow what this
+        one has been fed, as if this one had been fed them: first lines stay, counts add."""
+        by_id = {rule[0].id: rule[0] for rules in self._rules for rule in rules}
+        offset = self._line - 1
+        for gid, line, text, specificity, count, last_line in rows:
+            seen = self._found.get(gid)
+            if seen is None:
+                self._found[gid] = _Found(
+                    by_id[gid], line + offset, text, specificity, count, last_line + offset
+                )
+            else:
+                seen.specificity = max(seen.specificity, specificity)
+                seen.count += count
+                seen.last_line = last_line + offset
+        self._line += lines
 
     def matches(self) -> list[Match]:
         """Each matched gotcha once: most specific first, then by first line, then catalog order."""
@@ -274,6 +317,12 @@ def explain_stream(
 ) -> list[Match]:
     """Match a binary stream (a file, a pipe, stdin) read in chunks; invalid UTF-8 is replaced."""
     explainer = Explainer(platform, kinds)
+    feed_stream(explainer, stream, chunk_bytes)
+    return explainer.matches()
+
+
+def feed_stream(explainer: Explainer, stream: BinaryIO, chunk_bytes: int = _BLOCK_CHARS) -> None:
+    """Feed a binary stream to ``explainer`` in chunks cut at line breaks."""
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     pending = ""
     while True:
@@ -288,7 +337,6 @@ def explain_stream(
             explainer.feed(pending[:cut])
             pending = pending[cut:]
     explainer.feed(pending)
-    return explainer.matches()
 
 
 def explain_file(
@@ -296,6 +344,13 @@ def explain_file(
     platform: str | None = None,
     kinds: Collection[Source] | None = None,
 ) -> list[Match]:
-    """Match a log file, streaming it with bounded memory."""
+    """Match a log file, streaming it with bounded memory; a big file is split at line breaks
+    and its parts scanned on several cores (``outlive.gotchas.parallel``)."""
+    if os.path.getsize(path) >= PARALLEL_MIN_BYTES:
+        from outlive.gotchas.parallel import explain_file_in_parts
+
+        found = explain_file_in_parts(path, platform, kinds)
+        if found is not None:
+            return found
     with open(path, "rb") as stream:
         return explain_stream(stream, platform, kinds)

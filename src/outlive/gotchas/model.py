@@ -1,14 +1,16 @@
 """The shape of a catalog entry: a gotcha, its log signatures, and how outlive handles it.
 
-Everything here is frozen and built once at import; regexes are compiled when the catalog loads
-so a bad pattern fails the import (and the test suite), not a user's ``outlive explain``.
+Everything here is frozen and built once at import. A pattern's regex is compiled the first time
+the engine needs it (most never are on a given log, which keeps ``explain``'s start-up short); the
+test suite compiles every one, so a bad pattern fails there, not in a user's ``outlive explain``.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 
 __all__ = [
     "ANY",
@@ -153,10 +155,13 @@ class Pattern:
     kind: Source = Source.LOG
     specificity: int | None = None
     keyword: str = ""
-    regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        """The compiled regex (compiled on first use)."""
+        return re.compile(self.regex_source)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "regex", re.compile(self.regex_source))
         if not self.keyword:
             object.__setattr__(self, "keyword", derive_keyword(self.regex_source))
         elif not _keyword_is_required(self.keyword, self.regex_source):
@@ -194,7 +199,8 @@ class Gotcha:
 
     ``specificity`` (1 generic .. 9 an exact library signature) orders ``explain`` output; a
     pattern may override it. ``proofs`` are pytest node ids that demonstrate a ``prevents`` or
-    ``detects`` claim; ``planned`` names the feature expected to take the entry further.
+    ``detects`` claim; ``planned`` names the feature expected to take the entry further;
+    ``sources`` are public pages whose logs show the failure (kept as test fixtures).
     """
 
     id: str
@@ -210,6 +216,7 @@ class Gotcha:
     proofs: tuple[str, ...] = ()
     planned: str | None = None
     related: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("id", "title", "symptom", "cause", "fix", "handled_by"):

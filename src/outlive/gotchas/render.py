@@ -24,7 +24,8 @@ _HEADER = """\
 Everything that commonly goes wrong when a long GPU job runs on a machine you rent or borrow:
 {total} entries, each with its symptom, cause and fix, and how outlive deals with it today.
 IDs are stable (U = any rented GPU, GEN = bare SSH box, PS = Paperspace, RP = RunPod,
-SLURM, K8S = Kubernetes, NB = Colab/Kaggle notebooks).
+SLURM, K8S = Kubernetes, NB = Colab/Kaggle notebooks, X = beyond the seed documents: common
+failures written from public logs, each listing the pages those logs come from).
 
 - **prevents**: a feature makes the gotcha impossible or refuses to proceed.
 - **detects**: a command recognises it; for `outlive explain` that means a symptom pattern below
@@ -86,6 +87,8 @@ def _section(g: Gotcha) -> list[str]:
         lines.append(f"- **Planned:** {g.planned}")
     if g.related:
         lines.append("- **Related:** " + ", ".join(f"[{r}](#{r.lower()})" for r in g.related))
+    if g.sources:
+        lines.append("- **Seen in public logs:** " + ", ".join(f"<{url}>" for url in g.sources))
     if g.patterns:
         lines.append("- **Log signatures** (where seen, specificity 1-9; most specific first):")
         lines += [

@@ -379,6 +379,10 @@ def inspect(session: Session, target_name: str, *, require_load: bool = False) -
         )
     profile = load_profile(target.profile, cfg.profile_dirs)
     facts = teardown_facts(profile)
+    exact = session.backend(target).teardown_commands()  # the platform's own, when it has them
+    if exact:
+        steps: list[PlanStep] = [{"verb": "delete", "command": c, "how": c} for c in exact]
+        facts["plan"] = steps + [p for p in facts["plan"] if not p["command"]]
     with session.store as store:
         runs = [r for r in store.all() if r.target == target.name]
         pulls = store.pulls([r.run_id for r in runs]) if runs else []

@@ -25,6 +25,7 @@ from typing import TypeVar
 from outlive import wire
 from outlive._hashing import hash_file
 from outlive._shapes import replace, shape
+from outlive.backends.base import Backend
 from outlive.config import Config, Target
 from outlive.errors import BoxError, TransportError, UsageError
 from outlive.session import Session
@@ -247,18 +248,25 @@ def push(
 def launch_deployed(
     session: Session,
     target: Target,
-    transport: Transport,
+    backend: Backend,
     launch: Callable[[wire.LaunchRequest], T],
     request: wire.LaunchRequest,
 ) -> T:
     """Deploy the project to the target's workdir, then launch with the deploy manifest, which
     the box checks before starting anything (U42). Over a remote transport the push is skipped
     when the tree is unchanged; if the box's copy changed behind our back, push for real and
-    launch once more. The embedded local target runs in the project itself: nothing to deploy."""
+    launch once more. The embedded local target runs in the project itself: nothing to deploy.
+    A backend that deploys with the launch (Kubernetes: the tree travels in a ConfigMap) gets
+    the manifest of the files to carry, and nothing is pushed."""
     commands = [request.command] + [c["command"] for c in request.cells or ()]
     if target.is_local:
         check_line_endings(session.cfg.project_dir, commands)
         return launch(request)
+    if backend.deploys_with_launch:
+        files = project_files(session.cfg)
+        check_line_endings(session.cfg.project_dir, commands)
+        return launch(replace(request, deploy_manifest=manifest(session.cfg.project_dir, files)))
+    transport = backend.transport
     if not transport.is_remote:  # e.g. a local sbatch: copy into the shared workdir
         deployed = sync_local(session.cfg, target, commands)
         return launch(replace(request, deploy_manifest=deployed))

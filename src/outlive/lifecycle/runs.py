@@ -89,7 +89,7 @@ def launch(
         return backend.launch(req)
 
     try:
-        reply = launch_deployed(session, target, backend.transport, send, request)
+        reply = launch_deployed(session, target, backend, send, request)
     except OSError as exc:
         _settle_failed(session, backend, request, cells, exc)
         where = f"run {request.run_id} may not have started; `outlive status` will tell"
@@ -223,7 +223,7 @@ def launch_array(
         return backend.launch_array(req, plan)
 
     try:
-        replies = launch_deployed(session, target, backend.transport, send, request)
+        replies = launch_deployed(session, target, backend, send, request)
     except BaseException as exc:
         _settle_failed(session, backend, request, cells, exc)
         raise
@@ -271,7 +271,10 @@ def _record(
     from outlive.lifecycle.software import missing_program_warnings
 
     durable = request.durable or f"{request.workdir.rstrip('/')}/{wire.STATE_DIRNAME}/durable"
-    warnings = missing_program_warnings(rec.target, durable, reply.missing_programs)
+    warnings = (
+        *reply.warnings,
+        *missing_program_warnings(rec.target, durable, reply.missing_programs),
+    )
     return Launched(
         rec.run_id, rec.name, rec.target, rec.run_dir, rec.ckpt_dir, reply.pid, warnings
     )

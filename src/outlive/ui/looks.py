@@ -26,9 +26,9 @@ POLL_INTERVAL_S = 1.5  # the issue's bound for a live board is 2 s
 LINGER_S = 5.0  # a reload (one page leaves, the next comes) keeps the poller
 
 
-def daemon_look(project_dir: Path, refs: Sequence[str] = ()) -> list[Row] | None:
-    """``status --json [REF...]`` answered by the warm daemon, or None (none running: one is
-    started in the background for the next look, as the CLI's own look does)."""
+def daemon_look(project_dir: Path, refs: Sequence[str] = ()) -> Row | None:
+    """``status --json [REF...]``'s document answered by the warm daemon, or None (none running:
+    one is started in the background for the next look, as the CLI's own look does)."""
     from outlive.daemon import client
 
     if os.environ.get(client.DISABLE_ENV, "") not in ("", "0"):
@@ -55,28 +55,43 @@ def daemon_look(project_dir: Path, refs: Sequence[str] = ()) -> list[Row] | None
         return None
     if code not in (0, 1):
         raise OutliveError(err.decode(errors="replace").strip() or "the look failed")
-    runs: list[Row] = json.loads(out)["runs"]
-    return runs
+    answer: Row = json.loads(out)
+    return answer
 
 
-def direct_look(project_dir: Path, refs: Sequence[str] = ()) -> list[Row]:
-    """The lifecycle's look, in this process (no daemon)."""
-    from outlive.lifecycle.runs import status
-    from outlive.session import Session
+def direct_look(project_dir: Path, refs: Sequence[str] = ()) -> Row:
+    """The CLI's own ``status --json`` body, in this process (no daemon)."""
+    import io
 
-    return [st.to_json() for st in status(Session.open(project_dir), refs)]
+    from outlive.cli.run_cmds import do_status
+
+    out = io.StringIO()
+    do_status(list(refs), True, start=project_dir, out=out)
+    answer: Row = json.loads(out.getvalue())
+    return answer
 
 
-def look_at(project_dir: Path, refs: Sequence[str] = ()) -> tuple[list[Row], str]:
-    """The runs ``refs`` (all when empty) as ``status --json`` shows them, and who looked."""
-    rows = daemon_look(project_dir, refs)
-    if rows is not None:
-        return rows, "daemon"
+def look_at(project_dir: Path, refs: Sequence[str] = ()) -> tuple[Row, str]:
+    """``status --json``'s document for ``refs`` (all runs when empty): ``runs``, and
+    ``targets`` (cost and danger clocks) for targets with a cloud id; and who looked."""
+    doc = daemon_look(project_dir, refs)
+    if doc is not None:
+        return doc, "daemon"
     return direct_look(project_dir, refs), "direct"
 
 
 def status_look(project_dir: Path) -> LookFn:
-    return lambda: look_at(project_dir)
+    def look() -> tuple[list[Row], str]:
+        doc, source = look_at(project_dir)
+        spend = doc.get("targets") or {}
+        costs = {rid: usd for t in spend.values() for rid, usd in (t.get("runs_usd") or {}).items()}
+        runs: list[Row] = doc["runs"]
+        for row in runs:
+            if row.get("run_id") in costs:
+                row["cost_usd"] = costs[row["run_id"]]
+        return runs, source
+
+    return look
 
 
 def registry_rows(project_dir: Path) -> list[Row]:

@@ -124,8 +124,9 @@ class RunView:
         from outlive.ui.looks import look_at
 
         self.record(self.session(), run_id)
-        rows, _ = look_at(self.project_dir, [run_id])
-        return rows[0]
+        doc, _ = look_at(self.project_dir, [run_id])
+        row: Row = doc["runs"][0]
+        return row
 
     def progress(self, run_id: str, since: int) -> bytes:
         """The progress records from index ``since`` on (:meth:`Series.since`), after reading

@@ -43,7 +43,7 @@ _STATIC = {
 # What a board row shows (of a `status --json` row): the rest stays on the run's page.
 BOARD_KEYS = (
     "run_id", "name", "target", "state", "stale", "unreachable", "progress", "heartbeat_age_s",
-    "restarts", "diagnosis", "started_at", "created_at", "ended_at",
+    "restarts", "diagnosis", "started_at", "created_at", "ended_at", "cost_usd",
 )  # fmt: skip
 _PAGES = {
     "board": ("runs", ("/api/board",)),

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from local_helpers import OUTLIVE, Project, read_json_file, wait_for
 
+from outlive.gotchas import by_id
+
 UP_CHECKS = [
     "python",
     "gpu",
@@ -204,8 +206,20 @@ def test_doctor_on_a_killed_run_says_killed_and_what_it_could_not_check(project:
     done = project.cli("doctor", run_id, "--json", rc=1, timeout_s=200)
     assert done.returncode == 1  # it shows a FAIL (the run), so the check failed, as `up` does
     report = _json(done)
-    assert set(report) == {"run_id", "state", "diagnosis", "checks", "could_not_check"}
+    assert set(report) == {
+        "run_id",
+        "state",
+        "verdict",
+        "diagnosis",
+        "log_matches",
+        "checks",
+        "could_not_check",
+    }
     assert report["run_id"] == run_id and report["state"] == "vanished"
+    # the log was read (nothing in it matched), so the verdict rests on the exit evidence
+    assert report["log_matches"] == []
+    assert report["verdict"]["status"] == "FAIL" and report["verdict"]["cause"] == "killed"
+    assert report["verdict"]["sources"] == ["exit"]
     diag = report["diagnosis"]
     assert diag["cause"] == "killed" and "U3" in diag["gotchas"]
     assert any("no exit record" in e for e in diag["evidence"])
@@ -241,6 +255,8 @@ def test_doctor_human_output(project: Project) -> None:
     run_id = _vanish(project, "human")
     done = project.cli("doctor", run_id, rc=1, timeout_s=200)
     assert f"run {run_id}: vanished, cause killed" in done.stdout
+    assert "verdict: FAIL: killed (U3)" in done.stdout  # the ranked verdict, with its fix
+    assert f"fix: {by_id('U3').fix}" in done.stdout
     assert "could not check:" in done.stdout
 
 

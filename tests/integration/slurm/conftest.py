@@ -6,16 +6,13 @@ what is missing, when not root or Slurm/munge are not installed (a failure under
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from outlive.testing import TestbedUnavailable, testbed_root
+from outlive.testing import TestbedUnavailable
+from outlive.testing._sessions import down_dead_sessions
 from outlive.testing.slurm import SlurmCluster, check_slurm_prerequisites
-
-_SESSION_RE = re.compile(r"slurm-ts(\d+)")
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +22,7 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
         check_slurm_prerequisites()
     except TestbedUnavailable as e:
         pytest.skip(str(e))
-    _down_clusters_of_dead_sessions()
+    down_dead_sessions(r"slurm-ts(\d+)", lambda d: SlurmCluster(d.removeprefix("slurm-")).down())
     name = f"ts{os.getpid()}"
     try:
         cluster = SlurmCluster.up(name)
@@ -36,14 +33,3 @@ def slurm_cluster() -> Iterator[SlurmCluster]:
         yield cluster
     finally:
         cluster.down()
-
-
-def _down_clusters_of_dead_sessions() -> None:
-    """Remove clusters whose test session died without its teardown (SIGKILL, OOM, power)."""
-    root = testbed_root()
-    if not root.is_dir():
-        return
-    for d in sorted(root.iterdir()):
-        m = _SESSION_RE.fullmatch(d.name)
-        if m and not Path(f"/proc/{m.group(1)}").exists():
-            SlurmCluster(d.name.removeprefix("slurm-")).down()

@@ -24,16 +24,19 @@ def test_init_profile_writes_a_target_that_loads(tmp_path: Path, profile: str) -
     (tmp_path / ".git").mkdir()
     assert _cli(tmp_path, "init", "--profile", profile).returncode == 0
     text = (tmp_path / "outlive.toml").read_text()
-    assert f'profile = "{profile}"' in text and "ssh_config" in text
+    assert f'profile = "{profile}"' in text
+    assert ("context" if profile == "kubernetes" else "ssh_config") in text
     done = _cli(tmp_path, "targets", "--json")
     assert done.returncode == 0, done.stderr
     made = [t for t in json.loads(done.stdout)["targets"] if t["profile"] == profile]
     assert len(made) == 1 and made[0]["workdir"] and made[0]["durable"]
     if profile == "slurm":
         assert made[0]["kind"] == "slurm" and "partition" in text and "SLURM_CONF" in text
+    if profile == "kubernetes":
+        assert made[0]["kind"] == "kubernetes" and "pvc" in text and "image" in text
 
 
-@pytest.mark.parametrize("profile", ["colab", "kubernetes", "no-such-platform"])
+@pytest.mark.parametrize("profile", ["colab", "no-such-platform"])
 def test_init_profile_of_a_platform_it_cannot_run_on_is_one_sentence(
     tmp_path: Path, profile: str
 ) -> None:

@@ -171,7 +171,15 @@ def _facts(**over: Any) -> dict[str, Any]:
 
 def test_doctor_report_shape_on_a_vanished_run_without_gpu() -> None:
     report = doctor_report("r1", _facts())
-    assert set(report) == {"run_id", "state", "diagnosis", "checks", "could_not_check"}
+    assert set(report) == {
+        "run_id",
+        "state",
+        "verdict",
+        "diagnosis",
+        "log_matches",
+        "checks",
+        "could_not_check",
+    }
     assert report["state"] == "vanished" and report["diagnosis"]["cause"] == "killed"
     checks = {c["name"]: c for c in report["checks"]}
     assert checks["run"]["status"] == "FAIL"

@@ -14,7 +14,9 @@ from outlive.gotchas import CATALOG, Gotcha
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 EXAMPLES = HERE / "fixtures" / "examples"
+PUBLIC = HERE / "fixtures" / "public"  # real public logs, each headed by `# source: URL`
 BENIGN = HERE / "fixtures" / "benign"
+SOURCE_HEADER = "# source: "
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 
@@ -25,8 +27,25 @@ def pattern_entries() -> list[Gotcha]:
 
 
 def example_files(gotcha_id: str) -> list[Path]:
-    """The realistic example logs of one entry: ``<ID>.log`` and ``<ID>.<what>.log``."""
-    return sorted(p for p in EXAMPLES.iterdir() if p.name.split(".")[0] == gotcha_id)
+    """The example logs of one entry, ``<ID>.log`` and ``<ID>.<what>.log``: the realistic ones
+    and the public ones."""
+    return sorted(p for p in all_example_files() if p.name.split(".")[0] == gotcha_id)
+
+
+def all_example_files() -> list[Path]:
+    return sorted([*EXAMPLES.iterdir(), *PUBLIC.iterdir()])
+
+
+def public_files(gotcha_id: str | None = None) -> list[Path]:
+    """Real public logs (of one entry when ``gotcha_id`` is given)."""
+    files = sorted(PUBLIC.iterdir())
+    return [p for p in files if gotcha_id is None or p.name.split(".")[0] == gotcha_id]
+
+
+def source_of(path: Path) -> str:
+    """The URL a public log was copied from (its first line)."""
+    first = read_text(path).split("\n", 1)[0]
+    return first[len(SOURCE_HEADER) :].strip() if first.startswith(SOURCE_HEADER) else ""
 
 
 def benign_files() -> list[Path]:

@@ -1,5 +1,6 @@
 """The agent's entry point: ``main(argv)`` with argv ``[prog, VERB]``, ``[prog, "serve"]`` or
-``[prog, "supervise", RUN_DIR, LAUNCHER...]``. Imports only what the verb needs."""
+``[prog, "supervise", RUN_DIR, LAUNCHER...]``
+or ``[prog, "k8s-attempt", REQUEST_JSON]`` (a Kubernetes pod). Imports only what the verb needs."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ def main(argv: List[str]) -> int:
         except AgentError as exc:  # a record it could not write (a full disk): one sentence
             sys.stderr.write(f"outlive: supervisor of {argv[2]}: {exc}\n")
             return 1
+    if len(argv) == 3 and argv[1] == wire.K8S_ATTEMPT:  # a Kubernetes pod's entry point
+        from .kubernetes import attempt
+
+        return attempt(argv[2])
     if len(argv) == 2 and argv[1] == "serve":
         from .serve import serve
 

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List, NamedTuple
+from typing import IO, Dict, List, NamedTuple
 
 from outlive import wire
 
@@ -155,7 +155,7 @@ class Supervisor:
                     cwd=spec["workdir"],
                     env=env,
                     stdin=subprocess.DEVNULL,
-                    stdout=log,
+                    stdout=self.job_output(log),
                     stderr=subprocess.STDOUT,
                     preexec_fn=os.setpgrp,  # own process group: signals reach its children too
                 )
@@ -168,6 +168,7 @@ class Supervisor:
                 self._report_ready(launch)
                 return 0
         self.pgid = proc.pid
+        self.job_started(proc, log)
         launch.update(
             {"pid": proc.pid, "pgid": proc.pid, "start_ticks": proc_start_ticks(proc.pid)}
         )
@@ -188,6 +189,13 @@ class Supervisor:
 
     def after_exit(self) -> None:
         """What a backend does once the job's exit is recorded (tmux: close the session)."""
+
+    def job_output(self, log: IO[bytes]) -> IO[bytes] | int:
+        """Where the job's stdout and stderr go: the run's log (Kubernetes: a pipe it tees)."""
+        return log
+
+    def job_started(self, proc: subprocess.Popen[bytes], log: IO[bytes]) -> None:
+        """Called once the job runs (Kubernetes: start copying its output)."""
 
     def _report_ready(self, launch: Rec) -> None:
         fd = int(os.environ.get(READY_FD_ENV, "-1"))

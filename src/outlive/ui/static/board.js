@@ -13,6 +13,7 @@
     heartbeat: r => r.heartbeat_age_s === null || r.heartbeat_age_s === undefined ? Infinity : r.heartbeat_age_s,
     restarts: r => r.restarts || 0, cause: r => r.diagnosis ? String(r.diagnosis.cause) : "",
     started: r => r.started_at || r.created_at || 0,
+    cost: r => typeof r.cost_usd === "number" ? r.cost_usd : -1,
   };
 
   function matches(run, words) {
@@ -35,6 +36,8 @@
       ui.el("td", {class: "heartbeat", text: ui.age(hb)}),
       ui.el("td", {class: "restarts", text: run.restarts ? String(run.restarts) : "0"}),
       ui.el("td", {class: "diag"}, ui.diagnosis(run.diagnosis)),
+      ui.el("td", {class: "cost", text: typeof run.cost_usd === "number" ? "$" + run.cost_usd.toFixed(2) : "—",
+        title: "the target's rate now × the run's time so far (outlive status)"}),
       ui.el("td", {class: "started", text: ui.time(run.started_at || run.created_at)}),
     );
     return tr;
