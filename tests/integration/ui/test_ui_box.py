@@ -19,15 +19,15 @@ expect.set_options(timeout=90_000)
 
 
 @pytest.fixture
-def box_project(tmp_path: Path, box: Box, request: pytest.FixtureRequest) -> Iterator[UiProject]:
+def box_project(tmp_path: Path, box: Box, tag: str) -> Iterator[UiProject]:
     proj = tmp_path / "proj"
     proj.mkdir()
     lines = ["[targets.box]"]
     for key, value in box.target.items():
         if key == "workdir":
-            value = str(box.workdir / f"ui {request.node.name[:24]}")
+            value = str(box.workdir / f"ui {tag}")
         if key == "durable":
-            value = str(box.durable / request.node.name[:30])
+            value = str(box.durable / tag)
         lines.append(f"{key} = {json.dumps(value)}")
     lines.append("kill_grace_s = 2")
     (proj / "outlive.toml").write_text("\n".join(lines) + "\n")
