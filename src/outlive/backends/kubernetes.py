@@ -28,6 +28,7 @@ from outlive.backends import k8s_state
 from outlive.backends.base import (
     ArrayPlan,
     CancelReply,
+    CheckpointFile,
     FoundRun,
     LaunchReply,
     ManifestReply,
@@ -38,7 +39,7 @@ from outlive.backends.k8s_api import Kubectl
 from outlive.backends.k8s_reader import ClaimReader
 from outlive.backends.k8s_values import label_value
 from outlive.config import KubernetesOptions
-from outlive.errors import ConfigError, TransportError, UsageError
+from outlive.errors import BoxError, ConfigError, TransportError, UsageError
 
 if TYPE_CHECKING:
     from outlive.agent.client import AgentClient
@@ -320,10 +321,15 @@ class KubernetesBackend:
         lines: int | None = None,
         max_bytes: int | None = None,
         timeout_s: float | None = None,
+        file: str = wire.STDOUT_LOG,
     ) -> TailChunk:
         """The newest pod's log. Offsets count bytes across pods: a replacement pod's log
         continues where the previous pod's ended (a deleted pod's unread lines are lost; the
-        whole log is in the run dir on the claim)."""
+        whole log is in the run dir on the claim). The run's other files (the progress file)
+        live on the claim, out of the API's reach: nothing is read for them."""
+        if file != wire.STDOUT_LOG:
+            base = offset or 0
+            return TailChunk(data=b"", offset=base, size=base, ended=True)
         run_id = run_dir.rstrip("/").rsplit("/", 1)[-1]
         wait = timeout_s or LOG_TIMEOUT_S
         items = self.items(f"{km.LABEL_RUN_ID}={run_id}", timeout_s=wait)
@@ -350,6 +356,12 @@ class KubernetesBackend:
         if max_bytes is not None:
             data = data[:max_bytes]
         return TailChunk(data=data, offset=offset + len(data), size=before + len(log), ended=ended)
+
+    def checkpoints(self, ckpt_dir: str, *, timeout_s: float) -> list[CheckpointFile]:
+        raise BoxError(
+            "a Kubernetes run's checkpoints live on its claim, which the API cannot list; "
+            "`outlive pull` copies and verifies them"
+        )
 
     def _pod_log(self, pod: str, timeout_s: float) -> bytes:
         try:
