@@ -15,12 +15,10 @@ if TYPE_CHECKING:
 
 
 def _rows() -> list[Row]:
-    from outlive.cloud import inventory as I
+    from outlive.cloud.inventory import project_rows
     from outlive.config import load_config
 
-    cfg = load_config()
-    providers = I.require_providers()
-    return I.rows(I.inventory(providers), cfg, I.registry_holds(cfg))
+    return project_rows(load_config())
 
 
 def ls(args: JsonArgs) -> int:

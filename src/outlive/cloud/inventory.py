@@ -117,3 +117,9 @@ def inventory(providers: Iterable[Provider]) -> list[Resource]:
     for p in providers:
         out += p.inventory()
     return out
+
+
+def project_rows(cfg: Config) -> list[Row]:
+    """Every resource the configured accounts bill, with what of the project ``cfg`` holds it
+    (what `cloud ls`, `cloud audit` and the MCP ``cloud_audit`` tool read)."""
+    return rows(inventory(require_providers()), cfg, registry_holds(cfg))
