@@ -15,7 +15,9 @@ from ui_helpers import Ui, UiProject
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an asyncio loop running in this
+# thread while it is started, which later tests' own `asyncio.run`/`anyio.run` would trip over.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"no {CHROMIUM}: apt-get install chromium (scripts/test.sh does, as root)")
