@@ -77,6 +77,10 @@ def parse(argv: list[str]) -> Invocation | Help:
         return Help(top_help())
     name, rest = argv[0], argv[1:]
     where = "outlive"
+    if name in GROUPS and rest and find(f"{name} {rest[0]}") is None:
+        own = find(name)  # a group that is a command too (`sweep FILE` / `sweep status`)
+        if own is not None:
+            return parse_command(own, rest)
     if name in GROUPS:
         if not rest or rest[0] in _HELP:
             return Help(group_help(name), 0 if rest else 2)
@@ -133,6 +137,8 @@ def build(cmd: Command[Any]) -> argparse.ArgumentParser:
         if spec.flags:
             if repeated:
                 kw.update(action="append", default=None)
+            elif spec.required:
+                kw["required"] = True  # a required option (`move --to`)
             else:
                 kw["default"] = spec.default
             parser.add_argument(*spec.flags, dest=name, **kw)
