@@ -1,0 +1,155 @@
+"""The issue's sweep on the testbed: 12 items over the local target and two real sshd boxes; one
+box reboots and the other's link is cut mid-sweep, the client is SIGKILLed and a second `sweep`
+call finishes the job. Every item succeeds exactly once, no item ever has two live runs, and each
+result is bit-identical to its uninterrupted run."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from local_helpers import OUTLIVE, Project, clean_env, wait_for
+from sweep_helpers import (
+    assert_bit_identical,
+    final_weights,
+    reference,
+    runs_of,
+    sweep_status,
+    train_sweep,
+)
+
+from outlive import testing
+from outlive.testing import Box, TestbedUnavailable, check_prerequisites
+
+_OWN_BOX_RE = re.compile(r"sw(\d+)[ab]")
+
+
+@pytest.fixture(scope="module")
+def two_boxes() -> Iterator[tuple[Box, Box]]:
+    """Two boxes of this test session's own (``sw<pid>a``, ``sw<pid>b``)."""
+    try:
+        check_prerequisites()
+    except TestbedUnavailable as e:
+        pytest.skip(str(e))
+    root = testing.testbed_root()  # (imported by name, pytest would collect it)
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        m = _OWN_BOX_RE.fullmatch(d.name)
+        if m and not Path(f"/proc/{m.group(1)}").exists():
+            Box(d.name).down()  # left by a session that died without its teardown
+    made: list[Box] = []
+    try:
+        for suffix in "ab":
+            made.append(Box.up(f"sw{os.getpid()}{suffix}"))
+        yield made[0], made[1]
+    finally:
+        for b in made:
+            b.down()
+
+
+def _project(tmp_path: Path, boxes: tuple[Box, Box], tag: str) -> Project:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    lines = []
+    for label, box in zip("ab", boxes, strict=True):
+        lines.append(f"[targets.{label}]")
+        for key, value in box.target.items():
+            if key in ("workdir", "durable"):
+                value = f"{value}/{tag}"
+            lines.append(f"{key} = {json.dumps(value)}")
+        lines.append("kill_grace_s = 2")
+    (proj / "outlive.toml").write_text("\n".join(lines) + "\n")
+    return Project(proj, clean_env())
+
+
+def _items_on(doc: dict[str, Any], target: str, min_step: int) -> list[dict[str, Any]]:
+    return [
+        i
+        for i in doc["items"]
+        if i["target"] == target and i["state"] == "running" and (i["step"] or 0) >= min_step
+    ]
+
+
+def test_twelve_items_over_three_targets_survive_a_reboot_a_cut_and_a_killed_client(
+    tmp_path: Path, two_boxes: tuple[Box, Box]
+) -> None:
+    box_a, box_b = two_boxes
+    project = _project(tmp_path, two_boxes, "twelve")
+    steps = list(range(40, 64, 2))  # 12 items, ~4-6 s each
+    sweep = train_sweep(project.dir, "twelve", steps, sleep_s=0.1)
+    argv = [OUTLIVE, "sweep", str(sweep), "-t", "local", "-t", "a", "-t", "b"]
+    argv += ["--per-target", "2", "--poll-s", "0.3"]
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            argv,
+            cwd=project.dir,
+            env=project.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def look() -> dict[str, Any]:
+        return sweep_status(project.dir, "twelve", env=project.env)
+
+    client = start()
+    try:
+        wait_for(lambda: _items_on(look(), "a", 10), "an item on box a past a checkpoint", 120)
+        rebooted_at = time.time()
+        box_a.reboot()
+        on_b = wait_for(lambda: _items_on(look(), "b", 3), "an item running on box b", 120)
+        box_b.cut()
+        cut_keys = {i["key"] for i in on_b}
+        wait_for(
+            lambda: [i for i in look()["items"] if i["unreachable"]], "box b seen unreachable", 120
+        )
+    finally:
+        client.send_signal(signal.SIGKILL)
+        client.wait(timeout=30)
+    assert look()["summary"]["done"] < len(steps)  # the client died mid-sweep
+
+    client = start()
+    try:
+        done_before = look()["summary"]["done"]
+        wait_for(lambda: look()["summary"]["done"] > done_before, "progress while b is cut", 180)
+        mid = look()
+        assert all(i["state"] == "running" for i in mid["items"] if i["key"] in cut_keys)
+        box_b.restore()
+        assert client.wait(timeout=240) == 0
+    finally:
+        if client.poll() is None:
+            client.send_signal(signal.SIGKILL)
+            client.wait(timeout=30)
+        project.kill_leftovers()
+
+    runs = runs_of(project.dir, "twelve")
+    assert len(runs) == len(steps)
+    relaunched = 0
+    for n in steps:
+        item_runs = runs[f"twelve.steps={n}"]
+        assert [r.state for r in item_runs].count("succeeded") == 1
+        assert item_runs[-1].state == "succeeded"
+        for old, new in zip(item_runs, item_runs[1:], strict=False):
+            # only the reboot ended a run early, and the next one started after it
+            assert (old.target, old.state) == ("a", "vanished")
+            assert new.created_at > rebooted_at
+            relaunched += 1
+        if f"steps={n}" in cut_keys:
+            assert len(item_runs) == 1  # unreachable was never taken for dead
+        last = item_runs[-1]
+        assert_bit_identical(final_weights(Path(last.ckpt_dir)), reference(tmp_path, n))
+    assert relaunched >= 1
+    final = look()
+    assert final["summary"]["done"] == len(steps)
+    notes = [i["note"] for i in final["items"] if i["restarts"]]
+    assert notes and all("resuming from its checkpoint there" in n for n in notes)
+    logs = [project.cli("logs", i["run_id"], "-n", "400").stdout for i in final["items"]]
+    assert sum("resumed from step" in log for log in logs) >= relaunched
