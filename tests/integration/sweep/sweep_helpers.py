@@ -89,3 +89,20 @@ def sweep_status(proj: Path, *args: str, env: dict[str, str] | None = None) -> d
     assert done.returncode == 0, done.stderr
     doc: dict[str, Any] = json.loads(done.stdout)
     return doc
+
+
+def assert_result(tmp: Path, ckpt_dir: str, steps: int) -> None:
+    """The run's final weights are bit-identical to an uninterrupted run of ``steps`` steps."""
+    assert_bit_identical(final_weights(Path(ckpt_dir)), reference(tmp, steps))
+
+
+def start_sweep(proj: Path, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    """``outlive sweep ARGS`` in the background (a client the test may SIGKILL)."""
+    return subprocess.Popen(
+        [OUTLIVE, "sweep", *args],
+        cwd=proj,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

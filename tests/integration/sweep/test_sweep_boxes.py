@@ -5,6 +5,7 @@ result is bit-identical to its uninterrupted run."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -16,15 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_helpers import OUTLIVE, Project, clean_env, wait_for
-from sweep_helpers import (
-    assert_bit_identical,
-    final_weights,
-    reference,
-    runs_of,
-    sweep_status,
-    train_sweep,
-)
+from local_helpers import Project, clean_env, wait_for
+from sweep_helpers import assert_result, runs_of, start_sweep, sweep_status, train_sweep
 
 from outlive import testing
 from outlive.testing import Box, TestbedUnavailable, check_prerequisites
@@ -84,18 +78,10 @@ def test_twelve_items_over_three_targets_survive_a_reboot_a_cut_and_a_killed_cli
     project = _project(tmp_path, two_boxes, "twelve")
     steps = list(range(40, 64, 2))  # 12 items, ~4-6 s each
     sweep = train_sweep(project.dir, "twelve", steps, sleep_s=0.1)
-    argv = [OUTLIVE, "sweep", str(sweep), "-t", "local", "-t", "a", "-t", "b"]
-    argv += ["--per-target", "2", "--poll-s", "0.3"]
+    argv = [str(sweep), "-t", "local", "-t", "a", "-t", "b", "--per-target", "2", "--poll-s", "0.3"]
 
     def start() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            argv,
-            cwd=project.dir,
-            env=project.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        return start_sweep(project.dir, project.env, *argv)
 
     def look() -> dict[str, Any]:
         return sweep_status(project.dir, "twelve", env=project.env)
@@ -137,15 +123,14 @@ def test_twelve_items_over_three_targets_survive_a_reboot_a_cut_and_a_killed_cli
         item_runs = runs[f"twelve.steps={n}"]
         assert [r.state for r in item_runs].count("succeeded") == 1
         assert item_runs[-1].state == "succeeded"
-        for old, new in zip(item_runs, item_runs[1:], strict=False):
+        for old, new in itertools.pairwise(item_runs):
             # only the reboot ended a run early, and the next one started after it
             assert (old.target, old.state) == ("a", "vanished")
             assert new.created_at > rebooted_at
             relaunched += 1
         if f"steps={n}" in cut_keys:
             assert len(item_runs) == 1  # unreachable was never taken for dead
-        last = item_runs[-1]
-        assert_bit_identical(final_weights(Path(last.ckpt_dir)), reference(tmp_path, n))
+        assert_result(tmp_path, item_runs[-1].ckpt_dir, n)
     assert relaunched >= 1
     final = look()
     assert final["summary"]["done"] == len(steps)

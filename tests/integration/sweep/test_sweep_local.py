@@ -8,21 +8,13 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from local_helpers import OUTLIVE, Project, wait_for
-from sweep_helpers import (
-    assert_bit_identical,
-    final_weights,
-    reference,
-    runs_of,
-    sweep_status,
-    train_sweep,
-)
+from local_helpers import Project, wait_for
+from sweep_helpers import assert_result, runs_of, start_sweep, sweep_status, train_sweep
 
 
 @pytest.fixture
@@ -41,7 +33,7 @@ def _check_results(project: Project, tmp_path: Path, sweep: str, steps: list[int
     for n in steps:
         (only,) = runs[f"{sweep}.steps={n}"]  # exactly one run per item
         assert only.state == "succeeded"
-        assert_bit_identical(final_weights(Path(only.ckpt_dir)), reference(tmp_path, n))
+        assert_result(tmp_path, only.ckpt_dir, n)
 
 
 def test_sweep_runs_each_item_once_bit_identical_and_a_rerun_continues(
@@ -72,13 +64,8 @@ def test_a_client_sigkilled_mid_sweep_is_finished_by_the_next_call_with_no_item_
 ) -> None:
     steps = [30, 35, 40, 45]
     sweep = train_sweep(project.dir, "killed", steps, sleep_s=0.03)
-    client = subprocess.Popen(
-        [OUTLIVE, "sweep", str(sweep), "--per-target", "2", "--poll-s", "0.2"],
-        cwd=project.dir,
-        env=project.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    client = start_sweep(
+        project.dir, project.env, str(sweep), "--per-target", "2", "--poll-s", "0.2"
     )
     try:
         wait_for(lambda: len(runs_of(project.dir, "killed")) >= 2, "two items launched")
