@@ -175,7 +175,7 @@ def top_help() -> str:
 
 def group_help(group: str) -> str:
     """``outlive GROUP --help``: the group's sub-commands."""
-    rows = [(c.name, c.help) for c in COMMANDS if c.name.startswith(group + " ")]
+    rows = [(c.name, c.help) for c in COMMANDS if c.name == group or c.name.startswith(group + " ")]
     head = f"usage: outlive {group} COMMAND [ARGS]...\n\n{_wrapped(GROUPS[group])}\n\n"
     return head + f"commands:\n{_table(rows)}"
 

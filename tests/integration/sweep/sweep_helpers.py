@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from local_helpers import Project, clean_env
 
 from outlive.store import RunRecord, Store
+from outlive.testing import Box
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "src" / "outlive" / "examples" / "train_numpy.py"
 OUTLIVE = str(Path(sys.executable).with_name("outlive"))
@@ -106,3 +108,18 @@ def start_sweep(proj: Path, env: dict[str, str], *args: str) -> subprocess.Popen
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def box_project(tmp_path: Path, boxes: tuple[Box, Box], tag: str) -> Project:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    lines = []
+    for label, box in zip("ab", boxes, strict=True):
+        lines.append(f"[targets.{label}]")
+        for key, value in box.target.items():
+            if key in ("workdir", "durable"):
+                value = f"{value}/{tag}"
+            lines.append(f"{key} = {json.dumps(value)}")
+        lines.append("kill_grace_s = 2")
+    (proj / "outlive.toml").write_text("\n".join(lines) + "\n")
+    return Project(proj, clean_env())

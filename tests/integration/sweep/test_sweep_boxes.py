@@ -6,61 +6,23 @@ result is bit-identical to its uninterrupted run."""
 from __future__ import annotations
 
 import itertools
-import json
-import os
-import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from local_helpers import Project, clean_env, wait_for
-from sweep_helpers import assert_result, runs_of, start_sweep, sweep_status, train_sweep
+from local_helpers import wait_for
+from sweep_helpers import (
+    assert_result,
+    box_project,
+    runs_of,
+    start_sweep,
+    sweep_status,
+    train_sweep,
+)
 
-from outlive import testing
-from outlive.testing import Box, TestbedUnavailable, check_prerequisites
-
-_OWN_BOX_RE = re.compile(r"sw(\d+)[ab]")
-
-
-@pytest.fixture(scope="module")
-def two_boxes() -> Iterator[tuple[Box, Box]]:
-    """Two boxes of this test session's own (``sw<pid>a``, ``sw<pid>b``)."""
-    try:
-        check_prerequisites()
-    except TestbedUnavailable as e:
-        pytest.skip(str(e))
-    root = testing.testbed_root()  # (imported by name, pytest would collect it)
-    for d in sorted(root.iterdir()) if root.is_dir() else []:
-        m = _OWN_BOX_RE.fullmatch(d.name)
-        if m and not Path(f"/proc/{m.group(1)}").exists():
-            Box(d.name).down()  # left by a session that died without its teardown
-    made: list[Box] = []
-    try:
-        for suffix in "ab":
-            made.append(Box.up(f"sw{os.getpid()}{suffix}"))
-        yield made[0], made[1]
-    finally:
-        for b in made:
-            b.down()
-
-
-def _project(tmp_path: Path, boxes: tuple[Box, Box], tag: str) -> Project:
-    proj = tmp_path / "proj"
-    proj.mkdir()
-    lines = []
-    for label, box in zip("ab", boxes, strict=True):
-        lines.append(f"[targets.{label}]")
-        for key, value in box.target.items():
-            if key in ("workdir", "durable"):
-                value = f"{value}/{tag}"
-            lines.append(f"{key} = {json.dumps(value)}")
-        lines.append("kill_grace_s = 2")
-    (proj / "outlive.toml").write_text("\n".join(lines) + "\n")
-    return Project(proj, clean_env())
+from outlive.testing import Box
 
 
 def _items_on(doc: dict[str, Any], target: str, min_step: int) -> list[dict[str, Any]]:
@@ -75,7 +37,7 @@ def test_twelve_items_over_three_targets_survive_a_reboot_a_cut_and_a_killed_cli
     tmp_path: Path, two_boxes: tuple[Box, Box]
 ) -> None:
     box_a, box_b = two_boxes
-    project = _project(tmp_path, two_boxes, "twelve")
+    project = box_project(tmp_path, two_boxes, "twelve")
     steps = list(range(40, 64, 2))  # 12 items, ~4-6 s each
     sweep = train_sweep(project.dir, "twelve", steps, sleep_s=0.1)
     argv = [str(sweep), "-t", "local", "-t", "a", "-t", "b", "--per-target", "2", "--poll-s", "0.3"]
