@@ -77,10 +77,12 @@ def parse(argv: list[str]) -> Invocation | Help:
         return Help(top_help())
     name, rest = argv[0], argv[1:]
     where = "outlive"
-    if name in GROUPS and rest and find(f"{name} {rest[0]}") is None:
-        own = find(name)  # a group that is a command too (`sweep FILE` / `sweep status`)
-        if own is not None:
-            return parse_command(own, rest)
+    own = find(name) if name in GROUPS else None  # a group that is a command too (`sweep`)
+    if own is not None and rest and find(f"{name} {rest[0]}") is None:
+        parsed = parse_command(own, rest)
+        if isinstance(parsed, Help):  # its own options, then the group's sub-commands
+            return Help(parsed.text + "\n" + group_help(name))
+        return parsed
     if name in GROUPS:
         if not rest or rest[0] in _HELP:
             return Help(group_help(name), 0 if rest else 2)
