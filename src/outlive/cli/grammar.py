@@ -203,7 +203,7 @@ class SweepArgs(Args):
     items: str | None = opt(
         "--items", help="One item per line of FILE, bound to {item} in the command.", metavar="FILE"
     )
-    poll_s: float = opt("--poll-s", help="Seconds between looks.", default=1.0)
+    poll_s: float = opt("--poll-s", help="Seconds between looks.", default=0.25)
     as_json: bool = json_flag()
 
 

@@ -27,14 +27,16 @@ def sweep(args: SweepArgs) -> int:
     if args.poll_s <= 0:
         raise UsageError("--poll-s must be more than 0")
     spec = read_spec(Path(args.file), Path(args.items) if args.items is not None else None)
-    session = Session.open()
+    # looks go through persistent agent channels: a pass every --poll-s costs a request line
+    session = Session.open().pooled()
     targets = list(dict.fromkeys(args.targets or ["local"]))
     opts = runner.Options(targets, args.per_target, args.retries, args.poll_s)
 
     def launched(v: ItemView, target: str, run_id: str) -> None:
         note(f"{v.item.run_name}: run {run_id} on {target}")
 
-    views = runner.run(session, spec, opts, on_launch=launched)
+    with session:
+        views = runner.run(session, spec, opts, on_launch=launched)
     row = next(r for r in registry.sweeps(session.store) if r.name == spec.name)
     doc = report.document(row, views, None)
     _print(doc, args.as_json)

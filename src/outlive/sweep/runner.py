@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from outlive.session import Session
     from outlive.sweep.spec import SweepSpec
 
-# A target whose launch failed to connect is left alone this long before the next try.
+# A target that refused a launch or did not answer is left alone this long before the next try.
 DOWN_BACKOFF_S = 10.0
 
 
@@ -34,7 +34,7 @@ class Options:
     targets: list[str]
     per_target: int | None
     retries: int
-    poll_s: float = 1.0
+    poll_s: float = 0.25
 
 
 def look(session: Session, sweep: str, retries: int) -> list[ItemView]:
@@ -117,28 +117,51 @@ def run(
         now = time.monotonic()
         down = {t for t, until in down_until.items() if until > now}
         down |= {v.target for v in views if v.unreachable and v.target}
+        by_target: dict[str, list[ItemView]] = {}
         for v, target in plan.place(views, slots, down):
-            if target in down:
-                continue
-            note = _launch_note(v, target)
-            try:
-                from outlive.lifecycle.runs import launch
-
-                launched = launch(session, target, list(v.item.command), v.item.run_name)
-            except (NameBusy, TransportError) as exc:
-                if isinstance(exc, TransportError):
-                    down_until[target] = time.monotonic() + DOWN_BACKOFF_S
-                    down.add(target)
-                registry.set_note(session.store, spec.name, v.item.key, f"not launched: {exc}")
-                continue
-            except BoxError as exc:
-                if exc.kind != "name_busy":
-                    registry.set_note(session.store, spec.name, v.item.key, f"not launched: {exc}")
-                continue
-            registry.set_note(session.store, spec.name, v.item.key, note)
-            if on_launch is not None:
-                on_launch(v, target, launched.run_id)
+            by_target.setdefault(target, []).append(v)
+        for target, outcomes, error in _launch_all(session, by_target):
+            for v, run_id in outcomes:
+                registry.set_note(session.store, spec.name, v.item.key, _launch_note(v, target))
+                if on_launch is not None:
+                    on_launch(v, target, run_id)
+            if error is not None:
+                # the target refused or did not answer: leave it alone for a while, say why
+                down_until[target] = time.monotonic() + DOWN_BACKOFF_S
+                registry.set_note(session.store, spec.name, error[0].item.key, error[1])
         time.sleep(opts.poll_s)
+
+
+Outcome = tuple[str, list[tuple[ItemView, str]], tuple[ItemView, str] | None]
+
+
+def _launch_all(session: Session, by_target: dict[str, list[ItemView]]) -> list[Outcome]:
+    """Launch each target's items, the targets at once (a slow box does not hold up the
+    others): per target, the items launched (with their run ids) and the error that stopped
+    its launches, if one did."""
+    if len(by_target) <= 1:
+        return [_launch_on(session, t, vs) for t, vs in by_target.items()]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, len(by_target))) as pool:
+        return list(pool.map(lambda tv: _launch_on(session, *tv), by_target.items()))
+
+
+def _launch_on(session: Session, target: str, views: list[ItemView]) -> Outcome:
+    from outlive.lifecycle.runs import launch
+
+    done: list[tuple[ItemView, str]] = []
+    for v in views:
+        try:
+            launched = launch(session, target, list(v.item.command), v.item.run_name)
+        except NameBusy:
+            continue  # a run of this name is live there: the next look adopts it
+        except (TransportError, BoxError) as exc:
+            if isinstance(exc, BoxError) and exc.kind == "name_busy":
+                continue
+            return target, done, (v, f"not launched: {exc}")
+        done.append((v, launched.run_id))
+    return target, done, None
 
 
 def _launch_note(v: ItemView, target: str) -> str:
