@@ -79,6 +79,31 @@ def test_a_client_sigkilled_mid_sweep_is_finished_by_the_next_call_with_no_item_
     _check_results(project, tmp_path, "killed", steps)
 
 
+def test_a_client_killed_again_and_again_never_gives_an_item_a_second_run(
+    project: Project, tmp_path: Path
+) -> None:
+    steps = [12, 14, 16, 18, 20, 22]
+    sweep = train_sweep(project.dir, "again", steps, sleep_s=0.02)
+    args = (str(sweep), "--per-target", "3", "--poll-s", "0.1")
+    for launched in range(len(steps)):  # killed once 0, 1, ... runs are in the registry
+        client = start_sweep(project.dir, project.env, *args)
+        try:
+            wait_for(lambda n=launched: len(runs_of(project.dir, "again")) >= n, f"{launched} runs")
+        finally:
+            client.send_signal(signal.SIGKILL)
+            client.wait(timeout=30)
+    project.cli("sweep", *args, timeout_s=120)
+    _check_results(project, tmp_path, "again", steps)  # one run per item, each bit-identical
+
+
+def test_sweep_status_without_a_sweep_or_with_an_unknown_one_is_one_sentence(
+    project: Project,
+) -> None:
+    for args, says in ((("sweep", "status"), "no sweep"), (("sweep", "status", "x"), "no sweep")):
+        done = project.cli(*args, rc=2)
+        assert says in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
 def test_own_code_failures_are_retried_then_reported_with_explains_diagnosis(
     project: Project,
 ) -> None:
