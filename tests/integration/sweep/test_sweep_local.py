@@ -16,6 +16,9 @@ import pytest
 from local_helpers import Project, wait_for
 from sweep_helpers import assert_result, runs_of, start_sweep, sweep_status, train_sweep
 
+from outlive.store import Store
+from outlive.sweep import registry
+
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Project]:
@@ -57,6 +60,9 @@ def test_sweep_runs_each_item_once_bit_identical_and_a_rerun_continues(
     status = sweep_status(project.dir, "lr", env=project.env)
     assert [i["key"] for i in status["items"]] == ["steps=20", "steps=30", "steps=40", "steps=25"]
     assert status["summary"]["done"] == 4
+    ranked = sweep_status(project.dir, "--by", "loss", "--highest", str(sweep), env=project.env)
+    assert ranked["best"]["by"] == "loss"
+    assert [b["key"] for b in ranked["best"]["items"]] == ["steps=20", "steps=25", "steps=30"]
 
 
 def test_a_client_sigkilled_mid_sweep_is_finished_by_the_next_call_with_no_item_run_twice(
@@ -124,6 +130,8 @@ def test_own_code_failures_are_retried_then_reported_with_explains_diagnosis(
     assert [r.state for r in runs_of(project.dir, "s")["s.code=3"]] == ["failed", "failed"]
     human = project.cli("sweep", "status", "s").stdout
     assert "1 done / 0 running / 0 queued / 1 failed" in human
+    # no --per-target: one slot per GPU the audit found, and none here gives one slot
+    assert registry.slots(Store(project.dir / ".outlive"), "s") == {"local": 1}
 
 
 @pytest.mark.parametrize(
