@@ -42,6 +42,7 @@ class ItemView:
     restarts: int = 0  # runs that vanished (reboot, preemption, kill) or were moved
     failures: int = 0  # runs that failed by their own code
     prefer: str | None = None  # a relaunch goes back here when it answers (its checkpoint)
+    pinned: bool = False  # ... and only there (a launch that may still arrive: the box's lock)
     unreachable: bool = False
 
     @property
@@ -55,8 +56,12 @@ def view(
     looks: Mapping[str, RunStatus],
     retries: int,
     moved: Mapping[str, str],
+    abandoned: frozenset[str] = frozenset(),
 ) -> ItemView:
-    """The item as its runs (oldest first) and the latest look show it."""
+    """The item as its runs (oldest first) and the latest look show it. ``abandoned``: journaled
+    launches the box still does not have long after they were sent (their client was killed
+    before sending): such an item is launched again on the same target only, where the box's
+    name lock lets one of the two launches win should the old request still arrive."""
     if not runs:
         return ItemView(item, ItemState.QUEUED)
     states = [r.state for r in runs]
@@ -79,6 +84,8 @@ def view(
         return replace(
             base, state=ItemState.DONE, target=last.target, run_id=last.run_id, status=last.status
         )
+    if latest.journaled and latest.run_id in abandoned:
+        return replace(base, prefer=latest.target, pinned=True)
     if latest.journaled or latest.state in LIVE_STATES:
         return replace(base, state=ItemState.RUNNING, unreachable=bool(look and look.stale))
     if latest.state == "cancelled":
@@ -111,6 +118,8 @@ def place(
                 free[v.prefer] -= 1
                 out.append((v, v.prefer))
             continue  # it waits for its own target, where its checkpoint is
+        if v.pinned:
+            continue
         room = [t for t in slots if t not in down and free[t] > 0]
         if not room:
             continue

@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 # A target that refused a launch or did not answer is left alone this long before the next try.
 DOWN_BACKOFF_S = 10.0
+# A journaled launch its box does not have this long after it was sent is taken as never sent
+# (its client died first): the item is launched again, on that target only.
+ABANDONED_AFTER_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,32 @@ def look(session: Session, sweep: str, retries: int) -> list[ItemView]:
         if rec.name in names:
             by_name.setdefault(rec.name, []).append(rec)
     moved = registry.moved(session.store)
-    return [plan.view(row, by_name.get(row.run_name, []), looks, retries, moved) for row in rows]
+    gone = _abandoned(session, [r for rs in by_name.values() for r in rs], looks)
+    replaced = [
+        r.run_id
+        for rs in by_name.values()
+        for r in rs
+        if r.run_id in gone and any(n.created_at > r.created_at and not n.journaled for n in rs)
+    ]
+    if replaced:  # an abandoned launch whose item runs again: the box never had it
+        session.store.forget(replaced)
+        by_name = {k: [r for r in rs if r.run_id not in replaced] for k, rs in by_name.items()}
+    return [
+        plan.view(row, by_name.get(row.run_name, []), looks, retries, moved, gone) for row in rows
+    ]
+
+
+def _abandoned(
+    session: Session, records: Sequence[RunRecord], looks: dict[str, RunStatus]
+) -> frozenset[str]:
+    """Journaled launches that an answering box still does not have ABANDONED_AFTER_S after
+    they were sent (the journal itself waits longer before it forgets them)."""
+    waiting = [
+        r.run_id for r in records if r.journaled and r.run_id in looks and not looks[r.run_id].stale
+    ]
+    stamps = session.store.journaled_at(waiting)
+    now = time.time()
+    return frozenset(i for i, at in stamps.items() if now - at > ABANDONED_AFTER_S)
 
 
 def gpu_slots(session: Session, target: str) -> int | None:

@@ -33,6 +33,8 @@ def project(tmp_path: Path) -> Iterator[Project]:
 def _check_results(project: Project, tmp_path: Path, sweep: str, steps: list[int]) -> None:
     runs = runs_of(project.dir, sweep)
     assert sorted(runs) == sorted(f"{sweep}.steps={n}" for n in steps)
+    on_box = {d.name for d in project.run_dirs()}
+    assert {r.run_id for rs in runs.values() for r in rs} == on_box  # each one reached the box
     for n in steps:
         (only,) = runs[f"{sweep}.steps={n}"]  # exactly one run per item
         assert only.state == "succeeded"

@@ -56,3 +56,18 @@ def test_relaunches_go_first_back_to_their_target_else_anywhere_with_room() -> N
     # its own target does not answer: another with room
     away = place([vanished], {"a": 2, "b": 1}, {"a"})
     assert [(v.item.key, t) for v, t in away] == [("k5", "b")]
+
+
+def test_an_abandoned_launch_is_launched_again_on_its_own_target_only() -> None:
+    journaled = RunRecord("r1", "s.k1", "a", ["run"], "/r", "/c", 1.0, journaled=True)
+    waiting = view(_item(1), [journaled], {}, retries=0, moved={})
+    assert waiting.state is ItemState.RUNNING  # sent a moment ago: it may still arrive
+    again = view(_item(1), [journaled], {}, retries=0, moved={}, abandoned=frozenset({"r1"}))
+    assert (again.state, again.prefer, again.pinned, again.restarts) == (
+        ItemState.QUEUED,
+        "a",
+        True,
+        0,
+    )
+    assert place([again], {"a": 1, "b": 1}, {"a"}) == []  # never elsewhere: a's lock decides
+    assert [t for _, t in place([again], {"a": 1, "b": 1}, set())] == ["a"]
