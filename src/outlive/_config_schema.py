@@ -47,6 +47,11 @@ class TargetTable(_Strict):
     kill_grace_s: float | None = Field(default=None, ge=0, le=_DAY_S, allow_inf_nan=False)
     spot_grace_s: float | None = Field(default=None, ge=0, le=_DAY_S, allow_inf_nan=False)
     mtbf_s: float | None = Field(default=None, gt=0, le=_CENTURY_S, allow_inf_nan=False)
+    # The provider's id of the pod or machine this target is (RunPod pod id, Paperspace machine
+    # id): `cloud ls|audit` count it as used by the target, `down --execute` acts on it alone.
+    cloud_id: str | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_-]+$"
+    )
     # Slurm
     partition: str | None = None
     gpus: str | None = None

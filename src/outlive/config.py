@@ -129,6 +129,7 @@ class Target:
     placement: Placement
     policy: JobPolicy
     options: BackendOptions = field(default_factory=ProcessOptions)
+    cloud_id: str | None = None  # the provider's pod or machine id (cloud ls/audit, down --execute)
 
     @property
     def is_local(self) -> bool:
@@ -145,6 +146,7 @@ class Target:
             "placement": as_dict(self.placement),
             "policy": as_dict(self.policy),
             "options": as_dict(self.options),
+            "cloud_id": self.cloud_id,
         }
 
     @classmethod
@@ -164,6 +166,7 @@ class Target:
             placement=Placement(**{**placement, "outputs": tuple(placement["outputs"])}),
             policy=JobPolicy(**{**policy, "secrets": tuple(policy["secrets"])}),
             options=opts_cls(**options),
+            cloud_id=doc.get("cloud_id"),
         )
 
 
@@ -487,6 +490,7 @@ def _remote_target(
             mtbf_s=_first(t.mtbf_s, prof.mtbf_s if spot or not prof.spot_available else None),
         ),
         options=options,
+        cloud_id=t.cloud_id,
     )
 
 

@@ -15,6 +15,8 @@ so the CLI can print it as-is on stderr.
     ├── CheckpointError    a checkpoint could not be written or read
     │   └── DiskFullError  not enough free bytes or inodes for the next checkpoint
     ├── LocalDiskFull      this machine's disk cannot hold what a pull brings (exit 1)
+    ├── ProviderError      a cloud provider's API failed or could not be reached (exit 1)
+    │   └── ProviderAuthError  the API key is missing or was refused (exit 2)
     └── GateRefused        a destructive action was refused by the gate (exit 1)
 """
 
@@ -29,6 +31,8 @@ __all__ = [
     "LocalDiskFull",
     "NoProject",
     "OutliveError",
+    "ProviderAuthError",
+    "ProviderError",
     "RunNotFound",
     "TransportError",
     "Unreachable",
@@ -101,3 +105,13 @@ class DiskFullError(CheckpointError):
 
 class GateRefused(OutliveError):
     """A destructive action was refused by the teardown gate."""
+
+
+class ProviderError(OutliveError):
+    """A cloud provider's API (RunPod, Paperspace) failed, or could not be reached."""
+
+
+class ProviderAuthError(ProviderError):
+    """No API key is configured for a provider, or the provider refused the key."""
+
+    exit_code = 2

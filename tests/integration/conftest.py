@@ -2,15 +2,19 @@
 
 ``box`` yields an ``outlive.testing.Box``: ``box.target`` (an outlive.toml target table as a dict),
 ``box.ssh_config`` (pass as ``ssh -F``), ``box.ssh(...)``, ``box.reboot()``, ``box.cut()``,
-``box.restore()``, ``box.boot_id()``, ``box.procs()``. A test that cuts or kills the box need not
-undo it: after every test that used ``box`` the link is restored and a dead box restarted. It skips
-with the missing piece named when not root or sshd is missing (a failure under CI=true).
+``box.restore()``, ``box.boot_id()``, ``box.procs()``. ``tag`` names a test's own directories and
+runs on the session-wide box or cluster, so no two tests (nor two parametrizations) share one.
+A test that cuts or kills the box need not undo it: after every test that used ``box`` the link
+is restored and a dead box restarted. It skips with the missing piece named when not root or sshd
+is missing (a failure under CI=true).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,10 +46,18 @@ def box() -> Iterator[Box]:
         b.down()
 
 
+@pytest.fixture
+def tag(request: pytest.FixtureRequest) -> str:
+    """This test's own short name for directories on the shared box or cluster: readable, and
+    unique per test node (parametrizations included) and per call."""
+    node = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]
+    return f"{request.node.originalname[:20]}-{node}-{uuid.uuid4().hex[:6]}"
+
+
 @pytest.fixture(autouse=True)
 def _box_healed_after_test(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    b = request.node.funcargs.get("box")
+    b = (getattr(request.node, "funcargs", None) or {}).get("box")  # None once interrupted
     if isinstance(b, Box):
         b.heal()
 

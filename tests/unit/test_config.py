@@ -3,6 +3,7 @@ every mistake reported as one sentence naming the file, the table, the key and t
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -184,3 +185,22 @@ def test_a_deleted_working_directory_is_one_sentence_not_a_traceback(tmp_path: P
         assert done.stderr.startswith("outlive: the current directory no longer exists")
         assert "Traceback" not in done.stderr
         gone.mkdir()
+
+
+@pytest.mark.parametrize("bad", ["a'; rm -rf ~", "pod id", "../pods", "", "p" * 129])
+def test_a_cloud_id_that_is_not_a_plain_provider_id_is_one_sentence(tmp_path, bad):
+    toml_string = json.dumps(bad)  # a TOML basic string
+    (tmp_path / "outlive.toml").write_text(
+        f'[targets.a100]\nprofile = "runpod"\nhost = "h"\ncloud_id = {toml_string}\n'
+    )
+    with pytest.raises(ConfigError, match="cloud_id") as err:
+        load_config(tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_a_cloud_id_reaches_the_target_and_survives_the_cache(tmp_path):
+    (tmp_path / "outlive.toml").write_text(
+        '[targets.a100]\nprofile = "runpod"\nhost = "h"\ncloud_id = "xedezhzb9la3ye"\n'
+    )
+    assert load_config(tmp_path).target("a100").cloud_id == "xedezhzb9la3ye"
+    assert load_config(tmp_path).target("a100").cloud_id == "xedezhzb9la3ye"  # from the cache

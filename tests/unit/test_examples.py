@@ -18,6 +18,7 @@ import pytest
 
 import outlive.examples
 from outlive import Checkpointer
+from outlive.testing import DEADLINE_S
 
 SCRIPT = Path(outlive.examples.__file__).resolve().parent / "train_numpy.py"
 SRC_DIR = str(Path(outlive.__file__).resolve().parents[1])
@@ -63,7 +64,7 @@ def _last_step(progress_file: Path) -> int:
 
 
 def _wait_for_step(proc: subprocess.Popen[str], progress_file: Path, step: int) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + DEADLINE_S
     while _last_step(progress_file) < step:
         assert proc.poll() is None, f"exited early: {proc.communicate()}"
         assert time.monotonic() < deadline, f"step {step} not reached"
@@ -104,7 +105,7 @@ def test_sigkill_at_random_steps_then_relaunch_ends_bit_identical(
         proc = _start(tmp_path)
         _wait_for_step(proc, tmp_path / "progress.jsonl", step)
         proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=10)
+        proc.communicate(timeout=DEADLINE_S)
         assert proc.returncode == -signal.SIGKILL
     rc, stdout = _finish(_start(tmp_path))
     assert rc == 0 and "resumed from step" in stdout, stdout

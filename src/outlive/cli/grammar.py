@@ -332,6 +332,11 @@ class DownArgs(Args):
         "--require-load-check",
         help="Count only pulls whose checkpoints were loaded here, not proven by SHA-256 only.",
     )
+    execute: bool = flag(
+        "--execute",
+        help="Once the gate passes, call the provider's meter-stop verb on the target's "
+        "cloud_id (nothing else) and list again to confirm.",
+    )
     as_json: bool = json_flag()
 
 
@@ -347,8 +352,20 @@ class TunnelArgs(Args):
     ports: str = arg("Remote port[:local port].", metavar="PORT[:LOCAL]")
 
 
+class NotebookArgs(Args):
+    name: str | None = opt("--name", help="Notebook and run name (required): writes NAME.ipynb.")
+    target: str | None = opt("--target", help="A colab target of outlive.toml (its env).")
+    command: list[str] = rest("The command, after `--`.")
+
+
 class McpArgs(Args):
     """``mcp`` takes no arguments: it serves the project of the current directory."""
+
+
+class UiArgs(Args):
+    port: int = opt("--port", help="Port on 127.0.0.1 (0: a free one).", default=0)
+    no_browser: bool = flag("--no-browser", help="Print the URL; do not open a browser.")
+    as_json: bool = flag("--json", help='Print {"url": ...} (the URL carries the token).')
 
 
 class JsonArgs(Args):
@@ -384,6 +401,8 @@ _CATALOG = "outlive.cli.catalog_cmds:"
 _DIAG = "outlive.cli.diag_cmds:"
 _PULL = "outlive.cli.pull_cmds:"
 _REMOTE = "outlive.cli.remote_cmds:"
+_CLOUD = "outlive.cli.cloud_cmds:"
+_NOTEBOOK = "outlive.cli.notebook_cmds:"
 _SWEEP = "outlive.cli.sweep_cmds:"
 
 COMMANDS: tuple[Command[Any], ...] = (
@@ -426,11 +445,24 @@ COMMANDS: tuple[Command[Any], ...] = (
             "SHA-256, loads.", VerifyArgs, _PULL + "verify"),
     Command("down", "The teardown gate (Iron Law): refuses until every result is pulled and "
             "verified, shows what the platform's verbs stop, keep billing and destroy, and "
-            "after the target's name is typed prints the commands to run. outlive itself "
-            "stops and deletes nothing.", DownArgs, _PULL + "down"),
+            "after the target's name is typed prints the commands to run; with --execute it "
+            "calls the provider's meter-stop verb on the target's pod or machine and confirms "
+            "the meter stopped.", DownArgs, _PULL + "down"),
+    Command("cloud ls", "Every pod/machine, volume, network volume, snapshot and IP of the "
+            "configured provider accounts, with state, $/h and the outlive target using it.",
+            JsonArgs, _CLOUD + "ls"),
+    Command("cloud audit", "What bills with no active run or unpulled result behind it, why, "
+            "$/h and $/month, costliest first; exit 1 when anything is found.", JsonArgs,
+            _CLOUD + "audit"),
+    Command("notebook colab", "Write NAME.ipynb: Drive (or $OUTLIVE_DRIVE_DIR), the project, "
+            "CMD under outlive's supervisor with checkpoints on Drive; run it again to resume.",
+            NotebookArgs, _NOTEBOOK + "colab"),
     Command("mcp", "Serve the lifecycle as Model Context Protocol tools over stdio for an AI "
             "agent: typed tools mirroring --json, `down` in two calls with a one-time token, no "
             "secret through any tool.", McpArgs, "outlive.cli.mcp_cmds:mcp"),
+    Command("ui", "Serve a local dashboard of every run (board, curves, logs, cancel) on "
+            "127.0.0.1 with a per-start token in the URL; runs until Ctrl-C.", UiArgs,
+            "outlive.cli.ui_cmds:ui"),
     Command("tunnel", "Forward localhost:LOCAL to TARGET's PORT (TensorBoard, Jupyter) over "
             "the shared master; runs until Ctrl-C.", TunnelArgs, _REMOTE + "tunnel"),
     Command("secret push", "Store NAME on TARGET as a 0600 file on box-local disk; the value "
@@ -453,6 +485,10 @@ COMMANDS: tuple[Command[Any], ...] = (
 )  # fmt: skip
 
 GROUPS = {
+    "cloud": "Provider accounts (RunPod, Paperspace): what is billing, and what bills with "
+    "nothing behind it.",
+    "notebook": "Generated notebooks for platforms with no shell (Colab): runs that survive "
+    "their sessions.",
     "secret": "Move credentials to a box without putting them on a command line.",
     "sweep": "Resumable sweeps of named runs over several targets.",
     "daemon": "The local daemon that answers `status` warm (started by the first look; "

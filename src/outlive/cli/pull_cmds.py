@@ -192,15 +192,33 @@ def verify(args: VerifyArgs) -> int:
 
 def down(args: DownArgs) -> int:
     """The teardown gate: refuses until every result is pulled and verified; prints the
-    platform's commands after the target's name is typed, and runs none of them."""
+    platform's commands after the target's name is typed. With ``--execute`` (and the gate
+    passed) it calls the provider's meter-stop verb on the target's pod or machine."""
+    from outlive.cli import cloud_cmds as C
     from outlive.errors import GateRefused
     from outlive.lifecycle.gate import decide, inspect
     from outlive.session import Session
 
-    report = inspect(Session.open(), args.target, require_load=args.require_load_check)
+    session = Session.open()
+    target = session.cfg.target(args.target)
+    seen = C.down_look(session.cfg, target, execute=args.execute) if target.cloud_id else None
+    if args.execute and seen is not None and C.is_gone(seen):
+        # Already gone (an execute cut off before its confirmation, or done by hand): there is
+        # nothing left to stop, and nothing of the box left to protect.
+        again = C.down_execute(session.cfg, target)
+        if args.as_json:
+            emit_json({"target": target.name, "allowed": True, "executed": again})
+        else:
+            C.print_look(again, "already stopped")
+        return 0
+    if args.execute and seen is None:
+        C.down_look(session.cfg, target, execute=True)  # raises the one-sentence reason
+    report = inspect(session, args.target, require_load=args.require_load_check)
     interactive = not args.as_json and sys.stdin.isatty() and args.confirm is None
     if not args.as_json:
         _print_gate(report)
+        if seen is not None:
+            C.print_look(seen, "now")
 
     def ask(prompt: str) -> str:
         sys.stderr.write(prompt)
@@ -214,12 +232,21 @@ def down(args: DownArgs) -> int:
         confirm_abandon=args.confirm_abandon,
         ask=ask if interactive else None,
     )
+    done = C.down_execute(session.cfg, target) if verdict["allowed"] and args.execute else None
     if args.as_json:
-        emit_json(verdict)
+        extra = {"cloud": seen, "executed": done} if target.cloud_id else {}
+        emit_json({**verdict, **extra})
+    elif done is not None:
+        C.print_look(done, f"{done['verb']} {'called' if done['acted'] else 'not needed'}")
     elif verdict["allowed"]:
         _print_plan(verdict)
     if not verdict["allowed"]:
         raise GateRefused(str(verdict["refused"]))
+    if done is not None and not done["meter_stopped"]:
+        raise GateRefused(
+            f"{done['verb']} was called but {done['provider']} still shows {done['cloud_id']} "
+            f"as {done['state']}; run the same command again to check"
+        )
     return 0
 
 
@@ -288,6 +315,8 @@ def _print_gate(report: GateReport) -> None:
         if len(report["lost_if_abandoned"]) > 100:
             con.print(f"  … and {len(report['lost_if_abandoned']) - 100} more")
     con.print(report["note"], style="dim", markup=False)
+    for msg in report["released"]:
+        con.print(f"note: {msg}", style="dim", markup=False)
 
 
 def _print_plan(verdict: GateReport) -> None:

@@ -166,3 +166,24 @@ def watch_live(session: Session, ref: str, *, interval_s: float, stall_s: float)
             if run.ended and not run.stale:
                 return run.state.value
             time.sleep(interval_s)
+
+
+def spend_lines(money: dict[str, Any]) -> list[str]:
+    """``status``'s lines about money and danger clocks, per target with a ``cloud_id``."""
+    lines: list[str] = []
+    for name, t in money.items():
+        if t["error"]:
+            lines.append(f"{name}: cost unknown ({t['error']})")
+            continue
+        part = "" if t["rate_complete"] else " + compute at a rate the API does not give"
+        billed = "" if t["billed_usd"] is None else f"; billed so far ${t['billed_usd']:.2f}"
+        lines.append(
+            f"{name}: {t['provider']} {t['cloud_id']} {t['state'] or 'gone'}, "
+            f"${t['usd_per_hour']:.4f}/h now{part}{billed}"
+        )
+        for run_id, usd in t["runs_usd"].items():
+            lines.append(f"  {run_id}: ≈ ${usd:.2f} so far (rate now × its time)")
+        for w in t["warnings"]:
+            ids = f" ({', '.join(w['gotchas'])})" if w["gotchas"] else ""
+            lines.append(f"  ⚠ {w['clock']}: {w['what_happens']}{ids}")
+    return lines

@@ -17,6 +17,7 @@ from outlive.wire import State
 if TYPE_CHECKING:
     from outlive.agent.channel import ChannelPool
     from outlive.run_status import RunStatus
+    from outlive.session import Session
 
 
 def do_run(req: RunArgs) -> int:
@@ -86,14 +87,31 @@ def do_status(
     from outlive.session import Session
 
     out = sys.stdout if out is None else out
-    result = status(Session.open(start, pool=pool), runs)
+    session = Session.open(start, pool=pool)
+    result = status(session, runs)
+    money = _spend(session, result)
     if as_json:
-        emit_json({"runs": [r.to_json() for r in result]}, out)
+        doc: dict[str, object] = {"runs": [r.to_json() for r in result]}
+        if money:
+            doc["targets"] = money
+        emit_json(doc, out)
     else:
-        from outlive.cli.render import status_table
+        from outlive.cli.render import spend_lines, status_table
 
         status_table(result, out=out)
+        for line in spend_lines(money):
+            out.write(line + "\n")
     return 1 if runs and any(r.state in (State.FAILED, State.VANISHED) for r in result) else 0
+
+
+def _spend(session: Session, result: list[RunStatus]) -> dict[str, Any]:
+    """Cost and danger clocks of the targets with a ``cloud_id`` (nothing is imported or called
+    for a project without one: the status path stays light)."""
+    if not any(t.cloud_id for t in session.cfg.targets.values()):
+        return {}
+    from outlive.cloud.spend import spend
+
+    return dict(spend(session.cfg, result))
 
 
 def ls(args: JsonArgs) -> int:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
+from outlive.cloud.model import PROVIDER_OF_PROFILE
+
 if TYPE_CHECKING:
     from outlive.profiles import Profile
 
@@ -89,6 +91,8 @@ def target_for(profile: Profile, project: str) -> str:
         lines.append(
             "# spot = true                        # preemptible: a grace signal, then gone"
         )
+    if profile.name in PROVIDER_OF_PROFILE:  # a provider whose API outlive calls
+        lines.append('# cloud_id = "CHANGE-ME"             # pod/machine id: cloud ls|audit, down')
     lines.append(
         '# secrets = ["HF_TOKEN"]             # `outlive secret push` stores them on the box'
         if profile.kind != "kubernetes"

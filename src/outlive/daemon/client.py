@@ -48,12 +48,13 @@ DIR_ENV = "OUTLIVE_DAEMON_DIR"  # where the sockets live (default: <tmp>/outlive
 # What a look reads from the environment, itself or through the tools it runs: ssh (HOME, PATH,
 # USER, the agent socket), config and temp paths, imports (PYTHONPATH), Slurm's clients
 # (SLURM_CONF finds the cluster; SQUEUE_*/SACCT_* change their output), and outlive's own
-# settings (OUTLIVE_*). Per-terminal variables (PWD, SSH_TTY, ...) stay out, or every shell
-# would get its own daemon.
+# settings (OUTLIVE_*), and the provider keys `status` prices targets with (a daemon started
+# with one key never answers for another). Per-terminal variables (PWD, SSH_TTY, ...) stay
+# out, or every shell would get its own daemon.
 _ENV_KEYS = (
     "HOME", "PATH", "USER", "PYTHONPATH", "TMPDIR", "TEMP", "TMP", "LANG", "LC_ALL",
     "SSH_AUTH_SOCK", "SSH_ASKPASS", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
-    "KUBECONFIG",
+    "KUBECONFIG", "RUNPOD_API_KEY", "PAPERSPACE_API_KEY",
 )  # fmt: skip
 _ENV_PREFIXES = ("OUTLIVE_", "SLURM_", "SQUEUE_", "SACCT_", "SBATCH_")
 _TERM_KEYS = ("TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR")

@@ -27,9 +27,15 @@ ENTRIES: tuple[Gotcha, ...] = (
             "after each stop."
         ),
         platforms=(PAPERSPACE,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned=_DOWN_GATE,
+        handling=DETECTS,
+        handled_by=(
+            "outlive cloud audit / down: a shut-down machine's block storage and an unassigned "
+            "static IP are listed as still billing"
+        ),
+        proofs=(
+            "tests/integration/cloud/test_paperspace_fake.py::test_audit_finds_every_seeded_paperspace_orphan_and_nothing_else",
+            "tests/integration/cloud/test_paperspace_fake.py::test_down_execute_shuts_down_exactly_its_machine_and_says_what_still_bills",
+        ),
         related=("PS9",),
     ),
     Gotcha(
@@ -175,9 +181,11 @@ ENTRIES: tuple[Gotcha, ...] = (
             "destroy; the monthly cap bounds the bleed but does not stop it."
         ),
         platforms=(PAPERSPACE,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned=_DOWN_GATE,
+        handling=DETECTS,
+        handled_by="outlive cloud audit: a snapshot whose machine is gone is an orphan",
+        proofs=(
+            "tests/integration/cloud/test_paperspace_fake.py::test_audit_finds_every_seeded_paperspace_orphan_and_nothing_else",
+        ),
         related=("PS1",),
     ),
     Gotcha(

@@ -4,7 +4,14 @@ terminate (RP1-RP13). Billing figures are as the seed profile verified them (202
 
 from __future__ import annotations
 
-from outlive.gotchas._common import DETECTS, DOCUMENTS, EXPLAIN, REFERENCE, explain_proof
+from outlive.gotchas._common import (
+    DETECTS,
+    DOCUMENTS,
+    EXPLAIN,
+    PREVENTS,
+    REFERENCE,
+    explain_proof,
+)
 from outlive.gotchas.model import RUNPOD, Gotcha, cmd, log
 
 __all__ = ["ENTRIES", "_DOWN_GATE"]
@@ -60,9 +67,16 @@ ENTRIES: tuple[Gotcha, ...] = (
             "loading, and only then terminate."
         ),
         platforms=(RUNPOD,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned="outlive down refuses until pulls are verified (the Iron Law)",
+        handling=PREVENTS,
+        handled_by=(
+            "outlive down --execute: terminate is called only after the gate passed (every "
+            "result pulled and verified) and the target's name was typed, on that pod alone"
+        ),
+        proofs=(
+            "tests/integration/cloud/test_cloud_cmds.py::test_down_execute_refused_by_the_gate_touches_nothing",
+            "tests/integration/cloud/test_cloud_cmds.py::test_down_execute_without_the_typed_name_touches_nothing[None]",
+            "tests/integration/cloud/test_cloud_cmds.py::test_down_execute_terminates_exactly_its_target",
+        ),
     ),
     Gotcha(
         id="RP4",
@@ -74,9 +88,16 @@ ENTRIES: tuple[Gotcha, ...] = (
         ),
         fix="For idle gaps, terminate and keep state on a Network Volume instead of stopping.",
         platforms=(RUNPOD,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned=_DOWN_GATE,
+        handling=DETECTS,
+        handled_by=(
+            "outlive cloud audit / cloud ls / down: a stopped pod's volume disk is priced at 2× "
+            "and listed as still billing"
+        ),
+        proofs=(
+            "tests/integration/cloud/test_cloud_cmds.py::test_audit_finds_every_seeded_orphan_and_nothing_else",
+            "tests/integration/cloud/test_cloud_cmds.py::test_down_on_a_pod_the_platform_stopped_says_what_still_bills",
+            "tests/integration/cloud/test_runpod_fake.py::test_stop_keeps_the_volume_billing_at_twice_the_rate_and_terminate_deletes_it",
+        ),
         related=("RP1",),
     ),
     Gotcha(
@@ -166,8 +187,14 @@ ENTRIES: tuple[Gotcha, ...] = (
             "the Network Volume or a local pull as the only safety net."
         ),
         platforms=(RUNPOD,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
+        handling=DETECTS,
+        handled_by=(
+            "outlive cloud audit: pods stopped by a low balance show up with their volume disks "
+            "billing at 2×"
+        ),
+        proofs=(
+            "tests/integration/cloud/test_cloud_cmds.py::test_after_a_low_balance_auto_stop_audit_lists_the_volumes_billing_at_twice_the_rate",
+        ),
         planned="outlive pull: verified local copies before walking away",
     ),
     Gotcha(

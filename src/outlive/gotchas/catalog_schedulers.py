@@ -344,9 +344,15 @@ NOTEBOOK_ENTRIES: tuple[Gotcha, ...] = (
             "checkpoint modest in size, and count one as durable only once it is listed in Drive."
         ),
         platforms=(COLAB,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned="Checkpointer fsyncs file and directory and verifies before reporting saved",
+        handling=PREVENTS,
+        handled_by=(
+            "outlive notebook colab: each committed checkpoint is fsynced and re-listed on Drive "
+            "before the cell calls it flushed; before the session cap the job saves and stops, "
+            "then drive.flush_and_unmount()"
+        ),
+        proofs=(
+            "tests/integration/notebook/test_colab_notebook.py::test_colab_notebook_killed_mid_run_resumes_bit_identical",
+        ),
         related=("U33",),
     ),
     Gotcha(
@@ -400,9 +406,15 @@ NOTEBOOK_ENTRIES: tuple[Gotcha, ...] = (
             "exist only on scratch."
         ),
         platforms=(COLAB, KAGGLE),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned="the notebook profiles set DURABLE_DIR to Drive or /kaggle/working",
+        handling=PREVENTS,
+        handled_by=(
+            "outlive notebook colab: the code, the run records and the checkpoints live on Drive "
+            "(<Drive>/<project>/), nothing on /content"
+        ),
+        proofs=(
+            "tests/integration/notebook/test_colab_notebook.py::test_colab_notebook_killed_mid_run_resumes_bit_identical",
+        ),
+        planned="Kaggle: the durable dir is /kaggle/working",
     ),
     Gotcha(
         id="NB5",
@@ -417,9 +429,15 @@ NOTEBOOK_ENTRIES: tuple[Gotcha, ...] = (
             "the latest checkpoint, and chain runs across sessions within the session limit."
         ),
         platforms=(COLAB,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned="Checkpointer: periodic saves plus unconditional load-latest",
+        handling=PREVENTS,
+        handled_by=(
+            "outlive notebook colab: running the notebook again resumes from the last flushed "
+            "checkpoint (a new attempt of the same run) and does nothing once the run has ended; "
+            "the danger clocks are printed in the first cell"
+        ),
+        proofs=(
+            "tests/integration/notebook/test_colab_notebook.py::test_colab_notebook_killed_mid_run_resumes_bit_identical",
+        ),
         related=("NB1",),
     ),
 )

@@ -44,7 +44,7 @@ SECRETS = (
 # How long each tool may take before it answers with a timeout (pull: its own argument).
 TIMEOUTS_S: dict[str, float] = {
     "targets": 30, "profiles": 30, "up": 180, "run": 300, "status": 120, "logs": 60,
-    "explain": 120, "doctor": 180, "verify": 600, "down": 600,
+    "explain": 120, "doctor": 180, "verify": 600, "down": 600, "cloud_audit": 120,
 }  # fmt: skip
 PULL_TIMEOUT_S = 900.0
 PULL_TIMEOUT_MAX_S = 6 * 3600.0
@@ -329,6 +329,20 @@ def build(project: Path) -> OutliveMCP:
                                            max_length=200)] = None,
     ) -> S.DownOut:  # fmt: skip
         return await _bounded("down", lambda: tools.down(target, token))
+
+    @mcp.tool(
+        description=_desc(
+            "The orphan audit of the configured provider accounts (RunPod, Paperspace; keys from "
+            "the server's environment or key files): everything that bills with no active run or "
+            "unpulled result of this project behind it, why, and its cost; costliest first. It "
+            "only looks; stopping anything is `down` on its target.",
+            "cloud_audit",
+            CLOCKS,
+        ),
+        annotations=READ,
+    )
+    async def cloud_audit() -> S.CloudAuditOut:
+        return await _bounded("cloud_audit", tools.cloud_audit)
 
     add_resources(mcp, project)
     return mcp

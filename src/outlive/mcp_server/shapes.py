@@ -174,6 +174,14 @@ class PullOut(TypedDict):
     verify: VerifyOut
 
 
+class CloudAuditOut(TypedDict):
+    """``outlive cloud audit --json``: each item ``provider, kind, id, name, state,
+    usd_per_hour, why``, costliest first, and what they bill together per month."""
+
+    items: list[dict[str, Any]]
+    usd_per_month: float
+
+
 @with_config(_OPEN)
 class DownOut(TypedDict):
     """``outlive down TARGET --json`` plus the two-step confirmation: ``token`` is given only

@@ -163,6 +163,14 @@ class Tools:
             raise UsageError(f"{directory!r} is not a directory in the project (made by pull)")
         return cast(S.VerifyOut, verify_dir(path).as_json())
 
+    def cloud_audit(self) -> S.CloudAuditOut:
+        """``outlive cloud audit --json``: what bills with nothing of this project's behind it."""
+        from outlive.cloud.audit import report
+        from outlive.cloud.inventory import project_rows
+        from outlive.config import load_config
+
+        return cast(S.CloudAuditOut, report(project_rows(load_config(self.project))))
+
     def down(self, target: str, token: str | None) -> S.DownOut:
         """The gate, two steps: a look that may issue a token, then the token's use."""
         from outlive.lifecycle.gate import decide, inspect

@@ -67,6 +67,8 @@ def render_profile(profile: Profile) -> list[RenderableType]:
     heading = Text.assemble(
         (profile.name, "bold"), f"  {profile.title} ({profile.kind})\n", profile.summary
     )
+    if profile.guide:
+        heading.append(f"\nGuide: {profile.guide}")
     return [
         heading,
         render_clocks(profile),

@@ -191,6 +191,8 @@ class Profile(_Frozen):
     summary: Text
     # Where the frontmatter facts come from, e.g. "seed 004 frontmatter".
     source: Source
+    # The guide in outlive's docs for this platform (billing facts, commands), if there is one.
+    guide: str = ""
 
     # The seed frontmatter, with units in names.
     kind: Literal["local", "ssh", "ssh-rental", "cloud-api", "slurm", "kubernetes", "notebook"]

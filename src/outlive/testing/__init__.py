@@ -11,15 +11,18 @@ or from Python: ``box = Box.up("box1")``, then ``box.target``, ``box.ssh("true")
 A Kubernetes v1.20 cluster with a process kubelet (``python -m outlive.testing k8s up|down|
 preempt|build``): ``K8sCluster(name).up()`` returns the ``up --json`` document, then
 ``.preempt(run_id)``, ``.kubectl(*args)``, ``.api`` and ``.down()``.
+``wait_until(check, what)`` polls a condition up to a generous deadline instead of sleeping.
 """
 
 from __future__ import annotations
 
 from outlive.testing._errors import TestbedError, TestbedUnavailable
+from outlive.testing._poll import DEADLINE_S, wait_until
 from outlive.testing.box import DEFAULT_NAME, Box, check_prerequisites, testbed_root
 from outlive.testing.k8s import K8sCluster
 
 __all__ = [
+    "DEADLINE_S",
     "DEFAULT_NAME",
     "Box",
     "K8sCluster",
@@ -27,4 +30,5 @@ __all__ = [
     "TestbedUnavailable",
     "check_prerequisites",
     "testbed_root",
+    "wait_until",
 ]

@@ -1,13 +1,15 @@
 """``python -m outlive.testing box up|down|reboot|cut|restore [--name N] [--json]`` and
 ``python -m outlive.testing slurm up|down [--name N] [--json]`` and
-``python -m outlive.testing k8s up|down|preempt|build [--name N] [--run RUN_ID] [--json]``.
+``python -m outlive.testing k8s up|down|preempt|build [--name N] [--run RUN_ID] [--json]`` and
+``python -m outlive.testing runpod|paperspace up|down [--name N] [--json]`` (provider API fakes).
 
 With ``--json`` exactly one JSON document goes to stdout: ``up`` prints
 ``{"name": N, "target": {...}}`` (the keys of an outlive.toml ``[targets.N]`` table), the other
 verbs ``{"name": N, "ok": true, ...}``; ``slurm up`` adds ``"env"`` (``SLURM_CONF``, to export
 before calling Slurm or outlive against that cluster), ``k8s up`` adds ``"env"``
 (``KUBECONFIG``, and ``PATH`` with the cluster's own kubectl first); ``k8s preempt`` prints
-``{"name", "ok", "pod", "namespace", "grace_s"}``; a failure prints
+``{"name", "ok", "pod", "namespace", "grace_s"}``; a provider fake's ``up`` prints
+``{"name": N, "env": {...}}`` (its key and URL, to export before calling outlive); a failure prints
 ``{"name": N, "ok": false, "error": ...}`` and the one-sentence error on stderr. Exit codes: 0 ok,
 1 failed, 2 usage.
 """
@@ -20,7 +22,7 @@ import sys
 from typing import TypedDict
 
 from outlive.errors import OutliveError
-from outlive.testing import _k8s_cli
+from outlive.testing import _k8s_cli, providers
 from outlive.testing.box import DEFAULT_NAME, Box
 from outlive.testing.slurm import DEFAULT_SLURM_NAME, ClusterDoc, SlurmCluster, cluster_doc
 
@@ -52,6 +54,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     slurm.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     _k8s_cli.add_parser(kinds)
+    for kind in providers.KINDS:
+        fake = kinds.add_parser(
+            kind,
+            help=f"a local fake of the {kind} API (seeded inventory with orphans)",
+            description=f"Start or remove a local fake of the {kind} API in the background.",
+        )
+        fake.add_argument("verb", choices=("up", "down"))
+        fake.add_argument("--name", default=f"{kind}1", help=f"which fake (default {kind}1)")
+        fake.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     return parser
 
 
@@ -112,12 +123,26 @@ def _slurm(verb: str, name: str) -> tuple[Doc | ClusterDoc, str]:
     return {"name": name, "ok": True, "existed": existed}, f"Slurm cluster {name} {said}"
 
 
+def _provider(kind: str, verb: str, name: str) -> tuple[Doc | providers.FakeDoc, str]:
+    """Do VERB on the fake of provider KIND called NAME."""
+    if verb == "up":
+        doc = providers.up(kind, name)
+        lines = [f"{kind} fake {name} is up; export these before calling outlive:"]
+        lines += [f"  export {k}={v}" for k, v in doc["env"].items()]
+        return doc, "\n".join(lines)
+    existed = providers.down(kind, name)
+    said = "is down" if existed else "was not up; nothing to remove"
+    return {"name": name, "ok": True, "existed": existed}, f"{kind} fake {name} {said}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     doc: object
     try:
         if args.kind == "k8s":
             doc, human = _k8s_cli.run(args)
+        elif args.kind in providers.KINDS:
+            doc, human = _provider(args.kind, args.verb, args.name)
         else:
             doc, human = (_slurm if args.kind == "slurm" else _box)(args.verb, args.name)
     except OutliveError as e:

@@ -19,6 +19,7 @@ import torch
 
 import outlive.examples
 from outlive import Checkpointer
+from outlive.testing import DEADLINE_S
 
 SCRIPT = Path(outlive.examples.__file__).resolve().parent / "train_torch.py"
 STEPS = 48  # three epochs of 16 batches: kills land mid-epoch and on epoch boundaries
@@ -61,7 +62,7 @@ def _last_step(progress_file: Path) -> int:
 
 
 def _wait_for_step(proc: subprocess.Popen[str], progress_file: Path, step: int) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + DEADLINE_S
     while _last_step(progress_file) < step:
         assert proc.poll() is None, f"exited early: {proc.communicate()}"
         assert time.monotonic() < deadline, f"step {step} not reached"
@@ -115,7 +116,7 @@ def test_sigkill_at_random_steps_then_relaunch_ends_bit_identical(
         proc = _start(tmp_path, child_env)
         _wait_for_step(proc, tmp_path / "progress.jsonl", step)
         proc.send_signal(signal.SIGKILL)  # possibly mid-persist: the async save dies with it
-        proc.communicate(timeout=10)
+        proc.communicate(timeout=DEADLINE_S)
         assert proc.returncode == -signal.SIGKILL
     rc, stdout = _finish(_start(tmp_path, child_env))
     assert rc == 0 and "resumed from step" in stdout, stdout
@@ -153,7 +154,7 @@ def test_daly_cadence_from_the_mtbf_then_kill_and_term_still_end_bit_identical(
     proc = _start(tmp_path, child_env, *args, OUTLIVE_MTBF_S="2")
     _wait_for_step(proc, tmp_path / "progress.jsonl", 20)
     proc.send_signal(signal.SIGKILL)
-    proc.communicate(timeout=10)
+    proc.communicate(timeout=DEADLINE_S)
     assert Checkpointer(tmp_path / "ckpt", handle_signals=False).steps()  # due() did save
 
     proc = _start(tmp_path, child_env, *args, OUTLIVE_MTBF_S="2")

@@ -1,7 +1,7 @@
 """Issue 12 item 11a: a daemon that is stopped (SIGSTOP) or hung accepts connections but never
-answers. A look gives up on it within ~2 s and looks by itself; ``daemon status`` lists it as
-not answering with its pid; ``daemon stop`` ends it (TERM, then KILL) and removes its socket.
-A process that is not our daemon is never signalled."""
+answers. A look gives up on it after SILENCE_S (not its reply timeout) and looks by itself;
+``daemon status`` lists it as not answering with its pid; ``daemon stop`` ends it (TERM, then
+KILL) and removes its socket. A process that is not our daemon is never signalled."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_a_stopped_daemon_is_gone_around_listed_and_stopped(own_dir: tuple[Proje
     p, own = own_dir
     run_id, go = p.start_waiting("held")
     p.cli("status", "--json", rc=None)  # starts the daemon
-    wait_for(lambda: _daemons(p), "the daemon to start", timeout_s=30)
+    wait_for(lambda: _daemons(p), "the daemon to start")
     [info] = _daemons(p)
     assert info["state"] == "answering"
     pid = int(info["pid"])
@@ -61,7 +61,8 @@ def test_a_stopped_daemon_is_gone_around_listed_and_stopped(own_dir: tuple[Proje
         took = time.monotonic() - started
         print(f"a look with a stopped daemon took {took:.2f} s")
         assert [(r["run_id"], r["state"]) for r in doc["runs"]] == [(run_id, "running")]
-        assert took < 10, f"the look waited {took:.1f} s on a stopped daemon"
+        # gave up on the silent daemon (SILENCE_S) rather than waiting out its reply timeout
+        assert took < daemon_client.REPLY_TIMEOUT_S, f"the look waited {took:.1f} s on it"
 
         listed = _daemons(p)
         assert [(d["pid"], d["state"]) for d in listed] == [(pid, "not answering")], listed
@@ -70,7 +71,7 @@ def test_a_stopped_daemon_is_gone_around_listed_and_stopped(own_dir: tuple[Proje
 
         stopped = json.loads(p.cli("daemon", "stop", "--json").stdout)["stopped"]
         assert [d["pid"] for d in stopped] == [pid]
-        wait_for(lambda: not _alive(pid), "the stopped daemon to end", timeout_s=10)
+        wait_for(lambda: not _alive(pid), "the stopped daemon to end")
         assert _daemons(p) == []
         assert not [n for n in os.listdir(own) if n.endswith(".sock")]
     finally:
@@ -80,7 +81,7 @@ def test_a_stopped_daemon_is_gone_around_listed_and_stopped(own_dir: tuple[Proje
     p.wait_ended(run_id)
     # The next look starts a fresh daemon, which answers.
     p.cli("status", "--json", rc=None)
-    wait_for(lambda: [d for d in _daemons(p) if d["state"] == "answering"], "a new daemon", 30)
+    wait_for(lambda: [d for d in _daemons(p) if d["state"] == "answering"], "a new daemon")
 
 
 def test_a_silent_listener_is_given_up_on_within_seconds(tmp_path: Path) -> None:
@@ -97,7 +98,7 @@ def test_a_silent_listener_is_given_up_on_within_seconds(tmp_path: Path) -> None
         daemon_client.exchange(path, {"op": "status"})
     took = time.monotonic() - started
     print(f"gave up after {took:.2f} s")
-    assert took < 5
+    assert took < daemon_client.REPLY_TIMEOUT_S  # on the silence, not the reply timeout
     for conn in held:
         conn.close()
     listener.close()

@@ -9,9 +9,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
-from local_helpers import OUTLIVE, read_json_file
+from local_helpers import DEFAULT_TIMEOUT_S, OUTLIVE, read_json_file, wait_for
 
 COUNT_JOB = """\
 import sys, time
@@ -143,7 +142,7 @@ def test_logs_follow_of_a_run_that_vanishes_ends_with_the_reason_and_exit_1(proj
     )  # fmt: skip
     os.kill(st["supervisor_pid"], signal.SIGKILL)
     os.killpg(st["pid"], signal.SIGKILL)
-    _out, err = follower.communicate(timeout=60)  # once hung until interrupted
+    _out, err = follower.communicate(timeout=DEFAULT_TIMEOUT_S)  # once hung until interrupted
     assert follower.returncode == 1
     assert "ended vanished (killed:" in err and err.count("\n") == 1 and "Traceback" not in err
 
@@ -156,15 +155,13 @@ def test_logs_follow_name_goes_on_to_the_relaunched_run_of_the_same_name(project
         env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        time.sleep(1.0)
+        wait_for(lambda: "first attempt" in _peek(follower), "the follower to print the first run")
         second = project.run(sys.executable, "-c", "print('second attempt')", name="again")
         project.wait_ended(second)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and "second attempt" not in _peek(follower):
-            time.sleep(0.2)
+        wait_for(lambda: "second attempt" in _peek(follower), "the follower to go on to the second")
     finally:
         follower.kill()
-        out, err = follower.communicate(timeout=30)
+        out, err = follower.communicate(timeout=DEFAULT_TIMEOUT_S)
     seen = _PEEKED.get(follower.pid, "") + out
     assert "first attempt" in seen and "second attempt" in seen
     assert second in err  # it said which run it went on to

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from local_helpers import OUTLIVE, WAIT_JOB, Project, wait_for
+from local_helpers import DEFAULT_TIMEOUT_S, OUTLIVE, WAIT_JOB, Project, wait_for
 
 from outlive.agent.box import procfs as box_procfs
 from outlive.agent.box import records as box_records
@@ -53,6 +53,25 @@ def _live_run_dirs(project: Project) -> dict[str, Path]:
         ):
             out[run_dir.name] = run_dir
     return out
+
+
+def _launch_agents(project: Project) -> list[int]:
+    """Pids of this project's agents still running a ``launch`` verb. The supervisor a launch
+    forks keeps the agent's command line but leads its own session, so it is left out."""
+    lib = os.fsencode(project.dir / ".outlive")
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")[:-1]
+            stat = Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        leads_session = stat[3] == entry.encode()
+        if argv[-1:] == [b"launch"] and any(a.startswith(lib) for a in argv) and not leads_session:
+            pids.append(int(entry))
+    return pids
 
 
 def _status_all(project: Project) -> list[dict[str, object]]:
@@ -111,7 +130,7 @@ def test_two_concurrent_runs_of_one_name_race_to_exactly_one_winner(
         name = f"race-{i}"
         cmd = _wait_cmd(project, f"go-{name}")
         procs = [_popen_run(project, name, *cmd) for _ in range(2)]
-        outs = [p.communicate(timeout=60) for p in procs]
+        outs = [p.communicate(timeout=DEFAULT_TIMEOUT_S) for p in procs]
         codes = sorted(p.returncode for p in procs)
         assert codes == [0, 1], outs
         loser = outs[[p.returncode for p in procs].index(1)]
@@ -134,9 +153,9 @@ def test_kill_9_of_run_at_any_moment_leaves_no_run_the_registry_does_not_know(
         proc = _popen_run(project, f"k{i}", *cmd)
         time.sleep(rng.uniform(0.0, 0.8))
         proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
+        proc.communicate(timeout=DEFAULT_TIMEOUT_S)
     # The agents the killed clients started finish their launches by themselves.
-    time.sleep(1.0)
+    wait_for(lambda: not _launch_agents(project), "the orphaned launch agents to finish")
     runs = _status_all(project)
     states = {r["state"] for r in runs}
     assert states <= {"pending", "running", "succeeded", "failed", "vanished", "cancelled"}

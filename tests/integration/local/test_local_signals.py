@@ -101,18 +101,18 @@ def test_cancel_preempts_the_checkpointer_and_the_relaunch_resumes_bit_for_bit(p
     reference = project.run(*command, name="reference")
     run_id = project.run(*command, name="interrupted")
 
-    st = project.wait(
-        run_id,
-        lambda s: s["state"] != "running" or (s["progress"] or {}).get("step", 0) >= 10,
-        "the run to pass step 10",
-    )
-    assert st["state"] == "running", st
-    # Freeze the job so it cannot finish while the CLI starts; TERM stays pending until CONT.
-    os.killpg(st["pid"], signal.SIGSTOP)
+    # Watch the job's own progress file (a cheap read, not a look), and freeze the job the moment
+    # it passes step 10 so it cannot finish while the CLI starts; TERM stays pending until CONT.
+    run_dir = project.dir / ".outlive" / "runs" / run_id
+    progress = run_dir / "progress.jsonl"
+    wait_for(lambda: progress.is_file() and progress.read_text().count("\n") >= 10, "step 10")
+    pgid = int(read_json_file(run_dir / "launch.json")["pgid"])
+    os.killpg(pgid, signal.SIGSTOP)
+    assert project.status(run_id)["state"] == "running"
     try:
         reply = json.loads(project.cli("cancel", "--json", run_id).stdout)
     finally:
-        os.killpg(st["pid"], signal.SIGCONT)
+        os.killpg(pgid, signal.SIGCONT)
     assert reply["signalled"] == "supervisor" and reply["run_id"] == run_id
 
     st = project.wait_ended(run_id)

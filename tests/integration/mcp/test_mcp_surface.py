@@ -9,7 +9,7 @@ from pathlib import Path
 from mcp_client import Agent, drive
 
 TOOLS = {"targets", "profiles", "up", "run", "status", "logs", "explain", "doctor", "pull",
-         "verify", "down"}  # fmt: skip
+         "verify", "down", "cloud_audit"}  # fmt: skip
 
 
 def test_lists_every_tool_with_schemas_timeouts_and_the_rules(tmp_path: Path) -> None:

@@ -22,27 +22,25 @@ from typing import Any
 import numpy as np
 import pytest
 
+from outlive.testing import DEADLINE_S
 from outlive.testing.slurm import SlurmCluster
 
 OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 EXAMPLE = Path(__file__).resolve().parents[3] / "src" / "outlive" / "examples" / "train_numpy.py"
-DEADLINE_S = 90.0
 ENDED = ("succeeded", "failed", "cancelled", "vanished")
 
 ProjectFactory = Callable[..., Path]
 
 
 @pytest.fixture
-def make_project(
-    tmp_path: Path, slurm_cluster: SlurmCluster, request: pytest.FixtureRequest
-) -> ProjectFactory:
-    """A local project whose target `hpc` is the test cluster, with its own workdir on the
-    shared filesystem (hostile characters included, so every test proves paths are data)."""
+def make_project(tmp_path: Path, slurm_cluster: SlurmCluster, tag: str) -> ProjectFactory:
+    """A local project whose target `hpc` is the test cluster, with its own workdir and durable
+    directory on the shared filesystem (hostile characters included, so every test proves paths
+    are data)."""
 
     def make(**options: Any) -> Path:
         proj = tmp_path / "proj"
         proj.mkdir()
-        tag = request.node.name[:24]
         target = dict(slurm_cluster.target)
         target["workdir"] = str(slurm_cluster.workdir / f"w {tag} 'q' $(x) ü")
         target["durable"] = str(slurm_cluster.durable / tag)
@@ -56,7 +54,7 @@ def make_project(
 
 
 def cli(
-    cluster: SlurmCluster, proj: Path, *args: str, check: bool = True, timeout_s: float = 60
+    cluster: SlurmCluster, proj: Path, *args: str, check: bool = True, timeout_s: float = DEADLINE_S
 ) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [OUTLIVE, *args],
@@ -142,12 +140,45 @@ def assert_same_weights(ckpt_dir: str, reference: dict[str, np.ndarray]) -> None
         assert got[key].tobytes() == reference[key].tobytes(), key
 
 
+# Runs train_numpy.py unchanged, except that attempt k (SLURM_RESTART_COUNT) stays at step
+# HOLD[k] until it is preempted: the test requeues a job that is surely mid-run, however slowly
+# the test's own looks go, and the job saves on the TERM as it would anywhere else.
+HOLD_AT_STEP = """\
+import os, runpy, sys, time
+import outlive
+
+HOLD = {0: 40, 1: 110, 2: 180}
+made = []
+
+
+class Checkpointer(outlive.Checkpointer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        made.append(self)
+
+
+def progress(step, **metrics):
+    real_progress(step, **metrics)
+    if step == HOLD.get(int(os.environ.get("SLURM_RESTART_COUNT") or 0)):
+        while not made[-1].preempted:
+            time.sleep(0.05)
+
+
+real_progress = outlive.progress
+outlive.Checkpointer, outlive.progress = Checkpointer, progress
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
 def test_three_requeues_mid_run_end_bit_identical_and_status_counts_restarts(
     make_project: ProjectFactory, slurm_cluster: SlurmCluster, tmp_path: Path
 ) -> None:
     proj = make_project()
+    (proj / "hold_at_step.py").write_text(HOLD_AT_STEP)
     steps = 300
-    run_id = launch(slurm_cluster, proj, *train_cmd(steps, 0.03), name="requeued thrice")
+    cmd = [sys.executable, "hold_at_step.py", *train_cmd(steps, 0.03)[1:]]
+    run_id = launch(slurm_cluster, proj, *cmd, name="requeued thrice")
     seen: list[tuple[str, int, str | None]] = []
     for k, at_step in ((1, 40), (2, 110), (3, 180)):
         st = wait_for(
@@ -256,7 +287,7 @@ def test_failed_job_reports_its_exit_code_and_logs_follow_ends_with_the_run(
         "sys.exit(3)\n"
     )
     run_id = launch(slurm_cluster, proj, sys.executable, "-c", script, name="fails")
-    followed = cli(slurm_cluster, proj, "logs", run_id, "-f", "-n", "100", timeout_s=60).stdout
+    followed = cli(slurm_cluster, proj, "logs", run_id, "-f", "-n", "100").stdout
     for i in range(5):
         assert f"line {i}\n" in followed
     assert "SLURM_CPUS_PER_TASK 2\n" in followed  # passed to the step explicitly (SLURM3)
@@ -287,17 +318,22 @@ def test_hostile_names_and_arguments_stay_data_in_the_batch_script(
     assert job is not None and job["JobName"].startswith("it_s_q_touch_")
 
 
+# A cell prints, then stays running until the test creates the gate file (argv[2]).
 CELL = (
     "import os, sys, time\n"
     "i = sys.argv[1]\n"
     "print('cell', i, 'task', os.environ['SLURM_ARRAY_TASK_ID'], flush=True)\n"
-    "time.sleep(1.0)\n"
+    "while not os.path.exists(sys.argv[2]):\n"
+    "    time.sleep(0.05)\n"
     "open(os.path.join(os.environ['OUTLIVE_CKPT_DIR'], 'cell.txt'), 'w').write(i)\n"
 )
 
 
 def test_four_cell_array_runs_isolated_and_a_stage_after_it_waits(
-    make_project: ProjectFactory, slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
+    make_project: ProjectFactory,
+    slurm_cluster: SlurmCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    tag: str,
 ) -> None:
     from outlive.lifecycle.runs import launch_array
     from outlive.session import Session
@@ -305,22 +341,26 @@ def test_four_cell_array_runs_isolated_and_a_stage_after_it_waits(
     proj = make_project()
     monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
     cfg = Session.open(proj)
-    commands = [[sys.executable, "-c", CELL, str(i)] for i in range(4)]
+    gate = slurm_cluster.shared / f"go-{tag}"
+    commands = [[sys.executable, "-c", CELL, str(i), str(gate)] for i in range(4)]
     cells = launch_array(cfg, "hpc", commands, name="ablation", throttle=2)
-    gather = launch_array(
-        cfg, "hpc", [[sys.executable, "-c", "print('gathered')"]], name="gather",
-        after=[c.run_id for c in cells],
-    )[0]  # fmt: skip
-    wait_for(
-        slurm_cluster,
-        proj,
-        gather.run_id,
-        lambda s: s["state"] == "pending" and s["slurm"]["reason"] == "Dependency",
-        "the second stage to wait on the first",
-    )
-    look = json.loads(cli(slurm_cluster, proj, "status", "--json").stdout)["runs"]
-    by_id = {s["run_id"]: s for s in look}
-    assert sum(by_id[c.run_id]["state"] == "running" for c in cells) <= 2  # the %2 throttle
+    try:
+        gather = launch_array(
+            cfg, "hpc", [[sys.executable, "-c", "print('gathered')"]], name="gather",
+            after=[c.run_id for c in cells],
+        )[0]  # fmt: skip
+        wait_for(
+            slurm_cluster,
+            proj,
+            gather.run_id,
+            lambda s: s["state"] == "pending" and s["slurm"]["reason"] == "Dependency",
+            "the second stage to wait on the first",
+        )
+        look = json.loads(cli(slurm_cluster, proj, "status", "--json").stdout)["runs"]
+        by_id = {s["run_id"]: s for s in look}
+        assert sum(by_id[c.run_id]["state"] == "running" for c in cells) <= 2  # the %2 throttle
+    finally:
+        gate.touch()  # the cells end whatever happened above
     for c in cells:
         st = wait_for(slurm_cluster, proj, c.run_id, lambda s: s["state"] in ENDED, "a cell")
         assert st["state"] == "succeeded", st

@@ -12,7 +12,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,20 +20,18 @@ import pytest
 
 from outlive.lifecycle.gate import teardown_facts
 from outlive.profiles import load_profile
-from outlive.testing import Box
+from outlive.testing import Box, wait_until
 
 OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 EXAMPLE = Path(__file__).resolve().parents[3] / "src" / "outlive" / "examples" / "train_numpy.py"
-DEADLINE_S = 90.0
 
 
 @pytest.fixture
-def project(tmp_path: Path, box: Box, request: pytest.FixtureRequest) -> Path:
+def project(tmp_path: Path, box: Box, tag: str) -> Path:
     """A project whose target `box` has a workdir with hostile characters and its own durable
     directory on the box."""
     proj = tmp_path / "proj"
     proj.mkdir()
-    tag = f"{request.node.name[:24]}-{time.time_ns()}"
     target = dict(
         box.target,
         workdir=str(box.workdir / f"pull {tag} 'q' $(x) ü"),
@@ -69,14 +66,13 @@ def finished_run(
         sys.executable, "train_numpy.py", "--steps", str(steps), "--save-every", "10"
     )  # fmt: skip
     run_id = launch(proj, name, *command)
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
+
+    def succeeded() -> dict[str, Any] | None:
         st = json.loads(cli(proj, "status", "--json", run_id).stdout)["runs"][0]
-        if st["state"] == "succeeded":
-            return dict(st)
-        assert st["state"] == "running" or st["state"] == "pending", st
-        time.sleep(0.2)
-    raise AssertionError(f"run {name} did not finish")
+        assert st["state"] in ("pending", "running", "succeeded"), st
+        return dict(st) if st["state"] == "succeeded" else None
+
+    return wait_until(succeeded, f"run {name} to succeed", interval_s=0.2)
 
 
 def launch(proj: Path, name: str, *command: str, target: str = "box") -> str:
@@ -151,31 +147,34 @@ def test_pull_interrupted_by_a_link_cut_resumes_and_sends_the_tree_about_once(
     tree_bytes = sum(p.stat().st_size for p in ckpt.rglob("*") if p.is_file())
     dest = project / "pulled-cut"
     local = dest / "ckpt"
-    box_cut = threading.Event()
-
-    def cut_mid_transfer() -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            partial = [p for p in local.glob("*big.bin*")] if local.is_dir() else []
-            if any(p.stat().st_size > (12 << 20) for p in partial):
-                box.cut()
-                box_cut.set()
-                time.sleep(6.0)  # longer than the stall timeout: the attempt must fail
-                box.restore()
-                return
-            time.sleep(0.05)
-
-    cutter = threading.Thread(target=cut_mid_transfer)
-    cutter.start()
-    try:
-        code, result, err = pull(
-            project, st["run_id"], "--to", str(dest), "--bwlimit-kbps", "8000",
-            "--stall-timeout-s", "3", "--retries", "12",
+    err_path = project / "pull-cut.err"
+    with err_path.open("w") as err_file:
+        puller = subprocess.Popen(
+            [OUTLIVE, "pull", st["run_id"], "--json", "--to", str(dest), "--bwlimit-kbps", "8000",
+             "--stall-timeout-s", "3", "--retries", "12"],
+            cwd=project, stdout=subprocess.PIPE, stderr=err_file, text=True,
         )  # fmt: skip
+    try:
+
+        def half_there() -> bool:
+            partial = list(local.glob("*big.bin*")) if local.is_dir() else []
+            return any(p.stat().st_size > (12 << 20) for p in partial)
+
+        wait_until(lambda: half_there() or puller.poll() is not None, "a quarter of big.bin")
+        assert puller.poll() is None, "the transfer finished before the link could be cut"
+        box.cut()
+        # the attempt must fail (the stall timeout) and the retry be announced before the restore
+        wait_until(
+            lambda: "(U12)" in err_path.read_text() or puller.poll() is not None,
+            "the cut attempt to fail",
+        )
+    except BaseException:
+        puller.kill()
+        raise
     finally:
-        cutter.join()
         box.restore()
-    assert box_cut.is_set(), "the transfer finished before the link could be cut"
+    out, _ = puller.communicate(timeout=300)
+    code, result, err = puller.returncode, json.loads(out), err_path.read_text()
     assert code == 0, (err, result["transfer"], result["verify"]["problems"])
     assert result["ok"] and (dest / "PULL_VERIFIED.json").is_file()
     (unit,) = [u for u in result["transfer"]["units"] if u["label"] == "ckpt"]
@@ -329,7 +328,7 @@ def test_down_refuses_when_the_pulled_copy_is_gone_or_the_box_is_unreachable(
 
 
 def test_down_refuses_while_a_run_is_still_running(project: Path, box: Box) -> None:
-    out = ok(cli(project, "run", "-t", "box", "--name", "busy", "--json", "--", "sleep", "60"))
+    out = ok(cli(project, "run", "-t", "box", "--name", "busy", "--json", "--", "sleep", "600"))
     run_id = json.loads(out.stdout)["run_id"]
     try:
         code, _, err = down(project, "--confirm", "box")
@@ -459,13 +458,11 @@ while not go.exists():
 
 
 def wait_state(proj: Path, run_id: str, want: str) -> dict[str, Any]:
-    deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
+    def look() -> dict[str, Any] | None:
         st = dict(json.loads(cli(proj, "status", "--json", run_id).stdout)["runs"][0])
-        if st["state"] == want:
-            return st
-        time.sleep(0.1)
-    raise AssertionError(f"run {run_id} never reached {want}")
+        return st if st["state"] == want else None
+
+    return wait_until(look, f"run {run_id} to be {want}", interval_s=0.1)
 
 
 def test_down_counts_a_torch_file_verified_by_hash_only_unless_load_check_is_required(
@@ -504,10 +501,7 @@ def test_down_never_counts_a_snapshot_of_a_running_run(
     run_id = launch(project, "snap", sys.executable, "writer.py", str(go))
     try:
         st = wait_state(project, run_id, "running")
-        deadline = time.monotonic() + DEADLINE_S
-        while not (Path(st["ckpt_dir"]) / "early.txt").exists():
-            assert time.monotonic() < deadline, "the writer wrote nothing"
-            time.sleep(0.05)
+        wait_until((Path(st["ckpt_dir"]) / "early.txt").exists, "the writer's first file")
         code, result, err = pull(project, "snap")
         assert code == 0 and result["snapshot"] is True and result["state"] == "running", err
         code, _, err = down(project, "--confirm", "box")

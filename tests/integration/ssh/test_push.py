@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_ssh_runs import wait_for
 
 from outlive.testing import Box
 
@@ -18,7 +19,7 @@ OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 def _project(tmp_path: Path, box: Box, workdir: Path) -> Path:
     proj = tmp_path / "proj"
     proj.mkdir()
-    target = dict(box.target, workdir=str(workdir))
+    target = dict(box.target, workdir=str(workdir), durable=f"{workdir}.durable")
     lines = ["[project]", 'exclude = ["*.pt", "scratch/"]', "[targets.box]"]
     lines += [f"{k} = {json.dumps(v)}" for k, v in target.items()]
     (proj / "outlive.toml").write_text("\n".join(lines) + "\n")
@@ -115,12 +116,8 @@ def test_an_unchanged_tree_is_not_resent_but_a_box_edit_is_repaired_before_launc
     assert run.returncode == 0, run.stderr
     assert (workdir / "train.py").read_text() == "print('train')\n"
     run_id = json.loads(run.stdout)["run_id"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        logs = subprocess.run([OUTLIVE, "logs", run_id], cwd=proj, capture_output=True, text=True)
-        if logs.stdout.strip():
-            break
-        time.sleep(0.2)
+    wait_for(proj, run_id, lambda s: s["state"] not in ("pending", "running"), "the end")
+    logs = subprocess.run([OUTLIVE, "logs", run_id], cwd=proj, capture_output=True, text=True)
     assert logs.stdout.strip() == "train"
 
 

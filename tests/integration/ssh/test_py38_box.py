@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from test_ssh_runs import wait_for
 
 from outlive.testing import Box
 
@@ -16,12 +16,17 @@ OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 PY38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
 
 
-def test_agent_and_checkpointer_run_on_python_3_8(tmp_path: Path, box: Box) -> None:
+def test_agent_and_checkpointer_run_on_python_3_8(tmp_path: Path, box: Box, tag: str) -> None:
     if not PY38.exists():
         pytest.skip(f"no Python 3.8 interpreter at {PY38}")
     proj = tmp_path / "p"
     proj.mkdir()
-    target = dict(box.target, workdir=str(box.workdir / f"py38-{time.time_ns()}"), python=str(PY38))
+    target = dict(
+        box.target,
+        workdir=str(box.workdir / f"py38-{tag}"),
+        durable=str(box.durable / tag),
+        python=str(PY38),
+    )
     (proj / "outlive.toml").write_text(
         "[targets.box]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in target.items())
     )
@@ -39,16 +44,7 @@ def test_agent_and_checkpointer_run_on_python_3_8(tmp_path: Path, box: Box) -> N
         check=True,
     )
     run_id = json.loads(out.stdout)["run_id"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        st = json.loads(
-            subprocess.run(
-                [OUTLIVE, "status", "--json", run_id], cwd=proj, capture_output=True, text=True
-            ).stdout
-        )["runs"][0]
-        if st["state"] != "running":
-            break
-        time.sleep(0.2)
+    st = wait_for(proj, run_id, lambda s: s["state"] not in ("pending", "running"), "the end")
     logs = subprocess.run([OUTLIVE, "logs", run_id], cwd=proj, capture_output=True, text=True)
     assert st["state"] == "succeeded", logs.stdout
     assert logs.stdout.strip() == "restored (3, 8)"

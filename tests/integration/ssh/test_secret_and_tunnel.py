@@ -12,15 +12,19 @@ import time
 import urllib.request
 from pathlib import Path
 
-from outlive.testing import Box
+from test_ssh_runs import wait_for
+
+from outlive.testing import DEADLINE_S, Box, wait_until
 
 OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 
 
-def _project(tmp_path: Path, box: Box, **extra: object) -> Path:
+def _project(tmp_path: Path, box: Box, tag: str, **extra: object) -> Path:
+    """A project whose target `box` has this test's own workdir and durable directory."""
     proj = tmp_path / "proj"
     proj.mkdir()
-    lines = ["[targets.box]"] + [f"{k} = {json.dumps(v)}" for k, v in box.target.items()]
+    target = dict(box.target, workdir=str(box.workdir / tag), durable=str(box.durable / tag))
+    lines = ["[targets.box]"] + [f"{k} = {json.dumps(v)}" for k, v in target.items()]
     lines += [f"{k} = {json.dumps(v)}" for k, v in extra.items()]
     (proj / "outlive.toml").write_text("\n".join(lines) + "\n")
     return proj
@@ -41,9 +45,9 @@ def _scan_cmdlines(needle: bytes, stop: threading.Event, hits: list[str]) -> Non
 
 
 def test_secret_value_never_appears_in_any_cmdline_during_the_push(
-    tmp_path: Path, box: Box
+    tmp_path: Path, box: Box, tag: str
 ) -> None:
-    proj = _project(tmp_path, box, secrets=["MY_TOKEN"])
+    proj = _project(tmp_path, box, tag, secrets=["MY_TOKEN"])
     value = f"tok-{os.getpid()}-s3cr3t-{time.time_ns()}"
     stop, hits = threading.Event(), []  # type: ignore[var-annotated]
     scanner = threading.Thread(target=_scan_cmdlines, args=(value.encode(), stop, hits))
@@ -87,29 +91,20 @@ def test_secret_value_never_appears_in_any_cmdline_during_the_push(
         check=True,
     )
     run_id = json.loads(run.stdout)["run_id"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        st = json.loads(
-            subprocess.run(
-                [OUTLIVE, "status", "--json", run_id], cwd=proj, capture_output=True, text=True
-            ).stdout
-        )["runs"][0]
-        if st["state"] != "running":
-            break
-        time.sleep(0.2)
+    st = wait_for(proj, run_id, lambda s: s["state"] not in ("pending", "running"), "the end")
     assert st["state"] == "succeeded"
     logs = subprocess.run([OUTLIVE, "logs", run_id], cwd=proj, capture_output=True, text=True)
     assert logs.stdout.strip() == "same"
 
 
 def test_secret_push_refuses_the_durable_path_without_leaking_the_value(
-    tmp_path: Path, box: Box
+    tmp_path: Path, box: Box, tag: str
 ) -> None:
     from outlive.config import load_config
     from outlive.errors import BoxError
     from outlive.session import Session
 
-    proj = _project(tmp_path, box)
+    proj = _project(tmp_path, box, tag)
     cfg = load_config(proj)
     target = cfg.target("box")
     value = "never-shown-" + str(time.time_ns())
@@ -136,8 +131,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_tunnel_forwards_a_local_port_to_a_service_on_the_box(tmp_path: Path, box: Box) -> None:
-    proj = _project(tmp_path, box)
+def test_tunnel_forwards_a_local_port_to_a_service_on_the_box(
+    tmp_path: Path, box: Box, tag: str
+) -> None:
+    proj = _project(tmp_path, box, tag)
     (box.workdir / "tunnel-index.html").write_text("hello through the tunnel\n")
     server = subprocess.Popen(
         [
@@ -165,20 +162,20 @@ def test_tunnel_forwards_a_local_port_to_a_service_on_the_box(tmp_path: Path, bo
         stderr=subprocess.DEVNULL,
     )
     try:
-        body = b""
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+
+        def fetch() -> bytes:
             try:
                 with urllib.request.urlopen(
-                    f"http://127.0.0.1:{local}/tunnel-index.html", timeout=2
+                    f"http://127.0.0.1:{local}/tunnel-index.html", timeout=DEADLINE_S
                 ) as resp:
-                    body = resp.read()
-                break
-            except OSError:
-                time.sleep(0.2)
+                    return bytes(resp.read())
+            except OSError:  # the tunnel or the server is not up yet
+                return b""
+
+        body = wait_until(fetch, "the page through the tunnel", interval_s=0.2)
         assert body == b"hello through the tunnel\n"
     finally:
         tunnel.terminate()
-        tunnel.wait(timeout=10)
+        tunnel.wait(timeout=DEADLINE_S)
         server.terminate()
-        server.wait(timeout=10)
+        server.wait(timeout=DEADLINE_S)

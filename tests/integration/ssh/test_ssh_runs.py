@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,11 +20,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from outlive.testing import Box
+from outlive.testing import DEADLINE_S, Box, wait_until
 
 OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 EXAMPLE = Path(__file__).resolve().parents[3] / "src" / "outlive" / "examples" / "train_numpy.py"
-DEADLINE_S = 90.0
 
 
 def _toml_value(v: Any) -> str:
@@ -33,18 +31,18 @@ def _toml_value(v: Any) -> str:
 
 
 @pytest.fixture
-def project(tmp_path: Path, box: Box, request: pytest.FixtureRequest) -> Path:
-    """A local project whose target `box` has its own workdir on the box (hostile characters
-    included, so every test also proves paths are passed as data)."""
+def project(tmp_path: Path, box: Box, tag: str) -> Path:
+    """A local project whose target `box` has its own workdir and durable directory on the box
+    (hostile characters included, so every test also proves paths are passed as data)."""
     proj = tmp_path / "proj"
     proj.mkdir()
-    workdir = box.workdir / f"w {request.node.name[:20]} 'q' $(x) ü"
+    workdir = box.workdir / f"w {tag} 'q' $(x) ü"
     lines = ["[targets.box]"]
     for key, value in box.target.items():
         if key == "workdir":
             value = str(workdir)
         if key == "durable":
-            value = str(box.durable / request.node.name[:30])
+            value = str(box.durable / tag)
         lines.append(f"{key} = {_toml_value(value)}")
     lines.append("kill_grace_s = 2")
     (proj / "outlive.toml").write_text("\n".join(lines) + "\n")
@@ -73,14 +71,17 @@ def run_status(proj: Path, run_id: str) -> dict[str, Any]:
 def wait_for(
     proj: Path, run_id: str, pred: Callable[[dict[str, Any]], bool], what: str
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + DEADLINE_S
-    st: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        st = run_status(proj, run_id)
-        if pred(st):
-            return st
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; last status {st}")
+    """Poll the run's status until ``pred`` holds; fail at the deadline with the last one."""
+    last: list[dict[str, Any]] = [{}]
+
+    def look() -> dict[str, Any] | None:
+        last[0] = run_status(proj, run_id)
+        return last[0] if pred(last[0]) else None
+
+    try:
+        return wait_until(look, what, interval_s=0.2)
+    except AssertionError:
+        raise AssertionError(f"timed out waiting for {what}; last status {last[0]}") from None
 
 
 def train_cmd(steps: int = 120, sleep_s: float = 0.02) -> list[str]:
@@ -108,6 +109,13 @@ def step_of(st: dict[str, Any]) -> int:
     return int((st.get("progress") or {}).get("step", 0))
 
 
+def box_step(run_dir: str) -> int:
+    """The last step the job recorded in its progress file, read from the box's disk."""
+    path = Path(run_dir) / "progress.jsonl"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return int(json.loads(lines[-1])["step"]) if lines else 0
+
+
 def served_by_daemon(proj: Path) -> int:
     """How many looks the local daemons of this test session have answered so far."""
     doc = json.loads(cli(proj, "daemon", "status", "--json").stdout)
@@ -122,21 +130,23 @@ def test_job_survives_a_link_cut_and_status_says_unreachable_meanwhile(
         monkeypatch.setenv("OUTLIVE_NO_DAEMON", "1")
     # each variant its own name, so its own checkpoints: the other may have finished already
     run_id = launch(project, *train_cmd(steps=400, sleep_s=0.05), name=f"survivor-{daemon}")
-    wait_for(project, run_id, lambda s: step_of(s) >= 3, "the job to make progress")
+    st = wait_for(project, run_id, lambda s: step_of(s) >= 3, "the job to make progress")
     if daemon == "daemon":  # the first look started it; wait until it answers looks
-        deadline = time.monotonic() + DEADLINE_S
-        while served_by_daemon(project) == 0 and time.monotonic() < deadline:
-            run_status(project, run_id)
-            time.sleep(0.1)
+        wait_until(
+            lambda: run_status(project, run_id) and served_by_daemon(project) > 0,
+            "the daemon to answer looks",
+        )
     served_before_cut = served_by_daemon(project)
     box.cut()
+    at_cut = box_step(st["run_dir"])
     st = run_status(project, run_id)
     if daemon == "daemon":  # the look during the cut went through the daemon's open channel
         assert served_by_daemon(project) == served_before_cut + 1
     assert st.get("stale") is True
     assert "unreachable" in st.get("unreachable", "") or "no answer" in st.get("unreachable", "")
     assert st["state"] == "running"  # last seen, never reported as dead
-    time.sleep(1.0)
+    # the box shares this machine's filesystem: the job goes on while no look can reach it
+    wait_until(lambda: box_step(st["run_dir"]) > at_cut, "the job to go on during the cut")
     box.restore()
     st = wait_for(project, run_id, lambda s: not s.get("stale"), "the box to answer again")
     assert st["state"] in ("running", "succeeded")
@@ -258,18 +268,23 @@ def test_hostile_names_and_arguments_are_data_on_the_box(project: Path, box: Box
 
 
 def test_logs_follow_survives_a_link_cut_without_losing_or_repeating_lines(
-    project: Path, box: Box
+    project: Path, box: Box, tag: str
 ) -> None:
+    # Lines 0-29, then (once the test has cut the link) lines 30-59 while nothing can be read.
+    gate = box.workdir / f"go-on-{tag}"  # the box shares this machine's filesystem
     script = "\n".join(
         [
-            "import time",
+            "import os, sys, time",
             "for i in range(60):",
+            "    if i == 30:",
+            "        while not os.path.exists(sys.argv[1]):",
+            "            time.sleep(0.02)",
             "    print(f'line {i}', flush=True)",
-            "    time.sleep(0.1)",
         ]
     )
-    run_id = launch(project, sys.executable, "-c", script, name="chatty")
+    run_id = launch(project, sys.executable, "-c", script, str(gate), name="chatty")
     out_path = project / "followed.txt"
+    log = Path(run_status(project, run_id)["run_dir"]) / "stdout.log"
     with out_path.open("wb") as out:
         follower = subprocess.Popen(
             [OUTLIVE, "logs", run_id, "-f", "-n", "1000"],
@@ -277,9 +292,10 @@ def test_logs_follow_survives_a_link_cut_without_losing_or_repeating_lines(
             stdout=out,
             stderr=subprocess.DEVNULL,
         )
-        time.sleep(1.5)
+        wait_until(lambda: "line 29\n" in out_path.read_text(), "the follower to print line 29")
         box.cut()
-        time.sleep(2.5)
+        gate.touch()
+        wait_until(lambda: "line 59\n" in log.read_text(), "the job to finish during the cut")
         box.restore()
         try:
             follower.wait(timeout=DEADLINE_S)
@@ -292,8 +308,9 @@ def test_logs_follow_survives_a_link_cut_without_losing_or_repeating_lines(
 
 
 def test_tmux_detach_gives_an_attachable_session_that_ends_with_the_run(
-    project: Path, box: Box
+    project: Path, box: Box, tag: str
 ) -> None:
+    gate = box.workdir / f"go-on-{tag}"  # the box shares this machine's filesystem
     out = cli(
         project,
         "run",
@@ -307,22 +324,22 @@ def test_tmux_detach_gives_an_attachable_session_that_ends_with_the_run(
         "--",
         "sh",
         "-c",
-        "echo tick-one; sleep 3; echo tick-two",
+        'echo tick-one; while [ ! -e "$0" ]; do sleep 0.05; done; echo tick-two',
+        str(gate),
     )
     run_id = json.loads(out.stdout)["run_id"]
     session = f"outlive-{run_id}"
-    deadline = time.monotonic() + 20
-    pane = ""
-    while time.monotonic() < deadline and "tick-one" not in pane:
-        pane = box.ssh("tmux", "capture-pane", "-p", "-t", f"{session}:log").stdout
-        time.sleep(0.2)
-    assert "tick-one" in pane
+
+    def pane() -> str:
+        return box.ssh("tmux", "capture-pane", "-p", "-t", f"{session}:log").stdout
+
+    # the job waits for the gate: its session is there to be looked at for as long as it takes
+    wait_until(lambda: "tick-one" in pane(), "tick-one in the tmux pane", interval_s=0.2)
+    gate.touch()
     st = wait_for(project, run_id, lambda s: s["state"] != "running", "the run to end")
     assert st["state"] == "succeeded"
-    deadline = time.monotonic() + 10
-    while (
-        time.monotonic() < deadline
-        and box.ssh("tmux", "has-session", "-t", session).returncode == 0
-    ):
-        time.sleep(0.2)
-    assert box.ssh("tmux", "has-session", "-t", session).returncode != 0
+    wait_until(
+        lambda: box.ssh("tmux", "has-session", "-t", session).returncode != 0,
+        "the tmux session to end with the run",
+        interval_s=0.2,
+    )

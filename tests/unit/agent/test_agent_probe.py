@@ -17,6 +17,7 @@ from outlive.agent.box import runs as box_runs
 from outlive.agent.box.process_state import diagnose
 from outlive.agent.box.procfs import is_alive, proc_start_ticks
 from outlive.agent.box.runs import probe_one
+from outlive.testing import DEADLINE_S
 
 BOOT = "11111111-2222-3333-4444-555555555555"
 
@@ -78,7 +79,7 @@ def test_missing_exited_and_zombie_processes_are_not_alive():
     zombie = subprocess.Popen(["true"])
     try:
         stat_path = Path(f"/proc/{zombie.pid}/stat")
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + DEADLINE_S
         while stat_path.read_text().rsplit(")", 1)[1].split()[0] != "Z":
             assert time.monotonic() < deadline, "the child never became a zombie"
             time.sleep(0.01)

@@ -74,9 +74,7 @@ def test_serve_exits_when_idle() -> None:
     out_r, out_w = os.pipe()
     try:
         with os.fdopen(out_w, "wb") as out, os.fdopen(r, "rb") as inp:
-            t0 = time.monotonic()
-            assert box_serve.serve(inp, out, idle_s=0.2) == 0
-            assert time.monotonic() - t0 < 5
+            assert box_serve.serve(inp, out, idle_s=0.2) == 0  # returns: it does not serve on
         assert json.loads(os.read(out_r, 4096))["serve"] == box_common.AGENT_VERSION
     finally:
         os.close(w)

@@ -14,6 +14,7 @@ from typing import Callable
 import pytest
 
 import outlive
+from outlive.testing import DEADLINE_S
 
 SRC_DIR = str(Path(outlive.__file__).resolve().parents[1])
 
@@ -61,7 +62,9 @@ def start_child() -> Iterator[StartChild]:
         proc.communicate()
 
 
-def _wait_for_line(path: Path, predicate: Callable[[str], bool], timeout_s: float = 10.0) -> str:
+def _wait_for_line(
+    path: Path, predicate: Callable[[str], bool], timeout_s: float = DEADLINE_S
+) -> str:
     """Poll a growing text file until one of its lines satisfies ``predicate``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -78,7 +81,8 @@ def _wait_for_line(path: Path, predicate: Callable[[str], bool], timeout_s: floa
 
 @pytest.fixture
 def wait_for_line() -> Callable[..., str]:
-    """``wait_for_line(path, predicate, timeout_s=10)``: first line of a growing file that fits."""
+    """``wait_for_line(path, predicate, timeout_s=DEADLINE_S)``: the first line of a growing file
+    that fits."""
     return _wait_for_line
 
 

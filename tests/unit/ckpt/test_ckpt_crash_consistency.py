@@ -16,6 +16,7 @@ from typing import Callable
 import pytest
 
 from outlive import Checkpointer
+from outlive.testing import DEADLINE_S
 
 # Run with -S (no site-packages): the core must work where only the shipped files exist.
 WRITER = """
@@ -64,7 +65,7 @@ def _kill_lane(directory: Path, kills: int, seed: str, env: dict[str, str]) -> t
                 time.sleep(rng.uniform(0.0, 0.1))
         finally:
             proc.send_signal(signal.SIGKILL)
-            stderr = proc.communicate(timeout=10)[1].decode(errors="replace")
+            stderr = proc.communicate(timeout=DEADLINE_S)[1].decode(errors="replace")
         assert ready == b"ready\n", f"{where}: writer did not start: {ready!r} {stderr}"
         assert proc.returncode == -signal.SIGKILL, f"{where}: writer died on its own: {stderr}"
 

@@ -12,6 +12,7 @@ import pytest
 
 from outlive import Checkpointer
 from outlive.ckpt import GRACE_ENV
+from outlive.testing import DEADLINE_S
 
 
 def _ckpt(directory: Path, **kwargs: object) -> Checkpointer:
@@ -127,7 +128,7 @@ def test_a_spot_loop_exits_75_with_the_checkpoint_its_grace_allows(
     proc = start_child(SPOT_LOOP, str(tmp_path / "ck"), env=env)
     wait_for_line(progress_file, lambda line: json.loads(line)["step"] >= 12)
     proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=20)
+    stdout, stderr = proc.communicate(timeout=DEADLINE_S)
 
     assert proc.returncode == 75, stderr
     report = json.loads(stdout)

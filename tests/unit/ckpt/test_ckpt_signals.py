@@ -13,6 +13,7 @@ from typing import Callable
 import pytest
 
 from outlive import Checkpointer
+from outlive.testing import DEADLINE_S
 
 # A training-shaped loop: it reports each step, and saves only at its safe point. The handler
 # must not save: the saved state says so, and `saves` counts every save the process made.
@@ -49,7 +50,7 @@ def test_signal_sets_flag_and_loop_saves_at_its_safe_point_then_exits_75(
     assert os.listdir(tmp_path / "ck") == []  # nothing saved before the signal
 
     proc.send_signal(signum)
-    stdout, stderr = proc.communicate(timeout=10)
+    stdout, stderr = proc.communicate(timeout=DEADLINE_S)
 
     assert proc.returncode == 75, stderr
     report = json.loads(stdout)

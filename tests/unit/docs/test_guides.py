@@ -37,3 +37,21 @@ def test_the_local_guide_runs_as_written(tmp_path: Path) -> None:
     assert done.stdout.count("done at step 50") == 2
     assert '"state": "succeeded"' in done.stdout
     assert list((tmp_path / ".outlive" / "pulled" / "first").rglob("PULL_VERIFIED.json"))
+
+
+def test_the_colab_guide_runs_as_written(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTLIVE_")}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["OUTLIVE_NO_DAEMON"] = "1"
+    (tmp_path / "outlive.toml").write_text('[project]\nname = "guide"\n')
+    example = ROOT / "src" / "outlive" / "examples" / "train_numpy.py"
+    (tmp_path / "train_numpy.py").write_bytes(example.read_bytes())
+    script = "set -euo pipefail\n" + _bash_blocks(GUIDES / "colab.md")[0]
+    done = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert done.returncode == 0, f"stdout:\n{done.stdout}\nstderr:\n{done.stderr}"
+    final = tmp_path / "drive" / "guide" / "checkpoints" / "toy" / "final.npz"
+    assert final.is_file()
+    out = (tmp_path / "toy.ipynb").read_text()
+    assert "already ended (succeeded); nothing to do" in out  # --inplace keeps the outputs

@@ -7,8 +7,9 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from outlive.testing import DEADLINE_S, wait_until
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -61,14 +62,10 @@ def test_readme_example_resumes_to_the_same_result_after_sigterm(tmp_path: Path)
     proc = subprocess.Popen(
         [sys.executable, "train.py"], env=env, cwd=run_dir, text=True, stdout=subprocess.PIPE
     )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        prog = run_dir / "progress.jsonl"
-        if prog.exists() and prog.read_text().count("\n") >= 60:
-            break
-        time.sleep(0.01)
+    prog = run_dir / "progress.jsonl"
+    wait_until(lambda: prog.exists() and prog.read_text().count("\n") >= 60, "60 steps")
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=30)
+    proc.communicate(timeout=DEADLINE_S)
     assert proc.returncode == 75
     again = subprocess.run(
         [sys.executable, "train.py"],
