@@ -91,6 +91,65 @@ CREATE TABLE IF NOT EXISTS pulls (
 );
 """
 
+# Tables added after the first release, each applied once, in order; PRAGMA user_version counts
+# how many a registry has (an older registry gains them on its next open, its rows untouched).
+MIGRATIONS: tuple[str, ...] = (
+    # 1: sweeps (issue 17): a sweep, its targets' slots, its items; and runs moved elsewhere
+    """
+    CREATE TABLE IF NOT EXISTS sweeps (
+        name       TEXT PRIMARY KEY,
+        source     TEXT NOT NULL,
+        spec       TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS sweep_targets (
+        sweep  TEXT NOT NULL,
+        target TEXT NOT NULL,
+        slots  INTEGER NOT NULL,
+        PRIMARY KEY (sweep, target)
+    );
+    CREATE TABLE IF NOT EXISTS sweep_items (
+        sweep    TEXT NOT NULL,
+        key      TEXT NOT NULL,
+        run_name TEXT NOT NULL,
+        params   TEXT NOT NULL,
+        command  TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        note     TEXT,
+        added_at REAL NOT NULL,
+        PRIMARY KEY (sweep, key)
+    );
+    CREATE TABLE IF NOT EXISTS moves (
+        run_id     TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        from_target TEXT NOT NULL,
+        to_target  TEXT NOT NULL,
+        new_run_id TEXT,
+        checkpoint TEXT,
+        moved_at   REAL NOT NULL
+    );
+    """,
+)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring the registry's schema up to date (each step once, under a write lock)."""
+    if conn.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        done = conn.execute("PRAGMA user_version").fetchone()[0]
+        for step in range(done, len(MIGRATIONS)):
+            for statement in MIGRATIONS[step].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
 
 @dataclass(frozen=True)
 class RunRecord:
@@ -244,7 +303,15 @@ class Store:
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
         conn.executescript(_SCHEMA)
+        _migrate(conn)
         return conn
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection for a module that keeps its own tables here (the sweep's): this
+        block's shared one, or a fresh one closed after; SQLite errors become RegistryError."""
+        with self._connect() as conn:
+            yield conn
 
     def add(self, rec: RunRecord) -> None:
         with self._connect() as conn:

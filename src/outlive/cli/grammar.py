@@ -183,6 +183,52 @@ class RunRefArgs(Args):
     as_json: bool = json_flag()
 
 
+class SweepArgs(Args):
+    file: str = arg("The sweep file (TOML: command template + [grid] or [[list]]).", metavar="FILE")
+    targets: list[str] = many(
+        "Target to run items on (repeatable; default: local).", "-t", "--target", metavar="TARGET"
+    )
+    per_target: int | None = opt(
+        "--per-target",
+        help="At most K items at once per target (default: one per GPU the "
+        "audit finds, 1 when none).",
+        metavar="K",
+    )
+    retries: int = opt(
+        "--retries",
+        help="Relaunch an item that failed by its own code at most N times.",
+        default=1,
+        metavar="N",
+    )
+    items: str | None = opt(
+        "--items", help="One item per line of FILE, bound to {item} in the command.", metavar="FILE"
+    )
+    poll_s: float = opt("--poll-s", help="Seconds between looks.", default=0.25)
+    as_json: bool = json_flag()
+
+
+class SweepStatusArgs(Args):
+    sweep: str | None = arg(
+        "A sweep name or its file (default: the newest sweep).", metavar="FILE|NAME", default=None
+    )
+    by: str | None = opt(
+        "--by",
+        help="Rank the best items by this progress metric (lowest "
+        "first; default: the first metric the items report).",
+        metavar="METRIC",
+    )
+    highest: bool = flag("--highest", help="With --by: the highest value is best.")
+    as_json: bool = json_flag()
+
+
+class MoveArgs(Args):
+    run_ref: str = arg("Run id or name.", metavar="RUN")
+    to: str = opt(
+        "--to", help="The target to move the run to.", default=_REQUIRED, metavar="TARGET"
+    )
+    as_json: bool = json_flag()
+
+
 class DemoArgs(Args):
     steps: int = opt("--steps", help="Training steps of the toy run.", default=300)
     keep: bool = flag("--keep", help="Keep the demo's project directory.", negatable=True)
@@ -357,6 +403,7 @@ _PULL = "outlive.cli.pull_cmds:"
 _REMOTE = "outlive.cli.remote_cmds:"
 _CLOUD = "outlive.cli.cloud_cmds:"
 _NOTEBOOK = "outlive.cli.notebook_cmds:"
+_SWEEP = "outlive.cli.sweep_cmds:"
 
 COMMANDS: tuple[Command[Any], ...] = (
     Command("init", "Write a commented outlive.toml in the current directory.", InitArgs,
@@ -421,6 +468,16 @@ COMMANDS: tuple[Command[Any], ...] = (
     Command("secret push", "Store NAME on TARGET as a 0600 file on box-local disk; the value "
             "comes from stdin or --from-env and never appears in any command line, log or "
             "error (U34).", SecretPushArgs, _REMOTE + "secret_push"),
+    Command("sweep", "Run every item of a sweep file as a named run over the targets, at most "
+            "K at once per target, until all are done; rerun it to continue (finished items never "
+            "rerun, running ones are adopted). `outlive sweep status` shows it.", SweepArgs,
+            _SWEEP + "sweep"),
+    Command("sweep status", "A sweep's items: state, target, progress, last metric, restarts; a "
+            "summary line and the best items by a metric.", SweepStatusArgs,
+            _SWEEP + "sweep_status"),
+    Command("move", "Move RUN to another target: TERM (it saves), pull and verify its latest "
+            "checkpoint, push code and checkpoint there, relaunch under the same name.",
+            MoveArgs, _SWEEP + "move"),
     Command("daemon status", "List this user's running daemons: pid, age, open agent "
             "channels.", JsonArgs, _REMOTE + "daemon_status"),
     Command("daemon stop", "Stop this user's daemons (they close their agent channels; runs "
@@ -433,6 +490,7 @@ GROUPS = {
     "notebook": "Generated notebooks for platforms with no shell (Colab): runs that survive "
     "their sessions.",
     "secret": "Move credentials to a box without putting them on a command line.",
+    "sweep": "Resumable sweeps of named runs over several targets.",
     "daemon": "The local daemon that answers `status` warm (started by the first look; "
     "OUTLIVE_NO_DAEMON=1 turns it off).",
 }

@@ -77,6 +77,12 @@ def parse(argv: list[str]) -> Invocation | Help:
         return Help(top_help())
     name, rest = argv[0], argv[1:]
     where = "outlive"
+    own = find(name) if name in GROUPS else None  # a group that is a command too (`sweep`)
+    if own is not None and rest and find(f"{name} {rest[0]}") is None:
+        parsed = parse_command(own, rest)
+        if isinstance(parsed, Help):  # its own options, then the group's sub-commands
+            return Help(parsed.text + "\n" + group_help(name))
+        return parsed
     if name in GROUPS:
         if not rest or rest[0] in _HELP:
             return Help(group_help(name), 0 if rest else 2)
@@ -133,6 +139,8 @@ def build(cmd: Command[Any]) -> argparse.ArgumentParser:
         if spec.flags:
             if repeated:
                 kw.update(action="append", default=None)
+            elif spec.required:
+                kw["required"] = True  # a required option (`move --to`)
             else:
                 kw["default"] = spec.default
             parser.add_argument(*spec.flags, dest=name, **kw)
@@ -169,7 +177,7 @@ def top_help() -> str:
 
 def group_help(group: str) -> str:
     """``outlive GROUP --help``: the group's sub-commands."""
-    rows = [(c.name, c.help) for c in COMMANDS if c.name.startswith(group + " ")]
+    rows = [(c.name, c.help) for c in COMMANDS if c.name == group or c.name.startswith(group + " ")]
     head = f"usage: outlive {group} COMMAND [ARGS]...\n\n{_wrapped(GROUPS[group])}\n\n"
     return head + f"commands:\n{_table(rows)}"
 
