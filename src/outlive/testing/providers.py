@@ -14,7 +14,7 @@ from typing import Any, TypedDict
 from outlive.testing import _fakeserver
 from outlive.testing.box import testbed_root
 
-KINDS = ("runpod", "paperspace")
+KINDS = ("runpod", "paperspace", "kaggle")
 
 
 class FakeDoc(TypedDict):
@@ -28,6 +28,10 @@ def state_dir(kind: str, name: str) -> Path:
 
 def up(kind: str, name: str) -> FakeDoc:
     running = _fakeserver.start(kind, name, state_dir(kind, name))
+    if kind == "kaggle":
+        from outlive.testing.kaggle_env import fake_doc
+
+        return fake_doc(name, running)  # type: ignore[return-value]
     upper = kind.upper()
     return {
         "name": name,
