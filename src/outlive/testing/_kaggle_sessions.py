@@ -42,7 +42,8 @@ class Version:
     number: int
     session_id: int
     meta: dict[str, Any]
-    root: Path  # this version's /kaggle
+    home: Path  # this version's records: script, log, kept output
+    root: Path  # the kernel's machine: its /kaggle, the same path for every version (as on Kaggle)
     pushed_at: float
     status: str = QUEUED
     failure: str | None = None
@@ -63,12 +64,12 @@ class Version:
 
     @property
     def log_path(self) -> Path:
-        return self.root.parent / "log.txt"
+        return self.home / "log.txt"
 
     @property
     def output(self) -> Path:
         """The kept output: ``working/`` of a version that ended well, nothing otherwise."""
-        return self.root.parent / "output"
+        return self.home / "output"
 
     def gpu_s(self, now: float) -> float:
         if not self.meta.get("enableGpu") or self.started_at is None:
@@ -77,10 +78,14 @@ class Version:
 
 
 def mount(version: Version) -> None:
-    """Lay out the version's /kaggle tree and mount its sources read-only (``input/<name>``)."""
+    """A fresh /kaggle tree for the version, its sources mounted read-only (``input/<name>``)."""
+    if version.root.exists():
+        for path in version.root.rglob("*"):
+            if path.is_dir() and not path.is_symlink():
+                path.chmod(0o755)
+        shutil.rmtree(version.root)
     for sub in ("working", "input", "temp"):
         (version.root / sub).mkdir(parents=True, exist_ok=True)
-    (version.root.parent / "script.py").write_text(str(version.meta.get("text") or ""))
     for name, src in version.sources.items():
         dest = version.root / "input" / name
         shutil.copytree(src, dest, symlinks=True)
@@ -88,6 +93,7 @@ def mount(version: Version) -> None:
 
 
 def start(version: Version, now: float) -> None:
+    mount(version)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(version.root / "temp"),
@@ -99,7 +105,7 @@ def start(version: Version, now: float) -> None:
     }
     with open(version.log_path, "ab") as log:
         version.proc = subprocess.Popen(
-            [sys.executable, str(version.root.parent / "script.py")],
+            [sys.executable, str(version.home / "script.py")],
             cwd=version.working,
             env=env,
             stdin=subprocess.DEVNULL,

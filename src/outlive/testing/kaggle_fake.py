@@ -119,10 +119,12 @@ class KaggleFake(FakeApi):
                 sources[done.slug] = done.output
         number = 1 + max((v.number for v in self.versions if v.ref == f"{owner}/{slug}"), default=0)
         session = 1000 + len(self.versions)
-        root = self.state_dir / "kernels" / owner / slug / str(number) / "kaggle"
-        version = ks.Version(owner, slug, number, session, dict(body), root, time.time())
+        kernel = self.state_dir / "kernels" / owner / slug
+        home, root = kernel / str(number), kernel / "machine" / "kaggle"
+        version = ks.Version(owner, slug, number, session, dict(body), home, root, time.time())
         version.sources = sources
-        ks.mount(version)
+        home.mkdir(parents=True)
+        (home / "script.py").write_text(str(body.get("text") or ""))
         self.versions.append(version)
         return Answer(200, {
             "ref": f"/code/{owner}/{slug}",
@@ -136,8 +138,8 @@ class KaggleFake(FakeApi):
         ref = f"{body.get('userName')}/{body.get('kernelSlug')}"
         label = body.get("versionLabel")
         found = [v for v in self.versions if v.ref == ref]
-        if label:
-            found = [v for v in found if str(v.number) == str(label)]
+        if label:  # the API wants "v<N>" and 404s a bare number (as the client's docs say)
+            found = [v for v in found if f"v{v.number}" == str(label)]
         if not found:
             return Answer(404, {"code": 404, "message": f"Kernel {ref} not found"})
         return found[-1]
