@@ -13,13 +13,25 @@ command -v slurmctld >/dev/null || need_pkgs+=(slurm-wlm)
 command -v munged >/dev/null || need_pkgs+=(munge)
 command -v etcd >/dev/null || need_pkgs+=(etcd-server)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
-if [ ${#need_pkgs[@]} -gt 0 ]; then
+# the dashboard's browser tests (tests/integration/ui): the system Chromium, driven by Playwright
+browser_pkgs=()
+[ -x /usr/bin/chromium ] || browser_pkgs+=(chromium)
+[ -x /usr/bin/chromedriver ] || browser_pkgs+=(chromium-driver)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || browser_pkgs+=(fonts-dejavu-core)
+if [ $((${#need_pkgs[@]} + ${#browser_pkgs[@]})) -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "installing system packages: ${need_pkgs[*]}"
+    echo "installing system packages: ${need_pkgs[*]} ${browser_pkgs[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+    if [ ${#need_pkgs[@]} -gt 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+    fi
+    if [ ${#browser_pkgs[@]} -gt 0 ]; then
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        "${browser_pkgs[@]}" >/dev/null
+    fi
   else
-    echo "note: missing ${need_pkgs[*]}; tests that need them will skip (not allowed under CI=true)" >&2
+    echo "note: missing ${need_pkgs[*]} ${browser_pkgs[*]}; tests that need them will skip" \
+      "(not allowed under CI=true)" >&2
   fi
 fi
 

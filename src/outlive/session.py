@@ -13,6 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from outlive.config import Config, Target, load_config
+from outlive.errors import OutliveError
 from outlive.store import Store
 
 if TYPE_CHECKING:
@@ -82,7 +83,19 @@ class Session:
             self._backends[t.name] = backend
         return backend
 
+    def release(self) -> list[str]:
+        """Free what the backends made only for this command (a Kubernetes reader pod); the
+        sentences say what was freed. A failure to free is said too, never raised."""
+        said: list[str] = []
+        for name, backend in self._backends.items():
+            try:
+                said += backend.release()
+            except (OutliveError, OSError) as exc:
+                said.append(f"{name}: could not free what this command made there: {exc}")
+        return said
+
     def close(self) -> None:
+        self.release()  # a command that ended early
         if self._own_pool and self.pool is not None:
             self.pool.close()
             self.pool, self._own_pool = None, False

@@ -34,9 +34,10 @@ VERBS = (
     "audit",
     "doctor",
     "manifest",
+    "ckpts",
 )
 # Only verbs that read: a request repeated after a dropped channel must change nothing.
-SERVE_VERBS = ("probe", "tail")
+SERVE_VERBS = ("probe", "tail", "ckpts")
 MISSING_BUNDLE_EXIT = 97  # the box has no copy of this bundle yet: the client uploads it
 
 # -- box-side backends (the dispatch key written into run.json) -------------------------------
@@ -62,6 +63,7 @@ EXIT_JSON = "exit.json"
 CANCEL_JSON = "cancel.json"
 STDOUT_LOG = "stdout.log"
 PROGRESS_JSONL = "progress.jsonl"
+TAIL_FILES = (STDOUT_LOG, PROGRESS_JSONL)  # what the `tail` verb may read of a run
 SUPERVISOR_LOG = "supervisor.log"
 SLURM_JSON = "slurm.json"
 SBATCH_SCRIPT = "job.sbatch"

@@ -79,3 +79,31 @@ def test_a_built_wheel_installs_into_a_fresh_venv_and_runs_a_project_of_ones_own
     where = _sh([str(venv / "bin" / "python"), "-c", "import outlive; print(outlive.__file__)"],
                 proj, env)  # fmt: skip
     assert str(venv) in where and str(ROOT) not in where
+    _the_dashboard_serves_its_files_from_the_wheel(outlive, proj, env)
+
+
+def _the_dashboard_serves_its_files_from_the_wheel(
+    outlive: str, proj: Path, env: dict[str, str]
+) -> None:
+    """`outlive ui` from the wheel: the pages and the chart library are package data."""
+    import urllib.request
+
+    ui = subprocess.Popen(
+        [outlive, "ui", "--json", "--no-browser"],
+        cwd=proj, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert ui.stdout is not None
+        url = json.loads(ui.stdout.readline())["url"]
+        base, token = url.split("/?token=")
+        for path in ("/", "/run/x", "/static/uPlot.iife.min.js", "/static/uPlot.LICENSE"):
+            req = urllib.request.Request(base + path, headers={"Cookie": f"outlive_ui={token}"})
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                body = resp.read()
+            assert resp.status == 200 and body, path
+        assert b"MIT" in body
+    finally:
+        ui.terminate()
+        ui.wait(timeout=30)
+        if ui.stdout is not None:
+            ui.stdout.close()

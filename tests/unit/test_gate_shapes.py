@@ -39,6 +39,7 @@ REPORT_KEYS = [
     "abandoned",
     "plan",
     "note",
+    "released",
 ]
 
 

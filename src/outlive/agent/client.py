@@ -45,11 +45,15 @@ class AgentClient:
         local_dir: Path | None = None,
         python: str = "python3",
         pool: channel.ChannelPool | None = None,
+        bundle_path: str | None = None,
     ) -> None:
         self.transport = transport
         self.local_dir = local_dir
         self.python = python
         self.pool = pool  # read-only verbs go over its persistent channels when set
+        # The agent's zipapp already on the target (a Kubernetes pod's ConfigMap): run from
+        # there, nothing to install.
+        self.bundle_path = bundle_path
 
     @classmethod
     def local(
@@ -81,7 +85,7 @@ class AgentClient:
             )
         payload = json.dumps(request).encode()
         done = self._invoke(verb, payload, timeout_s)
-        if self.local_dir is None and done.returncode == MISSING:
+        if self.local_dir is None and self.bundle_path is None and done.returncode == MISSING:
             self.install(timeout_s)
             done = self._invoke(verb, payload, timeout_s)
         return self._reply(verb, done)
@@ -89,6 +93,8 @@ class AgentClient:
     def _agent_argv(self, verb: str) -> list[str]:
         if self.local_dir is not None:
             return [sys.executable, "-S", "-c", BOOT, str(self.local_dir), verb]
+        if self.bundle_path is not None:
+            return [self.python, "-S", "-c", BOOT, self.bundle_path, verb]
         return ["sh", "-c", _RUN, "sh", self.python, bundle.bundle_hash(), verb, BOOT]
 
     def _invoke(self, verb: str, payload: bytes, timeout_s: float) -> Completed:

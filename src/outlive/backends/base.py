@@ -89,6 +89,25 @@ class TailChunk:
     ended: bool
 
 
+@shape(frozen=True)
+class CheckpointFile:
+    """One committed checkpoint on the box (the ``ckpts`` verb): its step, size and mtime."""
+
+    name: str
+    step: int
+    size_bytes: int
+    mtime: float
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> CheckpointFile:
+        return cls(
+            name=str(doc["name"]),
+            step=int(doc["step"]),
+            size_bytes=int(doc["size_bytes"]),
+            mtime=float(doc["mtime"]),
+        )
+
+
 class CancelReply(TypedDict, total=False):
     """What the box did on ``cancel`` (the agent's reply, shown as is by ``cancel --json``)."""
 
@@ -194,7 +213,12 @@ class Backend(Protocol):
         lines: int | None = None,
         max_bytes: int | None = None,
         timeout_s: float | None = None,
+        file: str = wire.STDOUT_LOG,
     ) -> TailChunk: ...
+
+    def checkpoints(self, ckpt_dir: str, *, timeout_s: float) -> list[CheckpointFile]:
+        """The committed checkpoints in ``ckpt_dir`` on the box, newest first."""
+        ...
 
     def manifest(self, request: Mapping[str, object], *, timeout_s: float) -> ManifestReply:
         """Files, sizes and hashes under the requested result roots, built on the box."""
@@ -203,6 +227,11 @@ class Backend(Protocol):
     def teardown_commands(self) -> list[str]:
         """The exact commands that free what this target's runs hold (``down`` prints them once
         the gate passes; outlive never runs them); empty when the profile's verbs say it all."""
+        ...
+
+    def release(self) -> list[str]:
+        """Free what this backend made only to reach the target for one command (a Kubernetes
+        reader pod), never the user's data; returns sentences saying what it freed."""
         ...
 
 
@@ -226,6 +255,9 @@ class AgentBackend:
 
     def teardown_commands(self) -> list[str]:
         return []
+
+    def release(self) -> list[str]:
+        return []  # the agent's connection is the session's, closed with it
 
     @property
     def transport(self) -> Transport:
@@ -274,8 +306,11 @@ class AgentBackend:
         lines: int | None = None,
         max_bytes: int | None = None,
         timeout_s: float | None = None,
+        file: str = wire.STDOUT_LOG,
     ) -> TailChunk:
         request: dict[str, object] = {"run_dir": run_dir}
+        if file != wire.STDOUT_LOG:
+            request["file"] = file
         if offset is not None:
             request["offset"] = offset
         if lines is not None:
@@ -292,6 +327,10 @@ class AgentBackend:
             size=int(reply.get("size") or 0),
             ended=bool(reply["ended"]),
         )
+
+    def checkpoints(self, ckpt_dir: str, *, timeout_s: float) -> list[CheckpointFile]:
+        reply = self.agent.call("ckpts", {"ckpt_dir": ckpt_dir}, timeout_s=timeout_s)
+        return [CheckpointFile.from_json(c) for c in reply.get("checkpoints") or ()]
 
     def manifest(self, request: Mapping[str, object], *, timeout_s: float) -> ManifestReply:
         reply: ManifestReply = self.agent.call("manifest", request, timeout_s=timeout_s)

@@ -5,8 +5,10 @@ entry point is the agent's supervisor (:mod:`outlive.agent.box.kubernetes`). Sta
 ``kubectl logs`` of the newest pod, followed across replacement pods; cancel deletes the Job
 (the pods get their grace); ``down`` prints the ``kubectl delete`` commands, never runs them.
 
-The run's records and checkpoints live on the claim, which only a pod can read: ``pull`` says
-so instead of pretending (docs/guides/kubernetes.md).
+The run's records and checkpoints live on the claim, which only a pod can read: ``pull`` and the
+gate reach it with ``kubectl exec`` into the run's own pod while it runs, else into a reader pod
+made for the command and deleted after it (:mod:`outlive.backends.k8s_reader`); the agent runs
+there from its ConfigMap, rsync over the same exec (docs/guides/kubernetes.md).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from outlive.backends import k8s_state
 from outlive.backends.base import (
     ArrayPlan,
     CancelReply,
+    CheckpointFile,
     FoundRun,
     LaunchReply,
     ManifestReply,
@@ -33,9 +36,10 @@ from outlive.backends.base import (
     TailChunk,
 )
 from outlive.backends.k8s_api import Kubectl
+from outlive.backends.k8s_reader import ClaimReader
 from outlive.backends.k8s_values import label_value
 from outlive.config import KubernetesOptions
-from outlive.errors import ConfigError, TransportError, UsageError
+from outlive.errors import BoxError, ConfigError, TransportError, UsageError
 
 if TYPE_CHECKING:
     from outlive.agent.client import AgentClient
@@ -43,7 +47,7 @@ if TYPE_CHECKING:
     from outlive.store import RunRecord
     from outlive.transport.base import Transport
 
-__all__ = ["KubernetesBackend", "PullUnsupported"]
+__all__ = ["KubernetesBackend"]
 
 LOG_TIMEOUT_S = 30.0
 
@@ -67,6 +71,8 @@ class KubernetesBackend:
         self.project = project
         self.kubectl = Kubectl(self.options.context, self.options.namespace, self._state("k8s"))
         self._logs: dict[str, tuple[str, int]] = {}  # run id -> (pod followed, bytes before it)
+        self._reader: ClaimReader | None = None
+        self._reading: set[str] = set()  # the runs the commands so far asked about
 
     @property
     def options(self) -> KubernetesOptions:
@@ -79,9 +85,24 @@ class KubernetesBackend:
 
     @property
     def transport(self) -> Transport:
-        from outlive.transport.local import LocalTransport
+        """``kubectl exec`` into the pod that reads the claim (picked on first use)."""
+        from outlive.transport.kubectl import KubectlExecTransport
 
-        return LocalTransport()  # kubectl runs here
+        return KubectlExecTransport(self.target.name, self.kubectl.argv, self._reading_pod)
+
+    @property
+    def reader(self) -> ClaimReader:
+        if self._reader is None:
+            claim = self.options.pvc or km.claim_name(self.project.name)
+            self._reader = ClaimReader(self.kubectl, self.project.name, claim, self.options)
+        return self._reader
+
+    def _reading_pod(self) -> tuple[str, str]:
+        pod = self.reader.resolve(self._reading)
+        return pod, self.reader.container
+
+    def release(self) -> list[str]:
+        return self._reader.release() if self._reader is not None else []
 
     def _state(self, *parts: str) -> Path:
         return self.project.state_dir.joinpath(*parts)
@@ -300,10 +321,15 @@ class KubernetesBackend:
         lines: int | None = None,
         max_bytes: int | None = None,
         timeout_s: float | None = None,
+        file: str = wire.STDOUT_LOG,
     ) -> TailChunk:
         """The newest pod's log. Offsets count bytes across pods: a replacement pod's log
         continues where the previous pod's ended (a deleted pod's unread lines are lost; the
-        whole log is in the run dir on the claim)."""
+        whole log is in the run dir on the claim). The run's other files (the progress file)
+        live on the claim, out of the API's reach: nothing is read for them."""
+        if file != wire.STDOUT_LOG:
+            base = offset or 0
+            return TailChunk(data=b"", offset=base, size=base, ended=True)
         run_id = run_dir.rstrip("/").rsplit("/", 1)[-1]
         wait = timeout_s or LOG_TIMEOUT_S
         items = self.items(f"{km.LABEL_RUN_ID}={run_id}", timeout_s=wait)
@@ -331,6 +357,12 @@ class KubernetesBackend:
             data = data[:max_bytes]
         return TailChunk(data=data, offset=offset + len(data), size=before + len(log), ended=ended)
 
+    def checkpoints(self, ckpt_dir: str, *, timeout_s: float) -> list[CheckpointFile]:
+        raise BoxError(
+            "a Kubernetes run's checkpoints live on its claim, which the API cannot list; "
+            "`outlive pull` copies and verifies them"
+        )
+
     def _pod_log(self, pod: str, timeout_s: float) -> bytes:
         try:
             return self.kubectl.run("logs", pod, "-c", km.CONTAINER, timeout_s=timeout_s)
@@ -342,12 +374,22 @@ class KubernetesBackend:
     # -- results --------------------------------------------------------------------------------
 
     def manifest(self, request: Mapping[str, object], *, timeout_s: float) -> ManifestReply:
-        claim = self.options.pvc or km.claim_name(self.project.name)
-        raise PullUnsupported(
-            f"pull from a kubernetes target is not supported yet: the results are on claim "
-            f"{claim!r}, which only a pod can read; copy them with `kubectl cp` from a pod that "
-            "mounts it"
-        )
+        """The agent's manifest, built in the pod that reads the claim; the runs' states come
+        from the API (a reader pod cannot see another pod's processes)."""
+        from outlive.agent.client import AgentClient
+
+        raw_dirs = request.get("probe_run_dirs")
+        probe_dirs = [str(d) for d in raw_dirs] if isinstance(raw_dirs, list) else []
+        raw_sets = request.get("sets")
+        sets = [x for x in raw_sets if isinstance(x, dict)] if isinstance(raw_sets, list) else []
+        stores = [str(x["store_dir"]) for x in sets if x.get("store_dir")]
+        self._reading.update(_run_id(d) for d in probe_dirs + stores)
+        agent = AgentClient(self.transport, bundle_path=f"{km.MOUNT_BUNDLE}/agent.pyz")
+        box_request = {k: v for k, v in request.items() if k != "probe_run_dirs"}
+        reply: ManifestReply = agent.call("manifest", box_request, timeout_s=timeout_s)
+        probes = self.probe(probe_dirs, timeout_s=LOG_TIMEOUT_S) if probe_dirs else []
+        reply["probes"] = [p.to_json() for p in probes]
+        return reply
 
     def teardown_commands(self) -> list[str]:
         base = ["kubectl"]
@@ -364,14 +406,14 @@ class KubernetesBackend:
         return cmds
 
 
-class PullUnsupported(TransportError):
-    """The results of a Kubernetes run are on a claim only a pod can read (exit 1)."""
-
-
 def wire_json(request: wire.LaunchRequest) -> str:
     import json
 
     return json.dumps(request.to_json(), sort_keys=True)
+
+
+def _run_id(run_dir: str) -> str:
+    return run_dir.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _run_dir(workdir: str, run_id: str) -> str:

@@ -316,6 +316,12 @@ class McpArgs(Args):
     """``mcp`` takes no arguments: it serves the project of the current directory."""
 
 
+class UiArgs(Args):
+    port: int = opt("--port", help="Port on 127.0.0.1 (0: a free one).", default=0)
+    no_browser: bool = flag("--no-browser", help="Print the URL; do not open a browser.")
+    as_json: bool = flag("--json", help='Print {"url": ...} (the URL carries the token).')
+
+
 class JsonArgs(Args):
     """A command whose only option is ``--json`` (``ls``, ``daemon status|stop``)."""
 
@@ -407,6 +413,9 @@ COMMANDS: tuple[Command[Any], ...] = (
     Command("mcp", "Serve the lifecycle as Model Context Protocol tools over stdio for an AI "
             "agent: typed tools mirroring --json, `down` in two calls with a one-time token, no "
             "secret through any tool.", McpArgs, "outlive.cli.mcp_cmds:mcp"),
+    Command("ui", "Serve a local dashboard of every run (board, curves, logs, cancel) on "
+            "127.0.0.1 with a per-start token in the URL; runs until Ctrl-C.", UiArgs,
+            "outlive.cli.ui_cmds:ui"),
     Command("tunnel", "Forward localhost:LOCAL to TARGET's PORT (TensorBoard, Jupyter) over "
             "the shared master; runs until Ctrl-C.", TunnelArgs, _REMOTE + "tunnel"),
     Command("secret push", "Store NAME on TARGET as a 0600 file on box-local disk; the value "

@@ -315,6 +315,8 @@ def _print_gate(report: GateReport) -> None:
         if len(report["lost_if_abandoned"]) > 100:
             con.print(f"  … and {len(report['lost_if_abandoned']) - 100} more")
     con.print(report["note"], style="dim", markup=False)
+    for msg in report["released"]:
+        con.print(f"note: {msg}", style="dim", markup=False)
 
 
 def _print_plan(verdict: GateReport) -> None:

@@ -167,6 +167,7 @@ class GateReport(TypedDict):
     abandoned: bool
     plan: list[PlanStep] | None
     note: str
+    released: list[str]  # what the look made only to reach the box and freed (a reader pod)
 
 
 def _norm(verb: str) -> str:
@@ -440,6 +441,7 @@ def inspect(session: Session, target_name: str, *, require_load: bool = False) -
         "abandoned": False,
         "plan": None,
         "note": "outlive checks only the runs it launched; anything else on the box is unknown",
+        "released": [],
     }
     reply: ManifestReply | None = None
     if runs:
@@ -456,6 +458,8 @@ def inspect(session: Session, target_name: str, *, require_load: bool = False) -
             )
         except TransportError as exc:
             report["reachable"], report["error"] = False, str(exc)
+        finally:
+            report["released"] = session.release()
     for i, rec in enumerate(runs):
         report["runs"].append(_run_view(rec, i, reply, set_of, covered, pull_views))
     # Runs that share roots list the same box files: each file is listed once, with its runs.

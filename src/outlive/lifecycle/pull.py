@@ -182,7 +182,23 @@ def pull(
 ) -> dict[str, Any]:
     """Pull run ``ref``'s results and verify them; returns the report (``ok`` says it all).
     A run still going when the pull starts gives a snapshot (``snapshot``: True, recorded in
-    PULL_VERIFIED.json), which ``down`` never counts as the run's result."""
+    PULL_VERIFIED.json), which ``down`` never counts as the run's result. What the backend made
+    only to reach the results (a Kubernetes reader pod) is freed at the end, and said."""
+    try:
+        return _pull(session, ref, opts, on_progress=on_progress, on_note=on_note)
+    finally:
+        for msg in session.release():
+            (on_note or (lambda _msg: None))(msg)
+
+
+def _pull(
+    session: Session,
+    ref: str,
+    opts: PullOptions | None = None,
+    *,
+    on_progress: ProgressFn | None = None,
+    on_note: NoteFn | None = None,
+) -> dict[str, Any]:
     opts = opts or PullOptions()
     if opts.retries < 1 or opts.parallel < 1:
         raise UsageError("--retries and --parallel must be at least 1")

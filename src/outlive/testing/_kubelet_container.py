@@ -59,7 +59,10 @@ class Container:
     cgroup: Path | None
     fallback_to_logs: bool
     started_at: str
+    env: dict[str, str] = field(default_factory=dict)
+    workdir: str = "/"
     created_paths: list[Path] = field(default_factory=list)
+    execs: list[subprocess.Popen[bytes]] = field(default_factory=list)  # kubectl exec commands
     finished_at: str | None = None
     exit_code: int | None = None
     reason: str = ""
@@ -71,8 +74,12 @@ class Container:
             self._killpg(sig)
 
     def _killpg(self, sig: Signals) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, sig)
+        """The container's process group, and those of the commands exec'd into it (they live
+        in its mount namespace and die with it)."""
+        self.execs = [p for p in self.execs if p.poll() is None]
+        for pid in [self.proc.pid] + [p.pid for p in self.execs]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, sig)
 
     def poll(self) -> bool:
         """Whether the container has exited; on the first True, its result is filled in."""
@@ -196,7 +203,7 @@ def _start(
     return Container(
         name=name, proc=proc, log=log, pump=pump(read_fd, log), term_file=term_file, cgroup=cgroup,
         fallback_to_logs=spec.get("terminationMessagePolicy") == "FallbackToLogsOnError",
-        started_at=now(), created_paths=created,
+        started_at=now(), env=env, workdir=workdir, created_paths=created,
     )  # fmt: skip
 
 

@@ -1,6 +1,7 @@
-"""The process kubelet's HTTPS API, as far as ``kubectl logs [-f]`` needs it: the apiserver
-proxies ``GET /containerLogs/{namespace}/{pod}/{container}`` here (``follow``, ``tailLines``,
-``limitBytes``, ``timestamps``, ``sinceTime``, ``sinceSeconds``)."""
+"""The process kubelet's HTTPS API, as far as ``kubectl logs [-f]`` and ``kubectl exec`` need it:
+the apiserver proxies ``GET /containerLogs/{namespace}/{pod}/{container}`` here (``follow``,
+``tailLines``, ``limitBytes``, ``timestamps``, ``sinceTime``, ``sinceSeconds``), and
+``/exec/{namespace}/{pod}/{container}`` with an upgrade to SPDY (``_kubelet_exec``)."""
 
 from __future__ import annotations
 
@@ -14,27 +15,40 @@ from io import BufferedIOBase
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from outlive.testing._kubelet_exec import ExecTarget, plain_response, serve_exec
 from outlive.testing._kubelet_logfile import parse_records, render, since_stamp
 
-__all__ = ["LogSource", "serve_logs"]
+__all__ = ["ExecSource", "LogSource", "serve_logs"]
 
 # (namespace, pod, container) -> (log file, whether the container has finished), or None
 LogSource = Callable[[str, str, str], "tuple[Path, Callable[[], bool]] | None"]
+# (namespace, pod, container) -> where a command runs in it, or None when it is not running
+ExecSource = Callable[[str, str, str], "ExecTarget | None"]
 _FOLLOW_POLL_S = 0.1
 
 
-def serve_logs(port: int, cert: Path, key: Path, source: LogSource) -> ThreadingHTTPServer:
+def serve_logs(
+    port: int, cert: Path, key: Path, source: LogSource, exec_source: ExecSource
+) -> ThreadingHTTPServer:
     """Start serving on 127.0.0.1:PORT in a daemon thread; return the server."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: object) -> None:
             pass  # the apiserver's requests are not worth a log line each
 
+        def do_POST(self) -> None:
+            self.do_GET()
+
         def do_GET(self) -> None:
             url = urlsplit(self.path)
             parts = [unquote(p) for p in url.path.strip("/").split("/")]
+            if len(parts) == 4 and parts[0] == "exec":
+                self._exec(parts, parse_qs(url.query))
+                return
             if len(parts) != 4 or parts[0] != "containerLogs":
-                self._error(404, f"the process kubelet serves only /containerLogs, not {url.path}")
+                self._error(
+                    404, f"the process kubelet serves /containerLogs and /exec, not {url.path}"
+                )
                 return
             found = source(parts[1], parts[2], parts[3])
             if found is None:
@@ -48,13 +62,19 @@ def serve_logs(port: int, cert: Path, key: Path, source: LogSource) -> Threading
             with contextlib.suppress(OSError):
                 _stream(self.wfile, *found, query)
 
+        def _exec(self, parts: list[str], query: dict[str, list[str]]) -> None:
+            self.close_connection = True
+            target = exec_source(parts[1], parts[2], parts[3])
+            if target is None:
+                self._error(
+                    404, f"container {parts[3]!r} of pod {parts[1]}/{parts[2]} is not running"
+                )
+                return
+            with contextlib.suppress(OSError):
+                serve_exec(self, target, query)
+
         def _error(self, code: int, message: str) -> None:
-            body = message.encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            plain_response(self, code, message)
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True

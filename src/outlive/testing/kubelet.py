@@ -7,7 +7,8 @@ through the pods' status subresource as a kubelet does: Running with ``startedAt
 conditions, then Succeeded/Failed with exit code, reason (Completed, Error, OOMKilled,
 DeadlineExceeded) and the termination message. A pod given a ``deletionTimestamp`` gets TERM on
 its process groups, KILL after ``deletionGracePeriodSeconds``, a final status, then the deletion is
-finished (``gracePeriodSeconds=0``). Logs are served for ``kubectl logs`` (``_kubelet_logs``).
+finished (``gracePeriodSeconds=0``). Logs are served for ``kubectl logs`` (``_kubelet_logs``), and
+``kubectl exec`` runs commands in a running container's mount namespace (``_kubelet_exec``).
 Init containers and restarts (``restartPolicy`` other than Never) are not played.
 """
 
@@ -35,6 +36,7 @@ from outlive.testing._kubelet_container import (
     remove_paths,
     start_container,
 )
+from outlive.testing._kubelet_exec import ExecTarget
 from outlive.testing._kubelet_logs import serve_logs
 
 __all__ = ["Kubelet", "main"]
@@ -172,7 +174,9 @@ class Kubelet:
     def run(self) -> None:
         self.register()
         pki = self.dir / "pki"
-        server = serve_logs(self.port, pki / "kubelet.crt", pki / "kubelet.key", self.log_source)
+        server = serve_logs(
+            self.port, pki / "kubelet.crt", pki / "kubelet.key", self.log_source, self.exec_target
+        )
         threading.Thread(target=self.watch_forever, name="pod-watch", daemon=True).start()
         next_beat = time.monotonic() + HEARTBEAT_S
         try:
@@ -381,6 +385,18 @@ class Kubelet:
                 c = run.containers.get(container)
                 if m["namespace"] == ns and m["name"] == pod and c is not None:
                     return c.log, lambda c=c: c.exit_code is not None
+        return None
+
+    def exec_target(self, ns: str, pod: str, container: str) -> ExecTarget | None:
+        with self.lock:
+            for run in self.pods.values():
+                m = run.pod["metadata"]
+                c = run.containers.get(container)
+                if m["namespace"] != ns or m["name"] != pod or c is None:
+                    continue
+                if c.exit_code is not None or c.proc.poll() is not None or run.kill_at is not None:
+                    return None
+                return ExecTarget(c.proc.pid, dict(c.env), c.workdir, c.execs.append)
         return None
 
 

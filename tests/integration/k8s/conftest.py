@@ -8,10 +8,12 @@ in the session, so that build overlaps the rest of the suite.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from k8s_project import Project
 
 from outlive.testing import TestbedUnavailable
 from outlive.testing._sessions import down_dead_sessions
@@ -50,3 +52,13 @@ def k8s() -> Iterator[K8sCluster]:
         yield cluster
     finally:
         cluster.down()
+
+
+@pytest.fixture
+def project(tmp_path: Path, k8s: K8sCluster) -> Callable[..., Project]:
+    """Make a project of its own (own name, own workdir on the claim) in this test's dir."""
+
+    def make(**options: Any) -> Project:
+        return Project(tmp_path, k8s, **options)
+
+    return make

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from k8s_helpers import job, wait_for
 
+from outlive.testing import DEADLINE_S
 from outlive.testing.k8s import NAMESPACE, K8sCluster
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
@@ -70,6 +71,11 @@ def _watch_until_deleted(
     watcher = threading.Thread(target=collect, daemon=True)
     watcher.start()
     return watcher, seen
+
+
+def _lines(path: Path) -> list[str]:
+    """The words of PATH, or none while it does not exist yet."""
+    return path.read_text().split() if path.exists() else []
 
 
 def _scratch(k8s: K8sCluster, name: str) -> Path:
@@ -207,8 +213,9 @@ def test_preempt_terms_the_process_marks_disruption_and_the_job_replaces_the_pod
     run_id = _unique("run")
     scratch = _scratch(k8s, name)
     script = (
-        f"echo $HOSTNAME >> /ckpt/{name}/started; "
+        # The trap first, then "started": TERM can come as soon as the test sees the file.
         f"trap 'echo $HOSTNAME >> /ckpt/{name}/term; exit 75' TERM; "
+        f"echo $HOSTNAME >> /ckpt/{name}/started; "
         "while :; do sleep 0.1; done"
     )
     labels = {"outlive/run-id": run_id, "outlive/name": "train", "outlive/project": "demo"}
@@ -220,11 +227,10 @@ def test_preempt_terms_the_process_marks_disruption_and_the_job_replaces_the_pod
     watcher, seen = _watch_until_deleted(k8s, first)
     done = k8s.preempt(run_id)
     assert (done["ok"], done["pod"]) == (True, first["metadata"]["name"])
-    wait_for("TERM to reach the process", lambda: (scratch / "term").exists())
+    # `>>` creates the file before echo writes to it: wait for the line, not the file.
+    wait_for("TERM to reach the process", lambda: _lines(scratch / "term") != [])
     assert (scratch / "term").read_text().split() == [first["metadata"]["name"]]
-    wait_for(
-        "a replacement pod to start", lambda: len((scratch / "started").read_text().split()) == 2
-    )
+    wait_for("a replacement pod to start", lambda: len(_lines(scratch / "started")) == 2)
     watcher.join(timeout=60)
     assert not watcher.is_alive()
     disrupted = [
@@ -251,12 +257,16 @@ def test_a_pod_sees_its_volumes_environment_and_working_dir(k8s: K8sCluster) -> 
     k8s.api.request("POST", f"/api/v1/namespaces/{NAMESPACE}/secrets", {
         "metadata": {"name": secret}, "data": {"token": base64.b64encode(b"s3cret").decode()},
     })  # fmt: skip
+    # Mountpoints of this test's own (the kubelet makes them on this machine's root for the
+    # pod's mount namespace, and other clusters' pods may be using theirs at the same time).
+    top = f"/{name}"
+    cfg, bin_cm, sec = f"{top}/cfg", f"{top}/bin-cm", f"{top}/sec"
     report = (
         'echo "pwd=$(pwd)"; echo "lit=$LIT"; echo "sec=$FROM_SEC"; echo "cm=$FROM_CM"; '
         'echo "pod=$POD"; echo "ns=$NS"; echo "cm_b=$CM_b"; '
-        'echo "a=$(cat /cfg/sub/a.txt)"; echo "a_mode=$(stat -c %a /cfg/sub/a.txt)"; '
-        'echo "cfg=$(ls /cfg)"; echo "bin=$(od -An -tx1 /bin-cm/bin | tr -d " ")"; '
-        'echo "token=$(cat /sec/token)"; echo "token_mode=$(stat -c %a /sec/token)"; '
+        f'echo "a=$(cat {cfg}/sub/a.txt)"; echo "a_mode=$(stat -c %a {cfg}/sub/a.txt)"; '
+        f'echo "cfg=$(ls {cfg})"; echo "bin=$(od -An -tx1 {bin_cm}/bin | tr -d " ")"; '
+        f'echo "token=$(cat {sec}/token)"; echo "token_mode=$(stat -c %a {sec}/token)"; '
         "echo \"shm=$(grep ' /dev/shm ' /proc/self/mounts | tail -1 | cut -d' ' -f3,4)\""
     )
     container = {
@@ -271,9 +281,9 @@ def test_a_pod_sees_its_volumes_environment_and_working_dir(k8s: K8sCluster) -> 
         "envFrom": [{"configMapRef": {"name": cm}, "prefix": "CM_"}],
         "volumeMounts": [
             {"name": "ckpt", "mountPath": "/ckpt"},
-            {"name": "cfg", "mountPath": "/cfg"},
-            {"name": "bin", "mountPath": "/bin-cm"},
-            {"name": "sec", "mountPath": "/sec"},
+            {"name": "cfg", "mountPath": cfg},
+            {"name": "bin", "mountPath": bin_cm},
+            {"name": "sec", "mountPath": sec},
             {"name": "shm", "mountPath": "/dev/shm"},
         ],
     }
@@ -298,8 +308,8 @@ def test_a_pod_sees_its_volumes_environment_and_working_dir(k8s: K8sCluster) -> 
         "a": "1", "a_mode": "600", "cfg": "sub", "bin": "0001",
         "token": "s3cret", "token_mode": "400", "shm": "tmpfs rw,relatime,size=32768k",
     }  # fmt: skip
-    for made in ("/cfg", "/bin-cm", "/sec"):  # mountpoints made for the pod are removed
-        wait_for(f"{made} to be removed", lambda made=made: not os.path.exists(made))
+    # The mountpoints made for the pod are removed, their parent too.
+    wait_for(f"{top} to be removed", lambda: not os.path.exists(top), timeout_s=DEADLINE_S)
 
 
 def test_a_deleted_pod_that_ignores_term_is_killed_after_its_grace_period(k8s: K8sCluster) -> None:

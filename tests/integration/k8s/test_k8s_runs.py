@@ -5,133 +5,25 @@ Issue 14's "Must show": a training run preempted three times is resumed by the J
 each time and ends bit-identical to an uninterrupted run while ``status`` counts the restarts;
 an OOM-killed pod, an unschedulable GPU request, an exceeded deadline and an exit 1 each get the
 right state and diagnosis. Also: the manifest passes the real server's validation (server-side
-dry run), cancel deletes the Job, pull says it cannot, and down prints the delete commands.
+dry run), cancel deletes the Job, and logs -f follows into a replacement pod (pull and down:
+test_k8s_pull.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from k8s_project import DEADLINE_S, ENDED, OUTLIVE, Project, reference_weights, train_cmd
 
 from outlive.testing.k8s import K8sCluster
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
-
-OUTLIVE = str(Path(sys.executable).with_name("outlive"))
-EXAMPLE = Path(__file__).resolve().parents[3] / "src" / "outlive" / "examples" / "train_numpy.py"
-DEADLINE_S = 90.0
-ENDED = ("succeeded", "failed", "cancelled", "vanished")
-
-
-class Project:
-    """A local project of its own (its own name, so its own workdir on the claim) whose target
-    ``k8s`` is the test cluster."""
-
-    def __init__(self, root: Path, k8s: K8sCluster, **options: Any) -> None:
-        self.k8s = k8s
-        self.name = f"p-{uuid.uuid4().hex[:8]}"
-        self.dir = root / self.name
-        self.dir.mkdir()
-        doc = k8s.doc()
-        self.env = dict(os.environ, **doc["env"])
-        target = {**doc["target"], **options}
-        lines = ["[project]", f'name = "{self.name}"', "", "[targets.k8s]"]
-        lines += [f"{k} = {toml_value(v)}" for k, v in target.items()]
-        (self.dir / "outlive.toml").write_text("\n".join(lines) + "\n")
-        (self.dir / "train_numpy.py").write_bytes(EXAMPLE.read_bytes())
-
-    @property
-    def claim_workdir(self) -> Path:
-        """The workdir as this machine sees it: the claim's directory (/checkpoints in a pod)."""
-        return self.k8s.volumes / "outlive-ckpt" / self.name
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [OUTLIVE, *args], cwd=self.dir, capture_output=True, text=True, timeout=120,
-            env=self.env,
-        )  # fmt: skip
-        if check and proc.returncode != 0:
-            raise AssertionError(f"outlive {' '.join(args)} -> {proc.returncode}\n{proc.stderr}")
-        return proc
-
-    def run(self, *cmd: str, name: str) -> str:
-        out = self.cli("run", "-t", "k8s", "--json", "--name", name, "--", *cmd)
-        return str(json.loads(out.stdout)["run_id"])
-
-    def status(self, run_id: str) -> dict[str, Any]:
-        out = self.cli("status", "--json", run_id, check=False)
-        assert out.returncode in (0, 1), out.stderr
-        runs: list[dict[str, Any]] = json.loads(out.stdout)["runs"]
-        return runs[0]
-
-    def wait(
-        self, run_id: str, pred: Callable[[dict[str, Any]], bool], what: str
-    ) -> dict[str, Any]:
-        deadline = time.monotonic() + DEADLINE_S
-        st: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            st = self.status(run_id)
-            if pred(st):
-                return st
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}; last status {st}")
-
-    def step(self, run_id: str) -> int:
-        """The job's last progress step, read from its records on the claim."""
-        path = self.claim_workdir / ".outlive" / "runs" / run_id / "progress.jsonl"
-        try:
-            lines = path.read_text().splitlines()
-        except OSError:
-            return 0
-        for line in reversed(lines):
-            try:
-                return int(json.loads(line).get("step", 0))
-            except ValueError:
-                continue
-        return 0
-
-
-def toml_value(value: object) -> str:
-    """A TOML value (inline tables for dicts) from plain JSON-like data."""
-    if isinstance(value, dict):
-        return (
-            "{ " + ", ".join(f"{json.dumps(k)} = {toml_value(v)}" for k, v in value.items()) + " }"
-        )
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return json.dumps(value)
-
-
-@pytest.fixture
-def project(tmp_path: Path, k8s: K8sCluster) -> Callable[..., Project]:
-    def make(**options: Any) -> Project:
-        return Project(tmp_path, k8s, **options)
-
-    return make
-
-
-def train_cmd(steps: int, sleep_s: float, script: str = "train_numpy.py") -> list[str]:
-    return [sys.executable, script, "--steps", str(steps), "--save-every", "10",
-            "--step-sleep-s", str(sleep_s)]  # fmt: skip
-
-
-def reference_weights(tmp_path: Path, steps: int) -> dict[str, np.ndarray]:
-    env = dict(os.environ, OUTLIVE_CKPT_DIR=str(tmp_path / "ref"))
-    env.pop("OUTLIVE_PROGRESS_FILE", None)
-    subprocess.run(train_cmd(steps, 0.0, str(EXAMPLE)), env=env, check=True,
-                   capture_output=True, timeout=120)  # fmt: skip
-    with np.load(tmp_path / "ref" / "final.npz") as z:
-        return {k: z[k] for k in z.files}
 
 
 def test_three_preemptions_resume_and_end_bit_identical_while_status_counts_restarts(
@@ -250,27 +142,6 @@ def test_the_real_server_accepts_the_rendered_objects(
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "job.batch/outlive-dry-run-1 created (server dry run)" in done.stdout
-
-
-def test_pull_says_it_cannot_and_down_prints_the_delete_commands(
-    project: Callable[..., Project],
-) -> None:
-    p = project()
-    run_id = p.run(sys.executable, "-c", "print('ok')", name="done")
-    p.wait(run_id, lambda s: s["state"] == "succeeded", "the run")
-    pulled = p.cli("pull", run_id, check=False)
-    assert pulled.returncode == 1
-    assert "pull from a kubernetes target is not supported yet" in pulled.stderr
-    assert len(pulled.stderr.strip().splitlines()) == 1
-    down = p.cli("down", "k8s", "--confirm", "k8s", "--abandon-results", "--confirm-abandon",
-                 "abandon k8s", "--json", check=False)  # fmt: skip
-    plan = json.loads(down.stdout)["plan"]
-    commands = [step["command"] for step in plan if step["command"]]
-    assert commands[0] == (
-        f"kubectl --context={p.k8s.name} --namespace=outlive delete jobs,configmaps,secrets "
-        f"-l outlive/project={p.name} --cascade=background --wait=false"
-    )
-    assert p.status(run_id)["state"] == "succeeded"  # printed, never run
 
 
 def test_logs_follow_goes_on_into_the_replacement_pod_until_the_run_ends(

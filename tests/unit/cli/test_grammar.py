@@ -189,7 +189,7 @@ def test_parse_raises_usage_error_instead_of_exiting() -> None:
         parse(["status", "--x"])
 
 
-def test_the_status_path_imports_no_typer_pydantic_rich_or_mcp(tmp_path: Path) -> None:
+def test_the_status_path_imports_no_typer_pydantic_rich_mcp_or_the_ui(tmp_path: Path) -> None:
     (tmp_path / "outlive.toml").write_text("[project]\nname = 'p'\n")
     env = dict(os.environ, OUTLIVE_NO_DAEMON="1")
     # the first look validates the config (pydantic) and caches it; later looks do not
@@ -198,7 +198,8 @@ def test_the_status_path_imports_no_typer_pydantic_rich_or_mcp(tmp_path: Path) -
         "import sys; sys.argv = ['outlive', 'status', '--json']\n"
         "from outlive.cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "heavy = [m for m in ('typer', 'click', 'pydantic', 'rich', 'mcp') if m in sys.modules]\n"
+        "heavy = [m for m in ('typer', 'click', 'pydantic', 'rich', 'mcp', 'outlive.ui',"
+        " 'http.server') if m in sys.modules]\n"
         "sys.stderr.write(repr(heavy))\n"
     )
     out = subprocess.run(
@@ -207,3 +208,19 @@ def test_the_status_path_imports_no_typer_pydantic_rich_or_mcp(tmp_path: Path) -
     assert out.returncode == 0, out.stderr
     assert out.stdout == '{"runs": []}\n'
     assert out.stderr == "[]"
+
+
+def test_only_the_ui_command_imports_the_ui_server() -> None:
+    code = (
+        "import sys\n"
+        "from outlive.cli.parser import parse\n"
+        "for argv in (['run', '--', 'true'], ['logs', 'x'], ['cancel', 'x'], ['ls']):\n"
+        "    parse(argv).command.load()\n"
+        "before = 'outlive.ui' in sys.modules\n"
+        "parse(['ui', '--no-browser']).command.load()\n"
+        "sys.stdout.write(repr((before, 'outlive.ui.server' in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    # the handler module itself is light: the server is imported when `ui` runs, not at load
+    assert out.stdout == "(False, False)"

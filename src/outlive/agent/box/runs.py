@@ -236,9 +236,13 @@ def _ended(run_dir: str) -> bool:
 
 
 def verb_tail(req: Rec) -> Rec:
-    """Log bytes from ``offset`` (or the last ``lines`` lines), so a follower never duplicates."""
+    """Log bytes from ``offset`` (or the last ``lines`` lines), so a follower never duplicates.
+    ``file`` picks another of the run's append-only files (``wire.TAIL_FILES``: progress)."""
     run_dir = expand(str(req["run_dir"]))
-    path = os.path.join(run_dir, wire.STDOUT_LOG)
+    name = str(req.get("file") or wire.STDOUT_LOG)
+    if name not in wire.TAIL_FILES:
+        raise AgentError("tail reads only " + ", ".join(wire.TAIL_FILES))
+    path = os.path.join(run_dir, name)
     max_bytes = int(req.get("max_bytes", 1 << 20))
     ended = _ended(run_dir)
     try:

@@ -20,6 +20,7 @@ VERBS: Dict[str, Tuple[str, str]] = {
     "audit": ("audit", "verb_audit"),
     "doctor": ("audit", "verb_doctor"),
     "manifest": ("manifests", "verb_manifest"),  # pull manifests (issue 6)
+    "ckpts": ("ckpts", "verb_ckpts"),  # the checkpoints in a run's durable dir (issue 20)
 }
 
 

@@ -1,0 +1,188 @@
+// A run page: live state (from the board's event stream), metric curves (uPlot, every point of
+// the progress file), the following log tail, the exit record, checkpoints, pulls, explain.
+"use strict";
+(function () {
+  const runId = decodeURIComponent(location.pathname.split("/").pop());
+  const api = "/api/run/" + encodeURIComponent(runId);
+  const LIVE = new Set(["pending", "running", "requeued"]);
+  const POLL_MS = 1500;
+  let run = null, ended = false, finalPolls = 0;
+  const progress = {n: 0, columns: {}};
+  const charts = {};
+  let drawn = false, belowReady = false;
+  window.outliveCharts = charts;  // for bench/ui.py's zoom timing
+  let logOffset = null;
+
+  function fail(e) { const p = document.getElementById("error"); p.hidden = false; p.textContent = String(e); }
+  function fact(dl, k, v) { dl.append(ui.el("dt", {text: k}), ui.el("dd", {"data-key": k, text: v === null || v === undefined ? "—" : String(v)})); }
+
+  function showRun(r) {
+    run = r;
+    document.title = "outlive — " + r.name;
+    document.getElementById("name").textContent = String(r.name);
+    const st = document.getElementById("state");
+    st.replaceChildren(ui.stateCell(r));
+    st.setAttribute("data-state", String(r.state));
+    const facts = document.getElementById("facts");
+    facts.replaceChildren();
+    fact(facts, "run id", r.run_id); fact(facts, "target", r.target);
+    fact(facts, "command", (r.command || []).join(" "));
+    fact(facts, "progress", ui.progressText(r.progress));
+    fact(facts, "heartbeat age", ui.age(r.heartbeat_age_s));
+    fact(facts, "restarts", r.restarts || 0);
+    fact(facts, "started", ui.time(r.started_at));
+    const exit = document.getElementById("exit");
+    exit.replaceChildren();
+    fact(exit, "state", r.state); fact(exit, "exit code", r.exit_code); fact(exit, "signal", r.signal);
+    fact(exit, "ended", ui.time(r.ended_at));
+    fact(exit, "max RSS", r.max_rss_bytes ? ui.bytes(r.max_rss_bytes) : null);
+    const dd = ui.el("dd", {"data-key": "diagnosis"}); dd.append(ui.diagnosis(r.diagnosis));
+    exit.append(ui.el("dt", {text: "diagnosis"}), dd);
+    if (r.diagnosis && r.diagnosis.evidence) fact(exit, "evidence", r.diagnosis.evidence.join("; "));
+    document.getElementById("actions").hidden = !LIVE.has(String(r.state)) || !!r.stale;
+    const wasEnded = ended;
+    ended = !LIVE.has(String(r.state)) && !r.stale;
+    if (ended && !wasEnded && belowReady) { details().catch(fail); explain().catch(fail); }
+  }
+
+  // -- curves: one chart per metric, x = step, every record of the progress file ------------
+  function chartData(key) {
+    const xs = progress.columns.step || [], ys = progress.columns[key] || [];
+    let sorted = true;
+    for (let i = 1; i < xs.length; i++) if (xs[i] < xs[i - 1]) { sorted = false; break; }
+    if (sorted) return [xs, ys];
+    const idx = xs.map((_, i) => i).sort((a, b) => (xs[a] - xs[b]) || (a - b));  // a resumed run repeats steps
+    return [idx.map(i => xs[i]), idx.map(i => ys[i])];
+  }
+
+  function drawCharts() {
+    const box = document.getElementById("charts");
+    const keys = Object.keys(progress.columns).filter(k => k !== "step" && k !== "ts" && progress.columns[k].some(v => v !== null));
+    const width = Math.max(400, box.clientWidth || 900);
+    const sync = uPlot.sync("run");
+    for (const key of keys) {
+      const data = chartData(key);
+      if (charts[key]) { charts[key].setData(data, !charts[key].zoomed); continue; }
+      const div = ui.el("div", {class: "chart", "data-metric": key});
+      box.append(div);
+      const opts = {
+        title: key, width, height: 220, pxAlign: 0,
+        cursor: {sync: {key: sync.key}, drag: {x: true, y: false}},
+        scales: {x: {time: false}},
+        series: [{label: "step"}, {label: key, stroke: "#1c5fb0", width: 1, spanGaps: true, points: {show: false}}],
+        hooks: {setSelect: [u => { u.zoomed = true; }]},
+      };
+      const u = new uPlot(opts, data, div);
+      u.over.addEventListener("dblclick", () => { u.zoomed = false; });
+      charts[key] = u;
+    }
+    for (const [key, u] of Object.entries(charts)) u.root.parentNode.setAttribute("data-points", String(u.data[0].length));
+    box.setAttribute("data-points", String(progress.n));
+    if (!drawn && keys.length) {  // bench/ui.py reads these marks
+      drawn = true;
+      performance.mark("charts-rendered");
+      requestAnimationFrame(() => setTimeout(() => performance.mark("charts-painted"), 0));
+    }
+    document.getElementById("points").textContent = progress.n ? "(" + progress.n + " points)" : "(no progress records yet)";
+  }
+
+  async function pollProgress() {
+    // Compact: u32 header length, JSON header, then float64 columns (NaN: no value).
+    const r = await fetch(api + "/progress?since=" + progress.n, {credentials: "same-origin"});
+    if (!r.ok) throw new Error((await r.json()).error || r.statusText);
+    const buf = await r.arrayBuffer();
+    const hlen = new DataView(buf).getUint32(0, true);
+    const head = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, hlen)));
+    if (head.since !== progress.n) { progress.n = 0; progress.columns = {}; }  // the file was replaced
+    let off = 4 + hlen;
+    for (const k of head.keys) {
+      const vals = new Float64Array(buf, off, head.count);
+      off += head.count * 8;
+      if (!progress.columns[k]) progress.columns[k] = new Array(progress.n).fill(null);
+      const col = progress.columns[k];
+      for (let i = 0; i < vals.length; i++) { const v = vals[i]; col.push(Number.isFinite(v) ? v : null); }
+    }
+    progress.n = head.n;
+    for (const col of Object.values(progress.columns)) while (col.length < progress.n) col.push(null);
+    if (head.count || !drawn) drawCharts();
+  }
+
+  // -- the log, followed by byte offset --------------------------------------------------------
+  const LOG_KEEP = 256 * 1024;
+  async function pollLog() {
+    const doc = await ui.get(api + "/log" + (logOffset === null ? "" : "?offset=" + logOffset));
+    logOffset = doc.offset;
+    const pre = document.getElementById("log");
+    if (doc.text) {
+      const stick = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+      pre.append(document.createTextNode(doc.text));
+      if (pre.textContent.length > LOG_KEEP) pre.textContent = pre.textContent.slice(-LOG_KEEP);
+      if (stick) pre.scrollTop = pre.scrollHeight;
+    }
+    document.getElementById("log-state").textContent = doc.ended || ended ? "(ended)" : "(following)";
+    pre.setAttribute("data-offset", String(doc.offset));
+  }
+
+  async function details() {
+    const d = await ui.get(api);
+    if (!run) {
+      showRun(d.last_seen || {run_id: d.run_id, name: d.name, target: d.target, state: "pending", command: d.command});
+    }
+    const now = Date.now() / 1000;
+    const cb = document.querySelector("#checkpoints tbody");
+    cb.replaceChildren(...d.checkpoints.map(c => ui.el("tr", {"data-step": String(c.step)},
+      ui.el("td", {text: String(c.step)}), ui.el("td", {text: c.name}), ui.el("td", {text: ui.bytes(c.size_bytes)}),
+      ui.el("td", {text: ui.age(now - c.mtime)}), ui.el("td", {text: c.verified ? "yes (pulled, SHA-256)" : "not pulled"}))));
+    if (!d.checkpoints.length && !d.checkpoints_error) cb.append(ui.el("tr", {}, ui.el("td", {colSpan: 5, class: "muted", text: "none in " + d.ckpt_dir})));
+    if (d.checkpoints_error) cb.append(ui.el("tr", {}, ui.el("td", {colSpan: 5, class: "error", text: d.checkpoints_error})));
+    const pb = document.querySelector("#pulls tbody");
+    pb.replaceChildren(...d.pulls.map(p => ui.el("tr", {},
+      ui.el("td", {text: p.dest}), ui.el("td", {text: String(p.files)}), ui.el("td", {text: ui.bytes(p.size_bytes)}),
+      ui.el("td", {text: ui.time(p.pulled_at)}), ui.el("td", {text: p.verified ? "verified" : "NOT verified"}))));
+    if (!d.pulls.length) pb.append(ui.el("tr", {}, ui.el("td", {colSpan: 5, class: "muted", text: "not pulled yet: outlive pull " + d.run_id})));
+  }
+
+  async function explain() {
+    const doc = await ui.get(api + "/explain");
+    const ul = document.getElementById("explain");
+    ul.replaceChildren(...doc.matches.map(m => ui.el("li", {"data-gotcha": String(m.id)},
+      ui.gotchaLink(String(m.id)), " line " + m.line + ": " + m.title + " — ", ui.el("code", {text: String(m.text).trim().slice(0, 200)}))));
+    if (!doc.matches.length) ul.append(ui.el("li", {class: "muted", text: "no known gotcha matched"}));
+    ul.setAttribute("data-ready", "true");
+  }
+
+  // -- cancel: a confirmation, then POST with the CSRF token ----------------------------------
+  const dialog = document.getElementById("confirm");
+  document.getElementById("cancel").addEventListener("click", () => {
+    document.getElementById("confirm-text").textContent =
+      "Cancel run " + run.name + " (" + run.run_id + ") on " + run.target +
+      "? The job gets TERM (it may save a checkpoint), then KILL after the target's grace.";
+    dialog.showModal();
+  });
+  dialog.addEventListener("close", () => {
+    if (dialog.returnValue !== "cancel") return;
+    const out = document.getElementById("cancel-result");
+    ui.post(api + "/cancel", {confirm: run.run_id})
+      .then(r => { out.textContent = r.signalled ? "sent " + r.signalled + "; KILL after " + r.grace_s + " s" : (r.note || "nothing to cancel"); })
+      .catch(e => { out.textContent = String(e); });
+  });
+
+  // A look at this run only (not the board's look at every run), while it is live.
+  async function pollStatus() { showRun(await ui.get(api + "/status")); }
+
+  async function loop() {
+    try { await Promise.all([pollStatus(), pollProgress(), pollLog()]); } catch (e) { fail(e); }
+    if (ended) finalPolls++;
+    if (finalPolls < 2) setTimeout(loop, POLL_MS);  // one more read after the end drains the rest
+  }
+
+  // The curves first; what sits below them (checkpoints, pulls, explain) once they are drawn.
+  pollProgress().catch(fail).finally(() => {
+    belowReady = true;
+    details().then(explain).catch(fail);
+    setTimeout(loop, POLL_MS);
+  });
+  pollStatus().catch(fail);
+  pollLog().catch(fail);
+  setInterval(() => { if (!ended) details().catch(fail); }, 10000);
+})();
