@@ -68,3 +68,13 @@ def test_kaggle_fake_session_limit_stops_the_version_in_error(
     status = _ended(f"{owner}/slow-kernel/1")
     assert status.status == "ERROR"
     assert status.failure is not None and "max allowed execution duration" in status.failure
+
+
+def test_fake_control_never_goes_through_the_proxy(
+    kaggle_fake: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a proxy that refuses (a stopped fake's port): control still reaches the fake directly
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    log = providers.control(kaggle_fake["env"]["OUTLIVE_KAGGLE_FAKE_URL"], "log")
+    assert log["exchanges"] == []
