@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from outlive._shapes import replace, shape
+from outlive._shapes import as_dict, replace, shape
 from outlive.backends import kaggle_render as kr
 from outlive.backends.kaggle_cli import KaggleCli
 
@@ -46,27 +46,70 @@ class KaggleChain:
     """One run's chain of versions; its record is ``<state_dir>/kaggle/<slug>.json``."""
 
     def __init__(
-        self, first: kr.Version, state_dir: Path, cli: KaggleCli, *, code: bytes, agent: bytes
+        self,
+        first: kr.Version,
+        state_dir: Path,
+        cli: KaggleCli,
+        *,
+        code: bytes,
+        agent: bytes,
+        key: str | None = None,
     ) -> None:
         self.first, self.cli, self.code, self.agent = first, cli, code, agent
-        self.record = state_dir / "kaggle" / f"{first.slug}.json"
+        self.record = state_dir / "kaggle" / f"{key or first.slug}.json"
         self.ref = f"{first.owner}/{first.slug}"
 
-    def _versions(self) -> list[dict[str, Any]]:
+    @classmethod
+    def load(cls, state_dir: Path, key: str, cli: KaggleCli, agent: bytes) -> KaggleChain | None:
+        """The chain a launch recorded under ``key`` (another command's), or None."""
+        record = state_dir / "kaggle" / f"{key}.json"
         try:
-            return list(json.loads(self.record.read_text())["versions"])
-        except (OSError, ValueError, KeyError):
-            return []
+            doc = json.loads(record.read_text())
+            code = record.with_suffix(".zip").read_bytes()
+            first = kr.Version(**{
+                **doc["first"],
+                "dataset_sources": tuple(doc["first"].get("dataset_sources") or ()),
+                "model_sources": tuple(doc["first"].get("model_sources") or ()),
+            })  # fmt: skip
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        return cls(first, state_dir, cli, code=code, agent=agent, key=key)
 
-    def _save(self, versions: list[dict[str, Any]]) -> None:
+    def _doc(self) -> dict[str, Any]:
+        try:
+            doc = json.loads(self.record.read_text())
+        except (OSError, ValueError):
+            return {}
+        return doc if isinstance(doc, dict) else {}
+
+    def _versions(self) -> list[dict[str, Any]]:
+        return list(self._doc().get("versions") or [])
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self._doc().get("cancelled"))
+
+    def _save(self, versions: list[dict[str, Any]], *, cancelled: bool | None = None) -> None:
         self.record.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.record.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"ref": self.ref, "versions": versions}, indent=1))
+        doc = {
+            "ref": self.ref,
+            "first": as_dict(self.first),
+            "versions": versions,
+            "cancelled": self.cancelled if cancelled is None else cancelled,
+        }
+        tmp.write_text(json.dumps(doc, indent=1))
         tmp.replace(self.record)
 
     def launch(self) -> list[str]:
         """Push the first version; the warnings to show (the weekly quota)."""
+        self.record.parent.mkdir(parents=True, exist_ok=True)
+        self.record.with_suffix(".zip").write_bytes(self.code)
         return self._push(resume=False)
+
+    def cancel(self) -> None:
+        """Push no further version: the chain ends with the version running now."""
+        self._save(self._versions(), cancelled=True)
 
     def _push(self, *, resume: bool) -> list[str]:
         version = replace(self.first, resume_from=self.ref if resume else None)
@@ -106,6 +149,8 @@ class KaggleChain:
         if status.status == "COMPLETE":
             last["outcome"] = self._outcome(int(last["number"]))
             state = {"succeeded": "succeeded", "stopped": "requeued"}.get(last["outcome"], "failed")
+            if state == "requeued" and self.cancelled:
+                state = "cancelled"
             self._save(versions)
             if state == "requeued":
                 warnings = self._push(resume=True)

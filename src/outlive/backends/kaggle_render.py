@@ -45,6 +45,7 @@ class Version:
     resume_from: str | None = None  # "owner/slug" of the version whose output to continue
     dataset_sources: tuple[str, ...] = ()
     model_sources: tuple[str, ...] = ()
+    private: bool = True
 
 
 def slug_problem(slug: str) -> str | None:
@@ -75,7 +76,7 @@ def metadata(v: Version) -> dict[str, Any]:
         "code_file": SCRIPT_FILE,
         "language": "python",
         "kernel_type": "script",
-        "is_private": True,
+        "is_private": v.private,
         "enable_gpu": shape_name is not None,
         "enable_tpu": False,
         "enable_internet": v.internet,
