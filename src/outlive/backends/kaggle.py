@@ -167,13 +167,29 @@ class KaggleChain:
         return ChainView(state, tuple(versions), diagnosis, tuple(warnings))
 
     def _outcome(self, number: int) -> str:
-        with tempfile.TemporaryDirectory(prefix="outlive-kaggle-") as tmp:
-            self.cli.output(f"{self.ref}/{number}", Path(tmp), f"^{kr.CHAIN_FILE}$")
-            try:
-                doc = json.loads((Path(tmp) / kr.CHAIN_FILE).read_text())
-            except (OSError, ValueError):
-                return "failed"  # outlive never got to write it: the script itself failed
+        doc = self._output_json(number, kr.CHAIN_FILE)
+        if doc is None:
+            return "failed"  # outlive never got to write it: the script itself failed
         return str(doc.get("state") or "failed")
+
+    def _output_json(self, number: int, name: str) -> dict[str, Any] | None:
+        with tempfile.TemporaryDirectory(prefix="outlive-kaggle-") as tmp:
+            self.cli.output(f"{self.ref}/{number}", Path(tmp), f"^{name}$")
+            try:
+                doc = json.loads((Path(tmp) / name).read_text())
+            except (OSError, ValueError):
+                return None
+        return doc if isinstance(doc, dict) else None
+
+    def completed(self) -> int | None:
+        """The number of the last version that ended well (COMPLETE), or None."""
+        done = [v for v in self._versions() if v.get("status") == "COMPLETE"]
+        return int(done[-1]["number"]) if done else None
+
+    def output_manifest(self) -> dict[str, Any] | None:
+        """The result manifest the last version that ended well built on Kaggle, or None."""
+        number = self.completed()
+        return None if number is None else self._output_json(number, kr.MANIFEST_FILE)
 
     def pull(self, dest: Path) -> Path:
         """Download the last version's output (``kaggle kernels output``) into ``dest``; the

@@ -16,6 +16,7 @@ import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from outlive import wire
@@ -112,7 +113,7 @@ class KaggleBackend:
             request=request.to_json(), accelerator=opt.accelerator, internet=opt.internet,
             budget_s=opt.budget_s, margin_s=opt.margin_s,
             dataset_sources=opt.dataset_sources, model_sources=opt.model_sources,
-            private=opt.is_private,
+            private=opt.is_private, outputs=self.target.placement.outputs,
         )  # fmt: skip
         kr.metadata(first)  # a bad slug or accelerator is one sentence before anything is sent
         chain = KaggleChain(
@@ -202,10 +203,55 @@ class KaggleBackend:
         return []  # in a version's output only once it ends; not listed while it runs
 
     def manifest(self, request: Mapping[str, object], *, timeout_s: float) -> b.ManifestReply:
-        raise UsageError(
-            f"target {self.target.name!r} is a Kaggle kernel; `outlive pull RUN` downloads and "
-            "verifies its output"
-        )
+        """The result manifests each run's last good version built on Kaggle, for the sets
+        asked (matched by their roots); a set no version describes is an error, never empty."""
+        run_dirs = [str(d) for d in request.get("probe_run_dirs") or []]  # type: ignore[attr-defined]
+        built = []
+        for run_dir in run_dirs:
+            chain = self._chain(run_dir)
+            doc = chain.output_manifest() if chain is not None else None
+            if doc is not None:
+                built.append(doc)
+        manifests = []
+        for spec in request.get("sets") or []:  # type: ignore[attr-defined]
+            roots = [{"label": r["label"], "path": r["path"]} for r in spec["roots"]]
+            found = next((m for m in built if _roots(m) == roots), None)
+            if found is None:
+                raise TransportError(
+                    f"no version on Kaggle has a result manifest for {roots[0]['path']}; the "
+                    "run's versions may not have ended yet"
+                )
+            from outlive.verify import Manifest
+
+            # named by its content, hashed here (its roots were renamed on Kaggle)
+            manifests.append({**found, "sha256": Manifest.from_reply(found).sha256})
+        probes = [p.to_json() for p in self.probe(run_dirs, timeout_s=timeout_s)]
+        return {"manifests": manifests, "probes": probes}
+
+    # -- pull ---------------------------------------------------------------------------------
+
+    downloads_output = True  # pull downloads a version's output, then verifies it here
+
+    def download(self, run_dir: str, into: Path) -> Path:
+        """The run's last version's whole output (``kaggle kernels output``) into ``into``;
+        returns the directory that stands for ``/kaggle/working`` there."""
+        chain = self._chain(run_dir)
+        if chain is None:
+            raise UsageError(f"no kernel was pushed for run {posixpath.basename(run_dir)}")
+        number = chain.completed()
+        if number is None:
+            raise UsageError(f"no version of {chain.ref} has ended well yet; pull after it does")
+        self.cli.output(f"{chain.ref}/{number}", into)
+        return into
+
+
+def _roots(manifest: Mapping[str, object]) -> list[dict[str, str]]:
+    listed = manifest.get("roots")
+    return [
+        {"label": str(r.get("label")), "path": str(r.get("path"))}
+        for r in (listed if isinstance(listed, list) else [])
+        if isinstance(r, dict)
+    ]
 
 
 def _log_text(raw: str) -> str:

@@ -20,6 +20,9 @@ from outlive.notebook.colab import _b64_lines
 
 SCRIPT_FILE = "outlive_run.py"
 CHAIN_FILE = "outlive-chain.json"
+MANIFEST_FILE = (
+    "outlive-manifest.json"  # the result manifest, built on Kaggle at each version's end
+)
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{4,49}$")
 ACCELERATORS = {
     "none": None,
@@ -46,6 +49,7 @@ class Version:
     dataset_sources: tuple[str, ...] = ()
     model_sources: tuple[str, ...] = ()
     private: bool = True
+    outputs: tuple[str, ...] = ()  # declared output paths, relative to the workdir
 
 
 def slug_problem(slug: str) -> str | None:
@@ -143,6 +147,17 @@ STATE = resume(
          pythonpath=AGENT),
     AGENT, archive=CODE, session_cap_s={budget_s!r}, margin_s={margin_s!r}, started_at=STARTED,
 )
+# The result manifest (the agent's own code, as on every box), its roots named as on Kaggle.
+from box.manifests import build_manifest
+ROOTS = [{{"label": "ckpt", "path": os.path.join(WORKDIR, "checkpoints", NAME)}}]
+ROOTS += [{{"label": "out/" + rel, "path": os.path.join(WORKDIR, rel)}} for rel in {outputs!r}]
+MANIFEST = build_manifest({{"roots": ROOTS, "hash": True}})
+for root in MANIFEST["roots"]:
+    root["path"] = "/kaggle" + root["path"][len(ROOT):]
+    root.pop("real", None)
+MANIFEST.pop("sha256", None)  # renamed roots: the reader hashes it again
+with open(os.path.join(WORKING, {manifest_file!r}), "w") as f:
+    json.dump(MANIFEST, f)
 with open(os.path.join(WORKING, {chain_file!r}), "w") as f:
     json.dump({{"state": STATE, "started_at": STARTED, "ended_at": time.time()}}, f)
 print("[outlive] version ended:", STATE, flush=True)
@@ -164,6 +179,8 @@ def script(v: Version, *, code: bytes, agent: bytes) -> str:
         budget_s=v.budget_s,
         margin_s=v.margin_s,
         chain_file=CHAIN_FILE,
+        manifest_file=MANIFEST_FILE,
+        outputs=list(v.outputs),
     )
 
 

@@ -4,18 +4,34 @@ bit-identical to an uninterrupted run; bad target values are one sentence."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from kaggle_project import EXAMPLE, KaggleProject
 
+from outlive.ckpt.core import CKPT_DIR_ENV
+from outlive.demo import _same_weights
 from outlive.testing import providers
 
 STEPS = ["--steps", "120", "--save-every", "5"]
 DEADLINE_S = 240.0
 
 
-def test_kaggle_run_chains_versions_to_success_through_the_cli(
+def _reference(tmp: Path) -> Path:
+    """The same training, uninterrupted, here."""
+    ckpt = tmp / "reference"
+    subprocess.run(
+        [sys.executable, str(EXAMPLE), *STEPS, "--step-sleep-s", "0"], check=True, timeout=120,
+        env=dict(os.environ, **{CKPT_DIR_ENV: str(ckpt)}), capture_output=True,
+    )  # fmt: skip
+    return ckpt / "final.npz"
+
+
+def test_kaggle_run_chains_versions_then_pulls_verified_bit_identical_through_the_cli(
     tmp_path: Path, kaggle_fake: dict[str, Any]
 ) -> None:
     providers.control(kaggle_fake["env"]["OUTLIVE_KAGGLE_FAKE_URL"], "config",
@@ -37,6 +53,16 @@ def test_kaggle_run_chains_versions_to_success_through_the_cli(
     pushed = [v for v in state["versions"] if v["ref"] == last["kaggle"]["ref"]]
     assert len(pushed) == len(versions)
     assert all(v["enable_internet"] is False for v in pushed)  # set explicitly (NB3)
+
+    refused = json.loads(project.cli("down", "kg", "--json", ok=(1, 2, 3, 4, 5)).stdout)
+    assert refused["lost_if_abandoned"], refused  # nothing pulled yet: down refuses
+    pulled = json.loads(project.cli("pull", "--json", run_id).stdout)
+    assert pulled["ok"] and pulled["verified_file"], pulled
+    assert Path(pulled["verified_file"]).name == "PULL_VERIFIED.json"
+    same, detail = _same_weights(_reference(tmp_path), Path(pulled["dest"]) / "ckpt" / "final.npz")
+    assert same, detail
+    gate = json.loads(project.cli("down", "kg", "--json", ok=(0, 1, 2, 3, 4, 5)).stdout)
+    assert gate["reachable"] and gate["lost_if_abandoned"] == [], gate
 
 
 def test_kaggle_target_with_a_bad_accelerator_is_one_sentence(
