@@ -72,7 +72,10 @@ def pull_downloaded(
         "state": state, "snapshot": info["snapshot"], "picked": None, "dest": str(dest),
         "manifest_sha256": manifest.sha256, "files": len(manifest.entries),
         "size_bytes": manifest.total_bytes, "verified_file": verified_file,
-        "transfer": {"units": [], "failed_units": [], "attempts": 1},
+        "transfer": {
+            "units": [], "failed_units": [], "attempts": 1, "method": "download",
+            "bytes_received": manifest.total_bytes, "bytes_sent": 0,
+        },
         "verify": report.as_json(), "superseded": [],
         "not_pulled": [e.path for e in manifest.not_pulled], "warnings": [],
         "seconds": round(time.monotonic() - started, 3),
