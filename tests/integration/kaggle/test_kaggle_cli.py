@@ -75,3 +75,17 @@ def test_kaggle_target_with_a_bad_accelerator_is_one_sentence(
     assert providers.control(kaggle_fake["env"]["OUTLIVE_KAGGLE_FAKE_URL"], "state") == {
         "versions": []
     }
+
+
+def test_kaggle_cancel_ends_the_chain_after_the_running_version(
+    tmp_path: Path, kaggle_fake: dict[str, Any]
+) -> None:
+    project = KaggleProject(tmp_path, kaggle_fake, session_budget_s=2.0, session_margin_s=0)
+    run_id = project.run("toy", "python", EXAMPLE.name, *STEPS, "--step-sleep-s", "0.05")
+    said = project.cli("cancel", "--json", run_id)
+    assert "cannot stop the version running now" in said.stdout, said.stdout
+    last = project.until_ended(run_id, DEADLINE_S)[-1]
+    assert last["state"] == "cancelled", last
+    assert [v["outcome"] for v in last["kaggle"]["versions"]] == ["stopped"]
+    state = providers.control(kaggle_fake["env"]["OUTLIVE_KAGGLE_FAKE_URL"], "state")
+    assert len(state["versions"]) == 1  # no further version was pushed
