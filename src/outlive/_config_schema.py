@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from outlive.config import KubernetesOptions, SlurmOptions
+from outlive.config import KaggleOptions, KubernetesOptions, SlurmOptions
 from outlive.errors import ConfigError
 from outlive.naming import secret_name_problem
 
@@ -78,6 +78,16 @@ class TargetTable(_Strict):
     service_account: str | None = None
     image_pull_secret: str | None = None
     backoff_limit: int | None = Field(default=None, ge=0, le=1000)
+    # Kaggle
+    owner: str | None = None
+    kernel_slug: str | None = None
+    accelerator: str | None = None
+    internet: bool | None = None
+    dataset_sources: list[str] = Field(default_factory=list)
+    model_sources: list[str] = Field(default_factory=list)
+    is_private: bool | None = None
+    session_budget_s: float | None = Field(default=None, gt=0, le=_DAY_S, allow_inf_nan=False)
+    session_margin_s: float | None = Field(default=None, ge=0, le=_DAY_S, allow_inf_nan=False)
 
     @field_validator("env")
     @classmethod
@@ -114,6 +124,16 @@ class TargetTable(_Strict):
             constraint=self.constraint,
             sbatch_extra=tuple(self.sbatch_extra),
         )
+
+    def kaggle_options(self, where: str, profile: Any) -> KaggleOptions:
+        """The Kaggle backend's settings from this table and ``profile`` (the session budget);
+        ``where`` ("FILE: [targets.N]") starts the one-sentence error."""
+        from outlive.backends.kaggle_values import kaggle_options
+
+        try:
+            return kaggle_options(self, profile)
+        except ConfigError as exc:
+            raise ConfigError(f"{where} {exc}") from None
 
     def kubernetes_options(self, where: str) -> KubernetesOptions:
         """The Kubernetes backend's settings from this table, each value checked as the API

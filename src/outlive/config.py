@@ -106,13 +106,31 @@ class KubernetesOptions:
     backoff_limit: int = 6
 
 
-BackendOptions = ProcessOptions | SlurmOptions | KubernetesOptions
+@shape(frozen=True)
+class KaggleOptions:
+    """A Kaggle backend's own settings (:mod:`outlive.backends.kaggle_values` checks them): the
+    kernel each run becomes, its machine, and how long one version may run."""
+
+    owner: str  # the Kaggle user the kernels belong to (KAGGLE_USERNAME's account)
+    kernel_slug: str | None = None  # one kernel for every run; unset: one per run, from its name
+    accelerator: str = "none"  # none | gpu | t4x2 | p100 (enable_gpu and machine_shape)
+    internet: bool = False  # enable_internet, always written out (NB3)
+    dataset_sources: tuple[str, ...] = ()
+    model_sources: tuple[str, ...] = ()
+    is_private: bool = True
+    budget_s: float = 32400.0  # one version's session (the profile's commit timeout)
+    margin_s: float = 1800.0  # the job is stopped this long before the budget, to save
+
+
+BackendOptions = ProcessOptions | SlurmOptions | KubernetesOptions | KaggleOptions
 _OPTIONS_BY_BACKEND: dict[
-    str, type[ProcessOptions] | type[SlurmOptions] | type[KubernetesOptions]
+    str,
+    type[ProcessOptions] | type[SlurmOptions] | type[KubernetesOptions] | type[KaggleOptions],
 ] = {
     "process": ProcessOptions,
     "slurm": SlurmOptions,
     "kubernetes": KubernetesOptions,
+    "kaggle": KaggleOptions,
 }
 
 
@@ -123,8 +141,8 @@ class Target:
 
     name: str
     profile: str
-    kind: str  # what `targets` shows: "local" | "ssh" | "slurm" | "kubernetes"
-    backend: str  # the client backend: "process" | "slurm" | "kubernetes"
+    kind: str  # what `targets` shows: "local" | "ssh" | "slurm" | "kubernetes" | "kaggle"
+    backend: str  # the client backend: "process" | "slurm" | "kubernetes" | "kaggle"
     connection: Connection
     placement: Placement
     policy: JobPolicy
@@ -157,6 +175,12 @@ class Target:
             options = {**options, "sbatch_extra": tuple(options.get("sbatch_extra") or ())}
         elif opts_cls is KubernetesOptions:
             options = {**options, "tolerations": tuple(options.get("tolerations") or ())}
+        elif opts_cls is KaggleOptions:
+            options = {
+                **options,
+                "dataset_sources": tuple(options.get("dataset_sources") or ()),
+                "model_sources": tuple(options.get("model_sources") or ()),
+            }
         return cls(
             name=doc["name"],
             profile=doc["profile"],
@@ -452,19 +476,22 @@ def _remote_target(
     spot = bool(t.spot)
     slurm = prof.kind == "slurm"  # submits with sbatch: on `host` over SSH, or here without one
     k8s = prof.kind == "kubernetes"  # the user's kubectl, here: no host
+    kaggle = prof.detach_primitive == "kaggle-commit"  # the user's kaggle CLI, here: no host
     options: BackendOptions = ProcessOptions(detach=t.detach)
     if slurm:
         options = t.slurm_options()
     elif k8s:
         options = t.kubernetes_options(f"{source}: [targets.{name}]")
-    kind = "slurm" if slurm else "kubernetes" if k8s else "ssh"
+    elif kaggle:
+        options = t.kaggle_options(f"{source}: [targets.{name}]", prof)
+    kind = "slurm" if slurm else "kubernetes" if k8s else "kaggle" if kaggle else "ssh"
     return Target(
         name=name,
         profile=prof.name,
         kind=kind,
-        backend=kind if slurm or k8s else "process",
+        backend=kind if slurm or k8s or kaggle else "process",
         connection=Connection(
-            transport="ssh" if t.host or not (slurm or k8s) else "local",
+            transport="ssh" if t.host or not (slurm or k8s or kaggle) else "local",
             host=t.host,
             port=t.port,
             user=t.user,

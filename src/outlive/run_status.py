@@ -38,6 +38,7 @@ EXTRA_KEYS = (
     "restarts",
     "slurm",
     "kubernetes",
+    "kaggle",
 )
 
 
@@ -67,6 +68,13 @@ class KubernetesView(TypedDict, total=False):
     restarts: int  # pods of the Job before the newest
     attempts: int
     save_s: float | None  # the longest TERM → exit measured so far (sizes the grace)
+
+
+class KaggleView(TypedDict, total=False):
+    """A run on Kaggle: its kernel and the chain of versions so far (one per session)."""
+
+    ref: str  # owner/slug
+    versions: list[dict[str, Any]]  # {"number", "status", "failure", "outcome"} in push order
 
 
 @shape(frozen=True)
@@ -121,6 +129,7 @@ class RunStatus:
     restarts: int | None = None
     slurm: SlurmView | None = None
     kubernetes: KubernetesView | None = None
+    kaggle: KaggleView | None = None
     # the box did not answer: this is the registry's last-seen state
     stale: bool = False
     unreachable: str | None = None

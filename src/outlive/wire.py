@@ -183,7 +183,9 @@ class LaunchRequest:
 
 
 # Keys a probe reply carries only when set (a reader tests ``"warning" in reply``).
-PROBE_SPARSE_KEYS = ("max_rss_bytes", "warning", "error", "restarts", "slurm", "kubernetes")
+PROBE_SPARSE_KEYS = (
+    "max_rss_bytes", "warning", "error", "restarts", "slurm", "kubernetes", "kaggle",
+)  # fmt: skip
 
 
 @shape
@@ -215,6 +217,7 @@ class RunProbe:
     restarts: int | None = None
     slurm: Dict[str, Any] | None = None
     kubernetes: Dict[str, Any] | None = None
+    kaggle: Dict[str, Any] | None = None
 
     def to_json(self) -> Dict[str, Any]:
         """The reply's JSON; the keys of ``PROBE_SPARSE_KEYS`` only where they say something."""

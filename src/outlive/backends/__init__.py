@@ -6,6 +6,9 @@
 ``slurm``         a Slurm job (array) submitted with sbatch; ``slurm_script`` renders the script
 ``kubernetes``    a Kubernetes Job through the user's kubectl; ``k8s_manifest`` renders the objects,
                   ``k8s_state`` judges the API's evidence, ``k8s_values`` checks target values
+``kaggle_backend`` a Kaggle kernel through the user's kaggle CLI (``kaggle_cli``); a run longer
+                  than a session is a chain of versions (``kaggle``), ``kaggle_render`` renders
+                  each push, ``kaggle_values`` checks target values
 
 Adding a platform: a module here, its box-side entry in ``outlive/agent/box/``, a profile, and
 one line in :data:`BACKENDS` (docs/architecture.md, "Adding a platform").
@@ -27,6 +30,7 @@ BACKENDS = {
     "process": ("outlive.backends.process", "ProcessBackend"),
     "slurm": ("outlive.backends.slurm", "SlurmBackend"),
     "kubernetes": ("outlive.backends.kubernetes", "KubernetesBackend"),
+    "kaggle": ("outlive.backends.kaggle_backend", "KaggleBackend"),
 }
 
 

@@ -34,7 +34,7 @@ def _profile_target(name: str, project: str) -> str:
     from outlive.profiles import load_profile
 
     profile = load_profile(name)
-    if profile.kind not in RUNNABLE_KINDS:
+    if profile.kind not in RUNNABLE_KINDS and profile.detach_primitive != "kaggle-commit":
         raise UsageError(
             f"profile {name!r} is a {profile.kind} platform, which outlive cannot run on yet; "
             f"`outlive profiles {name}` shows its facts, and --profile takes one of the SSH or "

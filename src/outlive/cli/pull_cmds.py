@@ -151,8 +151,9 @@ def _print_pull(result: dict[str, Any]) -> None:
         con.print(f"  not pulled: {path} (a symlink outside the run's roots)", markup=False)
     for msg in v["notes"]:
         con.print(f"  note: {msg}", markup=False)
+    how = t.get("method", "rsync")  # a Kaggle version's output comes as one download
     con.print(
-        f"  {t['attempts']} rsync attempt(s), {_size(t['bytes_received'])} received, "
+        f"  {t['attempts']} {how} attempt(s), {_size(t['bytes_received'])} received, "
         f"{result['seconds']:.1f} s",
         markup=False,
     )

@@ -80,7 +80,9 @@ def _state_text(run: RunStatus) -> Text:
         text.append(f" exit {run.exit_code}")
     if run.signal:
         text.append(f" signal {run.signal}")
-    if run.restarts:
+    if run.kaggle and run.kaggle.get("versions"):
+        text.append(f" (kaggle version {len(run.kaggle['versions'])})", style="magenta")
+    elif run.restarts:
         text.append(f" (restart {run.restarts})", style="magenta")
     return text
 

@@ -10,8 +10,8 @@ from outlive.cloud.model import PROVIDER_OF_PROFILE
 if TYPE_CHECKING:
     from outlive.profiles import Profile
 
-# Profile kinds `outlive run` can target today; the others (notebooks, provider APIs) have facts
-# in `outlive profiles` but no backend yet.
+# Profile kinds `outlive run` can target today (and the kaggle notebook profile); the others
+# (Colab, provider APIs) have facts in `outlive profiles` but no backend yet.
 RUNNABLE_KINDS = ("ssh", "ssh-rental", "cloud-api", "slurm", "kubernetes")  # cloud-api: SSH VM
 
 CONFIG_TEMPLATE = """\
@@ -62,6 +62,8 @@ def target_for(profile: Profile, project: str) -> str:
             'time = "04:00:00"                    # the walltime; outlive saves and requeues on it',
             '# ssh_config = "~/.ssh/config"       # passed to ssh as -F when set',
         ]
+    elif profile.detach_primitive == "kaggle-commit":
+        return "\n".join(lines + _KAGGLE_LINES) + "\n"
     elif profile.kind == "kubernetes":
         lines += [
             '# context = "my-cluster"             # a context of your kubeconfig; unset: current',
@@ -99,3 +101,18 @@ def target_for(profile: Profile, project: str) -> str:
         else '# secrets = ["HF_TOKEN"]             # from this shell\'s env into a Secret per run'
     )
     return "\n".join(lines) + "\n"
+
+
+_KAGGLE_LINES = [
+    "# The key: KAGGLE_USERNAME and KAGGLE_KEY in the environment, or ~/.kaggle/kaggle.json",
+    "# (never in this file); `pip install kaggle` gives the kaggle CLI outlive runs.",
+    'owner = "CHANGE-ME"                  # your Kaggle username: kernels are pushed as yours',
+    '# kernel_slug = "my-training"        # one kernel for every run; unset: one per run',
+    'accelerator = "gpu"                  # none | gpu (T4) | t4x2 | p100',
+    "internet = false                     # enable_internet, always set explicitly (NB3)",
+    '# dataset_sources = ["alice/my-data"]  # mounted read-only under /kaggle/input',
+    '# model_sources = ["alice/my-model/pyTorch/base/1"]',
+    "# is_private = true",
+    "# session_budget_s = 32400           # one version (the profile's commit timeout); the job",
+    "# session_margin_s = 1800            # is stopped this long before it, to save",
+]

@@ -372,8 +372,16 @@ NOTEBOOK_ENTRIES: tuple[Gotcha, ...] = (
             "files there rather than in-memory state."
         ),
         platforms=(KAGGLE,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
+        handling=PREVENTS,
+        handled_by=(
+            "run -t kaggle: the pushed script always ends well once outlive runs (the job's own "
+            "end goes to outlive-chain.json), so a failed job still keeps /kaggle/working; a "
+            "version that ends in ERROR shows Kaggle's failure message as the diagnosis"
+        ),
+        proofs=(
+            "tests/integration/kaggle/test_kaggle_cli.py::test_kaggle_run_chains_versions_then_pulls_verified_bit_identical_through_the_cli",
+            "tests/integration/kaggle/test_kaggle_fake.py::test_kaggle_fake_error_carries_the_failure_message",
+        ),
     ),
     Gotcha(
         id="NB3",
@@ -389,8 +397,16 @@ NOTEBOOK_ENTRIES: tuple[Gotcha, ...] = (
             "once rather than burning the 9 h session."
         ),
         platforms=(KAGGLE,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
+        handling=PREVENTS,
+        handled_by=(
+            "run -t kaggle: enable_gpu / machine_shape and enable_internet are always written "
+            "into kernel-metadata.json from the target; a version that asked for a GPU and sees "
+            "none stops in seconds with that message"
+        ),
+        proofs=(
+            "tests/integration/kaggle/test_kaggle_chain.py::test_kaggle_version_asking_for_a_gpu_it_lacks_fails_fast_with_message",
+            "tests/integration/kaggle/test_kaggle_cli.py::test_kaggle_run_chains_versions_then_pulls_verified_bit_identical_through_the_cli",
+        ),
         related=("U31",),
     ),
     Gotcha(
@@ -409,12 +425,13 @@ NOTEBOOK_ENTRIES: tuple[Gotcha, ...] = (
         handling=PREVENTS,
         handled_by=(
             "outlive notebook colab: the code, the run records and the checkpoints live on Drive "
-            "(<Drive>/<project>/), nothing on /content"
+            "(<Drive>/<project>/), nothing on /content; run -t kaggle: they live in "
+            "/kaggle/working/<project>, the output each version keeps"
         ),
         proofs=(
             "tests/integration/notebook/test_colab_notebook.py::test_colab_notebook_killed_mid_run_resumes_bit_identical",
+            "tests/integration/kaggle/test_kaggle_cli.py::test_kaggle_run_chains_versions_then_pulls_verified_bit_identical_through_the_cli",
         ),
-        planned="Kaggle: the durable dir is /kaggle/working",
     ),
     Gotcha(
         id="NB5",

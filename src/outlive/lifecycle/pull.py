@@ -214,6 +214,13 @@ def _pull(
     roots = result_roots(target, rec, declared_outputs(target, opts.outputs))
     dest = (opts.dest or default_dest(cfg, rec)).expanduser().absolute()
     backend = session.backend(target)
+    if getattr(backend, "downloads_output", False):  # a Kaggle version's output
+        from outlive.lifecycle.output_pull import pull_downloaded
+
+        result = pull_downloaded(
+            store, rec, target, backend, roots, dest, require_load=opts.require_load_check
+        )
+        return {**result, "picked": picked}
     transport = backend.transport  # local paths for the local target, host:path over ssh
     follow = bool(opts.follow_links)
     hash_request = {

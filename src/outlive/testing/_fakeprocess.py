@@ -9,7 +9,11 @@ from pathlib import Path
 from outlive.testing._fakeserver import FakeApi, serve
 
 
-def _api(kind: str, key: str) -> FakeApi:
+def _api(kind: str, key: str, state_dir: Path) -> FakeApi:
+    if kind == "kaggle":
+        from outlive.testing.kaggle_fake import KaggleFake
+
+        return KaggleFake(key, state_dir)
     if kind == "runpod":
         from outlive.testing.runpod_fake import RunPodFake
 
@@ -21,7 +25,7 @@ def _api(kind: str, key: str) -> FakeApi:
 
 def main(argv: list[str]) -> int:
     kind, state_dir = argv[0], Path(argv[1])
-    serve(_api(kind, (state_dir / "key").read_text().strip()), state_dir)
+    serve(_api(kind, (state_dir / "key").read_text().strip(), state_dir), state_dir)
     return 0
 
 

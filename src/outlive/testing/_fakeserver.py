@@ -90,6 +90,11 @@ class FakeApi:
     def tick(self) -> None:
         """Advance anything time-driven (billing, balance) to ``now``; called under the lock."""
 
+    def serve_raw(self, handler: BaseHTTPRequestHandler, path: str) -> bool:
+        """Answer ``path`` outside the API (a signed download URL) on ``handler``; whether it
+        did. Such paths carry no key: their signature is in the URL, as a cloud bucket's is."""
+        return False
+
     # -- the request path ---------------------------------------------------------------------
 
     def handle_api(self, call: Call, auth: str | None) -> Answer:
@@ -183,6 +188,8 @@ def _handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
             if parts.path.startswith("/_fake/"):
                 doc = body if isinstance(body, dict) else {}
                 self._send(api.handle_control(parts.path[len("/_fake/") :], doc))
+                return
+            if api.serve_raw(self, parts.path):
                 return
             if not parts.path.startswith(api.base_path + "/"):
                 self._send(Answer(404, {"message": "not found"}))

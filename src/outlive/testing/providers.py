@@ -14,7 +14,7 @@ from typing import Any, TypedDict
 from outlive.testing import _fakeserver
 from outlive.testing.box import testbed_root
 
-KINDS = ("runpod", "paperspace")
+KINDS = ("runpod", "paperspace", "kaggle")
 
 
 class FakeDoc(TypedDict):
@@ -28,6 +28,10 @@ def state_dir(kind: str, name: str) -> Path:
 
 def up(kind: str, name: str) -> FakeDoc:
     running = _fakeserver.start(kind, name, state_dir(kind, name))
+    if kind == "kaggle":
+        from outlive.testing.kaggle_env import fake_doc
+
+        return fake_doc(name, running)  # type: ignore[return-value]
     upper = kind.upper()
     return {
         "name": name,
@@ -49,5 +53,11 @@ def control(fake_url: str, verb: str, body: dict[str, Any] | None = None) -> Any
     req = urllib.request.Request(
         f"{fake_url}/_fake/{verb}", data=data, method="GET" if verb in ("log", "state") else "POST"
     )
-    with urllib.request.urlopen(req, timeout=30) as resp:
+    with _DIRECT.open(req, timeout=30) as resp:
         return json.loads(resp.read())
+
+
+# The fakes listen on 127.0.0.1: never through a proxy. ``urlopen`` would cache, process-wide, an
+# opener built from the HTTP_PROXY of its first call (a Kaggle fake's, which a later test has
+# stopped), and refuse every later control call.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))

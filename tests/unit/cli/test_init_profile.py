@@ -36,6 +36,17 @@ def test_init_profile_writes_a_target_that_loads(tmp_path: Path, profile: str) -
         assert made[0]["kind"] == "kubernetes" and "pvc" in text and "image" in text
 
 
+def test_init_profile_kaggle_writes_a_kaggle_target_that_loads(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    assert _cli(tmp_path, "init", "--profile", "kaggle").returncode == 0
+    text = (tmp_path / "outlive.toml").read_text()
+    assert 'profile = "kaggle"' in text and "KAGGLE_KEY" in text and "internet = false" in text
+    done = _cli(tmp_path, "targets", "--json")
+    assert done.returncode == 0, done.stderr
+    made = [t for t in json.loads(done.stdout)["targets"] if t["profile"] == "kaggle"]
+    assert len(made) == 1 and made[0]["kind"] == "kaggle", made
+
+
 @pytest.mark.parametrize("profile", ["colab", "no-such-platform"])
 def test_init_profile_of_a_platform_it_cannot_run_on_is_one_sentence(
     tmp_path: Path, profile: str

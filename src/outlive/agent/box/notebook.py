@@ -180,9 +180,11 @@ def resume(
     margin_s: float = 1800.0,
     poll_s: float = 1.0,
     out: IO[str] | None = None,
+    started_at: float | None = None,
 ) -> str:
     """Run or resume the run; its state when this returns: ``succeeded``, ``failed`` (see the
-    log above), or ``stopped`` (the session limit came first: run the notebook again)."""
+    log above), or ``stopped`` (the session limit came first: run the notebook again).
+    ``started_at``: when this session began, if known; else counted from its first call."""
     request = wire.LaunchRequest.from_json(request_doc)
     attempt = Attempt(request, agent, out or sys.stdout, flush or (lambda final: None))
     os.makedirs(str(request.workdir), exist_ok=True)
@@ -196,7 +198,11 @@ def resume(
         return state
     if proc is None:
         attempt.say(f"[outlive] {request.name} is already running in this session; following it")
-    attempt.follow(proc, lambda: session_left_s(session_cap_s), margin_s, poll_s)
+    if started_at is None:
+        left_s = lambda: session_left_s(session_cap_s)  # noqa: E731
+    else:  # a session whose start the caller knows (a Kaggle version: its script's first line)
+        left_s = lambda: session_cap_s - (time.time() - started_at)  # noqa: E731
+    attempt.follow(proc, left_s, margin_s, poll_s)
     exit_rec = read_record(os.path.join(attempt.run_dir, wire.EXIT_JSON)) or {}
     state = _state_of(exit_rec)
     attempt.say(f"[outlive] {request.name}: {state}")
