@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from outlive.errors import ConfigError, TransportError
+from outlive.transport.kubectl import NO_KUBECTL
 
 __all__ = ["Kubectl"]
 
@@ -50,10 +51,7 @@ class Kubectl:
         try:
             done = subprocess.run(argv, input=stdin, capture_output=True, timeout=timeout_s)
         except FileNotFoundError:
-            raise TransportError(
-                "kubectl is not on PATH; install it (it reads your kubeconfig) or add its "
-                "directory to PATH"
-            ) from None
+            raise TransportError(NO_KUBECTL) from None
         except subprocess.TimeoutExpired:
             raise TransportError(
                 f"kubectl {args[0]} did not answer in {timeout_s:.0f} s; check that the cluster "

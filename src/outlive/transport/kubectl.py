@@ -25,6 +25,10 @@ __all__ = ["KubectlExecTransport"]
 _DROP_HOST = 'shift; exec "$@"'
 _GONE = ("not found", "unable to upgrade connection", "container not found", "is not running")
 
+NO_KUBECTL = (
+    "kubectl is not on PATH; install it (it reads your kubeconfig) or add its directory to PATH"
+)
+
 
 class KubectlExecTransport:
     """Runs argv in a container of a pod: ``where()`` says which (pod, container), resolved
@@ -55,10 +59,7 @@ class KubectlExecTransport:
         try:
             proc = subprocess.run(full, input=stdin, capture_output=True, timeout=timeout_s)
         except FileNotFoundError:
-            raise TransportError(
-                "kubectl is not on PATH; install it (it reads your kubeconfig) or add its "
-                "directory to PATH"
-            ) from None
+            raise TransportError(NO_KUBECTL) from None
         except subprocess.TimeoutExpired:
             raise TransportError(
                 f"{argv[0]} did not finish within {timeout_s:.0f} s in pod {self._pod()} of "
