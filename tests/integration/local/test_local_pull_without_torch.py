@@ -7,38 +7,12 @@ that the shim holds."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from local_helpers import Project
 
-SAVE_PT = """\
-import os
-from pathlib import Path
-
-import torch
-
-ckpt = Path(os.environ["OUTLIVE_CKPT_DIR"])
-ckpt.mkdir(parents=True, exist_ok=True)
-torch.save({"w": torch.arange(6.0)}, ckpt / "model.pt")
-"""
-
-NO_TORCH = """\
-import sys
-
-
-class _NoTorch:
-    # Answers like an interpreter on which torch was never installed.
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-sys.meta_path.insert(0, _NoTorch())
-"""
+from outlive.testing.no_torch import SAVE_PT, no_torch_env
 
 
 @pytest.fixture
@@ -53,15 +27,7 @@ def pt_run(project: Project) -> tuple[Project, str]:
 
 def without_torch(project: Project, tmp_path: Path) -> Project:
     """The same project driven by an outlive whose Python cannot import torch."""
-    shim = tmp_path / "no-torch"
-    shim.mkdir()
-    (shim / "sitecustomize.py").write_text(NO_TORCH)
-    env = dict(project.env, PYTHONPATH=str(shim))
-    probe = subprocess.run(
-        [sys.executable, "-c", "import torch"], env=env, capture_output=True, text=True
-    )
-    assert probe.returncode != 0 and "No module named 'torch'" in probe.stderr, probe.stderr
-    return Project(project.dir, env=env)
+    return Project(project.dir, env=no_torch_env(tmp_path / "no-torch", project.env))
 
 
 def pt_entry(files: list[dict[str, object]]) -> dict[str, object]:

@@ -21,6 +21,7 @@ import pytest
 from outlive.lifecycle.gate import teardown_facts
 from outlive.profiles import load_profile
 from outlive.testing import Box, wait_until
+from outlive.testing.no_torch import SAVE_PT, no_torch_env
 
 OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 EXAMPLE = Path(__file__).resolve().parents[3] / "src" / "outlive" / "examples" / "train_numpy.py"
@@ -417,32 +418,6 @@ def test_a_full_disk_under_the_box_run_dir_blocks_neither_pull_nor_down(
 # ---------------------------------------------------------------------------------------------
 # issue 13: pulling without torch here, snapshots of running runs, names on several targets
 
-SAVE_PT = """\
-import os
-from pathlib import Path
-
-import torch
-
-ckpt = Path(os.environ["OUTLIVE_CKPT_DIR"])
-ckpt.mkdir(parents=True, exist_ok=True)
-torch.save({"w": torch.arange(6.0)}, ckpt / "model.pt")
-"""
-
-# Answers ``import torch`` as an interpreter without torch does (see the local test's shim).
-NO_TORCH = """\
-import sys
-
-
-class _NoTorch:
-    def find_spec(self, name, path=None, target=None):
-        if name == "torch" or name.startswith("torch."):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-
-sys.meta_path.insert(0, _NoTorch())
-"""
-
 WRITER = """\
 import os, sys, time
 from pathlib import Path
@@ -470,12 +445,7 @@ def test_down_counts_a_torch_file_verified_by_hash_only_unless_load_check_is_req
 ) -> None:
     (project / "save_pt.py").write_text(SAVE_PT)
     finished_run(project, "pt", command=(sys.executable, "save_pt.py"))
-    shim = tmp_path / "no-torch"
-    shim.mkdir()
-    (shim / "sitecustomize.py").write_text(NO_TORCH)
-    env = dict(os.environ, PYTHONPATH=str(shim))
-    probe = subprocess.run([sys.executable, "-c", "import torch"], env=env, capture_output=True)
-    assert probe.returncode != 0  # the shim holds: no torch for this outlive
+    env = no_torch_env(tmp_path / "no-torch", os.environ)
 
     code, result, err = pull(project, "pt", env=env)
     assert code == 0, err
