@@ -87,8 +87,6 @@ def gradient(args: GradientArgs) -> int:
     from outlive.errors import UsageError
     from outlive.notebook import gradient as nb
 
-    cfg, command, env = _checked(args, nb.PROFILE)
-    assert args.name is not None
     if args.auto_shutdown_h is not None:
         problem = nb.shutdown_problem(args.auto_shutdown_h)
         if problem:
@@ -102,6 +100,8 @@ def gradient(args: GradientArgs) -> int:
                 f"cannot read requirements file {args.requirements} ({exc.__class__.__name__}); "
                 "give a readable pip requirements file to --requirements"
             ) from None
+    cfg, command, env = _checked(args, nb.PROFILE)
+    assert args.name is not None
     doc = nb.build(
         project=cfg.project_name,
         name=args.name,
