@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from outlive.cli.grammar import GradientArgs, NotebookArgs
 from outlive.cli.output import echo
 
-if TYPE_CHECKING:
-    from outlive.config import Config
 
-
-def _checked(
-    args: NotebookArgs | GradientArgs, profile: str
-) -> tuple[Config, list[str], dict[str, str]]:
-    """The project's config, the command and the target's env, or one sentence on what is wrong."""
+def _checked(args: NotebookArgs | GradientArgs, profile: str) -> dict[str, Any]:
+    """``build``'s common arguments (project, name, command, code, agent, env, target), or one
+    sentence on what is wrong."""
+    from outlive.agent.bundle import zipapp
     from outlive.config import load_config
     from outlive.errors import UsageError
+    from outlive.lifecycle.push import project_files
     from outlive.naming import check_command
-    from outlive.notebook.common import name_problem
+    from outlive.notebook.common import name_problem, project_zip
     from outlive.wire import name_problem as wire_name_problem
 
     if args.name is None:
@@ -43,14 +41,15 @@ def _checked(
                 f'drop --target, or add one with profile = "{profile}" to outlive.toml'
             )
         env = dict(target.policy.env)
-    return cfg, command, env
-
-
-def _code(cfg: Config) -> bytes:
-    from outlive.lifecycle.push import project_files
-    from outlive.notebook.common import project_zip
-
-    return project_zip(cfg.project_dir, project_files(cfg))
+    return {
+        "project": cfg.project_name,
+        "name": args.name,
+        "command": command,
+        "code": project_zip(cfg.project_dir, project_files(cfg)),  # what a push sends
+        "agent": zipapp(),
+        "env": env,
+        "target": args.target,
+    }
 
 
 def _write(name: str, doc: dict[str, object], hint: str) -> int:
@@ -65,25 +64,14 @@ def _write(name: str, doc: dict[str, object], hint: str) -> int:
 
 
 def colab(args: NotebookArgs) -> int:
-    from outlive.agent.bundle import zipapp
     from outlive.notebook import colab as nb
 
-    cfg, command, env = _checked(args, nb.PROFILE)
+    doc = nb.build(**_checked(args, nb.PROFILE))
     assert args.name is not None
-    doc = nb.build(
-        project=cfg.project_name,
-        name=args.name,
-        command=command,
-        code=_code(cfg),
-        agent=zipapp(),
-        env=env,
-        target=args.target,
-    )
     return _write(args.name, doc, "open it in Colab and run all cells; run all again to resume")
 
 
 def gradient(args: GradientArgs) -> int:
-    from outlive.agent.bundle import zipapp
     from outlive.errors import UsageError
     from outlive.notebook import gradient as nb
 
@@ -100,19 +88,9 @@ def gradient(args: GradientArgs) -> int:
                 f"cannot read requirements file {args.requirements} ({exc.__class__.__name__}); "
                 "give a readable pip requirements file to --requirements"
             ) from None
-    cfg, command, env = _checked(args, nb.PROFILE)
+    base = _checked(args, nb.PROFILE)
+    doc = nb.build(**base, requirements=requirements, shutdown_h=args.auto_shutdown_h)
     assert args.name is not None
-    doc = nb.build(
-        project=cfg.project_name,
-        name=args.name,
-        command=command,
-        code=_code(cfg),
-        agent=zipapp(),
-        requirements=requirements,
-        shutdown_h=args.auto_shutdown_h,
-        env=env,
-        target=args.target,
-    )
     return _write(
         args.name,
         doc,

@@ -12,16 +12,7 @@ ended. ``$OUTLIVE_DRIVE_DIR`` replaces the Drive mount where ``google.colab`` is
 from __future__ import annotations
 
 from outlive.notebook import cells
-from outlive.notebook.common import (
-    PUT_SOURCE,
-    blobs_source,
-    check_inputs,
-    clocks_source,
-    launch_request,
-    name_problem,
-    project_zip,
-    sha256,
-)
+from outlive.notebook.common import clocks_source, name_problem, project_zip, request_and_setup
 from outlive.profiles.registry import load_profile
 
 __all__ = ["PROFILE", "build", "danger_clocks_source", "name_problem", "project_zip"]
@@ -59,18 +50,12 @@ else:
 WORKDIR = os.path.join(DRIVE, PROJECT)  # on Drive: only Drive outlives the session (NB4)
 CKPT_ROOT = os.path.join(WORKDIR, "checkpoints")
 
-{put}
-STATE_DIR = os.path.join(WORKDIR, ".outlive")
-AGENT = _put(os.path.join(STATE_DIR, "agent-{agent_sha:.16}.pyz"), AGENT_B64, {agent_sha!r})
-CODE = _put(os.path.join(STATE_DIR, "code-{code_sha:.16}.zip"), CODE_B64, {code_sha!r})
-print(f"Drive: {{DRIVE}}; code on Drive: {{CODE}}; checkpoints: {{CKPT_ROOT}}/{{NAME}}")
+{embed}print(f"Drive: {{DRIVE}}; code on Drive: {{CODE}}; checkpoints: {{CKPT_ROOT}}/{{NAME}}")
 """
 
 RUN = '''\
 # Run -- and resume: after a disconnect, run all cells again; this continues from the last
 # checkpoint flushed to Drive, and does nothing once the run has ended.
-if AGENT not in sys.path:
-    sys.path.insert(0, AGENT)
 from box.notebook import resume
 
 def flush(final):
@@ -102,21 +87,13 @@ def build(
     run_id: str | None = None,
 ) -> dict[str, object]:
     """The notebook (nbformat v4 JSON) for one run."""
-    check_inputs(name, code)
+    request, setup = request_and_setup(
+        PROFILE, SETUP, project=project, name=name, command=command, code=code, agent=agent,
+        env=env, target=target, run_id=run_id,
+    )  # fmt: skip
     profile = load_profile(PROFILE)
     caps = [c.duration_s for c in profile.clocks if c.kind == "session-cap" and c.duration_s]
     lags = [c.duration_s for c in profile.clocks if c.kind == "sync-lag" and c.duration_s]
-    request = launch_request(
-        PROFILE, name=name, command=command, env=env, target=target, run_id=run_id
-    )
-    setup = SETUP.format(
-        project=project,
-        name=name,
-        agent_sha=sha256(agent),
-        code_sha=sha256(code),
-        put=PUT_SOURCE,
-    )
-    blobs = blobs_source(agent, code)
     run = RUN.format(
         request=request,
         cap_s=min(caps) if caps else 43200.0,
@@ -132,7 +109,7 @@ def build(
                 f"`MyDrive/{project}/`.\n",
                 "about",
             ),
-            cells.code(blobs + setup, "setup"),
+            cells.code(setup, "setup"),
             cells.code(run, "run"),
         ]
     )

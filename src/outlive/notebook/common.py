@@ -70,8 +70,19 @@ def blobs_source(agent: bytes, code: bytes) -> str:
     return f"AGENT_B64 = {b64_lines(agent)}\nCODE_B64 = {b64_lines(code)}\n"
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+def embed_source(agent: bytes, code: bytes) -> str:
+    """The setup cell's end, once ``WORKDIR`` is set: the agent and the project written under
+    ``WORKDIR/.outlive`` by names that carry their hash (never a stale copy, U42), the agent
+    importable."""
+    agent_sha, code_sha = hashlib.sha256(agent).hexdigest(), hashlib.sha256(code).hexdigest()
+    return PUT_SOURCE + (
+        'STATE_DIR = os.path.join(WORKDIR, ".outlive")\n'
+        f'AGENT = _put(os.path.join(STATE_DIR, "agent-{agent_sha:.16}.pyz"), AGENT_B64, '
+        f"{agent_sha!r})\n"
+        f'CODE = _put(os.path.join(STATE_DIR, "code-{code_sha:.16}.zip"), CODE_B64, {code_sha!r})\n'
+        "if AGENT not in sys.path:\n"
+        "    sys.path.insert(0, AGENT)\n"
+    )
 
 
 def clocks_source(profile: Profile, header: list[str]) -> str:
@@ -112,6 +123,29 @@ def launch_request(
         env=dict(env or {}),
         created_at=time.time(),
     ).to_json()
+
+
+def request_and_setup(
+    profile_name: str,
+    setup: str,
+    *,
+    project: str,
+    name: str,
+    command: list[str],
+    code: bytes,
+    agent: bytes,
+    env: dict[str, str] | None,
+    target: str | None,
+    run_id: str | None,
+) -> tuple[dict[str, object], str]:
+    """The checked run's launch request, and its setup cell: the embedded files, then the
+    ``setup`` template filled with ``project``, ``name`` and ``embed``."""
+    check_inputs(name, code)
+    request = launch_request(
+        profile_name, name=name, command=command, env=env, target=target, run_id=run_id
+    )
+    cell = setup.format(project=project, name=name, embed=embed_source(agent, code))
+    return request, blobs_source(agent, code) + cell
 
 
 # The setup cell's writer: an embedded file lands on durable storage unless an identical copy

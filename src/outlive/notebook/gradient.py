@@ -18,14 +18,7 @@ from __future__ import annotations
 
 from outlive.errors import UsageError
 from outlive.notebook import cells
-from outlive.notebook.common import (
-    PUT_SOURCE,
-    blobs_source,
-    check_inputs,
-    clocks_source,
-    launch_request,
-    sha256,
-)
+from outlive.notebook.common import clocks_source, request_and_setup
 from outlive.profiles.registry import load_profile
 
 PROFILE = "paperspace-notebook"
@@ -92,18 +85,12 @@ PROJECT_DIR = os.path.join(STORAGE, PROJECT)
 WORKDIR = os.path.join(PROJECT_DIR, NAME)
 CKPT_ROOT = os.path.join(WORKDIR, "checkpoints")
 
-{put}
-STATE_DIR = os.path.join(WORKDIR, ".outlive")
-AGENT = _put(os.path.join(STATE_DIR, "agent-{agent_sha:.16}.pyz"), AGENT_B64, {agent_sha!r})
-CODE = _put(os.path.join(STATE_DIR, "code-{code_sha:.16}.zip"), CODE_B64, {code_sha!r})
-print(f"storage: {{STORAGE}}; run directory: {{WORKDIR}}; checkpoints: {{CKPT_ROOT}}/{{NAME}}")
+{embed}print(f"storage: {{STORAGE}}; run: {{WORKDIR}}; checkpoints: {{CKPT_ROOT}}/{{NAME}}")
 """
 
 RUN = """\
 # Run -- and resume: after a restart or the auto-shutdown, run all cells again; this continues
 # from the last checkpoint on /storage, and does nothing once the run has ended.
-if AGENT not in sys.path:
-    sys.path.insert(0, AGENT)
 from box.gradient import run
 
 REQUIREMENTS = {requirements!r}  # installed once into a venv on /storage, then reused
@@ -135,27 +122,20 @@ def build(
     run_id: str | None = None,
 ) -> dict[str, object]:
     """The notebook (nbformat v4 JSON) for one run."""
-    check_inputs(name, code)
     hours = default_shutdown_h() if shutdown_h is None else shutdown_h
     problem = shutdown_problem(hours)
     if problem:
         raise UsageError(problem)
-    request = launch_request(
-        PROFILE, name=name, command=command, env=env, target=target, run_id=run_id
-    )
+    request, setup = request_and_setup(
+        PROFILE, SETUP, project=project, name=name, command=command, code=code, agent=agent,
+        env=env, target=target, run_id=run_id,
+    )  # fmt: skip
     clocks = clocks_source(
         load_profile(PROFILE),
         [
             "Danger clocks of Paperspace Gradient (outlive's paperspace-notebook profile). The",
             "run survives them by checkpointing to /storage; run the notebook again to resume.",
         ],
-    )
-    setup = SETUP.format(
-        project=project,
-        name=name,
-        agent_sha=sha256(agent),
-        code_sha=sha256(code),
-        put=PUT_SOURCE,
     )
     run = RUN.format(requirements=requirements, request=request, margin_s=MARGIN_FLOOR_S)
     return cells.notebook(
@@ -169,7 +149,7 @@ def build(
                 "deleted with the notebook); `/storage` keeps billing until you delete it.\n",
                 "about",
             ),
-            cells.code(blobs_source(agent, code) + setup, "setup"),
+            cells.code(setup, "setup"),
             cells.code(run, "run"),
         ],
         gpu=False,

@@ -50,6 +50,16 @@ def _env(storage: Path, **extra: str) -> dict[str, str]:
             **extra}  # fmt: skip
 
 
+def _generated(tmp_path: Path, save_every: int, sleep_s: float) -> tuple[Path, Path, Path]:
+    """A project with a notebook ``toy`` of the toy training; (notebook, storage, ckpt dir)."""
+    project = make_project(tmp_path)
+    done = generate(project, "toy", _command(save_every, sleep_s), "gradient")
+    assert done.returncode == 0, done.stderr
+    storage = tmp_path / "storage"
+    storage.mkdir()
+    return project / "toy.ipynb", storage, storage / "proj" / "toy" / "checkpoints" / "toy"
+
+
 def _run_dir(storage: Path, name: str = "toy") -> Path:
     (run_dir,) = (storage / "proj" / name / ".outlive" / "runs").iterdir()
     return run_dir
@@ -58,12 +68,8 @@ def _run_dir(storage: Path, name: str = "toy") -> Path:
 def test_gradient_notebook_killed_mid_run_resumes_bit_identical(
     tmp_path: Path, reference: Path
 ) -> None:
-    project = make_project(tmp_path)
-    done = generate(project, "toy", _command(10, 0.02), "gradient")
-    assert done.returncode == 0, done.stderr
-    notebook, storage = project / "toy.ipynb", tmp_path / "storage"
-    storage.mkdir()
-    ckpt = storage / "proj" / "toy" / "checkpoints" / "toy"
+    notebook, storage, ckpt = _generated(tmp_path, 10, 0.02)
+    project = notebook.parent
     generated = sorted((p.name, p.stat().st_mtime_ns) for p in project.rglob("*"))
 
     with pytest.raises(DeadKernelError):
@@ -98,14 +104,9 @@ def test_gradient_notebook_killed_mid_run_resumes_bit_identical(
 def test_gradient_auto_shutdown_saves_before_the_kill_then_resumes(
     tmp_path: Path, reference: Path
 ) -> None:
-    project = make_project(tmp_path)
     # --save-every past the end: the only checkpoint of the first session is the one taken
     # because the auto-shutdown was near; were the kill first, nothing would be saved
-    done = generate(project, "toy", _command(10_000, 0.1), "gradient")
-    assert done.returncode == 0, done.stderr
-    notebook, storage = project / "toy.ipynb", tmp_path / "storage"
-    storage.mkdir()
-    ckpt = storage / "proj" / "toy" / "checkpoints" / "toy"
+    notebook, storage, ckpt = _generated(tmp_path, 10_000, 0.1)
 
     env = _env(storage, OUTLIVE_GRADIENT_SHUTDOWN_S="40", OUTLIVE_GRADIENT_MARGIN_S="25")
     shutdown_at = float(env["OUTLIVE_GRADIENT_STARTED_AT"]) + 40
