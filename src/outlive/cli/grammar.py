@@ -366,10 +366,12 @@ class GradientArgs(Args):
     requirements: Path | None = opt(
         "--requirements",
         help="A pip requirements file, installed once into a venv on /storage and reused.",
+        metavar="FILE",
     )
     auto_shutdown_h: float | None = opt(
         "--auto-shutdown-h",
         help="The notebook's auto-shutdown timer in hours (default 6: the free GPUs' cap).",
+        metavar="H",
     )
     command: list[str] = rest("The command, after `--`.")
 
