@@ -4,6 +4,7 @@ clocks and the auto-shutdown count; its setup puts everything under
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -15,11 +16,11 @@ import nbformat
 import psutil
 import pytest
 
-from outlive.agent.box.gradient import margin_s, venv_path
+from outlive.agent.box.gradient import margin_s, run, venv_path
 from outlive.agent.box.notebook import STOP_JSON
 from outlive.agent.bundle import zipapp
 from outlive.notebook.cells import dumps
-from outlive.notebook.common import project_zip
+from outlive.notebook.common import launch_request, project_zip
 from outlive.notebook.gradient import build
 
 
@@ -114,3 +115,18 @@ def test_venv_is_named_by_its_requirements(tmp_path: Path, other: str) -> None:
     base = venv_path(str(tmp_path), "numpy==1.26\n")
     assert base.startswith(str(tmp_path / ".venv-"))
     assert (venv_path(str(tmp_path), other) == base) == (other == "numpy==1.26\n")
+
+
+def test_no_attempt_starts_inside_the_margin(tmp_path: Path) -> None:
+    request = launch_request(
+        "paperspace-notebook", name="toy", command=["python", "t.py"], env=None, target=None,
+        run_id=None,
+    )  # fmt: skip
+    doc = dict(request, workdir=str(tmp_path / "run"), durable=str(tmp_path / "ckpt"))
+    out = io.StringIO()
+    state = run(doc, "agent.pyz", archive="", root=str(tmp_path), requirements="",
+                shutdown_s=3600.0, started_at=time.time() - 3590.0, margin_floor_s=60.0,
+                out=out)  # fmt: skip
+    assert state == "stopped"
+    assert "inside the 60 s needed to save: not starting toy" in out.getvalue()
+    assert not (tmp_path / "run" / ".outlive").exists() and not (tmp_path / "ckpt").exists()
