@@ -44,7 +44,8 @@ def _locked(path: str) -> Iterator[None]:
     """One installer at a time per venv (``/storage`` is shared by the team's notebooks)."""
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):  # a network filesystem without locks: go on unlocked
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
