@@ -16,7 +16,7 @@ from typing import Any
 
 from outlive._shapes import shape
 from outlive.errors import UsageError
-from outlive.notebook.colab import _b64_lines
+from outlive.notebook.common import b64_lines as _b64_lines
 
 SCRIPT_FILE = "outlive_run.py"
 CHAIN_FILE = "outlive-chain.json"

@@ -358,6 +358,24 @@ class NotebookArgs(Args):
     command: list[str] = rest("The command, after `--`.")
 
 
+class GradientArgs(Args):
+    name: str | None = opt("--name", help="Notebook and run name (required): writes NAME.ipynb.")
+    target: str | None = opt(
+        "--target", help="A paperspace-notebook target of outlive.toml (its env)."
+    )
+    requirements: Path | None = opt(
+        "--requirements",
+        help="A pip requirements file, installed once into a venv on /storage and reused.",
+        metavar="FILE",
+    )
+    auto_shutdown_h: float | None = opt(
+        "--auto-shutdown-h",
+        help="The notebook's auto-shutdown timer in hours (default 6: the free GPUs' cap).",
+        metavar="H",
+    )
+    command: list[str] = rest("The command, after `--`.")
+
+
 class McpArgs(Args):
     """``mcp`` takes no arguments: it serves the project of the current directory."""
 
@@ -457,6 +475,10 @@ COMMANDS: tuple[Command[Any], ...] = (
     Command("notebook colab", "Write NAME.ipynb: Drive (or $OUTLIVE_DRIVE_DIR), the project, "
             "CMD under outlive's supervisor with checkpoints on Drive; run it again to resume.",
             NotebookArgs, _NOTEBOOK + "colab"),
+    Command("notebook gradient", "Write NAME.ipynb for Paperspace Gradient: code, records and "
+            "checkpoints on /storage (or $OUTLIVE_STORAGE_DIR), requirements in a venv there, a "
+            "save before the auto-shutdown; run it again to resume.", GradientArgs,
+            _NOTEBOOK + "gradient"),
     Command("mcp", "Serve the lifecycle as Model Context Protocol tools over stdio for an AI "
             "agent: typed tools mirroring --json, `down` in two calls with a one-time token, no "
             "secret through any tool.", McpArgs, "outlive.cli.mcp_cmds:mcp"),

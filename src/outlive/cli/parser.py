@@ -206,7 +206,7 @@ def _table(rows: list[tuple[str, str]]) -> str:
     import textwrap
 
     width = max(len(name) for name, _ in rows) + 4
-    columns = _columns(width + 40)
+    columns = _columns(width + 36)  # at least 36 columns of text beside the longest name
     out = []
     for name, text in rows:
         lines = textwrap.wrap(first_sentence(text), columns - width) or [""]

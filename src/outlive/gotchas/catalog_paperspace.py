@@ -4,7 +4,7 @@ figures are as the seed profile verified them (2026-06).
 
 from __future__ import annotations
 
-from outlive.gotchas._common import DETECTS, DOCUMENTS, EXPLAIN, REFERENCE, explain_proof
+from outlive.gotchas._common import DETECTS, DOCUMENTS, EXPLAIN, PREVENTS, REFERENCE, explain_proof
 from outlive.gotchas.model import PAPERSPACE, Gotcha, log
 
 __all__ = ["ENTRIES", "_DOWN_GATE"]
@@ -57,9 +57,17 @@ ENTRIES: tuple[Gotcha, ...] = (
             "creation), then restart and resume from the latest checkpoint."
         ),
         platforms=(PAPERSPACE,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned="outlive profiles shows the auto-shutdown clock first; Checkpointer resumes",
+        handling=PREVENTS,
+        handled_by=(
+            "outlive notebook gradient: the first cell prints the auto-shutdown clock and the "
+            "time left, counted from the notebook's start; the run cell asks the job to save "
+            "(TERM) a margin before the timer fires, starts no attempt inside it, and running "
+            "the notebook again resumes from that checkpoint on /storage (Core machines: "
+            "outlive profiles paperspace-core shows the timer first)"
+        ),
+        proofs=(
+            "tests/integration/notebook/test_gradient_notebook.py::test_gradient_auto_shutdown_saves_before_the_kill_then_resumes",
+        ),
         related=("U3",),
     ),
     Gotcha(
@@ -76,9 +84,16 @@ ENTRIES: tuple[Gotcha, ...] = (
             "under `/storage`, and check they landed before stopping."
         ),
         platforms=(PAPERSPACE,),
-        handling=DOCUMENTS,
-        handled_by=REFERENCE,
-        planned="the paperspace profile points DURABLE_DIR and HF_HOME at /storage",
+        handling=PREVENTS,
+        handled_by=(
+            "outlive notebook gradient: code, records and checkpoints go to "
+            "/storage/<project>/<name>, and --requirements into a venv on /storage that is "
+            "installed once (the time it took is printed) and reused by every later session"
+        ),
+        proofs=(
+            "tests/integration/notebook/test_gradient_notebook.py::test_gradient_venv_on_storage_is_created_once_and_reused",
+            "tests/integration/notebook/test_gradient_notebook.py::test_gradient_notebook_killed_mid_run_resumes_bit_identical",
+        ),
     ),
     Gotcha(
         id="PS4",

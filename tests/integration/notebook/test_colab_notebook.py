@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from colab_helpers import COMMAND, execute, generate, make_project
+from nb_helpers import COMMAND, execute, generate, make_project
 from nbclient.exceptions import DeadKernelError
 
 from outlive.ckpt.directory import committed_steps

@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parents[3]
     [
         ("runpod", ("$0.20/GB/mo", "RP4", "terminate", "cloud audit", "down runpod --confirm")),
         ("paperspace-core", ("PS1", "PS9", "$0.29/GB/mo", "cloud audit", "$3.00/mo")),
+        ("paperspace-notebook", ("PS1", "PS2", "PS3", "$0.29/GB/mo", "until you delete it")),
     ],
 )
 def test_the_profiles_guide_exists_and_states_the_billing_facts(

@@ -100,3 +100,11 @@ def test_json_is_plain_and_complete() -> None:
 )
 def test_durations_read_as_the_seeds_write_them(seconds: float | None, text: str) -> None:
     assert format_duration(seconds) == text
+
+
+def test_gradient_notebook_shows_its_timers_and_storage_billing_before_the_matrix() -> None:
+    text = _text(*render_profile(load_profile("paperspace-notebook")))
+    for clock in ("free notebook auto-shutdown", "paid notebook auto-shutdown"):
+        assert text.index(clock) < text.index("Survival matrix")
+    assert text.index("/storage bills until deleted") < text.index("Survival matrix")
+    assert "Guide: docs/guides/gradient.md" in text

@@ -31,10 +31,11 @@ from outlive import wire
 from .common import Rec, check_run_id
 from .kubernetes import container_exit_code, next_attempt, unpack_project
 from .procfs import boot_id, is_alive
-from .records import fsync_dir, read_progress, read_record, request_cancel
+from .records import fsync_dir, read_progress, read_record, request_cancel, write_json_atomic
 from .rundir import prepare_run
 
 NB_RUN_FIELDS = {"backend": wire.BACKEND_SETSID, "detach": "drive-checkpoint-loop"}
+STOP_JSON = "notebook-stop.json"  # how long the last stop before a limit took: {"stop_s": ...}
 Flush = Callable[[bool], None]  # flush(final): after each checkpoint (False), at the end (True)
 
 
@@ -69,6 +70,7 @@ class Attempt:
         self.durable_steps: List[int] = []
         self.beat_at = 0.0
         self.last_step: object = None
+        self.limit = "the session limit"
 
     def say(self, text: str) -> None:
         self.out.write(text if text.endswith("\n") else text + "\n")
@@ -78,8 +80,8 @@ class Attempt:
         spec = read_record(os.path.join(self.run_dir, wire.RUN_JSON)) or {}
         return str(spec.get("ckpt_dir") or "")
 
-    def start(self) -> subprocess.Popen[bytes] | None:
-        """The supervisor of this attempt, or None when the run is over or followed."""
+    def pending(self) -> str:
+        """``ended`` (nothing to do), ``alive`` (follow it) or ``start`` (a new attempt)."""
         exit_rec = read_record(os.path.join(self.run_dir, wire.EXIT_JSON))
         if (
             exit_rec is not None
@@ -88,10 +90,16 @@ class Attempt:
             )
             != wire.REQUEUE_EXIT
         ):
-            return None
+            return "ended"
         launch = read_record(os.path.join(self.run_dir, wire.LAUNCH_JSON))
         if exit_rec is None and launch is not None and _alive(launch):
-            return None  # the cell was interrupted, the run was not: follow it
+            return "alive"  # the cell was interrupted, the run was not: follow it
+        return "start"
+
+    def start(self) -> subprocess.Popen[bytes] | None:
+        """The supervisor of this attempt, or None when the run is over or followed."""
+        if self.pending() != "start":
+            return None
         if os.path.isfile(os.path.join(self.run_dir, wire.RUN_JSON)):
             number = next_attempt(self.run_dir, 0.0)  # the last attempt died with its session
             self.say(f"[outlive] resuming {self.request.name} (attempt {number})")
@@ -154,7 +162,7 @@ class Attempt:
     ) -> None:
         launch = read_record(os.path.join(self.run_dir, wire.LAUNCH_JSON)) or {}
         self.durable_steps = sorted(_committed(self.ckpt_dir()))
-        stopping = False
+        stopping, stop_began = False, 0.0
         while True:
             running = proc.poll() is None if proc is not None else _alive(launch)
             self.mirror()
@@ -162,11 +170,15 @@ class Attempt:
                 break
             if not stopping and left_s() <= margin_s:
                 stopping = True  # the session cap comes with no signal (NB5): stop while we can
-                self.say("[outlive] the session limit is near: asking the job to save and stop")
+                stop_began = time.monotonic()
+                self.say(f"[outlive] {self.limit} is near: asking the job to save and stop")
                 request_cancel(self.run_dir, self.request.kill_grace_s)
                 _term(proc, launch)
             time.sleep(poll_s)
         self.mirror()
+        if stopping:  # measured, so the next session's margin can fit the save (Gradient)
+            took_s = time.monotonic() - stop_began
+            write_json_atomic(os.path.join(self.run_dir, STOP_JSON), {"stop_s": took_s})
         self.flush(True)
 
 
@@ -181,15 +193,32 @@ def resume(
     poll_s: float = 1.0,
     out: IO[str] | None = None,
     started_at: float | None = None,
+    limit: str = "the session limit",
+    start_inside_margin: bool = True,
 ) -> str:
     """Run or resume the run; its state when this returns: ``succeeded``, ``failed`` (see the
     log above), or ``stopped`` (the session limit came first: run the notebook again).
-    ``started_at``: when this session began, if known; else counted from its first call."""
+    ``started_at``: when this session began, if known; else counted from its first call.
+    ``limit`` names the session limit in what the cell says. With ``start_inside_margin`` False,
+    no attempt starts once the limit is within ``margin_s``: its job could not save in time."""
     request = wire.LaunchRequest.from_json(request_doc)
     attempt = Attempt(request, agent, out or sys.stdout, flush or (lambda final: None))
+    attempt.limit = limit
+
+    def left_s() -> float:
+        if started_at is None:
+            return session_left_s(session_cap_s)
+        return session_cap_s - (time.time() - started_at)  # a known start (Kaggle, Gradient)
+
     os.makedirs(str(request.workdir), exist_ok=True)
     if archive:
         unpack_project(archive, str(request.workdir))
+    if not start_inside_margin and attempt.pending() == "start" and left_s() <= margin_s:
+        attempt.say(
+            f"[outlive] {limit} is {max(left_s(), 0.0):.0f} s away, inside the {margin_s:.0f} s "
+            f"needed to save: not starting {request.name}; run the notebook again after it"
+        )
+        return "stopped"
     proc = attempt.start()
     exit_rec = read_record(os.path.join(attempt.run_dir, wire.EXIT_JSON))
     if proc is None and exit_rec is not None:
@@ -198,10 +227,6 @@ def resume(
         return state
     if proc is None:
         attempt.say(f"[outlive] {request.name} is already running in this session; following it")
-    if started_at is None:
-        left_s = lambda: session_left_s(session_cap_s)  # noqa: E731
-    else:  # a session whose start the caller knows (a Kaggle version: its script's first line)
-        left_s = lambda: session_cap_s - (time.time() - started_at)  # noqa: E731
     attempt.follow(proc, left_s, margin_s, poll_s)
     exit_rec = read_record(os.path.join(attempt.run_dir, wire.EXIT_JSON)) or {}
     state = _state_of(exit_rec)

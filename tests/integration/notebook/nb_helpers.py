@@ -1,4 +1,4 @@
-"""Helpers for running a generated Colab notebook on a real Jupyter kernel."""
+"""Helpers for running a generated notebook (Colab, Gradient) on a real Jupyter kernel."""
 
 from __future__ import annotations
 
@@ -30,36 +30,57 @@ def make_project(root: Path) -> Path:
     return project
 
 
-def generate(project: Path, name: str, command: list[str]) -> subprocess.CompletedProcess[str]:
-    """``outlive notebook colab --name NAME -- COMMAND`` run in ``project``."""
+def generate(
+    project: Path,
+    name: str,
+    command: list[str],
+    platform: str = "colab",
+    options: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess[str]:
+    """``outlive notebook PLATFORM --name NAME [OPTIONS] -- COMMAND`` run in ``project``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTLIVE_")}
     env["OUTLIVE_NO_DAEMON"] = "1"
     return subprocess.run(
-        [sys.executable, "-c", "from outlive.cli import main; main()", "notebook", "colab",
-         "--name", name, "--", *command],
+        [sys.executable, "-c", "from outlive.cli import main; main()", "notebook", platform,
+         "--name", name, *options, "--", *command],
         cwd=project, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
 
 def execute(path: Path, drive: Path, kill_at_step: int | None = None) -> str:
-    """Execute the notebook on a fresh kernel with ``drive`` as Drive; its text output. With
-    ``kill_at_step``, the kernel's whole session (kernel, supervisor, job) is SIGKILLed once a
-    checkpoint at or past that step is committed: a Colab disconnect, with no signal to catch."""
+    """Execute the Colab notebook with ``drive`` as Drive (see :func:`run_notebook`)."""
+    env = {"OUTLIVE_DRIVE_DIR": str(drive)}
+    return run_notebook(path, env, drive / "proj" / "checkpoints", kill_at_step)
+
+
+def run_notebook(
+    path: Path,
+    env: dict[str, str],
+    ckpt_root: Path,
+    kill_at_step: int | None = None,
+    kill_at: float | None = None,
+) -> str:
+    """Execute the notebook on a fresh kernel with ``env`` added to its environment; its text
+    output. With ``kill_at_step``, the kernel's whole session (kernel, supervisor, job) is
+    SIGKILLed once a checkpoint at or past that step is committed under ``ckpt_root``: a
+    disconnect, with no signal to catch. With ``kill_at`` (epoch seconds), the same happens at
+    that time if the kernel is still there: an auto-shutdown."""
     nb = nbformat.read(path, as_version=4)
-    env = dict(os.environ, OUTLIVE_DRIVE_DIR=str(drive))
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    full = dict(os.environ, **env)
+    full["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{full.get('PATH', '')}"
     client = NotebookClient(nb, timeout=int(DEADLINE_S), kernel_name="python3")
-    killer = None
-    if kill_at_step is not None:
+    killer, done = None, threading.Event()
+    if kill_at_step is not None or kill_at is not None:
         killer = threading.Thread(
-            target=_kill_when, args=(client, drive / "proj" / "checkpoints", kill_at_step)
+            target=_kill_when, args=(client, ckpt_root, kill_at_step, kill_at, done)
         )
         killer.start()
     old = dict(os.environ)
-    os.environ.update(env)  # the kernel inherits it
+    os.environ.update(full)  # the kernel inherits it
     try:
         client.execute()
     finally:
+        done.set()
         os.environ.clear()
         os.environ.update(old)
         if killer is not None:
@@ -67,13 +88,23 @@ def execute(path: Path, drive: Path, kill_at_step: int | None = None) -> str:
     return "".join(str(out.get("text", "")) for cell in nb.cells for out in cell.get("outputs", []))
 
 
-def _kill_when(client: NotebookClient, ckpt_root: Path, step: int) -> None:
+def _kill_when(
+    client: NotebookClient,
+    ckpt_root: Path,
+    step: int | None,
+    at: float | None,
+    done: threading.Event,
+) -> None:
     deadline = time.monotonic() + DEADLINE_S
-    while time.monotonic() < deadline:
-        dirs = list(ckpt_root.glob("*")) if ckpt_root.is_dir() else []
-        if any(max(committed_steps(d), default=-1) >= step for d in dirs):
+    while time.monotonic() < deadline and not done.is_set():
+        if at is not None and time.time() >= at:
+            break
+        dirs = list(ckpt_root.glob("*")) if step is not None and ckpt_root.is_dir() else []
+        if step is not None and any(max(committed_steps(d), default=-1) >= step for d in dirs):
             break
         time.sleep(0.02)
+    if done.is_set():
+        return  # the notebook ended first: nothing left to kill
     km = client.km
     pid = km.provisioner.process.pid if km is not None and km.provisioner else None  # type: ignore[union-attr]
     if pid is None:
