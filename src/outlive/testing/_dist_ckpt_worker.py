@@ -77,8 +77,15 @@ def _rows(rank: int, world: int) -> slice:
     return slice(rank * per, (rank + 1) * per)
 
 
+def _replicated(spec: Dict[str, Any]) -> bool:
+    return bool(spec.get("mode", "sharded") == "replicated")
+
+
 def _state(spec: Dict[str, Any], mesh: Any, rank: int, world: int) -> Dict[str, Any]:
+    """w, m (DTensors of this rank's rows; whole tensors when replicated), the generator."""
     w, m, gen = initial(spec)
+    if _replicated(spec):
+        return {"w": w, "m": m, "rng": gen.get_state(), "gen": gen}
     rows = _rows(rank, world)
 
     def shard(full: torch.Tensor) -> DTensor:
@@ -87,8 +94,17 @@ def _state(spec: Dict[str, Any], mesh: Any, rank: int, world: int) -> Dict[str, 
     return {"w": shard(w), "m": shard(m), "rng": gen.get_state(), "gen": gen}
 
 
-def _dcp_view(state: Dict[str, Any]) -> Dict[str, Any]:
-    return {"w": state["w"], "m": state["m"], "rng": state["rng"]}
+def _local(t: Any) -> torch.Tensor:
+    return t.to_local() if isinstance(t, DTensor) else t
+
+
+def _full(t: Any) -> torch.Tensor:
+    return t.full_tensor() if isinstance(t, DTensor) else t
+
+
+def _view(state: Dict[str, Any]) -> Dict[str, Any]:
+    """What is checkpointed: the tensors and the generator's state."""
+    return {"w": state["w"], "m": state["m"], "rng": state["gen"].get_state()}
 
 
 def _write(out: Path, name: str, doc: Dict[str, Any]) -> None:
@@ -97,40 +113,49 @@ def _write(out: Path, name: str, doc: Dict[str, Any]) -> None:
     os.replace(tmp, out / name)
 
 
+def _resume(ckpt: DistributedCheckpointer, state: Dict[str, Any]) -> int:
+    """load_latest into ``state`` (in place for DCP, copied back when replicated); the step."""
+    view = _view(state)
+    restored = ckpt.load_latest(None if ckpt.mode == "replicated" else view)
+    if restored is None:
+        return 0
+    for key in ("w", "m", "rng"):
+        if restored.state[key] is not view[key]:
+            view[key].copy_(restored.state[key])
+    state["gen"].set_state(view["rng"])
+    return restored.step
+
+
 def _train(spec: Dict[str, Any], rank: int, world: int, mesh: Any) -> int:
     out = Path(spec["out"])
     state = _state(spec, mesh, rank, world)
     ckpt = DistributedCheckpointer(
         spec["dir"],
-        mode="sharded",
+        mode=spec.get("mode", "sharded"),
         keep_last=spec.get("keep_last", 2),
         async_save=bool(spec.get("async", False)),
         timeout_s=float(spec.get("timeout_s", 30)),
         every_steps=int(spec.get("save_every", 1)),
     )
-    view = _dcp_view(state)
-    restored = ckpt.load_latest(view)
-    step = 0
-    if restored is not None:
-        step = restored.step
-        state["gen"].set_state(view["rng"])
+    step = _resume(ckpt, state)
+    rows = slice(None) if _replicated(spec) else _rows(rank, world)
     _write(out, f"ready-{rank}.json", {"step": step, "pid": os.getpid()})
     while step < int(spec["steps"]):
-        update(state["w"].to_local(), state["m"].to_local(), state["gen"], _rows(rank, world))
+        update(_local(state["w"]), _local(state["m"]), state["gen"], rows)
         step += 1
         if spec.get("term_rank") == rank and spec.get("term_at") == step:
             os.kill(os.getpid(), signal.SIGTERM)
+        committed = ckpt.last_committed
         if ckpt.should_save(step):
-            view["rng"] = state["gen"].get_state()
-            ckpt.save(view, step=step)
-            if rank == 0:
-                with open(out / "saved.txt", "a") as f:
-                    f.write(f"{step}\n")
+            ckpt.save(_view(state), step=step)
+        if rank == 0 and ckpt.last_committed != committed:
+            with open(out / "saved.txt", "a") as f:
+                f.write(f"{ckpt.last_committed}\n")
         if ckpt.preempted:
             _write(out, f"preempt-{rank}.json", {"step": step})
             ckpt.exit_for_requeue()
     ckpt.close()
-    w, m = state["w"].full_tensor(), state["m"].full_tensor()
+    w, m = _full(state["w"]), _full(state["m"])
     if rank == 0:
         _write(out, "final.json", {"step": step, "digest": digest(w, m, state["gen"].get_state())})
     return 0
@@ -139,19 +164,19 @@ def _train(spec: Dict[str, Any], rank: int, world: int, mesh: Any) -> int:
 def _verify(spec: Dict[str, Any], rank: int, world: int, mesh: Any) -> int:
     out = Path(spec["out"])
     state = _state(spec, mesh, rank, world)
-    view = _dcp_view(state)
-    with DistributedCheckpointer(spec["dir"], handle_signals=False, timeout_s=60) as ckpt:
-        restored = ckpt.load_latest(view)
+    mode = spec.get("mode", "sharded")
+    with DistributedCheckpointer(spec["dir"], mode=mode, handle_signals=False) as ckpt:
+        step = _resume(ckpt, state)
     doc: Dict[str, Any] = {"step": None, "ok": True}
-    if restored is not None:
-        w, m, rng = expected(spec, restored.step)
-        rows = _rows(rank, world)
+    if step:
+        w, m, rng = expected(spec, step)
+        rows = slice(None) if _replicated(spec) else _rows(rank, world)
         doc = {
-            "step": restored.step,
+            "step": step,
             "ok": bool(
-                torch.equal(view["w"].to_local(), w[rows])
-                and torch.equal(view["m"].to_local(), m[rows])
-                and torch.equal(view["rng"], rng)
+                torch.equal(_local(state["w"]), w[rows])
+                and torch.equal(_local(state["m"]), m[rows])
+                and torch.equal(state["gen"].get_state(), rng)
             ),
         }
     _write(out, f"verify-{rank}.json", doc)
@@ -164,11 +189,9 @@ def _plain(spec: Dict[str, Any], rank: int, world: int, mesh: Any) -> int:
     _write(Path(spec["out"]), f"ready-{rank}.json", {"step": 0, "pid": os.getpid()})
     step = 0
     while True:
-        update(state["w"].to_local(), state["m"].to_local(), state["gen"], _rows(rank, world))
+        update(_local(state["w"]), _local(state["m"]), state["gen"], _rows(rank, world))
         step += 1
-        view = _dcp_view(state)
-        view["rng"] = state["gen"].get_state()
-        dcp_save(view, checkpoint_id=str(root / f"step-{step:012d}"))
+        dcp_save(_view(state), checkpoint_id=str(root / f"step-{step:012d}"))
 
 
 def plain_check(spec: Dict[str, Any]) -> Dict[str, Any]:

@@ -17,18 +17,23 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Dict, List, Type
 
-from outlive.testing._poll import DEADLINE_S
+from outlive.testing._poll import DEADLINE_S, wait_until
 
-__all__ = ["Group", "Zygote", "free_port"]
+__all__ = ["HUNG", "PEER_LOST_EXIT", "Group", "Zygote", "free_port"]
 
 PEER_LOST_EXIT = 3  # a rank that saw another die (PeerLostError), as _dist_ckpt_worker exits
+HUNG = 1000  # the status of a rank still running at its deadline (then killed)
 
 
 def free_port() -> int:
@@ -82,19 +87,20 @@ class Zygote:
         doc: Dict[str, Any] = json.loads(line)
         return doc
 
-    def launch(self, world: int, spec: Dict[str, Any]) -> Group:
-        """Fork ``world`` ranks running ``spec`` on a fresh port; returns once they are forked."""
+    def launch(self, world: int, spec: Dict[str, Any], deadline_s: float = DEADLINE_S) -> Group:
+        """Fork ``world`` ranks running ``spec`` on a fresh port; returns once they are forked.
+        A rank still running ``deadline_s`` after the launch is killed and its status is HUNG."""
         if self._proc.stdin is None:
             raise RuntimeError("the zygote has no stdin")
         Path(spec["out"]).mkdir(parents=True, exist_ok=True)
-        cmd = {"world": world, "port": free_port(), "spec": spec}
+        cmd = {"world": world, "port": free_port(), "spec": spec, "deadline_s": deadline_s}
         self._proc.stdin.write(json.dumps(cmd) + "\n")
         self._proc.stdin.flush()
         return Group(self, self._read()["pids"])
 
-    def run(self, world: int, spec: Dict[str, Any]) -> List[int]:
+    def run(self, world: int, spec: Dict[str, Any], deadline_s: float = DEADLINE_S) -> List[int]:
         """Launch and wait: every rank's exit status."""
-        return self.launch(world, spec).wait()
+        return self.launch(world, spec, deadline_s).wait()
 
     def close(self) -> None:
         if self._proc.stdin is not None:
@@ -115,6 +121,65 @@ class Zygote:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+# -- rounds the tests and bench/dist_ckpt.py share ----------------------------------------------
+
+
+def read_json(path: Path) -> Dict[str, Any] | None:
+    """A JSON file a rank wrote (atomically), or None if it is not there."""
+    try:
+        doc: Dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    return doc
+
+
+def last_saved(out: Path) -> int:
+    """The newest step rank 0 saw committed (its ``saved.txt``), 0 if none."""
+    try:
+        lines = (out / "saved.txt").read_text().split()
+    except FileNotFoundError:
+        return 0
+    return int(lines[-1]) if lines else 0
+
+
+def _ready(out: Path, world: int, group: Group) -> bool:
+    return all((out / f"ready-{r}.json").exists() for r in range(world))
+
+
+def kill_round(
+    zygote: Zygote,
+    world: int,
+    spec: Dict[str, Any],
+    rng: random.Random,
+    window_s: float,
+    deadline_s: float = DEADLINE_S,
+) -> Dict[str, Any]:
+    """Launch ``world`` ranks; once they committed a first step, SIGKILL a random rank at a
+    random moment of the next ``window_s`` seconds; wait for the rest; what happened."""
+    out = Path(spec["out"])
+    shutil.rmtree(out, ignore_errors=True)
+    group = zygote.launch(world, spec, deadline_s)
+    wait_until(lambda: _ready(out, world, group), f"{world} ranks ready in {out}")
+    wait_until(lambda: last_saved(out) > 0, f"a first commit in {out}")
+    time.sleep(rng.uniform(0.0, window_s))
+    victim = rng.randrange(world)
+    os.kill(group.pids[victim], signal.SIGKILL)
+    codes = group.wait()
+    return {"victim": victim, "codes": codes, "committed": last_saved(out)}
+
+
+def verify_round(zygote: Zygote, world: int, spec: Dict[str, Any]) -> Dict[str, Any]:
+    """A fresh group of ``world`` ranks runs load_latest: the step each rank loaded and whether
+    every rank's shards are bit-identical to the state of that step."""
+    out = Path(spec["out"]) / f"verify-{world}"
+    shutil.rmtree(out, ignore_errors=True)
+    codes = zygote.run(world, dict(spec, scenario="verify", out=str(out)))
+    docs = [read_json(out / f"verify-{r}.json") for r in range(world)]
+    steps = {d["step"] for d in docs if d is not None}
+    ok = codes == [0] * world and all(d is not None and d["ok"] for d in docs) and len(steps) == 1
+    return {"ok": ok, "step": steps.pop() if len(steps) == 1 else None, "codes": codes}
 
 
 def _status(raw: int) -> int:
@@ -142,6 +207,28 @@ def _fork_rank(spec: Dict[str, Any], rank: int, world: int, port: int) -> int:
         os._exit(code)
 
 
+def _reap(pids: List[int], deadline_s: float) -> List[int]:
+    """Exit statuses in rank order; ranks still running at the deadline are SIGKILLed and
+    reported as HUNG."""
+    codes: Dict[int, int] = {}
+    deadline = time.monotonic() + deadline_s
+    while len(codes) < len(pids):
+        for pid in pids:
+            if pid not in codes:
+                done, raw = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    codes[pid] = _status(raw)
+        if len(codes) < len(pids):
+            if time.monotonic() > deadline:
+                for pid in pids:
+                    if pid not in codes:
+                        os.kill(pid, signal.SIGKILL)
+                        os.waitpid(pid, 0)
+                        codes[pid] = HUNG
+            time.sleep(0.01)
+    return [codes[pid] for pid in pids]
+
+
 def _serve() -> None:
     """The zygote's loop: one JSON command a line on stdin, answers on stdout."""
     import torch._dynamo  # noqa: F401 - DTensor imports it lazily: pay once, not per rank
@@ -154,7 +241,7 @@ def _serve() -> None:
         sys.stdout.flush()
         pids = [_fork_rank(cmd["spec"], r, cmd["world"], cmd["port"]) for r in range(cmd["world"])]
         print(json.dumps({"pids": pids}), flush=True)
-        codes = [_status(os.waitpid(pid, 0)[1]) for pid in pids]
+        codes = _reap(pids, float(cmd["deadline_s"]))
         print(json.dumps({"codes": codes}), flush=True)
 
 

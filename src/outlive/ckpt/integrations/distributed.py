@@ -48,6 +48,7 @@ from torch.distributed.checkpoint.api import CheckpointException
 from outlive.ckpt import fmt
 from outlive.ckpt.cadence import Cadence
 from outlive.ckpt.core import CKPT_DIR_ENV, DEFAULT_DIRECTORY, REQUEUE_EXIT_CODE, Checkpointer
+from outlive.ckpt.directory import committed_steps
 from outlive.ckpt.integrations import dist_commit
 from outlive.ckpt.integrations.dist_sharded import (
     PeerLostError,
@@ -126,7 +127,7 @@ class DistributedCheckpointer:
         self._calls = 0
         self._preempted = False
         self._pending: tuple[int, Any, float, float | None] | None = None  # step, future, t0, m
-        self._last_step: int | None = None
+        self._committed: int | None = None
         self._closed = False
         self._single: Checkpointer | None = None
         if mode == "replicated":
@@ -165,6 +166,11 @@ class DistributedCheckpointer:
         return REQUEUE_EXIT_CODE
 
     @property
+    def last_committed(self) -> int | None:
+        """The newest step this instance committed on every rank (async: once agreed), or None."""
+        return self._committed
+
+    @property
     def cadence(self) -> Cadence:
         """The policy behind ``should_save``'s "due" part."""
         return self._cadence
@@ -195,7 +201,6 @@ class DistributedCheckpointer:
         step = int(step)
         self._commit_pending()
         self._cadence.record_save(step)
-        self._last_step = step
         if self._single is not None:
             return self._save_replicated(state, step, metric)
         group = self._group
@@ -206,6 +211,7 @@ class DistributedCheckpointer:
                 metric=metric,
             )  # fmt: skip
             self._cadence.record_persist(time.perf_counter() - started)
+            self._committed = step
             return path
         if not prepare_step(self._directory, step, group):
             with collective(f"starting the async save of step {step}", self._directory):
@@ -241,7 +247,7 @@ class DistributedCheckpointer:
     def steps(self) -> List[int]:
         """Committed steps on disk, ascending (local listing; no collective)."""
         if self._single is not None:
-            return self._single.steps() if self.rank == 0 else sorted(self._single._committed())
+            return sorted(committed_steps(self._directory))
         return dist_commit.committed_steps(self._directory)
 
     def close(self) -> None:
@@ -298,6 +304,7 @@ class DistributedCheckpointer:
                 f"committed checkpoint in {self._directory} is intact."
             )
         commit_step(self._directory, step, self._group, keep_last=self._keep_last, metric=metric)
+        self._committed = step
         self._cadence.record_persist(time.perf_counter() - started)
 
     def _gather(self, value: Any) -> List[Any]:
@@ -325,7 +332,10 @@ class DistributedCheckpointer:
         def write() -> str:
             return str(single.save(state, step=step, metric=metric))
 
-        return Path(self._replicated_verdict(f"saving checkpoint step {step}", write))
+        path = Path(self._replicated_verdict(f"saving checkpoint step {step}", write))
+        if not self._async:
+            self._committed = step
+        return path
 
     def _load_replicated(self) -> Restored | None:
         single = self._single_checkpointer()
