@@ -35,6 +35,7 @@ from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.tensor import DTensor, Shard
 
 from outlive.ckpt.integrations.distributed import DistributedCheckpointer, PeerLostError
+from outlive.errors import CheckpointError
 
 ROWS = 48  # divisible by 1, 2, 3 and 4 ranks
 PEER_LOST_EXIT = 3
@@ -219,6 +220,12 @@ def run_rank(spec: Dict[str, Any], rank: int, world: int, port: int) -> int:
     """Join the group on 127.0.0.1:``port`` and run ``spec["scenario"]``; the exit status."""
     if spec["scenario"] == "plain_check":
         _write(Path(spec["out"]), "plain_check.json", plain_check(spec))
+        return 0
+    if spec["scenario"] == "no_init":  # the sentence a job gets without init_process_group
+        try:
+            DistributedCheckpointer(spec["dir"])
+        except CheckpointError as exc:
+            _write(Path(spec["out"]), "no_init.json", {"error": str(exc)})
         return 0
     dist.init_process_group(
         "gloo",
