@@ -14,6 +14,8 @@ Scenarios (``spec["scenario"]``):
           step and whether this rank's shards equal ``expected`` for that step
   plain   the peer: ``dcp.save`` into step-N directories, no marker, on every step
   plain_check  (one process) load the newest step-N directory of ``plain`` like a naive resume
+  script  run the file ``spec["script"]`` as ``__main__`` with torchrun's variables (RANK, ...)
+  no_init build a DistributedCheckpointer without a process group: the error it raises
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import runpy
 import signal
 import traceback
 from datetime import timedelta
@@ -230,6 +233,16 @@ def run_rank(spec: Dict[str, Any], rank: int, world: int, port: int) -> int:
     """Join the group on 127.0.0.1:``port`` and run ``spec["scenario"]``; the exit status."""
     if spec["scenario"] == "plain_check":
         _write(Path(spec["out"]), "plain_check.json", plain_check(spec))
+        return 0
+    if spec["scenario"] == "script":  # a user's script, as torchrun would start it
+        os.environ.update(
+            RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+            WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world), **spec.get("env", {}),
+        )  # fmt: skip
+        try:
+            runpy.run_path(spec["script"], run_name="__main__")
+        except SystemExit as exc:
+            return int(exc.code or 0)
         return 0
     if spec["scenario"] == "no_init":  # the sentence a job gets without init_process_group
         try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +26,6 @@ from outlive.testing.dist_ckpt import (
 pytestmark = pytest.mark.slow
 
 REQUEUE = 75
-
-
-@pytest.fixture(scope="module")
-def zygote() -> Iterator[Zygote]:
-    with Zygote() as z:
-        yield z
 
 
 def _spec(tmp_path: Path, **over: Any) -> dict[str, Any]:
