@@ -97,12 +97,14 @@ def uninterrupted_digest(zygote: Zygote, tmp_path_factory: pytest.TempPathFactor
     return str(final["digest"])
 
 
-@pytest.mark.parametrize("mode", ["sharded", "replicated"])
+@pytest.mark.parametrize("mode", ["sharded", "sharded-async", "replicated"])
 def test_one_ranks_sigterm_makes_every_rank_save_the_same_step_and_resume_bit_identical(
     zygote: Zygote, tmp_path: Path, uninterrupted_digest: str, mode: str
 ) -> None:
-    world = 3 if mode == "sharded" else 2
-    base = _spec(tmp_path, steps=12, save_every=1000, mode=mode)
+    world = 2 if mode == "replicated" else 3
+    base = _spec(
+        tmp_path, steps=12, save_every=1000, mode=mode.split("-")[0], **{"async": "async" in mode}
+    )
     preempted = dict(base, term_rank=world - 1, term_at=5, out=str(tmp_path / "first"))
     assert zygote.run(world, preempted) == [REQUEUE] * world
     steps = [read_json(tmp_path / "first" / f"preempt-{r}.json") for r in range(world)]
