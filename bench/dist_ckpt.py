@@ -177,7 +177,7 @@ def main(argv: List[str] | None = None) -> int:
     print(
         f"dcp bad: {res['dcp']['unloadable']} unloadable, {res['dcp']['corrupt']} corrupt; "
         f"resuming from the newest directory with DCP's .metadata instead: "
-        f"{res['dcp']['meta_bad']} bad (but nothing fsyncs the directories: see the docs)"
+        f"{res['dcp']['meta_bad']} bad (no directory is fsynced, though: a power cut can lose it)"
     )
     for name in ("outlive", "outlive_async"):
         print(f"{res[name]['mid_save']} of the {name} kills left a torn newer step, never loaded")
