@@ -155,13 +155,20 @@ def commit_step(
     step_dir = directory / step_dir_name(step)
     rank = _rank(group)
     world = int(dist.get_world_size(group))
-    own = [name for name in os.listdir(step_dir) if name.startswith(f"__{rank}_")]
-    if rank == 0:
-        own.append(METADATA_NAME)
-    entries = describe(step_dir, own)
+    # Each rank's files, or why they cannot be described: a failure here must reach every rank
+    # through the gather rather than leave the others waiting in it.
+    entries: Dict[str, Any] | str
+    try:
+        own = [name for name in os.listdir(step_dir) if name.startswith(f"__{rank}_")]
+        entries = describe(step_dir, own + ([METADATA_NAME] if rank == 0 else []))
+    except OSError as exc:
+        entries = f"rank {rank} cannot sync its files in {step_dir}: {exc}"
     gathered: List[Any] = [None] * world
     with collective(f"committing checkpoint step {step}", directory):
         dist.all_gather_object(gathered, entries, group=group)
+    failures = [part for part in gathered if isinstance(part, str)]
+    if failures:
+        raise CheckpointError(f"checkpoint step {step} was not committed: {failures[0]}")
     error: str | None = None
     if rank == 0:
         files: Dict[str, Any] = {}
