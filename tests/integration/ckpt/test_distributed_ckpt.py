@@ -13,6 +13,7 @@ import pytest
 
 pytest.importorskip("torch", reason="torch is not installed: uv sync --group ml")
 
+from outlive.ckpt import directory
 from outlive.ckpt.integrations import dist_commit
 from outlive.testing.dist_ckpt import (
     PEER_LOST_EXIT,
@@ -43,19 +44,28 @@ def _spec(tmp_path: Path, **over: Any) -> dict[str, Any]:
     return spec
 
 
-def _kill_loop(zygote: Zygote, spec: dict[str, Any], rounds: int, seed: int) -> list[int]:
+def _committed(spec: dict[str, Any]) -> list[int]:
+    """The steps committed on disk: step directories with a marker, or DDP's single files."""
+    if spec.get("mode") == "replicated":
+        return sorted(directory.committed_steps(Path(spec["dir"])))
+    return dist_commit.committed_steps(Path(spec["dir"]))
+
+
+def _kill_loop(
+    zygote: Zygote, spec: dict[str, Any], rounds: int, seed: int, world: int = 3
+) -> list[int]:
     rng = random.Random(seed)
     loaded: list[int] = []
     for _ in range(rounds):
-        killed = kill_round(zygote, 3, spec, rng, window_s=0.6)
+        killed = kill_round(zygote, world, spec, rng, window_s=0.6)
         codes = killed["codes"]
         assert codes[killed["victim"]] == -signal.SIGKILL
         survivors = [c for r, c in enumerate(codes) if r != killed["victim"]]
-        assert survivors == [PEER_LOST_EXIT] * 2, f"survivors did not exit cleanly: {codes}"
+        assert survivors == [PEER_LOST_EXIT] * (world - 1), f"survivors did not exit: {codes}"
         check = verify_round(zygote, rng.choice([2, 3, 4]), spec)
         assert check["ok"], f"a bad load after {killed}: {check}"
         assert check["step"] is not None and check["step"] >= killed["committed"], check
-        assert check["step"] in dist_commit.committed_steps(Path(spec["dir"]))
+        assert check["step"] in _committed(spec)
         loaded.append(check["step"])
     return loaded
 
@@ -71,6 +81,14 @@ def test_async_saves_with_a_rank_sigkilled_never_leave_a_bad_load(
     zygote: Zygote, tmp_path: Path
 ) -> None:
     loaded = _kill_loop(zygote, _spec(tmp_path, **{"async": True}), rounds=2, seed=1805)
+    assert loaded == sorted(loaded)
+
+
+def test_ddp_mode_with_a_rank_sigkilled_never_leaves_a_bad_load(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    spec = _spec(tmp_path, mode="replicated")
+    loaded = _kill_loop(zygote, spec, rounds=2, seed=1806, world=2)
     assert loaded == sorted(loaded)
 
 
