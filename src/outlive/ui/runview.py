@@ -5,14 +5,13 @@ read is one agent call (no channel is held open), and only while a page asks."""
 
 from __future__ import annotations
 
-import json
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from outlive import wire
 from outlive.errors import OutliveError, RunNotFound
+from outlive.ui.progress import ProgressLines
 
 if TYPE_CHECKING:
     from outlive.session import Session
@@ -23,36 +22,6 @@ LOOK_TIMEOUT_S = 15.0
 PROGRESS_CHUNK_BYTES = 16 << 20
 LOG_FIRST_LINES = 200
 LOG_CHUNK_BYTES = 1 << 20
-
-
-@dataclass
-class ProgressLines:
-    """A progress file's whole lines as read from the box so far, kept as the box's bytes: the
-    server parses none of them (the page does, in ``series.js``: a browser parses JSON several
-    times faster than Python, and the first open of a long run was mostly this server's parse).
-    ``complete``: the run has ended and every byte of the file has been read."""
-
-    offset: int = 0  # how far into the file on the box this has read
-    partial: bytes = b""  # a line still being written: held back until its newline
-    data: bytearray = field(default_factory=bytearray)
-    complete: bool = False
-
-    def feed(self, chunk: bytes) -> None:
-        buf = self.partial + chunk
-        cut = buf.rfind(b"\n") + 1
-        self.data += buf[:cut]
-        self.partial = buf[cut:]
-
-    def since(self, start: int) -> bytes:
-        """The lines from byte ``start`` on (moved on to the next line's start if it falls
-        inside one), framed: a little-endian u32 header length, the JSON header (``since``:
-        where these bytes start, ``end``: where they end, ``complete``), then the lines."""
-        start = max(0, min(start, len(self.data)))
-        if start and self.data[start - 1] != 0x0A:
-            start = self.data.find(b"\n", start) + 1 or len(self.data)
-        head = json.dumps({"since": start, "end": len(self.data), "complete": self.complete})
-        raw = head.encode()
-        return len(raw).to_bytes(4, "little") + raw + self.data[start:]
 
 
 class RunView:
@@ -87,8 +56,9 @@ class RunView:
         return row
 
     def progress(self, run_id: str, since: int) -> bytes:
-        """The progress file's lines from byte ``since`` on (:meth:`ProgressLines.since`), after
-        reading what the file gained on the box; a finished run's file is read once."""
+        """The progress file from byte ``since`` on (:meth:`ProgressLines.since`: lines, or
+        columns once parsed), after reading what the file gained on the box; a finished run's
+        file is read once."""
         with self._lock:
             lines = self._progress.get(run_id)
             if lines is not None and lines.complete:
@@ -115,6 +85,14 @@ class RunView:
                     lines.complete = chunk.ended and chunk.offset >= chunk.size
                     break
             return lines.since(since)
+
+    def parse_progress(self, run_id: str) -> None:
+        """Parse in the background what the page was sent as lines, so that the next open
+        gets columns; called once the reply is written (the parse holds the GIL)."""
+        with self._lock:
+            lines = self._progress.get(run_id)
+        if lines is not None and lines.parsed < len(lines.data):
+            threading.Thread(target=lines.parse, name="ui-progress-parse", daemon=True).start()
 
     def log(self, run_id: str, offset: int | None) -> Row:
         """Log text from ``offset`` (or the last lines), and where to go on from."""

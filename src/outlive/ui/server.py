@@ -258,6 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif what == "progress":
             body = view.progress(run_id, _int(query, "since") or 0)
             self._send(HTTPStatus.OK, body, "application/octet-stream")
+            view.parse_progress(run_id)
             return
         elif what == "log":
             doc = view.log(run_id, _int(query, "offset"))

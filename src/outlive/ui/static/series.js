@@ -46,6 +46,13 @@ const series = {
     c.n = need;
   },
 
+  // Columns the server sent parsed: `n` little-endian float64 per key from byte `off` of `buf`.
+  fromBuffer(buf, off, n, keys) {
+    const c = {n, cap: n, cols: new Map()};
+    for (const k of keys) { c.cols.set(k, new Float64Array(buf, off, n)); off += 8 * n; }
+    return c;
+  },
+
   _grown(old, cap) {
     const col = new Float64Array(cap).fill(NaN, old.length);
     col.set(old);
