@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import OUTLIVE, median, result_line
 
 from outlive.store import RunRecord, Store
+from outlive.ui.auth import COOKIE
 
 CHROMIUM = "/usr/bin/chromium"
 RUNS = 1000
@@ -60,9 +61,9 @@ def wait_ended(proj: Path, run_id: str) -> None:
     raise TimeoutError(f"run {run_id} did not end")
 
 
-def make_project() -> tuple[Path, str]:
+def make_project() -> tuple[Path, str, str]:
     """A project holding RUNS runs on `local`: one with POINTS progress records, the rest
-    clones of a small finished run. Returns the project and the big run's id."""
+    clones of a small finished run. Returns the project, the big run's id and the small one's."""
     proj = Path(tempfile.mkdtemp(prefix="outlive-bench-ui-"))
     (proj / "outlive.toml").write_text("")
     (proj / "big.py").write_text(BIG_JOB)
@@ -95,7 +96,7 @@ def make_project() -> tuple[Path, str]:
                 state="succeeded",
             )
         )
-    return proj, str(big["run_id"])
+    return proj, str(big["run_id"]), str(small["run_id"])
 
 
 def start_ui(proj: Path) -> tuple[subprocess.Popen[str], str]:
@@ -127,12 +128,13 @@ def fetched_ms(page: Any, part: str) -> float:
 
 
 def fresh_tab(browser: Any, url: str) -> tuple[Any, Any]:
-    """A new browser context (no cache, no cookie) holding the cookie the token buys."""
+    """A new browser context (nothing cached) holding the cookie the URL's token buys, on no
+    page yet (no board open: its live looks would compete with what is measured)."""
+    base, token = url.split("/?", 1)[0], url.split("token=", 1)[1]
     # bypass_csp: wait_for_function evaluates string predicates (the page needs no eval)
     context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
-    tab = context.new_page()
-    tab.goto(url)
-    return context, tab
+    context.add_cookies([{"name": COOKIE, "value": token, "url": base}])
+    return context, context.new_page()
 
 
 def board_paint_ms(page: Any, base: str) -> dict[str, float]:
@@ -177,15 +179,20 @@ def run_page_ms(page: Any, base: str, run_id: str) -> dict[str, float]:
     return times
 
 
-def first_opens(browser: Any, proj: Path, run_id: str, reps: int) -> list[dict[str, float]]:
-    """The first open of the run page: each try a new `outlive ui` (nothing read from the box
-    yet) and a new browser context (nothing cached)."""
+def first_opens(
+    browser: Any, proj: Path, run_id: str, other: str, reps: int
+) -> list[dict[str, float]]:
+    """The first open of the run page: each try a new `outlive ui` that has read nothing of
+    this run yet (it has served another run's progress: its modules are imported) and a new
+    browser context (nothing cached)."""
     out = []
     for _ in range(reps):
         proc, url = start_ui(proj)
         try:
             context, tab = fresh_tab(browser, url)
-            out.append(run_page_ms(tab, url.split("/?", 1)[0], run_id))
+            base = url.split("/?", 1)[0]
+            tab.goto(f"{base}/api/run/{other}/progress?since=0")
+            out.append(run_page_ms(tab, base, run_id))
             context.close()
         finally:
             stop_ui(proc)
@@ -228,12 +235,12 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     load_start = os.getloadavg()
-    proj, big = make_project()
+    proj, big, small = make_project()
     cli(proj, "status")  # the registry settles and the daemon warms, as after any look
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            first = first_opens(browser, proj, big, reps)
+            first = first_opens(browser, proj, big, small, reps)
             proc, url = start_ui(proj)
             try:
                 context, tab = fresh_tab(browser, url)
