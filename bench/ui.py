@@ -191,7 +191,7 @@ def first_opens(
         try:
             context, tab = fresh_tab(browser, url)
             base = url.split("/?", 1)[0]
-            tab.goto(f"{base}/api/run/{other}/progress?since=0")
+            assert tab.request.get(f"{base}/api/run/{other}/progress?since=0").ok
             out.append(run_page_ms(tab, base, run_id))
             context.close()
         finally:

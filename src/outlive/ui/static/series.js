@@ -63,6 +63,7 @@ const series = {
   // steps: those keep their file order), as {x, y} Float64Arrays.
   curve(c, xKey, yKey) {
     const xs = c.cols.get(xKey), ys = c.cols.get(yKey);
+    if (xs && ys && series._plain(xs, ys, c.n)) return {x: xs.subarray(0, c.n), y: ys.subarray(0, c.n)};
     const idx = [];
     if (xs && ys) for (let i = 0; i < c.n; i++) if (Number.isFinite(ys[i]) && Number.isFinite(xs[i])) idx.push(i);
     let sorted = true;
@@ -71,6 +72,17 @@ const series = {
     const x = new Float64Array(idx.length), y = new Float64Array(idx.length);
     for (let j = 0; j < idx.length; j++) { x[j] = xs[idx[j]]; y[j] = ys[idx[j]]; }
     return {x, y};
+  },
+
+  // Whether the first n points all have numbers and come in x order (the usual file).
+  _plain(xs, ys, n) {
+    let prev = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const x = xs[i];
+      if (!(x >= prev) || !Number.isFinite(x) || !Number.isFinite(ys[i])) return false;
+      prev = x;
+    }
+    return true;
   },
 
   // First index with x[i] >= v (x sorted).
