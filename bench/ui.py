@@ -200,12 +200,20 @@ def first_opens(
 
 
 def warm_opens(browser: Any, url: str, run_id: str, reps: int) -> list[dict[str, float]]:
-    """Opens once the server holds the run's progress (any open after the first since `outlive
-    ui` started, or any open of a finished run's page): each in a new browser context."""
+    """Opens once the server holds the run's progress parsed (it parses the lines it sent in
+    the background, a second after the first open): each in a new browser context."""
+    from outlive.testing import wait_until
+
     base = url.split("/?", 1)[0]
-    context, tab = fresh_tab(browser, url)
-    run_page_ms(tab, base, run_id)  # the server reads the box once
-    context.close()
+
+    def columns_served() -> bool:
+        context, tab = fresh_tab(browser, url)
+        run_page_ms(tab, base, run_id)
+        form = tab.locator("#charts").get_attribute("data-format")
+        context.close()
+        return form == "columns"
+
+    wait_until(columns_served, "the server's columns of the run", 300, interval_s=1.0)
     out = []
     for _ in range(reps):
         context, tab = fresh_tab(browser, url)

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 LOOK_TIMEOUT_S = 15.0
 PROGRESS_CHUNK_BYTES = 16 << 20
+PARSE_AFTER_S = 1.0
 LOG_FIRST_LINES = 200
 LOG_CHUNK_BYTES = 1 << 20
 
@@ -88,11 +89,14 @@ class RunView:
 
     def parse_progress(self, run_id: str) -> None:
         """Parse in the background what the page was sent as lines, so that the next open
-        gets columns; called once the reply is written (the parse holds the GIL)."""
+        gets columns; called once the reply is written, and started PARSE_AFTER_S later: the
+        parse holds the GIL and a CPU, which the page's own parse and drawing need first."""
         with self._lock:
             lines = self._progress.get(run_id)
         if lines is not None and lines.parsed < len(lines.data):
-            threading.Thread(target=lines.parse, name="ui-progress-parse", daemon=True).start()
+            timer = threading.Timer(PARSE_AFTER_S, lines.parse)
+            timer.daemon = True
+            timer.start()
 
     def log(self, run_id: str, offset: int | None) -> Row:
         """Log text from ``offset`` (or the last lines), and where to go on from."""
