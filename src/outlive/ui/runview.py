@@ -1,21 +1,17 @@
-"""What a run page shows, read when the page asks: the metric curves (the progress file, kept
-here as columns and grown by byte offset), the log from an offset, the checkpoints on the box,
-the pulls and how they verified, and ``explain``'s matches. Each box read is one agent call
-(no channel is held open), and only while a page asks."""
+"""What a run page shows, read when the page asks: the metric curves (the progress file's
+lines, kept here as read from the box and grown by byte offset), the log from an offset, the
+checkpoints on the box, the pulls and how they verified, and ``explain``'s matches. Each box
+read is one agent call (no channel is held open), and only while a page asks."""
 
 from __future__ import annotations
 
-import json
-import math
-import sys
 import threading
-from array import array
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from outlive import wire
 from outlive.errors import OutliveError, RunNotFound
+from outlive.ui.progress import ProgressLines
 
 if TYPE_CHECKING:
     from outlive.session import Session
@@ -24,77 +20,9 @@ if TYPE_CHECKING:
 Row = dict[str, Any]
 LOOK_TIMEOUT_S = 15.0
 PROGRESS_CHUNK_BYTES = 16 << 20
+PARSE_AFTER_S = 1.0
 LOG_FIRST_LINES = 200
 LOG_CHUNK_BYTES = 1 << 20
-
-
-@dataclass
-class Series:
-    """A progress file as columns: one float64 array per key (``step``, ``ts`` and each metric),
-    one entry per record, NaN where a record lacks the key or it is not a finite number.
-    ``complete``: the run has ended and every byte of the file has been read."""
-
-    offset: int = 0
-    partial: bytes = b""
-    n: int = 0
-    complete: bool = False
-    columns: dict[str, array[float]] = field(default_factory=dict)
-
-    def feed(self, data: bytes) -> None:
-        lines = (self.partial + data).split(b"\n")
-        self.partial = lines.pop()  # a line still being written: wait for its newline
-        lines = [line for line in lines if line.strip()]
-        try:  # one parse for all: each line is one atomic append, so all are whole
-            parsed = json.loads(b"[" + b",".join(lines) + b"]")
-        except ValueError:
-            parsed = [_loads(line) for line in lines]
-        records: list[dict[str, Any]] = [r for r in parsed if isinstance(r, dict)]
-        if not records:
-            return
-        keys = dict.fromkeys(k for r in records[:1] for k in r)
-        if any(len(r) != len(keys) for r in records):
-            keys.update(dict.fromkeys(k for r in records for k in r))
-        for key in keys:
-            col = self.columns.get(key)
-            if col is None:
-                col = self.columns[key] = array("d", [math.nan]) * self.n
-            col.fromlist([_number(r.get(key)) for r in records])
-        self.n += len(records)
-        for col in self.columns.values():
-            if len(col) < self.n:  # a key the new records lack
-                col.extend(array("d", [math.nan]) * (self.n - len(col)))
-
-    def since(self, start: int) -> bytes:
-        """Records from index ``start`` on, compact: a little-endian u32 header length, the JSON
-        header (``n``, ``since``, ``count``, ``keys``; padded so the floats align to 8 bytes),
-        then ``count`` little-endian float64 per key, NaN for none (``run.js`` reads it)."""
-        start = max(0, min(start, self.n))
-        keys = [k for k in self.columns if k != "ts"]  # the time of day is not charted
-        head = json.dumps({"n": self.n, "since": start, "count": self.n - start, "keys": keys})
-        raw = head.encode()
-        raw += b" " * (-(4 + len(raw)) % 8)
-        parts = [len(raw).to_bytes(4, "little"), raw]
-        for key in keys:
-            col = self.columns[key][start:]
-            if sys.byteorder != "little":
-                col.byteswap()
-            parts.append(col.tobytes())
-        return b"".join(parts)
-
-
-def _number(value: object) -> float:
-    """A metric as a float; NaN for anything else (text, bools, nested values)."""
-    kind = type(value)
-    if kind is float:
-        return value  # type: ignore[return-value]
-    return float(value) if kind is int else math.nan  # type: ignore[arg-type]
-
-
-def _loads(line: bytes) -> object:
-    try:
-        return json.loads(line)
-    except ValueError:
-        return None  # not a record (progress() never writes one)
 
 
 class RunView:
@@ -103,7 +31,7 @@ class RunView:
     def __init__(self, project_dir: Path) -> None:
         self.project_dir = project_dir
         self._lock = threading.Lock()
-        self._series: dict[str, Series] = {}
+        self._progress: dict[str, ProgressLines] = {}
         self._explained: dict[str, tuple[int, list[Row]]] = {}
 
     def session(self) -> Session:
@@ -129,34 +57,46 @@ class RunView:
         return row
 
     def progress(self, run_id: str, since: int) -> bytes:
-        """The progress records from index ``since`` on (:meth:`Series.since`), after reading
-        what the file gained on the box; a finished run's file is read once."""
+        """The progress file from byte ``since`` on (:meth:`ProgressLines.since`: lines, or
+        columns once parsed), after reading what the file gained on the box; a finished run's
+        file is read once."""
         with self._lock:
-            series = self._series.get(run_id)
-            if series is not None and series.complete:
-                return series.since(since)
+            lines = self._progress.get(run_id)
+            if lines is not None and lines.complete:
+                return lines.since(since)
         session = self.session()
         rec = self.record(session, run_id)
         backend = session.backend(rec.target)
         with self._lock:
-            series = self._series.setdefault(run_id, Series())
+            lines = self._progress.setdefault(run_id, ProgressLines())
             while True:
                 chunk = backend.tail(
                     rec.run_dir,
-                    offset=series.offset,
+                    offset=lines.offset,
                     max_bytes=PROGRESS_CHUNK_BYTES,
                     timeout_s=LOOK_TIMEOUT_S,
                     file=wire.PROGRESS_JSONL,
                 )
-                if chunk.offset < series.offset:  # the file was replaced: read it again
-                    series = self._series[run_id] = Series()
+                if chunk.offset < lines.offset:  # the file was replaced: read it again
+                    lines = self._progress[run_id] = ProgressLines()
                     continue
-                series.feed(chunk.data)
-                series.offset = chunk.offset
+                lines.feed(chunk.data)
+                lines.offset = chunk.offset
                 if len(chunk.data) < PROGRESS_CHUNK_BYTES:
-                    series.complete = chunk.ended and chunk.offset >= chunk.size
+                    lines.complete = chunk.ended and chunk.offset >= chunk.size
                     break
-            return series.since(since)
+            return lines.since(since)
+
+    def parse_progress(self, run_id: str) -> None:
+        """Parse in the background what the page was sent as lines, so that the next open
+        gets columns; called once the reply is written, and started PARSE_AFTER_S later: the
+        parse holds the GIL and a CPU, which the page's own parse and drawing need first."""
+        with self._lock:
+            lines = self._progress.get(run_id)
+        if lines is not None and lines.parsed < len(lines.data):
+            timer = threading.Timer(PARSE_AFTER_S, lines.parse)
+            timer.daemon = True
+            timer.start()
 
     def log(self, run_id: str, offset: int | None) -> Row:
         """Log text from ``offset`` (or the last lines), and where to go on from."""

@@ -31,6 +31,7 @@ SSE_KEEPALIVE_S = 15.0
 _STATIC = {
     "board.js": "text/javascript",
     "run.js": "text/javascript",
+    "series.js": "text/javascript",
     "gotcha.js": "text/javascript",
     "common.js": "text/javascript",
     "ui.css": "text/css",
@@ -47,7 +48,7 @@ BOARD_KEYS = (
 )  # fmt: skip
 _PAGES = {
     "board": ("runs", ("/api/board",)),
-    "run": ("run", ("uPlot.min.css", "uPlot.iife.min.js")),
+    "run": ("run", ("uPlot.min.css", "uPlot.iife.min.js", "series.js")),
     "gotcha": ("gotcha", ()),
 }
 _RUN_API = re.compile(r"^/api/run/([^/]+)(?:/(status|progress|log|explain|cancel))?$")
@@ -257,6 +258,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif what == "progress":
             body = view.progress(run_id, _int(query, "since") or 0)
             self._send(HTTPStatus.OK, body, "application/octet-stream")
+            view.parse_progress(run_id)
             return
         elif what == "log":
             doc = view.log(run_id, _int(query, "offset"))

@@ -38,7 +38,7 @@ def test_curves_hold_every_progress_record_and_the_log_follows(
     expect(page.locator("#charts")).to_have_attribute("data-points", str(n))
     for metric in ("loss", "lr", "throughput"):
         chart = page.locator(f'.chart[data-metric="{metric}"]')
-        expect(chart).to_have_attribute("data-points", str(n))  # uPlot's own data length
+        expect(chart).to_have_attribute("data-points", str(n))  # records held for the metric
         expect(chart.locator("canvas")).to_have_count(1)
     expect(log).to_contain_text("<script>document.title='pwned'</script> & <b>not bold</b>")
     expect(log.locator("b")).to_have_count(0)

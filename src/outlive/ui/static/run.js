@@ -1,5 +1,6 @@
-// A run page: live state (from the board's event stream), metric curves (uPlot, every point of
-// the progress file), the following log tail, the exit record, checkpoints, pulls, explain.
+// A run page: live state (from the board's event stream), metric curves (uPlot; every record of
+// the progress file held, each chart given what its width shows: series.js), the following log
+// tail, the exit record, checkpoints, pulls, explain.
 "use strict";
 (function () {
   const runId = decodeURIComponent(location.pathname.split("/").pop());
@@ -7,7 +8,7 @@
   const LIVE = new Set(["pending", "running", "requeued"]);
   const POLL_MS = 1500;
   let run = null, ended = false, finalPolls = 0;
-  const progress = {n: 0, columns: {}};
+  const progress = {end: 0, cols: series.columns()};
   const charts = {};
   let drawn = false, belowReady = false;
   window.outliveCharts = charts;  // for bench/ui.py's zoom timing
@@ -45,66 +46,78 @@
     if (ended && !wasEnded && belowReady) { details().catch(fail); explain().catch(fail); }
   }
 
-  // -- curves: one chart per metric, x = step, every record of the progress file ------------
-  function chartData(key) {
-    const xs = progress.columns.step || [], ys = progress.columns[key] || [];
-    let sorted = true;
-    for (let i = 1; i < xs.length; i++) if (xs[i] < xs[i - 1]) { sorted = false; break; }
-    if (sorted) return [xs, ys];
-    const idx = xs.map((_, i) => i).sort((a, b) => (xs[a] - xs[b]) || (a - b));  // a resumed run repeats steps
-    return [idx.map(i => xs[i]), idx.map(i => ys[i])];
+  // -- curves: one chart per metric, x = step; the page holds every record of the progress file
+  // (series.js) and gives each chart what its width shows of the visible range: the extremes of
+  // every pixel column, every point once zoomed in far enough (a zoom asks for a new view).
+  function allRange(cv) { return cv.x.length ? [cv.x[0], cv.x[cv.x.length - 1]] : [0, 1]; }
+
+  function plotWidth(u) { return Math.max(1, Math.round(u.bbox.width / (window.devicePixelRatio || 1))); }
+
+  function show(u, lo, hi, reset) {
+    u.range = [lo, hi];
+    const data = series.view(u.curve, lo, hi, plotWidth(u));
+    if (reset) u.setData(data);
+    else { u.setData(data, false); u.setScale("x", {min: lo, max: hi}); }  // y: from the new data
+    u.root.parentNode.setAttribute("data-plotted", String(data[0].length));
+  }
+
+  function onScale(u, scaleKey) {
+    if (scaleKey !== "x" || !u.curve) return;
+    const {min, max} = u.scales.x;
+    if (min === null || max === null || (u.range && u.range[0] === min && u.range[1] === max)) return;
+    show(u, min, max, false);
   }
 
   function drawCharts() {
     const box = document.getElementById("charts");
-    const keys = Object.keys(progress.columns).filter(k => k !== "step" && k !== "ts" && progress.columns[k].some(v => v !== null));
+    const cols = progress.cols;
+    const keys = [...cols.cols.keys()].filter(k => k !== "step" && k !== "ts" && cols.cols.get(k).subarray(0, cols.n).some(Number.isFinite));
     const width = Math.max(400, box.clientWidth || 900);
     const sync = uPlot.sync("run");
     for (const key of keys) {
-      const data = chartData(key);
-      if (charts[key]) { charts[key].setData(data, !charts[key].zoomed); continue; }
-      const div = ui.el("div", {class: "chart", "data-metric": key});
-      box.append(div);
-      const opts = {
-        title: key, width, height: 220, pxAlign: 0,
-        cursor: {sync: {key: sync.key}, drag: {x: true, y: false}},
-        scales: {x: {time: false}},
-        series: [{label: "step"}, {label: key, stroke: "#1c5fb0", width: 1, spanGaps: true, points: {show: false}}],
-        hooks: {setSelect: [u => { u.zoomed = true; }]},
-      };
-      const u = new uPlot(opts, data, div);
-      u.over.addEventListener("dblclick", () => { u.zoomed = false; });
-      charts[key] = u;
+      const cv = series.curve(cols, "step", key);
+      let u = charts[key];
+      if (!u) {
+        const div = ui.el("div", {class: "chart", "data-metric": key});
+        box.append(div);
+        const opts = {
+          title: key, width, height: 220, pxAlign: 0,
+          cursor: {sync: {key: sync.key}, drag: {x: true, y: false},
+            bind: {dblclick: (self) => () => { self.zoomed = false; show(self, ...allRange(self.curve), true); return null; }}},
+          scales: {x: {time: false}},
+          series: [{label: "step"}, {label: key, stroke: "#1c5fb0", width: 1, spanGaps: true, points: {show: false}}],
+          hooks: {setSelect: [self => { self.zoomed = true; }], setScale: [onScale]},
+        };
+        u = charts[key] = new uPlot(opts, [[], []], div);
+      }
+      u.curve = cv;
+      if (u.zoomed) show(u, u.range[0], u.range[1], false); else show(u, ...allRange(cv), true);
+      u.root.parentNode.setAttribute("data-points", String(cv.x.length));
     }
-    for (const [key, u] of Object.entries(charts)) u.root.parentNode.setAttribute("data-points", String(u.data[0].length));
-    box.setAttribute("data-points", String(progress.n));
+    box.setAttribute("data-points", String(cols.n));
     if (!drawn && keys.length) {  // bench/ui.py reads these marks
       drawn = true;
       performance.mark("charts-rendered");
       requestAnimationFrame(() => setTimeout(() => performance.mark("charts-painted"), 0));
     }
-    document.getElementById("points").textContent = progress.n ? "(" + progress.n + " points)" : "(no progress records yet)";
+    document.getElementById("points").textContent = cols.n ? "(" + cols.n + " points)" : "(no progress records yet)";
   }
 
   async function pollProgress() {
-    // Compact: u32 header length, JSON header, then float64 columns (NaN: no value).
-    const r = await fetch(api + "/progress?since=" + progress.n, {credentials: "same-origin"});
+    // u32 header length, JSON header {format, since, end, ...}, then from byte `since` on
+    // either whole JSON lines or (the server has parsed them) float64 columns of every record.
+    const r = await fetch(api + "/progress?since=" + progress.end, {credentials: "same-origin"});
     if (!r.ok) throw new Error((await r.json()).error || r.statusText);
     const buf = await r.arrayBuffer();
     const hlen = new DataView(buf).getUint32(0, true);
     const head = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, hlen)));
-    if (head.since !== progress.n) { progress.n = 0; progress.columns = {}; }  // the file was replaced
-    let off = 4 + hlen;
-    for (const k of head.keys) {
-      const vals = new Float64Array(buf, off, head.count);
-      off += head.count * 8;
-      if (!progress.columns[k]) progress.columns[k] = new Array(progress.n).fill(null);
-      const col = progress.columns[k];
-      for (let i = 0; i < vals.length; i++) { const v = vals[i]; col.push(Number.isFinite(v) ? v : null); }
-    }
-    progress.n = head.n;
-    for (const col of Object.values(progress.columns)) while (col.length < progress.n) col.push(null);
-    if (head.count || !drawn) drawCharts();
+    if (head.since !== progress.end) progress.cols = series.columns();  // the file was replaced
+    const before = progress.cols.n;
+    if (head.format === "columns") progress.cols = series.fromBuffer(buf, 4 + hlen, head.n, head.keys);
+    else series.append(progress.cols, series.parse(new TextDecoder().decode(new Uint8Array(buf, 4 + hlen))));
+    progress.end = head.end;
+    if (head.since === 0) document.getElementById("charts").setAttribute("data-format", String(head.format));
+    if (progress.cols.n !== before || !drawn) drawCharts();
   }
 
   // -- the log, followed by byte offset --------------------------------------------------------

@@ -1,0 +1,151 @@
+"""A run's progress file as ``outlive ui`` keeps it: the whole lines read from the box so far,
+handed to the page unparsed (a browser parses JSON several times faster than Python, and a long
+run's first open waited mostly for this server's parse), and, parsed here in the background once
+sent, the same records as float64 columns, which any later open of the page gets instead (no
+parse in the page either). The page reads both forms (``static/run.js``, ``series.js``)."""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import sys
+import threading
+from array import array
+from dataclasses import dataclass, field
+from typing import Any
+
+_NUMBERS = frozenset({float, int})
+
+
+def _frame(head: dict[str, Any], *parts: bytes | bytearray) -> bytes:
+    """A little-endian u32 header length, the JSON header (padded so what follows starts at a
+    multiple of 8 bytes: the page views float64 columns in place), then ``parts``."""
+    raw = json.dumps(head).encode()
+    raw += b" " * (-(4 + len(raw)) % 8)
+    return b"".join((len(raw).to_bytes(4, "little"), raw, *parts))
+
+
+@dataclass
+class Columns:
+    """Records as columns: one float64 array per key, NaN where a record lacks the key or its
+    value is not a number (text, bools, nested values)."""
+
+    n: int = 0
+    columns: dict[str, array[float]] = field(default_factory=dict)
+
+    def feed(self, lines: bytes) -> None:
+        """Add the records of whole JSON lines (what does not parse as an object is skipped)."""
+        rows = [line for line in lines.split(b"\n") if line.strip()]
+        try:  # one parse for all: each line is one atomic append, so all are whole
+            parsed = json.loads(b"[" + b",".join(rows) + b"]")
+        except ValueError:
+            parsed = [_loads(line) for line in rows]
+        records: list[dict[str, Any]] = [r for r in parsed if isinstance(r, dict)]
+        if not records:
+            return
+        keys = list(records[0])
+        new = _transposed(records, keys) if len(keys) > 1 else None
+        if new is None:
+            keys = list(dict.fromkeys(k for r in records for k in r))
+            new = {k: [r.get(k) for r in records] for k in keys}
+        for key, values in new.items():
+            col = self.columns.get(key)
+            if col is None:
+                col = self.columns[key] = array("d", [math.nan]) * self.n
+            if set(map(type, values)) <= _NUMBERS:
+                col.extend(array("d", values))
+            else:
+                col.fromlist([_number(v) for v in values])
+        self.n += len(records)
+        for col in self.columns.values():
+            if len(col) < self.n:  # a key the new records lack
+                col.extend(array("d", [math.nan]) * (self.n - len(col)))
+
+    def body(self, end: int, complete: bool) -> bytes:
+        """Every record, framed (:func:`_frame`; the header says ``format: columns``, ``n`` and
+        ``keys``), then ``n`` little-endian float64 per key."""
+        keys = [k for k in self.columns if k != "ts"]  # the time of day is not charted
+        head = {"format": "columns", "since": 0, "end": end, "complete": complete}
+        parts = []
+        for key in keys:
+            col = self.columns[key][:]
+            if sys.byteorder != "little":
+                col.byteswap()
+            parts.append(col.tobytes())
+        return _frame({**head, "n": self.n, "keys": keys}, *parts)
+
+
+def _transposed(records: list[dict[str, Any]], keys: list[str]) -> dict[str, Any] | None:
+    """Records that all have exactly ``keys``, as one sequence per key (in C); None otherwise."""
+    if any(len(r) != len(keys) for r in records):
+        return None
+    try:
+        rows = map(operator.itemgetter(*keys), records)
+        return dict(zip(keys, zip(*rows, strict=True), strict=True))
+    except KeyError:
+        return None
+
+
+def _number(value: object) -> float:
+    kind = type(value)
+    if kind is float:
+        return value  # type: ignore[return-value]
+    return float(value) if kind is int else math.nan  # type: ignore[arg-type]
+
+
+def _loads(line: bytes) -> object:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None  # not a record (progress() never writes one)
+
+
+@dataclass
+class ProgressLines:
+    """A progress file's whole lines as read from the box so far, and their columns once
+    :meth:`parse` has caught up. ``complete``: the run has ended and every byte of the file has
+    been read."""
+
+    offset: int = 0  # how far into the file on the box this has read
+    partial: bytes = b""  # a line still being written: held back until its newline
+    data: bytearray = field(default_factory=bytearray)
+    complete: bool = False
+    columns: Columns = field(default_factory=Columns)
+    parsed: int = 0  # bytes of ``data`` in ``columns``
+    _parsing: threading.Lock = field(default_factory=threading.Lock)
+
+    def feed(self, chunk: bytes) -> None:
+        buf = self.partial + chunk
+        cut = buf.rfind(b"\n") + 1
+        self.data += buf[:cut]
+        self.partial = buf[cut:]
+
+    def parse(self) -> None:
+        """Bring ``columns`` up to the lines read (a no-op while another thread does)."""
+        if not self._parsing.acquire(blocking=False):
+            return
+        try:
+            end = len(self.data)
+            self.columns.feed(bytes(self.data[self.parsed : end]))
+            self.parsed = end
+        finally:
+            self._parsing.release()
+
+    def since(self, start: int) -> bytes:
+        """What the page gets for byte ``start`` on: from 0, every record as columns when they
+        are parsed up to the last line; else the lines from ``start`` (moved on to the next
+        line's start if it falls inside one), framed (``format: lines``, ``since``: where they
+        start, ``end``: where they end)."""
+        end = len(self.data)
+        if start <= 0 and end and self._parsing.acquire(blocking=False):
+            try:
+                if self.parsed == end:
+                    return self.columns.body(end, self.complete)
+            finally:
+                self._parsing.release()
+        start = max(0, min(start, end))
+        if start and self.data[start - 1] != 0x0A:
+            start = self.data.find(b"\n", start) + 1 or end
+        head = {"format": "lines", "since": start, "end": end, "complete": self.complete}
+        return _frame(head, self.data[start:end])

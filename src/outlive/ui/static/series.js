@@ -1,0 +1,130 @@
+// The run page's metrics: the progress file's JSON lines (as the server read them from the box)
+// parsed here into one Float64Array per key (NaN: the record has no number for it), and each
+// curve cut down to what its plot can show: per pixel column the first, lowest, highest and
+// last point (M4), so every extreme stays drawn; a range with few enough points is given whole.
+"use strict";
+const series = {
+  POINTS_PER_PX: 4,
+
+  // Records from whole JSON lines: one JSON.parse of them joined as an array; line by line
+  // (skipping what is not a JSON object) when one of them does not parse.
+  parse(text) {
+    let end = text.length;
+    while (end > 0 && (text.charCodeAt(end - 1) === 10 || text.charCodeAt(end - 1) === 13)) end--;
+    if (!end) return [];
+    let records;
+    try {
+      records = JSON.parse("[" + text.slice(0, end).replaceAll("\n", ",") + "]");
+    } catch (e) {
+      records = [];
+      for (const line of text.slice(0, end).split("\n")) {
+        try { records.push(JSON.parse(line)); } catch (e2) { /* not a record */ }
+      }
+    }
+    return records.filter(r => r !== null && typeof r === "object" && !Array.isArray(r));
+  },
+
+  // Columns that grow: {n, cols: Map(key -> Float64Array, NaN-filled beyond what is known)}.
+  columns() { return {n: 0, cap: 0, cols: new Map()}; },
+
+  append(c, records) {
+    const need = c.n + records.length;
+    if (need > c.cap) {
+      const cap = Math.max(1024, need, 2 * c.cap);
+      for (const [k, old] of c.cols) c.cols.set(k, series._grown(old, cap));
+      c.cap = cap;
+    }
+    for (let j = 0; j < records.length; j++) {
+      const r = records[j], i = c.n + j;
+      for (const k in r) {
+        let col = c.cols.get(k);
+        if (col === undefined) { col = new Float64Array(c.cap).fill(NaN); c.cols.set(k, col); }
+        const v = r[k];
+        col[i] = typeof v === "number" ? v : NaN;
+      }
+    }
+    c.n = need;
+  },
+
+  // Columns the server sent parsed: `n` little-endian float64 per key from byte `off` of `buf`.
+  fromBuffer(buf, off, n, keys) {
+    const c = {n, cap: n, cols: new Map()};
+    for (const k of keys) { c.cols.set(k, new Float64Array(buf, off, n)); off += 8 * n; }
+    return c;
+  },
+
+  _grown(old, cap) {
+    const col = new Float64Array(cap).fill(NaN, old.length);
+    col.set(old);
+    return col;
+  },
+
+  // One curve: the points with a number for both x and y, in x order (a resumed run repeats
+  // steps: those keep their file order), as {x, y} Float64Arrays.
+  curve(c, xKey, yKey) {
+    const xs = c.cols.get(xKey), ys = c.cols.get(yKey);
+    if (xs && ys && series._plain(xs, ys, c.n)) return {x: xs.subarray(0, c.n), y: ys.subarray(0, c.n)};
+    const idx = [];
+    if (xs && ys) for (let i = 0; i < c.n; i++) if (Number.isFinite(ys[i]) && Number.isFinite(xs[i])) idx.push(i);
+    let sorted = true;
+    for (let j = 1; j < idx.length; j++) if (xs[idx[j]] < xs[idx[j - 1]]) { sorted = false; break; }
+    if (!sorted) idx.sort((a, b) => (xs[a] - xs[b]) || (a - b));
+    const x = new Float64Array(idx.length), y = new Float64Array(idx.length);
+    for (let j = 0; j < idx.length; j++) { x[j] = xs[idx[j]]; y[j] = ys[idx[j]]; }
+    return {x, y};
+  },
+
+  // Whether the first n points all have numbers and come in x order (the usual file).
+  _plain(xs, ys, n) {
+    let prev = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const x = xs[i];
+      if (!(x >= prev) || !Number.isFinite(x) || !Number.isFinite(ys[i])) return false;
+      prev = x;
+    }
+    return true;
+  },
+
+  // First index with x[i] >= v (x sorted).
+  _lower(x, v) {
+    let lo = 0, hi = x.length;
+    while (lo < hi) { const m = (lo + hi) >> 1; if (x[m] < v) lo = m + 1; else hi = m; }
+    return lo;
+  },
+
+  // What a plot `px` pixels wide shows of `cv` for x in [lo, hi]: every point when there are at
+  // most POINTS_PER_PX per pixel, else per pixel column its first, lowest, highest and last
+  // point in their order. One point beyond each end is kept, so the line reaches the frame.
+  // Returns uPlot's [xs, ys].
+  view(cv, lo, hi, px) {
+    const n = cv.x.length, x = cv.x, y = cv.y;
+    const a = Math.max(0, series._lower(x, lo) - 1);
+    let b = series._lower(x, hi);
+    while (b < n && x[b] <= hi) b++;
+    b = Math.min(n, b + 1);
+    const xs = [], ys = [];
+    const buckets = Math.max(1, Math.floor(px));
+    const width = (hi - lo) / buckets;
+    if (b - a <= series.POINTS_PER_PX * buckets || !(width > 0) || !Number.isFinite(width)) {
+      for (let i = a; i < b; i++) { xs.push(x[i]); ys.push(y[i]); }
+      return [xs, ys];
+    }
+    const bucket = v => Math.min(buckets - 1, Math.max(0, Math.floor((v - lo) / width)));
+    let i = a;
+    while (i < b) {
+      const k = bucket(x[i]);
+      let j = i + 1, mn = i, mx = i;
+      while (j < b && bucket(x[j]) === k) {
+        if (y[j] < y[mn]) mn = j;
+        if (y[j] > y[mx]) mx = j;
+        j++;
+      }
+      const last = j - 1;
+      const keep = [i, Math.min(mn, mx), Math.max(mn, mx), last];
+      let prev = -1;
+      for (const t of keep) if (t !== prev && t > prev) { xs.push(x[t]); ys.push(y[t]); prev = t; }
+      i = j;
+    }
+    return [xs, ys];
+  },
+};
