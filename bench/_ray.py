@@ -35,7 +35,11 @@ class RayHead:
         self.ray = str(ray_bin())
         self.temp_dir = tempfile.mkdtemp(prefix="rp", dir="/tmp")  # short: Ray's socket paths
         self.env = dict(os.environ, RAY_ADDRESS=f"http://127.0.0.1:{DASHBOARD_PORT}")
-        self.env.pop("VIRTUAL_ENV", None)
+        # The bench itself may run under `uv run`, which Ray would hand on to its workers as
+        # their interpreter (a project env without Ray): keep the head's own venv.
+        self.env["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
+        for key in [k for k in self.env if k.startswith("UV_") or k == "VIRTUAL_ENV"]:
+            del self.env[key]
         argv = [
             self.ray, "start", "--head", "--block", f"--port={PORT}",
             f"--dashboard-port={DASHBOARD_PORT}", "--dashboard-host=127.0.0.1", "--num-cpus=1",

@@ -29,8 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_1min, median, outlive, result_line, timed, wait_for_file
 
 
+def marker_script(marker: Path) -> str:
+    return f"touch {shlex.quote(str(marker))}; sleep 3"
+
+
 def marker_job(marker: Path) -> list[str]:
-    return ["sh", "-c", f"touch {shlex.quote(str(marker))}; sleep 3"]
+    return ["sh", "-c", marker_script(marker)]
 
 
 def outlive_side(reps: int) -> dict[str, float]:
@@ -62,6 +66,8 @@ def ray_side(reps: int) -> dict[str, float]:
             return _ray_timings(head, ready_s, reps, job_id_of)
         except (RuntimeError, TimeoutError) as exc:
             last = exc
+            tail = Path(head.log.name).read_text(errors="replace").strip().splitlines()[-1:]
+            print(f"Ray head attempt failed ({exc}): {tail}")
         finally:
             head.stop()
     raise RuntimeError(f"Ray did not start here: {last}")
@@ -73,7 +79,8 @@ def _ray_timings(head: Any, ready_s: float, reps: int, job_id_of: Any) -> dict[s
     for i in range(reps):
         marker = work / f"m{i}-{uuid.uuid4().hex[:6]}"
         t0 = time.perf_counter()
-        done = head.job("submit", "--no-wait", "--", *marker_job(marker))
+        # Ray's entrypoint is one shell command line (its words are joined with spaces).
+        done = head.job("submit", "--no-wait", "--", marker_script(marker))
         launch.append(time.perf_counter() - t0)
         if done.returncode != 0:
             raise RuntimeError(f"ray job submit failed: {done.stderr[-500:]}")
@@ -116,10 +123,12 @@ def slurm_side(quick: bool, runs: int) -> dict[str, Any]:
             t["ok"] = t["weights"] is not None and sg.same(t["weights"], ref)
             ours.append(o)
             theirs.append(t)
+            gaps_o, gaps_t = ([round(g, 2) for g in x["gaps_s"]] for x in (o, t))
             print(
-                f"  slurm run {k + 1}: outlive {work_s / o['wall_s']:.3f} (gaps "
-                f"{[round(g, 2) for g in o['gaps_s']]}), submitit {work_s / t['wall_s']:.3f} "
-                f"(gaps {[round(g, 2) for g in t['gaps_s']]})"
+                f"  slurm run {k + 1}: outlive {work_s / o['wall_s']:.3f} (wall "
+                f"{o['wall_s']:.1f} s, notice-to-running {gaps_o} s, save {o['save_s']} s), "
+                f"submitit {work_s / t['wall_s']:.3f} (wall {t['wall_s']:.1f} s, "
+                f"notice-to-running {gaps_t} s)"
             )
     finally:
         cluster.down()
@@ -145,6 +154,7 @@ def main() -> None:
     ap.add_argument("--no-ray", action="store_true", help="skip Ray Jobs")
     ap.add_argument("--no-slurm", action="store_true", help="skip the Slurm goodput")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # progress, as it goes
     reps = 5 if args.quick else 15
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # it would slow every CLI start here
     figures: dict[str, Any] = {}
