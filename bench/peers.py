@@ -29,12 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import load_1min, median, outlive, result_line, timed, wait_for_file
 
 
-def marker_script(marker: Path) -> str:
-    return f"touch {shlex.quote(str(marker))}; sleep 3"
-
-
 def marker_job(marker: Path) -> list[str]:
-    return ["sh", "-c", marker_script(marker)]
+    return ["sh", "-c", f"touch {shlex.quote(str(marker))}; sleep 3"]
 
 
 def outlive_side(reps: int) -> dict[str, float]:
@@ -79,8 +75,7 @@ def _ray_timings(head: Any, ready_s: float, reps: int, job_id_of: Any) -> dict[s
     for i in range(reps):
         marker = work / f"m{i}-{uuid.uuid4().hex[:6]}"
         t0 = time.perf_counter()
-        # Ray's entrypoint is one shell command line (its words are joined with spaces).
-        done = head.job("submit", "--no-wait", "--", marker_script(marker))
+        done = head.job("submit", "--no-wait", "--", *marker_job(marker))
         launch.append(time.perf_counter() - t0)
         if done.returncode != 0:
             raise RuntimeError(f"ray job submit failed: {done.stderr[-500:]}")
