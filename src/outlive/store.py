@@ -269,13 +269,17 @@ class Store:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / "registry.db"
         self._conn: sqlite3.Connection | None = None
+        self._depth = 0  # nested blocks share the outermost block's connection
 
     def __enter__(self) -> Store:
-        self._conn = self._open()
+        if self._depth == 0:
+            self._conn = self._open()
+        self._depth += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._conn is not None:
+        self._depth -= 1
+        if self._depth == 0 and self._conn is not None:
             self._conn.close()
             self._conn = None
 
