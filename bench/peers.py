@@ -103,6 +103,12 @@ def slurm_side(quick: bool, runs: int) -> dict[str, Any]:
 
     steps, sleep_s, period_s, notices = (300, 0.05, 4.0, 3) if quick else (900, 0.05, 10.0, 3)
     work_s = steps * sleep_s
+    try:  # the training class travels by value: the job cannot import this bench's modules
+        import cloudpickle
+
+        cloudpickle.register_pickle_by_value(sg)
+    except ImportError:
+        pass  # no submitit (and so no cloudpickle): run_submitit says so
     cluster = SlurmCluster.up("peersgoodput")
     ours: list[dict[str, Any]] = []
     theirs: list[dict[str, Any]] = []
@@ -114,8 +120,9 @@ def slurm_side(quick: bool, runs: int) -> dict[str, Any]:
             t = sg.run_submitit(cluster, root, steps, sleep_s, period_s, notices)
             if t is None:
                 raise RuntimeError("submitit is not installed; `uv run --with submitit ...`")
-            o["ok"] = o["weights"] is not None and sg.same(o["weights"], ref)
-            t["ok"] = t["weights"] is not None and sg.same(t["weights"], ref)
+            for x in (o, t):  # a job that failed has no goodput to speak of
+                x["ok"] = x["state"] == "COMPLETED" and x["weights"] is not None
+                x["ok"] = x["ok"] and sg.same(x["weights"], ref)
             ours.append(o)
             theirs.append(t)
             gaps_o, gaps_t = ([round(g, 2) for g in x["gaps_s"]] for x in (o, t))
@@ -127,8 +134,8 @@ def slurm_side(quick: bool, runs: int) -> dict[str, Any]:
             )
     finally:
         cluster.down()
-    g_ours = [work_s / o["wall_s"] for o in ours]
-    g_theirs = [work_s / t["wall_s"] for t in theirs]
+    g_ours = [work_s / o["wall_s"] if o["ok"] else 0.0 for o in ours]
+    g_theirs = [work_s / t["wall_s"] if t["ok"] else 0.0 for t in theirs]
     return {
         "work_s": work_s,
         "notices": notices,
