@@ -132,6 +132,7 @@ def slurm_side(quick: bool, runs: int) -> dict[str, Any]:
                 f"submitit {work_s / t['wall_s']:.3f} (wall {t['wall_s']:.1f} s, "
                 f"notice-to-running {gaps_t} s)"
             )
+            print(f"    outlive per notice: {o['breakdown']}")
     finally:
         cluster.down()
     g_ours = [work_s / o["wall_s"] if o["ok"] else 0.0 for o in ours]
@@ -146,6 +147,7 @@ def slurm_side(quick: bool, runs: int) -> dict[str, Any]:
         "outlive_gap_s": statistics.median([g for o in ours for g in o["gaps_s"]] or [0.0]),
         "submitit_gap_s": statistics.median([g for t in theirs for g in t["gaps_s"]] or [0.0]),
         "all_ok": all(o["ok"] and o["restarts"] == notices for o in ours),
+        "breakdown": [b for o in ours for b in o["breakdown"]],
         "submitit_ok": all(t["ok"] for t in theirs),
     }
 
@@ -195,6 +197,9 @@ def main() -> None:
                 "slurm_submitit_notice_to_running_s": round(sl["submitit_gap_s"], 3),
             }
         )
+        for part in ("forward_s", "save_s", "restart_s"):  # where a notice's seconds went
+            values = [b[part] for b in sl["breakdown"]]
+            figures[f"slurm_outlive_notice_{part}"] = round(median(values), 3) if values else None
         ratios["outlive_vs_submitit_goodput"] = round(
             sl["outlive_goodput"] / sl["submitit_goodput"], 3
         )
