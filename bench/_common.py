@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -88,3 +89,8 @@ def result_line(
     name: str, figures: dict[str, float], ratios: dict[str, float], goals: dict[str, bool]
 ) -> str:
     return json.dumps({"bench": name, "figures": figures, "ratios": ratios, "goals": goals})
+
+
+def load_1min() -> float:
+    """The 1-minute load average: figures from a loaded machine are marked with it."""
+    return round(os.getloadavg()[0], 2)

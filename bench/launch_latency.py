@@ -2,7 +2,10 @@
 
 Time is measured from the command's start until the job is running (it creates a marker file,
 which we see through the testbed box's shared filesystem). outlive's figure includes its own CLI
-start-up, the rsync delta push with deploy manifest, and the agent launch with the manifest check.
+start-up, the push check (the tree is unchanged: nothing is sent) and the agent launch with the
+deploy manifest check, over outlive's warm ControlMaster; the hand-written launch opens a fresh
+connection (``ssh box 'cd ... && setsid nohup ... &'``), as such a one-liner does.
+Goals: ``launch_le_hand_fresh`` (no slower than the one-liner) and ``launch_le_0_3s``.
 
     python bench/launch_latency.py [--quick] [--box NAME]
 """
@@ -15,7 +18,16 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OUTLIVE, box_bench, median, outlive, result_line, table, time_until_file
+from _common import (
+    OUTLIVE,
+    box_bench,
+    load_1min,
+    median,
+    outlive,
+    result_line,
+    table,
+    time_until_file,
+)
 
 
 def main() -> None:
@@ -40,15 +52,29 @@ def main() -> None:
         theirs.append(time_until_file(["ssh", "-F", cfg, box.name, remote], marker))
 
     o, h = median(ours), median(theirs)
-    print(f"launch latency on a warm testbed box, {reps} launches each (median)")
-    print(table([("hand-written ssh setsid nohup", h), ("outlive run (push + launch)", o)], h))
+    print(
+        f"launch latency on a warm testbed box, {reps} launches each (median); load {load_1min()}"
+    )
+    print(
+        table(
+            [
+                ("hand-written ssh setsid nohup (fresh connection)", h),
+                ("outlive run (CLI start + push check + launch, warm master)", o),
+            ],
+            h,
+        )
+    )
     print("reported elsewhere: SkyPilot exec on an existing cluster ~7.7 s; dstack 10-15 s")
     print(
         result_line(
             "launch_latency",
-            {"outlive_run_s": round(o, 4), "ssh_nohup_s": round(h, 4)},
+            {
+                "outlive_run_s": round(o, 4),
+                "ssh_nohup_s": round(h, 4),
+                "load_average_1min": load_1min(),
+            },
             {"outlive_vs_ssh_nohup": round(o / h, 3)},
-            {"within_2x_of_ssh_nohup": o <= 2 * h, "under_1s": o < 1.0},
+            {"launch_le_hand_fresh": o <= h, "launch_le_0_3s": o <= 0.3},
         )
     )
 

@@ -93,6 +93,7 @@ def drive(
     Slurm's ~2 min 45 s); return when the job ended, with the notice-to-running gaps."""
     sent, running_since, noticed_at, released = 0, None, 0.0, True
     gaps: list[float] = []
+    notices_at: list[float] = []  # wall clock, to line up with the run's own records
     deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
         state, restarts = squeue_row(cluster, job)
@@ -103,13 +104,20 @@ def drive(
                 if sent:
                     gaps.append(now - noticed_at)
             if sent < notices and now - running_since >= period_s:
+                notices_at.append(time.time())
                 notice()
                 sent, noticed_at, running_since, released = sent + 1, now, None, False
         elif state == "PENDING" and not released and now - noticed_at >= RESTART_AFTER_S:
             cluster.command("scontrol", "update", f"jobid={job}", "StartTime=now", check=False)
             released = True
         elif state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY"):
-            return {"state": state, "notices": sent, "restarts": restarts, "gaps_s": gaps}
+            return {
+                "state": state,
+                "notices": sent,
+                "restarts": restarts,
+                "gaps_s": gaps,
+                "notices_at": notices_at,
+            }
         time.sleep(0.02)
     raise TimeoutError(f"job {job} did not end within {DEADLINE_S:.0f} s")
 
@@ -167,10 +175,35 @@ def run_outlive(
     return {
         **drove,
         "wall_s": wall,
+        "breakdown": breakdown(Path(st["run_dir"]), drove["notices_at"]),
         "outlive_state": st["state"],
         "save_s": st["slurm"].get("save_s"),
         "weights": weights(final) if final.exists() else None,
     }
+
+
+def breakdown(run_dir: Path, notices_at: list[float]) -> list[dict[str, float]]:
+    """Where each preemption's seconds went, from the run's per-attempt records: notice -> the
+    job's supervisor has the signal (the batch shell's forward), signal -> the job exited (the
+    save), exit -> the next attempt's job started (requeue, release, scheduling, start-up)."""
+    attempts = []
+    for k in range(len(notices_at) + 1):
+        path = run_dir / "attempts" / f"{k}.json"
+        attempts.append(json.loads(path.read_text()) if path.is_file() else {})
+    out = []
+    for k, notice_at in enumerate(notices_at):
+        this, after = attempts[k], attempts[k + 1]
+        ended, save = this.get("ended_at"), this.get("term_to_exit_s")
+        if ended is None or save is None or after.get("started_at") is None:
+            continue
+        out.append(
+            {
+                "forward_s": round(ended - save - notice_at, 3),
+                "save_s": round(save, 3),
+                "restart_s": round(after["started_at"] - ended, 3),
+            }
+        )
+    return out
 
 
 def run_submitit(

@@ -1,24 +1,43 @@
-"""Status latency: `outlive status` of 10 runs vs a bare multiplexed `ssh box true` and vs a
-fresh `ssh box true` (a new connection each time, as a hand-written status check would make).
+"""Status latency: `outlive status` of 10 runs against its floor, then 10 targets x 100 runs
+(warm daemon and cold), and a look while one target's link is cut.
 
-    python bench/status_latency.py [--quick] [--box NAME]
+The floor of a look is a bare interpreter start (``python -c pass`` in this venv: a CLI's package
+lives in site-packages, so ``site`` is part of any start) plus one round trip on an open agent
+channel (a probe of no runs, timed in-process over the channel the daemon would hold). For
+reference: a multiplexed ``ssh box true`` and a fresh one (what a hand-written check makes).
+
+    python bench/status_latency.py [--quick] [--box NAME] [--no-scale]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OUTLIVE, box_bench, median, outlive, result_line, table, timed
+from _common import OUTLIVE, load_1min, median, outlive, project_for, result_line, table, timed
 
 
 def main() -> None:
-    box, proj, _, reps = box_bench(__doc__ or "", "status-bench", 5, 20)
+    from outlive.testing import Box
+
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="few repetitions")
+    ap.add_argument("--box", default="benchbox", help="testbed box name")
+    ap.add_argument("--no-scale", action="store_true", help="skip the 10 x 100 part")
+    args = ap.parse_args()
+    reps = 5 if args.quick else 20
+    box = Box.up(args.box)
+    sub = f"status-bench-{uuid.uuid4().hex[:8]}"  # no runs of earlier benches to adopt
+    proj = project_for(
+        dict(box.target, workdir=str(box.workdir / sub), durable=str(box.durable / sub))
+    )
     run_ids = [
         outlive(proj, "run", "-t", "box", "--name", f"s{i}", "--", "sleep", "120").stdout.split()[
             -1
@@ -26,70 +45,109 @@ def main() -> None:
         for i in range(10)
     ]
     cfg = str(box.ssh_config)
-    mux = [
-        "ssh",
-        "-F",
-        cfg,
-        "-o",
-        "ControlMaster=auto",
-        "-o",
-        "ControlPath=/tmp/ob-bench-%C",
-        "-o",
-        "ControlPersist=60",
-        box.name,
-        "true",
-    ]
+    mux_opts = ["-o", "ControlMaster=auto", "-o", "ControlPath=/tmp/ob-bench-%C"]
+    mux = ["ssh", "-F", cfg, *mux_opts, "-o", "ControlPersist=60", box.name, "true"]
     fresh = ["ssh", "-F", cfg, "-o", "ControlPath=none", box.name, "true"]
     subprocess.run(mux, check=True)  # start the bare master once
     direct_env = dict(os.environ, OUTLIVE_NO_DAEMON="1")
+    quiet = {"capture_output": True}
     try:
         outlive(proj, "status", "--json")  # the first look starts the daemon...
         wait_for_daemon(proj)  # ...which answers from the next look on
         st = [timed(lambda: outlive(proj, "status", "--json")) for _ in range(reps)]
         dr = [
-            timed(lambda: subprocess.run([OUTLIVE, "status", "--json"], cwd=proj, env=direct_env))
+            timed(
+                lambda: subprocess.run(
+                    [OUTLIVE, "status", "--json"], cwd=proj, env=direct_env, **quiet
+                )
+            )
             for _ in range(reps)
         ]
         py = [timed(lambda: subprocess.run([sys.executable, "-c", "pass"])) for _ in range(reps)]
+        bare = [
+            timed(lambda: subprocess.run([sys.executable, "-I", "-S", "-c", "pass"]))
+            for _ in range(reps)
+        ]
+        rt = channel_round_trips(proj, reps)
         mx = [timed(lambda: subprocess.run(mux, check=True)) for _ in range(reps)]
         fr = [timed(lambda: subprocess.run(fresh, check=True)) for _ in range(reps)]
     finally:
         for rid in run_ids:
             outlive(proj, "cancel", rid)
-    s, d, m, f, p = median(st), median(dr), median(mx), median(fr), median(py)
-    print(f"status of 10 runs on a warm testbed box, {reps} looks each (median)")
+    s, d, m, f, p, c = median(st), median(dr), median(mx), median(fr), median(py), median(rt)
+    floor = p + c
+    print(
+        f"status of 10 runs on a warm testbed box, {reps} looks each (median); load {load_1min()}"
+    )
     print(
         table(
             [
+                ("floor: python -c pass + channel round trip", floor),
+                ("  python -c pass (this venv)", p),
+                ("  python -I -S -c pass", median(bare)),
+                ("  probe of no runs on an open channel", c),
                 ("ssh true (multiplexed)", m),
                 ("ssh true (fresh connection)", f),
                 ("outlive status --json (10 runs)", s),
                 ("  the same, daemon off", d),
-                ("floor: python -c pass (this venv)", p),
             ],
-            m,
+            floor,
         )
     )
-    print(
-        result_line(
-            "status_latency",
-            {
-                "outlive_status_s": round(s, 4),
-                "outlive_status_no_daemon_s": round(d, 4),
-                "ssh_mux_true_s": round(m, 4),
-                "ssh_fresh_true_s": round(f, 4),
-                "python_start_s": round(p, 4),
-            },
-            {
-                "status_vs_mux_true": round(s / m, 3),
-                "status_vs_fresh_true": round(s / f, 3),
-                "no_daemon_vs_mux_true": round(d / m, 3),
-                "no_daemon_vs_fresh_true": round(d / f, 3),
-                "python_start_vs_mux_true": round(p / m, 3),
-            },
-            {"within_1_5x_of_mux_true": s <= 1.5 * m, "at_most_half_of_fresh": s <= 0.5 * f},
+    figures = {
+        "outlive_status_s": round(s, 4),
+        "outlive_status_no_daemon_s": round(d, 4),
+        "floor_s": round(floor, 4),
+        "python_start_s": round(p, 4),
+        "python_bare_start_s": round(median(bare), 4),
+        "channel_round_trip_s": round(c, 4),
+        "ssh_mux_true_s": round(m, 4),
+        "ssh_fresh_true_s": round(f, 4),
+    }
+    ratios = {
+        "status_vs_floor": round(s / floor, 3),
+        "no_daemon_vs_floor": round(d / floor, 3),
+        "status_vs_mux_true": round(s / m, 3),
+        "status_vs_fresh_true": round(s / f, 3),
+    }
+    goals = {"status_le_2x_floor": s <= 2 * floor}
+    if not args.no_scale:
+        from _status_scale import RUNS_PER_TARGET, TARGETS, measure
+
+        sc = measure(reps)
+        print(
+            f"{TARGETS} targets x {RUNS_PER_TARGET} runs (each target its own box and master; "
+            f"setup {sc['setup_s']:.0f} s): warm {sc['warm_s']:.3f} s, no daemon "
+            f"{sc['cold_s']:.3f} s; one link cut: the look took {sc['look_during_cut_s']:.2f} s "
+            f"(timeout {sc['look_timeout_s']:.0f} s; CLI {sc['cli_look_during_cut_s']:.2f} s), "
+            f"the other targets answered by {sc['healthy_targets_during_cut_s']:.3f} s "
+            f"(uncut {sc['healthy_targets_uncut_s']:.3f} s); cut rows say: "
+            f"{sc['unreachable_sentence']!r}"
         )
-    )
+        for key in (
+            "warm_s", "cold_s", "healthy_targets_uncut_s", "healthy_targets_during_cut_s",
+            "cut_target_s", "look_during_cut_s", "cli_look_during_cut_s",
+        ):  # fmt: skip
+            figures[f"scale_{key}"] = round(sc[key], 4)
+        goals["status_scale_warm"] = sc["warm_s"] <= 0.25
+        goals["status_scale_cold"] = sc["cold_s"] <= 1.5
+        goals["status_cut_isolated"] = bool(sc["isolated"])
+    figures["load_average_1min"] = load_1min()
+    print(result_line("status_latency", figures, ratios, goals))
+
+
+def channel_round_trips(proj: Path, reps: int) -> list[float]:
+    """One probe of no runs over an open agent channel, as the daemon holds it (in-process)."""
+    from outlive.agent.channel import ChannelPool
+    from outlive.session import Session
+
+    pool = ChannelPool()
+    try:
+        backend = Session.open(proj, pool=pool).backend("box")
+        backend.probe([], timeout_s=15.0)  # opens the channel
+        return [timed(lambda: backend.probe([], timeout_s=15.0)) for _ in range(reps)]
+    finally:
+        pool.close()
 
 
 def wait_for_daemon(proj: Path, timeout_s: float = 30.0) -> None:

@@ -158,8 +158,10 @@ class RunStatus:
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> RunStatus:
-        """A row as ``to_json`` wrote it (the registry's cache of the last look)."""
-        base = cls(
+        """A row as ``to_json`` wrote it (the registry's cache of the last look); built in one
+        go, as a look at a long-lived project reads a thousand of them."""
+        fields: dict[str, Any] = {k: doc.get(k) for k in (*_REPORTED_KEYS, *EXTRA_KEYS)}
+        fields.update(
             run_id=str(doc.get("run_id")),
             name=str(doc.get("name")),
             target=str(doc.get("target")),
@@ -168,8 +170,9 @@ class RunStatus:
             run_dir=str(doc.get("run_dir") or ""),
             ckpt_dir=str(doc.get("ckpt_dir") or ""),
             created_at=doc.get("created_at"),
+            diagnosis=Diagnosis.from_json(doc.get("diagnosis")),
         )
-        return _with_reported(base, doc)
+        return cls(**fields)
 
 
 # What a probe reports besides the run's identity (which the registry knows).

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from outlive.config import ensure_state_dir
@@ -163,7 +164,9 @@ class RunRecord:
     ckpt_dir: str
     created_at: float
     state: str = "pending"
-    status: RunStatus | None = None  # what the last look saw
+    # What the last look saw, as the registry stores it: parsed only when asked for (``status``),
+    # since a look at a thousand runs needs it only for the few that do not answer.
+    status_json: str | None = None
     # Written before the launch request went out and not yet confirmed by the box's reply (its
     # ``state`` then reads ``pending``; the row's own state is LAUNCHING).
     journaled: bool = False
@@ -180,9 +183,14 @@ class RunRecord:
             ckpt_dir=row["ckpt_dir"],
             created_at=row["created_at"],
             state="pending" if journaled else row["state"],
-            status=RunStatus.from_json(json.loads(row["status"])) if row["status"] else None,
+            status_json=row["status"] or None,
             journaled=journaled,
         )
+
+    @cached_property
+    def status(self) -> RunStatus | None:
+        """What the last look saw."""
+        return RunStatus.from_json(json.loads(self.status_json)) if self.status_json else None
 
 
 @dataclass(frozen=True)
@@ -249,7 +257,7 @@ def _row(rec: RunRecord, state: str) -> tuple[object, ...]:
         rec.ckpt_dir,
         rec.created_at,
         state,
-        json.dumps(rec.status.to_json()) if rec.status else None,
+        rec.status_json,
         time.time(),
     )
 
@@ -261,13 +269,17 @@ class Store:
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / "registry.db"
         self._conn: sqlite3.Connection | None = None
+        self._depth = 0  # nested blocks share the outermost block's connection
 
     def __enter__(self) -> Store:
-        self._conn = self._open()
+        if self._depth == 0:
+            self._conn = self._open()
+        self._depth += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._conn is not None:
+        self._depth -= 1
+        if self._depth == 0 and self._conn is not None:
             self._conn.close()
             self._conn = None
 
@@ -374,9 +386,16 @@ class Store:
     def update(self, status: RunStatus) -> None:
         self.update_many([status])
 
-    def update_many(self, statuses: list[RunStatus]) -> None:
-        """Record what one look saw, in one transaction."""
-        if not statuses:
+    def update_many(
+        self, statuses: list[RunStatus], stored: Mapping[str, str | None] | None = None
+    ) -> None:
+        """Record what one look saw, in one transaction. ``stored``: the status each run's row
+        holds now (``RunRecord.status_json``); a row the look would not change is not written
+        (most rows of a long-lived project are ended runs that read the same at every look)."""
+        stored = stored or {}
+        docs = [(s, json.dumps(s.to_json())) for s in statuses]
+        rows = [(s.state.value, doc, s.run_id) for s, doc in docs if stored.get(s.run_id) != doc]
+        if not rows:
             return
         now = time.time()
         with self._connect() as conn:
@@ -387,7 +406,7 @@ class Store:
             try:
                 conn.executemany(
                     "UPDATE runs SET state = ?, status = ?, updated_at = ? WHERE run_id = ?",
-                    [(s.state.value, json.dumps(s.to_json()), now, s.run_id) for s in statuses],
+                    [(state, doc, now, run_id) for state, doc, run_id in rows],
                 )
             except BaseException:
                 conn.execute("ROLLBACK")

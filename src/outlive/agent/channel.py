@@ -107,7 +107,7 @@ class AgentChannel:
             left_s = deadline - time.monotonic()
             ready = select.select([fd], [], [], max(0.0, left_s))[0] if left_s > 0 else []
             if not ready:
-                self.close()
+                self.close(linger_s=0.0)  # a hung link carries no EOF: end it now
                 raise Unreachable(
                     f"{self.name}: no answer within {timeout_s:.0f} s; check the link "
                     "(the run itself is not known to have stopped)"
@@ -119,13 +119,13 @@ class AgentChannel:
         line, self._buf = self._buf.split(b"\n", 1)
         return line
 
-    def close(self) -> None:
+    def close(self, linger_s: float = 0.5) -> None:
         """End the channel: EOF first (the agent exits on it), then a kill if it lingers."""
         with contextlib.suppress(OSError, ValueError):
             if self.proc.stdin is not None:
                 self.proc.stdin.close()
         try:
-            self.proc.wait(timeout=0.5)
+            self.proc.wait(timeout=linger_s)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()

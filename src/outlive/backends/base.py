@@ -181,6 +181,8 @@ class Backend(Protocol):
     # True when the launch itself carries the project (rendered into the platform's own objects,
     # a Kubernetes ConfigMap): the lifecycle then sends no push, only the deploy manifest.
     deploys_with_launch: bool
+    # A run seen ended with its exit record never changes again: a look need not probe it.
+    ended_is_final: bool
 
     @property
     def transport(self) -> Transport:
@@ -198,9 +200,10 @@ class Backend(Protocol):
     def probe(self, run_dirs: Sequence[str], *, timeout_s: float) -> list[wire.RunProbe]: ...
 
     def look(
-        self, run_dirs: Sequence[str], workdir: str, *, timeout_s: float
+        self, run_dirs: Sequence[str], workdir: str, *, timeout_s: float, known: Sequence[str] = ()
     ) -> tuple[list[wire.RunProbe], list[FoundRun]]:
-        """``probe``, plus (same round trip) the runs under ``workdir`` not in ``run_dirs``."""
+        """``probe``, plus (same round trip) the runs under ``workdir`` in neither ``run_dirs``
+        nor ``known`` (runs the registry knows but does not need probed)."""
         ...
 
     def cancel(self, run_dir: str, grace_s: float) -> CancelReply: ...
@@ -240,6 +243,7 @@ class AgentBackend:
 
     name = "agent"
     deploys_with_launch = False  # pushed over the transport first (lifecycle.push)
+    ended_is_final = False  # a scheduler may requeue what it reported ended
 
     def __init__(
         self,
@@ -281,11 +285,12 @@ class AgentBackend:
         return [wire.RunProbe.from_json(doc) for doc in reply["runs"]]
 
     def look(
-        self, run_dirs: Sequence[str], workdir: str, *, timeout_s: float
+        self, run_dirs: Sequence[str], workdir: str, *, timeout_s: float, known: Sequence[str] = ()
     ) -> tuple[list[wire.RunProbe], list[FoundRun]]:
-        reply = self.agent.call(
-            "probe", {"run_dirs": list(run_dirs), "adopt_under": workdir}, timeout_s=timeout_s
-        )
+        request: dict[str, object] = {"run_dirs": list(run_dirs), "adopt_under": workdir}
+        if known:
+            request["known_dirs"] = list(known)
+        reply = self.agent.call("probe", request, timeout_s=timeout_s)
         found = [FoundRun.from_json(doc) for doc in reply.get("found") or []]
         probes = [wire.RunProbe.from_json(doc) for doc in reply["runs"]]
         return probes, [f for f in found if f is not None]

@@ -47,6 +47,7 @@ def kernel_slug(project: str, name: str, run_id: str) -> str:
 class KaggleBackend:
     name = "kaggle"
     deploys_with_launch = True  # the tree travels inside the pushed script
+    ended_is_final = False
 
     def __init__(
         self,
@@ -161,7 +162,7 @@ class KaggleBackend:
         )
 
     def look(
-        self, run_dirs: Sequence[str], workdir: str, *, timeout_s: float
+        self, run_dirs: Sequence[str], workdir: str, *, timeout_s: float, known: Sequence[str] = ()
     ) -> tuple[list[wire.RunProbe], list[b.FoundRun]]:
         return self.probe(run_dirs, timeout_s=timeout_s), []
 

@@ -55,6 +55,7 @@ LOG_TIMEOUT_S = 30.0
 class KubernetesBackend:
     name = "kubernetes"
     deploys_with_launch = True  # the tree travels in the run's ConfigMap: nothing is pushed
+    ended_is_final = False
 
     def __init__(
         self,
@@ -265,7 +266,7 @@ class KubernetesBackend:
         return views
 
     def look(
-        self, run_dirs: Sequence[str], workdir: str, *, timeout_s: float
+        self, run_dirs: Sequence[str], workdir: str, *, timeout_s: float, known: Sequence[str] = ()
     ) -> tuple[list[wire.RunProbe], list[FoundRun]]:
         return self.probe(run_dirs, timeout_s=timeout_s), []
 

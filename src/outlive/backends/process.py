@@ -12,6 +12,8 @@ from outlive.errors import UsageError
 
 class ProcessBackend(AgentBackend):
     name = "process"
+    # The supervisor writes exit.json once, atomically, and nothing edits it afterwards.
+    ended_is_final = True
 
     def box_backend(self, detach: str | None) -> str:
         options = self.target.options

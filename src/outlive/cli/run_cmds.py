@@ -30,7 +30,10 @@ def do_run(req: RunArgs) -> int:
     if not fan_out:
         from outlive.lifecycle.runs import launch
 
-        launched = [launch(session, req.target, req.command, req.name, req.detach_with)]
+        # One registry connection for the launch's reads and writes: each connection's close
+        # would checkpoint the WAL (an fsync of the database) on its own.
+        with session.store:
+            launched = [launch(session, req.target, req.command, req.name, req.detach_with)]
     else:
         from outlive.lifecycle.runs import launch_array, read_queue_file
 

@@ -326,7 +326,8 @@ def status(session: Session, refs: Iterable[str] = ()) -> list[RunStatus]:
         elif by_target:
             from concurrent.futures import ThreadPoolExecutor
 
-            with ThreadPoolExecutor(max_workers=min(8, len(by_target))) as pool:
+            # One thread per target (a cut link holds its thread until the look timeout).
+            with ThreadPoolExecutor(max_workers=min(32, len(by_target))) as pool:
                 looks = list(pool.map(one, by_target.items()))
         else:
             looks = []
@@ -341,11 +342,12 @@ def status(session: Session, refs: Iterable[str] = ()) -> list[RunStatus]:
         store.forget(forgotten)
         out = [results[rec.run_id] for rec in records if rec.run_id in results]
         out += [results[rec.run_id] for rec in adopted]
-        seen = [st for st in out if not st.stale and st.run_id not in _unconfirmed(looks)]
+        skip = _unconfirmed(looks) | {run_id for look in looks for run_id in look.cached}
+        seen = [st for st in out if not st.stale and st.run_id not in skip]
         for look in looks:
             for run_id, (run_dir, ckpt_dir, state) in look.confirmed.items():
                 store.confirm(run_id, run_dir, ckpt_dir, state)
-        store.update_many(seen)
+        store.update_many(seen, {r.run_id: r.status_json for r in records if not r.journaled})
     return out
 
 
@@ -362,6 +364,7 @@ class _Look:
         self.forgotten: list[str] = []  # journaled, never reached the box
         self.unconfirmed: set[str] = set()  # journaled, not (yet) on the box: shown pending
         self.confirmed: dict[str, tuple[str, str, str]] = {}  # journaled, found on the box
+        self.cached: set[str] = set()  # ended for good: the registry's row is the answer
 
 
 def _probe_target(
@@ -376,19 +379,32 @@ def _probe_target(
     look = _Look()
     try:
         backend = session.backend(target_name)
+        if backend.ended_is_final:
+            # Runs a look saw end (their exit record is final) are not asked about again.
+            for rec in records:
+                cached = rec.status if _final(rec) else None
+                if cached is not None:
+                    look.results[rec.run_id] = cached
+                    look.cached.add(rec.run_id)
+            records = [r for r in records if r.run_id not in look.results]
         if adopt:
             workdir = session.target(target_name).placement.workdir
             probes, found = backend.look(
-                [r.run_dir for r in records], workdir, timeout_s=LOOK_TIMEOUT_S
+                [r.run_dir for r in records],
+                workdir,
+                timeout_s=LOOK_TIMEOUT_S,
+                known=[look.results[k].run_dir for k in look.results],
             )
-        else:
+        elif records:
             probes, found = (
                 backend.probe([r.run_dir for r in records], timeout_s=LOOK_TIMEOUT_S),
                 [],
             )
+        else:
+            probes, found = [], []
     except (TransportError, ConfigError) as exc:
         # Unreachable is not dead: report what we last saw, marked stale (GEN8, U3).
-        look.results = {r.run_id: _stale(r, str(exc)) for r in records}
+        look.results.update({r.run_id: _stale(r, str(exc)) for r in records})
         return look
     now = time.time()
     for rec, box in zip(records, probes, strict=True):
@@ -421,6 +437,13 @@ def _probe_target(
         look.confirmed[rec.run_id] = (rec.run_dir, rec.ckpt_dir, state.value)
         look.results[rec.run_id] = _merge(rec, run.probe)
     return look
+
+
+_FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})  # an exit record says so
+
+
+def _final(rec: RunRecord) -> bool:
+    return not rec.journaled and rec.state in _FINAL_STATES
 
 
 def _journaled(rec: RunRecord) -> RunStatus:

@@ -185,7 +185,8 @@ def verb_probe(req: Rec) -> Rec:
     run_dirs = [expand(str(d)) for d in req.get("run_dirs") or []]
     reply: Rec = {"runs": probe_runs(run_dirs, boot_now, now), "boot_id": boot_now, "now": now}
     if req.get("adopt_under") is not None:
-        reply["found"] = _found_under(str(req["adopt_under"]), set(run_dirs), boot_now, now)
+        known = set(run_dirs) | {expand(str(d)) for d in req.get("known_dirs") or []}
+        reply["found"] = _found_under(str(req["adopt_under"]), known, boot_now, now)
     return reply
 
 
