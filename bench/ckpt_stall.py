@@ -56,9 +56,7 @@ def make_state(size_mib: int, device: str) -> Dict[str, torch.Tensor]:
     count = max(1, size_mib // TENSOR_MIB)
     numel = TENSOR_MIB * 1024 * 1024 // 4
     gen = torch.Generator().manual_seed(0)
-    return {
-        f"layer{i}.weight": torch.randn(numel, generator=gen).to(device) for i in range(count)
-    }
+    return {f"layer{i}.weight": torch.randn(numel, generator=gen).to(device) for i in range(count)}
 
 
 def settle() -> None:
@@ -123,10 +121,16 @@ def bench_outlive(state: Dict[str, torch.Tensor], root: Path, repeats: int) -> D
     floor(0)  # map (and pin) the buffers once, untimed
     results: Dict[str, Times] = {"copy_floor": [], "outlive_async": [], "outlive_persist": []}
     ckpt = Checkpointer(root / "outlive", keep_last=1, handle_signals=False)
+
+    steps = iter(range(1, repeats + 2))
+
+    def save(_: int) -> None:
+        ckpt.save(state, step=next(steps))
+
     for i in range(repeats + 1):
         if i:  # the first save allocates its buffers: reported apart, no floor beside it
             results["copy_floor"] += measure(floor, 1)
-        results["outlive_async"] += measure(lambda _: ckpt.save(state, step=i + 1), 1)
+        results["outlive_async"] += measure(save, 1)
         ckpt.flush()
         stats = ckpt.last_save
         if stats is not None and stats.persist_s is not None:
@@ -267,7 +271,7 @@ def report(
     stall = statistics.median(results["outlive_async"][1:])
     # Each later save was timed right after a floor copy: the median of those pairs' ratios is
     # what a drifting load on a shared machine moves least.
-    pairs = zip(results["outlive_async"][1:], results["copy_floor"])
+    pairs = zip(results["outlive_async"][1:], results["copy_floor"], strict=True)
     paired = statistics.median(s / f for s, f in pairs)
     persist_c = med["outlive_persist"]
     loaded_c = loop["persist_s"] if loop["persist_s"] is not None else persist_c
