@@ -47,6 +47,7 @@ import torch  # noqa: E402
 
 from outlive import Checkpointer  # noqa: E402
 from outlive.ckpt import daly_interval_s  # noqa: E402
+from outlive.ckpt.durable import fsync_directory  # noqa: E402
 
 TENSOR_MIB = 64  # the state is made of tensors this big, like a model's layers
 Times = List[float]
@@ -78,14 +79,6 @@ def measure(fn: Callable[[int], Any], repeats: int, after: Callable[[], Any] = s
     return times
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def durable_torch_save(state: Dict[str, torch.Tensor], path: Path) -> None:
     """torch.save made as durable as a checkpoint must be: temp, fsync, rename, dir fsync."""
     tmp = path.with_name(path.name + ".tmp")
@@ -94,7 +87,7 @@ def durable_torch_save(state: Dict[str, torch.Tensor], path: Path) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    fsync_dir(path.parent)
+    fsync_directory(path.parent)
 
 
 def cold_copy(state: Dict[str, torch.Tensor], repeats: int) -> Times:
