@@ -7,7 +7,8 @@ Compared, side by side, in one process on the same state (a dict of float32 tens
                  outlive save, so both meet the same neighbours on a shared machine)
   cold copy      torch.empty_like(...).copy_(...): the same copy into fresh memory (page faults)
   outlive async  Checkpointer.save(): snapshot, then persist in the background (first save, and
-                 later saves that reuse the snapshot buffers)
+                 later saves that reuse the snapshot buffers); with --cuda save() returns once
+                 the copies are queued, and "copies landed" is the time until they are done
   outlive sync   Checkpointer.save(sync=True): returns once the file is committed
   torch.save     torch.save to a temp file + flush + fsync + rename + directory fsync: a fair
                  durable baseline, fully blocking
@@ -104,7 +105,10 @@ def bench_outlive(state: Dict[str, torch.Tensor], root: Path, repeats: int) -> D
     """outlive's stall per save, each right after the copy floor measured at the same moment:
     on a shared machine the two then see the same neighbours (the floor alone moves by 2x)."""
     on_cuda = next(iter(state.values())).is_cuda
-    warm = {k: torch.empty_like(v, device="cpu", pin_memory=on_cuda) for k, v in state.items()}
+    warm = {
+        k: torch.empty(v.shape, dtype=v.dtype, device="cpu", pin_memory=on_cuda)
+        for k, v in state.items()
+    }
 
     def floor(i: int) -> None:
         for k, v in state.items():
@@ -112,18 +116,24 @@ def bench_outlive(state: Dict[str, torch.Tensor], root: Path, repeats: int) -> D
         settle()  # the copy has landed: a snapshot is only a snapshot then
 
     floor(0)  # map (and pin) the buffers once, untimed
-    results: Dict[str, Times] = {"copy_floor": [], "outlive_async": [], "outlive_persist": []}
+    results: Dict[str, Times] = {
+        "copy_floor": [],
+        "outlive_async": [],
+        "outlive_landed": [],
+        "outlive_persist": [],
+    }
     ckpt = Checkpointer(root / "outlive", keep_last=1, handle_signals=False)
-
-    steps = iter(range(1, repeats + 2))
-
-    def save(_: int) -> None:
-        ckpt.save(state, step=next(steps))
-
-    for i in range(repeats + 1):
-        if i:  # the first save allocates its buffers: reported apart, no floor beside it
+    for step in range(1, repeats + 2):
+        if step > 1:  # the first save allocates its buffers: reported apart, no floor beside it
             results["copy_floor"] += measure(floor, 1)
-        results["outlive_async"] += measure(save, 1)
+        gc.collect()
+        settle()
+        t0 = time.perf_counter()
+        ckpt.save(state, step=step)
+        t1 = time.perf_counter()
+        settle()  # on a GPU: until the copies have landed (the training stream waits as long)
+        results["outlive_async"].append(t1 - t0)
+        results["outlive_landed"].append(time.perf_counter() - t0)
         ckpt.flush()
         stats = ckpt.last_save
         if stats is not None and stats.persist_s is not None:
@@ -289,6 +299,8 @@ def report(
         ("outlive sync (durable)", med["outlive_sync"]),
         ("torch.save + fsync", med["torch_save"]),
     ]
+    if device != "cpu":  # save() returns before its copies land; the training stream waits
+        rows.insert(4, ("outlive copies landed", statistics.median(results["outlive_landed"][1:])))
     if dcp is not None:
         rows.append(("dcp async_save", dcp))
     print(f"{'loop blocked per save':<25} {'median s':>9} {'x floor':>8} {'GiB/s':>7}")
@@ -319,6 +331,7 @@ def report(
         "cold_copy_s": round(med["cold_copy"], 4),
         "outlive_async_first_s": round(outlive_first, 4),
         "outlive_async_stall_s": round(stall, 4),
+        "outlive_landed_s": round(statistics.median(results["outlive_landed"][1:]), 4),
         "outlive_sync_s": round(med["outlive_sync"], 4),
         "outlive_persist_s": round(persist_c, 3),
         "durable_torch_save_s": round(med["torch_save"], 4),
