@@ -222,13 +222,17 @@ class Plan:
         buffers: List[Tuple[int, Any]] = []
         keys: List[Tuple[Any, ...]] = []
         batch = DeviceBatch()
-        for source in self.sources:
-            if source.kind == _NP:
-                copy, key = _copy_array(source, pool)
-            else:
-                copy, key = _copy_tensor(source, pool, batch if pin_memory else None)
-            buffers.append((source.offset, copy))
-            keys.append(key)
+        try:
+            for source in self.sources:
+                if source.kind == _NP:
+                    copy, key = _copy_array(source, pool)
+                else:
+                    copy, key = _copy_tensor(source, pool, batch if pin_memory else None)
+                buffers.append((source.offset, copy))
+                keys.append(key)
+        except BaseException:
+            batch.close().wait()  # leave no copy in flight into buffers about to be dropped
+            raise
         return Snapshot(self.skeleton, buffers, self.payload_len, keys, batch.close())
 
     def direct(self) -> Snapshot:

@@ -169,6 +169,34 @@ def test_the_writer_waits_for_the_copies_before_reading(tmp_path: Path, ops: Rec
     assert ops.names().count("alloc_pinned") == 3  # allocated once, for the first save
 
 
+class FailingOps(RecordingOps):
+    """RecordingOps whose second copy cannot be queued (a device error mid-snapshot)."""
+
+    def copy_async(self, dst: Any, src: Any, stream: Any) -> None:
+        if self.names().count("copy_async") == 1:
+            self._log("copy_async failed", stream)
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        super().copy_async(dst, src, stream)
+
+
+def test_a_snapshot_that_fails_midway_fences_and_waits_for_its_queued_copies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing = FailingOps()
+    monkeypatch.setitem(device_copy.DEVICE_OPS, "cpu", lambda: failing)
+    with _ckpt(tmp_path) as ckpt:
+        with pytest.raises(RuntimeError, match="illegal memory access"):
+            ckpt.save(_state(6), step=1)
+        assert ckpt.steps() == []
+    names = failing.names()
+    assert names[names.index("copy_async failed") :] == [
+        "copy_async failed",
+        "record_event",
+        "wait_event",
+        "host_wait",
+    ]
+
+
 def test_without_buffer_reuse_the_copy_is_plain_and_synchronous(
     tmp_path: Path, ops: RecordingOps
 ) -> None:
