@@ -7,6 +7,7 @@ integrations (``outlive.ckpt.integrations``) only when the job imports them.
 
     fmt        on-disk format: header, CRC-32 (or SHA-256) check, file names
     codec      the payload: a skeleton pickle plus the raw bytes of arrays and tensors
+    device_copy  CUDA tensors: copies on a side stream into pinned buffers, no training sync
     durable    atomic + durable commit (tmp, fsync, rename, fsync dir), free-space check
     async_io   the background persist: one in flight, errors raised on the next call
     cadence    due(): Young/Daly interval from the measured persist time and the MTBF

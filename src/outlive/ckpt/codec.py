@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Tuple
 
+from outlive.ckpt.device_copy import DeviceBatch, Pending, ops_for
 from outlive.ckpt.fmt import Readable
 from outlive.errors import CheckpointError
 
@@ -78,9 +79,11 @@ class Snapshot:
     buffers: List[Tuple[int, Any]]  # (offset in the data area, owner of the bytes)
     payload_len: int
     pool_keys: List[Tuple[Any, ...]] = field(default_factory=list)
+    pending: Pending = field(default_factory=Pending)  # device copies not yet landed
 
     def chunks(self) -> Iterator[memoryview]:
-        """The payload, in pieces of at most a few MiB, in file order."""
+        """The payload, in pieces of at most a few MiB, in file order (once the copies landed)."""
+        self.pending.wait()
         data_start = _align(_LEN.size + len(self.skeleton))
         yield memoryview(_LEN.pack(len(self.skeleton)))
         yield memoryview(self.skeleton)
@@ -116,6 +119,7 @@ class BufferPool:
 
     def give(self, snapshot: Snapshot) -> None:
         """Return a persisted snapshot's buffers; anything not reused by the next save is freed."""
+        snapshot.pending.wait()  # a persist that failed early may not have waited for its copies
         self._free = {}
         for index, key in enumerate(snapshot.pool_keys):  # no zip(strict=): Python 3.8
             self._free.setdefault(key, []).append(snapshot.buffers[index][1])
@@ -210,26 +214,31 @@ class Plan:
         self.payload_len = _align(_LEN.size + len(skeleton)) + data_len
 
     def snapshot(self, pool: BufferPool | None = None, pin_memory: bool = False) -> Snapshot:
-        """Copy every array once into CPU memory that nothing else references."""
+        """Copy every array once into CPU memory that nothing else references.
+
+        With ``pin_memory``, tensors on a device with ``DeviceOps`` (CUDA) are copied on a side
+        stream into pinned buffers without blocking; the snapshot's ``pending`` events tell the
+        writer when they have landed (``device_copy``)."""
         buffers: List[Tuple[int, Any]] = []
         keys: List[Tuple[Any, ...]] = []
-        cuda_streams: List[Any] = []
-        for source in self.sources:
-            if source.kind == _NP:
-                copy, key = _copy_array(source, pool)
-            else:
-                copy, key = _copy_tensor(source, pool, pin_memory, cuda_streams)
-            buffers.append((source.offset, copy))
-            keys.append(key)
-        for stream in cuda_streams:
-            stream.synchronize()  # the snapshot is only consistent once the copies have landed
-        return Snapshot(self.skeleton, buffers, self.payload_len, keys)
+        batch = DeviceBatch()
+        try:
+            for source in self.sources:
+                if source.kind == _NP:
+                    copy, key = _copy_array(source, pool)
+                else:
+                    copy, key = _copy_tensor(source, pool, batch if pin_memory else None)
+                buffers.append((source.offset, copy))
+                keys.append(key)
+        except BaseException:
+            batch.close().wait()  # leave no copy in flight into buffers about to be dropped
+            raise
+        return Snapshot(self.skeleton, buffers, self.payload_len, keys, batch.close())
 
     def direct(self) -> Snapshot:
         """Write straight from the live arrays where they are contiguous CPU memory (sync saves:
         the caller is blocked until the file is committed, so nothing can change them)."""
         buffers: List[Tuple[int, Any]] = []
-        cuda_streams: List[Any] = []
         for source in self.sources:
             obj = source.obj
             if source.kind == _NP and (obj.flags.c_contiguous or obj.flags.f_contiguous):
@@ -240,10 +249,8 @@ class Plan:
                 buffers.append((source.offset, obj.detach()))
             elif source.kind == _NP:
                 buffers.append((source.offset, _copy_array(source, None)[0]))
-            else:
-                buffers.append((source.offset, _copy_tensor(source, None, False, cuda_streams)[0]))
-        for stream in cuda_streams:
-            stream.synchronize()
+            else:  # a blocking copy_ (off the CPU, it waits for the device's queued work)
+                buffers.append((source.offset, _copy_tensor(source, None, None)[0]))
         return Snapshot(self.skeleton, buffers, self.payload_len)
 
 
@@ -259,21 +266,23 @@ def _copy_array(source: _Source, pool: BufferPool | None) -> Tuple[Any, Tuple[An
 
 
 def _copy_tensor(
-    source: _Source, pool: BufferPool | None, pin_memory: bool, cuda_streams: List[Any]
+    source: _Source, pool: BufferPool | None, batch: DeviceBatch | None
 ) -> Tuple[Any, Tuple[Any, ...]]:
+    """A host copy of the tensor: queued on a copy stream when ``batch`` is given and the
+    tensor's device has ``DeviceOps`` (CUDA), else a blocking ``copy_``."""
     torch = sys.modules["torch"]
     tensor = source.obj.detach()
-    on_cuda = tensor.device.type == "cuda"
-    pin = pin_memory and on_cuda
-    key = (_PT, tensor.dtype, tuple(tensor.shape), pin)
+    ops = ops_for(tensor.device.type) if batch is not None else None
+    key = (_PT, tensor.dtype, tuple(tensor.shape), ops is not None)
     copy = pool.take(key) if pool is not None else None
+    if ops is None or batch is None:
+        if copy is None:
+            copy = torch.empty(tensor.shape, dtype=tensor.dtype, device="cpu")
+        copy.copy_(tensor)
+        return copy, key
     if copy is None:
-        copy = torch.empty(tensor.shape, dtype=tensor.dtype, device="cpu", pin_memory=pin)
-    copy.copy_(tensor, non_blocking=pin)
-    if pin:
-        stream = torch.cuda.current_stream(tensor.device)
-        if stream not in cuda_streams:
-            cuda_streams.append(stream)
+        copy = ops.alloc_pinned(tensor)
+    batch.copy(ops, tensor, copy)
     return copy, key
 
 
