@@ -234,14 +234,16 @@ class KaggleBackend:
 
     def download(self, run_dir: str, into: Path) -> Path:
         """The run's last version's whole output (``kaggle kernels output``) into ``into``;
-        returns the directory that stands for ``/kaggle/working`` there."""
+        returns the directory that stands for ``/kaggle/working`` there. What an interrupted
+        call left in ``into`` is resumed, not fetched again (the caller keeps ``into`` per
+        version output and verifies every file by hash afterwards)."""
         chain = self._chain(run_dir)
         if chain is None:
             raise UsageError(f"no kernel was pushed for run {posixpath.basename(run_dir)}")
         number = chain.completed()
         if number is None:
             raise UsageError(f"no version of {chain.ref} has ended well yet; pull after it does")
-        self.cli.output(f"{chain.ref}/{number}", into)
+        self.cli.output(f"{chain.ref}/{number}", into, resume=True)
         return into
 
 

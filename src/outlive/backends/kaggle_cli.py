@@ -73,8 +73,14 @@ class KaggleCli:
         failure = _FAILURE_RE.search(out)
         return Status(m.group(1), failure.group(1).strip() if failure else None)
 
-    def output(self, ref: str, dest: Path, pattern: str | None = None) -> None:
-        args = ["kernels", "output", ref, "-p", str(dest), "-o", "-q"]
+    def output(
+        self, ref: str, dest: Path, pattern: str | None = None, *, resume: bool = False
+    ) -> None:
+        """``kaggle kernels output``: a cut connection is resumed by the client itself (HTTP
+        Range with If-Range, up to 5 retries); with ``resume`` a file a killed earlier call left
+        in ``dest`` is resumed too (the client's own partial marker proves it is the same
+        object), else every file is fetched whole (``-o``)."""
+        args = ["kernels", "output", ref, "-p", str(dest), "-q", *([] if resume else ["-o"])]
         if pattern is not None:
             args += ["--file-pattern", pattern]
         self.run(*args)

@@ -72,9 +72,9 @@ def test_kaggle_target_with_a_bad_accelerator_is_one_sentence(
     done = project.cli("run", "-t", "kg", "--", "python", EXAMPLE.name, ok=(2,))
     lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and "accelerator = 'h100' is not one of none, gpu" in lines[0], lines
-    assert providers.control(kaggle_fake["env"]["OUTLIVE_KAGGLE_FAKE_URL"], "state") == {
-        "versions": []
-    }
+    assert (
+        providers.control(kaggle_fake["env"]["OUTLIVE_KAGGLE_FAKE_URL"], "state")["versions"] == []
+    )
 
 
 def test_kaggle_cancel_ends_the_chain_after_the_running_version(
