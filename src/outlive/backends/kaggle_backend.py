@@ -5,8 +5,9 @@ the next version of the chain when one stopped for the session budget
 nothing is pushed over a transport. The chain's records are ``.outlive/kaggle/<run id>.json``.
 
 What the API allows and what it does not: logs are the latest version's (``kaggle kernels
-logs``); the CLI has no cancel, so ``cancel`` ends the chain after the version running now and
-says so; checkpoints are not listed while a version runs (they are in its output once it ends).
+logs``); the CLI has no cancel, so ``cancel`` pushes no further version and cancels the one
+running now with the SDK's ``CancelKernelSession`` (where that fails it says where to stop it on
+kaggle.com); checkpoints are not listed while a version runs (they are in its output once it ends).
 """
 
 from __future__ import annotations
@@ -169,15 +170,8 @@ class KaggleBackend:
         chain = self._chain(run_dir)
         if chain is None:
             raise UsageError(f"no kernel was pushed for run {posixpath.basename(run_dir)}")
-        chain.cancel()
-        return {
-            "signalled": None,
-            "state": chain.look().state,
-            "note": (
-                f"no further version of {chain.ref} will be pushed; the kaggle CLI cannot stop "
-                f"the version running now: stop it at https://www.kaggle.com/code/{chain.ref}"
-            ),
-        }
+        note = chain.cancel()
+        return {"signalled": None, "state": chain.look().state, "note": note}
 
     def tail(
         self,
