@@ -24,7 +24,7 @@ from outlive.testing import providers, wait_until
 SIZE_MIB = int(os.environ.get("OUTLIVE_TEST_KAGGLE_OUTPUT_MIB", "1024"))
 KILLED_MIB = 64
 BLOCK = 1 << 20
-# The job: argv[1] blocks of 1 MiB of a seeded stream, each block different, into its checkpoint dir.
+# The job: argv[1] MiB of a seeded stream, each block different, into its checkpoint dir.
 JOB = """\
 import os, random, sys
 mib = int(sys.argv[1])
