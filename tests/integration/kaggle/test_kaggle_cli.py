@@ -77,12 +77,17 @@ def test_kaggle_target_with_a_bad_accelerator_is_one_sentence(
     )
 
 
+def _slow_run(tmp_path: Path, kaggle_fake: dict[str, Any]) -> tuple[KaggleProject, str]:
+    """A run whose first version takes about a minute."""
+    project = KaggleProject(tmp_path, kaggle_fake, session_budget_s=60.0, session_margin_s=0)
+    return project, project.run("toy", "python", EXAMPLE.name, *STEPS, "--step-sleep-s", "0.5")
+
+
 def test_kaggle_cancel_stops_the_running_version_through_the_api_and_pushes_no_other(
     tmp_path: Path, kaggle_fake: dict[str, Any]
 ) -> None:
     fake_url = kaggle_fake["env"]["OUTLIVE_KAGGLE_FAKE_URL"]
-    project = KaggleProject(tmp_path, kaggle_fake, session_budget_s=60.0, session_margin_s=0)
-    run_id = project.run("toy", "python", EXAMPLE.name, *STEPS, "--step-sleep-s", "0.5")
+    project, run_id = _slow_run(tmp_path, kaggle_fake)
     wait_until(
         lambda: (
             [v["status"] for v in providers.control(fake_url, "state")["versions"]] == ["RUNNING"]
@@ -106,8 +111,7 @@ def test_kaggle_cancel_without_a_usable_sdk_says_where_to_stop_it(
     tmp_path: Path, kaggle_fake: dict[str, Any]
 ) -> None:
     fake_url = kaggle_fake["env"]["OUTLIVE_KAGGLE_FAKE_URL"]
-    project = KaggleProject(tmp_path, kaggle_fake, session_budget_s=60.0, session_margin_s=0)
-    run_id = project.run("toy", "python", EXAMPLE.name, *STEPS, "--step-sleep-s", "0.5")
+    project, run_id = _slow_run(tmp_path, kaggle_fake)
     # a kaggle CLI whose SDK cannot be reached (not a Python console script): the real one, run
     # through a shell wrapper first on the PATH
     bin_dir = tmp_path / "bin"
