@@ -107,9 +107,28 @@ class KaggleChain:
         self.record.with_suffix(".zip").write_bytes(self.code)
         return self._push(resume=False)
 
-    def cancel(self) -> None:
-        """Push no further version: the chain ends with the version running now."""
-        self._save(self._versions(), cancelled=True)
+    def cancel(self) -> str:
+        """Push no further version, and cancel the one queued or running now through Kaggle's
+        API; what was done, in one sentence."""
+        versions = self._versions()
+        self._save(versions, cancelled=True)
+        head = f"no further version of {self.ref} will be pushed"
+        if not versions:
+            return head
+        number = int(versions[-1]["number"])
+        status = self.cli.status(f"{self.ref}/{number}").status
+        if status not in ("QUEUED", "RUNNING"):
+            return f"{head}; version {number} is {status} already"
+        why = self.cli.cancel(self.ref, number)
+        if why is None:
+            return (
+                f"{head}; version {number} was cancelled through Kaggle's API and keeps no "
+                "output (NB2): pull gets the last version that ended well"
+            )
+        return (
+            f"{head}; Kaggle's API did not cancel version {number} ({why}): stop it at "
+            f"https://www.kaggle.com/code/{self.ref}"
+        )
 
     def _push(self, *, resume: bool) -> list[str]:
         version = replace(self.first, resume_from=self.ref if resume else None)

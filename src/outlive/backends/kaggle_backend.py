@@ -5,8 +5,9 @@ the next version of the chain when one stopped for the session budget
 nothing is pushed over a transport. The chain's records are ``.outlive/kaggle/<run id>.json``.
 
 What the API allows and what it does not: logs are the latest version's (``kaggle kernels
-logs``); the CLI has no cancel, so ``cancel`` ends the chain after the version running now and
-says so; checkpoints are not listed while a version runs (they are in its output once it ends).
+logs``); the CLI has no cancel, so ``cancel`` pushes no further version and cancels the one
+running now with the SDK's ``CancelKernelSession`` (where that fails it says where to stop it on
+kaggle.com); checkpoints are not listed while a version runs (they are in its output once it ends).
 """
 
 from __future__ import annotations
@@ -170,15 +171,8 @@ class KaggleBackend:
         chain = self._chain(run_dir)
         if chain is None:
             raise UsageError(f"no kernel was pushed for run {posixpath.basename(run_dir)}")
-        chain.cancel()
-        return {
-            "signalled": None,
-            "state": chain.look().state,
-            "note": (
-                f"no further version of {chain.ref} will be pushed; the kaggle CLI cannot stop "
-                f"the version running now: stop it at https://www.kaggle.com/code/{chain.ref}"
-            ),
-        }
+        note = chain.cancel()
+        return {"signalled": None, "state": chain.look().state, "note": note}
 
     def tail(
         self,
@@ -235,14 +229,16 @@ class KaggleBackend:
 
     def download(self, run_dir: str, into: Path) -> Path:
         """The run's last version's whole output (``kaggle kernels output``) into ``into``;
-        returns the directory that stands for ``/kaggle/working`` there."""
+        returns the directory that stands for ``/kaggle/working`` there. What an interrupted
+        call left in ``into`` is resumed, not fetched again (the caller keeps ``into`` per
+        version output and verifies every file by hash afterwards)."""
         chain = self._chain(run_dir)
         if chain is None:
             raise UsageError(f"no kernel was pushed for run {posixpath.basename(run_dir)}")
         number = chain.completed()
         if number is None:
             raise UsageError(f"no version of {chain.ref} has ended well yet; pull after it does")
-        self.cli.output(f"{chain.ref}/{number}", into)
+        self.cli.output(f"{chain.ref}/{number}", into, resume=True)
         return into
 
 

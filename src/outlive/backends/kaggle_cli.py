@@ -1,6 +1,7 @@
-"""The user's official ``kaggle`` CLI, run here: push, status, output, quota. The key stays in
-the environment (``KAGGLE_USERNAME``/``KAGGLE_KEY`` or the client's own config file), never on a
-command line (U34); the CLI's errors come back as one sentence."""
+"""The user's official ``kaggle`` CLI, run here: push, status, output, quota; and cancel, which
+the CLI lacks, through the SDK it is built on (``CancelKernelSession``), run by the CLI's own
+Python. The key stays in the environment (``KAGGLE_USERNAME``/``KAGGLE_KEY`` or the client's own
+config file), never on a command line (U34); the CLI's errors come back as one sentence."""
 
 from __future__ import annotations
 
@@ -18,6 +19,26 @@ TIMEOUT_S = 600.0
 _STATUS_RE = re.compile(r'has status "(?:KernelWorkerStatus\.)?([A-Z_]+)"')
 _FAILURE_RE = re.compile(r'Failure message: "(.*)"', re.S)
 _VERSION_RE = re.compile(r"Kernel version (\d+) successfully")
+CANCEL_TIMEOUT_S = 120.0
+# Run by the CLI's own interpreter: the version's session (GetKernel at label vN: its metadata
+# id) cancelled with CancelKernelSession, both through the SDK's KernelsApiClient.
+_CANCEL = """\
+import sys
+from kaggle.api.kaggle_api_extended import KaggleApi
+from kagglesdk.kernels.types.kernels_api_service import (
+    ApiCancelKernelSessionRequest, ApiGetKernelRequest)
+owner, slug, number = sys.argv[1:4]
+api = KaggleApi()
+api.authenticate()
+with api.build_kaggle_client() as kaggle:
+    kernels = kaggle.kernels.kernels_api_client
+    get = ApiGetKernelRequest()
+    get.user_name, get.kernel_slug, get.version_label = owner, slug, "v" + number
+    cancel = ApiCancelKernelSessionRequest()
+    cancel.kernel_session_id = kernels.get_kernel(get).metadata.id
+    said = kernels.cancel_kernel_session(cancel).error_message
+sys.exit(said or 0)
+"""
 
 
 @shape(frozen=True)
@@ -73,11 +94,45 @@ class KaggleCli:
         failure = _FAILURE_RE.search(out)
         return Status(m.group(1), failure.group(1).strip() if failure else None)
 
-    def output(self, ref: str, dest: Path, pattern: str | None = None) -> None:
-        args = ["kernels", "output", ref, "-p", str(dest), "-o", "-q"]
+    def output(
+        self, ref: str, dest: Path, pattern: str | None = None, *, resume: bool = False
+    ) -> None:
+        """``kaggle kernels output``: a cut connection is resumed by the client itself (HTTP
+        Range with If-Range, up to 5 retries); with ``resume`` a file a killed earlier call left
+        in ``dest`` is resumed too (the client's own partial marker proves it is the same
+        object), else every file is fetched whole (``-o``)."""
+        args = ["kernels", "output", ref, "-p", str(dest), "-q", *([] if resume else ["-o"])]
         if pattern is not None:
             args += ["--file-pattern", pattern]
         self.run(*args)
+
+    def cancel(self, ref: str, number: int) -> str | None:
+        """Cancel version ``number`` of ``ref`` (``owner/slug``); None when Kaggle took the
+        request, else why not, in a few words."""
+        python = self._python()
+        if python is None:
+            return f"{self.program} is not a Python console script, so its SDK cannot be called"
+        owner, _, slug = ref.partition("/")
+        try:
+            done = subprocess.run(
+                [python, "-c", _CANCEL, owner, slug, str(number)], capture_output=True, text=True,
+                timeout=CANCEL_TIMEOUT_S, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return f"Kaggle did not answer in {CANCEL_TIMEOUT_S:g} s"
+        return None if done.returncode == 0 else _last(done.stderr or done.stdout)
+
+    def _python(self) -> str | None:
+        """The interpreter of the ``kaggle`` console script (its ``#!`` line)."""
+        try:
+            with open(self.program, "rb") as f:
+                first = f.readline(4096).decode(errors="replace")
+        except OSError:
+            return None
+        words = first[2:].split() if first.startswith("#!") else []
+        if words and Path(words[0]).name == "env":
+            words = words[1:]
+        return words[0] if words and "python" in Path(words[0]).name else None
 
     def quota(self) -> Quota | None:
         for line in self.run("quota", "--csv").splitlines():

@@ -45,13 +45,10 @@ def sweep(args: SweepArgs) -> int:
 
 def sweep_status(args: SweepStatusArgs) -> int:
     from outlive.session import Session
-    from outlive.sweep import report, runner
+    from outlive.sweep import report
 
-    session = Session.open()
-    row = report.find_sweep(session.store, args.sweep)
-    retries = row.options.get("retries")
-    views = runner.look(session, row.name, retries if isinstance(retries, int) else 1)
-    _print(report.document(row, views, args.by, args.highest), args.as_json)
+    doc = report.status_document(Session.open(), args.sweep, args.by, args.highest)
+    _print(doc, args.as_json)
     return 0
 
 

@@ -70,9 +70,12 @@ ENTRIES: tuple[Gotcha, ...] = (
         handling=PREVENTS,
         handled_by=(
             "outlive down --execute: terminate is called only after the gate passed (every "
-            "result pulled and verified) and the target's name was typed, on that pod alone"
+            "result pulled and verified) and the target's name was typed, on that pod alone; "
+            "through MCP, down with execute only on a second call with the first call's "
+            "one-time token, voided by any change on the box"
         ),
         proofs=(
+            "tests/integration/mcp/test_mcp_down_execute.py::test_execute_terminates_exactly_the_targets_pod_only_after_gate_and_token",
             "tests/integration/cloud/test_cloud_cmds.py::test_down_execute_refused_by_the_gate_touches_nothing",
             "tests/integration/cloud/test_cloud_cmds.py::test_down_execute_without_the_typed_name_touches_nothing[None]",
             "tests/integration/cloud/test_cloud_cmds.py::test_down_execute_terminates_exactly_its_target",

@@ -2,7 +2,12 @@
 ``kaggle kernels output``) rather than over a transport: the manifest was built on the platform
 by the agent's own code when the version ended; the whole output is downloaded beside the
 destination, each listed file moved into place, and the tree verified here exactly as any pull
-is (``outlive.verify``): only then is ``PULL_VERIFIED.json`` written, which ``down`` counts."""
+is (``outlive.verify``): only then is ``PULL_VERIFIED.json`` written, which ``down`` counts.
+
+A cut connection is resumed by the provider's client (HTTP Range); a pull that stops anyway
+(killed, or the client gave up) keeps its download directory, named by the manifest's hash (one
+version's output never changes), and the next pull resumes it; a download of another output is
+removed then, and every download directory once the files are placed."""
 
 from __future__ import annotations
 
@@ -44,12 +49,10 @@ def pull_downloaded(
         V.local_path(dest, entry.path, is_link=entry.link is not None)
     dest.mkdir(parents=True, exist_ok=True)
     V.invalidate_verified(dest, "superseded")
-    staging = dest.parent / f".{dest.name}.download"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        _place(manifest, backend.download(rec.run_dir, staging), dest)  # type: ignore[attr-defined]
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    staging = dest.parent / f".{dest.name}.download-{manifest.sha256[:16]}"
+    _drop_downloads(dest, keep=staging)  # of another output: never resumed into this one
+    _place(manifest, backend.download(rec.run_dir, staging), dest)  # type: ignore[attr-defined]
+    _drop_downloads(dest, keep=None)
     info: dict[str, Any] = {
         "format": "outlive-pull/1", "run_id": rec.run_id, "name": rec.name,
         "target": target.name, "host": None, "roots": roots, "started_at": time.time(),
@@ -80,6 +83,12 @@ def pull_downloaded(
         "not_pulled": [e.path for e in manifest.not_pulled], "warnings": [],
         "seconds": round(time.monotonic() - started, 3),
     }  # fmt: skip
+
+
+def _drop_downloads(dest: Path, keep: Path | None) -> None:
+    for old in dest.parent.glob(f".{dest.name}.download*"):
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _place(manifest: V.Manifest, working: Path, dest: Path) -> None:

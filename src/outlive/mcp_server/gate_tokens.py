@@ -1,9 +1,10 @@
 """One-time confirmation tokens for ``down`` through MCP: a first call that finds nothing to
 refuse but the missing confirmation gets a token bound to the target and to a digest of
 everything the gate looked at (each run's state and the box's manifest hash now, every pull
-record and whether its local copy still verifies). The second call looks again and acts only if
-the digest is the same: a new run, a file changed on the box or a newer pull voids the token.
-Tokens are single-use (spent even when they fail) and expire."""
+record and whether its local copy still verifies) and to what it confirms (the plan for a human,
+or ``execute``: one meter-stop verb on one provider resource). The second call looks again and
+acts only if the digest and the intent are the same: a new run, a file changed on the box or a
+newer pull voids the token. Tokens are single-use (spent even when they fail) and expire."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 TOKEN_TTL_S = 300.0
+PLAN = "plan"  # the intent of a token that confirms only the plan of commands for a human
 
 
 def state_digest(report: Any) -> str:
@@ -32,17 +34,19 @@ class GateTokens:
         self.ttl_s = ttl_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._issued: dict[str, tuple[str, str, float]] = {}  # token -> target, digest, expiry
+        # token -> target, digest, intent, expiry
+        self._issued: dict[str, tuple[str, str, str, float]] = {}
 
-    def issue(self, target: str, digest: str) -> str:
+    def issue(self, target: str, digest: str, intent: str = PLAN) -> str:
         token = "down-" + secrets.token_urlsafe(18)
         with self._lock:
             self._drop_expired()
-            self._issued[token] = (target, digest, self._clock() + self.ttl_s)
+            self._issued[token] = (target, digest, intent, self._clock() + self.ttl_s)
         return token
 
-    def spend(self, token: str, target: str, digest: str) -> str | None:
-        """Use ``token`` up; None when it confirms ``target`` in state ``digest``, else why not."""
+    def spend(self, token: str, target: str, digest: str, intent: str = PLAN) -> str | None:
+        """Use ``token`` up; None when it confirms ``intent`` on ``target`` in state ``digest``,
+        else why not."""
         with self._lock:
             self._drop_expired()
             held = self._issued.pop(token, None)
@@ -56,6 +60,12 @@ class GateTokens:
                 f"the confirmation token was issued for target {held[0]!r}, not {target!r}; "
                 "it is spent now: call down again without a token"
             )
+        if held[2] != intent:
+            return (
+                f"the confirmation token was issued for {_said(held[2])}, not for "
+                f"{_said(intent)}; it is spent now: call down again without a token, with the "
+                "same execute value as the call that will use the token"
+            )
         if held[1] != digest:
             return (
                 f"what the gate checks on {target} changed since the token was issued (a run, a "
@@ -66,5 +76,9 @@ class GateTokens:
 
     def _drop_expired(self) -> None:
         now = self._clock()
-        for token in [t for t, (_, _, exp) in self._issued.items() if exp <= now]:
+        for token in [t for t, (*_, exp) in self._issued.items() if exp <= now]:
             del self._issued[token]
+
+
+def _said(intent: str) -> str:
+    return "the plan only (execute false)" if intent == PLAN else f"execute ({intent})"

@@ -45,13 +45,15 @@ SECRETS = (
 TIMEOUTS_S: dict[str, float] = {
     "targets": 30, "profiles": 30, "up": 180, "run": 300, "status": 120, "logs": 60,
     "explain": 120, "doctor": 180, "verify": 600, "down": 600, "cloud_audit": 120,
+    "sweep_status": 180,
 }  # fmt: skip
 PULL_TIMEOUT_S = 900.0
 PULL_TIMEOUT_MAX_S = 6 * 3600.0
 
 INSTRUCTIONS = f"""outlive runs long GPU jobs on rented machines so the results outlive the machine.
 Loop: targets -> profiles (danger clocks) -> up (audit) -> run -> status / logs (watch) ->
-pull (verified by hash and load) -> down (two calls: the second with the token the first gave).
+pull (verified by hash and load) -> down (two calls: the second with the token the first gave;
+execute=true in both to stop the meter through the provider's API). sweep_status watches sweeps.
 Trust status's state and diagnosis, not a log line; `explain` and `doctor` say why a run died.
 {IRON_LAW}
 {CLOCKS}
@@ -313,22 +315,48 @@ def build(project: Path) -> OutliveMCP:
 
     @mcp.tool(
         description=_desc(
-            "The teardown gate, in two calls. Without a token: the verdict, and a one-time token "
-            "when every result is covered by a verified pull. With that token: the plan of "
-            "teardown commands for a human to run (outlive runs none). Any change in between (a "
-            "run, a file on the box, a pull) voids the token.",
+            "A sweep's items as their runs show them now (`outlive sweep status --json`): state, "
+            "target, step and metric per item, counts by state, the best items by a metric. "
+            "Starting a sweep is the CLI's `outlive sweep FILE`.",
+            "sweep_status",
+        ),
+        annotations=READ,
+    )
+    async def sweep_status(
+        sweep: Annotated[str | None, Field(description="A sweep name, or its file relative to "
+                                           "the project (default: the newest sweep).",
+                                           max_length=4096)] = None,
+        by: Annotated[str | None, Field(description="Rank the best items by this progress "
+                                        "metric (lowest first).", max_length=200)] = None,
+        highest: Annotated[bool, Field(description="With by: the highest value is best.")] = False,
+    ) -> S.SweepStatusOut:  # fmt: skip
+        return await _bounded("sweep_status", lambda: tools.sweep_status(sweep, by, highest))
+
+    @mcp.tool(
+        description=_desc(
+            "The teardown gate, in two calls. Without a token: the verdict, what the target's "
+            "pod or machine bills now (cloud), and a one-time token when every result is covered "
+            "by a verified pull. With that token: the plan of teardown commands for a human "
+            "(outlive runs none). With execute=true in both calls (a target with a cloud_id and "
+            "its provider's key): the second call calls the profile's meter-stop verb (RunPod "
+            "terminate, Paperspace shut-down) on that one pod or machine, then lists again and "
+            "says what still bills. Any change in between (a run, a file on the box, a pull) voids "
+            "the token; nothing is stopped without it.",
             "down",
             IRON_LAW,
             CLOCKS,
         ),
-        annotations=ToolAnnotations(destructive_hint=False, idempotent_hint=False),
+        annotations=ToolAnnotations(destructive_hint=True, idempotent_hint=False),
     )
     async def down(
         target: TargetName,
         token: Annotated[str | None, Field(description="The token the first call returned.",
                                            max_length=200)] = None,
+        execute: Annotated[bool, Field(description="Stop the meter through the provider's API "
+                                       "once the gate passes (give the same value in both "
+                                       "calls: the token is bound to it).")] = False,
     ) -> S.DownOut:  # fmt: skip
-        return await _bounded("down", lambda: tools.down(target, token))
+        return await _bounded("down", lambda: tools.down(target, token, execute))
 
     @mcp.tool(
         description=_desc(

@@ -183,9 +183,24 @@ class CloudAuditOut(TypedDict):
 
 
 @with_config(_OPEN)
+class SweepStatusOut(TypedDict):
+    """``outlive sweep status --json``: each item ``key, name, params, state, target, run_id,
+    run_state, unreachable, step, metric, restarts, failures, note``; the counts by state; the
+    best items by a metric (None when no item reports one)."""
+
+    sweep: str
+    source: str
+    items: list[dict[str, Any]]
+    summary: dict[str, int]
+    best: dict[str, Any] | None
+
+
+@with_config(_OPEN)
 class DownOut(TypedDict):
     """``outlive down TARGET --json`` plus the two-step confirmation: ``token`` is given only
-    when the gate would pass once confirmed; a second call with it returns the plan."""
+    when the gate would pass once confirmed; a second call with it returns the plan, or with
+    ``execute`` calls the meter-stop verb: ``cloud`` is what the target's pod or machine bills
+    now (None without a provider), ``executed`` what the verb did (None unless it ran)."""
 
     target: str
     profile: str
@@ -197,6 +212,8 @@ class DownOut(TypedDict):
     refused: str | None
     confirmed: bool
     plan: list[dict[str, Any]] | None
+    cloud: dict[str, Any] | None
+    executed: dict[str, Any] | None
     token: str | None
     token_expires_in_s: float | None
     next_step: str

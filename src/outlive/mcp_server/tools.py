@@ -7,12 +7,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from outlive.errors import UsageError
 from outlive.mcp_server import guard
 from outlive.mcp_server import shapes as S
-from outlive.mcp_server.gate_tokens import GateTokens, state_digest
+from outlive.mcp_server.gate_tokens import GateTokens
 from outlive.session import Session
 
 Progress = Callable[[int, int, str], None]
@@ -171,43 +171,24 @@ class Tools:
 
         return cast(S.CloudAuditOut, report(project_rows(load_config(self.project))))
 
-    def down(self, target: str, token: str | None) -> S.DownOut:
-        """The gate, two steps: a look that may issue a token, then the token's use."""
-        from outlive.lifecycle.gate import decide, inspect
+    def sweep_status(self, sweep: str | None, by: str | None, highest: bool) -> S.SweepStatusOut:
+        """``outlive sweep status [SWEEP] [--by M] [--highest] --json``."""
+        from outlive.sweep import registry
+        from outlive.sweep.report import status_document
 
-        guard.name(target, "target")
+        ref = None if sweep is None else guard.name(sweep, "sweep")
+        if by is not None:
+            guard.name(by, "metric")
         with self._session() as session:
-            report = inspect(session, target)
-        digest = state_digest(report)
-        doc: dict[str, Any]
-        if token is None:
-            doc = dict(decide(report, confirm=None))
-            clean = (
-                report["reachable"]
-                and not report["lost_if_abandoned"]
-                and not any(r["state"] in ("running", "pending") for r in report["runs"])
-            )
-            issued = self.tokens.issue(report["target"], digest) if clean else None
-            if issued:
-                doc["refused"] = "the gate needs a confirmation: call down again with the token"
-            doc.update(token=issued, token_expires_in_s=self.tokens.ttl_s if issued else None)
-            doc["next_step"] = (
-                "every result is covered by a verified pull: to confirm, call down again with this "
-                "token (it works once, and only while nothing on the target changes)"
-                if issued
-                else "the gate refuses (see refused); fix that first, then call down again"
-            )
-            return cast(S.DownOut, doc)
-        why = self.tokens.spend(guard.name(token, "token"), report["target"], digest)
-        if why is not None:
-            doc = dict(decide(report, confirm=None))
-            doc["refused"] = why
-        else:
-            doc = dict(decide(report, confirm=report["target"]))
-        doc.update(token=None, token_expires_in_s=None)
-        doc["next_step"] = (
-            "the gate passed: outlive runs none of the plan's commands; a human runs them, in order"
-            if doc["allowed"]
-            else "call down again without a token and read the new verdict"
-        )
-        return cast(S.DownOut, doc)
+            if ref is not None and ref not in {r.name for r in registry.sweeps(session.store)}:
+                path = guard.project_path(self.project, ref, "sweep")  # its file, in the project
+                ref = str(path) if path.is_file() else ref
+            return cast(S.SweepStatusOut, status_document(session, ref, by, highest))
+
+    def down(self, target: str, token: str | None, execute: bool) -> S.DownOut:
+        """The gate, two steps: a look that may issue a token, then the token's use (and, with
+        ``execute``, the meter-stop verb on the target's own resource)."""
+        from outlive.mcp_server.down_tool import down
+
+        with self._session() as session:
+            return down(self.tokens, session, target, token, execute)

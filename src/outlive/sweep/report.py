@@ -13,6 +13,7 @@ from outlive.sweep import registry
 from outlive.sweep.plan import ItemView, summary
 
 if TYPE_CHECKING:
+    from outlive.session import Session
     from outlive.store import Store
     from outlive.sweep.registry import SweepRow
 
@@ -98,6 +99,18 @@ def document(
         "summary": summary(views),
         "best": {"by": by, "items": best(views, by, highest=highest)} if by else None,
     }
+
+
+def status_document(
+    session: Session, ref: str | None, metric: str | None = None, highest: bool = False
+) -> dict[str, Any]:
+    """``sweep status --json``: the sweep ``ref`` (the newest when None) as its runs show it now."""
+    from outlive.sweep import runner
+
+    row = find_sweep(session.store, ref)
+    retries = row.options.get("retries")
+    views = runner.look(session, row.name, retries if isinstance(retries, int) else 1)
+    return document(row, views, metric, highest)
 
 
 def _default_metric(views: Sequence[ItemView]) -> str | None:

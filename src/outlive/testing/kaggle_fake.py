@@ -13,8 +13,10 @@ URLs, served with ETag and byte ranges, and the log), ``ListKernels``, ``GetKern
 user's legacy key (HTTP Basic ``username:key``) or an API token (Bearer); 401 otherwise.
 
 Each version really runs (:mod:`outlive.testing._kaggle_sessions`). Control verbs besides the
-shared ones: ``config`` (limits), ``cut {"next": N, "after_bytes": B}`` (the next N downloads
-drop the connection after B bytes), ``state`` (every version).
+shared ones: ``config`` (limits), ``cut {"next": N, "after_bytes": B, "file": F}`` (the next N
+downloads, of output files named F or ending in ``/F`` when given, drop the connection after B
+bytes; ``uncut`` drops the cuts left), ``state`` (every version, and every download: file,
+first byte, bytes sent, cut).
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ class KaggleFake(FakeApi):
         doc = json.loads(config.read_text()) if config.exists() else {}
         self.limits = ks.Limits(**doc)
         self.versions: list[ks.Version] = []
-        self.cuts: list[int] = []  # bytes after which the next downloads drop the connection
+        # (bytes, file or None): the next downloads (of that file) drop the connection after it
+        self.cuts: list[tuple[int, str | None]] = []
+        self.downloads: list[dict[str, Any]] = []
         self.gpu_spent_before_s = 0.0
         threading.Thread(target=self._loop, daemon=True).start()
 
@@ -247,15 +251,25 @@ class KaggleFake(FakeApi):
         with self.lock:
             v = next((v for v in self.versions if str(v.session_id) == session), None)
             ok = v is not None and hmac.compare_digest(sig, self._sign(v.session_id, name))
-            cut = self.cuts.pop(0) if ok and self.cuts else None
+            cut = self._take_cut(name) if ok else None
         target = v.output / name if ok and v is not None else None
         if target is None or not target.is_file() or ".." in Path(name).parts:
             handler.send_response(403)
             handler.send_header("Content-Length", "0")
             handler.end_headers()
             return True
-        _send_file(handler, target, cut)
+        start, sent = _send_file(handler, target, cut)
+        with self.lock:
+            self.downloads.append({"file": name, "start": start, "sent": sent,
+                                   "cut": cut is not None and sent == cut})  # fmt: skip
         return True
+
+    def _take_cut(self, name: str) -> int | None:
+        for i, (after, file) in enumerate(self.cuts):
+            if file is None or name == file or name.endswith("/" + file):
+                del self.cuts[i]
+                return after
+        return None
 
     def control(self, verb: str, body: dict[str, Any]) -> Answer:
         if verb == "config":
@@ -263,7 +277,12 @@ class KaggleFake(FakeApi):
                 setattr(self.limits, k, float(val))
             return Answer(200, {"ok": True})
         if verb == "cut":
-            self.cuts += [int(body.get("after_bytes", 0))] * int(body.get("next", 1))
+            file = body.get("file")
+            cut = (int(body.get("after_bytes", 0)), None if file is None else str(file))
+            self.cuts += [cut] * int(body.get("next", 1))
+            return Answer(200, {"ok": True})
+        if verb == "uncut":
+            self.cuts.clear()
             return Answer(200, {"ok": True})
         if verb == "state":
             return Answer(200, {"versions": [{
@@ -271,13 +290,13 @@ class KaggleFake(FakeApi):
                 "status": v.status, "failure": v.failure, "sources": sorted(v.sources),
                 "enable_gpu": bool(v.meta.get("enableGpu")),
                 "enable_internet": v.meta.get("enableInternet"),
-            } for v in self.versions]})  # fmt: skip
+            } for v in self.versions], "downloads": list(self.downloads)})  # fmt: skip
         return super().control(verb, body)
 
 
-def _send_file(handler: BaseHTTPRequestHandler, path: Path, cut: int | None) -> None:
+def _send_file(handler: BaseHTTPRequestHandler, path: Path, cut: int | None) -> tuple[int, int]:
     """The file with ETag and byte ranges (as a bucket serves it); ``cut`` drops the connection
-    after that many body bytes."""
+    after that many body bytes. Returns the first byte served and how many were sent."""
     st = path.stat()
     size, etag = st.st_size, f'"{st.st_mtime_ns:x}-{st.st_size:x}"'
     start = 0
@@ -288,7 +307,7 @@ def _send_file(handler: BaseHTTPRequestHandler, path: Path, cut: int | None) -> 
         handler.send_response(416)
         handler.send_header("Content-Length", "0")
         handler.end_headers()
-        return
+        return start, 0
     handler.send_response(206 if start else 200)
     handler.send_header("Content-Type", "application/octet-stream")
     handler.send_header("Content-Length", str(size - start))
@@ -308,9 +327,10 @@ def _send_file(handler: BaseHTTPRequestHandler, path: Path, cut: int | None) -> 
                 handler.wfile.write(chunk[: max(0, cut - sent)])
                 handler.wfile.flush()
                 handler.close_connection = True
-                return
+                return start, cut
             handler.wfile.write(chunk)
             sent += len(chunk)
+    return start, sent
 
 
 def _iso(t: float) -> str:

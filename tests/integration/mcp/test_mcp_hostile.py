@@ -49,6 +49,12 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("down", {"target": "nope"}, "nope"),
     ("down", {"target": "local"}, "local"),
     ("down", {"target": "local", "token": "t" * 10_000}, "token"),
+    ("down", {"target": "local", "execute": True}, "no provider API"),
+    ("down", {"target": "local", "execute": "yes please"}, "execute"),
+    ("sweep_status", {"sweep": "../../etc/passwd"}, ".."),
+    ("sweep_status", {"sweep": "/etc/passwd"}, "absolute"),
+    ("sweep_status", {"sweep": "nope"}, "no sweep"),
+    ("sweep_status", {"by": "loss\n; rm -rf /"}, "control character"),
     ("no-such-tool", {}, "no-such-tool"),
 ]
 

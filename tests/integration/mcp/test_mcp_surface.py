@@ -9,7 +9,7 @@ from pathlib import Path
 from mcp_client import Agent, drive
 
 TOOLS = {"targets", "profiles", "up", "run", "status", "logs", "explain", "doctor", "pull",
-         "verify", "down", "cloud_audit"}  # fmt: skip
+         "verify", "down", "cloud_audit", "sweep_status"}  # fmt: skip
 
 
 def test_lists_every_tool_with_schemas_timeouts_and_the_rules(tmp_path: Path) -> None:
@@ -29,7 +29,11 @@ def test_lists_every_tool_with_schemas_timeouts_and_the_rules(tmp_path: Path) ->
             assert sum(line.startswith("Danger clocks:") for line in lines[name]) == 1, name
         assert any("secret push" in line for line in lines["run"])
         down_input = agent.tools["down"].input_schema["properties"]
-        assert set(down_input) == {"target", "token"}  # no abandon, no confirm-by-name
+        # no abandon, no confirm-by-name: the token stands for the typed name
+        assert set(down_input) == {"target", "token", "execute"}
+        assert down_input["execute"]["default"] is False
+        says = agent.tools["down"].description or ""
+        assert "meter-stop verb" in says and "nothing is stopped without it" in says
 
     drive(project, scenario)
 

@@ -48,3 +48,16 @@ def test_tokens_differ_and_the_digest_ignores_key_order() -> None:
     assert tokens.issue("box", "d") != tokens.issue("box", "d")
     assert state_digest({"a": 1, "b": [1, 2]}) == state_digest({"b": [1, 2], "a": 1})
     assert state_digest({"a": 1}) != state_digest({"a": 2})
+
+
+def test_a_token_confirms_only_the_intent_it_was_issued_for() -> None:
+    tokens = GateTokens(clock=Clock())
+    plan = tokens.issue("box", "d1")
+    wrong = tokens.spend(plan, "box", "d1", "terminate runpod pod-1")
+    assert wrong is not None and "the plan only (execute false)" in wrong
+    assert tokens.spend(plan, "box", "d1") is not None  # spent by the failed use
+    stop = tokens.issue("box", "d1", "terminate runpod pod-1")
+    assert tokens.spend(stop, "box", "d1", "terminate runpod pod-1") is None
+    other = tokens.issue("box", "d1", "terminate runpod pod-1")
+    plain = tokens.spend(other, "box", "d1")
+    assert plain is not None and "execute (terminate runpod pod-1)" in plain
