@@ -1,0 +1,212 @@
+"""The saves the checker records: outlive's own paths and the unsafe ways most scripts save.
+
+Each workload saves steps 1, 2, 3... of a deterministic state into its root and writes marker
+lines: ``BEGIN s`` before a save and ``DURABLE s`` once the writer treats step ``s`` as saved
+(``save()`` returned with ``sync=True``, a later ``save()`` or ``flush()`` waited for it; for the
+unsafe peers, when their call returned). Its loader reads the latest step back from a disk image
+the way a restarted job would. Run one for the recorder with
+``python -m outlive.testing.crashstate.workloads NAME ROOT MARKER_FILE``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Tuple
+
+__all__ = ["STEPS", "WORKLOADS", "Loaded", "Workload", "expected_state", "main"]
+
+STEPS = 3
+_BLOB_BYTES = 6000  # a dozen sectors: room for torn writes
+
+Mark = Callable[[str], None]
+Loaded = Tuple[int | None, Any]  # (step, state as saved), (None, None) for "nothing to load"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A save path: ``run(root, mark)`` in the recorded process, ``load(root)`` on an image."""
+
+    name: str
+    description: str
+    run: Callable[[Path, Mark], None]
+    load: Callable[[Path], Loaded]
+    safe: bool = True  # outlive's (goal: no bad state) or an unsafe peer shown for contrast
+    needs: Tuple[str, ...] = ()
+
+
+def expected_state(step: int) -> Dict[str, Any]:
+    """The state every workload saves at ``step``: the content check compares against it."""
+    seed = hashlib.sha256(f"step {step}".encode()).digest()
+    blob = (seed * (_BLOB_BYTES // len(seed) + 1))[:_BLOB_BYTES]
+    return {"step": step, "blob": blob}
+
+
+# -- outlive -------------------------------------------------------------------------------
+
+
+def _outlive_dir(root: Path) -> Path:
+    return root / "run" / "ckpt"  # created by the Checkpointer: ensure_directory is covered
+
+
+def _run_outlive(sync: bool, keep_last: int | None) -> Callable[[Path, Mark], None]:
+    def run(root: Path, mark: Mark) -> None:
+        from outlive.ckpt import Checkpointer
+
+        ckpt = Checkpointer(
+            _outlive_dir(root), keep_last=keep_last, sync=sync, handle_signals=False
+        )
+        for step in range(1, STEPS + 1):
+            mark(f"BEGIN {step}")
+            ckpt.save(expected_state(step), step=step)
+            if sync:
+                mark(f"DURABLE {step}")
+            elif step > 1:
+                mark(f"DURABLE {step - 1}")  # this save() waited for the previous persist
+        ckpt.close()
+        mark(f"DURABLE {STEPS}")
+
+    return run
+
+
+def _load_outlive(root: Path) -> Loaded:
+    from outlive.ckpt import Checkpointer
+
+    restored = Checkpointer(_outlive_dir(root), handle_signals=False).load_latest()
+    return (None, None) if restored is None else (restored.step, restored.state)
+
+
+# -- unsafe peers --------------------------------------------------------------------------
+
+
+def _latest(root: Path) -> Path:
+    return root / "latest.pkl"
+
+
+def _run_pickle(root: Path, mark: Mark) -> None:
+    for step in range(1, STEPS + 1):
+        mark(f"BEGIN {step}")
+        with open(_latest(root), "wb") as f:
+            pickle.dump(expected_state(step), f, protocol=4)
+        mark(f"DURABLE {step}")
+
+
+def _run_rename(fsync_file: bool) -> Callable[[Path, Mark], None]:
+    def run(root: Path, mark: Mark) -> None:
+        for step in range(1, STEPS + 1):
+            mark(f"BEGIN {step}")
+            tmp = root / "latest.pkl.tmp"
+            with open(tmp, "wb") as f:
+                pickle.dump(expected_state(step), f, protocol=4)
+                if fsync_file:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, _latest(root))  # and no fsync of the directory
+            mark(f"DURABLE {step}")
+
+    return run
+
+
+def _load_pickle(root: Path) -> Loaded:
+    if not _latest(root).exists():
+        return None, None
+    with open(_latest(root), "rb") as f:
+        state = pickle.load(f)
+    return state["step"], state
+
+
+def _run_torch(root: Path, mark: Mark) -> None:
+    import torch  # type: ignore[import-not-found, unused-ignore]
+
+    for step in range(1, STEPS + 1):
+        mark(f"BEGIN {step}")
+        state = expected_state(step)
+        blob = torch.frombuffer(bytearray(state["blob"]), dtype=torch.uint8)
+        torch.save({"step": step, "blob": blob}, root / "latest.pt")
+        mark(f"DURABLE {step}")
+
+
+def _load_torch(root: Path) -> Loaded:
+    import torch  # type: ignore[import-not-found, unused-ignore]
+
+    if not (root / "latest.pt").exists():
+        return None, None
+    raw = torch.load(root / "latest.pt", weights_only=True)
+    return int(raw["step"]), {"step": int(raw["step"]), "blob": raw["blob"].numpy().tobytes()}
+
+
+WORKLOADS: Dict[str, Workload] = {
+    w.name: w
+    for w in (
+        Workload(
+            "outlive_sync",
+            "Checkpointer(sync=True), keep all",
+            _run_outlive(True, None),
+            _load_outlive,
+        ),
+        Workload(
+            "outlive_async",
+            "Checkpointer() two-phase save, background persist",
+            _run_outlive(False, None),
+            _load_outlive,
+        ),
+        Workload(
+            "outlive_prune",
+            "Checkpointer(sync=True, keep_last=1): each save prunes the one before",
+            _run_outlive(True, 1),
+            _load_outlive,
+        ),
+        Workload(
+            "pickle_latest",
+            "pickle.dump straight to latest.pkl",
+            _run_pickle,
+            _load_pickle,
+            safe=False,
+        ),
+        Workload(
+            "rename_no_fsync",
+            "pickle to a tmp file, rename over latest.pkl, no fsync",
+            _run_rename(False),
+            _load_pickle,
+            safe=False,
+        ),
+        Workload(
+            "rename_no_dir_fsync",
+            "tmp file, fsync, rename, but no fsync of the directory",
+            _run_rename(True),
+            _load_pickle,
+            safe=False,
+        ),
+        Workload(
+            "torch_save",
+            "torch.save straight to latest.pt",
+            _run_torch,
+            _load_torch,
+            safe=False,
+            needs=("torch",),
+        ),
+    )
+}
+
+
+def main(argv: list[str]) -> int:
+    """Run workload ``argv[0]`` in root ``argv[1]``, marking into file ``argv[2]``."""
+    name, root, marker = argv
+    fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def mark(line: str) -> None:
+        os.write(fd, (line + "\n").encode())
+
+    logging.basicConfig(level=logging.WARNING)
+    WORKLOADS[name].run(Path(root), mark)
+    os.close(fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
