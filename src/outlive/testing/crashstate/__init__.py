@@ -20,7 +20,8 @@ from outlive.testing.crashstate.model import CrashState, apply, crash_states, pe
 from outlive.testing.crashstate.ops import Image
 from outlive.testing.crashstate.recorder import Recording, record, record_ops, strace_missing
 from outlive.testing.crashstate.strace import LogError
-from outlive.testing.crashstate.workloads import WORKLOADS, Workload
+from outlive.testing.crashstate.workload import Workload
+from outlive.testing.crashstate.workloads import WORKLOADS
 
 __all__ = [
     "WORKLOADS",

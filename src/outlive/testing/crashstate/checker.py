@@ -21,7 +21,7 @@ from typing import Any, Dict, FrozenSet, Iterator, List, Sequence, Set, Tuple
 from outlive.testing.crashstate.model import crash_states
 from outlive.testing.crashstate.ops import Marker, Op
 from outlive.testing.crashstate.recorder import Recording
-from outlive.testing.crashstate.workloads import Loaded, Workload, expected_state
+from outlive.testing.crashstate.workload import Loaded, Workload, expected_state
 
 __all__ = ["Expectation", "Report", "check", "expectation", "judge"]
 
@@ -133,5 +133,7 @@ def _load(workload: Workload, image: Any, scratch: Path) -> Loaded | BaseExcepti
     image.materialize(target)
     try:
         return workload.load(target)
-    except Exception as exc:  # whatever a torn file makes the loader raise is the finding
-        return exc
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # whatever a torn file makes the loader raise is the finding
+        return exc  # (DCP's CheckpointException is a BaseException)

@@ -23,6 +23,7 @@ from outlive.testing.crashstate.model import apply
 from outlive.testing.crashstate.ops import Image, Op, snapshot
 from outlive.testing.crashstate.strace import TRACED, LogError, parse_log
 from outlive.testing.crashstate.tracker import Tracker
+from outlive.testing.crashstate.workloads import STEPS
 
 __all__ = ["STRING_LIMIT_BYTES", "Recording", "record", "record_ops", "strace_missing"]
 
@@ -59,7 +60,17 @@ def record_ops(argv: List[str], root: Path, marker: Path, log: Path) -> Recordin
     root = Path(os.path.realpath(root))
     initial, paths = snapshot(root)
     traced = ",".join("?" + name for name in TRACED.split(","))
-    command = ["strace", "-f", "-qq", "-y", "-xx", f"-s{STRING_LIMIT_BYTES}", "-o", str(log)]
+    command = [
+        "strace",
+        "-f",
+        "--seccomp-bpf",
+        "-qq",
+        "-y",
+        "-xx",
+        f"-s{STRING_LIMIT_BYTES}",
+        "-o",
+        str(log),
+    ]
     env = dict(os.environ, PYTHONPATH=_SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
     done = subprocess.run(
         [*command, "-e", f"trace={traced}", *argv], capture_output=True, text=True, env=env
@@ -78,17 +89,17 @@ def record_ops(argv: List[str], root: Path, marker: Path, log: Path) -> Recordin
             f"replaying the {len(tracker.ops)} recorded operations does not rebuild the tree "
             f"the run left in {root}: the recording is incomplete"
         )
-    return Recording(argv[-3] if len(argv) >= 3 else argv[0], initial, tracker.ops)
+    return Recording(" ".join(argv), initial, tracker.ops)
 
 
-def record(workload: str, workdir: Path | None = None) -> Recording:
-    """Record one of ``workloads.WORKLOADS`` in a fresh directory."""
+def record(workload: str, steps: int = STEPS, workdir: Path | None = None) -> Recording:
+    """Record one of ``workloads.WORKLOADS`` saving ``steps`` steps, in a fresh directory."""
     base = Path(tempfile.mkdtemp(prefix="outlive-powercut-", dir=workdir))
     try:
         root = base / "root"
         root.mkdir()
         argv = [sys.executable, "-m", "outlive.testing.crashstate.workloads", workload]
-        argv += [str(root), str(base / "markers")]
+        argv += [str(root), str(base / "markers"), str(steps)]
         recording = record_ops(argv, root, base / "markers", base / "strace.log")
         return Recording(workload, recording.initial, recording.ops)
     finally:

@@ -10,42 +10,17 @@ the way a restarted job would. Run one for the recorder with
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pickle
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Tuple
+from typing import Callable, Dict
 
-__all__ = ["STEPS", "WORKLOADS", "Loaded", "Workload", "expected_state", "main"]
+from outlive.testing.crashstate.workload import STEPS, Loaded, Mark, Workload, expected_state
+from outlive.testing.crashstate.workloads_dcp import DCP_WORKLOADS
 
-STEPS = 3
-_BLOB_BYTES = 6000  # a dozen sectors: room for torn writes
-
-Mark = Callable[[str], None]
-Loaded = Tuple[int | None, Any]  # (step, state as saved), (None, None) for "nothing to load"
-
-
-@dataclass(frozen=True)
-class Workload:
-    """A save path: ``run(root, mark)`` in the recorded process, ``load(root)`` on an image."""
-
-    name: str
-    description: str
-    run: Callable[[Path, Mark], None]
-    load: Callable[[Path], Loaded]
-    safe: bool = True  # outlive's (goal: no bad state) or an unsafe peer shown for contrast
-    needs: Tuple[str, ...] = ()
-
-
-def expected_state(step: int) -> Dict[str, Any]:
-    """The state every workload saves at ``step``: the content check compares against it."""
-    seed = hashlib.sha256(f"step {step}".encode()).digest()
-    blob = (seed * (_BLOB_BYTES // len(seed) + 1))[:_BLOB_BYTES]
-    return {"step": step, "blob": blob}
-
+__all__ = ["STEPS", "WORKLOADS", "main"]
 
 # -- outlive -------------------------------------------------------------------------------
 
@@ -54,14 +29,14 @@ def _outlive_dir(root: Path) -> Path:
     return root / "run" / "ckpt"  # created by the Checkpointer: ensure_directory is covered
 
 
-def _run_outlive(sync: bool, keep_last: int | None) -> Callable[[Path, Mark], None]:
-    def run(root: Path, mark: Mark) -> None:
+def _run_outlive(sync: bool, keep_last: int | None) -> Callable[[Path, Mark, int], None]:
+    def run(root: Path, mark: Mark, steps: int) -> None:
         from outlive.ckpt import Checkpointer
 
         ckpt = Checkpointer(
             _outlive_dir(root), keep_last=keep_last, sync=sync, handle_signals=False
         )
-        for step in range(1, STEPS + 1):
+        for step in range(1, steps + 1):
             mark(f"BEGIN {step}")
             ckpt.save(expected_state(step), step=step)
             if sync:
@@ -69,7 +44,7 @@ def _run_outlive(sync: bool, keep_last: int | None) -> Callable[[Path, Mark], No
             elif step > 1:
                 mark(f"DURABLE {step - 1}")  # this save() waited for the previous persist
         ckpt.close()
-        mark(f"DURABLE {STEPS}")
+        mark(f"DURABLE {steps}")
 
     return run
 
@@ -88,17 +63,17 @@ def _latest(root: Path) -> Path:
     return root / "latest.pkl"
 
 
-def _run_pickle(root: Path, mark: Mark) -> None:
-    for step in range(1, STEPS + 1):
+def _run_pickle(root: Path, mark: Mark, steps: int) -> None:
+    for step in range(1, steps + 1):
         mark(f"BEGIN {step}")
         with open(_latest(root), "wb") as f:
             pickle.dump(expected_state(step), f, protocol=4)
         mark(f"DURABLE {step}")
 
 
-def _run_rename(fsync_file: bool) -> Callable[[Path, Mark], None]:
-    def run(root: Path, mark: Mark) -> None:
-        for step in range(1, STEPS + 1):
+def _run_rename(fsync_file: bool) -> Callable[[Path, Mark, int], None]:
+    def run(root: Path, mark: Mark, steps: int) -> None:
+        for step in range(1, steps + 1):
             mark(f"BEGIN {step}")
             tmp = root / "latest.pkl.tmp"
             with open(tmp, "wb") as f:
@@ -120,10 +95,10 @@ def _load_pickle(root: Path) -> Loaded:
     return state["step"], state
 
 
-def _run_torch(root: Path, mark: Mark) -> None:
+def _run_torch(root: Path, mark: Mark, steps: int) -> None:
     import torch  # type: ignore[import-not-found, unused-ignore]
 
-    for step in range(1, STEPS + 1):
+    for step in range(1, steps + 1):
         mark(f"BEGIN {step}")
         state = expected_state(step)
         blob = torch.frombuffer(bytearray(state["blob"]), dtype=torch.uint8)
@@ -190,20 +165,22 @@ WORKLOADS: Dict[str, Workload] = {
             safe=False,
             needs=("torch",),
         ),
+        *DCP_WORKLOADS,
     )
 }
 
 
 def main(argv: list[str]) -> int:
-    """Run workload ``argv[0]`` in root ``argv[1]``, marking into file ``argv[2]``."""
-    name, root, marker = argv
+    """Run workload ``argv[0]`` in root ``argv[1]``, marking into file ``argv[2]``, saving
+    ``argv[3]`` steps."""
+    name, root, marker, steps = argv
     fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
     def mark(line: str) -> None:
         os.write(fd, (line + "\n").encode())
 
     logging.basicConfig(level=logging.WARNING)
-    WORKLOADS[name].run(Path(root), mark)
+    WORKLOADS[name].run(Path(root), mark, int(steps))
     os.close(fd)
     return 0
 
