@@ -23,7 +23,7 @@ from outlive.testing.crashstate.model import apply
 from outlive.testing.crashstate.ops import Image, Op, snapshot
 from outlive.testing.crashstate.strace import TRACED, LogError, parse_log
 from outlive.testing.crashstate.tracker import Tracker
-from outlive.testing.crashstate.workloads import STEPS
+from outlive.testing.crashstate.workload import STEPS
 
 __all__ = ["STRING_LIMIT_BYTES", "Recording", "record", "record_ops", "strace_missing"]
 
