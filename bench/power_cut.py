@@ -6,6 +6,7 @@ than one whose save had already returned (a committed save lost). Compared, side
   outlive_sync         Checkpointer(sync=True): tmp, fsync, rename, fsync dir; nested dir created
   outlive_async        Checkpointer() default two-phase save, background persist
   outlive_prune        Checkpointer(sync=True, keep_last=1): each save prunes the previous one
+  outlive_resume       a restarted job: resume, sweep a dead writer's tmp, keep_last=2 + best=1
   dcp_marker           DCP save into a step directory + outlive's durable commit marker (torch)
   pickle_latest        pickle.dump straight to latest.pkl
   rename_no_fsync      pickle to a tmp file, rename over latest.pkl
@@ -34,7 +35,7 @@ if str(REPO_SRC) not in sys.path:
 
 from outlive.testing.crashstate import WORKLOADS, Report, check, record, strace_missing  # noqa: E402
 
-QUICK = ("outlive_sync", "outlive_async", "outlive_prune", "dcp_marker")
+QUICK = ("outlive_sync", "outlive_async", "outlive_prune", "outlive_resume", "dcp_marker")
 QUICK_PEERS = ("pickle_latest", "rename_no_fsync", "rename_no_dir_fsync")
 FULL_PEERS = (*QUICK_PEERS, "torch_save", "dcp_no_marker", "dcp_marker_trusting_dcp")
 # (steps saved, random mixes per crash point): quick, full

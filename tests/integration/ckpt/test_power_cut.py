@@ -66,6 +66,10 @@ def test_outlive_pruning_never_costs_the_newest_committed_step_in_a_power_cut() 
     _assert_no_bad_state(_checked("outlive_prune", steps=4))
 
 
+def test_a_resumed_job_sweeping_stale_tmp_and_ranking_by_metric_survives_every_power_cut() -> None:
+    _assert_no_bad_state(_checked("outlive_resume", steps=4))
+
+
 def test_a_recording_that_misses_a_write_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()

@@ -49,6 +49,31 @@ def _run_outlive(sync: bool, keep_last: int | None) -> Callable[[Path, Mark, int
     return run
 
 
+def _run_outlive_resume(root: Path, mark: Mark, steps: int) -> None:
+    """A restarted job: an earlier run's checkpoint and a dead writer's tmp file are on disk,
+    it resumes, saves ranked by a metric (keep_last=2, keep_best=1) and sweeps the stale tmp."""
+    from outlive.ckpt import Checkpointer, fmt
+
+    first = Checkpointer(
+        _outlive_dir(root), keep_last=2, keep_best=1, sync=True, handle_signals=False
+    )
+    mark("BEGIN 1")
+    first.save(expected_state(1), step=1, metric=1.0)
+    mark("DURABLE 1")
+    first.close()
+    stale = fmt.tmp_name(fmt.checkpoint_name(2), 2**22 + 1, "dead")  # above pid_max: dead
+    (_outlive_dir(root) / stale).write_bytes(b"a torn write of an earlier incarnation")
+    ckpt = Checkpointer(
+        _outlive_dir(root), keep_last=2, keep_best=1, sync=True, handle_signals=False
+    )
+    restored = ckpt.load_latest()
+    for step in range(restored.step + 1 if restored else 1, steps + 1):
+        mark(f"BEGIN {step}")
+        ckpt.save(expected_state(step), step=step, metric=float(step % 3))  # best: not newest
+        mark(f"DURABLE {step}")
+    ckpt.close()
+
+
 def _load_outlive(root: Path) -> Loaded:
     from outlive.ckpt import Checkpointer
 
@@ -134,6 +159,12 @@ WORKLOADS: Dict[str, Workload] = {
             "outlive_prune",
             "Checkpointer(sync=True, keep_last=1): each save prunes the one before",
             _run_outlive(True, 1),
+            _load_outlive,
+        ),
+        Workload(
+            "outlive_resume",
+            "a restarted job: resume, sweep a dead writer's tmp, keep_last=2 + keep_best=1",
+            _run_outlive_resume,
             _load_outlive,
         ),
         Workload(
