@@ -1,5 +1,9 @@
 """Sharded (PyTorch DCP) saves: one directory per step, committed by a marker written last.
 
+``outlive_dcp``  outlive's ``DistributedCheckpointer(mode="sharded")`` (the ``dist_commit``
+                 protocol: DCP save, every file described and fsynced, marker last, pruning with
+                 keep_last=2), world size 1 over gloo; ``outlive_dcp_async`` the same with
+                 ``async_save=True``. Loaded with ``load_latest_sharded`` (marker, sizes, CRCs).
 ``dcp_marker``   ``torch.distributed.checkpoint.save`` into ``step-N.dcp/``, then every file in
                  it fsynced again, the directory and its parent fsynced, and a ``COMMIT`` marker
                  committed with outlive's durable write (tmp, fsync, rename, fsync dir); the
@@ -89,6 +93,55 @@ def _run(with_marker: bool, refsync: bool) -> Any:
     return run
 
 
+def _init_gloo(store_path: str | None = None) -> None:
+    """World size 1 over gloo: in the recorded process a file store (outside the root), in the
+    checker's process a hash store, set up once."""
+    dist: Any = importlib.import_module("torch.distributed")
+    if dist.is_initialized():
+        return
+    store = dist.FileStore(store_path, 1) if store_path else dist.HashStore()
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+
+
+def _run_outlive_dcp(async_save: bool) -> Any:
+    def run(root: Path, mark: Mark, steps: int) -> None:
+        from outlive.ckpt.integrations.distributed import DistributedCheckpointer
+
+        _init_gloo(str(root.parent / "gloo-store"))
+        ckpt = DistributedCheckpointer(
+            _dcp_dir(root),
+            mode="sharded",
+            keep_last=2,
+            async_save=async_save,
+            handle_signals=False,
+        )
+        for step in range(1, steps + 1):
+            mark(f"BEGIN {step}")
+            ckpt.save(_tensors(step), step=step)
+            ckpt.flush()  # async: the marker is written once the future is done
+            mark(f"DURABLE {step}")
+        ckpt.close()
+
+    return run
+
+
+def _load_outlive_dcp(root: Path) -> Loaded:
+    from outlive.ckpt.integrations.dist_sharded import load_latest_sharded
+
+    _init_gloo()
+    template = _tensors(0)
+    template["blob"] = template["blob"].clone().zero_()
+    # group=None (the documented default) fails in get_global_rank: pass the world explicitly
+    world = importlib.import_module("torch.distributed").group.WORLD
+    step = load_latest_sharded(template, _dcp_dir(root), group=world, checksums=True)
+    if step is None:
+        return None, None
+    return int(template["step"]), {
+        "step": int(template["step"]),
+        "blob": template["blob"].numpy().tobytes(),
+    }
+
+
 def _steps_newest_first(directory: Path) -> List[Tuple[int, Path]]:
     if not directory.is_dir():
         return []
@@ -128,6 +181,20 @@ def _load_metadata(root: Path) -> Loaded:
 
 
 DCP_WORKLOADS = (
+    Workload(
+        "outlive_dcp",
+        "DistributedCheckpointer(mode='sharded', keep_last=2): DCP + commit marker",
+        _run_outlive_dcp(False),
+        _load_outlive_dcp,
+        needs=("torch",),
+    ),
+    Workload(
+        "outlive_dcp_async",
+        "the same with async_save=True (dcp.async_save, marker once the future is done)",
+        _run_outlive_dcp(True),
+        _load_outlive_dcp,
+        needs=("torch",),
+    ),
     Workload(
         "dcp_marker",
         "DCP save into a step directory, then a commit marker (outlive's durable write)",
