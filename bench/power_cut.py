@@ -7,10 +7,16 @@ than one whose save had already returned (a committed save lost). Compared, side
   outlive_async        Checkpointer() default two-phase save, background persist
   outlive_prune        Checkpointer(sync=True, keep_last=1): each save prunes the previous one
   outlive_resume       a restarted job: resume, sweep a dead writer's tmp, keep_last=2 + best=1
-  dcp_marker           DCP save into a step directory + outlive's durable commit marker (torch)
+  outlive_dcp          DistributedCheckpointer(mode="sharded", keep_last=2), gloo world size 1:
+                       DCP save + the dist_commit marker protocol (torch)
+  outlive_dcp_async    the same with async_save=True (full run only)
+  dcp_marker           DCP save + every file fsynced again + a COMMIT marker written with
+                       outlive's durable write (the protocol in a dozen lines; full run only)
   pickle_latest        pickle.dump straight to latest.pkl
   rename_no_fsync      pickle to a tmp file, rename over latest.pkl
   rename_no_dir_fsync  tmp file, fsync, rename, no directory fsync
+  outlive_mutant_no_dir_fsync  outlive's commit with its directory fsync patched out: the checker
+                       must catch it (the regression a refactor could bring)
   torch_save, dcp_no_marker, dcp_marker_trusting_dcp  (full run only: torch under strace is slow)
 
     python bench/power_cut.py [--quick] [--seed N]
@@ -35,12 +41,18 @@ if str(REPO_SRC) not in sys.path:
 
 from outlive.testing.crashstate import WORKLOADS, Report, check, record, strace_missing  # noqa: E402
 
-QUICK = ("outlive_sync", "outlive_async", "outlive_prune", "outlive_resume", "dcp_marker")
-QUICK_PEERS = ("pickle_latest", "rename_no_fsync", "rename_no_dir_fsync")
+QUICK = ("outlive_sync", "outlive_async", "outlive_prune", "outlive_resume", "outlive_dcp")
+FULL = (*QUICK, "outlive_dcp_async", "dcp_marker")
+QUICK_PEERS = (
+    "pickle_latest",
+    "rename_no_fsync",
+    "rename_no_dir_fsync",
+    "outlive_mutant_no_dir_fsync",
+)
 FULL_PEERS = (*QUICK_PEERS, "torch_save", "dcp_no_marker", "dcp_marker_trusting_dcp")
 # (steps saved, random mixes per crash point): quick, full
 SIZES = {True: (3, 4), False: (5, 16)}
-DCP_STEPS = {True: 1, False: 3}  # each DCP step is ~20 crash points of several files
+DCP_STEPS = {True: 1, False: 3}  # each DCP step is ~25 crash points of several files
 
 
 def _available(name: str) -> bool:
@@ -71,12 +83,12 @@ def main(argv: List[str] | None = None) -> int:
         return 2
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     steps, mixes = SIZES[args.quick]
-    names = [n for n in QUICK if _available(n)]
+    names = [n for n in (QUICK if args.quick else FULL) if _available(n)]
     peers = [n for n in (QUICK_PEERS if args.quick else FULL_PEERS) if _available(n)]
 
     results: Dict[str, Tuple[Report, float]] = {}
     for name in names + peers:
-        n_steps = DCP_STEPS[args.quick] if name.startswith("dcp") else steps
+        n_steps = DCP_STEPS[args.quick] if "dcp" in name else steps
         results[name] = run(name, n_steps, mixes, seed)
 
     load = os.getloadavg()

@@ -54,6 +54,11 @@ def test_rename_without_a_directory_fsync_loses_a_save_that_had_returned() -> No
     assert report.reasons["committed step lost: an older step loaded"] > 0, report.reasons
 
 
+def test_outlive_without_its_directory_fsync_would_lose_a_returned_save() -> None:
+    report = _checked("outlive_mutant_no_dir_fsync")
+    assert report.reasons["committed step lost: an older step loaded"] > 0, report.reasons
+
+
 def test_outlive_sync_saves_survive_every_power_cut() -> None:
     _assert_no_bad_state(_checked("outlive_sync"))
 
@@ -85,9 +90,10 @@ def test_a_recording_that_misses_a_write_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_dcp_step_directory_with_a_commit_marker_survives_every_power_cut() -> None:
+def test_sharded_dcp_saves_with_the_commit_marker_survive_every_power_cut() -> None:
     pytest.importorskip("torch")
-    _assert_no_bad_state(_checked("dcp_marker", steps=2))
+    # DistributedCheckpointer(mode="sharded", keep_last=2): the third save prunes the first
+    _assert_no_bad_state(_checked("outlive_dcp", steps=3))
     # DCP's own fsync of .metadata precedes its bytes (torch 2.13): trusting it is not enough
     trusting = _checked("dcp_marker_trusting_dcp", steps=1)
     assert trusting.bad > 0, trusting

@@ -74,6 +74,14 @@ def _run_outlive_resume(root: Path, mark: Mark, steps: int) -> None:
     ckpt.close()
 
 
+def _run_outlive_mutant(root: Path, mark: Mark, steps: int) -> None:
+    """outlive with the directory fsync after the rename removed: the checker must object."""
+    from outlive.ckpt import durable
+
+    durable.fsync_directory = lambda directory: None
+    _run_outlive(True, None)(root, mark, steps)
+
+
 def _load_outlive(root: Path) -> Loaded:
     from outlive.ckpt import Checkpointer
 
@@ -166,6 +174,13 @@ WORKLOADS: Dict[str, Workload] = {
             "a restarted job: resume, sweep a dead writer's tmp, keep_last=2 + keep_best=1",
             _run_outlive_resume,
             _load_outlive,
+        ),
+        Workload(
+            "outlive_mutant_no_dir_fsync",
+            "outlive's commit with its directory fsync removed (proves the checker would see it)",
+            _run_outlive_mutant,
+            _load_outlive,
+            safe=False,
         ),
         Workload(
             "pickle_latest",
