@@ -96,12 +96,12 @@ def main(argv: List[str] | None = None) -> int:
         f"power-cut crash states, seed {seed}, {mixes} random mixes per crash point, "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
-    print(f"{'workload':<24} {'kind':<8} {'ops':>5} {'states':>7} {'bad':>6}  {'time s':>6}  worst")
+    print(f"{'workload':<28} {'kind':<8} {'ops':>5} {'states':>7} {'bad':>6}  {'time s':>6}  worst")
     for name, (report, elapsed_s) in results.items():
         kind = "outlive" if WORKLOADS[name].safe else "unsafe"
         worst = report.reasons.most_common(1)[0][0] if report.reasons else "-"
         print(
-            f"{name:<24} {kind:<8} {report.ops:>5} {report.states:>7} {report.bad:>6}  "
+            f"{name:<28} {kind:<8} {report.ops:>5} {report.states:>7} {report.bad:>6}  "
             f"{elapsed_s:>6.1f}  {worst}"
         )
     for name in names:
