@@ -82,3 +82,25 @@ def test_a_crash_before_any_operation_leaves_the_initial_disk() -> None:
     initial = Image(entries={(0, "keep"): 1}, data={1: bytearray(b"old")})
     ops = _write_then_rename(fsync_file=True, fsync_dir=True)
     assert _views(list(crash_states(initial, ops)), prefix=0) == {(("keep", b"old"),)}
+
+
+def _hex(text: str) -> str:
+    return "".join(f"\\x{b:02x}" for b in text.encode())
+
+
+def test_strace_lines_split_by_another_thread_are_joined_and_decoded() -> None:
+    from outlive.testing.crashstate.strace import Fd, parse_log
+
+    fd = f"3<{_hex('/r/a b')}>"
+    lines = [
+        f'11 write({fd}, "{_hex("he")}", 2 <unfinished ...>\n',
+        f'12 writev({fd}, [{{iov_base="{_hex("x,y")}", iov_len=3}}, '
+        f'{{iov_base="{_hex("z")}", iov_len=1}}], 2) = 4\n',
+        "11 <... write resumed>) = 2\n",
+        f'11 openat(AT_FDCWD<{_hex("/r")}>, "{_hex("/r/no")}", O_RDONLY) = -1 ENOENT (No such)\n',
+        "11 +++ exited with 0 +++\n",
+    ]
+    calls = list(parse_log(lines))
+    assert [(c.tid, c.name, c.ret) for c in calls] == [(12, "writev", 4), (11, "write", 2)]
+    assert calls[0].args[:2] == (Fd(3, "/r/a b"), b"x,yz")
+    assert calls[1].args[:2] == (Fd(3, "/r/a b"), b"he")

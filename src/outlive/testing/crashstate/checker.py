@@ -17,10 +17,10 @@ import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, Iterator, List, Sequence, Set, Tuple
+from typing import Dict, FrozenSet, Iterator, List, Sequence, Set, Tuple
 
 from outlive.testing.crashstate.model import crash_states
-from outlive.testing.crashstate.ops import Marker, Op
+from outlive.testing.crashstate.ops import Image, Marker, Op
 from outlive.testing.crashstate.recorder import Recording
 from outlive.testing.crashstate.workload import Loaded, Workload, expected_state
 
@@ -129,7 +129,7 @@ def check(
     return report
 
 
-def _load(workload: Workload, image: Any, scratch: Path) -> Loaded | BaseException:
+def _load(workload: Workload, image: Image, scratch: Path) -> Loaded | BaseException:
     target = scratch / "root"
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir()
