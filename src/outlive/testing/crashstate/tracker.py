@@ -217,9 +217,12 @@ class Tracker:
         if not isinstance(fd, Fd):
             return
         rel = self._rel(fd.path)
-        if rel is not None:
-            desc = self._desc(fd)
-            self.ops.append(Fsync(desc.ino if desc is not None else self._paths[rel]))
+        if rel is None:
+            return
+        desc = self._desc(fd)
+        ino = desc.ino if desc is not None else self._paths.get(rel)
+        if ino is not None:  # None: an unlinked file ("path (deleted)"), unreachable on any disk
+            self.ops.append(Fsync(ino))
 
     _on_fdatasync = _on_fsync
 
