@@ -14,6 +14,8 @@ Scenarios (``spec["scenario"]``):
           step and whether this rank's shards equal ``expected`` for that step
   plain   the peer: ``dcp.save`` into step-N directories, no marker, on every step
   plain_check  (one process) load the newest step-N directory of ``plain`` like a naive resume
+  script  run the file ``spec["script"]`` as ``__main__`` with torchrun's variables (RANK, ...)
+  no_init build a DistributedCheckpointer without a process group: the error it raises
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import runpy
 import signal
 import traceback
 from datetime import timedelta
@@ -189,28 +192,38 @@ def _plain(spec: Dict[str, Any], rank: int, world: int, mesh: Any) -> int:
     root = Path(spec["dir"])
     _write(Path(spec["out"]), f"ready-{rank}.json", {"step": 0, "pid": os.getpid()})
     step = 0
-    while True:
+    while step < int(spec.get("steps", 10**9)):
         update(_local(state["w"]), _local(state["m"]), state["gen"], _rows(rank, world))
         step += 1
         dcp_save(_view(state), checkpoint_id=str(root / f"step-{step:012d}"))
+        if rank == 0:
+            with open(Path(spec["out"]) / "saved.txt", "a") as f:
+                f.write(f"{step}\n")
+    return 0
 
 
-def plain_check(spec: Dict[str, Any]) -> Dict[str, Any]:
-    """A naive resume of the peer: the newest step-N directory, loaded in one process."""
-    root = Path(spec["dir"])
-    dirs = sorted(p for p in root.iterdir() if p.name.startswith("step-")) if root.exists() else []
-    if not dirs:
-        return {"status": "missing", "step": None}
-    latest = dirs[-1]
+def _load_plain(spec: Dict[str, Any], latest: Path) -> str:
     step = int(latest.name.split("-")[1])
     w, m, rng = expected(spec, step)
     view = {"w": torch.zeros_like(w), "m": torch.zeros_like(m), "rng": torch.zeros_like(rng)}
     try:
         dcp_load(view, checkpoint_id=str(latest), no_dist=True)
     except BaseException:  # whatever a partial directory makes DCP raise
-        return {"status": "unloadable", "step": step}
+        return "unloadable"
     same = all(torch.equal(view[k], v) for k, v in (("w", w), ("m", m), ("rng", rng)))
-    return {"status": "ok" if same else "corrupt", "step": step}
+    return "ok" if same else "corrupt"
+
+
+def plain_check(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """Two resumes of the peer, in one process: the newest step-N directory (a script that globs
+    for it), and the newest one that has DCP's ``.metadata`` (a careful script)."""
+    root = Path(spec["dir"])
+    dirs = sorted(p for p in root.iterdir() if p.name.startswith("step-")) if root.exists() else []
+    with_metadata = [d for d in dirs if (d / ".metadata").exists()]
+    return {
+        "status": _load_plain(spec, dirs[-1]) if dirs else "missing",
+        "metadata_status": _load_plain(spec, with_metadata[-1]) if with_metadata else "missing",
+    }
 
 
 SCENARIOS = {"train": _train, "verify": _verify, "plain": _plain}
@@ -220,6 +233,16 @@ def run_rank(spec: Dict[str, Any], rank: int, world: int, port: int) -> int:
     """Join the group on 127.0.0.1:``port`` and run ``spec["scenario"]``; the exit status."""
     if spec["scenario"] == "plain_check":
         _write(Path(spec["out"]), "plain_check.json", plain_check(spec))
+        return 0
+    if spec["scenario"] == "script":  # a user's script, as torchrun would start it
+        os.environ.update(
+            RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+            WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world), **spec.get("env", {}),
+        )  # fmt: skip
+        try:
+            runpy.run_path(spec["script"], run_name="__main__")
+        except SystemExit as exc:
+            return int(exc.code or 0)
         return 0
     if spec["scenario"] == "no_init":  # the sentence a job gets without init_process_group
         try:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Callable
 
 import pytest
 
 import outlive
+from outlive.testing.dist_ckpt import Zygote
 
 SRC_DIR = str(Path(outlive.__file__).resolve().parents[1])
 
@@ -34,3 +36,10 @@ def child_env() -> Callable[..., dict[str, str]]:
 def _offline_hub(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def zygote() -> Iterator[Zygote]:
+    """One process with torch imported that forks the ranks of each torch.distributed group."""
+    with Zygote() as z:
+        yield z

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 
 pytest.importorskip("torch", reason="torch is not installed: uv sync --group ml")
 
+from outlive.ckpt import directory
 from outlive.ckpt.integrations import dist_commit
 from outlive.testing.dist_ckpt import (
     PEER_LOST_EXIT,
@@ -27,12 +27,6 @@ from outlive.testing.dist_ckpt import (
 pytestmark = pytest.mark.slow
 
 REQUEUE = 75
-
-
-@pytest.fixture(scope="module")
-def zygote() -> Iterator[Zygote]:
-    with Zygote() as z:
-        yield z
 
 
 def _spec(tmp_path: Path, **over: Any) -> dict[str, Any]:
@@ -50,19 +44,28 @@ def _spec(tmp_path: Path, **over: Any) -> dict[str, Any]:
     return spec
 
 
-def _kill_loop(zygote: Zygote, spec: dict[str, Any], rounds: int, seed: int) -> list[int]:
+def _committed(spec: dict[str, Any]) -> list[int]:
+    """The steps committed on disk: step directories with a marker, or DDP's single files."""
+    if spec.get("mode") == "replicated":
+        return sorted(directory.committed_steps(Path(spec["dir"])))
+    return dist_commit.committed_steps(Path(spec["dir"]))
+
+
+def _kill_loop(
+    zygote: Zygote, spec: dict[str, Any], rounds: int, seed: int, world: int = 3
+) -> list[int]:
     rng = random.Random(seed)
     loaded: list[int] = []
     for _ in range(rounds):
-        killed = kill_round(zygote, 3, spec, rng, window_s=0.6)
+        killed = kill_round(zygote, world, spec, rng, window_s=0.6)
         codes = killed["codes"]
         assert codes[killed["victim"]] == -signal.SIGKILL
         survivors = [c for r, c in enumerate(codes) if r != killed["victim"]]
-        assert survivors == [PEER_LOST_EXIT] * 2, f"survivors did not exit cleanly: {codes}"
+        assert survivors == [PEER_LOST_EXIT] * (world - 1), f"survivors did not exit: {codes}"
         check = verify_round(zygote, rng.choice([2, 3, 4]), spec)
         assert check["ok"], f"a bad load after {killed}: {check}"
         assert check["step"] is not None and check["step"] >= killed["committed"], check
-        assert check["step"] in dist_commit.committed_steps(Path(spec["dir"]))
+        assert check["step"] in _committed(spec)
         loaded.append(check["step"])
     return loaded
 
@@ -78,6 +81,14 @@ def test_async_saves_with_a_rank_sigkilled_never_leave_a_bad_load(
     zygote: Zygote, tmp_path: Path
 ) -> None:
     loaded = _kill_loop(zygote, _spec(tmp_path, **{"async": True}), rounds=2, seed=1805)
+    assert loaded == sorted(loaded)
+
+
+def test_ddp_mode_with_a_rank_sigkilled_never_leaves_a_bad_load(
+    zygote: Zygote, tmp_path: Path
+) -> None:
+    spec = _spec(tmp_path, mode="replicated")
+    loaded = _kill_loop(zygote, spec, rounds=2, seed=1806, world=2)
     assert loaded == sorted(loaded)
 
 
@@ -104,12 +115,14 @@ def uninterrupted_digest(zygote: Zygote, tmp_path_factory: pytest.TempPathFactor
     return str(final["digest"])
 
 
-@pytest.mark.parametrize("mode", ["sharded", "replicated"])
+@pytest.mark.parametrize("mode", ["sharded", "sharded-async", "replicated"])
 def test_one_ranks_sigterm_makes_every_rank_save_the_same_step_and_resume_bit_identical(
     zygote: Zygote, tmp_path: Path, uninterrupted_digest: str, mode: str
 ) -> None:
-    world = 3 if mode == "sharded" else 2
-    base = _spec(tmp_path, steps=12, save_every=1000, mode=mode)
+    world = 2 if mode == "replicated" else 3
+    base = _spec(
+        tmp_path, steps=12, save_every=1000, mode=mode.split("-")[0], **{"async": "async" in mode}
+    )
     preempted = dict(base, term_rank=world - 1, term_at=5, out=str(tmp_path / "first"))
     assert zygote.run(world, preempted) == [REQUEUE] * world
     steps = [read_json(tmp_path / "first" / f"preempt-{r}.json") for r in range(world)]

@@ -9,21 +9,25 @@ valid commit marker; the marker is written last, by rank 0, after every rank's f
         .metadata                           DCP's index, written by the coordinator (rank 0)
         outlive-commit.json                 the marker: MARKER_NAME, written last
 
-The order of a save (``outlive.ckpt.integrations.distributed`` runs it; anything that follows it
-gets the same guarantee):
+The order of a save (``dist_sharded.save_sharded`` runs it; anything that follows it gets the
+same guarantee). "fsync" is os.fsync of the file or directory named:
 
-1. rank 0 removes a leftover directory of that step (marker first, then the rest) and creates it;
-   all ranks meet at a barrier.
-2. every rank writes its shards (DCP ``FileSystemWriter(sync_files=True)`` fsyncs each file), the
-   coordinator writes ``.metadata`` (tmp, fsync, rename);
-3. every rank fsyncs its own files again (cheap: already clean) and describes them:
-   name → {size, crc32} (``describe``); the descriptions are gathered on rank 0, which is the
-   barrier that says every rank's shards are durable;
-4. rank 0 fsyncs the step directory (the files' entries and the ``.metadata`` rename) and its
-   parent (the step directory's own entry), then commits the marker (``write_marker``: tmp file,
-   fsync, rename, fsync the step directory);
-5. only then may older steps be pruned (``prune``): never the newest committed one, and each
-   pruned directory loses its marker (and the directory entry is synced) before its shards.
+1. rank 0: if ``step-N.dcp/`` exists without a valid marker, remove it (unlink the marker if any,
+   fsync step-N.dcp/, rmtree, fsync <directory>), then mkdir it; every rank waits for rank 0's
+   verdict (a broadcast), so nobody writes into a directory being removed.
+2. every rank: DCP ``FileSystemWriter(sync_files=True)`` writes ``__<rank>_<i>.distcp`` and
+   fsyncs each before closing it; the coordinator (rank 0) writes ``.metadata`` as a tmp file,
+   fsyncs it and renames it (checked in torch 2.13's ``filesystem.py``; DCP syncs no directory).
+3. every rank: fsync its own ``__<rank>_*`` files again (already clean: cheap; rank 0 also
+   ``.metadata``) and describe them as name → {size, crc32} (``describe``); all_gather the
+   descriptions. Returning from this gather is the barrier: every rank's shards are durable.
+4. rank 0: check that every file ``.metadata`` refers to is described; fsync step-N.dcp/ (the
+   shards' entries and the ``.metadata`` rename), fsync <directory> (step-N.dcp's own entry);
+   then ``write_marker``: write ``.outlive-commit.json.tmp-<pid>-<hex>``, fsync it, rename it to
+   ``outlive-commit.json``, fsync step-N.dcp/. The step is committed from this rename on.
+5. rank 0: ``prune`` older steps; rank 0 broadcasts its verdict and every rank returns.
+   Retention never removes the newest committed step, nor anything newer than it (a save in
+   flight), and removes each pruned directory's marker (synced) before its shards.
 
 A reader (``committed_steps``, ``marker_holds``) trusts a step only if its marker parses, names
 that step, and every file it lists exists with that size (and that CRC-32 when asked). A power cut

@@ -14,7 +14,8 @@ The protocol (which files, which order, which fsyncs) is in ``dist_commit``. Res
 world size works as DCP reshards: build ``state`` for the new world (DTensors on the new mesh) and
 load into it. The collectives run on ``group`` (any group with a CPU backend: gloo); one that
 fails because a rank died or timed out raises PeerLostError, and every committed step stays
-loadable.
+loadable. torch is imported inside the functions, not by this module: it ships with the job
+library, which imports without torch.
 """
 
 from __future__ import annotations
@@ -25,14 +26,6 @@ import os
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Sequence
-
-import torch
-import torch.distributed as dist
-from torch.distributed.checkpoint.api import CheckpointException
-from torch.distributed.checkpoint.filesystem import FileSystemReader, FileSystemWriter
-from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
-from torch.distributed.checkpoint.state_dict_saver import async_save as dcp_async_save
-from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
 
 from outlive.ckpt.directory import ensure_directory
 from outlive.ckpt.integrations.dist_commit import (
@@ -68,12 +61,17 @@ class PeerLostError(CheckpointError):
 
 
 def _rank(group: Any) -> int:
+    import torch.distributed as dist
+
     return int(dist.get_rank(group))
 
 
 @contextlib.contextmanager
 def collective(what: str, directory: Path) -> Iterator[None]:
     """Turn a failed collective (a dead or stuck rank) into PeerLostError with what to do."""
+    import torch.distributed as dist
+    from torch.distributed.checkpoint.api import CheckpointException
+
     try:
         yield
     except (RuntimeError, CheckpointException) as exc:
@@ -88,6 +86,9 @@ def collective(what: str, directory: Path) -> Iterator[None]:
 
 def agree_max(values: Sequence[int], group: Any) -> List[int]:
     """Element-wise MAX of ``values`` over the ranks of ``group`` (one small all_reduce)."""
+    import torch
+    import torch.distributed as dist
+
     tensor = torch.tensor(list(values), dtype=torch.int64)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX, group=group)
     return [int(v) for v in tensor.tolist()]
@@ -95,6 +96,8 @@ def agree_max(values: Sequence[int], group: Any) -> List[int]:
 
 def broadcast_from_zero(value: Any, group: Any) -> Any:
     """Rank 0's ``value`` on every rank of ``group``."""
+    import torch.distributed as dist
+
     box = [value]
     dist.broadcast_object_list(box, src=dist.get_global_rank(group, 0), group=group)
     return box[0]
@@ -127,6 +130,8 @@ def prepare_step(directory: Path, step: int, group: Any = None) -> bool:
 
 def _check_covered(step_dir: Path, files: Dict[str, Any]) -> None:
     """Every file DCP's index refers to must be in the marker's list."""
+    from torch.distributed.checkpoint.filesystem import FileSystemReader
+
     reader = FileSystemReader(str(step_dir))
     metadata = reader.read_metadata()
     storage = metadata.storage_data or {}
@@ -145,16 +150,25 @@ def commit_step(
     metric: float | None = None,
 ) -> Path:
     """Steps 3-5 once every rank's DCP save of ``step`` returned: describe, marker, prune."""
+    import torch.distributed as dist
+
     step_dir = directory / step_dir_name(step)
     rank = _rank(group)
     world = int(dist.get_world_size(group))
-    own = [name for name in os.listdir(step_dir) if name.startswith(f"__{rank}_")]
-    if rank == 0:
-        own.append(METADATA_NAME)
-    entries = describe(step_dir, own)
+    # Each rank's files, or why they cannot be described: a failure here must reach every rank
+    # through the gather rather than leave the others waiting in it.
+    entries: Dict[str, Any] | str
+    try:
+        own = [name for name in os.listdir(step_dir) if name.startswith(f"__{rank}_")]
+        entries = describe(step_dir, own + ([METADATA_NAME] if rank == 0 else []))
+    except OSError as exc:
+        entries = f"rank {rank} cannot sync its files in {step_dir}: {exc}"
     gathered: List[Any] = [None] * world
     with collective(f"committing checkpoint step {step}", directory):
         dist.all_gather_object(gathered, entries, group=group)
+    failures = [part for part in gathered if isinstance(part, str)]
+    if failures:
+        raise CheckpointError(f"checkpoint step {step} was not committed: {failures[0]}")
     error: str | None = None
     if rank == 0:
         files: Dict[str, Any] = {}
@@ -173,6 +187,8 @@ def commit_step(
 
 
 def _writer(step_dir: Path) -> Any:
+    from torch.distributed.checkpoint.filesystem import FileSystemWriter
+
     # sync_files: DCP fsyncs each shard file and the .metadata before its rename.
     return FileSystemWriter(
         str(step_dir), single_file_per_rank=True, sync_files=True, overwrite=True
@@ -189,6 +205,8 @@ def save_sharded(
     metric: float | None = None,
 ) -> Path:
     """Save ``state`` with DCP as ``step`` and commit it; every rank calls it; returns the dir."""
+    from torch.distributed.checkpoint.state_dict_saver import save as dcp_save
+
     root = Path(directory).absolute()
     step_dir = root / step_dir_name(step)
     if prepare_step(root, step, group):
@@ -200,6 +218,8 @@ def save_sharded(
 
 def start_async_save(state: Dict[str, Any], root: Path, step: int, group: Any) -> Any:
     """``dcp.async_save`` into the step directory (after prepare_step); returns its future."""
+    from torch.distributed.checkpoint.state_dict_saver import async_save as dcp_async_save
+
     response = dcp_async_save(
         state, storage_writer=_writer(root / step_dir_name(step)), process_group=group
     )
@@ -208,6 +228,8 @@ def start_async_save(state: Dict[str, Any], root: Path, step: int, group: Any) -
 
 def _verify_share(step_dir: Path, group: Any, checksums: bool) -> bool:
     """Each rank checks every world-th listed file; true only if all ranks' shares hold."""
+    import torch.distributed as dist
+
     rank, world = _rank(group), int(dist.get_world_size(group))
     doc = read_marker(step_dir)
     ok = doc is not None
@@ -230,6 +252,10 @@ def load_latest_sharded(
     with ``checksums``, CRC-32); others are skipped with a warning. A committed step that DCP
     cannot load into ``state`` (other keys or shapes) raises CheckpointError.
     """
+    from torch.distributed.checkpoint.api import CheckpointException
+    from torch.distributed.checkpoint.filesystem import FileSystemReader
+    from torch.distributed.checkpoint.state_dict_loader import load as dcp_load
+
     root = Path(directory).absolute()
     candidates: List[int] = []
     if _rank(group) == 0:

@@ -42,9 +42,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Dict, List, NoReturn, Type
 
-import torch.distributed as dist
-from torch.distributed.checkpoint.api import CheckpointException
-
 from outlive.ckpt import fmt
 from outlive.ckpt.cadence import Cadence
 from outlive.ckpt.core import CKPT_DIR_ENV, DEFAULT_DIRECTORY, REQUEUE_EXIT_CODE, Checkpointer
@@ -97,6 +94,8 @@ class DistributedCheckpointer:
         agree_every: int = 1,
         checksums: bool = True,
     ) -> None:
+        import torch.distributed as dist  # here, not at import: this file ships without torch
+
         if not (dist.is_available() and dist.is_initialized()):
             raise CheckpointError(
                 "torch.distributed is not initialized; call init_process_group on every rank "
@@ -147,7 +146,7 @@ class DistributedCheckpointer:
 
     @property
     def mode(self) -> str:
-        """ "sharded" or "replicated"."""
+        """The mode: sharded (DCP) or replicated (DDP, rank 0 writes)."""
         return self._mode
 
     @property
@@ -290,6 +289,8 @@ class DistributedCheckpointer:
         pending, self._pending = self._pending, None
         if pending is None:
             return
+        from torch.distributed.checkpoint.api import CheckpointException
+
         step, future, started, metric = pending
         error: str | None = None
         try:
@@ -308,6 +309,8 @@ class DistributedCheckpointer:
         self._cadence.record_persist(time.perf_counter() - started)
 
     def _gather(self, value: Any) -> List[Any]:
+        import torch.distributed as dist
+
         out: List[Any] = [None] * self.world_size
         dist.all_gather_object(out, value, group=self._group)
         return out
