@@ -13,6 +13,7 @@ command -v slurmctld >/dev/null || need_pkgs+=(slurm-wlm)
 command -v munged >/dev/null || need_pkgs+=(munge)
 command -v etcd >/dev/null || need_pkgs+=(etcd-server)
 command -v openssl >/dev/null || need_pkgs+=(openssl)
+command -v strace >/dev/null || need_pkgs+=(strace)  # the power-cut crash-state tests
 # the dashboard's browser tests (tests/integration/ui): the system Chromium, driven by Playwright
 browser_pkgs=()
 [ -x /usr/bin/chromium ] || browser_pkgs+=(chromium)
