@@ -99,7 +99,10 @@ def broadcast_from_zero(value: Any, group: Any) -> Any:
     import torch.distributed as dist
 
     box = [value]
-    dist.broadcast_object_list(box, src=dist.get_global_rank(group, 0), group=group)
+    # group=None is the default (world) group, where global and group ranks are the same;
+    # get_global_rank(None, 0) raises "Group None is not registered".
+    src = 0 if group is None else dist.get_global_rank(group, 0)
+    dist.broadcast_object_list(box, src=src, group=group)
     return box[0]
 
 
