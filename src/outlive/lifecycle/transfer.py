@@ -13,6 +13,7 @@ load-checked here while the others still move.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import selectors
@@ -51,6 +52,10 @@ _SENT_RE = re.compile(rb"Total bytes sent: ([\d,.']+)")
 _SO_FAR_RE = re.compile(rb"\(([\d,.']+) bytes received so far\)")
 _NO_RSYNC_RE = re.compile(r"rsync: (command )?not found|rsync: No such file or directory")
 _DISK_FULL_RE = re.compile(r"No space left on device|Disk quota exceeded|\(28\)|\(122\)")
+# rsync names each file it received once its data is in (``%b`` makes it log after the data),
+# just before it renames the file into place; the next line (or rsync's exit) means it is there.
+LANDED_MARK = "outlive-landed"
+_ESCAPE_RE = re.compile(rb"\\#([0-7]{3})")
 # Where rsync keeps a half file (``--partial-dir``, per directory): a file at its final name is
 # always a complete one, so one that differs from the box is kept aside, never overwritten.
 PARTIAL_DIRNAME = ".outlive-partial"
@@ -68,7 +73,7 @@ class PullOptions:
     retries: int = DEFAULT_RETRIES
     stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
     attempt_timeout_s: float = DEFAULT_ATTEMPT_TIMEOUT_S
-    bwlimit_kbps: int | None = None  # per rsync stream
+    bwlimit_kbps: int | None = None  # the whole pull, shared among the rsyncs moving at once
     compress: str = "auto"  # "auto" | "always" | "never"
     parallel: int = DEFAULT_PARALLEL  # directories moved at once
     follow_links: bool = False  # pull the content behind every symlink, wherever it points
@@ -196,6 +201,7 @@ def move_all(
     """Transfer every unit, a few at a time; each directory that lands is hashed and
     load-checked here while the others still move. Returns what those checks saw."""
     total = sum(u.size_bytes for u in units)
+    stream_opts = shared_bwlimit(opts, min(opts.parallel, len(units)))
     lock = threading.Lock()
     moved_bytes: dict[str, int] = {}
     checks: list[Future[V.FileResult]] = []
@@ -209,21 +215,44 @@ def move_all(
 
     with ThreadPoolExecutor(max_workers=local_workers()) as local_pool:
 
+        def check(path: str, size: int) -> None:
+            fut = local_pool.submit(V.observe_file, dest, path, expect_size=size)
+            with lock:
+                checks.append(fut)
+
         def move(unit: Unit) -> None:
-            transfer_unit(unit, dest, target, transport, opts, lambda n: on_moved(unit, n), note)
+            # Each file is hashed as soon as rsync has put it in place, while the rest of the
+            # unit still moves; what rsync did not name (already here) once the unit is done.
+            rels = unit.files or [""] * len(unit.paths)  # a single-file unit is not streamed
+            by_rel = dict(zip(rels, zip(unit.paths, unit.sizes, strict=True), strict=True))
+            hashed: set[str] = set()
+
+            def landed(rel: str) -> None:
+                if rel in by_rel and rel not in hashed:
+                    hashed.add(rel)
+                    check(*by_rel[rel])
+
+            transfer_unit(
+                unit, dest, target, transport, stream_opts, lambda n: on_moved(unit, n), note,
+                landed if unit.files else None,
+            )  # fmt: skip
             if unit.ok:
-                futures = [
-                    local_pool.submit(V.observe_file, dest, path, expect_size=size)
-                    for path, size in zip(unit.paths, unit.sizes, strict=True)
-                ]
-                with lock:
-                    checks.extend(futures)
+                for rel, (path, size) in by_rel.items():
+                    if rel not in hashed:
+                        check(path, size)
 
         # A few directories move at once: each rsync's start-up (a new session on the master,
         # rsync on the box) overlaps the others' data, and a slow one does not hold the rest.
         with ThreadPoolExecutor(max_workers=opts.parallel) as unit_pool:
             list(unit_pool.map(move, sorted(units, key=lambda u: -u.size_bytes)))
         return {seen.path: seen for seen in (fut.result() for fut in checks)}
+
+
+def shared_bwlimit(opts: PullOptions, streams: int) -> PullOptions:
+    """``--bwlimit-kbps`` caps the whole pull: each of the rsyncs moving at once gets its share."""
+    if not opts.bwlimit_kbps or streams <= 1:
+        return opts
+    return dataclasses.replace(opts, bwlimit_kbps=max(1, opts.bwlimit_kbps // streams))
 
 
 def free_bytes(path: Path) -> int:
@@ -270,7 +299,11 @@ def rsync_argv(
     argv = transport.rsync_argv("from_target", here, there, flags)
     # Symlinks reach rsync only as a path through a link the box chose to follow: send the
     # content behind them (kept links are made here, links outside the roots are not pulled).
-    extra = ["--copy-links", f"--partial-dir={PARTIAL_DIRNAME}"]
+    extra = [
+        "--copy-links",
+        f"--partial-dir={PARTIAL_DIRNAME}",
+        f"--out-format={LANDED_MARK} %b %n",
+    ]
     if unit.backup_dir is not None:
         extra += ["--backup", f"--backup-dir={unit.backup_dir}"]
     cut = argv.index("--") if "--" in argv else len(argv) - 2
@@ -285,8 +318,10 @@ def transfer_unit(
     opts: PullOptions,
     on_bytes: Callable[[int], None],
     note: NoteFn,
+    on_landed: Callable[[str], None] | None = None,
 ) -> None:
-    """Move one unit with bounded, backed-off retries; its failure is recorded, not raised."""
+    """Move one unit with bounded, backed-off retries; its failure is recorded, not raised.
+    ``on_landed`` gets each file (relative to the unit) once it is in place, as rsync goes."""
     (unit.local if unit.files else unit.local.parent).mkdir(parents=True, exist_ok=True)  # U13
     list_file: str | None = None
     with contextlib.ExitStack() as stack:
@@ -304,7 +339,7 @@ def transfer_unit(
             def progress(n: int, have: int = have) -> None:
                 on_bytes(have + n)
 
-            result = run_rsync(argv, opts.attempt_timeout_s, progress)
+            result = run_rsync(argv, opts.attempt_timeout_s, progress, on_landed)
             unit.attempts.append(result)
             if result.rc == 0:
                 unit.ok, unit.error = True, None
@@ -347,14 +382,28 @@ def present_bytes(unit: Unit, dest: Path) -> int:
     return have
 
 
+def landed_name(rest: bytes) -> str | None:
+    """The file name of one ``--out-format`` line (``<bytes> <name>``), rsync's ``\\#ooo``
+    escapes undone; None for a directory."""
+    _, _, raw = rest.partition(b" ")
+    if not raw or raw.endswith(b"/"):
+        return None
+    return os.fsdecode(_ESCAPE_RE.sub(lambda m: bytes([int(m.group(1), 8)]), raw))
+
+
 def _number(raw: bytes) -> int:
     return int(re.sub(rb"[^0-9]", b"", raw) or b"0")
 
 
 def run_rsync(
-    argv: list[str], attempt_timeout_s: float, on_bytes: Callable[[int], None]
+    argv: list[str],
+    attempt_timeout_s: float,
+    on_bytes: Callable[[int], None],
+    on_landed: Callable[[str], None] | None = None,
 ) -> Attempt:
-    """Run one rsync, reading its progress as it goes; TERM it past ``attempt_timeout_s``."""
+    """Run one rsync, reading its progress as it goes; TERM it past ``attempt_timeout_s``.
+    ``on_landed`` gets each received file's name (relative to the transfer) once it is at its
+    final name here: when rsync names the next file. The last one is left to the caller."""
     started = time.monotonic()
     env = dict(os.environ, LC_ALL="C")
     try:
@@ -379,10 +428,18 @@ def run_rsync(
     received = sent = so_far = progress = None
     errors: list[str] = []
     timed_out = False
+    mark = LANDED_MARK.encode() + b" "
+    receiving: str | None = None  # named by rsync, maybe not yet renamed into place
 
     def parse(segment: bytes) -> None:
-        nonlocal received, sent, so_far, progress
-        if m := _PROGRESS_RE.match(segment):
+        nonlocal received, sent, so_far, progress, receiving
+        if segment.startswith(mark):
+            name = landed_name(segment[len(mark) :])
+            if name is not None:
+                if receiving is not None and on_landed is not None:
+                    on_landed(receiving)
+                receiving = name
+        elif m := _PROGRESS_RE.match(segment):
             progress = _number(m.group(1))
             on_bytes(progress)
         elif m := _RECEIVED_RE.search(segment):
