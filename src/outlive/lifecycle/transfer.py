@@ -6,8 +6,8 @@ skips what has landed (U12). ``--partial`` keeps a half file when the link is cu
 attempt sends only the rest; ``--timeout`` ends an attempt whose link stalls; a wall-clock limit
 per attempt bounds the rest. The local directory is made before each transfer (U13); a unit
 whose sample compresses well goes with ``-z`` (U15). rsync runs over the target's multiplexed
-SSH master, never scp (GEN3). A few units move at once, and each one that lands is hashed and
-load-checked here while the others still move.
+SSH master, never scp (GEN3). A few units move at once, and each file is hashed and
+load-checked here as soon as rsync has put it in place, while the rest still moves.
 """
 
 from __future__ import annotations
@@ -198,8 +198,8 @@ def move_all(
     on_progress: ProgressFn | None,
     note: NoteFn,
 ) -> dict[str, V.FileResult]:
-    """Transfer every unit, a few at a time; each directory that lands is hashed and
-    load-checked here while the others still move. Returns what those checks saw."""
+    """Transfer every unit, a few at a time; each file that lands is hashed and load-checked
+    here while the rest still moves. Returns what those checks saw."""
     total = sum(u.size_bytes for u in units)
     stream_opts = shared_bwlimit(opts, min(opts.parallel, len(units)))
     lock = threading.Lock()
