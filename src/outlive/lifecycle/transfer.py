@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import os
 import re
-import selectors
 import subprocess
 import tempfile
 import threading
@@ -30,6 +29,12 @@ from typing import Any
 from outlive import verify as V
 from outlive.config import Target
 from outlive.errors import TransportError
+from outlive.lifecycle.rsync_run import (
+    LANDED_MARK,
+    WALL_TIMEOUT_RC,
+    Attempt,
+    run_rsync,
+)
 from outlive.transport.base import Transport
 from outlive.transport.files import RsyncOptions
 
@@ -39,23 +44,13 @@ DEFAULT_STALL_TIMEOUT_S = 30.0
 DEFAULT_ATTEMPT_TIMEOUT_S = 3600.0
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
-TERM_GRACE_S = 10.0  # rsync keeps its partial file when it ends on TERM
 COMPRESS_BELOW_RATIO = 0.85  # compress a directory whose sample shrinks by 15 % or more (U15)
 # rsync exit codes worth another attempt: the link or the remote side went away, or stalled.
 RETRYABLE_RC = frozenset({5, 10, 12, 30, 35, 255})
 LINK_RC = frozenset({12, 30, 35, 255})  # the connection itself failed or stalled
-WALL_TIMEOUT_RC = -1  # our own per-attempt deadline (rsync was sent TERM)
 
-_PROGRESS_RE = re.compile(rb"^\s*([\d,.']+)\s+\d+%")
-_RECEIVED_RE = re.compile(rb"Total bytes received: ([\d,.']+)")
-_SENT_RE = re.compile(rb"Total bytes sent: ([\d,.']+)")
-_SO_FAR_RE = re.compile(rb"\(([\d,.']+) bytes received so far\)")
 _NO_RSYNC_RE = re.compile(r"rsync: (command )?not found|rsync: No such file or directory")
 _DISK_FULL_RE = re.compile(r"No space left on device|Disk quota exceeded|\(28\)|\(122\)")
-# rsync names each file it received once its data is in (``%b`` makes it log after the data),
-# just before it renames the file into place; the next line (or rsync's exit) means it is there.
-LANDED_MARK = "outlive-landed"
-_ESCAPE_RE = re.compile(rb"\\#([0-7]{3})")
 # Where rsync keeps a half file (``--partial-dir``, per directory): a file at its final name is
 # always a complete one, so one that differs from the box is kept aside, never overwritten.
 PARTIAL_DIRNAME = ".outlive-partial"
@@ -79,28 +74,6 @@ class PullOptions:
     follow_links: bool = False  # pull the content behind every symlink, wherever it points
     target: str | None = None  # pull NAME on this target (-t): which target's newest run
     require_load_check: bool = False  # a checkpoint its loader cannot load here fails the pull
-
-
-@dataclass
-class Attempt:
-    """One rsync run; bytes come from its --stats, or from what it said as it failed."""
-
-    rc: int
-    seconds: float
-    bytes_received: int | None
-    bytes_sent: int | None
-    bytes_from: str  # "stats" | "so-far" | "progress" | "none"
-    error: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "rc": self.rc,
-            "seconds": round(self.seconds, 3),
-            "bytes_received": self.bytes_received,
-            "bytes_sent": self.bytes_sent,
-            "bytes_from": self.bytes_from,
-            "error": self.error,
-        }
 
 
 @dataclass
@@ -380,126 +353,3 @@ def present_bytes(unit: Unit, dest: Path) -> int:
             if os.lstat(dest / path).st_size == size:
                 have += size
     return have
-
-
-def landed_name(rest: bytes) -> str | None:
-    """The file name of one ``--out-format`` line (``<bytes> <name>``), rsync's ``\\#ooo``
-    escapes undone; None for a directory."""
-    _, _, raw = rest.partition(b" ")
-    if not raw or raw.endswith(b"/"):
-        return None
-    return os.fsdecode(_ESCAPE_RE.sub(lambda m: bytes([int(m.group(1), 8)]), raw))
-
-
-def _number(raw: bytes) -> int:
-    return int(re.sub(rb"[^0-9]", b"", raw) or b"0")
-
-
-def run_rsync(
-    argv: list[str],
-    attempt_timeout_s: float,
-    on_bytes: Callable[[int], None],
-    on_landed: Callable[[str], None] | None = None,
-) -> Attempt:
-    """Run one rsync, reading its progress as it goes; TERM it past ``attempt_timeout_s``.
-    ``on_landed`` gets each received file's name (relative to the transfer) once it is at its
-    final name here: when rsync names the next file. The last one is left to the caller."""
-    started = time.monotonic()
-    env = dict(os.environ, LC_ALL="C")
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    except FileNotFoundError:
-        raise TransportError(
-            "rsync is not installed here; install it (apt install rsync)"
-        ) from None
-    if proc.stdout is None:  # pragma: no cover - Popen gives a pipe when asked for one
-        raise TransportError("rsync started without an output pipe")
-    out = proc.stdout
-    fd = out.fileno()
-    sel = selectors.DefaultSelector()
-    sel.register(fd, selectors.EVENT_READ)
-    buf = b""
-    received = sent = so_far = progress = None
-    errors: list[str] = []
-    timed_out = False
-    mark = LANDED_MARK.encode() + b" "
-    receiving: str | None = None  # named by rsync, maybe not yet renamed into place
-
-    def parse(segment: bytes) -> None:
-        nonlocal received, sent, so_far, progress, receiving
-        if segment.startswith(mark):
-            name = landed_name(segment[len(mark) :])
-            if name is not None:
-                if receiving is not None and on_landed is not None:
-                    on_landed(receiving)
-                receiving = name
-        elif m := _PROGRESS_RE.match(segment):
-            progress = _number(m.group(1))
-            on_bytes(progress)
-        elif m := _RECEIVED_RE.search(segment):
-            received = _number(m.group(1))
-        elif m := _SENT_RE.search(segment):
-            sent = _number(m.group(1))
-        else:
-            if m := _SO_FAR_RE.search(segment):
-                so_far = max(so_far or 0, _number(m.group(1)))
-            text = segment.decode("utf-8", errors="replace").strip()
-            low = text.lower()
-            if text.startswith(("rsync:", "ssh:")) or "error" in low or "not found" in low:
-                errors.append(text)
-
-    try:
-        deadline = started + attempt_timeout_s
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                timed_out = True
-                break
-            if not sel.select(timeout=min(1.0, left)):
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            buf += chunk
-            *segments, buf = re.split(rb"[\r\n]", buf)
-            for segment in segments:
-                if segment.strip():
-                    parse(segment)
-        if buf.strip():
-            parse(buf)
-    finally:
-        sel.close()
-        if proc.poll() is None:
-            proc.terminate()  # our own child: rsync keeps its partial file on TERM
-            try:
-                proc.wait(TERM_GRACE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        proc.wait()
-        out.close()
-    rc = WALL_TIMEOUT_RC if timed_out else proc.returncode
-    if received is not None:
-        bytes_from, got = "stats", received
-    elif so_far is not None:
-        bytes_from, got = "so-far", so_far
-    elif progress is not None:
-        bytes_from, got = "progress", progress
-    else:
-        bytes_from, got = "none", None
-    error = None
-    if timed_out:
-        error = f"no end within {attempt_timeout_s:.0f} s"
-    elif rc != 0:
-        # The first specific line says why; rsync's own summary ("rsync error: ... (code N)")
-        # says what kind of failure it was.
-        specific = [e for e in errors if not e.startswith("rsync error:")]
-        summary = [e for e in errors if e.startswith("rsync error:")]
-        parts = specific[:1] + summary[-1:]
-        error = ("; ".join(parts) or f"rsync exit {rc}")[:400]
-    return Attempt(rc, time.monotonic() - started, got, sent, bytes_from, error)
