@@ -211,8 +211,15 @@ def main() -> None:
             if not (dest / "PULL_VERIFIED.json").exists():
                 raise RuntimeError("outlive pull did not verify")
 
+        def clear() -> None:
+            # Each copy goes before the next command: a tree left behind would make the next
+            # one pay for page-cache reclaim (charged to whoever allocates), not for its work.
+            for d in local.iterdir():
+                shutil.rmtree(d, ignore_errors=True)
+
         for i in range(reps):
             meter.run([*rsync, src, f"{local / f'rsync-{i}'}/"], plain)
+            clear()
             t0 = time.perf_counter()
             meter.run(["ssh", "-F", cfg, box.name,
                        f"cd {shlex.quote(str(ckpt))} && find . -type f -print0 | sort -z | "
@@ -222,12 +229,14 @@ def main() -> None:
             meter.run(["sh", "-c", f"cd {shlex.quote(str(dest))} && find . -type f -print0 | "
                        "sort -z | xargs -0 sha256sum > /dev/null"])  # fmt: skip
             hashed.append(time.perf_counter() - t0)
+            clear()
             outlive_pull(local / f"outlive-{i}", ours)
+            clear()
             capped = f"--bwlimit={bw_kibs}"
             meter.run([*rsync, capped, src, f"{local / f'rsync-bw-{i}'}/"], plain_bw)
+            clear()
             outlive_pull(local / f"outlive-bw-{i}", ours_bw, "--bwlimit-kbps", str(bw_kibs))
-            for d in local.iterdir():
-                shutil.rmtree(d, ignore_errors=True)
+            clear()
         report(args, tree_bytes, reps, plain, ours, plain_bw, ours_bw, median(hashed),
                meter.counted_by, load_start)  # fmt: skip
     finally:
