@@ -21,6 +21,7 @@ from outlive.lifecycle.transfer import (
     plan_units,
     rsync_argv,
     run_rsync,
+    shared_bwlimit,
     transfer_unit,
 )
 from outlive.session import Session
@@ -110,6 +111,14 @@ def test_rsync_command_is_resumable_bounded_and_rides_the_ssh_master(tmp_path: P
     assert "-z" not in argv and "-e" not in argv and argv[-2:] == ["/w/m.csv", str(plain.local)]
 
 
+def test_bwlimit_caps_the_whole_pull_shared_among_the_rsyncs_at_once() -> None:
+    opts = PullOptions(bwlimit_kbps=40_000)
+    assert shared_bwlimit(opts, 4).bwlimit_kbps == 10_000
+    assert shared_bwlimit(opts, 1).bwlimit_kbps == 40_000
+    assert shared_bwlimit(PullOptions(bwlimit_kbps=3), 4).bwlimit_kbps == 1  # never unlimited
+    assert shared_bwlimit(PullOptions(), 4).bwlimit_kbps is None
+
+
 def test_run_rsync_reads_rsync_stats_and_names_a_failure(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
@@ -124,6 +133,31 @@ def test_run_rsync_reads_rsync_stats_and_names_a_failure(tmp_path: Path) -> None
     assert done.bytes_received is not None and seen and max(seen) == 300_000
     failed = run_rsync(["rsync", "-a", f"{tmp_path / 'missing'}/", str(tmp_path / "x")], 60, print)
     assert failed.rc == 23 and failed.error and "missing" in failed.error
+
+
+def test_run_rsync_names_each_file_once_it_is_in_place(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    names = ["a/one.bin", "a/two words.bin", "b/new\nline.bin", "b/last.bin"]
+    sizes = {}
+    for i, rel in enumerate(names):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        sizes[rel] = 200_000 * (i + 1)
+        (src / rel).write_bytes(os.urandom(sizes[rel]))
+    unit = Unit("ckpt", str(src), dst, names, names, list(sizes.values()), compress=False)
+    listing = tmp_path / "list"
+    listing.write_bytes(b"\0".join(os.fsencode(n) for n in names) + b"\0")
+    in_place: dict[str, bool] = {}
+
+    def landed(rel: str) -> None:  # what is at the final name when rsync names the next file
+        here = dst / rel
+        in_place[rel] = here.is_file() and here.read_bytes() == (src / rel).read_bytes()
+
+    argv = rsync_argv(unit, LocalTransport(), PullOptions(), str(listing))
+    done = run_rsync(argv, 60, lambda _n: None, landed)
+    assert done.rc == 0, done.error
+    # every file but the one rsync handled last, each complete at its final name
+    assert len(in_place) == len(names) - 1 and set(in_place) < set(names), in_place
+    assert all(in_place.values()), in_place
 
 
 def test_run_rsync_ends_an_attempt_at_its_deadline(tmp_path: Path) -> None:

@@ -356,6 +356,28 @@ def test_results_computed_during_the_transfer_are_reused_only_if_unchanged(
     assert [p.split(":")[0] for p in report.problems] == ["ckpt/sub/metrics.json"]
 
 
+def test_a_file_replaced_at_the_same_size_and_mtime_is_hashed_again(
+    tmp_path: Path, results: Path
+) -> None:
+    dest, manifest = _pulled(tmp_path, results)
+    known = {p: V.observe_file(dest, p) for p in manifest.entries}
+    # Another file put in its place (as rsync renames one in), same size, same mtime: the hash
+    # taken earlier is not of these bytes, so it is not reused.
+    target = dest / "ckpt" / "sub" / "metrics.json"
+    before = target.stat()
+    other = target.with_name("metrics.json.new")
+    other.write_bytes(bytes(b ^ 1 for b in target.read_bytes()))
+    os.utime(other, ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.replace(other, target)
+    assert (target.stat().st_size, target.stat().st_mtime_ns) == (
+        before.st_size,
+        before.st_mtime_ns,
+    )
+    report = V.verify_tree(dest, manifest, known=known)
+    assert [p.split(":")[0] for p in report.problems] == ["ckpt/sub/metrics.json"]
+    assert "SHA-256 differs" in report.problems[0]
+
+
 def test_non_utf8_names_round_trip(tmp_path: Path) -> None:
     src = tmp_path / "box"
     src.mkdir()

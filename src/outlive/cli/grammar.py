@@ -290,7 +290,9 @@ class PullArgs(Args):
     attempt_timeout_s: float = opt(
         "--attempt-timeout-s", help="Longest one attempt may run.", default=3600.0
     )
-    bwlimit_kbps: int | None = opt("--bwlimit-kbps", help="rsync --bwlimit, in KiB/s.")
+    bwlimit_kbps: int | None = opt(
+        "--bwlimit-kbps", help="Cap the whole pull at this rate (KiB/s), shared among the rsyncs."
+    )
     compress: str = opt(
         "--compress", help="auto (by a sample of each file), always or never.", default="auto"
     )

@@ -9,12 +9,14 @@ The steps, over the target's one multiplexed SSH master:
 
 1. one agent round trip lists the roots (sizes, and how well each file compresses);
 2. the box hashes every file (SHA-256, streamed) into a manifest named by its own hash, while
-   the transfer runs;
+   the transfer runs (asked right after the roster, over the master the roster opened);
 3. rsync moves the files one directory at a time (U12): ``--partial`` so a cut resumes where
    it stopped, ``--timeout`` so a stalled link ends the attempt, bounded retries with backoff,
    and a failed directory never stops the others. The local directory is made before each
    transfer (U13); compressible payloads go with ``-z`` (U15); never scp (GEN3);
-4. finished directories are hashed and load-checked here while the next one transfers;
+4. each file is hashed and load-checked here as soon as rsync has put it in place, while the
+   rest still moves (a result is reused only while the file's size, mtime, inode and ctime stay
+   the same: a file replaced or written since is hashed again);
 5. the tree must match the manifest exactly (``outlive.verify``); only then is
    ``PULL_VERIFIED.json`` written next to the data. A log line proves nothing (U33).
 
@@ -228,10 +230,6 @@ def _pull(
     }
 
     with ThreadPoolExecutor(max_workers=1) as box_pool:
-        # The box starts hashing at once; the roster and the transfer run meanwhile.
-        box_hash: Future[Any] = box_pool.submit(
-            backend.manifest, hash_request, timeout_s=MANIFEST_TIMEOUT_S
-        )
         # 1. the roster: names, sizes, compressibility, and the run's state (one round trip)
         reply = backend.manifest(
             {
@@ -239,6 +237,12 @@ def _pull(
                 "probe_run_dirs": [rec.run_dir],
             },
             timeout_s=ROSTER_TIMEOUT_S,
+        )
+        # The box hashes every file while the transfer runs. Asked only now, over the master
+        # the roster call opened: asked at once, it raced the roster to open it and paid for a
+        # second connection (a key exchange on both ends) on the transfer's critical path.
+        box_hash: Future[Any] = box_pool.submit(
+            backend.manifest, hash_request, timeout_s=MANIFEST_TIMEOUT_S
         )
         roster = reply["manifests"][0]
         state = (reply["probes"] or [{}])[0].get("state")

@@ -6,16 +6,16 @@ skips what has landed (U12). ``--partial`` keeps a half file when the link is cu
 attempt sends only the rest; ``--timeout`` ends an attempt whose link stalls; a wall-clock limit
 per attempt bounds the rest. The local directory is made before each transfer (U13); a unit
 whose sample compresses well goes with ``-z`` (U15). rsync runs over the target's multiplexed
-SSH master, never scp (GEN3). A few units move at once, and each one that lands is hashed and
-load-checked here while the others still move.
+SSH master, never scp (GEN3). A few units move at once, and each file is hashed and
+load-checked here as soon as rsync has put it in place, while the rest still moves.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
-import selectors
 import subprocess
 import tempfile
 import threading
@@ -29,6 +29,12 @@ from typing import Any
 from outlive import verify as V
 from outlive.config import Target
 from outlive.errors import TransportError
+from outlive.lifecycle.rsync_run import (
+    LANDED_MARK,
+    WALL_TIMEOUT_RC,
+    Attempt,
+    run_rsync,
+)
 from outlive.transport.base import Transport
 from outlive.transport.files import RsyncOptions
 
@@ -38,17 +44,11 @@ DEFAULT_STALL_TIMEOUT_S = 30.0
 DEFAULT_ATTEMPT_TIMEOUT_S = 3600.0
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
-TERM_GRACE_S = 10.0  # rsync keeps its partial file when it ends on TERM
 COMPRESS_BELOW_RATIO = 0.85  # compress a directory whose sample shrinks by 15 % or more (U15)
 # rsync exit codes worth another attempt: the link or the remote side went away, or stalled.
 RETRYABLE_RC = frozenset({5, 10, 12, 30, 35, 255})
 LINK_RC = frozenset({12, 30, 35, 255})  # the connection itself failed or stalled
-WALL_TIMEOUT_RC = -1  # our own per-attempt deadline (rsync was sent TERM)
 
-_PROGRESS_RE = re.compile(rb"^\s*([\d,.']+)\s+\d+%")
-_RECEIVED_RE = re.compile(rb"Total bytes received: ([\d,.']+)")
-_SENT_RE = re.compile(rb"Total bytes sent: ([\d,.']+)")
-_SO_FAR_RE = re.compile(rb"\(([\d,.']+) bytes received so far\)")
 _NO_RSYNC_RE = re.compile(r"rsync: (command )?not found|rsync: No such file or directory")
 _DISK_FULL_RE = re.compile(r"No space left on device|Disk quota exceeded|\(28\)|\(122\)")
 # Where rsync keeps a half file (``--partial-dir``, per directory): a file at its final name is
@@ -68,34 +68,12 @@ class PullOptions:
     retries: int = DEFAULT_RETRIES
     stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S
     attempt_timeout_s: float = DEFAULT_ATTEMPT_TIMEOUT_S
-    bwlimit_kbps: int | None = None  # per rsync stream
+    bwlimit_kbps: int | None = None  # the whole pull, shared among the rsyncs moving at once
     compress: str = "auto"  # "auto" | "always" | "never"
     parallel: int = DEFAULT_PARALLEL  # directories moved at once
     follow_links: bool = False  # pull the content behind every symlink, wherever it points
     target: str | None = None  # pull NAME on this target (-t): which target's newest run
     require_load_check: bool = False  # a checkpoint its loader cannot load here fails the pull
-
-
-@dataclass
-class Attempt:
-    """One rsync run; bytes come from its --stats, or from what it said as it failed."""
-
-    rc: int
-    seconds: float
-    bytes_received: int | None
-    bytes_sent: int | None
-    bytes_from: str  # "stats" | "so-far" | "progress" | "none"
-    error: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "rc": self.rc,
-            "seconds": round(self.seconds, 3),
-            "bytes_received": self.bytes_received,
-            "bytes_sent": self.bytes_sent,
-            "bytes_from": self.bytes_from,
-            "error": self.error,
-        }
 
 
 @dataclass
@@ -193,9 +171,10 @@ def move_all(
     on_progress: ProgressFn | None,
     note: NoteFn,
 ) -> dict[str, V.FileResult]:
-    """Transfer every unit, a few at a time; each directory that lands is hashed and
-    load-checked here while the others still move. Returns what those checks saw."""
+    """Transfer every unit, a few at a time; each file that lands is hashed and load-checked
+    here while the rest still moves. Returns what those checks saw."""
     total = sum(u.size_bytes for u in units)
+    stream_opts = shared_bwlimit(opts, min(opts.parallel, len(units)))
     lock = threading.Lock()
     moved_bytes: dict[str, int] = {}
     checks: list[Future[V.FileResult]] = []
@@ -209,21 +188,44 @@ def move_all(
 
     with ThreadPoolExecutor(max_workers=local_workers()) as local_pool:
 
+        def check(path: str, size: int) -> None:
+            fut = local_pool.submit(V.observe_file, dest, path, expect_size=size)
+            with lock:
+                checks.append(fut)
+
         def move(unit: Unit) -> None:
-            transfer_unit(unit, dest, target, transport, opts, lambda n: on_moved(unit, n), note)
+            # Each file is hashed as soon as rsync has put it in place, while the rest of the
+            # unit still moves; what rsync did not name (already here) once the unit is done.
+            rels = unit.files or [""] * len(unit.paths)  # a single-file unit is not streamed
+            by_rel = dict(zip(rels, zip(unit.paths, unit.sizes, strict=True), strict=True))
+            hashed: set[str] = set()
+
+            def landed(rel: str) -> None:
+                if rel in by_rel and rel not in hashed:
+                    hashed.add(rel)
+                    check(*by_rel[rel])
+
+            transfer_unit(
+                unit, dest, target, transport, stream_opts, lambda n: on_moved(unit, n), note,
+                landed if unit.files else None,
+            )  # fmt: skip
             if unit.ok:
-                futures = [
-                    local_pool.submit(V.observe_file, dest, path, expect_size=size)
-                    for path, size in zip(unit.paths, unit.sizes, strict=True)
-                ]
-                with lock:
-                    checks.extend(futures)
+                for rel, (path, size) in by_rel.items():
+                    if rel not in hashed:
+                        check(path, size)
 
         # A few directories move at once: each rsync's start-up (a new session on the master,
         # rsync on the box) overlaps the others' data, and a slow one does not hold the rest.
         with ThreadPoolExecutor(max_workers=opts.parallel) as unit_pool:
             list(unit_pool.map(move, sorted(units, key=lambda u: -u.size_bytes)))
         return {seen.path: seen for seen in (fut.result() for fut in checks)}
+
+
+def shared_bwlimit(opts: PullOptions, streams: int) -> PullOptions:
+    """``--bwlimit-kbps`` caps the whole pull: each of the rsyncs moving at once gets its share."""
+    if not opts.bwlimit_kbps or streams <= 1:
+        return opts
+    return dataclasses.replace(opts, bwlimit_kbps=max(1, opts.bwlimit_kbps // streams))
 
 
 def free_bytes(path: Path) -> int:
@@ -270,7 +272,11 @@ def rsync_argv(
     argv = transport.rsync_argv("from_target", here, there, flags)
     # Symlinks reach rsync only as a path through a link the box chose to follow: send the
     # content behind them (kept links are made here, links outside the roots are not pulled).
-    extra = ["--copy-links", f"--partial-dir={PARTIAL_DIRNAME}"]
+    extra = [
+        "--copy-links",
+        f"--partial-dir={PARTIAL_DIRNAME}",
+        f"--out-format={LANDED_MARK} %b %n",
+    ]
     if unit.backup_dir is not None:
         extra += ["--backup", f"--backup-dir={unit.backup_dir}"]
     cut = argv.index("--") if "--" in argv else len(argv) - 2
@@ -285,8 +291,10 @@ def transfer_unit(
     opts: PullOptions,
     on_bytes: Callable[[int], None],
     note: NoteFn,
+    on_landed: Callable[[str], None] | None = None,
 ) -> None:
-    """Move one unit with bounded, backed-off retries; its failure is recorded, not raised."""
+    """Move one unit with bounded, backed-off retries; its failure is recorded, not raised.
+    ``on_landed`` gets each file (relative to the unit) once it is in place, as rsync goes."""
     (unit.local if unit.files else unit.local.parent).mkdir(parents=True, exist_ok=True)  # U13
     list_file: str | None = None
     with contextlib.ExitStack() as stack:
@@ -304,7 +312,7 @@ def transfer_unit(
             def progress(n: int, have: int = have) -> None:
                 on_bytes(have + n)
 
-            result = run_rsync(argv, opts.attempt_timeout_s, progress)
+            result = run_rsync(argv, opts.attempt_timeout_s, progress, on_landed)
             unit.attempts.append(result)
             if result.rc == 0:
                 unit.ok, unit.error = True, None
@@ -345,104 +353,3 @@ def present_bytes(unit: Unit, dest: Path) -> int:
             if os.lstat(dest / path).st_size == size:
                 have += size
     return have
-
-
-def _number(raw: bytes) -> int:
-    return int(re.sub(rb"[^0-9]", b"", raw) or b"0")
-
-
-def run_rsync(
-    argv: list[str], attempt_timeout_s: float, on_bytes: Callable[[int], None]
-) -> Attempt:
-    """Run one rsync, reading its progress as it goes; TERM it past ``attempt_timeout_s``."""
-    started = time.monotonic()
-    env = dict(os.environ, LC_ALL="C")
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    except FileNotFoundError:
-        raise TransportError(
-            "rsync is not installed here; install it (apt install rsync)"
-        ) from None
-    if proc.stdout is None:  # pragma: no cover - Popen gives a pipe when asked for one
-        raise TransportError("rsync started without an output pipe")
-    out = proc.stdout
-    fd = out.fileno()
-    sel = selectors.DefaultSelector()
-    sel.register(fd, selectors.EVENT_READ)
-    buf = b""
-    received = sent = so_far = progress = None
-    errors: list[str] = []
-    timed_out = False
-
-    def parse(segment: bytes) -> None:
-        nonlocal received, sent, so_far, progress
-        if m := _PROGRESS_RE.match(segment):
-            progress = _number(m.group(1))
-            on_bytes(progress)
-        elif m := _RECEIVED_RE.search(segment):
-            received = _number(m.group(1))
-        elif m := _SENT_RE.search(segment):
-            sent = _number(m.group(1))
-        else:
-            if m := _SO_FAR_RE.search(segment):
-                so_far = max(so_far or 0, _number(m.group(1)))
-            text = segment.decode("utf-8", errors="replace").strip()
-            low = text.lower()
-            if text.startswith(("rsync:", "ssh:")) or "error" in low or "not found" in low:
-                errors.append(text)
-
-    try:
-        deadline = started + attempt_timeout_s
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                timed_out = True
-                break
-            if not sel.select(timeout=min(1.0, left)):
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            buf += chunk
-            *segments, buf = re.split(rb"[\r\n]", buf)
-            for segment in segments:
-                if segment.strip():
-                    parse(segment)
-        if buf.strip():
-            parse(buf)
-    finally:
-        sel.close()
-        if proc.poll() is None:
-            proc.terminate()  # our own child: rsync keeps its partial file on TERM
-            try:
-                proc.wait(TERM_GRACE_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        proc.wait()
-        out.close()
-    rc = WALL_TIMEOUT_RC if timed_out else proc.returncode
-    if received is not None:
-        bytes_from, got = "stats", received
-    elif so_far is not None:
-        bytes_from, got = "so-far", so_far
-    elif progress is not None:
-        bytes_from, got = "progress", progress
-    else:
-        bytes_from, got = "none", None
-    error = None
-    if timed_out:
-        error = f"no end within {attempt_timeout_s:.0f} s"
-    elif rc != 0:
-        # The first specific line says why; rsync's own summary ("rsync error: ... (code N)")
-        # says what kind of failure it was.
-        specific = [e for e in errors if not e.startswith("rsync error:")]
-        summary = [e for e in errors if e.startswith("rsync error:")]
-        parts = specific[:1] + summary[-1:]
-        error = ("; ".join(parts) or f"rsync exit {rc}")[:400]
-    return Attempt(rc, time.monotonic() - started, got, sent, bytes_from, error)

@@ -72,9 +72,10 @@ class FileResult:
     problem: str | None = None
     kind: str = "file"  # "file" | "link" | "missing" | "unreadable" | "other"
     detail: str | None = field(default=None, repr=False)  # why it does not load, or is unread
-    # (size, mtime_ns) of the local file when it was hashed, to reuse a result computed while
-    # the pull was still running.
-    stamp: tuple[int, int] | None = field(default=None, repr=False)
+    # (size, mtime_ns, inode, ctime_ns) of the local file when it was hashed, to reuse a result
+    # computed while the pull was still running: a file rsync replaced since is a new inode, one
+    # written in place has a new ctime, so a reused hash is always of the bytes there now.
+    stamp: tuple[int, int, int, int] | None = field(default=None, repr=False)
 
     def as_json(self) -> FileResultJson:
         out: FileResultJson = {"path": self.path, "ok": self.ok}
@@ -150,8 +151,7 @@ def observe_file(root: Path, rel: str, *, expect_size: int | None = None) -> Fil
         return FileResult(rel, True, kind="link", link=os.readlink(path))
     if not stat.S_ISREG(info.st_mode):
         return FileResult(rel, False, kind="other", detail="not a regular file here")
-    stamp = (info.st_size, info.st_mtime_ns)
-    result = FileResult(rel, True, size=info.st_size, stamp=stamp)
+    result = FileResult(rel, True, size=info.st_size, stamp=file_stamp(info))
     if expect_size is not None and info.st_size != expect_size:
         return result
     try:
@@ -240,7 +240,11 @@ def _reusable(root: Path, known: FileResult | None) -> bool:
         info = os.lstat(root / known.path)
     except OSError:
         return False
-    return (info.st_size, info.st_mtime_ns) == known.stamp
+    return file_stamp(info) == known.stamp
+
+
+def file_stamp(info: os.stat_result) -> tuple[int, int, int, int]:
+    return (info.st_size, info.st_mtime_ns, info.st_ino, info.st_ctime_ns)
 
 
 def verify_tree(
@@ -254,8 +258,8 @@ def verify_tree(
 ) -> Report:
     """Check ``root`` against ``manifest``: exact roster, sizes, SHA-256, link targets, and a
     load of every checkpoint. ``known`` holds results computed earlier (while a pull was still
-    transferring); one is reused only if the file's size and mtime are unchanged since. With
-    ``require_load``, a checkpoint that could not be load-checked here fails."""
+    transferring); one is reused only if the file is unchanged since (size, mtime, inode and
+    ctime). With ``require_load``, a checkpoint that could not be load-checked here fails."""
     started = time.monotonic()
     known = known or {}
     roster = local_roster(root)
