@@ -28,11 +28,11 @@ def do_run(req: RunArgs) -> int:
     session = Session.open()
     fan_out = bool(req.array is not None or req.queue is not None or req.throttle or req.after)
     if not fan_out:
-        from outlive.lifecycle.runs import launch
+        from outlive.lifecycle.runs import launch, launch_registry
 
         # One registry connection for the launch's reads and writes: each connection's close
         # would checkpoint the WAL (an fsync of the database) on its own.
-        with session.store:
+        with launch_registry(session):
             launched = [launch(session, req.target, req.command, req.name, req.detach_with)]
     else:
         from outlive.lifecycle.runs import launch_array, read_queue_file

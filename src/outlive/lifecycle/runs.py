@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TypedDict
@@ -61,6 +62,20 @@ def launch_request(
         mtbf_s=target.policy.mtbf_s,
         created_at=time.time(),
     )
+
+
+@contextmanager
+def launch_registry(session: Session) -> Iterator[None]:
+    """The registry held open for one launch (each connection's close checkpoints the WAL, an
+    fsync of its own); a registry that cannot be opened means nothing was launched."""
+    try:
+        session.store.__enter__()
+    except RegistryError as exc:
+        raise RegistryError(f"nothing was launched: {exc}") from None
+    try:
+        yield
+    finally:
+        session.store.__exit__(None, None, None)
 
 
 def launch(
