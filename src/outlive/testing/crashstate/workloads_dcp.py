@@ -121,6 +121,9 @@ def _run_outlive_dcp(async_save: bool) -> Any:
             ckpt.flush()  # async: the marker is written once the future is done
             mark(f"DURABLE {step}")
         ckpt.close()
+        # As a torchrun script ends: without it, gloo's threads may outlive the interpreter's
+        # teardown and abort the process ("terminate called without an active exception").
+        importlib.import_module("torch.distributed").destroy_process_group()
 
     return run
 
