@@ -46,19 +46,19 @@ if TYPE_CHECKING:
 DISABLE_ENV = "OUTLIVE_NO_DAEMON"
 IDLE_ENV = "OUTLIVE_DAEMON_IDLE_S"
 DIR_ENV = "OUTLIVE_DAEMON_DIR"  # where the sockets live (default: <tmp>/outlive-<uid>)
-# What a look reads from the environment, itself or through the tools it runs: ssh (HOME, PATH,
-# USER, the agent socket), config and temp paths, imports (PYTHONPATH), Slurm's clients
-# (SLURM_CONF finds the cluster; SQUEUE_*/SACCT_* change their output), and outlive's own
-# settings (OUTLIVE_*), the locale ssh forwards to a launch (SendEnv LANG LC_*), and the
-# provider keys `status` prices targets with (a daemon started with one key never answers for
-# another). Per-terminal variables (PWD, SSH_TTY, ...) stay
-# out, or every shell would get its own daemon.
+# What a look or a served `run` reads from the environment, itself or through the tools it runs:
+# ssh (HOME, PATH, USER, the agent socket, askpass, the locale it forwards: SendEnv LANG LC_*),
+# config and temp paths, imports (PYTHONPATH), rsync (RSYNC_*: a `run` may push the tree), Slurm's
+# clients (SLURM_CONF finds the cluster; SQUEUE_*/SACCT_* change their output), outlive's own
+# settings (OUTLIVE_*), and the provider keys `status` prices targets with (a daemon started with
+# one key never answers for another). Per-terminal variables (PWD, SSH_TTY, ...) stay out, or
+# every shell would get its own daemon.
 _ENV_KEYS = (
     "HOME", "PATH", "USER", "PYTHONPATH", "TMPDIR", "TEMP", "TMP", "LANG", "LC_ALL",
-    "SSH_AUTH_SOCK", "SSH_ASKPASS", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
-    "KUBECONFIG", "RUNPOD_API_KEY", "PAPERSPACE_API_KEY",
+    "SSH_AUTH_SOCK", "SSH_ASKPASS", "SSH_ASKPASS_REQUIRE", "XDG_CONFIG_HOME", "XDG_CACHE_HOME",
+    "XDG_RUNTIME_DIR", "KUBECONFIG", "RUNPOD_API_KEY", "PAPERSPACE_API_KEY",
 )  # fmt: skip
-_ENV_PREFIXES = ("OUTLIVE_", "SLURM_", "SQUEUE_", "SACCT_", "SBATCH_", "LC_")
+_ENV_PREFIXES = ("OUTLIVE_", "SLURM_", "SQUEUE_", "SACCT_", "SBATCH_", "LC_", "RSYNC_")
 _TERM_KEYS = ("TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR")
 # A look's worst case: a channel opened, the agent installed, opened again, a request timed out
 # (15 s each, targets in parallel). Past this the daemon is taken as hung and the CLI looks itself.
