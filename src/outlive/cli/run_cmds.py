@@ -25,7 +25,12 @@ def is_fan_out(req: RunArgs) -> bool:
     return bool(req.array is not None or req.queue is not None or req.throttle or req.after)
 
 
-def do_run(
+def do_run(req: RunArgs) -> int:
+    """`outlive run` (the CLI's own launch; the daemon calls :func:`run_in` directly)."""
+    return run_in(req)
+
+
+def run_in(
     req: RunArgs,
     *,
     start: Path | None = None,

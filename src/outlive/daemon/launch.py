@@ -23,7 +23,7 @@ def serve_run(doc: dict[str, object], pool: ChannelPool | None) -> tuple[int, st
     """(exit code, stdout, stderr) of ``outlive run`` for the client's argv and directory."""
     from outlive.cli.grammar import RunArgs
     from outlive.cli.parser import parse
-    from outlive.cli.run_cmds import do_run, is_fan_out
+    from outlive.cli.run_cmds import is_fan_out, run_in
     from outlive.session import Session
 
     argv, cwd = doc.get("argv"), doc.get("cwd")
@@ -43,7 +43,7 @@ def serve_run(doc: dict[str, object], pool: ChannelPool | None) -> tuple[int, st
         return FALLBACK, "", ""  # its launch may read the client's environment (secrets, ...)
     out, err = io.StringIO(), io.StringIO()
     try:
-        code = do_run(args, start=Path(cwd), out=out, err=err, session=session)
+        code = run_in(args, start=Path(cwd), out=out, err=err, session=session)
     except OutliveError as exc:
         code = exc.exit_code
         err.write(f"outlive: {exc}\n")
