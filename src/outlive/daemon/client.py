@@ -133,11 +133,15 @@ def exchange(
     doc: dict[str, object],
     timeout_s: float = REPLY_TIMEOUT_S,
     silence_s: float = SILENCE_S,
+    commit: bool = False,
 ) -> tuple[int, bytes, bytes]:
     """One request and its reply (code, stdout, stderr); OSError if there is no daemon, or if it
     is silent for ``SILENCE_S`` (``silence_s`` once it acknowledged: stopped or hung), or has not
     answered within ``timeout_s``; :class:`Acknowledged` (an OSError) for any of these after the
-    daemon acknowledged the request."""
+    daemon acknowledged the request. With ``commit`` (a launch) the client answers the daemon's
+    first ``.`` with a ``g`` (go), and the daemon acts only on that: a client that gave up
+    waiting for the ``.`` never sends it, so a late daemon cannot act on a request the client
+    has taken back, and the request counts as acknowledged from the ``g`` on."""
     import time  # a built-in module: nothing to load
 
     deadline = time.monotonic() + timeout_s
@@ -155,7 +159,10 @@ def exchange(
             if not chunk:
                 raise ConnectionError("the daemon closed the connection before answering")
             if not acked:
-                acked = True  # a live daemon's first byte is its "." (the ack), never a header
+                # a live daemon's first byte is its "." (the ack), never a header
+                acked = True  # from here on (the "g" included) the daemon may have acted
+                if commit:
+                    conn.sendall(b"g")
                 conn.settimeout(min(silence_s, timeout_s))
             buf = (buf + chunk).lstrip(b".")  # the ticks come only before the header
         head, rest = buf.split(b"\n", 1)
@@ -203,7 +210,9 @@ def run_via_daemon(argv: list[str]) -> int | None:
         return None
     doc: dict[str, object] = {"op": "run", "argv": argv, "cwd": cwd}
     try:
-        code, out, err = exchange(path, doc, timeout_s=RUN_TIMEOUT_S, silence_s=RUN_SILENCE_S)
+        code, out, err = exchange(
+            path, doc, timeout_s=RUN_TIMEOUT_S, silence_s=RUN_SILENCE_S, commit=True
+        )
     except Acknowledged as exc:
         sys.stderr.write(maybe_launched(f"the daemon stopped answering ({exc})"))
         return 1

@@ -137,6 +137,8 @@ class Daemon:
                 doc = ast.literal_eval(buf.decode("ascii"))
                 with _Ticker(conn) as ticker:  # "I am here": a silent daemon is given up on
                     doc = doc if isinstance(doc, dict) else {}
+                    if doc.get("op") == "run" and conn.recv(1) != b"g":
+                        return  # the client gave up before our "." reached it: it launches
                     try:
                         code, out, err = self.handle(doc)
                     except Exception:  # the client then looks itself; the log says why

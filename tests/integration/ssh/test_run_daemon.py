@@ -159,8 +159,9 @@ def test_a_daemon_killed_mid_launch_is_never_followed_by_a_second_launch(
 
 
 def _fake_daemon(path: str, reply: bytes | None, seen: list[bytes]) -> threading.Thread:
-    """Listen on the daemon's socket: read one request, acknowledge it, then answer ``reply``
-    (None: close without a word, as a daemon SIGKILLed after its acknowledgement does)."""
+    """Listen on the daemon's socket: read one request, acknowledge it, then (after the client's
+    go) answer ``reply``; None: close without a word, as a daemon SIGKILLed after its
+    acknowledgement does."""
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(1)
@@ -175,6 +176,7 @@ def _fake_daemon(path: str, reply: bytes | None, seen: list[bytes]) -> threading
                 seen.append(buf)
                 conn.sendall(b".")
                 if reply is not None:
+                    assert conn.recv(1) == b"g"  # the client's go, as the real daemon awaits
                     conn.sendall(reply)
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -290,3 +292,22 @@ def test_a_job_launched_by_the_daemon_outlives_the_daemon_its_channel_and_the_ma
     st = wait_for(project, run_id, lambda s: step_of(s) > at + 2, "the job to go on")
     assert st["state"] == "running", st
     cli(project, "cancel", run_id)
+
+
+def test_a_request_the_client_took_back_before_the_ack_is_never_launched(
+    project: Path,  # noqa: F811
+) -> None:
+    _warm(project)
+    path = str(_daemons(project)[0]["socket"])
+    argv = ["run", "-t", "box", "--name", "phantom", "--", "sleep", "30"]
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with conn:  # a client that gave up: it read the "." too late and never said go
+        conn.connect(path)
+        conn.sendall(ascii({"op": "run", "argv": argv, "cwd": str(project)}).encode() + b"\n")
+        assert conn.recv(1) == b"."
+    before = served_by_daemon(project)
+    later = _run(project, "-t", "box", "--json", "--name", "later", "--", "sleep", "30")
+    assert later.returncode == 0, later.stderr
+    assert served_by_daemon(project) == before + 1  # only the launch that said go
+    assert [r["name"] for r in _runs(project)] == ["later"]
+    cli(project, "cancel", json.loads(later.stdout)["run_id"])
