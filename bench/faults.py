@@ -1,6 +1,11 @@
 """Fault campaign: break launch, push, pull, cancel and down at random moments; nothing is lost.
 
-    python bench/faults.py [--quick] [--faults N] [--seed S] [--box NAME]
+    python bench/faults.py [--quick] [--faults N] [--seed S] [--box NAME] [--daemon]
+
+With ``--daemon`` every launch goes through the warm local daemon (started first with one
+`status`), over its open agent channel, so the client SIGKILLed mid-launch, the link cut and the
+concurrent launches hit that path; the target then lists no secrets (a target with secrets is
+always launched by the CLI itself), though the secret is still pushed and looked for.
 
 On the testbed box (a real sshd in its own network and PID namespaces) every round injects one
 fault at a random moment — the client SIGKILLed mid-launch, the link cut, the box rebooted, the
@@ -64,7 +69,10 @@ LOOK_DEADLINE_S = 60.0
 
 
 class Campaign:
-    def __init__(self, box: Any, proj: Path, workdir: Path, secret: str, seed: int) -> None:
+    def __init__(
+        self, box: Any, proj: Path, workdir: Path, secret: str, seed: int, daemon: bool = False
+    ) -> None:
+        self.daemon = daemon  # launches through the warm local daemon
         self.box, self.proj, self.workdir, self.secret = box, proj, workdir, secret
         self.rng = random.Random(seed)
         self.injected: Counter[str] = Counter()
@@ -120,8 +128,21 @@ class Campaign:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**os.environ, "OUTLIVE_NO_DAEMON": "1"},
+            env=dict(os.environ) if self.daemon else {**os.environ, "OUTLIVE_NO_DAEMON": "1"},
         )
+
+    def warm_daemon(self) -> bool:
+        """Start the local daemon with one look; whether it answers (then launches go to it)."""
+        subprocess.run([OUTLIVE, "status"], cwd=self.proj, capture_output=True, timeout=120)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            done = subprocess.run(
+                [OUTLIVE, "daemon", "status", "--json"], cwd=self.proj, capture_output=True
+            )
+            if json.loads(done.stdout or "{}").get("daemons"):
+                return True
+            time.sleep(0.1)
+        return False
 
     def finish(self, proc: subprocess.Popen[str], what: str) -> int:
         out, err = proc.communicate(timeout=120)
@@ -408,6 +429,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--box", default="faultbox", help="testbed box name")
     ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated fault kinds")
+    ap.add_argument("--daemon", action="store_true", help="launch through the warm local daemon")
     args = ap.parse_args()
     kinds = tuple(k for k in args.kinds.split(",") if k in KINDS) or KINDS
     total = args.faults or (len(kinds) if args.quick else 17 * len(kinds))
@@ -421,10 +443,14 @@ def main() -> int:
     proj = Path(tempfile.mkdtemp(prefix="outlive-faults-"))
     target = dict(box.target, workdir=str(workdir), durable=str(box.durable / sub))
     lines = ["[targets.box]"] + [f"{k} = {json.dumps(v)}" for k, v in target.items()]
-    lines.append('secrets = ["FAULT_TOKEN"]')
+    if not args.daemon:
+        lines.append('secrets = ["FAULT_TOKEN"]')
     (proj / "outlive.toml").write_text("\n".join(lines) + "\n")
     secret = "s3cr3t-" + os.urandom(12).hex()
-    camp = Campaign(box, proj, workdir, secret, seed)
+    camp = Campaign(box, proj, workdir, secret, seed, daemon=args.daemon)
+    if args.daemon and not camp.warm_daemon():
+        print("the local daemon did not start; see `outlive daemon status`", file=sys.stderr)
+        return 2
     stored = camp.cli("secret", "push", "box", "FAULT_TOKEN", stdin=secret + "\n")
     if stored.returncode != 0:
         print(f"could not store the secret: {stored.stderr.strip()}", file=sys.stderr)
@@ -459,6 +485,7 @@ def main() -> int:
         gate_wrongly_passed=float(camp.violations["gate_wrongly_passed"]),
         tracebacks=float(camp.violations["tracebacks"]),
         secrets_leaked=float(leaked),
+        via_daemon=float(args.daemon),
     )
     goals = {
         "runs_lost_zero": camp.violations["runs_lost"] == 0,

@@ -37,7 +37,10 @@ VERBS = (
     "ckpts",
 )
 # Only verbs that read: a request repeated after a dropped channel must change nothing.
-SERVE_VERBS = ("probe", "tail", "ckpts")
+# Verbs an open ``serve`` channel answers. The read-only ones may be sent again after a dropped
+# channel; ``launch`` (the local daemon's `run`) is sent once and never repeated.
+READ_ONLY_SERVE_VERBS = ("probe", "tail", "ckpts")
+SERVE_VERBS = (*READ_ONLY_SERVE_VERBS, "launch")
 MISSING_BUNDLE_EXIT = 97  # the box has no copy of this bundle yet: the client uploads it
 
 # -- box-side backends (the dispatch key written into run.json) -------------------------------

@@ -1,5 +1,6 @@
 """Persistent agent channels: one agent ``serve`` process per target, held open by a resident
-process (the local daemon, ``watch``), so a look is one request line on an open channel.
+process (the local daemon, ``watch``), so a look (or the daemon's launch) is one request line on
+an open channel.
 
 A one-shot agent call pays, every time: a new SSH session on the master, the remote login shell
 (which on many images runs ``conda init`` or ``pyenv init``), and a Python start-up. On an open
@@ -26,6 +27,7 @@ from outlive import wire
 from outlive.errors import TransportError, Unreachable
 
 SERVE_VERBS = frozenset(wire.SERVE_VERBS)
+REPEATABLE = frozenset(wire.READ_ONLY_SERVE_VERBS)
 _STDERR_KEEP_BYTES = 16 * 1024
 
 
@@ -170,6 +172,9 @@ class ChannelPool:
             slot = self._slots.setdefault(key, _Slot())
         with slot.lock:
             while True:
+                if slot.channel is not None and slot.channel.returncode is not None:
+                    slot.channel.close()  # ended since its last use: reopen before sending
+                    slot.channel = None
                 reused = slot.channel is not None
                 if slot.channel is None:
                     slot.channel = opener(timeout_s)
@@ -180,7 +185,7 @@ class ChannelPool:
                     slot.channel = None
                     # A kept channel that ended since its last use is reopened once; a fresh
                     # one that fails, or any other failure, is the look's answer.
-                    if not (reused and isinstance(exc, ChannelClosed)):
+                    if not (reused and isinstance(exc, ChannelClosed) and verb in REPEATABLE):
                         raise
 
     def close(self) -> None:

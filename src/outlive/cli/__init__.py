@@ -19,6 +19,12 @@ def main() -> None:
             served = status_via_daemon(argv)
             if served is not None:
                 sys.exit(served)
+        elif argv[:1] == ["run"]:
+            from outlive.daemon.client import run_via_daemon
+
+            served = run_via_daemon(argv)
+            if served is not None:
+                sys.exit(served)
         from outlive.cli.parser import Help, parse
 
         parsed = parse(argv)

@@ -24,10 +24,11 @@ def echo(text: str) -> None:
     sys.stdout.flush()
 
 
-def note(message: str) -> None:
-    """A one-sentence message on stderr, prefixed as every error of outlive's is."""
-    sys.stderr.write(f"outlive: {message}\n")
-    sys.stderr.flush()
+def note(message: str, err: TextIO | None = None) -> None:
+    """A one-sentence message on stderr (or ``err``), prefixed as every error of outlive's is."""
+    err = sys.stderr if err is None else err
+    err.write(f"outlive: {message}\n")
+    err.flush()
 
 
 def console() -> Console:

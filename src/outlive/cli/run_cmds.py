@@ -20,13 +20,35 @@ if TYPE_CHECKING:
     from outlive.session import Session
 
 
+def is_fan_out(req: RunArgs) -> bool:
+    """Whether ``run`` launches a job array (--array / --queue / --after / --throttle)."""
+    return bool(req.array is not None or req.queue is not None or req.throttle or req.after)
+
+
 def do_run(req: RunArgs) -> int:
-    """Launch one run, or (Slurm) a job array from --array / --queue / --after; print run ids."""
+    """`outlive run` (the CLI's own launch; the daemon calls :func:`run_in` directly)."""
+    return run_in(req)
+
+
+def run_in(
+    req: RunArgs,
+    *,
+    start: Path | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    session: Session | None = None,
+) -> int:
+    """Launch one run, or (Slurm) a job array from --array / --queue / --after; print run ids.
+
+    ``start``, ``out``, ``err`` and ``session`` are the daemon's: the client's directory, its
+    answer's streams, and a session on the daemon's open agent channels."""
     from outlive.errors import UsageError
     from outlive.session import Session
 
-    session = Session.open()
-    fan_out = bool(req.array is not None or req.queue is not None or req.throttle or req.after)
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    session = Session.open(start) if session is None else session
+    fan_out = is_fan_out(req)
     if not fan_out:
         from outlive.lifecycle.runs import launch, launch_registry
 
@@ -51,20 +73,18 @@ def do_run(req: RunArgs) -> int:
     first = launched[0]
     warnings = [w for r in launched for w in r.warnings]
     for warning in warnings:
-        note(f"warning: {warning}")
+        note(f"warning: {warning}", err)
     if req.as_json:
         doc: dict[str, Any] = {"run_id": first.run_id, "name": first.name, "target": first.target}
         doc["warnings"] = warnings  # launched anyway: the box's PATH may differ by then
         if fan_out:
             doc["runs"] = [{"run_id": r.run_id, "name": r.name} for r in launched]
-        emit_json(doc)
+        emit_json(doc, out)
         return 0
     for r in launched:
         where = f"pid {r.pid}" if r.pid is not None else "submitted"
-        sys.stderr.write(
-            f"launched {r.name!r} on {r.target} ({where}); checkpoints in {r.ckpt_dir}\n"
-        )
-    sys.stdout.write("".join(r.run_id + "\n" for r in launched))
+        err.write(f"launched {r.name!r} on {r.target} ({where}); checkpoints in {r.ckpt_dir}\n")
+    out.write("".join(r.run_id + "\n" for r in launched))
     return 0
 
 

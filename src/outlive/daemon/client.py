@@ -1,4 +1,5 @@
-"""The thin client: hand a ``status`` command line to the daemon, print its answer.
+"""The thin client: hand a ``status`` (or single ``run``) command line to the daemon, print its
+answer.
 
 This module is on the hot path of every look, so it imports only ``os``, ``sys``, ``zlib`` and
 the C ``_socket`` module: ``socket`` and ``json`` would pull in ``enum`` and ``re`` (~15 ms on a
@@ -45,18 +46,19 @@ if TYPE_CHECKING:
 DISABLE_ENV = "OUTLIVE_NO_DAEMON"
 IDLE_ENV = "OUTLIVE_DAEMON_IDLE_S"
 DIR_ENV = "OUTLIVE_DAEMON_DIR"  # where the sockets live (default: <tmp>/outlive-<uid>)
-# What a look reads from the environment, itself or through the tools it runs: ssh (HOME, PATH,
-# USER, the agent socket), config and temp paths, imports (PYTHONPATH), Slurm's clients
-# (SLURM_CONF finds the cluster; SQUEUE_*/SACCT_* change their output), and outlive's own
-# settings (OUTLIVE_*), and the provider keys `status` prices targets with (a daemon started
-# with one key never answers for another). Per-terminal variables (PWD, SSH_TTY, ...) stay
-# out, or every shell would get its own daemon.
+# What a look or a served `run` reads from the environment, itself or through the tools it runs:
+# ssh (HOME, PATH, USER, the agent socket, askpass, the locale it forwards: SendEnv LANG LC_*),
+# config and temp paths, imports (PYTHONPATH), rsync (RSYNC_*: a `run` may push the tree), Slurm's
+# clients (SLURM_CONF finds the cluster; SQUEUE_*/SACCT_* change their output), outlive's own
+# settings (OUTLIVE_*), and the provider keys `status` prices targets with (a daemon started with
+# one key never answers for another). Per-terminal variables (PWD, SSH_TTY, ...) stay out, or
+# every shell would get its own daemon.
 _ENV_KEYS = (
     "HOME", "PATH", "USER", "PYTHONPATH", "TMPDIR", "TEMP", "TMP", "LANG", "LC_ALL",
-    "SSH_AUTH_SOCK", "SSH_ASKPASS", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_RUNTIME_DIR",
-    "KUBECONFIG", "RUNPOD_API_KEY", "PAPERSPACE_API_KEY",
+    "SSH_AUTH_SOCK", "SSH_ASKPASS", "SSH_ASKPASS_REQUIRE", "XDG_CONFIG_HOME", "XDG_CACHE_HOME",
+    "XDG_RUNTIME_DIR", "KUBECONFIG", "RUNPOD_API_KEY", "PAPERSPACE_API_KEY",
 )  # fmt: skip
-_ENV_PREFIXES = ("OUTLIVE_", "SLURM_", "SQUEUE_", "SACCT_", "SBATCH_")
+_ENV_PREFIXES = ("OUTLIVE_", "SLURM_", "SQUEUE_", "SACCT_", "SBATCH_", "LC_", "RSYNC_")
 _TERM_KEYS = ("TERM", "COLORTERM", "NO_COLOR", "FORCE_COLOR")
 # A look's worst case: a channel opened, the agent installed, opened again, a request timed out
 # (15 s each, targets in parallel). Past this the daemon is taken as hung and the CLI looks itself.
@@ -65,6 +67,10 @@ REPLY_TIMEOUT_S = 90.0
 # this long without a byte (SIGSTOPped, hung, or a backlog nobody accepts) means it is not there.
 TICK_S = 0.4
 SILENCE_S = 1.5
+# A launch may push the project first: no overall limit while the daemon ticks, and more slack
+# for a tick once it has acknowledged (a false "silent" costs a launch of unknown fate).
+RUN_TIMEOUT_S = 24 * 3600.0
+RUN_SILENCE_S = 10.0
 
 
 def socket_dir() -> str | None:
@@ -117,15 +123,30 @@ def _recv_exact(conn: Any, n: int, buf: bytes) -> bytes:
     return buf
 
 
+class Acknowledged(ConnectionError):
+    """The daemon took the request (its first ``.`` came) and then died or went silent: what it
+    did with the request is unknown, so a launch must not be made again."""
+
+
 def exchange(
-    path: str, doc: dict[str, object], timeout_s: float = REPLY_TIMEOUT_S
+    path: str,
+    doc: dict[str, object],
+    timeout_s: float = REPLY_TIMEOUT_S,
+    silence_s: float = SILENCE_S,
+    commit: bool = False,
 ) -> tuple[int, bytes, bytes]:
     """One request and its reply (code, stdout, stderr); OSError if there is no daemon, or if it
-    is silent for ``SILENCE_S`` (stopped or hung), or has not answered within ``timeout_s``."""
+    is silent for ``SILENCE_S`` (``silence_s`` once it acknowledged: stopped or hung), or has not
+    answered within ``timeout_s``; :class:`Acknowledged` (an OSError) for any of these after the
+    daemon acknowledged the request. With ``commit`` (a launch) the client answers the daemon's
+    first ``.`` with a ``g`` (go), and the daemon acts only on that: a client that gave up
+    waiting for the ``.`` never sends it, so a late daemon cannot act on a request the client
+    has taken back, and the request counts as acknowledged from the ``g`` on."""
     import time  # a built-in module: nothing to load
 
     deadline = time.monotonic() + timeout_s
     conn = _sock.socket(_sock.AF_UNIX, _sock.SOCK_STREAM)
+    acked = False
     try:
         conn.settimeout(min(SILENCE_S, timeout_s))
         conn.connect(path)
@@ -137,10 +158,20 @@ def exchange(
             chunk = conn.recv(1 << 16)
             if not chunk:
                 raise ConnectionError("the daemon closed the connection before answering")
+            if not acked:
+                # a live daemon's first byte is its "." (the ack), never a header
+                acked = True  # from here on (the "g" included) the daemon may have acted
+                if commit:
+                    conn.sendall(b"g")
+                conn.settimeout(min(silence_s, timeout_s))
             buf = (buf + chunk).lstrip(b".")  # the ticks come only before the header
         head, rest = buf.split(b"\n", 1)
         code, n_out, n_err = (int(x) for x in head.split())
         body = _recv_exact(conn, n_out + n_err, rest)
+    except (OSError, ValueError) as exc:
+        if acked:
+            raise Acknowledged(str(exc)) from None
+        raise
     finally:
         conn.close()
     return code, body[:n_out], body[n_out : n_out + n_err]
@@ -160,15 +191,63 @@ def _columns(tty: bool) -> int | None:
         return None
 
 
+def maybe_launched(why: str) -> str:
+    """The one sentence for a launch whose fate is unknown (it is never made a second time)."""
+    return f"outlive: {why}; the launch may or may not have started, `outlive status` will tell\n"
+
+
+def run_via_daemon(argv: list[str]) -> int | None:
+    """Have the daemon launch ``outlive run ...`` over its open channel; the exit code, or None
+    to launch directly. None only while the daemon has not acknowledged the request, or when it
+    answered FALLBACK (it launched nothing): once acknowledged, a daemon that dies or goes
+    silent gets one sentence and exit 1, never a second launch."""
+    path = _daemon_path()
+    if path is None:
+        return None
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return None
+    doc: dict[str, object] = {"op": "run", "argv": argv, "cwd": cwd}
+    try:
+        code, out, err = exchange(
+            path, doc, timeout_s=RUN_TIMEOUT_S, silence_s=RUN_SILENCE_S, commit=True
+        )
+    except Acknowledged as exc:
+        sys.stderr.write(maybe_launched(f"the daemon stopped answering ({exc})"))
+        return 1
+    except (FileNotFoundError, ConnectionRefusedError):
+        import atexit
+
+        atexit.register(spawn, path)  # as a look does: the next command is served warm
+        return None
+    except (OSError, ValueError):
+        return None  # nothing was acknowledged: nothing was launched
+    return None if code == FALLBACK else _write(code, out, err)
+
+
+def _daemon_path() -> str | None:
+    if os.environ.get(DISABLE_ENV, "") not in ("", "0") or not hasattr(_sock, "AF_UNIX"):
+        return None
+    return socket_path()
+
+
+def _write(code: int, out: bytes, err: bytes) -> int:
+    sys.stdout.flush()
+    sys.stdout.buffer.write(out)
+    sys.stdout.buffer.flush()
+    sys.stderr.buffer.write(err)
+    sys.stderr.buffer.flush()
+    return code
+
+
 def status_via_daemon(argv: list[str]) -> int | None:
     """Have the daemon run ``outlive status ...``; the exit code, or None to look directly.
 
     With no daemon running, one is started in the background as this process exits, so the
     next look is served warm.
     """
-    if os.environ.get(DISABLE_ENV, "") not in ("", "0") or not hasattr(_sock, "AF_UNIX"):
-        return None
-    path = socket_path()
+    path = _daemon_path()
     if path is None:
         return None
     try:
@@ -193,14 +272,7 @@ def status_via_daemon(argv: list[str]) -> int | None:
         return None
     except (OSError, ValueError):
         return None  # a daemon that died mid-look, or answered garbage: look directly
-    if code == FALLBACK:
-        return None
-    sys.stdout.flush()
-    sys.stdout.buffer.write(out)
-    sys.stdout.buffer.flush()
-    sys.stderr.buffer.write(err)
-    sys.stderr.buffer.flush()
-    return code
+    return None if code == FALLBACK else _write(code, out, err)
 
 
 def _starting(path: str) -> bool:

@@ -5,7 +5,7 @@ connection is one request and one reply (the wire format is described in
 ``outlive.daemon.client``), answered on its own thread. Only this user may connect: the socket
 lives in a 0700 directory and, where the OS tells, the peer's uid is checked. Requests:
 ``status`` (the CLI's ``do_status`` for the client's directory and terminal, its agent calls
-going through persistent channels), ``ping``, ``stop``.
+going through persistent channels), ``run`` (``outlive.daemon.launch``), ``ping``, ``stop``.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 from outlive import store
 from outlive.agent import channel
-from outlive.daemon.client import FALLBACK, IDLE_ENV, TICK_S
+from outlive.daemon.client import FALLBACK, IDLE_ENV, TICK_S, maybe_launched
 from outlive.errors import OutliveError
 
 DEFAULT_IDLE_S = 600.0  # like the SSH master's ControlPersist: warm while you work, gone after
@@ -80,6 +80,14 @@ class Daemon:
         if op == "status":
             with self._busy():  # a look in flight keeps the daemon (and its channels) up
                 return self._status(doc)
+        if op == "run":
+            from outlive.daemon.launch import serve_run
+
+            with self._busy():
+                answer = serve_run(doc, self.pool)
+            if answer[0] != FALLBACK:
+                self._count()
+            return answer
         return FALLBACK, "", f"unknown request {op!r}"
 
     def _status(self, doc: dict[str, object]) -> tuple[int, str, str]:
@@ -104,10 +112,13 @@ class Daemon:
             code, err = exc.exit_code, f"outlive: {exc}\n"
         else:
             err = ""
+        self._count()
+        return code, out.getvalue(), err
+
+    def _count(self) -> None:
         with self._lock:
             self.served += 1
-            self.last_request = time.monotonic()  # looks keep it alive; pings do not
-        return code, out.getvalue(), err
+            self.last_request = time.monotonic()  # looks and launches keep it alive; pings do not
 
     # -- connections -----------------------------------------------------------------------
 
@@ -125,11 +136,16 @@ class Daemon:
                     buf += chunk
                 doc = ast.literal_eval(buf.decode("ascii"))
                 with _Ticker(conn) as ticker:  # "I am here": a silent daemon is given up on
+                    doc = doc if isinstance(doc, dict) else {}
+                    if doc.get("op") == "run" and conn.recv(1) != b"g":
+                        return  # the client gave up before our "." reached it: it launches
                     try:
-                        code, out, err = self.handle(doc if isinstance(doc, dict) else {})
+                        code, out, err = self.handle(doc)
                     except Exception:  # the client then looks itself; the log says why
                         traceback.print_exc()
                         code, out, err = FALLBACK, "", ""
+                        if doc.get("op") == "run":  # maybe launched: never launched again
+                            code, err = 1, maybe_launched("the daemon failed mid-launch")
                 out_b, err_b = out.encode("utf-8", "surrogateescape"), err.encode("utf-8")
                 header = b"%d %d %d\n" % (code, len(out_b), len(err_b))
                 ticker.send_last(header + out_b + err_b)

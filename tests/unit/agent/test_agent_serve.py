@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -50,7 +51,8 @@ def test_serve_greets_then_answers_each_request_line_in_order(tmp_path: Path) ->
     assert tail["ok"] and tail["result"]["offset"] == 8
 
 
-def test_serve_refuses_verbs_that_change_anything_and_survives_garbage(tmp_path: Path) -> None:
+def test_serve_refuses_verbs_other_than_its_own_and_survives_garbage(tmp_path: Path) -> None:
+    # launch is served (the daemon's `run`); this one is refused with the launch's own sentence
     launch = {"verb": "launch", "request": {"run_id": "x", "command": ["true"]}}
     replies = _serve(
         [
@@ -62,7 +64,8 @@ def test_serve_refuses_verbs_that_change_anything_and_survives_garbage(tmp_path:
         ]
     )
     assert len(replies) == 6
-    for refused in replies[1:4]:
+    assert replies[1]["ok"] is False and "run name" in replies[1]["error"]
+    for refused in replies[2:4]:
         assert refused["ok"] is False and "serve answers only probe, tail" in refused["error"]
     assert replies[4]["ok"] is False and "JSON object" in replies[4]["error"]
     assert replies[5]["ok"] is True  # still serving after all of that
@@ -154,5 +157,39 @@ def test_agent_errors_come_back_as_box_errors_through_the_pool(tmp_path: Path) -
         with pytest.raises(BoxError):  # no run_dir: the agent's one-sentence error, not a hang
             AgentClient.local(tmp_path / "state", pool=pool).call("tail", {})
         assert len(pool) == 1
+    finally:
+        pool.close()
+
+
+def test_a_launch_is_sent_once_even_when_its_kept_channel_dies_with_the_reply(
+    tmp_path: Path,
+) -> None:
+    """A read-only request lost with its channel is repeated on a new one; a launch never is (the
+    box may have started it): the lost reply is the launch's answer."""
+    seen = tmp_path / "seen"
+    # greets, answers the first request, then reads one more line, records it and dies unanswered
+    script = (
+        'echo \'{"ok": true, "serve": 1}\'; read a; echo \'{"ok": true, "result": {}}\'; '
+        f'read b; echo "$b" >> {shlex.quote(str(seen))}; exit 0'
+    )
+    opened: list[channel.AgentChannel] = []
+
+    def opener(timeout_s: float) -> channel.AgentChannel:
+        opened.append(channel.AgentChannel(["sh", "-c", script], "box"))
+        assert opened[-1].start(timeout_s)
+        return opened[-1]
+
+    pool = channel.ChannelPool()
+    try:
+        pool.call(("k",), opener, "probe", {}, 10.0)  # the channel is now a kept one
+        with pytest.raises(channel.ChannelClosed):
+            pool.call(("k",), opener, "launch", {"run_id": "r1"}, 10.0)
+        assert len(opened) == 1  # no second channel, so no second launch
+        assert seen.read_text().count('"launch"') == 1
+        pool.call(("k",), opener, "probe", {}, 10.0)  # a kept channel ended: reopened first
+        assert len(opened) == 2
+        pool.call(("k",), opener, "probe", {}, 10.0)
+        assert seen.read_text().count('"probe"') == 1  # the lost probe was sent again: harmless
+        assert len(opened) == 3
     finally:
         pool.close()

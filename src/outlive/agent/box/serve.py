@@ -1,7 +1,10 @@
 """``serve``: a long-lived agent for a resident client (the local daemon, ``watch``, ``logs -f``).
 
-It answers only the read-only verbs (``wire.SERVE_VERBS``): a request repeated after a dropped
-channel must change nothing.
+It answers the read-only verbs and ``launch`` (``wire.SERVE_VERBS``); the client repeats only a
+read-only request after a dropped channel. A launch forks its supervisor from this process exactly
+as from a one-shot agent (new session, stdio on /dev/null and the run's log, every other
+descriptor closed), so nothing of the channel stays open in it; this loop reaps each supervisor
+that ends, so none lingers as a zombie that a probe would take for alive.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import time
 from typing import Any
 
 from outlive import wire
@@ -16,6 +20,7 @@ from outlive import wire
 from .common import AGENT_VERSION, Rec
 from .verbs import answer
 
+_REAP_TICK_S = 1.0
 SERVE_IDLE_S = 900.0  # no request for this long: exit (the client also closes our stdin)
 
 
@@ -33,16 +38,23 @@ def serve(inp: Any, out: Any, idle_s: float = SERVE_IDLE_S) -> int:
     send({"ok": True, "serve": AGENT_VERSION, "verbs": list(wire.SERVE_VERBS), "pid": os.getpid()})
     fd = inp.fileno()
     buf = b""
+    idle_until = time.monotonic() + idle_s
     while True:
         while b"\n" not in buf:
-            ready, _, _ = select.select([fd], [], [], idle_s)
+            _reap()
+            left_s = idle_until - time.monotonic()
+            ready, _, _ = select.select([fd], [], [], min(_REAP_TICK_S, max(0.0, left_s)))
             if not ready:
-                return 0
+                if left_s <= 0:
+                    return 0
+                continue
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 return 0
             buf += chunk
         line, buf = buf.split(b"\n", 1)
+        idle_until = time.monotonic() + idle_s
+        _reap()
         try:
             msg = json.loads(line.decode("utf-8"))
         except ValueError:
@@ -54,3 +66,15 @@ def serve(inp: Any, out: Any, idle_s: float = SERVE_IDLE_S) -> int:
             )
             continue
         send(answer(str(verb), msg.get("request")))
+
+
+def _reap() -> None:
+    """Collect the supervisors this loop forked that have ended (the verbs wait for their own
+    subprocesses, so between requests the only children are supervisors)."""
+    while True:
+        try:
+            pid, _status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
