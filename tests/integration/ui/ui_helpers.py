@@ -50,11 +50,13 @@ def clean_env() -> dict[str, str]:
 class UiProject:
     dir: Path
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [OUTLIVE, *args],
             cwd=self.dir,
-            env=clean_env(),
+            env=dict(clean_env(), **(env or {})),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -71,9 +73,11 @@ class UiProject:
         if not job.exists():
             job.write_text(PROGRESS_JOB)
         go = str(self.go_file(name)) if target == "local" else "/nonexistent/never"
+        # Launched by the CLI itself: a warm daemon of another environment (an earlier test's)
+        # would otherwise hold a channel to the box of its own, and the tests count channels.
         done = self.cli(
             "run", "--json", "-t", target, "--name", name, "--",
-            "python3", "progress_job.py", go, str(steps),
+            "python3", "progress_job.py", go, str(steps), env={"OUTLIVE_NO_DAEMON": "1"},
         )  # fmt: skip
         return str(json.loads(done.stdout)["run_id"])
 
