@@ -1,24 +1,27 @@
 """The thin client: hand a ``status`` (or single ``run``) command line to the daemon, print its
 answer.
 
-This module is on the hot path of every look, so it imports only ``os``, ``sys``, ``zlib`` and
-the C ``_socket`` module: ``socket`` and ``json`` would pull in ``enum`` and ``re`` (~15 ms on a
-small VM, as much as the rest of the look). Hence the wire format. A request is one line, the
-``ascii()`` of a dict of literals, read back by the daemon with ``ast.literal_eval``; a reply is a
-header line ``CODE NOUT NERR`` followed by that many bytes of stdout and of stderr (CODE -1: look
-directly). Before the header the daemon sends a ``.`` as soon as it has read the request and one
-every ``TICK_S`` while it works, so a daemon that is stopped or hung (silent for ``SILENCE_S``)
-is given up on at once and the CLI looks by itself. A daemon is found by a socket whose name is
-a digest of everything that could make its answer differ from the CLI's own: outlive's source
-files (so an upgrade or an edit never talks to stale code), the interpreter and the environment
-variables the look reads.
+This module is on the hot path of every look, so it imports only ``os``, ``sys`` and the C
+``_socket`` module: ``socket`` and ``json`` would pull in ``enum`` and ``re`` (~15 ms on a small
+VM, as much as the rest of the look), and even ``zlib`` is a shared library to load. Hence the
+wire format. A request is one line, the ``ascii()`` of a dict of literals, read back by the
+daemon with ``ast.literal_eval``; a reply is a header line ``CODE NOUT NERR`` followed by that
+many bytes of stdout and of stderr (CODE -1: look directly). Before the header the daemon sends a
+``.`` as soon as it has read the request and one every ``TICK_S`` while it works, so a daemon that
+is stopped or hung (silent for ``SILENCE_S``) is given up on at once and the CLI looks by itself.
+A daemon is found by a socket whose name is a digest of everything that could make its answer
+differ from the CLI's own: the interpreter, where this outlive lives and the environment
+variables the look reads. Its source files are the daemon's to watch (:class:`SourceWatch`): it
+answers nothing once one of them changed (an upgrade or an edit never talks to stale code), but
+retires, and the CLI looks itself and starts a fresh daemon. A served look ends the process with
+``os._exit`` once its answer is flushed: there is nothing to clean up, and an interpreter's
+orderly shutdown costs a look ~2 ms.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import zlib
 
 from outlive._private_dir import private_dir_problem
 
@@ -83,27 +86,81 @@ def socket_dir() -> str | None:
     return None if private_dir_problem(path) else path
 
 
-def _source_stamp(root: str | None = None) -> bytes:
-    """Sizes and mtimes of every source file of this outlive (a change gives a new daemon)."""
-    if root is None:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    parts = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-        for name in sorted(filenames):
-            if name.endswith((".py", ".toml")):
-                st = os.stat(os.path.join(dirpath, name))
-                parts.append(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns}")
-    return "\n".join(parts).encode()
+# This outlive's package directory: part of the key (another checkout is another daemon), and
+# what a daemon watches for edits.
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The largest prime below 2**64. The key is the look's context read as one integer, modulo it: a
+# digest that loads no module (zlib, hashlib); two contexts meet only if they differ by a multiple.
+_KEY_PRIME = (1 << 64) - 59
 
 
 def daemon_key() -> str:
     env = sorted(
         (k, v) for k, v in os.environ.items() if k in _ENV_KEYS or k.startswith(_ENV_PREFIXES)
     )
-    context = ascii([sys.executable, sys.version, env]).encode()
-    stamp = _source_stamp()
-    return f"{zlib.crc32(stamp) ^ len(stamp):08x}{zlib.crc32(context):08x}"
+    context = ascii([sys.executable, sys.version, PACKAGE_DIR, env]).encode()
+    return f"{int.from_bytes(context, 'little') % _KEY_PRIME:016x}"
+
+
+def _is_source(name: str) -> bool:
+    return name.endswith((".py", ".toml"))
+
+
+def _listing(path: str) -> tuple[list[str], list[str]]:
+    """The source files and the sub-directories (but ``__pycache__``) of ``path``, sorted."""
+    files, dirs = [], []
+    with os.scandir(path) as entries:
+        for entry in entries:
+            if _is_source(entry.name) and entry.is_file():
+                files.append(entry.name)
+            elif entry.name != "__pycache__" and entry.is_dir(follow_symlinks=False):
+                dirs.append(entry.name)
+    return sorted(files), sorted(dirs)
+
+
+def _file_sig(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+class SourceWatch:
+    """The source files of an outlive (``root``: its package directory) as a process loaded them;
+    :meth:`changed` tells whether any differs now: a file's size, mtime or inode (an edit, an
+    upgrade), or a directory's entries (a module added, removed or renamed: a directory's mtime
+    moves with its entries, and then its listing is compared, so an editor's swap file or a new
+    ``__pycache__`` is no change). About one ``stat`` per file: a daemon checks before every
+    answer."""
+
+    def __init__(self, root: str = PACKAGE_DIR) -> None:
+        self.root = root
+        self._files: dict[str, tuple[int, int, int] | None] = {}
+        self._dirs: dict[str, tuple[int, tuple[list[str], list[str]]]] = {}
+        stack = [root]
+        while stack:
+            path = stack.pop()
+            mtime = os.stat(path).st_mtime_ns  # before the listing: a later change is seen
+            listing = _listing(path)
+            self._dirs[path] = mtime, listing
+            files, dirs = listing
+            self._files.update((os.path.join(path, f), None) for f in files)
+            stack += [os.path.join(path, d) for d in dirs]
+        for path in self._files:
+            self._files[path] = _file_sig(path)
+
+    def changed(self) -> bool:
+        for path, sig in self._files.items():
+            if _file_sig(path) != sig:
+                return True
+        for path, (mtime, listing) in self._dirs.items():
+            try:
+                if os.stat(path).st_mtime_ns != mtime and _listing(path) != listing:
+                    return True
+            except OSError:
+                return True
+        return False
 
 
 def socket_path() -> str | None:
@@ -112,6 +169,7 @@ def socket_path() -> str | None:
 
 
 FALLBACK = -1  # the reply code for "look directly"
+RETIRED = b"retired"  # FALLBACK's stderr from a daemon whose sources changed: start a fresh one
 
 
 def _recv_exact(conn: Any, n: int, buf: bytes) -> bytes:
@@ -223,7 +281,7 @@ def run_via_daemon(argv: list[str]) -> int | None:
         return None
     except (OSError, ValueError):
         return None  # nothing was acknowledged: nothing was launched
-    return None if code == FALLBACK else _write(code, out, err)
+    return _answer(path, code, out, err)
 
 
 def _daemon_path() -> str | None:
@@ -272,7 +330,19 @@ def status_via_daemon(argv: list[str]) -> int | None:
         return None
     except (OSError, ValueError):
         return None  # a daemon that died mid-look, or answered garbage: look directly
-    return None if code == FALLBACK else _write(code, out, err)
+    return _answer(path, code, out, err)
+
+
+def _answer(path: str, code: int, out: bytes, err: bytes) -> int | None:
+    """Write a served answer and return its exit code; None for FALLBACK (after a retired
+    daemon, a fresh one is started as this process exits)."""
+    if code != FALLBACK:
+        return _write(code, out, err)
+    if err == RETIRED:
+        import atexit
+
+        atexit.register(spawn, path)
+    return None
 
 
 def _starting(path: str) -> bool:
@@ -417,6 +487,9 @@ def _kill_silent(info: DaemonInfo, wait_s: float) -> bool:
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline and _is_our_daemon(pid, path):
             time.sleep(0.05)
+    deadline = time.monotonic() + 2.0  # an exiting process drops its cmdline before its files
+    while _starting(path) and time.monotonic() < deadline and not _is_our_daemon(pid, path):
+        time.sleep(0.02)
     if not _starting(path):  # the lock is free: nobody serves this socket any more
         with contextlib.suppress(OSError):
             os.unlink(path)

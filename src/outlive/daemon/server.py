@@ -23,12 +23,20 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from outlive import store
-from outlive.agent import channel
-from outlive.daemon.client import FALLBACK, IDLE_ENV, TICK_S, maybe_launched
-from outlive.errors import OutliveError
+from outlive.daemon.client import FALLBACK, IDLE_ENV, RETIRED, TICK_S, SourceWatch, maybe_launched
+
+# The sources as this daemon loads them, taken before the rest of outlive is imported: an edit
+# from here on is seen by the check before each answer (then the daemon retires).
+LOADED = SourceWatch()
+
+from outlive import store  # noqa: E402
+from outlive.agent import channel  # noqa: E402
+from outlive.errors import OutliveError  # noqa: E402
+
+if TYPE_CHECKING:
+    from outlive.cli.grammar import StatusArgs
 
 DEFAULT_IDLE_S = 600.0  # like the SSH master's ControlPersist: warm while you work, gone after
 _ACCEPT_TICK_S = 1.0
@@ -49,16 +57,21 @@ class _Answer(io.StringIO):
 
 
 class Daemon:
-    def __init__(self, path: str, idle_s: float) -> None:
+    def __init__(self, path: str, idle_s: float, watch: SourceWatch | None = None) -> None:
         self.path = path
         self.idle_s = idle_s
+        self.watch = watch
         self.started_at = time.time()
         self.last_request = time.monotonic()
         self.stopping = threading.Event()
+        self.retired = threading.Event()  # its sources changed: it answers no look any more
         self.active = 0
         self.served = 0  # looks answered (tests use it to prove a look went through the daemon)
         self._lock = threading.Lock()
         self.pool: channel.ChannelPool | None = None
+        self.release: Any = None  # gives up the socket and its lock (set by ``main``)
+        self._parsed: dict[tuple[str, ...], StatusArgs | None] = {}
+        self.ticks = _Ticks()
 
     # -- requests --------------------------------------------------------------------------
 
@@ -77,6 +90,8 @@ class Daemon:
         if op == "stop":
             self.stopping.set()
             return 0, json.dumps({"stopping": True}), ""
+        if op in ("status", "run") and self.stale():
+            return FALLBACK, "", RETIRED.decode()
         if op == "status":
             with self._busy():  # a look in flight keeps the daemon (and its channels) up
                 return self._status(doc)
@@ -90,18 +105,47 @@ class Daemon:
             return answer
         return FALLBACK, "", f"unknown request {op!r}"
 
-    def _status(self, doc: dict[str, object]) -> tuple[int, str, str]:
+    def stale(self) -> bool:
+        """Whether outlive's sources changed since this daemon loaded them (an edit, an
+        upgrade). Then it retires: it answers nothing more, gives up its socket at once (the
+        client starts a fresh daemon) and exits once the looks in flight are answered."""
+        if self.retired.is_set():
+            return True
+        if self.watch is None or not self.watch.changed():
+            return False
+        self.retired.set()
+        self.stopping.set()
+        if self.release is not None:
+            self.release()
+        return True
+
+    def _status_args(self, argv: object) -> StatusArgs | None:
+        """``argv`` parsed as a ``status`` command line (kept: a look's is the same each time);
+        None for anything else, help or a usage error (the client then says so itself)."""
+        if not isinstance(argv, list) or argv[:1] != ["status"]:
+            return None
+        if not all(isinstance(a, str) for a in argv):
+            return None
+        key = tuple(argv)
+        if key in self._parsed:
+            return self._parsed[key]
         from outlive.cli.grammar import StatusArgs
         from outlive.cli.parser import parse
+
+        try:
+            args = getattr(parse(argv), "args", None)
+        except OutliveError:
+            args = None
+        if len(self._parsed) > 256:
+            self._parsed.clear()
+        self._parsed[key] = args if isinstance(args, StatusArgs) else None
+        return self._parsed[key]
+
+    def _status(self, doc: dict[str, object]) -> tuple[int, str, str]:
         from outlive.cli.run_cmds import do_status
 
-        argv = doc.get("argv")
-        try:
-            parsed = parse(argv) if isinstance(argv, list) and argv[:1] == ["status"] else None
-        except OutliveError:  # a usage error: the client parses again and says so itself
-            parsed = None
-        args = getattr(parsed, "args", None)
-        if not isinstance(args, StatusArgs) or not isinstance(doc.get("cwd"), str):
+        args = self._status_args(doc.get("argv"))
+        if args is None or not isinstance(doc.get("cwd"), str):
             return FALLBACK, "", ""  # help, a usage error, or not a look
         term, columns, cwd = doc.get("term"), doc.get("columns"), str(doc["cwd"])
         no_color = isinstance(term, dict) and "NO_COLOR" in term
@@ -135,7 +179,7 @@ class Daemon:
                         return
                     buf += chunk
                 doc = ast.literal_eval(buf.decode("ascii"))
-                with _Ticker(conn) as ticker:  # "I am here": a silent daemon is given up on
+                with self.ticks.waiting(conn):  # "I am here": a silent daemon is given up on
                     doc = doc if isinstance(doc, dict) else {}
                     if doc.get("op") == "run" and conn.recv(1) != b"g":
                         return  # the client gave up before our "." reached it: it launches
@@ -148,7 +192,7 @@ class Daemon:
                             code, err = 1, maybe_launched("the daemon failed mid-launch")
                 out_b, err_b = out.encode("utf-8", "surrogateescape"), err.encode("utf-8")
                 header = b"%d %d %d\n" % (code, len(out_b), len(err_b))
-                ticker.send_last(header + out_b + err_b)
+                _send_last(conn, header + out_b + err_b)
             except (OSError, ValueError, SyntaxError, MemoryError):
                 return  # the client went away or sent garbage; nothing to answer
 
@@ -186,39 +230,56 @@ class Daemon:
                 time.sleep(0.05)
 
 
-class _Ticker:
-    """Sends the client a ``.`` at once and every ``TICK_S`` until the reply is ready, from its
-    own thread, so a client can tell a daemon at work from a stopped or hung one."""
+class _Ticks:
+    """Sends each client still waiting for its reply a ``.`` at once and every ``TICK_S`` after,
+    so a client can tell a daemon at work from a stopped or hung one; one thread for the whole
+    daemon (a thread per look would cost each look ~0.2 ms), asleep while nobody waits."""
 
-    def __init__(self, conn: socket.socket) -> None:
-        self.conn = conn
-        self.done = threading.Event()
-        self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._tick, daemon=True)
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._waiting: dict[socket.socket, list[Any]] = {}  # conn -> [lock, replied, next due]
+        self._thread: threading.Thread | None = None
 
-    def __enter__(self) -> _Ticker:
-        self.conn.sendall(b".")  # the first at once, from the serving thread itself
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        with self.lock:
-            self.done.set()
-        self.thread.join()
+    @contextlib.contextmanager
+    def waiting(self, conn: socket.socket) -> Any:
+        conn.sendall(b".")  # the first at once, from the serving thread itself
+        entry: list[Any] = [threading.Lock(), False, time.monotonic() + TICK_S]
+        with self._cond:
+            if not self._waiting:
+                self._cond.notify()  # the ticking thread sleeps while nobody waits
+            self._waiting[conn] = entry
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._tick, daemon=True)
+                self._thread.start()
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._waiting.pop(conn, None)
+            with entry[0]:
+                entry[1] = True  # no tick after this: the reply's header comes next
 
     def _tick(self) -> None:
-        while not self.done.wait(TICK_S):
-            with self.lock:
-                if self.done.is_set():
-                    return
-                try:
-                    self.conn.sendall(b".")
-                except OSError:
-                    return  # the client went away: the reply will find out too
+        while True:
+            with self._cond:
+                while not self._waiting:
+                    self._cond.wait()
+                now = time.monotonic()
+                due = [e for e in self._waiting.items() if e[1][2] <= now]
+                if not due:
+                    self._cond.wait(min(e[2] for e in self._waiting.values()) - now)
+                    continue
+            for conn, entry in due:
+                with entry[0]:
+                    if not entry[1]:
+                        entry[2] = now + TICK_S
+                        with contextlib.suppress(OSError):  # full or gone: the reply finds out
+                            conn.send(b".", socket.MSG_DONTWAIT)
 
-    def send_last(self, data: bytes) -> None:
-        self.conn.settimeout(None)
-        self.conn.sendall(data)
+
+def _send_last(conn: socket.socket, data: bytes) -> None:
+    conn.settimeout(None)
+    conn.sendall(data)
 
 
 def _same_user(conn: socket.socket) -> bool:
@@ -241,8 +302,12 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         sys.stderr.write("usage: python -m outlive.daemon.server SOCKET\n")
         return 2
-    path = argv[1]
-    idle_s = float(os.environ.get(IDLE_ENV) or DEFAULT_IDLE_S)
+    return serve(argv[1], float(os.environ.get(IDLE_ENV) or DEFAULT_IDLE_S), LOADED)
+
+
+def serve(path: str, idle_s: float, watch: SourceWatch) -> int:
+    """Serve on ``path`` until stopped, idle for ``idle_s``, or retired (``watch`` saw outlive's
+    sources change); returns at once if another daemon holds the socket."""
     lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -260,15 +325,30 @@ def main(argv: list[str]) -> int:
     inode = os.stat(path).st_ino
     os.ftruncate(lock_fd, 0)
     os.write(lock_fd, f"{os.getpid()}\n".encode())
-    daemon = Daemon(path, idle_s)
+    daemon = Daemon(path, idle_s, watch)
+    seat_lock = threading.Lock()
+    held = [True]
+
+    def release() -> None:
+        """Give up the socket and its lock (once): a fresh daemon may take them at once, while
+        this one answers the looks in flight on their own connections."""
+        with seat_lock:
+            if not held[0]:
+                return
+            held[0] = False
+            if _still_ours(path, inode):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the accept loop, which then ends
+            os.close(lock_fd)
+
+    daemon.release = release
     try:
         daemon.run(listener, inode)
     finally:
+        release()
         listener.close()
-        if _still_ours(path, inode):
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-        os.close(lock_fd)
     return 0
 
 
