@@ -11,7 +11,7 @@ many bytes of stdout and of stderr (CODE -1: look directly). Before the header t
 is stopped or hung (silent for ``SILENCE_S``) is given up on at once and the CLI looks by itself.
 A daemon is found by a socket whose name is a digest of everything that could make its answer
 differ from the CLI's own: the interpreter, where this outlive lives and the environment
-variables the look reads. Its source files are the daemon's to watch (:class:`SourceWatch`): it
+variables the look reads. Its source files are the daemon's to watch (``daemon.watch``): it
 answers nothing once one of them changed (an upgrade or an edit never talks to stale code), but
 retires, and the CLI looks itself and starts a fresh daemon. A served look ends the process with
 ``os._exit`` once its answer is flushed: there is nothing to clean up, and an interpreter's
@@ -86,8 +86,7 @@ def socket_dir() -> str | None:
     return None if private_dir_problem(path) else path
 
 
-# This outlive's package directory: part of the key (another checkout is another daemon), and
-# what a daemon watches for edits.
+# This outlive's package directory: part of the key (another checkout is another daemon).
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The largest prime below 2**64. The key is the look's context read as one integer, modulo it: a
 # digest that loads no module (zlib, hashlib); two contexts meet only if they differ by a multiple.
@@ -100,67 +99,6 @@ def daemon_key() -> str:
     )
     context = ascii([sys.executable, sys.version, PACKAGE_DIR, env]).encode()
     return f"{int.from_bytes(context, 'little') % _KEY_PRIME:016x}"
-
-
-def _is_source(name: str) -> bool:
-    return name.endswith((".py", ".toml"))
-
-
-def _listing(path: str) -> tuple[list[str], list[str]]:
-    """The source files and the sub-directories (but ``__pycache__``) of ``path``, sorted."""
-    files, dirs = [], []
-    with os.scandir(path) as entries:
-        for entry in entries:
-            if _is_source(entry.name) and entry.is_file():
-                files.append(entry.name)
-            elif entry.name != "__pycache__" and entry.is_dir(follow_symlinks=False):
-                dirs.append(entry.name)
-    return sorted(files), sorted(dirs)
-
-
-def _file_sig(path: str) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns, st.st_ino
-
-
-class SourceWatch:
-    """The source files of an outlive (``root``: its package directory) as a process loaded them;
-    :meth:`changed` tells whether any differs now: a file's size, mtime or inode (an edit, an
-    upgrade), or a directory's entries (a module added, removed or renamed: a directory's mtime
-    moves with its entries, and then its listing is compared, so an editor's swap file or a new
-    ``__pycache__`` is no change). About one ``stat`` per file: a daemon checks before every
-    answer."""
-
-    def __init__(self, root: str = PACKAGE_DIR) -> None:
-        self.root = root
-        self._files: dict[str, tuple[int, int, int] | None] = {}
-        self._dirs: dict[str, tuple[int, tuple[list[str], list[str]]]] = {}
-        stack = [root]
-        while stack:
-            path = stack.pop()
-            mtime = os.stat(path).st_mtime_ns  # before the listing: a later change is seen
-            listing = _listing(path)
-            self._dirs[path] = mtime, listing
-            files, dirs = listing
-            self._files.update((os.path.join(path, f), None) for f in files)
-            stack += [os.path.join(path, d) for d in dirs]
-        for path in self._files:
-            self._files[path] = _file_sig(path)
-
-    def changed(self) -> bool:
-        for path, sig in self._files.items():
-            if _file_sig(path) != sig:
-                return True
-        for path, (mtime, listing) in self._dirs.items():
-            try:
-                if os.stat(path).st_mtime_ns != mtime and _listing(path) != listing:
-                    return True
-            except OSError:
-                return True
-        return False
 
 
 def socket_path() -> str | None:

@@ -25,7 +25,7 @@ import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from outlive.daemon.client import FALLBACK, IDLE_ENV, RETIRED, TICK_S, SourceWatch, maybe_launched
+from outlive.daemon.watch import SourceWatch
 
 # The sources as this daemon loads them, taken before the rest of outlive is imported: an edit
 # from here on is seen by the check before each answer (then the daemon retires).
@@ -33,6 +33,7 @@ LOADED = SourceWatch()
 
 from outlive import store  # noqa: E402
 from outlive.agent import channel  # noqa: E402
+from outlive.daemon.client import FALLBACK, IDLE_ENV, RETIRED, TICK_S, maybe_launched  # noqa: E402
 from outlive.errors import OutliveError  # noqa: E402
 
 if TYPE_CHECKING:

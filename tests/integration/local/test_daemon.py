@@ -18,6 +18,7 @@ import pytest
 from local_helpers import Project, wait_for
 
 from outlive.daemon import client as daemon_client
+from outlive.daemon.watch import SourceWatch
 
 
 def _daemons(p: Project) -> list[dict[str, Any]]:
@@ -117,16 +118,18 @@ def test_the_daemon_is_keyed_by_environment_and_stops_on_request_or_when_idle(
     shutil.rmtree(own)
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["inotify", "stat"])
 def test_the_source_watch_sees_edits_and_new_modules_but_not_editor_droppings(
-    tmp_path: Path,
+    tmp_path: Path, kernel: bool
 ) -> None:
     root = tmp_path / "pkg"
     (root / "daemon").mkdir(parents=True)
     (root / "daemon" / "client.py").write_text("x = 1\n")
     (root / "profiles.toml").write_text("")
 
-    def fresh() -> daemon_client.SourceWatch:
-        watch = daemon_client.SourceWatch(str(root))
+    def fresh() -> SourceWatch:
+        watch = SourceWatch(str(root), use_inotify=kernel)
+        assert watch.kernel == kernel  # Linux: the kernel's events, not a silent fallback
         assert not watch.changed()
         return watch
 
@@ -145,6 +148,10 @@ def test_the_source_watch_sees_edits_and_new_modules_but_not_editor_droppings(
     assert watch.changed()
     watch = fresh()
     (root / "profiles.toml").unlink()
+    assert watch.changed()
+    assert watch.changed()  # for good
+    watch = fresh()
+    shutil.rmtree(root / "daemon")
     assert watch.changed()
 
 
@@ -180,7 +187,7 @@ def test_a_daemon_whose_sources_changed_retires_and_the_cli_starts_a_fresh_one(
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "mod.py").write_text("")
-    watch = daemon_client.SourceWatch(str(tree))
+    watch = SourceWatch(str(tree))
     served = threading.Thread(target=server.serve, args=(path, 60.0, watch), daemon=True)
     served.start()
     wait_for(lambda: os.path.exists(path), "the in-process daemon to listen")
