@@ -244,21 +244,9 @@ def status_via_daemon(argv: list[str]) -> int | None:
     next look is served warm.
     """
     path = _daemon_path()
-    if path is None:
+    doc = status_request(argv)
+    if path is None or doc is None:
         return None
-    try:
-        cwd = os.getcwd()
-    except OSError:
-        return None  # the directory is gone: the CLI's own look says so in one sentence
-    tty = sys.stdout.isatty()
-    doc = {
-        "op": "status",
-        "argv": argv,
-        "cwd": cwd,
-        "tty": tty,
-        "columns": _columns(tty),
-        "term": {k: os.environ[k] for k in _TERM_KEYS if k in os.environ},
-    }
     try:
         code, out, err = exchange(path, doc)
     except (FileNotFoundError, ConnectionRefusedError):
@@ -281,6 +269,24 @@ def _answer(path: str, code: int, out: bytes, err: bytes) -> int | None:
 
         atexit.register(spawn, path)
     return None
+
+
+def status_request(argv: list[str]) -> dict[str, object] | None:
+    """The request of a look: its command line, directory and terminal; None if the directory
+    is gone (the CLI's own look says so in one sentence)."""
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return None
+    tty = sys.stdout.isatty()
+    return {
+        "op": "status",
+        "argv": argv,
+        "cwd": cwd,
+        "tty": tty,
+        "columns": _columns(tty),
+        "term": {k: os.environ[k] for k in _TERM_KEYS if k in os.environ},
+    }
 
 
 def _starting(path: str) -> bool:

@@ -11,6 +11,7 @@ going through persistent channels), ``run`` (``outlive.daemon.launch``), ``ping`
 from __future__ import annotations
 
 import ast
+import collections
 import contextlib
 import fcntl
 import io
@@ -73,11 +74,17 @@ class Daemon:
         self.release: Any = None  # gives up the socket and its lock (set by ``main``)
         self._parsed: dict[tuple[str, ...], StatusArgs | None] = {}
         self.ticks = _Ticks()
+        # The steps of the last looks, in ms (the ``timings`` request: the bench's breakdown).
+        self.recent: collections.deque[dict[str, float]] = collections.deque(maxlen=64)
 
     # -- requests --------------------------------------------------------------------------
 
-    def handle(self, doc: dict[str, object]) -> tuple[int, str, str]:
-        """(exit code, stdout, stderr) for one request; code FALLBACK: the client looks itself."""
+    def handle(
+        self, doc: dict[str, object], marks: dict[str, float] | None = None
+    ) -> tuple[int, str, str]:
+        """(exit code, stdout, stderr) for one request; code FALLBACK: the client looks itself.
+        ``marks`` gets the ``time.perf_counter()`` of a look's steps (:meth:`timings`)."""
+        marks = {} if marks is None else marks
         op = doc.get("op")
         if op == "ping":
             info = {
@@ -91,11 +98,14 @@ class Daemon:
         if op == "stop":
             self.stopping.set()
             return 0, json.dumps({"stopping": True}), ""
+        if op == "timings":
+            return 0, json.dumps({"looks": list(self.recent)}), ""
         if op in ("status", "run") and self.stale():
             return FALLBACK, "", RETIRED.decode()
+        marks["checked"] = time.perf_counter()
         if op == "status":
             with self._busy():  # a look in flight keeps the daemon (and its channels) up
-                return self._status(doc)
+                return self._status(doc, marks)
         if op == "run":
             from outlive.daemon.launch import serve_run
 
@@ -142,17 +152,20 @@ class Daemon:
         self._parsed[key] = args if isinstance(args, StatusArgs) else None
         return self._parsed[key]
 
-    def _status(self, doc: dict[str, object]) -> tuple[int, str, str]:
+    def _status(self, doc: dict[str, object], marks: dict[str, float]) -> tuple[int, str, str]:
         from outlive.cli.run_cmds import do_status
 
         args = self._status_args(doc.get("argv"))
         if args is None or not isinstance(doc.get("cwd"), str):
             return FALLBACK, "", ""  # help, a usage error, or not a look
+        marks["parsed"] = time.perf_counter()
         term, columns, cwd = doc.get("term"), doc.get("columns"), str(doc["cwd"])
         no_color = isinstance(term, dict) and "NO_COLOR" in term
         out = _Answer(bool(doc.get("tty")), columns if isinstance(columns, int) else None, no_color)
         try:
-            code = do_status(args.runs, args.as_json, start=Path(cwd), out=out, pool=self.pool)
+            code = do_status(
+                args.runs, args.as_json, start=Path(cwd), out=out, pool=self.pool, marks=marks
+            )
         except OutliveError as exc:
             code, err = exc.exit_code, f"outlive: {exc}\n"
         else:
@@ -167,7 +180,8 @@ class Daemon:
 
     # -- connections -----------------------------------------------------------------------
 
-    def serve_connection(self, conn: socket.socket) -> None:
+    def serve_connection(self, conn: socket.socket, accepted: float = 0.0) -> None:
+        marks = {"accepted": accepted or time.perf_counter()}
         with conn:
             try:
                 conn.settimeout(_REQUEST_READ_S)
@@ -180,12 +194,13 @@ class Daemon:
                         return
                     buf += chunk
                 doc = ast.literal_eval(buf.decode("ascii"))
+                marks["read"] = time.perf_counter()
                 with self.ticks.waiting(conn):  # "I am here": a silent daemon is given up on
                     doc = doc if isinstance(doc, dict) else {}
                     if doc.get("op") == "run" and conn.recv(1) != b"g":
                         return  # the client gave up before our "." reached it: it launches
                     try:
-                        code, out, err = self.handle(doc)
+                        code, out, err = self.handle(doc, marks)
                     except Exception:  # the client then looks itself; the log says why
                         traceback.print_exc()
                         code, out, err = FALLBACK, "", ""
@@ -194,6 +209,9 @@ class Daemon:
                 out_b, err_b = out.encode("utf-8", "surrogateescape"), err.encode("utf-8")
                 header = b"%d %d %d\n" % (code, len(out_b), len(err_b))
                 _send_last(conn, header + out_b + err_b)
+                marks["sent"] = time.perf_counter()
+                if doc.get("op") == "status" and "render" in marks:
+                    self.recent.append(_steps(marks))
             except (OSError, ValueError, SyntaxError, MemoryError):
                 return  # the client went away or sent garbage; nothing to answer
 
@@ -225,7 +243,10 @@ class Daemon:
                     continue
                 except OSError:
                     break
-                threading.Thread(target=self.serve_connection, args=(conn,), daemon=True).start()
+                accepted = time.perf_counter()
+                threading.Thread(
+                    target=self.serve_connection, args=(conn, accepted), daemon=True
+                ).start()
             deadline = time.monotonic() + 30.0  # let looks in flight answer before channels close
             while self.active and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -276,6 +297,21 @@ class _Ticks:
                         entry[2] = now + TICK_S
                         with contextlib.suppress(OSError):  # full or gone: the reply finds out
                             conn.send(b".", socket.MSG_DONTWAIT)
+
+
+# A look's steps, each from the end of the one before: the request read (a thread started, one
+# line received), the sources checked, its argv parsed, the session open (config, registry), the
+# look (registry, one probe per target), the answer rendered, the reply sent.
+_STEPS = ("read", "checked", "parsed", "session", "look", "render", "sent")
+
+
+def _steps(marks: dict[str, float]) -> dict[str, float]:
+    out, last = {}, marks["accepted"]
+    for step in _STEPS:
+        out[step] = round((marks[step] - last) * 1000, 3)
+        last = marks[step]
+    out["total"] = round((last - marks["accepted"]) * 1000, 3)
+    return out
 
 
 def _send_last(conn: socket.socket, data: bytes) -> None:
