@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="few repetitions")
     ap.add_argument("--box", default="benchbox", help="testbed box name")
     ap.add_argument("--no-scale", action="store_true", help="skip the 10 x 100 part")
+    ap.add_argument("--scale-prefix", default="scale", help="the 10 x 100 part's box names")
     args = ap.parse_args()
     reps = 5 if args.quick else 20
     box = Box.up(args.box)
@@ -121,7 +122,7 @@ def main() -> None:
     if not args.no_scale:
         from _status_scale import RUNS_PER_TARGET, TARGETS, measure
 
-        sc = measure(reps)
+        sc = measure(reps, args.scale_prefix)
         print(
             f"{TARGETS} targets x {RUNS_PER_TARGET} runs (each target its own box and master; "
             f"setup {sc['setup_s']:.0f} s): warm {sc['warm_s']:.3f} s, no daemon "
@@ -206,7 +207,7 @@ def daemon_steps(reps: int) -> dict[str, float]:
     from outlive.daemon import client
 
     path = client.socket_path()
-    reply = client._ask(path, "timings", 5.0) if path is not None else None
+    reply = client._ask(path, "timings", 5.0) if path is not None else None  # None: no timings
     looks = list(reply["looks"])[-reps:] if isinstance(reply, dict) else []
     if not looks:
         return {}

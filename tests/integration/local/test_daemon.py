@@ -71,6 +71,28 @@ def test_looks_after_the_first_are_served_by_the_daemon_with_the_same_answers(
     assert "fine" in table and "broken" in table and "failed" in table
 
 
+def test_a_served_look_loads_no_module_it_does_not_need(proj: Project) -> None:
+    """The client of a warm look imports only what the exchange needs: not outlive's errors,
+    nor json, socket, zlib, enum, re or typing (each a measurable part of a ~10 ms floor)."""
+    import sys
+
+    run_id, go = proj.start_waiting("w")
+    _warm(proj)
+    before = _served(proj)
+    traced = proj.cli("status", "--json", argv_prefix=(sys.executable, "-X", "importtime"))
+    assert _served(proj) == before + 1
+    assert json.loads(traced.stdout)["runs"][0]["run_id"] == run_id
+    loaded = {
+        line.rsplit("|", 1)[1].strip()
+        for line in traced.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "outlive.daemon.client" in loaded, traced.stderr  # the trace is of the served look
+    heavy = {"outlive.errors", "json", "socket", "zlib", "enum", "re", "typing"} & loaded
+    assert not heavy, f"a served look imported {sorted(heavy)}"
+    go.touch()
+
+
 def test_a_config_error_is_the_same_one_sentence_through_the_daemon(proj: Project) -> None:
     _warm(proj)
     proj.write("outlive.toml", "[targets.box]\nhots = 'typo'\n")
