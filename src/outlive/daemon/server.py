@@ -14,6 +14,7 @@ import ast
 import collections
 import contextlib
 import fcntl
+import gc
 import io
 import json
 import os
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 DEFAULT_IDLE_S = 600.0  # like the SSH master's ControlPersist: warm while you work, gone after
 _ACCEPT_TICK_S = 1.0
 _REQUEST_READ_S = 10.0
+_WORKER_IDLE_S = 60.0
 
 
 class _Answer(io.StringIO):
@@ -74,6 +76,7 @@ class Daemon:
         self.release: Any = None  # gives up the socket and its lock (set by ``main``)
         self._parsed: dict[tuple[str, ...], StatusArgs | None] = {}
         self.ticks = _Ticks()
+        self._frozen = False
         # The steps of the last looks, in ms (the ``timings`` request: the bench's breakdown).
         self.recent: collections.deque[dict[str, float]] = collections.deque(maxlen=64)
 
@@ -212,6 +215,11 @@ class Daemon:
                 marks["sent"] = time.perf_counter()
                 if doc.get("op") == "status" and "render" in marks:
                     self.recent.append(_steps(marks))
+                    if not self._frozen:
+                        # What the first look loaded stays for good: out of the collector's
+                        # sight, a full collection no longer walks it during a later look.
+                        self._frozen = True
+                        gc.freeze()
             except (OSError, ValueError, SyntaxError, MemoryError):
                 return  # the client went away or sent garbage; nothing to answer
 
@@ -232,6 +240,7 @@ class Daemon:
     def run(self, listener: socket.socket, inode: int) -> None:
         listener.settimeout(_ACCEPT_TICK_S)
         store.keep_warm()
+        workers = _Workers(self.serve_connection)
         with contextlib.ExitStack() as stack:
             stack.callback(store.release_warm)
             self.pool = channel.ChannelPool()  # one per daemon: every look's session shares it
@@ -243,36 +252,69 @@ class Daemon:
                     continue
                 except OSError:
                     break
-                accepted = time.perf_counter()
-                threading.Thread(
-                    target=self.serve_connection, args=(conn, accepted), daemon=True
-                ).start()
+                workers.submit(conn, time.perf_counter())
             deadline = time.monotonic() + 30.0  # let looks in flight answer before channels close
             while self.active and time.monotonic() < deadline:
                 time.sleep(0.05)
 
 
+class _Workers:
+    """A thread per connection, each kept a while for the next one: starting a thread costs a
+    look ~0.2 ms on a small VM, handing a connection to an idle one a wake-up."""
+
+    def __init__(self, serve: Any) -> None:
+        self._serve = serve
+        self._lock = threading.Lock()
+        self._idle: list[list[Any]] = []  # [a lock held until a job is set, the job]
+
+    def submit(self, conn: socket.socket, accepted: float) -> None:
+        with self._lock:
+            slot = self._idle.pop() if self._idle else None
+        if slot is None:
+            threading.Thread(target=self._work, args=(conn, accepted), daemon=True).start()
+        else:
+            slot[1] = (conn, accepted)
+            slot[0].release()
+
+    def _work(self, conn: socket.socket, accepted: float) -> None:
+        while True:
+            self._serve(conn, accepted)
+            slot: list[Any] = [threading.Lock(), None]
+            slot[0].acquire()
+            with self._lock:
+                self._idle.append(slot)
+            if not slot[0].acquire(timeout=_WORKER_IDLE_S):
+                with self._lock:
+                    if slot in self._idle:
+                        self._idle.remove(slot)
+                        return  # idle too long: this thread ends
+                slot[0].acquire()  # taken by submit just now: its job is coming
+            conn, accepted = slot[1]
+
+
 class _Ticks:
     """Sends each client still waiting for its reply a ``.`` at once and every ``TICK_S`` after,
     so a client can tell a daemon at work from a stopped or hung one; one thread for the whole
-    daemon (a thread per look would cost each look ~0.2 ms), asleep while nobody waits."""
+    daemon (a thread per look would cost each look ~0.2 ms). It wakes every ``TICK_S`` while
+    looks come, and sleeps until the next one after a quiet minute (then a look wakes it)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._waiting: dict[socket.socket, list[Any]] = {}  # conn -> [lock, replied, next due]
         self._thread: threading.Thread | None = None
+        self._asleep = False
 
     @contextlib.contextmanager
     def waiting(self, conn: socket.socket) -> Any:
         conn.sendall(b".")  # the first at once, from the serving thread itself
         entry: list[Any] = [threading.Lock(), False, time.monotonic() + TICK_S]
         with self._cond:
-            if not self._waiting:
-                self._cond.notify()  # the ticking thread sleeps while nobody waits
             self._waiting[conn] = entry
             if self._thread is None:
                 self._thread = threading.Thread(target=self._tick, daemon=True)
                 self._thread.start()
+            elif self._asleep:
+                self._cond.notify()
         try:
             yield
         finally:
@@ -282,14 +324,20 @@ class _Ticks:
                 entry[1] = True  # no tick after this: the reply's header comes next
 
     def _tick(self) -> None:
+        quiet_since = time.monotonic()
         while True:
             with self._cond:
-                while not self._waiting:
-                    self._cond.wait()
                 now = time.monotonic()
-                due = [e for e in self._waiting.items() if e[1][2] <= now]
+                if self._waiting:
+                    quiet_since = now
+                elif now - quiet_since > 60.0:
+                    self._asleep = True
+                    self._cond.wait()
+                    self._asleep = False
+                    continue
+                due = [item for item in self._waiting.items() if item[1][2] <= now]
                 if not due:
-                    self._cond.wait(min(e[2] for e in self._waiting.values()) - now)
+                    self._cond.wait(TICK_S / 2)  # each tick within 1.5 TICK_S
                     continue
             for conn, entry in due:
                 with entry[0]:
