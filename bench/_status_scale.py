@@ -1,8 +1,8 @@
 """Status at scale for ``status_latency.py``: 10 targets x 100 runs, warm and cold, and a look
 while one target's link is cut.
 
-Each target is its own testbed box (``scale0`` .. ``scale9`` by default: a real sshd in its own network
-namespace, so each has its own address and its own ControlMaster). Per target, 98 runs have
+Each target is its own testbed box (``scale0`` .. ``scale9`` by default: a real sshd in its own
+network namespace, so each has its own address and its own ControlMaster). Per target, 98 runs have
 ended (``true``) and 2 are running (``sleep``), as on a long-lived project.
 """
 
