@@ -73,7 +73,7 @@ class Daemon:
         self.served = 0  # looks answered (tests use it to prove a look went through the daemon)
         self._lock = threading.Lock()
         self.pool: channel.ChannelPool | None = None
-        self.release: Any = None  # gives up the socket and its lock (set by ``main``)
+        self.release: Any = None  # gives up the socket and its lock (set by ``serve``)
         self._parsed: dict[tuple[str, ...], StatusArgs | None] = {}
         self.ticks = _Ticks()
         self._frozen = False
@@ -86,7 +86,7 @@ class Daemon:
         self, doc: dict[str, object], marks: dict[str, float] | None = None
     ) -> tuple[int, str, str]:
         """(exit code, stdout, stderr) for one request; code FALLBACK: the client looks itself.
-        ``marks`` gets the ``time.perf_counter()`` of a look's steps (:meth:`timings`)."""
+        ``marks`` gets the ``time.perf_counter()`` of a look's steps (the ``timings`` request)."""
         marks = {} if marks is None else marks
         op = doc.get("op")
         if op == "ping":
@@ -141,7 +141,7 @@ class Daemon:
         if not all(isinstance(a, str) for a in argv):
             return None
         key = tuple(argv)
-        if key in self._parsed:
+        with contextlib.suppress(KeyError):  # one lookup: another thread may clear the dict
             return self._parsed[key]
         from outlive.cli.grammar import StatusArgs
         from outlive.cli.parser import parse
@@ -152,8 +152,9 @@ class Daemon:
             args = None
         if len(self._parsed) > 256:
             self._parsed.clear()
-        self._parsed[key] = args if isinstance(args, StatusArgs) else None
-        return self._parsed[key]
+        found = args if isinstance(args, StatusArgs) else None
+        self._parsed[key] = found
+        return found
 
     def _status(self, doc: dict[str, object], marks: dict[str, float]) -> tuple[int, str, str]:
         from outlive.cli.run_cmds import do_status
