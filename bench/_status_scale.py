@@ -1,8 +1,8 @@
 """Status at scale for ``status_latency.py``: 10 targets x 100 runs, warm and cold, and a look
 while one target's link is cut.
 
-Each target is its own testbed box (``scale0`` .. ``scale9``: a real sshd in its own network
-namespace, so each has its own address and its own ControlMaster). Per target, 98 runs have
+Each target is its own testbed box (``scale0`` .. ``scale9`` by default: a real sshd in its own
+network namespace, so each has its own address and its own ControlMaster). Per target, 98 runs have
 ended (``true``) and 2 are running (``sleep``), as on a long-lived project.
 """
 
@@ -95,13 +95,13 @@ def per_target_finish_s(proj: Path, pool: Any) -> tuple[float, dict[str, float],
     return time.perf_counter() - t0, done, result
 
 
-def measure(reps: int) -> dict[str, Any]:
+def measure(reps: int, prefix: str = "scale") -> dict[str, Any]:
     from outlive.agent.channel import ChannelPool
     from outlive.lifecycle.runs import LOOK_TIMEOUT_S
     from outlive.testing import Box
 
     t0 = time.perf_counter()
-    boxes = [Box.up(f"scale{i}") for i in range(TARGETS)]
+    boxes = [Box.up(f"{prefix}{i}") for i in range(TARGETS)]
     proj = scale_project(boxes)
     running = fill(proj)
     setup_s = time.perf_counter() - t0

@@ -12,6 +12,7 @@ reference: a multiplexed ``ssh box true`` and a fresh one (what a hand-written c
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -31,6 +32,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="few repetitions")
     ap.add_argument("--box", default="benchbox", help="testbed box name")
     ap.add_argument("--no-scale", action="store_true", help="skip the 10 x 100 part")
+    ap.add_argument("--scale-prefix", default="scale", help="the 10 x 100 part's box names")
     args = ap.parse_args()
     reps = 5 if args.quick else 20
     box = Box.up(args.box)
@@ -54,7 +56,15 @@ def main() -> None:
     try:
         outlive(proj, "status", "--json")  # the first look starts the daemon...
         wait_for_daemon(proj)  # ...which answers from the next look on
-        st = [timed(lambda: outlive(proj, "status", "--json")) for _ in range(reps)]
+        # The looks and the interpreter starts of the floor interleaved, 3x as many as the rest
+        # (each costs ~20 ms): on a shared machine the load moves between blocks of runs.
+        st, py, bare = [], [], []
+        for _ in range(3 * reps):
+            st.append(timed(lambda: outlive(proj, "status", "--json")))
+            py.append(timed(lambda: subprocess.run([sys.executable, "-c", "pass"])))
+            bare.append(timed(lambda: subprocess.run([sys.executable, "-I", "-S", "-c", "pass"])))
+        served = daemon_steps(3 * reps)  # the daemon's own account of those looks
+        client = client_steps(proj, reps)
         dr = [
             timed(
                 lambda: subprocess.run(
@@ -63,12 +73,7 @@ def main() -> None:
             )
             for _ in range(reps)
         ]
-        py = [timed(lambda: subprocess.run([sys.executable, "-c", "pass"])) for _ in range(reps)]
-        bare = [
-            timed(lambda: subprocess.run([sys.executable, "-I", "-S", "-c", "pass"]))
-            for _ in range(reps)
-        ]
-        rt = channel_round_trips(proj, reps)
+        rt, probe10 = channel_round_trips(proj, reps)
         mx = [timed(lambda: subprocess.run(mux, check=True)) for _ in range(reps)]
         fr = [timed(lambda: subprocess.run(fresh, check=True)) for _ in range(reps)]
     finally:
@@ -77,7 +82,8 @@ def main() -> None:
     s, d, m, f, p, c = median(st), median(dr), median(mx), median(fr), median(py), median(rt)
     floor = p + c
     print(
-        f"status of 10 runs on a warm testbed box, {reps} looks each (median); load {load_1min()}"
+        f"status of 10 runs on a warm testbed box, {3 * reps} looks and interpreter starts "
+        f"(interleaved), {reps} of the rest (medians); load {load_1min()}"
     )
     print(
         table(
@@ -94,6 +100,7 @@ def main() -> None:
             floor,
         )
     )
+    print(breakdown(client, served, median(probe10)))
     figures = {
         "outlive_status_s": round(s, 4),
         "outlive_status_no_daemon_s": round(d, 4),
@@ -103,7 +110,10 @@ def main() -> None:
         "channel_round_trip_s": round(c, 4),
         "ssh_mux_true_s": round(m, 4),
         "ssh_fresh_true_s": round(f, 4),
+        "probe_10_runs_s": round(median(probe10), 4),
     }
+    figures.update({f"client_{k}_ms": v for k, v in client.items()})
+    figures.update({f"daemon_{k}_ms": v for k, v in served.items()})
     ratios = {
         "status_vs_floor": round(s / floor, 3),
         "no_daemon_vs_floor": round(d / floor, 3),
@@ -114,7 +124,7 @@ def main() -> None:
     if not args.no_scale:
         from _status_scale import RUNS_PER_TARGET, TARGETS, measure
 
-        sc = measure(reps)
+        sc = measure(reps, args.scale_prefix)
         print(
             f"{TARGETS} targets x {RUNS_PER_TARGET} runs (each target its own box and master; "
             f"setup {sc['setup_s']:.0f} s): warm {sc['warm_s']:.3f} s, no daemon "
@@ -136,18 +146,89 @@ def main() -> None:
     print(result_line("status_latency", figures, ratios, goals))
 
 
-def channel_round_trips(proj: Path, reps: int) -> list[float]:
-    """One probe of no runs over an open agent channel, as the daemon holds it (in-process)."""
+def channel_round_trips(proj: Path, reps: int) -> tuple[list[float], list[float]]:
+    """One probe of no runs over an open agent channel, as the daemon holds it (in-process);
+    and, for the breakdown, the probe a look makes of the project's runs (the same channel)."""
     from outlive.agent.channel import ChannelPool
     from outlive.session import Session
 
     pool = ChannelPool()
     try:
-        backend = Session.open(proj, pool=pool).backend("box")
+        session = Session.open(proj, pool=pool)
+        backend = session.backend("box")
         backend.probe([], timeout_s=15.0)  # opens the channel
-        return [timed(lambda: backend.probe([], timeout_s=15.0)) for _ in range(reps)]
+        none = [timed(lambda: backend.probe([], timeout_s=15.0)) for _ in range(reps)]
+        dirs = [r.run_dir for r in session.store.all()]
+        workdir = session.target("box").placement.workdir
+        runs = [timed(lambda: backend.look(dirs, workdir, timeout_s=15.0)) for _ in range(reps)]
+        return none, runs
     finally:
         pool.close()
+
+
+# A served look, step by step, as the console script makes it (outlive.cli.main's fast path):
+# each step's time.perf_counter() goes to stderr, then the process ends as the CLI's does.
+_CLIENT = """\
+import time
+t1 = time.perf_counter()
+import os
+from outlive.cli import main
+from outlive.daemon import client
+t2 = time.perf_counter()
+path, doc = client._daemon_path(), client.status_request(["status", "--json"])
+t3 = time.perf_counter()
+code, out, err = client.exchange(path, doc)
+t4 = time.perf_counter()
+client._write(code, out, err)
+t5 = time.perf_counter()
+os.write(2, f"{t1} {t2} {t3} {t4} {t5}".encode())
+os._exit(code)
+"""
+CLIENT_STEPS = ("start", "imports", "request", "exchange", "write", "exit")
+
+
+def client_steps(proj: Path, reps: int) -> dict[str, float]:
+    """Median ms of each step of a served look in a fresh process: the interpreter's start
+    (spawn to the first line), imports, the socket's key and the request, the exchange with
+    the daemon, writing the answer, and the process's end."""
+    from outlive.daemon import client
+
+    if not hasattr(client, "status_request"):
+        return {}  # an outlive before this breakdown (the bench run against an older install)
+    rows = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", _CLIENT], cwd=proj, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, check=True,
+        )  # fmt: skip
+        t_end = time.perf_counter()
+        marks = [t0, *(float(x) for x in done.stderr.split()), t_end]
+        rows.append([b - a for a, b in itertools.pairwise(marks)])
+    return {k: round(median([r[i] for r in rows]) * 1000, 3) for i, k in enumerate(CLIENT_STEPS)}
+
+
+def daemon_steps(reps: int) -> dict[str, float]:
+    """Median ms of each step of the daemon's last ``reps`` looks, as it timed them."""
+    from outlive.daemon import client
+
+    path = client.socket_path()
+    reply = client._ask(path, "timings", 5.0) if path is not None else None  # None: no timings
+    looks = list(reply["looks"])[-reps:] if isinstance(reply, dict) else []
+    if not looks:
+        return {}
+    return {k: round(median([look[k] for look in looks]), 3) for k in looks[0]}
+
+
+def breakdown(client: dict[str, float], served: dict[str, float], probe_s: float) -> str:
+    c = ", ".join(f"{k} {v:.2f}" for k, v in client.items())
+    d = ", ".join(f"{k} {v:.2f}" for k, v in served.items() if k != "total")
+    return (
+        f"a warm look step by step (median ms): client process: {c}\n"
+        f"  inside its exchange, the daemon ({served.get('total', float('nan')):.2f} in all): "
+        f"{d}\n  of the look, the probe of the 10 runs over an open channel: "
+        f"{probe_s * 1000:.2f} (in-process)"
+    )
 
 
 def wait_for_daemon(proj: Path, timeout_s: float = 30.0) -> None:

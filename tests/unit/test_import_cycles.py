@@ -121,7 +121,7 @@ def test_the_cycle_finder_finds_a_planted_cycle() -> None:
 def test_the_graph_sees_relative_and_from_imports() -> None:
     graph = _graph()
     assert "outlive.cli.grammar" in graph["outlive.cli.parser"]
-    assert "outlive.errors" in graph["outlive.cli"]
+    assert "outlive.errors" in graph["outlive.session"]
 
 
 def test_no_import_cycles_in_src_outlive() -> None:

@@ -4,40 +4,59 @@ thing failed, 2 usage or configuration error; errors are one sentence on stderr.
 
 from __future__ import annotations
 
+import os
 import sys
 
-from outlive.errors import OutliveError
+TYPE_CHECKING = False  # typing is not imported on the hot path (a served look)
+if TYPE_CHECKING:
+    from outlive.errors import OutliveError
 
 
 def main() -> None:
     argv = sys.argv[1:]
     try:
         _check_utf8(argv)
-        if argv[:1] == ["status"]:
-            from outlive.daemon.client import status_via_daemon
+        if argv[:1] in (["status"], ["run"]):
+            from outlive.daemon import client
 
-            served = status_via_daemon(argv)
+            via = client.status_via_daemon if argv[0] == "status" else client.run_via_daemon
+            served = via(argv)
             if served is not None:
-                sys.exit(served)
-        elif argv[:1] == ["run"]:
-            from outlive.daemon.client import run_via_daemon
-
-            served = run_via_daemon(argv)
-            if served is not None:
-                sys.exit(served)
+                _served_exit(served)
         from outlive.cli.parser import Help, parse
 
         parsed = parse(argv)
         if isinstance(parsed, Help):
             sys.stdout.write(parsed.text)
-            sys.exit(parsed.exit_code)
-        sys.exit(parsed.run())
-    except OutliveError as exc:
-        _note(str(exc))
-        sys.exit(exc.exit_code)
+            code = parsed.exit_code
+        else:
+            code = parsed.run()
     except KeyboardInterrupt:
         _note("interrupted")
         sys.exit(130)
+    except _outlive_error() as exc:  # evaluated only when something was raised
+        _note(str(exc))
+        sys.exit(exc.exit_code)
+    sys.exit(code)
+
+
+def _served_exit(code: int) -> None:
+    """End a command the daemon answered. Its answer is written and nothing else is open, so
+    when outlive is the program (the console script) the process ends at once: an orderly
+    shutdown of the interpreter would cost a look ~2 ms. Called from other code, SystemExit."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if getattr(sys.modules.get("__main__"), "main", None) is main:
+        os._exit(code)
+    sys.exit(code)
+
+
+def _outlive_error() -> type[OutliveError]:
+    """outlive's error class, imported only once an exception is being matched (a served look
+    never loads outlive.errors)."""
+    from outlive.errors import OutliveError
+
+    return OutliveError
 
 
 def _check_utf8(argv: list[str]) -> None:

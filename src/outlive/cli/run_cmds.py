@@ -7,6 +7,7 @@ pydantic); their bodies import what they need.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -99,19 +100,25 @@ def do_status(
     start: Path | None = None,
     out: TextIO | None = None,
     pool: ChannelPool | None = None,
+    marks: dict[str, float] | None = None,
 ) -> int:
     """Look at the runs (all if none given); exit 1 when a named run failed or vanished.
 
     ``start`` is where the project is looked up (the cwd by default) and ``out`` where the answer
     goes (stdout by default): the daemon runs this same body for a client in another directory,
-    with its ``pool`` of open agent channels.
+    with its ``pool`` of open agent channels, and ``marks`` (``time.perf_counter()`` as the
+    session is open, the look done, the answer written) for its breakdown of a look.
     """
     from outlive.lifecycle.runs import status
     from outlive.session import Session
 
     out = sys.stdout if out is None else out
     session = Session.open(start, pool=pool)
+    if marks is not None:
+        marks["session"] = time.perf_counter()
     result = status(session, runs)
+    if marks is not None:
+        marks["look"] = time.perf_counter()
     money = _spend(session, result)
     if as_json:
         doc: dict[str, object] = {"runs": [r.to_json() for r in result]}
@@ -124,6 +131,8 @@ def do_status(
         status_table(result, out=out)
         for line in spend_lines(money):
             out.write(line + "\n")
+    if marks is not None:
+        marks["render"] = time.perf_counter()
     return 1 if runs and any(r.state in (State.FAILED, State.VANISHED) for r in result) else 0
 
 

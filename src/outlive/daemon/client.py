@@ -1,24 +1,27 @@
 """The thin client: hand a ``status`` (or single ``run``) command line to the daemon, print its
 answer.
 
-This module is on the hot path of every look, so it imports only ``os``, ``sys``, ``zlib`` and
-the C ``_socket`` module: ``socket`` and ``json`` would pull in ``enum`` and ``re`` (~15 ms on a
-small VM, as much as the rest of the look). Hence the wire format. A request is one line, the
-``ascii()`` of a dict of literals, read back by the daemon with ``ast.literal_eval``; a reply is a
-header line ``CODE NOUT NERR`` followed by that many bytes of stdout and of stderr (CODE -1: look
-directly). Before the header the daemon sends a ``.`` as soon as it has read the request and one
-every ``TICK_S`` while it works, so a daemon that is stopped or hung (silent for ``SILENCE_S``)
-is given up on at once and the CLI looks by itself. A daemon is found by a socket whose name is
-a digest of everything that could make its answer differ from the CLI's own: outlive's source
-files (so an upgrade or an edit never talks to stale code), the interpreter and the environment
-variables the look reads.
+This module is on the hot path of every look, so it imports only ``os``, ``sys`` and the C
+``_socket`` module: ``socket`` and ``json`` would pull in ``enum`` and ``re`` (~15 ms on a small
+VM, as much as the rest of the look), and even ``zlib`` is a shared library to load. Hence the
+wire format. A request is one line, the ``ascii()`` of a dict of literals, read back by the
+daemon with ``ast.literal_eval``; a reply is a header line ``CODE NOUT NERR`` followed by that
+many bytes of stdout and of stderr (CODE -1: look directly). Before the header the daemon sends a
+``.`` as soon as it has read the request and one every ``TICK_S`` while it works, so a daemon that
+is stopped or hung (silent for ``SILENCE_S``) is given up on at once and the CLI looks by itself.
+A daemon is found by a socket whose name is a digest of everything that could make its answer
+differ from the CLI's own: the interpreter, where this outlive lives and the environment
+variables the look reads. Its source files are the daemon's to watch (``daemon.watch``): it
+answers nothing once one of them changed (an upgrade or an edit never talks to stale code), but
+retires, and the CLI looks itself and starts a fresh daemon. A served look ends the process with
+``os._exit`` once its answer is flushed: there is nothing to clean up, and an interpreter's
+orderly shutdown costs a look ~2 ms.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import zlib
 
 from outlive._private_dir import private_dir_problem
 
@@ -83,27 +86,19 @@ def socket_dir() -> str | None:
     return None if private_dir_problem(path) else path
 
 
-def _source_stamp(root: str | None = None) -> bytes:
-    """Sizes and mtimes of every source file of this outlive (a change gives a new daemon)."""
-    if root is None:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    parts = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
-        for name in sorted(filenames):
-            if name.endswith((".py", ".toml")):
-                st = os.stat(os.path.join(dirpath, name))
-                parts.append(f"{dirpath}/{name}:{st.st_size}:{st.st_mtime_ns}")
-    return "\n".join(parts).encode()
+# This outlive's package directory: part of the key (another checkout is another daemon).
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The largest prime below 2**64. The key is the look's context read as one integer, modulo it: a
+# digest that loads no module (zlib, hashlib); two contexts meet only if they differ by a multiple.
+_KEY_PRIME = (1 << 64) - 59
 
 
 def daemon_key() -> str:
     env = sorted(
         (k, v) for k, v in os.environ.items() if k in _ENV_KEYS or k.startswith(_ENV_PREFIXES)
     )
-    context = ascii([sys.executable, sys.version, env]).encode()
-    stamp = _source_stamp()
-    return f"{zlib.crc32(stamp) ^ len(stamp):08x}{zlib.crc32(context):08x}"
+    context = ascii([sys.executable, sys.version, PACKAGE_DIR, env]).encode()
+    return f"{int.from_bytes(context, 'little') % _KEY_PRIME:016x}"
 
 
 def socket_path() -> str | None:
@@ -112,6 +107,7 @@ def socket_path() -> str | None:
 
 
 FALLBACK = -1  # the reply code for "look directly"
+RETIRED = b"retired"  # FALLBACK's stderr from a daemon whose sources changed: start a fresh one
 
 
 def _recv_exact(conn: Any, n: int, buf: bytes) -> bytes:
@@ -223,7 +219,7 @@ def run_via_daemon(argv: list[str]) -> int | None:
         return None
     except (OSError, ValueError):
         return None  # nothing was acknowledged: nothing was launched
-    return None if code == FALLBACK else _write(code, out, err)
+    return _answer(path, code, out, err)
 
 
 def _daemon_path() -> str | None:
@@ -248,21 +244,9 @@ def status_via_daemon(argv: list[str]) -> int | None:
     next look is served warm.
     """
     path = _daemon_path()
-    if path is None:
+    doc = status_request(argv)
+    if path is None or doc is None:
         return None
-    try:
-        cwd = os.getcwd()
-    except OSError:
-        return None  # the directory is gone: the CLI's own look says so in one sentence
-    tty = sys.stdout.isatty()
-    doc = {
-        "op": "status",
-        "argv": argv,
-        "cwd": cwd,
-        "tty": tty,
-        "columns": _columns(tty),
-        "term": {k: os.environ[k] for k in _TERM_KEYS if k in os.environ},
-    }
     try:
         code, out, err = exchange(path, doc)
     except (FileNotFoundError, ConnectionRefusedError):
@@ -272,7 +256,37 @@ def status_via_daemon(argv: list[str]) -> int | None:
         return None
     except (OSError, ValueError):
         return None  # a daemon that died mid-look, or answered garbage: look directly
-    return None if code == FALLBACK else _write(code, out, err)
+    return _answer(path, code, out, err)
+
+
+def _answer(path: str, code: int, out: bytes, err: bytes) -> int | None:
+    """Write a served answer and return its exit code; None for FALLBACK (after a retired
+    daemon, a fresh one is started as this process exits)."""
+    if code != FALLBACK:
+        return _write(code, out, err)
+    if err == RETIRED:
+        import atexit
+
+        atexit.register(spawn, path)
+    return None
+
+
+def status_request(argv: list[str]) -> dict[str, object] | None:
+    """The request of a look: its command line, directory and terminal; None if the directory
+    is gone (the CLI's own look says so in one sentence)."""
+    try:
+        cwd = os.getcwd()
+    except OSError:
+        return None
+    tty = sys.stdout.isatty()
+    return {
+        "op": "status",
+        "argv": argv,
+        "cwd": cwd,
+        "tty": tty,
+        "columns": _columns(tty),
+        "term": {k: os.environ[k] for k in _TERM_KEYS if k in os.environ},
+    }
 
 
 def _starting(path: str) -> bool:
@@ -417,6 +431,9 @@ def _kill_silent(info: DaemonInfo, wait_s: float) -> bool:
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline and _is_our_daemon(pid, path):
             time.sleep(0.05)
+    deadline = time.monotonic() + 2.0  # an exiting process drops its cmdline before its files
+    while _starting(path) and time.monotonic() < deadline and not _is_our_daemon(pid, path):
+        time.sleep(0.02)
     if not _starting(path):  # the lock is free: nobody serves this socket any more
         with contextlib.suppress(OSError):
             os.unlink(path)

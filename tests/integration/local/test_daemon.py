@@ -18,6 +18,7 @@ import pytest
 from local_helpers import Project, wait_for
 
 from outlive.daemon import client as daemon_client
+from outlive.daemon.watch import SourceWatch
 
 
 def _daemons(p: Project) -> list[dict[str, Any]]:
@@ -70,6 +71,28 @@ def test_looks_after_the_first_are_served_by_the_daemon_with_the_same_answers(
     assert "fine" in table and "broken" in table and "failed" in table
 
 
+def test_a_served_look_loads_no_module_it_does_not_need(proj: Project) -> None:
+    """The client of a warm look imports only what the exchange needs: not outlive's errors,
+    nor json, socket, zlib, enum, re or typing (each a measurable part of a ~10 ms floor)."""
+    import sys
+
+    run_id, go = proj.start_waiting("w")
+    _warm(proj)
+    before = _served(proj)
+    traced = proj.cli("status", "--json", argv_prefix=(sys.executable, "-X", "importtime"))
+    assert _served(proj) == before + 1
+    assert json.loads(traced.stdout)["runs"][0]["run_id"] == run_id
+    loaded = {
+        line.rsplit("|", 1)[1].strip()
+        for line in traced.stderr.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+    assert "outlive.daemon.client" in loaded, traced.stderr  # the trace is of the served look
+    heavy = {"outlive.errors", "json", "socket", "zlib", "enum", "re", "typing"} & loaded
+    assert not heavy, f"a served look imported {sorted(heavy)}"
+    go.touch()
+
+
 def test_a_config_error_is_the_same_one_sentence_through_the_daemon(proj: Project) -> None:
     _warm(proj)
     proj.write("outlive.toml", "[targets.box]\nhots = 'typo'\n")
@@ -117,13 +140,101 @@ def test_the_daemon_is_keyed_by_environment_and_stops_on_request_or_when_idle(
     shutil.rmtree(own)
 
 
-def test_an_edited_source_file_gives_a_new_daemon_key(tmp_path: Path) -> None:
-    pkg = tmp_path / "pkg" / "daemon"
-    pkg.mkdir(parents=True)
-    (pkg / "client.py").write_text("x = 1\n")
-    stamp = daemon_client._source_stamp(str(tmp_path / "pkg"))
-    os.utime(pkg / "client.py", ns=(1, 1))
-    assert daemon_client._source_stamp(str(tmp_path / "pkg")) != stamp
+@pytest.mark.parametrize("kernel", [True, False], ids=["inotify", "stat"])
+def test_the_source_watch_sees_edits_and_new_modules_but_not_editor_droppings(
+    tmp_path: Path, kernel: bool
+) -> None:
+    root = tmp_path / "pkg"
+    (root / "daemon").mkdir(parents=True)
+    (root / "daemon" / "client.py").write_text("x = 1\n")
+    (root / "profiles.toml").write_text("")
+
+    def fresh() -> SourceWatch:
+        watch = SourceWatch(str(root), use_inotify=kernel)
+        assert watch.kernel == kernel  # Linux: the kernel's events, not a silent fallback
+        assert not watch.changed()
+        return watch
+
+    watch = fresh()
+    (root / "daemon" / ".client.py.swp").write_text("vim")  # moves the directory's mtime
+    (root / "daemon" / "__pycache__").mkdir()
+    (root / "daemon" / "__pycache__" / "client.cpython-311.pyc").write_text("")
+    assert not watch.changed()
+    os.utime(root / "daemon" / "client.py", ns=(1, 1))  # an in-place edit: only its stat moves
+    assert watch.changed()
+    watch = fresh()
+    (root / "daemon" / "server.py").write_text("")  # a module added
+    assert watch.changed()
+    watch = fresh()
+    (root / "cli").mkdir()  # a package added
+    assert watch.changed()
+    watch = fresh()
+    (root / "profiles.toml").unlink()
+    assert watch.changed()
+    assert watch.changed()  # for good
+    watch = fresh()
+    shutil.rmtree(root / "daemon")
+    assert watch.changed()
+
+
+def test_a_daemon_whose_sources_changed_retires_and_the_cli_starts_a_fresh_one(
+    make_project: Callable[..., Project], tmp_path: Path
+) -> None:
+    """A daemon never answers from code older than the files: after an edit its next request
+    gets FALLBACK (the CLI looks itself, the same answer), its socket and lock are free at once,
+    and the CLI starts a fresh daemon as it exits."""
+    import subprocess
+    import sys
+    import threading
+
+    from outlive.daemon import server
+
+    p = make_project()
+    own = tempfile.mkdtemp(prefix="od-")  # this test counts daemons: none of other tests here
+    os.chmod(own, 0o700)
+    p.env["OUTLIVE_DAEMON_DIR"] = own
+    p.env["OUTLIVE_NO_DAEMON"] = "1"  # the launch starts no daemon: the test's own is the first
+    run_id, go = p.start_waiting("w")
+    del p.env["OUTLIVE_NO_DAEMON"]
+    key = subprocess.run(
+        [sys.executable, "-c", "from outlive.daemon import client; print(client.socket_path())"],
+        env=p.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    path = key.stdout.strip()
+    assert path.startswith(own), path
+    # This daemon (in the test's process) watches a tree of its own, which the test edits.
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "mod.py").write_text("")
+    watch = SourceWatch(str(tree))
+    served = threading.Thread(target=server.serve, args=(path, 60.0, watch), daemon=True)
+    served.start()
+    wait_for(lambda: os.path.exists(path), "the in-process daemon to listen")
+    before = _served(p)
+    first = json.loads(p.cli("status", "--json").stdout)
+    assert _served(p) == before + 1  # answered by the in-process daemon
+    assert [r["run_id"] for r in first["runs"]] == [run_id]
+    assert served.is_alive()
+
+    (tree / "mod.py").write_text("x = 2\n")
+    second = json.loads(p.cli("status", "--json").stdout)  # looked by the CLI itself
+    assert [(r["run_id"], r["state"]) for r in second["runs"]] == [(run_id, "running")]
+    served.join(timeout=30)
+    assert not served.is_alive(), "the retired daemon did not exit"
+    fresh = wait_for(_daemons_of(p), "the CLI to start a fresh daemon")
+    assert [d["pid"] for d in fresh] != [os.getpid()] and fresh[0]["served"] == 0
+    assert json.loads(p.cli("status", "--json").stdout)["runs"][0]["run_id"] == run_id
+    assert _served(p) == 1  # the fresh daemon answered it
+    go.touch()
+    p.cli("daemon", "stop", "--json")
+    shutil.rmtree(own)
+
+
+def _daemons_of(p: Project) -> Callable[[], list[dict[str, Any]]]:
+    return lambda: [d for d in _daemons(p) if d["state"] == "answering"]
 
 
 def test_concurrent_looks_are_all_answered_by_one_daemon(
