@@ -148,12 +148,19 @@ class AgentClient:
         )
 
     def _reply(self, verb: str, done: Completed) -> Any:
+        # one JSON document, or a JSON header line and the bytes it counts (channel.raw_size)
+        head, _, rest = done.stdout.partition(b"\n")
         try:
-            reply = json.loads(done.stdout.decode("utf-8", errors="replace") or "null")
+            reply = json.loads(head.decode("utf-8", errors="replace") or "null")
         except ValueError:
             reply = None
         if not isinstance(reply, dict):
             raise self._no_answer(verb, done.returncode, done.stderr)
+        size = channel.raw_size(reply)
+        if size is not None:
+            if len(rest) != size:
+                raise self._no_answer(verb, done.returncode, done.stderr)
+            reply = channel.with_raw(reply, rest)
         return self._unwrap(verb, reply)
 
     def _unwrap(self, verb: str, reply: dict[str, object]) -> Any:
