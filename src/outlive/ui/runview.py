@@ -30,8 +30,10 @@ class RunView:
 
     def __init__(self, project_dir: Path) -> None:
         self.project_dir = project_dir
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the dicts below
+        self._reading_lock = threading.Lock()  # one read of a progress file at a time
         self._progress: dict[str, ProgressLines] = {}
+        self._prefetching: dict[str, _Prefetch] = {}
         self._explained: dict[str, tuple[int, list[Row]]] = {}
 
     def session(self) -> Session:
@@ -56,20 +58,51 @@ class RunView:
         row: Row = doc["runs"][0]
         return row
 
+    def prefetch_progress(self, run_id: str) -> None:
+        """Start reading the progress file now, in the background: its page was asked for, and
+        asks for the curves next (while it loads its scripts); that request then takes this
+        read's result (:meth:`progress`). Nothing is read for a run no page was asked for."""
+        with self._lock:
+            lines = self._progress.get(run_id)
+            if run_id in self._prefetching or (lines is not None and lines.complete):
+                return
+            fetch = self._prefetching[run_id] = _Prefetch()
+
+        def read() -> None:
+            try:
+                fetch.lines = self._read_progress(run_id)
+            except OutliveError:
+                pass  # the page's own request reads again, and shows why it failed
+            finally:
+                with self._lock:
+                    self._prefetching.pop(run_id, None)
+                fetch.done.set()
+
+        threading.Thread(target=read, name=f"prefetch {run_id}", daemon=True).start()
+
     def progress(self, run_id: str, since: int) -> bytes:
         """The progress file from byte ``since`` on (:meth:`ProgressLines.since`: lines, or
         columns once parsed), after reading what the file gained on the box; a finished run's
-        file is read once."""
+        file is read once, and a read already under way (the page's prefetch) is not repeated:
+        its result is the answer."""
         with self._lock:
             lines = self._progress.get(run_id)
+            fetch = self._prefetching.get(run_id)
             if lines is not None and lines.complete:
                 return lines.since(since)
+        if fetch is not None and fetch.done.wait(timeout=4 * LOOK_TIMEOUT_S) and fetch.lines:
+            return fetch.lines.since(since)
+        return self._read_progress(run_id).since(since)
+
+    def _read_progress(self, run_id: str) -> ProgressLines:
+        """Read what the run's progress file gained on the box since the last read."""
         session = self.session()
         rec = self.record(session, run_id)
         backend = session.backend(rec.target)
-        with self._lock:
-            lines = self._progress.setdefault(run_id, ProgressLines())
-            while True:
+        with self._reading_lock:
+            with self._lock:
+                lines = self._progress.setdefault(run_id, ProgressLines())
+            while not lines.complete:
                 chunk = backend.tail(
                     rec.run_dir,
                     offset=lines.offset,
@@ -78,14 +111,16 @@ class RunView:
                     file=wire.PROGRESS_JSONL,
                 )
                 if chunk.offset < lines.offset:  # the file was replaced: read it again
-                    lines = self._progress[run_id] = ProgressLines()
+                    lines = ProgressLines()
+                    with self._lock:
+                        self._progress[run_id] = lines
                     continue
                 lines.feed(chunk.data)
                 lines.offset = chunk.offset
                 if len(chunk.data) < PROGRESS_CHUNK_BYTES:
                     lines.complete = chunk.ended and chunk.offset >= chunk.size
                     break
-            return lines.since(since)
+            return lines
 
     def parse_progress(self, run_id: str) -> None:
         """Parse in the background what the page was sent as lines, so that the next open
@@ -188,6 +223,15 @@ class RunView:
         rec = self.record(session, run_id)
         reply: Row = dict(cancel(session, rec.run_id))
         return reply
+
+
+class _Prefetch:
+    """A read of a progress file started when its page was asked for: done, and what it read
+    (None: it failed)."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.lines: ProgressLines | None = None
 
 
 def _pulled_verified(name: str, size_bytes: int, pulls: list[Any]) -> bool:

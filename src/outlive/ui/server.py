@@ -231,6 +231,8 @@ class _Handler(BaseHTTPRequestHandler):
             run_id = path[len("/run/") :]
             # the curves' data is asked for while the page loads (run.js asks for the same URL)
             ok = wire.run_id_problem(run_id) is None
+            if ok:  # read from the box while the page loads; its preload takes the result
+                self.server.view.prefetch_progress(run_id)
             self._page("run", (f"/api/run/{quote(run_id)}/progress?since=0",) if ok else ())
         elif path.startswith("/gotcha/"):
             self._page("gotcha")

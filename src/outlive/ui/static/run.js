@@ -192,10 +192,10 @@
   // The curves first; what sits below them (checkpoints, pulls, explain) once they are drawn.
   pollProgress().catch(fail).finally(() => {
     belowReady = true;
+    pollStatus().catch(fail);
+    pollLog().catch(fail);
     details().then(explain).catch(fail);
     setTimeout(loop, POLL_MS);
   });
-  pollStatus().catch(fail);
-  pollLog().catch(fail);
   setInterval(() => { if (!ended) details().catch(fail); }, 10000);
 })();
