@@ -116,10 +116,13 @@ class ProgressLines:
     _parsing: threading.Lock = field(default_factory=threading.Lock)
 
     def feed(self, chunk: bytes) -> None:
-        buf = self.partial + chunk
-        cut = buf.rfind(b"\n") + 1
-        self.data += buf[:cut]
-        self.partial = buf[cut:]
+        cut = chunk.rfind(b"\n") + 1
+        if not cut:
+            self.partial += chunk
+            return
+        self.data += self.partial
+        self.data += memoryview(chunk)[:cut]  # no copy of a 9 MB chunk but the one into data
+        self.partial = chunk[cut:]
 
     def parse(self) -> None:
         """Bring ``columns`` up to the lines read (a no-op while another thread does)."""
