@@ -90,7 +90,11 @@ class RunView:
             fetch = self._prefetching.get(run_id)
             if lines is not None and lines.complete:
                 return lines.since(since)
-        if fetch is not None and fetch.done.wait(timeout=4 * LOOK_TIMEOUT_S) and fetch.lines:
+        if (
+            fetch is not None
+            and fetch.done.wait(timeout=4 * LOOK_TIMEOUT_S)
+            and fetch.lines is not None
+        ):
             return fetch.lines.since(since)
         return self._read_progress(run_id).since(since)
 
