@@ -150,3 +150,47 @@ def test_a_header_that_counts_more_bytes_than_came_is_no_answer(tmp_path: Path) 
     with pytest.raises(TransportError, match="bad byte count"):
         ch.request("tail", {}, 10.0)
     ch.close()
+
+
+def test_a_streamed_tail_gives_the_bytes_in_pieces_as_they_come(
+    tmp_path: Path, run_dir: Path
+) -> None:
+    agent = AgentClient.local(tmp_path / "state")
+    req = {"run_dir": str(run_dir), "offset": 0, "max_bytes": 16 << 20, "file": "progress.jsonl"}
+    result, pieces = agent.call_streamed("tail", req, timeout_s=60)
+    assert result["offset"] == result["size"] == len(PAYLOAD) and "data" not in result
+    got = list(pieces)
+    assert b"".join(got) == PAYLOAD and len(got) > 1  # read as it came, not at the end
+    # an agent that predates raw: its result holds the bytes, none follow it
+    old = tmp_path / "old-agent"
+    (old / "box").mkdir(parents=True)
+    (old / "box" / "__init__.py").write_text("")
+    (old / "box" / "main.py").write_text(OLD_AGENT)
+    older = AgentClient(agent.transport, local_dir=old)
+    result, pieces = older.call_streamed("tail", req, timeout_s=60)
+    assert base64.b64decode(result["data_b64"]) == PAYLOAD and list(pieces) == []
+    # a kept channel: its reply whole, as one piece
+    pool = channel.ChannelPool()
+    try:
+        pooled = AgentClient.local(tmp_path / "state", pool=pool)
+        result, pieces = pooled.call_streamed("tail", req, timeout_s=60)
+        assert b"".join(pieces) == PAYLOAD and result["offset"] == len(PAYLOAD)
+    finally:
+        pool.close()
+
+
+def test_a_streamed_reply_that_ends_early_is_an_error_not_short_data(tmp_path: Path) -> None:
+    short = tmp_path / "short-agent"
+    (short / "box").mkdir(parents=True)
+    (short / "box" / "__init__.py").write_text("")
+    (short / "box" / "main.py").write_text(
+        "import sys\n"
+        "def main(argv):\n"
+        '    sys.stdout.write(\'{"ok": true, "result": {"offset": 10}, "raw": 10}\\nabc\')\n'
+        "    return 0\n"
+    )
+    agent = AgentClient(AgentClient.local(tmp_path / "state").transport, local_dir=short)
+    result, pieces = agent.call_streamed("tail", {"run_dir": "/x"}, timeout_s=60)
+    assert result == {"offset": 10}
+    with pytest.raises(TransportError, match="ended early"):
+        list(pieces)

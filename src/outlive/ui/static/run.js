@@ -120,7 +120,7 @@
     }
     const head = read.head;
     if (head.format === "columns") progress.cols = read.cols;
-    progress.end = head.end;
+    progress.end = read.end;
     if (head.since === 0) document.getElementById("charts").setAttribute("data-format", String(head.format));
     if (progress.cols.n !== before || !drawn) drawCharts();
   }

@@ -28,12 +28,15 @@ const series = {
   // ...}, then from byte `since` on either whole JSON lines, parsed into `cols` chunk by chunk
   // while the rest is still on its way, or (the server has parsed them) float64 columns of
   // every record, viewed in place once all have come. `fresh(head)` gives the columns to add
-  // the lines to. Resolves to {head, cols}.
+  // the lines to. Resolves to {head, cols, end}: where the lines end in the file (the header's
+  // `end`, or, when it is null -- the server streamed a read still under way --, `since` plus
+  // the bytes that came).
   async readFrame(body, fresh) {
     const reader = body.getReader();
-    let pending = new Uint8Array(0), head = null, cols = null, text = "";
+    let pending = new Uint8Array(0), head = null, cols = null, text = "", got = 0;
     const held = [], decoder = new TextDecoder();
     const lines = (chunk, last) => {
+      got += chunk.length;
       text += decoder.decode(chunk, {stream: !last});
       const cut = last ? text.length : text.lastIndexOf("\n") + 1;
       if (cut > 0) { series.append(cols, series.parse(text.slice(0, cut))); text = text.slice(cut); }
@@ -58,7 +61,7 @@ const series = {
       const all = series._joined(held), off = 4 + new DataView(all.buffer).getUint32(0, true);
       cols = series.fromBuffer(all.buffer, off, head.n, head.keys);
     }
-    return {head, cols};
+    return {head, cols, end: head.end === null ? head.since + got : head.end};
   },
 
   // Byte arrays as one (a new buffer, starting at its byte 0: float64 views need alignment).
