@@ -137,6 +137,9 @@ class AgentClient:
                 return self._reply(verb, Completed(tuple(argv), 0, head, b"")), iter(())
             reply = channel._parse(head)
             size = channel.raw_size(reply)
+        except Unreachable:
+            reader.finish(kill=True)
+            raise  # no answer within the whole timeout: asking again would wait as long
         except (OSError, TransportError):
             reader.finish(kill=True)
             return None

@@ -255,7 +255,8 @@ def _read_tail(backend: Backend, run_dir: str, lines: ProgressLines) -> tuple[in
             timeout_s=LOOK_TIMEOUT_S,
             file=wire.PROGRESS_JSONL,
         )
-        lines.feed(chunk.data)
+        if chunk.offset >= start:
+            lines.feed(chunk.data)
         lines.offset = chunk.offset
         return chunk.size, chunk.ended
     request = {
