@@ -247,7 +247,7 @@ def _read_tail(backend: Backend, run_dir: str, lines: ProgressLines) -> tuple[in
     from outlive.backends.base import AgentBackend
 
     start = lines.offset
-    if not isinstance(backend, AgentBackend):
+    if not isinstance(backend, AgentBackend) or type(backend).tail is not AgentBackend.tail:
         chunk = backend.tail(
             run_dir,
             offset=start,
@@ -266,6 +266,8 @@ def _read_tail(backend: Backend, run_dir: str, lines: ProgressLines) -> tuple[in
     result, pieces = backend.agent.call_streamed("tail", request, timeout_s=LOOK_TIMEOUT_S)
     end = int(result["offset"])
     if end < start:
+        for _ in pieces:  # the file is shorter now: nothing (the agent read from its end)
+            pass
         lines.offset = end
         return int(result.get("size") or 0), bool(result["ended"])
     if "data_b64" in result:  # an agent that predates raw
