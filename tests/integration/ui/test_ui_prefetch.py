@@ -83,3 +83,27 @@ def test_a_preload_that_comes_while_the_page_request_reads_takes_that_read(
         assert status == 200
         hlen = int.from_bytes(body[:4], "little")
         assert body[4 + hlen :] == (run_dir / "progress.jsonl").read_bytes()
+
+
+def test_a_progress_file_replaced_by_a_shorter_one_is_read_again_from_its_start(
+    ui_project: UiProject, server: UiServer
+) -> None:
+    run_id = ui_project.launch("replaced", steps=50)  # runs on until finish()
+    run_dir = ui_project.dir / ".outlive" / "runs" / run_id
+    path = run_dir / "progress.jsonl"
+
+    def written() -> bool:
+        return path.exists() and len(path.read_bytes().splitlines()) == 50
+
+    wait_until(written, "the job's 50 records", 60)
+    status, body = _get(server, f"/api/run/{run_id}/progress?since=0")
+    hlen = int.from_bytes(body[:4], "little")
+    assert status == 200 and body[4 + hlen :] == path.read_bytes()
+    new = b"".join(json.dumps({"step": 1000 + i, "loss": 0.5}).encode() + b"\n" for i in range(3))
+    tmp = run_dir / "progress.new"
+    tmp.write_bytes(new)
+    tmp.replace(path)
+    status, body = _get(server, f"/api/run/{run_id}/progress?since=0")
+    hlen = int.from_bytes(body[:4], "little")
+    assert status == 200 and body[4 + hlen :] == new
+    ui_project.finish("replaced")
