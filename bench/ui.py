@@ -121,10 +121,11 @@ def mark(page: Any, name: str) -> float:
     return float(page.evaluate(f"performance.getEntriesByName({name!r})[0].startTime"))
 
 
-def fetched_ms(page: Any, part: str) -> float:
-    """When the page had the whole response of the request whose URL holds ``part``."""
-    js = "p => performance.getEntriesByType('resource').find(e => e.name.includes(p)).responseEnd"
-    return float(page.evaluate(js, part))
+def fetched_ms(page: Any, part: str, when: str = "responseEnd") -> float:
+    """When the page had the whole response of the request whose URL holds ``part`` (or,
+    with ``when="responseStart"``, its first byte)."""
+    js = "([p, w]) => performance.getEntriesByType('resource').find(e => e.name.includes(p))[w]"
+    return float(page.evaluate(js, [part, when]))
 
 
 def fresh_tab(browser: Any, url: str) -> tuple[Any, Any]:
@@ -164,6 +165,7 @@ def run_page_ms(page: Any, base: str, run_id: str) -> dict[str, float]:
     )
     times = {
         "painted": mark(page, "charts-painted"),
+        "progress_start": fetched_ms(page, "/progress?since=0", "responseStart"),
         "progress": fetched_ms(page, "/progress?since=0"),
         "rendered": mark(page, "charts-rendered"),
     }
@@ -294,9 +296,11 @@ def main() -> None:
         ("board: navigation -> first rows in the page", med(board, "rendered")),
         ("board: navigation -> first rows painted", figures["board_first_paint_ms_1000_runs"]),
         ("board: navigation -> all 1,000 rows in the page", figures["board_all_rows_ms_1000_runs"]),
+        ("run page, first open: navigation -> progress reply begins", med(first, "progress_start")),
         ("run page, first open: navigation -> progress received", med(first, "progress")),
         ("run page, first open: navigation -> charts given data", med(first, "rendered")),
         ("run page, first open: navigation -> curves painted", med(first, "painted")),
+        ("run page, warm server: navigation -> progress reply begins", med(warm, "progress_start")),
         ("run page, warm server: navigation -> progress received", med(warm, "progress")),
         ("run page, warm server: navigation -> charts given data", med(warm, "rendered")),
         ("run page, warm server: navigation -> curves painted", med(warm, "painted")),

@@ -47,7 +47,7 @@ class AgentChannel:
             stderr=subprocess.PIPE,
             start_new_session=True,  # a Ctrl-C in a foreground client must not reach it
         )
-        self._buf = b""
+        self._buf = bytearray()  # read and not yet returned (grown in place: a long reply)
         self._stderr: collections.deque[bytes] = collections.deque()
         self._drain = threading.Thread(target=self._drain_stderr, daemon=True)
         self._drain.start()
@@ -75,7 +75,7 @@ class AgentChannel:
     def start(self, timeout_s: float) -> bool:
         """Wait for the agent's greeting; False if the process ended first (see ``returncode``)."""
         try:
-            line = self._read_line(timeout_s)
+            line = self._read_line(time.monotonic() + timeout_s, timeout_s)
         except ChannelClosed:
             self.proc.wait()
             return False
@@ -99,27 +99,46 @@ class AgentChannel:
             self.proc.stdin.flush()
         except (BrokenPipeError, ValueError):
             raise ChannelClosed(f"{self.name}: the agent channel is closed") from None
-        return _parse(self._read_line(timeout_s))
+        deadline = time.monotonic() + timeout_s
+        doc = _parse(self._read_line(deadline, timeout_s))
+        size = raw_size(doc)
+        if size is None:
+            return doc
+        return with_raw(doc, self._read_exactly(size, deadline, timeout_s))
 
-    def _read_line(self, timeout_s: float) -> bytes:
+    def _read_line(self, deadline: float, timeout_s: float) -> bytes:
+        scanned = 0  # a long line arrives in many reads: look for its end in each once
+        while (cut := self._buf.find(b"\n", scanned)) < 0:
+            scanned = len(self._buf)
+            self._buf += self._read(1 << 16, deadline, timeout_s)
+        line = bytes(self._buf[:cut])
+        del self._buf[: cut + 1]
+        return line
+
+    def _read_exactly(self, size: int, deadline: float, timeout_s: float) -> bytes:
+        """The ``size`` bytes that follow a reply's header (``raw``)."""
+        parts, got = [bytes(self._buf[:size])], min(size, len(self._buf))
+        del self._buf[:size]
+        while got < size:
+            parts.append(self._read(min(size - got, 1 << 20), deadline, timeout_s))
+            got += len(parts[-1])
+        return b"".join(parts)
+
+    def _read(self, most: int, deadline: float, timeout_s: float) -> bytes:
         assert self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
-        deadline = time.monotonic() + timeout_s
-        while b"\n" not in self._buf:
-            left_s = deadline - time.monotonic()
-            ready = select.select([fd], [], [], max(0.0, left_s))[0] if left_s > 0 else []
-            if not ready:
-                self.close(linger_s=0.0)  # a hung link carries no EOF: end it now
-                raise Unreachable(
-                    f"{self.name}: no answer within {timeout_s:.0f} s; check the link "
-                    "(the run itself is not known to have stopped)"
-                )
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                raise ChannelClosed(f"{self.name}: the agent channel closed")
-            self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
-        return line
+        left_s = deadline - time.monotonic()
+        ready = select.select([fd], [], [], max(0.0, left_s))[0] if left_s > 0 else []
+        if not ready:
+            self.close(linger_s=0.0)  # a hung link carries no EOF: end it now
+            raise Unreachable(
+                f"{self.name}: no answer within {timeout_s:.0f} s; check the link "
+                "(the run itself is not known to have stopped)"
+            )
+        chunk = os.read(fd, most)
+        if not chunk:
+            raise ChannelClosed(f"{self.name}: the agent channel closed")
+        return chunk
 
     def close(self, linger_s: float = 0.5) -> None:
         """End the channel: EOF first (the agent exits on it), then a kill if it lingers."""
@@ -134,6 +153,24 @@ class AgentChannel:
         with contextlib.suppress(OSError, ValueError):
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
+
+
+def raw_size(reply: dict[str, object]) -> int | None:
+    """How many bytes follow this reply's header (a ``tail`` asked with ``raw``), or None."""
+    size = reply.get("raw")
+    if size is None:
+        return None
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise TransportError(f"the agent answered a header with a bad byte count: {size!r}")
+    return size
+
+
+def with_raw(reply: dict[str, object], data: bytes) -> dict[str, object]:
+    """The reply with the bytes that followed its header as its result's ``data``."""
+    result = reply.get("result")
+    if isinstance(result, dict):
+        result["data"] = data
+    return reply
 
 
 def _parse(line: bytes) -> dict[str, object]:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import select
+import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from outlive import wire
 from outlive.agent import bundle, channel
-from outlive.errors import BoxError, TransportError
+from outlive.errors import BoxError, TransportError, Unreachable
 from outlive.transport.base import Completed, Transport
 
 DEFAULT_TIMEOUT_S = 60.0
@@ -90,6 +94,60 @@ class AgentClient:
             done = self._invoke(verb, payload, timeout_s)
         return self._reply(verb, done)
 
+    def call_streamed(
+        self, verb: str, request: Mapping[str, object], *, timeout_s: float = DEFAULT_TIMEOUT_S
+    ) -> tuple[dict[str, Any], Iterator[bytes]]:
+        """``verb`` asked with ``raw``, its bytes read as they come: the result (less the bytes)
+        once the agent's header has come, and the bytes that follow it, in pieces, within the
+        same ``timeout_s``. An agent that predates ``raw`` sends none (its result holds them),
+        and so does a kept channel's reply (whole); whatever stops a streamed call before its
+        header (a box without the bundle, a stale ssh master) is left to :meth:`call`."""
+        request = dict(request, raw=True)
+        if self.pool is None:
+            streamed = self._streamed(verb, request, time.monotonic() + timeout_s, timeout_s)
+            if streamed is not None:
+                return streamed
+        result = dict(self.call(verb, request, timeout_s=timeout_s))
+        data = result.pop("data", None)
+        return result, iter((data,) if isinstance(data, bytes) else ())
+
+    def _streamed(
+        self, verb: str, request: dict[str, object], deadline: float, timeout_s: float
+    ) -> tuple[dict[str, Any], Iterator[bytes]] | None:
+        argv = self.transport.command_argv(self._agent_argv(verb))
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,  # a failure is the plain call's, which reads it
+                start_new_session=True,  # a Ctrl-C here must not reach an ssh master
+            )
+        except OSError:
+            return None
+        reader = _Pipe(proc, deadline, self.transport.name, timeout_s)
+        try:
+            assert proc.stdin is not None
+            with proc.stdin:
+                proc.stdin.write(json.dumps(request).encode())
+            head, complete = reader.line()
+            if complete:  # one JSON document (no bytes after it), or nothing
+                if reader.finish() != 0 or not head.strip():
+                    return None
+                return self._reply(verb, Completed(tuple(argv), 0, head, b"")), iter(())
+            reply = channel._parse(head)
+            size = channel.raw_size(reply)
+        except Unreachable:
+            reader.finish(kill=True)
+            raise  # no answer within the whole timeout: asking again would wait as long
+        except (OSError, TransportError):
+            reader.finish(kill=True)
+            return None
+        if size is None or not reply.get("ok"):
+            reader.finish(kill=True)
+            return None  # not a reply this call reads: the plain call tells what it is
+        return self._unwrap(verb, reply), reader.exactly(size)
+
     def _agent_argv(self, verb: str) -> list[str]:
         if self.local_dir is not None:
             return [sys.executable, "-S", "-c", BOOT, str(self.local_dir), verb]
@@ -148,12 +206,19 @@ class AgentClient:
         )
 
     def _reply(self, verb: str, done: Completed) -> Any:
+        # one JSON document, or a JSON header line and the bytes it counts (channel.raw_size)
+        head, _, rest = done.stdout.partition(b"\n")
         try:
-            reply = json.loads(done.stdout.decode("utf-8", errors="replace") or "null")
+            reply = json.loads(head.decode("utf-8", errors="replace") or "null")
         except ValueError:
             reply = None
         if not isinstance(reply, dict):
             raise self._no_answer(verb, done.returncode, done.stderr)
+        size = channel.raw_size(reply)
+        if size is not None:
+            if len(rest) != size:
+                raise self._no_answer(verb, done.returncode, done.stderr)
+            reply = channel.with_raw(reply, rest)
         return self._unwrap(verb, reply)
 
     def _unwrap(self, verb: str, reply: dict[str, object]) -> Any:
@@ -163,3 +228,64 @@ class AgentClient:
                 kind=str(reply.get("kind", "error")),
             )
         return reply.get("result")
+
+
+class _Pipe:
+    """A one-shot agent's stdout read as it comes, within a deadline."""
+
+    def __init__(
+        self, proc: subprocess.Popen[bytes], deadline: float, name: str, timeout_s: float
+    ) -> None:
+        self.proc, self.deadline, self.name, self.timeout_s = proc, deadline, name, timeout_s
+        assert proc.stdout is not None
+        self.fd = proc.stdout.fileno()
+        self.buf = bytearray()
+
+    def _read(self, most: int) -> bytes:
+        left_s = self.deadline - time.monotonic()
+        if left_s <= 0 or not select.select([self.fd], [], [], left_s)[0]:
+            raise Unreachable(
+                f"{self.name}: no answer within {self.timeout_s:.0f} s; check the link "
+                "(the run itself is not known to have stopped)"
+            )
+        return os.read(self.fd, most)
+
+    def line(self) -> tuple[bytes, bool]:
+        """The first line (without its newline), or, at EOF before one, all that came (True)."""
+        scanned = 0
+        while (cut := self.buf.find(b"\n", scanned)) < 0:
+            scanned = len(self.buf)
+            chunk = self._read(1 << 16)
+            if not chunk:
+                return bytes(self.buf), True
+            self.buf += chunk
+        line = bytes(self.buf[:cut])
+        del self.buf[: cut + 1]
+        return line, False
+
+    def exactly(self, size: int) -> Iterator[bytes]:
+        """The next ``size`` bytes, in the pieces they come in; the process is ended after."""
+        got = min(size, len(self.buf))
+        try:
+            if got:
+                yield bytes(self.buf[:got])
+            while got < size:
+                chunk = self._read(min(size - got, 1 << 20))
+                if not chunk:
+                    raise TransportError(f"{self.name}: the agent's reply ended early")
+                got += len(chunk)
+                yield chunk
+        finally:
+            self.finish(kill=got < size)  # all read: the agent is exiting on its own
+
+    def finish(self, kill: bool = False) -> int:
+        if kill and self.proc.poll() is None:
+            self.proc.kill()
+        try:
+            code = self.proc.wait(timeout=max(1.0, self.deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return code

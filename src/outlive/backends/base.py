@@ -313,7 +313,8 @@ class AgentBackend:
         timeout_s: float | None = None,
         file: str = wire.STDOUT_LOG,
     ) -> TailChunk:
-        request: dict[str, object] = {"run_dir": run_dir}
+        # raw: the bytes come unencoded after the reply's header (an older agent ignores it)
+        request: dict[str, object] = {"run_dir": run_dir, "raw": True}
         if file != wire.STDOUT_LOG:
             request["file"] = file
         if offset is not None:
@@ -327,7 +328,7 @@ class AgentBackend:
         else:
             reply = self.agent.call("tail", request, timeout_s=timeout_s)
         return TailChunk(
-            data=base64.b64decode(reply["data_b64"]),
+            data=reply["data"] if "data" in reply else base64.b64decode(reply["data_b64"]),
             offset=int(reply["offset"]),
             size=int(reply.get("size") or 0),
             ended=bool(reply["ended"]),

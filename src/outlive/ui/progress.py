@@ -12,6 +12,7 @@ import operator
 import sys
 import threading
 from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,13 +114,46 @@ class ProgressLines:
     complete: bool = False
     columns: Columns = field(default_factory=Columns)
     parsed: int = 0  # bytes of ``data`` in ``columns``
+    reading: bool = False  # a read from the box is under way: ``data`` grows (``grown``)
     _parsing: threading.Lock = field(default_factory=threading.Lock)
+    grown: threading.Condition = field(default_factory=threading.Condition)
 
     def feed(self, chunk: bytes) -> None:
-        buf = self.partial + chunk
-        cut = buf.rfind(b"\n") + 1
-        self.data += buf[:cut]
-        self.partial = buf[cut:]
+        cut = chunk.rfind(b"\n") + 1
+        with self.grown:
+            self.offset += len(chunk)
+            if not cut:
+                self.partial += chunk
+                return
+            self.data += self.partial
+            self.data += memoryview(chunk)[:cut]  # no copy of a 9 MB chunk but into data
+            self.partial = chunk[cut:]
+            self.grown.notify_all()
+
+    def read_done(self) -> None:
+        with self.grown:
+            self.reading = False
+            self.grown.notify_all()
+
+    def stream(self, wait_s: float) -> Iterator[bytes]:
+        """The whole lines as a read under way brings them in, from the first: the page gets
+        them while the rest is still on its way from the box (framed ``lines`` with ``end``
+        null: it ends where the bytes end)."""
+        yield _frame({"format": "lines", "since": 0, "end": None, "complete": False})
+        sent = 0
+        while True:
+            with self.grown:
+                while len(self.data) == sent and self.reading:
+                    if not self.grown.wait(timeout=wait_s):
+                        return  # the read is stuck: the page reads on from what it has
+                end = len(self.data)
+                more = bytes(self.data[sent:end])
+                reading = self.reading
+            if more:
+                yield more
+                sent = end
+            elif not reading:
+                return
 
     def parse(self) -> None:
         """Bring ``columns`` up to the lines read (a no-op while another thread does)."""

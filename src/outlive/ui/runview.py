@@ -5,7 +5,9 @@ read is one agent call (no channel is held open), and only while a page asks."""
 
 from __future__ import annotations
 
+import base64
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +16,7 @@ from outlive.errors import OutliveError, RunNotFound
 from outlive.ui.progress import ProgressLines
 
 if TYPE_CHECKING:
+    from outlive.backends.base import Backend
     from outlive.session import Session
     from outlive.store import RunRecord
 
@@ -30,8 +33,10 @@ class RunView:
 
     def __init__(self, project_dir: Path) -> None:
         self.project_dir = project_dir
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the dicts below
+        self._reading_lock = threading.Lock()  # one read of a progress file at a time
         self._progress: dict[str, ProgressLines] = {}
+        self._prefetching: dict[str, _Prefetch] = {}
         self._explained: dict[str, tuple[int, list[Row]]] = {}
 
     def session(self) -> Session:
@@ -56,36 +61,71 @@ class RunView:
         row: Row = doc["runs"][0]
         return row
 
-    def progress(self, run_id: str, since: int) -> bytes:
-        """The progress file from byte ``since`` on (:meth:`ProgressLines.since`: lines, or
-        columns once parsed), after reading what the file gained on the box; a finished run's
-        file is read once."""
+    def prefetch_progress(self, run_id: str) -> None:
+        """Start reading the progress file now, in the background: its page was asked for, and
+        asks for the curves next (while it loads its scripts); that request then takes this
+        read, streamed as it comes (:meth:`progress`). Nothing is read for a run no page was
+        asked for."""
         with self._lock:
             lines = self._progress.get(run_id)
+            if run_id in self._prefetching or (lines is not None and lines.complete):
+                return
+            fetch = self._prefetching[run_id] = _Prefetch()
+            if lines is None:
+                lines = self._progress[run_id] = ProgressLines()
+            fetch.lines, lines.reading = lines, True
+
+        def read() -> None:
+            try:
+                self._read_progress(run_id)
+            except OutliveError:
+                fetch.failed = True  # the page's own request reads again, and shows why
+            finally:
+                with self._lock:
+                    self._prefetching.pop(run_id, None)
+                lines.read_done()
+                fetch.done.set()
+
+        threading.Thread(target=read, name=f"prefetch {run_id}", daemon=True).start()
+
+    def progress(self, run_id: str, since: int) -> bytes | Iterator[bytes]:
+        """The progress file from byte ``since`` on (:meth:`ProgressLines.since`: lines, or
+        columns once parsed), after reading what the file gained on the box; a finished run's
+        file is read once, and a read already under way (the page's prefetch) is not repeated:
+        the whole file is streamed as that read brings it in (:meth:`ProgressLines.stream`),
+        a later part given once the read is done."""
+        with self._lock:
+            lines = self._progress.get(run_id)
+            fetch = self._prefetching.get(run_id)
             if lines is not None and lines.complete:
                 return lines.since(since)
+        if fetch is not None and fetch.lines is not None:
+            if since <= 0:
+                return fetch.lines.stream(LOOK_TIMEOUT_S)
+            if fetch.done.wait(timeout=4 * LOOK_TIMEOUT_S) and not fetch.failed:
+                return fetch.lines.since(since)
+        return self._read_progress(run_id).since(since)
+
+    def _read_progress(self, run_id: str) -> ProgressLines:
+        """Read what the run's progress file gained on the box since the last read."""
         session = self.session()
         rec = self.record(session, run_id)
         backend = session.backend(rec.target)
-        with self._lock:
-            lines = self._progress.setdefault(run_id, ProgressLines())
-            while True:
-                chunk = backend.tail(
-                    rec.run_dir,
-                    offset=lines.offset,
-                    max_bytes=PROGRESS_CHUNK_BYTES,
-                    timeout_s=LOOK_TIMEOUT_S,
-                    file=wire.PROGRESS_JSONL,
-                )
-                if chunk.offset < lines.offset:  # the file was replaced: read it again
-                    lines = self._progress[run_id] = ProgressLines()
+        with self._reading_lock:
+            with self._lock:
+                lines = self._progress.setdefault(run_id, ProgressLines())
+            while not lines.complete:
+                start = lines.offset
+                size, ended = _read_tail(backend, rec.run_dir, lines)
+                if lines.offset < start:  # the file was replaced: read it again
+                    lines = ProgressLines()
+                    with self._lock:
+                        self._progress[run_id] = lines
                     continue
-                lines.feed(chunk.data)
-                lines.offset = chunk.offset
-                if len(chunk.data) < PROGRESS_CHUNK_BYTES:
-                    lines.complete = chunk.ended and chunk.offset >= chunk.size
+                if lines.offset - start < PROGRESS_CHUNK_BYTES:
+                    lines.complete = ended and lines.offset >= size
                     break
-            return lines.since(since)
+            return lines
 
     def parse_progress(self, run_id: str) -> None:
         """Parse in the background what the page was sent as lines, so that the next open
@@ -188,6 +228,54 @@ class RunView:
         rec = self.record(session, run_id)
         reply: Row = dict(cancel(session, rec.run_id))
         return reply
+
+
+class _Prefetch:
+    """A read of a progress file started when its page was asked for: the lines it reads
+    into, done, and whether it failed."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.lines: ProgressLines | None = None
+        self.failed = False
+
+
+def _read_tail(backend: Backend, run_dir: str, lines: ProgressLines) -> tuple[int, bool]:
+    """One ``tail`` of the progress file from ``lines.offset`` into ``lines``, fed as the bytes
+    come (the agent's raw reply, read as it arrives); the file's size and whether the run
+    ended. A file that shrank (replaced) leaves ``lines.offset`` where the file now ends."""
+    from outlive.backends.base import AgentBackend
+
+    start = lines.offset
+    if not isinstance(backend, AgentBackend) or type(backend).tail is not AgentBackend.tail:
+        chunk = backend.tail(
+            run_dir,
+            offset=start,
+            max_bytes=PROGRESS_CHUNK_BYTES,
+            timeout_s=LOOK_TIMEOUT_S,
+            file=wire.PROGRESS_JSONL,
+        )
+        if chunk.offset >= start:
+            lines.feed(chunk.data)
+        lines.offset = chunk.offset
+        return chunk.size, chunk.ended
+    request = {
+        "run_dir": run_dir, "file": wire.PROGRESS_JSONL, "offset": start,
+        "max_bytes": PROGRESS_CHUNK_BYTES,
+    }  # fmt: skip
+    result, pieces = backend.agent.call_streamed("tail", request, timeout_s=LOOK_TIMEOUT_S)
+    end = int(result["offset"])
+    if end < start:
+        for _ in pieces:  # the file is shorter now: nothing (the agent read from its end)
+            pass
+        lines.offset = end
+        return int(result.get("size") or 0), bool(result["ended"])
+    if "data_b64" in result:  # an agent that predates raw
+        pieces = iter((base64.b64decode(result["data_b64"]),))
+    for piece in pieces:
+        lines.feed(piece)
+    lines.offset = end
+    return int(result.get("size") or 0), bool(result["ended"])
 
 
 def _pulled_verified(name: str, size_bytes: int, pulls: list[Any]) -> bool:

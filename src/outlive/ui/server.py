@@ -13,6 +13,7 @@ import html
 import json
 import re
 import threading
+from collections.abc import Iterator
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
@@ -231,6 +232,8 @@ class _Handler(BaseHTTPRequestHandler):
             run_id = path[len("/run/") :]
             # the curves' data is asked for while the page loads (run.js asks for the same URL)
             ok = wire.run_id_problem(run_id) is None
+            if ok:  # read from the box while the page loads; its preload takes the result
+                self.server.view.prefetch_progress(run_id)
             self._page("run", (f"/api/run/{quote(run_id)}/progress?since=0",) if ok else ())
         elif path.startswith("/gotcha/"):
             self._page("gotcha")
@@ -257,7 +260,10 @@ class _Handler(BaseHTTPRequestHandler):
             doc = view.status(run_id)
         elif what == "progress":
             body = view.progress(run_id, _int(query, "since") or 0)
-            self._send(HTTPStatus.OK, body, "application/octet-stream")
+            if isinstance(body, bytes):
+                self._send(HTTPStatus.OK, body, "application/octet-stream")
+            else:
+                self._send_chunked(body, "application/octet-stream")
             view.parse_progress(run_id)
             return
         elif what == "log":
@@ -331,6 +337,18 @@ class _Handler(BaseHTTPRequestHandler):
         self._common_headers()
         self.end_headers()
         self.wfile.write(body)
+
+    def _send_chunked(self, parts: Iterator[bytes], ctype: str) -> None:
+        """A reply whose length is not known yet: its parts as they come (chunked coding)."""
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", f"{ctype}; charset=utf-8")
+        self.send_header("Transfer-Encoding", "chunked")
+        self._common_headers()
+        self.end_headers()
+        for part in parts:
+            if part:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+        self.wfile.write(b"0\r\n\r\n")
 
     def _send_json(self, status: HTTPStatus, doc: object) -> None:
         body = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode()

@@ -139,3 +139,59 @@ def test_series_js_orders_a_resumed_run_by_step_and_keeps_few_points_whole(page:
     assert got["x"] == [0, 1, 2, 2, 3, 3, 4]
     assert got["y"] == [0, 1, 2, 4, 3, 5, 6]  # a repeated step keeps the file's order
     assert got["view"] == [[0, 1, 2, 2, 3, 3, 4], [0, 1, 2, 4, 3, 5, 6]]
+
+
+def test_series_js_reads_a_reply_cut_anywhere_as_it_arrives(page: Any) -> None:
+    """The run page parses the lines while the rest of the reply is on its way: however the
+    reply is cut into chunks (inside the header, a line, a character of several bytes), every
+    record comes out once and as written; the server's columns read back in place."""
+    got = _series(
+        page,
+        """async () => {
+        const enc = new TextEncoder();
+        const frame = (head, body) => {  // what the server sends: progress.py's _frame
+          let raw = enc.encode(JSON.stringify(head));
+          const pad = (8 - (4 + raw.length) % 8) % 8;
+          raw = enc.encode(JSON.stringify(head) + " ".repeat(pad));
+          const out = new Uint8Array(4 + raw.length + body.length);
+          new DataView(out.buffer).setUint32(0, raw.length, true);
+          out.set(raw, 4); out.set(body, 4 + raw.length);
+          return out;
+        };
+        const stream = (bytes, cuts) => new ReadableStream({start(c) {
+          let at = 0;
+          for (const cut of [...cuts, bytes.length]) { c.enqueue(bytes.slice(at, cut)); at = cut; }
+          c.close();
+        }});
+        const lines = [];
+        for (let i = 0; i < 500; i++) {
+          lines.push(JSON.stringify({step: i, loss: 1 / (i + 1), note: "é€😀"}));
+        }
+        lines.push("not a record");
+        const body = enc.encode(lines.join("\\n") + "\\n");
+        const bytes = frame({format: "lines", since: 0, end: body.length, complete: true}, body);
+        const want = JSON.stringify(lines.slice(0, 500).map(l => JSON.parse(l).loss));
+        const results = [];
+        let seed = 7;
+        for (let t = 0; t < 40; t++) {
+          const cuts = [];
+          for (let at = 0; at < bytes.length;) {
+            seed = (seed * 1103515245 + 12345) % 2147483648;
+            at += 1 + seed % (t < 20 ? 13 : 4000);
+            if (at < bytes.length) cuts.push(at);
+          }
+          const got = await series.readFrame(stream(bytes, cuts), () => series.columns());
+          const loss = Array.from(got.cols.cols.get("loss").subarray(0, got.cols.n));
+          const same = JSON.stringify(loss) === want;
+          results.push(got.cols.n === 500 && same && got.head.end === body.length);
+        }
+        const col = new Float64Array([0, 1, 2, 0.5, 0.25, 0.125]);
+        const chead = {format: "columns", n: 3, keys: ["step", "loss"]};
+        const cbytes = frame(chead, new Uint8Array(col.buffer));
+        const c = await series.readFrame(stream(cbytes, [1, 5, 17, 30]), () => null);
+        const col2 = k => Array.from(c.cols.cols.get(k));
+        return {lines: results, step: col2("step"), loss: col2("loss")};
+    }""",
+    )
+    assert got["lines"] == [True] * 40
+    assert got["step"] == [0, 1, 2] and got["loss"] == [0.5, 0.25, 0.125]

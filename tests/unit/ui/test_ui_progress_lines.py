@@ -120,3 +120,36 @@ def test_columns_parsed_piece_by_piece_equal_one_parse(cuts: list[int], n: int) 
         pieces.parse()
         start = point
     assert pieces.since(0) == whole.since(0)
+
+
+def test_a_read_under_way_streams_whole_lines_as_they_come() -> None:
+    """The page's first request, while the server's read from the box is under way, gets the
+    lines as each piece comes in: whole lines only, each once, in order, and the end once the
+    read is done."""
+    import threading
+
+    lines = ProgressLines(reading=True)
+    records = [json.dumps({"step": i, "loss": 1 / (i + 1)}).encode() + b"\n" for i in range(400)]
+    raw = b"".join(records)
+    got: list[bytes] = []
+    first_piece = threading.Event()
+
+    def consume() -> None:
+        for part in lines.stream(wait_s=30):
+            got.append(part)
+            first_piece.set()
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    assert first_piece.wait(10)  # the header goes out before any byte has come
+    pieces = [raw[i : i + 997] for i in range(0, len(raw), 997)]  # cut inside lines
+    for piece in pieces:
+        lines.feed(piece)
+    lines.read_done()
+    consumer.join(10)
+    assert not consumer.is_alive()
+    head, _ = _decode(got[0])
+    assert head == {"format": "lines", "since": 0, "end": None, "complete": False}
+    body = b"".join(got[1:])
+    assert body == raw and all(part.endswith(b"\n") for part in got[1:])
+    assert lines.offset == len(raw)

@@ -39,7 +39,7 @@ def main(argv: List[str]) -> int:
             json.dumps({"ok": False, "error": "usage: box {{{}}}".format(",".join(wire.VERBS))})
         )
         return 2
-    from .verbs import answer
+    from .verbs import answer, framed
 
     try:
         req = json.loads(sys.stdin.read() or "{}")
@@ -47,6 +47,6 @@ def main(argv: List[str]) -> int:
         reply = {"ok": False, "error": "ValueError: " + str(exc)}
     else:
         reply = answer(argv[1], req)
-    sys.stdout.write(json.dumps(reply))
+    sys.stdout.buffer.write(framed(reply))
     sys.stdout.flush()
     return 0

@@ -18,14 +18,15 @@ from typing import Any
 from outlive import wire
 
 from .common import AGENT_VERSION, Rec
-from .verbs import answer
+from .verbs import answer, framed
 
 _REAP_TICK_S = 1.0
 SERVE_IDLE_S = 900.0  # no request for this long: exit (the client also closes our stdin)
 
 
 def serve(inp: Any, out: Any, idle_s: float = SERVE_IDLE_S) -> int:
-    """Answer one JSON line per request line, ``{"verb": V, "request": {...}}``, until stdin ends.
+    """Answer one JSON line per request line, ``{"verb": V, "request": {...}}``, until stdin ends
+    (a reply with bytes is its header line, then the bytes: ``verbs.framed``).
 
     The first line out is a greeting, so the client knows the agent started (not just ssh).
     Requests are answered in order; a line that is not a request gets an error reply, not an exit.
@@ -65,7 +66,8 @@ def serve(inp: Any, out: Any, idle_s: float = SERVE_IDLE_S) -> int:
                 {"ok": False, "error": "serve answers only {}".format(", ".join(wire.SERVE_VERBS))}
             )
             continue
-        send(answer(str(verb), msg.get("request")))
+        out.write(framed(answer(str(verb), msg.get("request")), end=b"\n"))
+        out.flush()
 
 
 def _reap() -> None:

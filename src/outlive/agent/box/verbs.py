@@ -40,3 +40,18 @@ def answer(verb: str, req: object) -> Rec:
         return {"ok": False, "error": str(exc), "kind": exc.kind}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return {"ok": False, "error": type(exc).__name__ + ": " + str(exc)}
+
+
+def framed(reply: Rec, end: bytes = b"") -> bytes:
+    """The reply as written: its JSON (no newline in it) and ``end``, or, when its result
+    carries bytes (``data``: a ``tail`` asked with ``raw``), a JSON header whose ``raw`` says
+    how many bytes follow, a newline, and those bytes as they are. A client that asked for no
+    bytes never gets this form, so one that predates it reads every reply it gets."""
+    import json
+
+    result = reply.get("result")
+    if not isinstance(result, dict) or not isinstance(result.get("data"), bytes):
+        return json.dumps(reply).encode() + end
+    data: bytes = result["data"]
+    head = dict(reply, result={k: v for k, v in result.items() if k != "data"}, raw=len(data))
+    return json.dumps(head).encode() + b"\n" + data

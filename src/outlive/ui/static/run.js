@@ -104,18 +104,23 @@
   }
 
   async function pollProgress() {
-    // u32 header length, JSON header {format, since, end, ...}, then from byte `since` on
-    // either whole JSON lines or (the server has parsed them) float64 columns of every record.
+    // series.readFrame: lines parsed as they arrive, or the server's columns of every record
     const r = await fetch(api + "/progress?since=" + progress.end, {credentials: "same-origin"});
     if (!r.ok) throw new Error((await r.json()).error || r.statusText);
-    const buf = await r.arrayBuffer();
-    const hlen = new DataView(buf).getUint32(0, true);
-    const head = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, hlen)));
-    if (head.since !== progress.end) progress.cols = series.columns();  // the file was replaced
     const before = progress.cols.n;
-    if (head.format === "columns") progress.cols = series.fromBuffer(buf, 4 + hlen, head.n, head.keys);
-    else series.append(progress.cols, series.parse(new TextDecoder().decode(new Uint8Array(buf, 4 + hlen))));
-    progress.end = head.end;
+    let read;
+    try {
+      read = await series.readFrame(r.body, head => {
+        if (head.since !== progress.end) progress.cols = series.columns();  // the file was replaced
+        return progress.cols;
+      });
+    } catch (e) {  // some lines may be in: read the whole file again next time
+      progress.end = 0; progress.cols = series.columns();
+      throw e;
+    }
+    const head = read.head;
+    if (head.format === "columns") progress.cols = read.cols;
+    progress.end = read.end;
     if (head.since === 0) document.getElementById("charts").setAttribute("data-format", String(head.format));
     if (progress.cols.n !== before || !drawn) drawCharts();
   }
@@ -192,10 +197,10 @@
   // The curves first; what sits below them (checkpoints, pulls, explain) once they are drawn.
   pollProgress().catch(fail).finally(() => {
     belowReady = true;
+    pollStatus().catch(fail);
+    pollLog().catch(fail);
     details().then(explain).catch(fail);
     setTimeout(loop, POLL_MS);
   });
-  pollStatus().catch(fail);
-  pollLog().catch(fail);
   setInterval(() => { if (!ended) details().catch(fail); }, 10000);
 })();

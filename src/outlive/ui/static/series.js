@@ -24,6 +24,54 @@ const series = {
     return records.filter(r => r !== null && typeof r === "object" && !Array.isArray(r));
   },
 
+  // A progress reply read as it arrives: u32 header length, JSON header {format, since, end,
+  // ...}, then from byte `since` on either whole JSON lines, parsed into `cols` chunk by chunk
+  // while the rest is still on its way, or (the server has parsed them) float64 columns of
+  // every record, viewed in place once all have come. `fresh(head)` gives the columns to add
+  // the lines to. Resolves to {head, cols, end}: where the lines end in the file (the header's
+  // `end`, or, when it is null -- the server streamed a read still under way --, `since` plus
+  // the bytes that came).
+  async readFrame(body, fresh) {
+    const reader = body.getReader();
+    let pending = new Uint8Array(0), head = null, cols = null, text = "", got = 0;
+    const held = [], decoder = new TextDecoder();
+    const lines = (chunk, last) => {
+      got += chunk.length;
+      text += decoder.decode(chunk, {stream: !last});
+      const cut = last ? text.length : text.lastIndexOf("\n") + 1;
+      if (cut > 0) { series.append(cols, series.parse(text.slice(0, cut))); text = text.slice(cut); }
+    };
+    for (;;) {
+      const {done, value} = await reader.read();
+      if (done) break;
+      if (head !== null) {
+        if (head.format === "lines") lines(value, false); else held.push(value);
+        continue;
+      }
+      pending = series._joined([pending, value]);
+      if (pending.length < 4) continue;
+      const hlen = new DataView(pending.buffer, pending.byteOffset).getUint32(0, true);
+      if (pending.length < 4 + hlen) continue;
+      head = JSON.parse(decoder.decode(pending.subarray(4, 4 + hlen)));
+      if (head.format === "lines") { cols = fresh(head); lines(pending.subarray(4 + hlen), false); } else held.push(pending);
+    }
+    if (head === null) throw new Error("the progress reply ended before its header");
+    if (head.format === "lines") lines(new Uint8Array(0), true);
+    else {
+      const all = series._joined(held), off = 4 + new DataView(all.buffer).getUint32(0, true);
+      cols = series.fromBuffer(all.buffer, off, head.n, head.keys);
+    }
+    return {head, cols, end: head.end === null ? head.since + got : head.end};
+  },
+
+  // Byte arrays as one (a new buffer, starting at its byte 0: float64 views need alignment).
+  _joined(parts) {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) { out.set(p, at); at += p.length; }
+    return out;
+  },
+
   // Columns that grow: {n, cols: Map(key -> Float64Array, NaN-filled beyond what is known)}.
   columns() { return {n: 0, cap: 0, cols: new Map()}; },
 
