@@ -84,7 +84,7 @@ def test_units_are_top_level_directories_and_compress_only_what_shrinks(tmp_path
             {"path": "out/m.csv", "root": "out/m.csv", "rel": "", "size": 9, "zratio": None},
         ],
     }
-    units = {u.label: u for u in plan_units(roster, tmp_path, "auto")}
+    units = {u.label: u for u in plan_units(roster, tmp_path, "auto", own_rsync_min_bytes=100)}
     assert set(units) == {"ckpt", "ckpt/s", "out/m.csv"}
     assert units["ckpt"].files == ["a.ckpt"] and not units["ckpt"].compress
     assert units["ckpt/s"].files == ["s/x", "s/y/z"] and units["ckpt/s"].compress
@@ -93,6 +93,39 @@ def test_units_are_top_level_directories_and_compress_only_what_shrinks(tmp_path
     assert single.local == tmp_path / "out/m.csv"
     assert all(u.compress for u in plan_units(roster, tmp_path, "always"))
     assert not any(u.compress for u in plan_units(roster, tmp_path, "never"))
+
+
+def test_small_directories_ride_with_the_rest_of_their_root(tmp_path: Path) -> None:
+    """One rsync per root where its directories are small (each rsync costs a session and a
+    start-up on both ends); a big directory keeps its own; what compresses never rides with
+    what does not."""
+    mib = 1 << 20
+
+    def f(rel: str, size: int, zratio: float) -> dict[str, object]:
+        return {"path": f"ckpt/{rel}", "root": "ckpt", "rel": rel, "size": size, "zratio": zratio}
+
+    roster = {
+        "roots": [{"label": "ckpt", "path": "/d/n", "real": "/d/n", "kind": "dir"}],
+        "files": [
+            f("top.bin", 5 * mib, 0.99),
+            f("a/x.bin", 32 * mib, 0.99),
+            f("b/y.bin", 32 * mib, 0.99),
+            f("big/z.bin", 80 * mib, 0.99),
+            f("logs/l.txt", mib, 0.1),
+        ],
+    }
+    units = {u.label: u for u in plan_units(roster, tmp_path, "auto")}
+    assert set(units) == {"ckpt", "ckpt (-z)", "ckpt/big"}
+    rest = units["ckpt"]
+    assert rest.files == ["a/x.bin", "b/y.bin", "top.bin"] and not rest.compress
+    assert rest.source == "/d/n" and rest.local == tmp_path / "ckpt"
+    assert rest.paths == ["ckpt/a/x.bin", "ckpt/b/y.bin", "ckpt/top.bin"]
+    assert units["ckpt (-z)"].files == ["logs/l.txt"] and units["ckpt (-z)"].compress
+    assert units["ckpt/big"].files == ["big/z.bin"] and units["ckpt/big"].size_bytes == 80 * mib
+    # the 128 MiB bench tree (4 directories of 32 MiB and a few small files): one rsync
+    bench = {**roster, "files": [r for r in roster["files"] if r["rel"] != "big/z.bin"][:3]}
+    (one,) = plan_units(bench, tmp_path, "never")
+    assert one.label == "ckpt" and len(one.files) == 3
 
 
 def test_rsync_command_is_resumable_bounded_and_rides_the_ssh_master(tmp_path: Path) -> None:

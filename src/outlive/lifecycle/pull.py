@@ -10,7 +10,8 @@ The steps, over the target's one multiplexed SSH master:
 1. one agent round trip lists the roots (sizes, and how well each file compresses);
 2. the box hashes every file (SHA-256, streamed) into a manifest named by its own hash, while
    the transfer runs (asked right after the roster, over the master the roster opened);
-3. rsync moves the files one directory at a time (U12): ``--partial`` so a cut resumes where
+3. rsync moves the files, each big top-level directory by its own rsync and the rest of each
+   root by one more (U12): ``--partial`` so a cut resumes where
    it stopped, ``--timeout`` so a stalled link ends the attempt, bounded retries with backoff,
    and a failed directory never stops the others. The local directory is made before each
    transfer (U13); compressible payloads go with ``-z`` (U15); never scp (GEN3);

@@ -18,15 +18,17 @@ from typing import FrozenSet, List, Tuple
 from outlive import wire
 
 from .common import AgentError, Rec, expand
-from .deploy import sha256_counted
 from .procfs import boot_id
 from .records import write_bytes_atomic
 from .runs import probe_one
 
 MANIFEST_FORMAT = "outlive-manifest/1"
 MANIFEST_MAX_WORKERS = 8
-MANIFEST_SAMPLE_BYTES = 65536  # read to estimate how well a file compresses (U15)
+# Read to estimate how well a file compresses (U15). 16 KiB at zlib level 1 costs 0.13 ms per
+# file here, 64 KiB cost 1.1 ms (a roster of 24 files: 3 ms instead of 26, on the critical path).
+MANIFEST_SAMPLE_BYTES = 16384
 MANIFEST_SAMPLE_MIN_BYTES = 4096
+HASH_BLOCK_BYTES = 1 << 20
 # Temp names of atomic writers that are still in flight (``.NAME.tmp-PID[-TOKEN]``): outlive's
 # Checkpointer and the example's final.npz write these and rename them into place (U6).
 _INFLIGHT_TMP_RE = re.compile(r"^\..+\.tmp-\d+(-[0-9a-f]+)?$")
@@ -47,7 +49,7 @@ def _check_label(label: object) -> str:
 
 
 def _zsample(path: str) -> float | None:
-    """Compressed / raw size of the file's first 64 KiB at zlib level 1 (None: too small)."""
+    """Compressed / raw size of the file's first 16 KiB at zlib level 1 (None: too small)."""
     import zlib
 
     try:
@@ -58,6 +60,26 @@ def _zsample(path: str) -> float | None:
     if len(head) < MANIFEST_SAMPLE_MIN_BYTES:
         return None
     return round(len(zlib.compress(head, 1)) / len(head), 3)
+
+
+def _sha256_counted(path: str) -> Tuple[str, int]:
+    """SHA-256 and the number of bytes actually read (a file still being written shows here),
+    streamed in 1 MiB blocks read into one buffer (a new 1 MiB object per block costs page
+    faults: ~8 % of the hash here)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    n = 0
+    buf = bytearray(HASH_BLOCK_BYTES)
+    view = memoryview(buf)
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            got = f.readinto(view)
+            if not got:
+                break
+            h.update(view[:got])
+            n += got
+    return h.hexdigest(), n
 
 
 def _inside(real: str, reals: List[str]) -> bool:
@@ -231,7 +253,7 @@ def build_manifest(spec: Rec) -> Rec:
 
         def one(entry: Rec) -> tuple[Rec, Tuple[str, int] | None]:
             try:
-                return entry, sha256_counted(entry["abs"])
+                return entry, _sha256_counted(entry["abs"])
             except OSError:
                 return entry, None
 
