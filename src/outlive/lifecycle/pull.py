@@ -9,7 +9,8 @@ The steps, over the target's one multiplexed SSH master:
 
 1. one agent round trip lists the roots (sizes, and how well each file compresses);
 2. the box hashes every file (SHA-256, streamed) into a manifest named by its own hash, while
-   the transfer runs (asked right after the roster, over the master the roster opened);
+   the transfer runs (asked right after the roster, of the same agent: one agent start on the
+   box, over one channel the pull opens on the master and closes at its end);
 3. rsync moves the files, each big top-level directory by its own rsync and the rest of each
    root by one more (U12): ``--partial`` so a cut resumes where
    it stopped, ``--timeout`` so a stalled link ends the attempt, bounded retries with backoff,
@@ -49,9 +50,17 @@ from pathlib import Path
 from typing import Any
 
 from outlive import verify as V
-from outlive.backends.base import Backend
+from outlive.agent.channel import AgentChannel
+from outlive.backends.base import AgentBackend, Backend
 from outlive.config import Config, Target
-from outlive.errors import LocalDiskFull, RunNotFound, TransportError, UnsafeManifest, UsageError
+from outlive.errors import (
+    BoxError,
+    LocalDiskFull,
+    RunNotFound,
+    TransportError,
+    UnsafeManifest,
+    UsageError,
+)
 from outlive.lifecycle.transfer import (
     PARTIAL_DIRNAME,
     NoteFn,
@@ -230,21 +239,19 @@ def _pull(
         "sets": [{"roots": roots, "hash": True, "store_dir": rec.run_dir, "follow_links": follow}]
     }
 
-    with ThreadPoolExecutor(max_workers=1) as box_pool:
+    with BoxManifests(backend) as box, ThreadPoolExecutor(max_workers=1) as box_pool:
         # 1. the roster: names, sizes, compressibility, and the run's state (one round trip)
-        reply = backend.manifest(
+        reply = box.ask(
             {
                 "sets": [{"roots": roots, "hash": False, "sample": True, "follow_links": follow}],
                 "probe_run_dirs": [rec.run_dir],
             },
             timeout_s=ROSTER_TIMEOUT_S,
         )
-        # The box hashes every file while the transfer runs. Asked only now, over the master
-        # the roster call opened: asked at once, it raced the roster to open it and paid for a
-        # second connection (a key exchange on both ends) on the transfer's critical path.
-        box_hash: Future[Any] = box_pool.submit(
-            backend.manifest, hash_request, timeout_s=MANIFEST_TIMEOUT_S
-        )
+        # The box hashes every file while the transfer runs. Asked only now, of the agent that
+        # answered the roster (over the master the roster opened): asked at once, it raced the
+        # roster to open the master and paid for a second connection on the critical path.
+        box_hash: Future[Any] = box_pool.submit(box.ask, hash_request, timeout_s=MANIFEST_TIMEOUT_S)
         roster = reply["manifests"][0]
         state = (reply["probes"] or [{}])[0].get("state")
         snapshot = state in BUSY_STATES
@@ -385,6 +392,42 @@ def _pull(
         "warnings": warnings,
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+class BoxManifests:
+    """The pull's calls of the box's ``manifest`` verb: the roster, then the hashes. Where the
+    backend reaches the generic agent, both go over one agent channel this pull opens for
+    itself (one agent start and one session on the box, not two) and closes at its end;
+    elsewhere (a Kubernetes reader pod) each is a ``backend.manifest`` call."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        generic = isinstance(backend, AgentBackend) and (
+            type(backend).manifest is AgentBackend.manifest
+        )
+        self.agent = backend.agent if isinstance(backend, AgentBackend) and generic else None
+        self.channel: AgentChannel | None = None
+
+    def ask(self, request: dict[str, Any], *, timeout_s: float) -> Any:
+        if self.agent is None:
+            return self.backend.manifest(request, timeout_s=timeout_s)
+        if self.channel is None:
+            self.channel = self.agent.open_channel(timeout_s)
+        reply = self.channel.request("manifest", request, timeout_s)
+        if not reply.get("ok"):
+            raise BoxError(
+                f"{self.agent.transport.name}: {reply.get('error', 'unknown agent error')}",
+                kind=str(reply.get("kind", "error")),
+            )
+        return reply.get("result")
+
+    def __enter__(self) -> BoxManifests:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.channel is not None:
+            self.channel.close()  # EOF: the agent ends once its request is answered
+            self.channel = None
 
 
 def superseded_dir(dest: Path) -> Path:
