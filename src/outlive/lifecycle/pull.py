@@ -251,7 +251,7 @@ def _pull(
         # The box hashes every file while the transfer runs. Asked only now, of the agent that
         # answered the roster (over the master the roster opened): asked at once, it raced the
         # roster to open the master and paid for a second connection on the critical path.
-        box_hash: Future[Any] = box_pool.submit(box.ask, hash_request, timeout_s=MANIFEST_TIMEOUT_S)
+        box_hash: Future[Any] = box_pool.submit(box.last, hash_request, MANIFEST_TIMEOUT_S)
         roster = reply["manifests"][0]
         state = (reply["probes"] or [{}])[0].get("state")
         snapshot = state in BUSY_STATES
@@ -421,13 +421,24 @@ class BoxManifests:
             )
         return reply.get("result")
 
+    def last(self, request: dict[str, Any], timeout_s: float) -> Any:
+        """The last request: the channel closes as soon as it is answered (while the transfer
+        still runs), not at the end of the pull."""
+        try:
+            return self.ask(request, timeout_s=timeout_s)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.channel is not None:
+            self.channel.close()  # EOF: the agent ends once its request is answered
+            self.channel = None
+
     def __enter__(self) -> BoxManifests:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        if self.channel is not None:
-            self.channel.close()  # EOF: the agent ends once its request is answered
-            self.channel = None
+        self.close()
 
 
 def superseded_dir(dest: Path) -> Path:
