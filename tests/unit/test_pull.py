@@ -218,6 +218,42 @@ def test_pull_on_the_local_target_verifies_and_records(local_run: tuple[Path, st
     assert again["ok"] and again["manifest_sha256"] == result["manifest_sha256"]
 
 
+def test_roster_and_hashes_come_from_one_agent_that_ends_with_them(
+    local_run: tuple[Path, str],
+) -> None:
+    """The pull's two manifest calls go to one agent process (one start on the box), which
+    ends as soon as the hashes are in; a backend with its own manifest is asked directly."""
+    import hashlib
+
+    from outlive.lifecycle.pull import BoxManifests
+
+    proj, run_id = local_run
+    session = Session.open(proj)
+    rec = session.store.resolve(run_id)
+    backend = session.backend(session.cfg.target(rec.target))
+    roots = [{"label": "ckpt", "path": rec.ckpt_dir}]
+    with BoxManifests(backend) as box:
+        roster = box.ask({"sets": [{"roots": roots, "sample": True}]}, timeout_s=60)
+        assert box.channel is not None and box.channel.hello is not None
+        agent = box.channel.proc
+        hashed = box.last({"sets": [{"roots": roots, "hash": True}]}, 60)
+        assert box.channel is None and agent.poll() is not None  # ended with the hashes
+    (listed,) = roster["manifests"]
+    (manifest,) = hashed["manifests"]
+    assert [f["path"] for f in listed["files"]] == [f["path"] for f in manifest["files"]]
+    assert all("sha256" not in f for f in listed["files"])
+    for f in manifest["files"]:
+        data = (Path(rec.ckpt_dir) / f["rel"]).read_bytes()
+        assert f["sha256"] == hashlib.sha256(data).hexdigest() and f["size"] == len(data)
+
+    class OwnManifest:  # a backend that builds its manifest its own way (a reader pod)
+        def manifest(self, request: dict[str, object], *, timeout_s: float) -> dict[str, str]:
+            return {"asked": str(request["x"])}
+
+    with BoxManifests(OwnManifest()) as box:  # type: ignore[arg-type]
+        assert box.ask({"x": 1}, timeout_s=1) == {"asked": "1"} and box.channel is None
+
+
 def test_pull_cli_prints_one_json_document_and_verify_agrees(local_run: tuple[Path, str]) -> None:
     proj, run_id = local_run
     dest = proj / "elsewhere"
