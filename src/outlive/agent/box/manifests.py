@@ -82,6 +82,41 @@ def _sha256_counted(path: str) -> Tuple[str, int]:
     return h.hexdigest(), n
 
 
+def _hash_all(paths: List[str], workers: int) -> List[Tuple[str, int] | None]:
+    """``_sha256_counted`` of each path (None: vanished or unreadable), on a few threads
+    (hashlib releases the GIL on large updates). Plain threads, not ``concurrent.futures``,
+    whose import (logging, queue) costs the box ~10 ms of CPU on every pull."""
+    import threading
+
+    out: List[Tuple[str, int] | None] = [None] * len(paths)
+    todo = iter(range(len(paths)))
+    lock = threading.Lock()
+    failed: List[BaseException] = []
+
+    def work() -> None:
+        while not failed:
+            with lock:
+                i = next(todo, None)
+            if i is None:
+                return
+            try:
+                out[i] = _sha256_counted(paths[i])
+            except OSError:
+                out[i] = None
+            except BaseException as exc:  # re-raised below, as a pool would
+                failed.append(exc)
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(max(1, workers) - 1)]
+    for t in threads:
+        t.start()
+    work()  # this thread hashes too
+    for t in threads:
+        t.join()
+    if failed:
+        raise failed[0]
+    return out
+
+
 def _inside(real: str, reals: List[str]) -> bool:
     return any(real == r or real.startswith(r.rstrip("/") + "/") for r in reals)
 
@@ -221,8 +256,6 @@ def build_manifest(spec: Rec) -> Rec:
     """One manifest: ``roots`` [{label, path}], ``hash`` (else a cheap roster with sizes),
     ``sample`` (compressibility per file), ``store_dir`` (keep the manifest there, if it
     fits), ``follow_links`` (list the content behind every symlink, wherever it points)."""
-    from concurrent.futures import ThreadPoolExecutor
-
     started = time.time()
     roots: List[Rec] = []
     described: List[Rec] = []
@@ -250,24 +283,18 @@ def build_manifest(spec: Rec) -> Rec:
     unstable: List[str] = []
     if spec.get("hash"):
         workers = max(1, min(MANIFEST_MAX_WORKERS, os.cpu_count() or 1, len(regular)))
-
-        def one(entry: Rec) -> tuple[Rec, Tuple[str, int] | None]:
-            try:
-                return entry, _sha256_counted(entry["abs"])
-            except OSError:
-                return entry, None
-
         kept: List[Rec] = []
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for entry, got in pool.map(one, regular):
-                if got is None:
-                    skipped.append(entry["path"] + " (vanished or unreadable while hashed)")
-                    continue
-                entry["sha256"], read = got
-                if read != entry["size"]:
-                    unstable.append(entry["path"])  # written to while we read it
-                    entry["size"] = read
-                kept.append(entry)
+        hashes = _hash_all([e["abs"] for e in regular], workers)
+        for i, entry in enumerate(regular):
+            got = hashes[i]
+            if got is None:
+                skipped.append(entry["path"] + " (vanished or unreadable while hashed)")
+                continue
+            entry["sha256"], read = got
+            if read != entry["size"]:
+                unstable.append(entry["path"])  # written to while we read it
+                entry["size"] = read
+            kept.append(entry)
         drop = {id(e) for e in regular} - {id(e) for e in kept}
         entries = [e for e in entries if id(e) not in drop]
     if spec.get("sample"):
