@@ -254,6 +254,37 @@ def test_roster_and_hashes_come_from_one_agent_that_ends_with_them(
         assert box.ask({"x": 1}, timeout_s=1) == {"asked": "1"} and box.channel is None
 
 
+def test_a_channel_opened_early_is_the_one_the_pull_uses(local_run: tuple[Path, str]) -> None:
+    """The CLI starts opening the box's channel before it imports the rest of the pull; the
+    pull asks its roster and hashes over that channel, which ends with the hashes."""
+    from outlive.lifecycle.pull import BoxManifests
+
+    proj, run_id = local_run
+    session = Session.open(proj)
+    assert BoxManifests.opening(session, "no-such-run", None) is None  # the pull says why
+    box = BoxManifests.opening(session, run_id, None)
+    assert box is not None and box._opening is not None
+    seen: list[object] = []
+    ask = box.ask
+
+    def counted(request: dict[str, object], *, timeout_s: float) -> object:
+        seen.append(box.channel)
+        return ask(request, timeout_s=timeout_s)
+
+    box.ask = counted  # type: ignore[method-assign]
+    result = pull(session, run_id, PullOptions(dest=proj / "early"), box=box)
+    assert result["ok"], result["verify"]["problems"]
+    assert len(seen) == 2 and box.channel is None and box._opening is None
+    # a box opened for another backend is not used: the pull makes its own
+    other = Session.open(proj)
+    stray = BoxManifests.opening(other, run_id, None)
+    assert stray is not None and stray.backend is not session.backend("local")
+    again = pull(session, run_id, PullOptions(dest=proj / "early"), box=stray)
+    assert again["ok"] and stray._opening is not None  # never asked
+    stray.close()
+    assert stray.channel is None
+
+
 def test_pull_cli_prints_one_json_document_and_verify_agrees(local_run: tuple[Path, str]) -> None:
     proj, run_id = local_run
     dest = proj / "elsewhere"

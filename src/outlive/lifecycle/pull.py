@@ -10,7 +10,8 @@ The steps, over the target's one multiplexed SSH master:
 1. one agent round trip lists the roots (sizes, and how well each file compresses);
 2. the box hashes every file (SHA-256, streamed) into a manifest named by its own hash, while
    the transfer runs (asked right after the roster, of the same agent: one agent start on the
-   box, over one channel the pull opens on the master and closes at its end);
+   box, over one channel the pull opens on the master, which the CLI starts opening before
+   it imports the rest of the pull, and closes as soon as the hashes are in);
 3. rsync moves the files, each big top-level directory by its own rsync and the rest of each
    root by one more (U12): ``--partial`` so a cut resumes where
    it stopped, ``--timeout`` so a stalled link ends the attempt, bounded retries with backoff,
@@ -50,17 +51,10 @@ from pathlib import Path
 from typing import Any
 
 from outlive import verify as V
-from outlive.agent.channel import AgentChannel
-from outlive.backends.base import AgentBackend, Backend
+from outlive.backends.base import Backend
 from outlive.config import Config, Target
-from outlive.errors import (
-    BoxError,
-    LocalDiskFull,
-    RunNotFound,
-    TransportError,
-    UnsafeManifest,
-    UsageError,
-)
+from outlive.errors import LocalDiskFull, TransportError, UnsafeManifest, UsageError
+from outlive.lifecycle.pull_box import ROSTER_TIMEOUT_S, BoxManifests, pick_run
 from outlive.lifecycle.transfer import (
     PARTIAL_DIRNAME,
     NoteFn,
@@ -72,12 +66,13 @@ from outlive.lifecycle.transfer import (
     plan_units,
 )
 from outlive.session import Session
-from outlive.store import PullRecord, RunRecord, Store
+from outlive.store import PullRecord, RunRecord
 
 __all__ = [
     "BUSY_STATES",
     "CKPT_LABEL",
     "OUTPUT_PREFIX",
+    "BoxManifests",
     "PullOptions",
     "declared_outputs",
     "default_dest",
@@ -86,7 +81,6 @@ __all__ = [
     "result_roots",
 ]
 
-ROSTER_TIMEOUT_S = 120.0
 # The box hashes a whole tree in one call; ssh's keep-alives notice a dead link long before
 # this (U17), so it only bounds a box whose disk hangs.
 MANIFEST_TIMEOUT_S = 6 * 3600.0
@@ -141,45 +135,6 @@ def default_dest(cfg: Config, rec: RunRecord) -> Path:
     return cfg.state_dir / "pulled" / rec.name / rec.run_id
 
 
-def pick_run(store: Store, ref: str, target: str | None = None) -> tuple[RunRecord, str | None]:
-    """The run ``ref`` names, and a sentence saying which run was picked when ``ref`` was a
-    name (the newest run of that name on ``target``, or on the only target that has one).
-    A name used on several targets needs ``target``; an id on another target is refused."""
-    runs = store.all()
-    rec = next((r for r in runs if r.run_id == ref), None)
-    if rec is None:
-        named = [r for r in runs if r.name == ref]
-        if named:
-            return _newest_named(ref, named, target)
-        rec = store.resolve(ref)  # an id prefix, or one sentence saying there is no such run
-    if target is not None and rec.target != target:
-        raise UsageError(
-            f"run {rec.run_id} is on target {rec.target!r}, not {target!r}; "
-            f"drop -t or give -t {rec.target}"
-        )
-    return rec, None
-
-
-def _newest_named(name: str, named: list[RunRecord], target: str | None) -> tuple[RunRecord, str]:
-    targets = sorted({r.target for r in named})
-    if target is not None:
-        named = [r for r in named if r.target == target]
-        if not named:
-            raise RunNotFound(
-                f"no run named {name!r} on target {target!r} (runs of that name are on "
-                f"{', '.join(targets)}); give one of those with -t"
-            )
-    elif len(targets) > 1:
-        raise UsageError(
-            f"runs named {name!r} are on several targets ({', '.join(targets)}); "
-            f"say which with -t TARGET (e.g. outlive pull {name} -t {targets[0]})"
-        )
-    rec = max(named, key=lambda r: (r.created_at, r.run_id))
-    older = len(named) - 1
-    of = f", the newest of {len(named)} runs of that name" if older else ""
-    return rec, f"{name!r} is run {rec.run_id} on target {rec.target!r}{of}"
-
-
 # ---------------------------------------------------------------------------------------------
 # the pull
 
@@ -191,13 +146,14 @@ def pull(
     *,
     on_progress: ProgressFn | None = None,
     on_note: NoteFn | None = None,
+    box: BoxManifests | None = None,
 ) -> dict[str, Any]:
     """Pull run ``ref``'s results and verify them; returns the report (``ok`` says it all).
     A run still going when the pull starts gives a snapshot (``snapshot``: True, recorded in
     PULL_VERIFIED.json), which ``down`` never counts as the run's result. What the backend made
     only to reach the results (a Kubernetes reader pod) is freed at the end, and said."""
     try:
-        return _pull(session, ref, opts, on_progress=on_progress, on_note=on_note)
+        return _pull(session, ref, opts, on_progress=on_progress, on_note=on_note, box=box)
     finally:
         for msg in session.release():
             (on_note or (lambda _msg: None))(msg)
@@ -210,6 +166,7 @@ def _pull(
     *,
     on_progress: ProgressFn | None = None,
     on_note: NoteFn | None = None,
+    box: BoxManifests | None = None,
 ) -> dict[str, Any]:
     opts = opts or PullOptions()
     if opts.retries < 1 or opts.parallel < 1:
@@ -239,7 +196,9 @@ def _pull(
         "sets": [{"roots": roots, "hash": True, "store_dir": rec.run_dir, "follow_links": follow}]
     }
 
-    with BoxManifests(backend) as box, ThreadPoolExecutor(max_workers=1) as box_pool:
+    if box is None or box.backend is not backend:  # ``box``: opened early, for this backend
+        box = BoxManifests(backend)
+    with box, ThreadPoolExecutor(max_workers=1) as box_pool:
         # 1. the roster: names, sizes, compressibility, and the run's state (one round trip)
         reply = box.ask(
             {
@@ -392,53 +351,6 @@ def _pull(
         "warnings": warnings,
         "seconds": round(time.monotonic() - started, 3),
     }
-
-
-class BoxManifests:
-    """The pull's calls of the box's ``manifest`` verb: the roster, then the hashes. Where the
-    backend reaches the generic agent, both go over one agent channel this pull opens for
-    itself (one agent start and one session on the box, not two) and closes at its end;
-    elsewhere (a Kubernetes reader pod) each is a ``backend.manifest`` call."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        generic = isinstance(backend, AgentBackend) and (
-            type(backend).manifest is AgentBackend.manifest
-        )
-        self.agent = backend.agent if isinstance(backend, AgentBackend) and generic else None
-        self.channel: AgentChannel | None = None
-
-    def ask(self, request: dict[str, Any], *, timeout_s: float) -> Any:
-        if self.agent is None:
-            return self.backend.manifest(request, timeout_s=timeout_s)
-        if self.channel is None:
-            self.channel = self.agent.open_channel(timeout_s)
-        reply = self.channel.request("manifest", request, timeout_s)
-        if not reply.get("ok"):
-            raise BoxError(
-                f"{self.agent.transport.name}: {reply.get('error', 'unknown agent error')}",
-                kind=str(reply.get("kind", "error")),
-            )
-        return reply.get("result")
-
-    def last(self, request: dict[str, Any], timeout_s: float) -> Any:
-        """The last request: the channel closes as soon as it is answered (while the transfer
-        still runs), not at the end of the pull."""
-        try:
-            return self.ask(request, timeout_s=timeout_s)
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        if self.channel is not None:
-            self.channel.close()  # EOF: the agent ends once its request is answered
-            self.channel = None
-
-    def __enter__(self) -> BoxManifests:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
 
 def superseded_dir(dest: Path) -> Path:
