@@ -84,7 +84,7 @@ def test_units_are_top_level_directories_and_compress_only_what_shrinks(tmp_path
             {"path": "out/m.csv", "root": "out/m.csv", "rel": "", "size": 9, "zratio": None},
         ],
     }
-    units = {u.label: u for u in plan_units(roster, tmp_path, "auto")}
+    units = {u.label: u for u in plan_units(roster, tmp_path, "auto", own_rsync_min_bytes=100)}
     assert set(units) == {"ckpt", "ckpt/s", "out/m.csv"}
     assert units["ckpt"].files == ["a.ckpt"] and not units["ckpt"].compress
     assert units["ckpt/s"].files == ["s/x", "s/y/z"] and units["ckpt/s"].compress
@@ -93,6 +93,39 @@ def test_units_are_top_level_directories_and_compress_only_what_shrinks(tmp_path
     assert single.local == tmp_path / "out/m.csv"
     assert all(u.compress for u in plan_units(roster, tmp_path, "always"))
     assert not any(u.compress for u in plan_units(roster, tmp_path, "never"))
+
+
+def test_small_directories_ride_with_the_rest_of_their_root(tmp_path: Path) -> None:
+    """One rsync per root where its directories are small (each rsync costs a session and a
+    start-up on both ends); a big directory keeps its own; what compresses never rides with
+    what does not."""
+    mib = 1 << 20
+
+    def f(rel: str, size: int, zratio: float) -> dict[str, object]:
+        return {"path": f"ckpt/{rel}", "root": "ckpt", "rel": rel, "size": size, "zratio": zratio}
+
+    roster = {
+        "roots": [{"label": "ckpt", "path": "/d/n", "real": "/d/n", "kind": "dir"}],
+        "files": [
+            f("top.bin", 5 * mib, 0.99),
+            f("a/x.bin", 32 * mib, 0.99),
+            f("b/y.bin", 32 * mib, 0.99),
+            f("big/z.bin", 80 * mib, 0.99),
+            f("logs/l.txt", mib, 0.1),
+        ],
+    }
+    units = {u.label: u for u in plan_units(roster, tmp_path, "auto")}
+    assert set(units) == {"ckpt", "ckpt (-z)", "ckpt/big"}
+    rest = units["ckpt"]
+    assert rest.files == ["a/x.bin", "b/y.bin", "top.bin"] and not rest.compress
+    assert rest.source == "/d/n" and rest.local == tmp_path / "ckpt"
+    assert rest.paths == ["ckpt/a/x.bin", "ckpt/b/y.bin", "ckpt/top.bin"]
+    assert units["ckpt (-z)"].files == ["logs/l.txt"] and units["ckpt (-z)"].compress
+    assert units["ckpt/big"].files == ["big/z.bin"] and units["ckpt/big"].size_bytes == 80 * mib
+    # the 128 MiB bench tree (4 directories of 32 MiB and a few small files): one rsync
+    bench = {**roster, "files": [r for r in roster["files"] if r["rel"] != "big/z.bin"][:3]}
+    (one,) = plan_units(bench, tmp_path, "never")
+    assert one.label == "ckpt" and len(one.files) == 3
 
 
 def test_rsync_command_is_resumable_bounded_and_rides_the_ssh_master(tmp_path: Path) -> None:
@@ -183,6 +216,73 @@ def test_pull_on_the_local_target_verifies_and_records(local_run: tuple[Path, st
     # again: nothing new to move, the same manifest, still verified
     again = pull(Session.open(proj), run_id)
     assert again["ok"] and again["manifest_sha256"] == result["manifest_sha256"]
+
+
+def test_roster_and_hashes_come_from_one_agent_that_ends_with_them(
+    local_run: tuple[Path, str],
+) -> None:
+    """The pull's two manifest calls go to one agent process (one start on the box), which
+    ends as soon as the hashes are in; a backend with its own manifest is asked directly."""
+    import hashlib
+
+    from outlive.lifecycle.pull import BoxManifests
+
+    proj, run_id = local_run
+    session = Session.open(proj)
+    rec = session.store.resolve(run_id)
+    backend = session.backend(session.cfg.target(rec.target))
+    roots = [{"label": "ckpt", "path": rec.ckpt_dir}]
+    with BoxManifests(backend) as box:
+        roster = box.ask({"sets": [{"roots": roots, "sample": True}]}, timeout_s=60)
+        assert box.channel is not None and box.channel.hello is not None
+        agent = box.channel.proc
+        hashed = box.last({"sets": [{"roots": roots, "hash": True}]}, 60)
+        assert box.channel is None and agent.poll() is not None  # ended with the hashes
+    (listed,) = roster["manifests"]
+    (manifest,) = hashed["manifests"]
+    assert [f["path"] for f in listed["files"]] == [f["path"] for f in manifest["files"]]
+    assert all("sha256" not in f for f in listed["files"])
+    for f in manifest["files"]:
+        data = (Path(rec.ckpt_dir) / f["rel"]).read_bytes()
+        assert f["sha256"] == hashlib.sha256(data).hexdigest() and f["size"] == len(data)
+
+    class OwnManifest:  # a backend that builds its manifest its own way (a reader pod)
+        def manifest(self, request: dict[str, object], *, timeout_s: float) -> dict[str, str]:
+            return {"asked": str(request["x"])}
+
+    with BoxManifests(OwnManifest()) as box:  # type: ignore[arg-type]
+        assert box.ask({"x": 1}, timeout_s=1) == {"asked": "1"} and box.channel is None
+
+
+def test_a_channel_opened_early_is_the_one_the_pull_uses(local_run: tuple[Path, str]) -> None:
+    """The CLI starts opening the box's channel before it imports the rest of the pull; the
+    pull asks its roster and hashes over that channel, which ends with the hashes."""
+    from outlive.lifecycle.pull import BoxManifests
+
+    proj, run_id = local_run
+    session = Session.open(proj)
+    assert BoxManifests.opening(session, "no-such-run", None) is None  # the pull says why
+    box = BoxManifests.opening(session, run_id, None)
+    assert box is not None and box._opening is not None
+    seen: list[object] = []
+    ask = box.ask
+
+    def counted(request: dict[str, object], *, timeout_s: float) -> object:
+        seen.append(box.channel)
+        return ask(request, timeout_s=timeout_s)
+
+    box.ask = counted  # type: ignore[method-assign]
+    result = pull(session, run_id, PullOptions(dest=proj / "early"), box=box)
+    assert result["ok"], result["verify"]["problems"]
+    assert len(seen) == 2 and box.channel is None and box._opening is None
+    # a box opened for another backend is not used: the pull makes its own
+    other = Session.open(proj)
+    stray = BoxManifests.opening(other, run_id, None)
+    assert stray is not None and stray.backend is not session.backend("local")
+    again = pull(session, run_id, PullOptions(dest=proj / "early"), box=stray)
+    assert again["ok"] and stray._opening is not None  # never asked
+    stray.close()
+    assert stray.channel is None
 
 
 def test_pull_cli_prints_one_json_document_and_verify_agrees(local_run: tuple[Path, str]) -> None:

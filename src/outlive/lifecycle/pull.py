@@ -9,8 +9,11 @@ The steps, over the target's one multiplexed SSH master:
 
 1. one agent round trip lists the roots (sizes, and how well each file compresses);
 2. the box hashes every file (SHA-256, streamed) into a manifest named by its own hash, while
-   the transfer runs (asked right after the roster, over the master the roster opened);
-3. rsync moves the files one directory at a time (U12): ``--partial`` so a cut resumes where
+   the transfer runs (asked right after the roster, of the same agent: one agent start on the
+   box, over one channel the pull opens on the master, which the CLI starts opening before
+   it imports the rest of the pull, and closes as soon as the hashes are in);
+3. rsync moves the files, each big top-level directory by its own rsync and the rest of each
+   root by one more (U12): ``--partial`` so a cut resumes where
    it stopped, ``--timeout`` so a stalled link ends the attempt, bounded retries with backoff,
    and a failed directory never stops the others. The local directory is made before each
    transfer (U13); compressible payloads go with ``-z`` (U15); never scp (GEN3);
@@ -50,7 +53,8 @@ from typing import Any
 from outlive import verify as V
 from outlive.backends.base import Backend
 from outlive.config import Config, Target
-from outlive.errors import LocalDiskFull, RunNotFound, TransportError, UnsafeManifest, UsageError
+from outlive.errors import LocalDiskFull, TransportError, UnsafeManifest, UsageError
+from outlive.lifecycle.pull_box import ROSTER_TIMEOUT_S, BoxManifests, pick_run
 from outlive.lifecycle.transfer import (
     PARTIAL_DIRNAME,
     NoteFn,
@@ -62,12 +66,13 @@ from outlive.lifecycle.transfer import (
     plan_units,
 )
 from outlive.session import Session
-from outlive.store import PullRecord, RunRecord, Store
+from outlive.store import PullRecord, RunRecord
 
 __all__ = [
     "BUSY_STATES",
     "CKPT_LABEL",
     "OUTPUT_PREFIX",
+    "BoxManifests",
     "PullOptions",
     "declared_outputs",
     "default_dest",
@@ -76,7 +81,6 @@ __all__ = [
     "result_roots",
 ]
 
-ROSTER_TIMEOUT_S = 120.0
 # The box hashes a whole tree in one call; ssh's keep-alives notice a dead link long before
 # this (U17), so it only bounds a box whose disk hangs.
 MANIFEST_TIMEOUT_S = 6 * 3600.0
@@ -131,45 +135,6 @@ def default_dest(cfg: Config, rec: RunRecord) -> Path:
     return cfg.state_dir / "pulled" / rec.name / rec.run_id
 
 
-def pick_run(store: Store, ref: str, target: str | None = None) -> tuple[RunRecord, str | None]:
-    """The run ``ref`` names, and a sentence saying which run was picked when ``ref`` was a
-    name (the newest run of that name on ``target``, or on the only target that has one).
-    A name used on several targets needs ``target``; an id on another target is refused."""
-    runs = store.all()
-    rec = next((r for r in runs if r.run_id == ref), None)
-    if rec is None:
-        named = [r for r in runs if r.name == ref]
-        if named:
-            return _newest_named(ref, named, target)
-        rec = store.resolve(ref)  # an id prefix, or one sentence saying there is no such run
-    if target is not None and rec.target != target:
-        raise UsageError(
-            f"run {rec.run_id} is on target {rec.target!r}, not {target!r}; "
-            f"drop -t or give -t {rec.target}"
-        )
-    return rec, None
-
-
-def _newest_named(name: str, named: list[RunRecord], target: str | None) -> tuple[RunRecord, str]:
-    targets = sorted({r.target for r in named})
-    if target is not None:
-        named = [r for r in named if r.target == target]
-        if not named:
-            raise RunNotFound(
-                f"no run named {name!r} on target {target!r} (runs of that name are on "
-                f"{', '.join(targets)}); give one of those with -t"
-            )
-    elif len(targets) > 1:
-        raise UsageError(
-            f"runs named {name!r} are on several targets ({', '.join(targets)}); "
-            f"say which with -t TARGET (e.g. outlive pull {name} -t {targets[0]})"
-        )
-    rec = max(named, key=lambda r: (r.created_at, r.run_id))
-    older = len(named) - 1
-    of = f", the newest of {len(named)} runs of that name" if older else ""
-    return rec, f"{name!r} is run {rec.run_id} on target {rec.target!r}{of}"
-
-
 # ---------------------------------------------------------------------------------------------
 # the pull
 
@@ -181,13 +146,14 @@ def pull(
     *,
     on_progress: ProgressFn | None = None,
     on_note: NoteFn | None = None,
+    box: BoxManifests | None = None,
 ) -> dict[str, Any]:
     """Pull run ``ref``'s results and verify them; returns the report (``ok`` says it all).
     A run still going when the pull starts gives a snapshot (``snapshot``: True, recorded in
     PULL_VERIFIED.json), which ``down`` never counts as the run's result. What the backend made
     only to reach the results (a Kubernetes reader pod) is freed at the end, and said."""
     try:
-        return _pull(session, ref, opts, on_progress=on_progress, on_note=on_note)
+        return _pull(session, ref, opts, on_progress=on_progress, on_note=on_note, box=box)
     finally:
         for msg in session.release():
             (on_note or (lambda _msg: None))(msg)
@@ -200,6 +166,7 @@ def _pull(
     *,
     on_progress: ProgressFn | None = None,
     on_note: NoteFn | None = None,
+    box: BoxManifests | None = None,
 ) -> dict[str, Any]:
     opts = opts or PullOptions()
     if opts.retries < 1 or opts.parallel < 1:
@@ -229,21 +196,21 @@ def _pull(
         "sets": [{"roots": roots, "hash": True, "store_dir": rec.run_dir, "follow_links": follow}]
     }
 
-    with ThreadPoolExecutor(max_workers=1) as box_pool:
+    if box is None or box.backend is not backend:  # ``box``: opened early, for this backend
+        box = BoxManifests(backend)
+    with box, ThreadPoolExecutor(max_workers=1) as box_pool:
         # 1. the roster: names, sizes, compressibility, and the run's state (one round trip)
-        reply = backend.manifest(
+        reply = box.ask(
             {
                 "sets": [{"roots": roots, "hash": False, "sample": True, "follow_links": follow}],
                 "probe_run_dirs": [rec.run_dir],
             },
             timeout_s=ROSTER_TIMEOUT_S,
         )
-        # The box hashes every file while the transfer runs. Asked only now, over the master
-        # the roster call opened: asked at once, it raced the roster to open it and paid for a
-        # second connection (a key exchange on both ends) on the transfer's critical path.
-        box_hash: Future[Any] = box_pool.submit(
-            backend.manifest, hash_request, timeout_s=MANIFEST_TIMEOUT_S
-        )
+        # The box hashes every file while the transfer runs. Asked only now, of the agent that
+        # answered the roster (over the master the roster opened): asked at once, it raced the
+        # roster to open the master and paid for a second connection on the critical path.
+        box_hash: Future[Any] = box_pool.submit(box.last, hash_request, MANIFEST_TIMEOUT_S)
         roster = reply["manifests"][0]
         state = (reply["probes"] or [{}])[0].get("state")
         snapshot = state in BUSY_STATES

@@ -1,13 +1,14 @@
-"""Moving a run's results off the box: rsync, one directory at a time, resumable.
+"""Moving a run's results off the box: rsync, a few big directories at a time, resumable.
 
-Each *unit* is one top-level directory of a result root (or one declared file) and gets its own
-rsync with its own bounded, backed-off retries, so one failure never loses the rest and a rerun
-skips what has landed (U12). ``--partial`` keeps a half file when the link is cut and the next
-attempt sends only the rest; ``--timeout`` ends an attempt whose link stalls; a wall-clock limit
-per attempt bounds the rest. The local directory is made before each transfer (U13); a unit
-whose sample compresses well goes with ``-z`` (U15). rsync runs over the target's multiplexed
-SSH master, never scp (GEN3). A few units move at once, and each file is hashed and
-load-checked here as soon as rsync has put it in place, while the rest still moves.
+Each *unit* is one big top-level directory of a result root, the rest of that root, or one
+declared file, and gets its own rsync with its own bounded, backed-off retries, so one failure
+never loses the rest and a rerun skips what has landed (U12). ``--partial`` keeps a half file
+when the link is cut and the next attempt sends only the rest; ``--timeout`` ends an attempt
+whose link stalls; a wall-clock limit per attempt bounds the rest. The local directory is made
+before each transfer (U13); a unit whose sample compresses well goes with ``-z`` (U15). rsync
+runs over the target's multiplexed SSH master, never scp (GEN3). A few units move at once, and
+each file is hashed and load-checked here as soon as rsync has put it in place, while the rest
+still moves.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ DEFAULT_ATTEMPT_TIMEOUT_S = 3600.0
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
 COMPRESS_BELOW_RATIO = 0.85  # compress a directory whose sample shrinks by 15 % or more (U15)
+# A top-level directory this big gets an rsync of its own (moving beside the others); smaller
+# ones ride with the rest of their root. Measured on the 128 MiB bench tree (4 directories of
+# 32 MiB): one rsync instead of five took 0.44 s and 0.39 CPU-s (both ends) vs 0.57 s and 0.50.
+OWN_RSYNC_MIN_BYTES = 64 << 20
 # rsync exit codes worth another attempt: the link or the remote side went away, or stalled.
 RETRYABLE_RC = frozenset({5, 10, 12, 30, 35, 255})
 LINK_RC = frozenset({12, 30, 35, 255})  # the connection itself failed or stalled
@@ -110,11 +115,19 @@ class Unit:
 
 
 def plan_units(
-    roster: dict[str, Any], dest: Path, compress: str, *, aside: Path | None = None
+    roster: dict[str, Any],
+    dest: Path,
+    compress: str,
+    *,
+    aside: Path | None = None,
+    own_rsync_min_bytes: int = OWN_RSYNC_MIN_BYTES,
 ) -> list[Unit]:
-    """One unit per top-level directory of each root (files at a root's top form one unit),
-    and one per declared single file; each is compressed when its sample says it pays (U15).
-    With ``aside``, a local file a unit would replace is kept there (rsync ``--backup``)."""
+    """The rsyncs of a pull: a top-level directory of a root holding ``own_rsync_min_bytes``
+    or more gets its own (a few move at once); the rest of each root (its top-level files
+    and its smaller directories) moves in one rsync, or two when only some of it compresses;
+    each declared single file gets its own. A directory is compressed when its sample says
+    it pays (U15). With ``aside``, a local file a unit would replace is kept there (rsync
+    ``--backup``)."""
     kinds = {r["label"]: r for r in roster["roots"]}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for f in roster["files"]:
@@ -127,20 +140,23 @@ def plan_units(
             rel = str(f["rel"])
             key = (f["root"], rel.split("/", 1)[0] + "/" if "/" in rel else "")
         groups.setdefault(key, []).append(f)
-    units: list[Unit] = []
+    # Each rsync costs a session, a shell and rsync on both ends (~25 ms of CPU here, and a
+    # round trip before its first byte): a directory too small to gain from moving beside the
+    # others rides with the rest of its root.
+    merged: dict[tuple[str, str, bool], list[dict[str, Any]]] = {}
     for (label, sub), files in sorted(groups.items()):
+        squeeze = _compresses(files, compress)
+        big = sum(int(f.get("size") or 0) for f in files) >= own_rsync_min_bytes
+        whole = "" if kinds[label]["kind"] == "file" or not (sub and big) else sub
+        merged.setdefault((label, whole, squeeze), []).extend(files)
+    units: list[Unit] = []
+    for (label, sub, squeeze), group in sorted(merged.items()):
+        files = sorted(group, key=lambda f: str(f["rel"]))
         root = kinds[label]
-        sizes = [int(f.get("size") or 0) for f in files]
-        if compress == "always":
-            squeeze = True
-        elif compress == "never":
-            squeeze = False
-        else:
-            sampled = [(s, f.get("zratio")) for s, f in zip(sizes, files, strict=True)]
-            weight = sum(s for s, r in sampled if r is not None)
-            shrunk = sum(s * r for s, r in sampled if r is not None)
-            squeeze = weight > 0 and shrunk / weight < COMPRESS_BELOW_RATIO
         single = root["kind"] == "file"
+        name = f"{label}/{sub}".rstrip("/") if sub else label
+        if not sub and squeeze and (label, "", False) in merged:
+            name = f"{label} (-z)"  # the rest of this root that compresses, beside what does not
         backup = None
         if aside is not None:  # rsync keeps a replaced file at its path below the unit
             if not single:
@@ -149,17 +165,28 @@ def plan_units(
                 backup = aside / label.rsplit("/", 1)[0] if "/" in label else aside
         units.append(
             Unit(
-                label=f"{label}/{sub}".rstrip("/") if sub else label,
+                label=name,
                 source=root["real"] if single else root["path"],
                 local=dest / label,
                 files=[] if single else [str(f["rel"]) for f in files],
                 paths=[str(f["path"]) for f in files],
-                sizes=sizes,
+                sizes=[int(f.get("size") or 0) for f in files],
                 compress=squeeze,
                 backup_dir=backup,
             )
         )
     return units
+
+
+def _compresses(files: list[dict[str, Any]], compress: str) -> bool:
+    """Whether these files go with ``-z``: always, never, or (auto) when their sampled bytes
+    shrink by COMPRESS_BELOW_RATIO or better, weighted by size (U15)."""
+    if compress in ("always", "never"):
+        return compress == "always"
+    sampled = [(int(f.get("size") or 0), f.get("zratio")) for f in files]
+    weight = sum(s for s, r in sampled if r is not None)
+    shrunk = sum(s * r for s, r in sampled if r is not None)
+    return weight > 0 and shrunk / weight < COMPRESS_BELOW_RATIO
 
 
 def move_all(

@@ -1,10 +1,12 @@
 """``serve``: a long-lived agent for a resident client (the local daemon, ``watch``, ``logs -f``).
 
-It answers the read-only verbs and ``launch`` (``wire.SERVE_VERBS``); the client repeats only a
-read-only request after a dropped channel. A launch forks its supervisor from this process exactly
-as from a one-shot agent (new session, stdio on /dev/null and the run's log, every other
-descriptor closed), so nothing of the channel stays open in it; this loop reaps each supervisor
-that ends, so none lingers as a zombie that a probe would take for alive.
+It answers the read-only verbs and ``launch`` (``wire.SERVE_VERBS``), and ``manifest`` for a
+pull, which asks for its roster and then its hashes over a channel of its own (one agent start
+on the box instead of two); the client repeats only a read-only request after a dropped
+channel. A launch forks its supervisor from this process exactly as from a one-shot agent (new
+session, stdio on /dev/null and the run's log, every other descriptor closed), so nothing of
+the channel stays open in it; this loop reaps each supervisor that ends, so none lingers as a
+zombie that a probe would take for alive.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from outlive import wire
 from .common import AGENT_VERSION, Rec
 from .verbs import answer, framed
 
+# What this loop answers: a resident client's verbs, and a pull's roster and hashes.
+ANSWERS = (*wire.SERVE_VERBS, "manifest")
 _REAP_TICK_S = 1.0
 SERVE_IDLE_S = 900.0  # no request for this long: exit (the client also closes our stdin)
 
@@ -36,7 +40,7 @@ def serve(inp: Any, out: Any, idle_s: float = SERVE_IDLE_S) -> int:
         out.write(json.dumps(doc).encode() + b"\n")
         out.flush()
 
-    send({"ok": True, "serve": AGENT_VERSION, "verbs": list(wire.SERVE_VERBS), "pid": os.getpid()})
+    send({"ok": True, "serve": AGENT_VERSION, "verbs": list(ANSWERS), "pid": os.getpid()})
     fd = inp.fileno()
     buf = b""
     idle_until = time.monotonic() + idle_s
@@ -61,10 +65,8 @@ def serve(inp: Any, out: Any, idle_s: float = SERVE_IDLE_S) -> int:
         except ValueError:
             msg = None
         verb = msg.get("verb") if isinstance(msg, dict) else None
-        if verb not in wire.SERVE_VERBS:
-            send(
-                {"ok": False, "error": "serve answers only {}".format(", ".join(wire.SERVE_VERBS))}
-            )
+        if verb not in ANSWERS:
+            send({"ok": False, "error": "serve answers only {}".format(", ".join(ANSWERS))})
             continue
         out.write(framed(answer(str(verb), msg.get("request")), end=b"\n"))
         out.flush()
