@@ -185,7 +185,8 @@ def slurm_events(cluster: SlurmCluster, job: str) -> dict[str, list[float]]:
     fmt = "%Y-%m-%dT%H:%M:%S.%f"
     ctld = {
         "submitted": rf"_slurm_rpc_submit_batch_job: JobId={job} ",
-        "allocated": rf"sched: Allocate JobId={job} ",
+        # the main scheduler's pass, or the backfill scheduler's
+        "allocated": rf"(sched: Allocate JobId={job} |_start_job: Started JobId={job} )",
         "requeued": rf"^Requeuing JobId={job}$",
         "done": rf"_job_complete: JobId={job} done",
     }
