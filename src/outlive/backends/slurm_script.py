@@ -285,9 +285,8 @@ requeue_exit=@REQUEUE_EXIT@
 # This job's own id; in an array ARRAY_TASK, since a task's raw id can name the whole array.
 job=${SLURM_ARRAY_JOB_ID:+${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID:-}}
 job=${job:-$SLURM_JOB_ID}
-# Builtins only before the step starts (no hostname/date processes): every attempt pays it.
-TZ=UTC printf 'outlive: job %s attempt %s on %s at %(%Y-%m-%dT%H:%M:%SZ)T\\n' "$job" \\
-  "$(( ${SLURM_RESTART_COUNT:-0} + 1 ))" "$HOSTNAME" -1
+echo "outlive: job $job attempt $(( ${SLURM_RESTART_COUNT:-0} + 1 )) on $(hostname)" \\
+  "at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
 # A --signal=B:... warning reaches only this shell (SLURM2). Pass it to the job's steps (not to
 # this shell): the supervisor forwards it to the job, whose Checkpointer sets its flag and saves

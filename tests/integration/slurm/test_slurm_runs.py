@@ -216,7 +216,7 @@ def test_three_requeues_mid_run_end_bit_identical_and_status_counts_restarts(
     log = cli(slurm_cluster, proj, "logs", run_id, "-n", "500").stdout
     assert log.count("resumed from step") == 3
     assert log.count("DUE TO JOB REQUEUE") >= 3
-    # Each attempt's header, written by the batch shell with builtins only (no hostname/date).
+    # Each attempt's header, written by the batch shell: job, attempt, host, UTC time.
     headers = re.findall(
         r"^outlive: job (\S+) attempt (\d+) on (\S+) at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$",
         log,
