@@ -52,6 +52,11 @@ DEADLINE_S = 600.0
 # A requeued job is released this long after its notice: past the ~1 s a requeue takes and the
 # one-second credential revocation (outlive.testing.slurm.REVOKE_GAP_S), the same for both.
 RESTART_AFTER_S = 2.5
+# Slurm starts a batch job at a scheduling pass no sooner than batch_sched_delay (3 s) after its
+# previous pass, and a job's end triggers one: a side submitting right after the other side's job
+# ended would wait up to 3 s more than one submitting later. Each side starts its clock this long
+# after the cluster's last job ended, so neither inherits the other's (nor the warm-up's) pass.
+SETTLE_S = 3.5
 
 
 class SubmititTraining:
@@ -376,6 +381,7 @@ def run_outlive(
         return json.loads(done.stdout)
 
     cmd = [sys.executable, "train_numpy.py", "--steps", str(steps), "--save-every", "20"]
+    time.sleep(SETTLE_S)
     called_at = time.time()
     t0 = time.monotonic()
     run_id = cli("run", "-t", "hpc", "--json", "--name", "goodput", "--", *cmd,
@@ -445,6 +451,7 @@ def run_submitit(
     out.mkdir()
     executor = submitit.SlurmExecutor(folder=str(root / "submitit"), max_num_timeout=notices + 2)
     executor.update_parameters(partition="debug", time=60, signal_delay_s=90)
+    time.sleep(SETTLE_S)
     called_at = time.time()
     t0 = time.monotonic()
     job = executor.submit(SubmititTraining(steps, sleep_s, str(out)))
