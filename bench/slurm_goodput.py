@@ -18,6 +18,12 @@ a notice can do with the measured checkpoint cost delta and restart cost R when 
 every M seconds: 1 - sqrt(2 delta / M) - R / M (first order). Each final result is also compared
 bit for bit with an uninterrupted run.
 
+Fairness: a warm-up job runs first (a fresh slurmctld's first scheduling pass comes seconds after
+it starts), and each side starts its clock SETTLE_S after the cluster's last job ended (Slurm
+schedules a batch job no sooner than batch_sched_delay, 3 s, after its previous pass). Each run
+also prints where an attempt's seconds go, phase by phase (PHASES), from slurmctld's and slurmd's
+millisecond log stamps, the run's own records (outlive) or submitit's log, and the driver.
+
     uv run --with submitit python bench/slurm_goodput.py [--quick] [--keep]
 """
 
