@@ -60,9 +60,10 @@ DEADLINE_S = 600.0
 RESTART_AFTER_S = 2.5
 # Slurm starts a batch job at a scheduling pass no sooner than batch_sched_delay (3 s) after its
 # previous pass, and a job's end triggers one: a side submitting right after the other side's job
-# ended would wait up to 3 s more than one submitting later. Each side starts its clock this long
+# ended would wait up to 3 s more than one submitting later (whole seconds, checked on a 1 s
+# tick, and the end's pass may come a tick late: up to ~5 s). Each side starts its clock this long
 # after the cluster's last job ended, so neither inherits the other's (nor the warm-up's) pass.
-SETTLE_S = 3.5
+SETTLE_S = 5.0
 
 
 class SubmititTraining:
