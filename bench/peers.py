@@ -113,11 +113,18 @@ def slurm_side(quick: bool, runs: int) -> dict[str, Any]:
     ours: list[dict[str, Any]] = []
     theirs: list[dict[str, Any]] = []
     try:
+        print(f"  slurm warm-up job (the scheduler's first pass): {sg.warm_up(cluster):.2f} s")
         for k in range(runs):
             root = Path(tempfile.mkdtemp(prefix=f"peers-{k}-", dir=cluster.shared))
             ref = sg.reference(root, steps)
-            o = sg.run_outlive(cluster, root, steps, sleep_s, period_s, notices)
-            t = sg.run_submitit(cluster, root, steps, sleep_s, period_s, notices)
+            # Alternate which side goes first (A B, B A, A B): neither always meets the cluster
+            # right after the other's job.
+            if k % 2 == 0:
+                o = sg.run_outlive(cluster, root, steps, sleep_s, period_s, notices)
+                t = sg.run_submitit(cluster, root, steps, sleep_s, period_s, notices)
+            else:
+                t = sg.run_submitit(cluster, root, steps, sleep_s, period_s, notices)
+                o = sg.run_outlive(cluster, root, steps, sleep_s, period_s, notices)
             if t is None:
                 raise RuntimeError("submitit is not installed; `uv run --with submitit ...`")
             for x in (o, t):  # a job that failed has no goodput to speak of
@@ -135,6 +142,12 @@ def slurm_side(quick: bool, runs: int) -> dict[str, Any]:
             print(f"    outlive per notice: {o['breakdown']}")
     finally:
         cluster.down()
+    tables: dict[str, dict[str, list[float]]] = {"outlive": {}, "submitit": {}}
+    for side, results in (("outlive", ours), ("submitit", theirs)):
+        for r in results:
+            for label, values in r["phases"].items():
+                tables[side].setdefault(label, []).extend(values)
+    sg.print_phases(tables)
     g_ours = [work_s / o["wall_s"] if o["ok"] else 0.0 for o in ours]
     g_theirs = [work_s / t["wall_s"] if t["ok"] else 0.0 for t in theirs]
     return {

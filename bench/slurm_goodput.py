@@ -18,6 +18,12 @@ a notice can do with the measured checkpoint cost delta and restart cost R when 
 every M seconds: 1 - sqrt(2 delta / M) - R / M (first order). Each final result is also compared
 bit for bit with an uninterrupted run.
 
+Fairness: a warm-up job runs first (a fresh slurmctld's first scheduling pass comes seconds after
+it starts), and each side starts its clock SETTLE_S after the cluster's last job ended (Slurm
+schedules a batch job no sooner than batch_sched_delay, 3 s, after its previous pass). Each run
+also prints where an attempt's seconds go, phase by phase (PHASES), from slurmctld's and slurmd's
+millisecond log stamps, the run's own records (outlive) or submitit's log, and the driver.
+
     uv run --with submitit python bench/slurm_goodput.py [--quick] [--keep]
 """
 
@@ -27,12 +33,15 @@ import argparse
 import json
 import math
 import os
+import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +58,12 @@ DEADLINE_S = 600.0
 # A requeued job is released this long after its notice: past the ~1 s a requeue takes and the
 # one-second credential revocation (outlive.testing.slurm.REVOKE_GAP_S), the same for both.
 RESTART_AFTER_S = 2.5
+# Slurm starts a batch job at a scheduling pass no sooner than batch_sched_delay (3 s) after its
+# previous pass, and a job's end triggers one: a side submitting right after the other side's job
+# ended would wait up to 3 s more than one submitting later (whole seconds, checked on a 1 s
+# tick, and the end's pass may come a tick late: up to ~5 s). Each side starts its clock this long
+# after the cluster's last job ended, so neither inherits the other's (nor the warm-up's) pass.
+SETTLE_S = 5.0
 
 
 class SubmititTraining:
@@ -63,8 +78,13 @@ class SubmititTraining:
         x, y = train_numpy.make_data()
         if self.state is None:
             self.state = train_numpy.initial_state()
+        first = True
         while self.state["step"] < self.steps:
             train_numpy.train_step(self.state, x, y)
+            if first:  # for the breakdown only: when this attempt's first step was done
+                with open(os.path.join(self.out, "first-steps.log"), "a") as marks:
+                    marks.write(f"{time.time()}\n")
+                first = False
             time.sleep(self.step_sleep_s)
         train_numpy.write_final(Path(self.out), self.state)
         return int(self.state["step"])
@@ -73,6 +93,27 @@ class SubmititTraining:
         import submitit
 
         return submitit.helpers.DelayedSubmission(self)
+
+
+def warm_up(cluster: SlurmCluster, timeout_s: float = 60.0) -> float:
+    """Run one trivial job to its end before anything is measured; the seconds it took.
+
+    A freshly started slurmctld makes its first scheduling pass seconds after it starts (2.5 s
+    here), so whichever side went first would pay that once and the other not. Warming up first
+    keeps the schedule equal."""
+    t0 = time.monotonic()
+    job = (
+        cluster.command("sbatch", "--parsable", "--output=/dev/null", "--wrap=true")
+        .stdout.strip()
+        .split(";")[0]
+    )
+    deadline = t0 + timeout_s
+    while time.monotonic() < deadline:
+        state, _ = squeue_row(cluster, job)
+        if state in ("", "COMPLETED", "FAILED", "CANCELLED"):
+            return time.monotonic() - t0
+        time.sleep(0.05)
+    raise TimeoutError(f"the warm-up job {job} did not end within {timeout_s:.0f} s")
 
 
 def squeue_row(cluster: SlurmCluster, job: str) -> tuple[str, int]:
@@ -94,6 +135,7 @@ def drive(
     sent, running_since, noticed_at, released = 0, None, 0.0, True
     gaps: list[float] = []
     notices_at: list[float] = []  # wall clock, to line up with the run's own records
+    seen: dict[str, list[float]] = {"running": [], "pending": [], "release": [], "end": []}
     deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
         state, restarts = squeue_row(cluster, job)
@@ -101,6 +143,7 @@ def drive(
         if state == "RUNNING" and restarts == sent:
             if running_since is None:
                 running_since = now
+                seen["running"].append(time.time())
                 if sent:
                     gaps.append(now - noticed_at)
             if sent < notices and now - running_since >= period_s:
@@ -108,18 +151,206 @@ def drive(
                 notice()
                 sent, noticed_at, running_since, released = sent + 1, now, None, False
         elif state == "PENDING" and not released and now - noticed_at >= RESTART_AFTER_S:
+            seen["release"].append(time.time())
             cluster.command("scontrol", "update", f"jobid={job}", "StartTime=now", check=False)
             released = True
         elif state in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY"):
+            seen["end"].append(time.time())
             return {
+                "seen": seen,
                 "state": state,
                 "notices": sent,
                 "restarts": restarts,
                 "gaps_s": gaps,
                 "notices_at": notices_at,
             }
+        if state == "PENDING" and len(seen["pending"]) < sent:
+            seen["pending"].append(time.time())
         time.sleep(0.02)
     raise TimeoutError(f"job {job} did not end within {DEADLINE_S:.0f} s")
+
+
+_SLURM_STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})\] (.*)$")
+_SUBMITIT_STAMP = re.compile(r"^submitit \w+ \((\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\) - (.*)$")
+
+
+def _log_events(
+    path: Path, stamp: re.Pattern[str], fmt: str, patterns: dict[str, str]
+) -> dict[str, list[float]]:
+    """Timestamps (local time, as the daemons write them) of the lines matching each pattern."""
+    out: dict[str, list[float]] = {k: [] for k in patterns}
+    compiled = {k: re.compile(v) for k, v in patterns.items()}
+    text = path.read_text(errors="replace") if path.is_file() else ""
+    for line in text.splitlines():
+        m = stamp.match(line)
+        if not m:
+            continue
+        for key, pattern in compiled.items():
+            if pattern.search(m.group(2)):
+                out[key].append(datetime.strptime(m.group(1), fmt).timestamp())
+    return out
+
+
+def slurm_events(cluster: SlurmCluster, job: str) -> dict[str, list[float]]:
+    """What slurmctld and slurmd logged of job ``job``, with their millisecond stamps."""
+    log = cluster.dir / "log"
+    fmt = "%Y-%m-%dT%H:%M:%S.%f"
+    ctld = {
+        "submitted": rf"_slurm_rpc_submit_batch_job: JobId={job} ",
+        # the main scheduler's pass, or the backfill scheduler's
+        "allocated": rf"(sched: Allocate JobId={job} |_start_job: Started JobId={job} )",
+        "requeued": rf"^Requeuing JobId={job}$",
+        "done": rf"_job_complete: JobId={job} done",
+    }
+    slurmd = {"batch_start": rf"Launching batch job {job} ", "step_start": rf"StepId={job}\.0 "}
+    return {
+        **_log_events(log / "slurmctld.log", _SLURM_STAMP, fmt, ctld),
+        **_log_events(log / "slurmd.log", _SLURM_STAMP, fmt, slurmd),
+    }
+
+
+# One attempt's wall time, phase by phase: (label, from event, to event). Events of the bench's
+# driver (call, running, notice, pending, release, end), of slurmctld/slurmd (submitted,
+# allocated, batch_start, step_start, requeued, done) and of the job (wrapper, first_step,
+# signal, exited, last_step). Submitit's "last step" is its "Job completed" line, after the
+# result was written; outlive's the last progress record, before it.
+PHASES = (
+    ("submit call -> sbatch accepted", "call", "submitted"),
+    ("sbatch accepted -> allocated (1st)", "submitted", "allocated"),
+    ("release -> allocated (requeued)", "release", "allocated"),
+    ("allocated -> batch script starts", "allocated", "batch_start"),
+    ("batch script -> step (srun) starts", "batch_start", "step_start"),
+    ("step -> wrapper runs (interp.)", "step_start", "wrapper"),
+    ("wrapper -> first step done", "wrapper", "first_step"),
+    ("allocated -> bench sees RUNNING", "allocated", "running"),
+    ("notice -> signal in the process", "notice", "signal"),
+    ("signal -> process exited (the save)", "signal", "exited"),
+    ("process exited -> requeue done", "exited", "requeued"),
+    ("requeue -> bench sees PENDING", "requeued", "pending"),
+    ("notice -> release (fixed)", "notice", "release"),
+    ("last step -> process exited", "last_step", "exited"),
+    ("process exited -> job done", "exited", "done"),
+    ("job done -> bench sees the end", "done", "end"),
+)
+
+
+def attempt_events(
+    bench: dict[str, Any], slurm: dict[str, list[float]], job: list[dict[str, float]]
+) -> list[dict[str, float]]:
+    """Per attempt, every event's wall-clock time (missing ones left out)."""
+    seen = bench["seen"]
+    out = []
+    for k, own in enumerate(job):
+        ev: dict[str, float] = dict(own)
+        for key, values in (
+            ("allocated", slurm["allocated"]),
+            ("batch_start", slurm["batch_start"]),
+            ("step_start", slurm["step_start"]),
+            ("running", seen["running"]),
+            ("notice", bench["notices_at"]),
+            ("pending", seen["pending"]),
+            ("requeued", slurm["requeued"]),
+        ):
+            if k < len(values):
+                ev[key] = values[k]
+        if k > 0 and k - 1 < len(seen["release"]):
+            ev["release"] = seen["release"][k - 1]
+        if k == 0:
+            ev["call"] = bench["called_at"]
+            ev.update({k2: slurm[k2][0] for k2 in ("submitted",) if slurm[k2]})
+        if k == len(job) - 1:
+            ev.update({k2: slurm[k2][-1] for k2 in ("done",) if slurm[k2]})
+            ev.update({k2: seen[k2][-1] for k2 in ("end",) if seen[k2]})
+            ev.pop("requeued", None)
+        else:
+            ev.pop("last_step", None)
+        out.append(ev)
+    # The release belongs to the attempt it starts; notice -> release is read on the one before.
+    for k in range(len(out) - 1):
+        if "release" in out[k + 1]:
+            out[k]["release_next"] = out[k + 1]["release"]
+    return out
+
+
+def phase_table(events: list[dict[str, float]]) -> dict[str, list[float]]:
+    """Seconds of each phase, one value per attempt where it applies."""
+    table: dict[str, list[float]] = {}
+    for label, a, b in PHASES:
+        values = []
+        for ev in events:
+            b_key = "release_next" if (a, b) == ("notice", "release") else b
+            if a in ev and b_key in ev:
+                values.append(round(ev[b_key] - ev[a], 3))
+        table[label] = values
+    return table
+
+
+def outlive_job_events(run_dir: Path) -> list[dict[str, float]]:
+    """Per attempt from the run's records: the supervisor's start, the first and last step
+    (progress.jsonl), the signal and the exit (attempts/K.json)."""
+    rows = []
+    progress = run_dir / "progress.jsonl"
+    if progress.is_file():
+        rows = [json.loads(x) for x in progress.read_text().splitlines() if x.strip()]
+    out = []
+    k = 0
+    while (run_dir / "attempts" / f"{k}.json").is_file():
+        rec = json.loads((run_dir / "attempts" / f"{k}.json").read_text())
+        start, end = rec.get("started_at"), rec.get("ended_at")
+        ev: dict[str, float] = {}
+        if start is not None and end is not None:
+            ev.update(wrapper=start, exited=end)
+            ts = [r["ts"] for r in rows if start <= r["ts"] <= end]
+            if ts:
+                ev.update(first_step=ts[0], last_step=ts[-1])
+            if rec.get("term_to_exit_s") is not None:
+                ev["signal"] = end - rec["term_to_exit_s"]
+        out.append(ev)
+        k += 1
+    return out
+
+
+def submitit_job_events(folder: Path, out_dir: Path, job: str) -> list[dict[str, float]]:
+    """Per attempt from submitit's own log (millisecond stamps) and the first-step marks."""
+    fmt = "%Y-%m-%d %H:%M:%S,%f"
+    log = _log_events(
+        folder / f"{job}_0_log.out",
+        _SUBMITIT_STAMP,
+        fmt,
+        {
+            "wrapper": r"^Starting with JobEnvironment",
+            "signal": r"^Caught signal",
+            "exited": r"^Exiting (gracefully|after successful)",
+            "last_step": r"^Job completed successfully",
+        },
+    )
+    marks = out_dir / "first-steps.log"
+    firsts = [float(x) for x in marks.read_text().split()] if marks.is_file() else []
+    out = []
+    for k, start in enumerate(log["wrapper"]):
+        ev = {"wrapper": start}
+        for key in ("signal", "exited"):
+            if k < len(log[key]):
+                ev[key] = log[key][k]
+        if k < len(firsts):
+            ev["first_step"] = firsts[k]
+        if k == len(log["wrapper"]) - 1 and log["last_step"]:
+            ev["last_step"] = log["last_step"][-1]
+        out.append(ev)
+    return out
+
+
+def print_phases(tables: dict[str, dict[str, list[float]]]) -> None:
+    """One line per phase: each side's median over attempts (and runs), with the values."""
+    names = list(tables)
+    print(f"  {'where an attempt' + chr(39) + 's seconds go (median s)':<40}" + "".join(
+        f"{n:>10}" for n in names))  # fmt: skip
+    for label, _, _ in PHASES:
+        cells = []
+        for n in names:
+            values = tables[n].get(label) or []
+            cells.append(f"{statistics.median(values):10.3f}" if values else f"{'-':>10}")
+        print(f"  {label:<40}" + "".join(cells))
 
 
 def weights(path: Path) -> dict[str, np.ndarray]:
@@ -157,6 +388,8 @@ def run_outlive(
         return json.loads(done.stdout)
 
     cmd = [sys.executable, "train_numpy.py", "--steps", str(steps), "--save-every", "20"]
+    time.sleep(SETTLE_S)
+    called_at = time.time()
     t0 = time.monotonic()
     run_id = cli("run", "-t", "hpc", "--json", "--name", "goodput", "--", *cmd,
                  "--step-sleep-s", str(sleep_s))["run_id"]  # fmt: skip
@@ -172,9 +405,16 @@ def run_outlive(
     wall = time.monotonic() - t0
     st = cli("status", "--json", run_id)["runs"][0]
     final = Path(st["ckpt_dir"]) / "final.npz"
+    drove["called_at"] = called_at
+    events = attempt_events(
+        drove,
+        slurm_events(cluster, job),
+        outlive_job_events(Path(st["run_dir"])),
+    )
     return {
         **drove,
         "wall_s": wall,
+        "phases": phase_table(events),
         "breakdown": breakdown(Path(st["run_dir"]), drove["notices_at"]),
         "outlive_state": st["state"],
         "save_s": st["slurm"].get("save_s"),
@@ -218,6 +458,8 @@ def run_submitit(
     out.mkdir()
     executor = submitit.SlurmExecutor(folder=str(root / "submitit"), max_num_timeout=notices + 2)
     executor.update_parameters(partition="debug", time=60, signal_delay_s=90)
+    time.sleep(SETTLE_S)
+    called_at = time.time()
     t0 = time.monotonic()
     job = executor.submit(SubmititTraining(steps, sleep_s, str(out)))
     job_id = str(job.job_id)
@@ -230,7 +472,16 @@ def run_submitit(
     )
     wall = time.monotonic() - t0
     final = out / "final.npz"
-    return {**drove, "wall_s": wall, "weights": weights(final) if final.exists() else None}
+    drove["called_at"] = called_at
+    events = attempt_events(
+        drove, slurm_events(cluster, job_id), submitit_job_events(root / "submitit", out, job_id)
+    )
+    return {
+        **drove,
+        "wall_s": wall,
+        "phases": phase_table(events),
+        "weights": weights(final) if final.exists() else None,
+    }
 
 
 def main() -> None:
@@ -244,6 +495,7 @@ def main() -> None:
     cluster = SlurmCluster.up("goodput")
     root = Path(tempfile.mkdtemp(prefix="goodput-", dir=cluster.shared))
     try:
+        print(f"warm-up job (the scheduler's first pass): {warm_up(cluster):.2f} s")
         ref = reference(root, steps)
         ours = run_outlive(cluster, root, steps, sleep_s, period_s, notices)
         theirs = run_submitit(cluster, root, steps, sleep_s, period_s, notices)
@@ -283,6 +535,10 @@ def main() -> None:
         f"{'Young/Daly bound (no notice)':<34} {'':>7} {bound:8.3f}           "
         f"delta {delta_s:.3f} s, R {restart_s:.2f} s, M {mtbf_s:.1f} s"
     )
+    tables = {"outlive": ours["phases"]}
+    if theirs is not None:
+        tables["submitit"] = theirs["phases"]
+    print_phases(tables)
     figures = {
         "work_s": work_s,
         "outlive_wall_s": round(ours["wall_s"], 2),

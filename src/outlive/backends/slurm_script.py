@@ -22,7 +22,10 @@ How a Slurm run works (decisions, and why):
   ``scancel --signal=SIG $SLURM_JOB_ID``, which signals the job's steps and not the shell
   (checked on Slurm 22.05: a ``kill -TERM`` on ``srun`` makes srun kill the step instead). The
   step is the supervisor, which forwards the signal to the job's process group, so the
-  Checkpointer's flag is set and the job saves at its next safe point (SLURM1).
+  Checkpointer's flag is set and the job saves at its next safe point (SLURM1). On one node the
+  shell signals the supervisor itself (its pid in ``attempts/N.pid`` while it runs the job, used
+  only while the step runs): no squeue/scancel round trip between the warning and the save, and
+  the sooner the job ends, the sooner Slurm schedules its next attempt.
 - **The step.** ``srun --cpus-per-task=$SLURM_CPUS_PER_TASK`` plus the GPUs, both explicit, since a
   step inherits neither (SLURM3); run in the background so the traps fire while it runs.
 - **Requeue.** The supervisor exits 75 when the attempt was interrupted (the job exited 75, or
@@ -292,11 +295,25 @@ echo "outlive: job $job attempt $(( ${SLURM_RESTART_COUNT:-0} + 1 )) on $(hostna
 # steps on its own and makes scancel retry; bounded and never in the background, since a retry
 # that outlived this attempt would hit the next one.
 forward() {
-  echo "outlive: the batch shell got SIG$1; passing it to the job"
+  if to_supervisor "$1"; then
+    echo "outlive: the batch shell got SIG$1; passing it to the job's supervisor ($sup)"
+    return
+  fi
+  echo "outlive: the batch shell got SIG$1; passing it to the job's steps"
   case $(squeue -h -t all -j "$job" -o %T 2>/dev/null) in
     COMPLETING) ;;
     *) timeout 3 scancel --signal="$1" "$job" 2>/dev/null ;;
   esac
+}
+# On one node, straight to this attempt's supervisor (two builtins, no scheduler round trip):
+# it writes attempts/N.pid once it runs the job and removes it when the job has ended; the pid
+# is used only while the step runs. Otherwise (more nodes, not started yet): scancel above.
+to_supervisor() {
+  sup=
+  [ "${SLURM_JOB_NUM_NODES:-1}" = 1 ] && kill -0 "${step:-}" 2>/dev/null || return 1
+  read -r sup 2>/dev/null < "$run_dir/attempts/${SLURM_RESTART_COUNT:-0}.pid" || return 1
+  case $sup in '' | *[!0-9]*) return 1 ;; esac
+  kill -s "$1" "$sup" 2>/dev/null
 }
 trap 'forward TERM' TERM
 trap 'forward USR1' USR1

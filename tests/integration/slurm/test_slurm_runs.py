@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +181,7 @@ def test_three_requeues_mid_run_end_bit_identical_and_status_counts_restarts(
     (proj / "hold_at_step.py").write_text(HOLD_AT_STEP)
     steps = 300
     cmd = [sys.executable, "hold_at_step.py", *train_cmd(steps, 0.03)[1:]]
+    started = time.time()
     run_id = launch(slurm_cluster, proj, *cmd, name="requeued thrice")
     seen: list[tuple[str, int, str | None]] = []
     for k, at_step in ((1, 40), (2, 110), (3, 180)):
@@ -212,6 +216,19 @@ def test_three_requeues_mid_run_end_bit_identical_and_status_counts_restarts(
     log = cli(slurm_cluster, proj, "logs", run_id, "-n", "500").stdout
     assert log.count("resumed from step") == 3
     assert log.count("DUE TO JOB REQUEUE") >= 3
+    # Each attempt's header, written by the batch shell: job, attempt, host, UTC time.
+    headers = re.findall(
+        r"^outlive: job (\S+) attempt (\d+) on (\S+) at (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)$",
+        log,
+        re.MULTILINE,
+    )
+    assert [(j, int(a), h) for j, a, h, _ in headers] == [
+        (job_id, k, socket.gethostname()) for k in (1, 2, 3, 4)
+    ]
+    utc = [
+        datetime.strptime(t, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc) for *_, t in headers
+    ]
+    assert started - 1 <= utc[0].timestamp() <= utc[-1].timestamp() <= time.time() + 1
     assert_same_weights(final["ckpt_dir"], reference_weights(tmp_path, steps))
 
 
@@ -235,10 +252,12 @@ def test_time_limit_warning_saves_requeues_itself_resumes_and_finishes(
     log = cli(slurm_cluster, proj, "logs", run_id, "-n", "500").stdout
     assert final["state"] == "succeeded", log
     assert final["restarts"] >= 1
-    assert "the batch shell got SIGTERM; passing it to the job" in log
+    # one node: straight to the supervisor (its pid file), no squeue/scancel round trip
+    assert "the batch shell got SIGTERM; passing it to the job's supervisor (" in log
     assert "requeueing job" in log
     assert log.count("resumed from step") == final["restarts"]
     assert final["slurm"]["save_s"] is not None  # TERM -> exit measured on the node
+    assert not list((Path(final["run_dir"]) / "attempts").glob("*.pid"))  # removed at the end
     script = (Path(final["run_dir"]) / "job.sbatch").read_text()
     assert "#SBATCH --time=1\n" in script and "#SBATCH --signal=B:TERM@" in script
     assert_same_weights(final["ckpt_dir"], reference_weights(tmp_path, steps))

@@ -9,6 +9,7 @@ how the probe judges them: ``slurm_state.py``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sys
@@ -203,13 +204,38 @@ class SlurmSupervisor(Supervisor):
         stale = os.path.join(self.run_dir, wire.EXIT_JSON)
         if os.path.exists(stale):  # a finished run requeued by hand: it is not over any more
             os.replace(stale, os.path.join(attempts, f"exit-before-{self.attempt}.json"))
-        code = super().run()
+        try:
+            code = super().run()
+        finally:
+            self._remove_pid_file()
         return self.status if self.status is not None else code
 
     def _report_ready(self, launch: Rec) -> None:
         launch.update(self._where())
         write_json_atomic(os.path.join(self.run_dir, wire.LAUNCH_JSON), launch)
+        if self.node_rank == 0:
+            self._write_pid_file()
         super()._report_ready(launch)
+
+    def _pid_file(self) -> str:
+        return os.path.join(self.run_dir, ATTEMPTS_DIRNAME, f"{self.attempt}.pid")
+
+    def _write_pid_file(self) -> None:
+        """This supervisor's pid for the batch shell on this node, which signals it directly
+        (job.sbatch's to_supervisor); written once the signal handlers are in place, whole
+        (tmp + rename), not synced: only this attempt's live batch shell reads it."""
+        path = self._pid_file()
+        tmp = f"{path}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "w", encoding="ascii") as f:
+                f.write(f"{os.getpid()}\n")
+            os.replace(tmp, path)
+        except OSError:
+            pass  # the shell falls back to scancel
+
+    def _remove_pid_file(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self._pid_file())
 
     def _where(self) -> Rec:
         return {
@@ -220,6 +246,7 @@ class SlurmSupervisor(Supervisor):
         }
 
     def _write_exit(self, end: Ending, launch: Rec) -> None:
+        self._remove_pid_file()  # the job has ended: nothing is left to signal directly
         code, sig, error = end.code, end.sig, end.error
         cancelled = os.path.exists(os.path.join(self.main_dir, wire.CANCEL_JSON))
         signalled = self.first_signal_at is not None
