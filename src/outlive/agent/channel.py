@@ -131,10 +131,7 @@ class AgentChannel:
         ready = select.select([fd], [], [], max(0.0, left_s))[0] if left_s > 0 else []
         if not ready:
             self.close(linger_s=0.0)  # a hung link carries no EOF: end it now
-            raise Unreachable(
-                f"{self.name}: no answer within {timeout_s:.0f} s; check the link "
-                "(the run itself is not known to have stopped)"
-            )
+            raise no_answer(self.name, timeout_s)
         chunk = os.read(fd, most)
         if not chunk:
             raise ChannelClosed(f"{self.name}: the agent channel closed")
@@ -153,6 +150,14 @@ class AgentChannel:
         with contextlib.suppress(OSError, ValueError):
             if self.proc.stdout is not None:
                 self.proc.stdout.close()
+
+
+def no_answer(name: str, timeout_s: float) -> Unreachable:
+    """What a look says of an agent that did not answer in time (a channel's or a one-shot's)."""
+    return Unreachable(
+        f"{name}: no answer within {timeout_s:.0f} s; check the link "
+        "(the run itself is not known to have stopped)"
+    )
 
 
 def raw_size(reply: dict[str, object]) -> int | None:

@@ -244,10 +244,7 @@ class _Pipe:
     def _read(self, most: int) -> bytes:
         left_s = self.deadline - time.monotonic()
         if left_s <= 0 or not select.select([self.fd], [], [], left_s)[0]:
-            raise Unreachable(
-                f"{self.name}: no answer within {self.timeout_s:.0f} s; check the link "
-                "(the run itself is not known to have stopped)"
-            )
+            raise channel.no_answer(self.name, self.timeout_s)
         return os.read(self.fd, most)
 
     def line(self) -> tuple[bytes, bool]:

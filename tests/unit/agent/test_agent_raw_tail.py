@@ -113,10 +113,7 @@ def test_raw_tail_on_a_kept_channel_stays_in_step_with_the_next_requests(
 
 
 def test_an_agent_that_predates_raw_is_read_as_before(tmp_path: Path, run_dir: Path) -> None:
-    old = tmp_path / "old-agent"
-    (old / "box").mkdir(parents=True)
-    (old / "box" / "__init__.py").write_text("")
-    (old / "box" / "main.py").write_text(OLD_AGENT)
+    old = _fake_agent(tmp_path / "old-agent", OLD_AGENT)
     one_shot = AgentClient(AgentClient.local(tmp_path / "state").transport, local_dir=old)
     whole = _backend(one_shot).tail(str(run_dir), offset=0, file=wire.PROGRESS_JSONL)
     assert whole.data == PAYLOAD
@@ -132,14 +129,12 @@ def test_an_agent_that_predates_raw_is_read_as_before(tmp_path: Path, run_dir: P
 
 
 def test_a_header_that_counts_more_bytes_than_came_is_no_answer(tmp_path: Path) -> None:
-    short = tmp_path / "short-agent"
-    (short / "box").mkdir(parents=True)
-    (short / "box" / "__init__.py").write_text("")
-    (short / "box" / "main.py").write_text(
+    short = _fake_agent(
+        tmp_path / "short-agent",
         "import sys\n"
         "def main(argv):\n"
         '    sys.stdout.write(\'{"ok": true, "result": {}, "raw": 10}\\nabc\')\n'
-        "    return 0\n"
+        "    return 0\n",
     )
     agent = AgentClient(AgentClient.local(tmp_path / "state").transport, local_dir=short)
     with pytest.raises(TransportError, match="gave no answer to 'tail'"):
@@ -162,10 +157,7 @@ def test_a_streamed_tail_gives_the_bytes_in_pieces_as_they_come(
     got = list(pieces)
     assert b"".join(got) == PAYLOAD and len(got) > 1  # read as it came, not at the end
     # an agent that predates raw: its result holds the bytes, none follow it
-    old = tmp_path / "old-agent"
-    (old / "box").mkdir(parents=True)
-    (old / "box" / "__init__.py").write_text("")
-    (old / "box" / "main.py").write_text(OLD_AGENT)
+    old = _fake_agent(tmp_path / "old-agent", OLD_AGENT)
     older = AgentClient(agent.transport, local_dir=old)
     result, pieces = older.call_streamed("tail", req, timeout_s=60)
     assert base64.b64decode(result["data_b64"]) == PAYLOAD and list(pieces) == []
@@ -180,17 +172,23 @@ def test_a_streamed_tail_gives_the_bytes_in_pieces_as_they_come(
 
 
 def test_a_streamed_reply_that_ends_early_is_an_error_not_short_data(tmp_path: Path) -> None:
-    short = tmp_path / "short-agent"
-    (short / "box").mkdir(parents=True)
-    (short / "box" / "__init__.py").write_text("")
-    (short / "box" / "main.py").write_text(
+    short = _fake_agent(
+        tmp_path / "short-agent",
         "import sys\n"
         "def main(argv):\n"
         '    sys.stdout.write(\'{"ok": true, "result": {"offset": 10}, "raw": 10}\\nabc\')\n'
-        "    return 0\n"
+        "    return 0\n",
     )
     agent = AgentClient(AgentClient.local(tmp_path / "state").transport, local_dir=short)
     result, pieces = agent.call_streamed("tail", {"run_dir": "/x"}, timeout_s=60)
     assert result == {"offset": 10}
     with pytest.raises(TransportError, match="ended early"):
         list(pieces)
+
+
+def _fake_agent(root: Path, main_src: str) -> Path:
+    """An agent bundle directory whose ``box.main`` is ``main_src`` (an older or broken agent)."""
+    (root / "box").mkdir(parents=True)
+    (root / "box" / "__init__.py").write_text("")
+    (root / "box" / "main.py").write_text(main_src)
+    return root
