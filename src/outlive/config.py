@@ -418,9 +418,15 @@ def _parse_toml(path: Path) -> dict[str, Any]:
         import tomli as tomllib
     try:
         with path.open("rb") as f:
-            return tomllib.load(f)
+            text = f.read().decode("utf-8")
+        # A byte-order mark (some Windows editors save UTF-8 with one) is not TOML's: skip it.
+        return tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix the syntax there") from None
+    except RecursionError:  # the parser recurses once per level of nesting
+        raise ConfigError(
+            f"{path} nests arrays or tables too deeply to read; flatten that value"
+        ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
