@@ -59,6 +59,12 @@ def registry_error(path: Path, exc: BaseException) -> RegistryError:
             text += ", and its disk is full"
     elif "readonly" in low or "read-only" in low or "permission" in low or "unable to open" in low:
         fix = f"make {path.parent} and its files writable by you and retry"
+    elif "locked" in low:
+        text = f"another process has held it locked for over {BUSY_TIMEOUT_S:.0f} s"
+        fix = (
+            "let that process finish or stop it (a stuck outlive, or a tool such as sqlite3 with "
+            "the file open), then retry"
+        )
     elif "not a database" in low or "malformed" in low or "corrupt" in low:
         fix = f"move the damaged file aside (mv {path} {path}.broken) and retry"
     else:

@@ -1,0 +1,54 @@
+"""The registry held locked by another process past the busy timeout: one sentence that says
+so and what to do (it used to read "check that file and its directory"), and nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from outlive import store as store_mod
+from outlive.store import RegistryError, RunRecord, Store
+
+
+def _rec(run_id: str) -> RunRecord:
+    return RunRecord(run_id, "n", "local", ["true"], "/r", "/c", 1.0, "running")
+
+
+def test_a_registry_locked_by_another_process_is_one_sentence_naming_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / ".outlive")
+    store.add(_rec("before"))
+    with subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(
+                """
+                import sqlite3, sys
+                conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+                conn.execute("BEGIN IMMEDIATE")
+                print("held", flush=True)
+                sys.stdin.read()
+                """
+            ),
+            str(store.path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        monkeypatch.setattr(store_mod, "BUSY_TIMEOUT_S", 0.2)
+        with pytest.raises(RegistryError) as caught:
+            store.journal(_rec("blocked"))
+        assert holder.stdin is not None
+        holder.stdin.close()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "another process has held it locked" in message and "then retry" in message
+    assert [r.run_id for r in store.all()] == ["before"]
