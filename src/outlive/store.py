@@ -230,9 +230,9 @@ class PullRecord:
 
 
 _keep_warm = False
-_warm: dict[str, sqlite3.Connection] = {}
-# A resident process's idle connections, per registry, for its next ``with store`` block (the
-# daemon's next look): opening one costs a look ~0.4 ms (connect, pragmas, schema check).
+# A resident process's idle connections, per registry, for its next use (the daemon's next look):
+# opening one costs a look ~0.4 ms (connect, pragmas, schema check), and closing the last one
+# checkpoints the WAL (an fsync of the database, ~10 ms); kept, neither happens.
 _parked: dict[str, list[_Conn]] = {}
 _parked_lock = threading.Lock()
 
@@ -242,9 +242,9 @@ class _Conn(sqlite3.Connection):
 
 
 def keep_warm() -> None:
-    """For a resident process (the daemon): keep one idle connection to each registry it opens
-    until ``release_warm()``, so each look's own connection closes cheaply; and keep each
-    ``with store`` block's connection for the next block, while the file is the same one."""
+    """For a resident process (the daemon): keep each connection it opens, once used, for its
+    next use on the same registry (any thread's), while the file is the same one, until
+    ``release_warm()``."""
     global _keep_warm
     _keep_warm = True
 
@@ -252,8 +252,6 @@ def keep_warm() -> None:
 def release_warm() -> None:
     global _keep_warm
     _keep_warm = False
-    while _warm:
-        _warm.popitem()[1].close()
     with _parked_lock:
         idle = [conn for conns in _parked.values() for conn in conns]
         _parked.clear()
@@ -281,7 +279,7 @@ def _unpark(path: Path) -> sqlite3.Connection | None:
 
 
 def _park(path: Path, conn: sqlite3.Connection) -> bool:
-    """Keep ``conn`` for this process's next block on ``path`` (warm mode only)."""
+    """Keep ``conn`` for this process's next use of ``path`` (warm mode only)."""
     if not _keep_warm or not isinstance(conn, _Conn) or conn.in_transaction:
         return False
     with _parked_lock:
@@ -340,11 +338,12 @@ class Store:
             if self._conn is not None:
                 yield self._conn
                 return
-            conn = self._open()
+            conn = _unpark(self.path) or self._open()
             try:
                 yield conn
             finally:
-                conn.close()
+                if not _park(self.path, conn):
+                    conn.close()
         except (sqlite3.Error, OSError) as exc:
             raise registry_error(self.path, exc) from None
 
@@ -356,10 +355,6 @@ class Store:
 
     def _open_raw(self) -> sqlite3.Connection:
         ensure_state_dir(self.path.parent)
-        if _keep_warm and str(self.path) not in _warm:
-            # Held open, never used: our own connection's close then is not the last one, so it
-            # skips the WAL checkpoint (an fsync of the database, ~10 ms) on every look.
-            _warm[str(self.path)] = sqlite3.connect(str(self.path), check_same_thread=False)
         conn = sqlite3.connect(
             str(self.path),
             timeout=BUSY_TIMEOUT_S,
@@ -470,8 +465,11 @@ class Store:
                 )
             except BaseException:
                 conn.execute("ROLLBACK")
+                conn.execute("PRAGMA synchronous=FULL")
                 raise
             conn.execute("COMMIT")
+            # A kept connection's next write may be a launch's journal: that one waits for it.
+            conn.execute("PRAGMA synchronous=FULL")
 
     def all(self) -> list[RunRecord]:
         with self._connect() as conn:
