@@ -7,6 +7,7 @@ sentence naming the file, the key and the fix.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import sys
 from pathlib import Path
@@ -253,7 +254,17 @@ def ensure_state_dir(path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     ignore = path / ".gitignore"
     if not ignore.exists():
-        ignore.write_text("# outlive's run records and local durable checkpoints\n*\n")
+        # Whole or not at all: an empty one (a full disk) would let git take the registry.
+        import os
+
+        tmp = path / f".gitignore.{os.getpid()}.tmp"
+        try:
+            tmp.write_text("# outlive's run records and local durable checkpoints\n*\n")
+            os.replace(tmp, ignore)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
     return path
 
 
@@ -352,7 +363,7 @@ def _read_cache(project_dir: Path, key: list[Any]) -> Config | None:
 
     try:
         data = json.loads((project_dir / STATE_DIR / _CACHE_NAME).read_text())
-        if data.get("key") != key:
+        if not isinstance(data, dict) or data.get("key") != key:
             return None
         c = data["config"]
         return Config(
@@ -385,10 +396,14 @@ def _write_cache(cfg: Config, key: list[Any]) -> None:
         ensure_state_dir(path.parent)
         # pid and thread: the daemon may validate one project for two looks at once
         tmp = path.with_name(f".{_CACHE_NAME}.{os.getpid()}.{threading.get_ident()}")
+    except (OSError, NoProject):
+        return  # a read-only project still works, just without the cache
+    try:
         tmp.write_text(json.dumps({"key": key, "config": c}))
         os.replace(tmp, path)
-    except (OSError, NoProject):
-        pass  # a read-only project still works, just without the cache
+    except OSError:  # a full disk: no half-written file left behind to take more of it
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _config_file(project_dir: Path) -> Path | None:
