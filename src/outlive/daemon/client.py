@@ -82,7 +82,11 @@ def socket_dir() -> str | None:
     path = os.environ.get(DIR_ENV)
     if not path:
         base = os.environ.get("TMPDIR") or os.environ.get("TEMP") or os.environ.get("TMP") or "/tmp"
-        path = os.path.join(os.path.abspath(base), f"outlive-{os.getuid()}")
+        path = os.path.join(base, f"outlive-{os.getuid()}")
+    try:
+        path = os.path.abspath(path)  # the daemon runs in "/": a relative path is the client's
+    except OSError:
+        return None  # relative to a directory that is gone
     return None if private_dir_problem(path) else path
 
 
