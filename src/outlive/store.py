@@ -47,12 +47,32 @@ def _disk_full(directory: Path) -> bool:
     return st.f_bavail * st.f_frsize < (1 << 20)
 
 
+def _in_the_way(path: Path) -> tuple[Path, str] | None:
+    """A file where the registry's directory belongs, or a directory where the registry does:
+    what is in the way, and what it is."""
+    try:
+        if path.parent.exists() and not path.parent.is_dir():
+            return path.parent, "not a directory"
+        if path.is_dir():
+            return path, "a directory"
+    except OSError:
+        pass
+    return None
+
+
 def registry_error(path: Path, exc: BaseException) -> RegistryError:
     """One sentence for a registry that SQLite or the filesystem refused."""
     text = str(exc) or type(exc).__name__
     low = text.lower()
     if isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror
+    in_the_way = _in_the_way(path)
+    if in_the_way is not None:
+        what, kind = in_the_way
+        return RegistryError(
+            f"cannot use the run registry {path} ({what} is {kind}); move it aside "
+            f"(mv {what} {what}.old) and retry"
+        )
     if "full" in low or getattr(exc, "errno", None) == 28 or _disk_full(path.parent):
         fix = "free space on that disk and retry"
         if "full" not in low:

@@ -52,3 +52,21 @@ def test_a_registry_locked_by_another_process_is_one_sentence_naming_the_lock(
     assert "\n" not in message
     assert "another process has held it locked" in message and "then retry" in message
     assert [r.run_id for r in store.all()] == ["before"]
+
+
+@pytest.mark.parametrize("in_the_way", [".outlive", ".outlive/registry.db"])
+def test_a_file_or_directory_in_the_registrys_way_is_named_with_the_fix(
+    tmp_path: Path, in_the_way: str
+) -> None:
+    """A file where ``.outlive/`` belongs, or a directory where the registry does (an unlucky
+    copy, a tool's leftover): it used to read "File exists" or "make it writable"."""
+    where = tmp_path / in_the_way
+    if in_the_way == ".outlive":
+        where.write_text("")
+    else:
+        where.mkdir(parents=True)
+    with pytest.raises(RegistryError) as caught:
+        Store(tmp_path / ".outlive").all()
+    message = str(caught.value)
+    kind = "not a directory" if in_the_way == ".outlive" else "a directory"
+    assert f"({where} is {kind}); move it aside (mv {where} {where}.old) and retry" in message
