@@ -223,10 +223,21 @@ class Config:
             raise ConfigError(
                 f"unknown target {name!r}{did_you_mean}; configured targets are {known}"
             )
+        import re
+
+        # A bare TOML key, or a quoted one ("a b", "../x"): the table header as it must be typed.
+        key = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json_quoted(name)
         raise ConfigError(
             f"unknown target {name!r}{did_you_mean}; configured targets are {known} — "
-            f"add a [targets.{name}] table to {where} or pick one of those"
+            f"add a [targets.{key}] table to {where} or pick one of those"
         )
+
+
+def json_quoted(text: str) -> str:
+    """``text`` as a TOML basic string (JSON's escapes are TOML's for printable text)."""
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
 
 
 # Directories project discovery found no project at or above (a bare directory, or one that no

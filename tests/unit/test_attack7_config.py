@@ -67,3 +67,23 @@ def test_a_config_cache_that_is_not_an_object_is_ignored(tmp_path: Path) -> None
     for junk in ("[1]", "null", '"x"', "{}"):
         (project / ".outlive" / "config-cache.json").write_text(junk)
         assert set(load_config(project).targets) == {"local", "box"}
+
+
+@pytest.mark.parametrize("name", ["a b", "../x", "ü", "box-1", 'q"uote'])
+def test_the_table_an_unknown_target_suggests_is_valid_toml_for_that_name(
+    tmp_path: Path, name: str
+) -> None:
+    """Pasting the suggested header makes the target (it was ``[targets.a b]``: invalid TOML)."""
+    import re
+
+    from outlive.errors import ConfigError
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "outlive.toml").write_text("")
+    with pytest.raises(ConfigError) as caught:
+        load_config(project).target(name)
+    header = re.search(r"add a (\[targets\..*\]) table to", str(caught.value))
+    assert header is not None, caught.value
+    (project / "outlive.toml").write_text(f'{header.group(1)}\nhost = "h"\n')
+    assert load_config(project).target(name).name == name
