@@ -123,6 +123,22 @@ def _recv_exact(conn: Any, n: int, buf: bytes) -> bytes:
     return buf
 
 
+class NotOurs(ConnectionRefusedError):
+    """The socket is served by another user's process (a socket or a symlink planted in the
+    daemon's place): never asked, never answered from; the CLI looks itself."""
+
+
+def _check_peer(conn: Any) -> None:
+    """Refuse a listener of another uid, whatever the path led to (the 0700 directory is the
+    first guard; this one holds even if the path was swapped after that check)."""
+    peercred = getattr(_sock, "SO_PEERCRED", None)
+    if peercred is None:
+        return  # no peer credentials here: the 0700 directory is the guard
+    raw = conn.getsockopt(_sock.SOL_SOCKET, peercred, 12)  # struct ucred: pid, uid, gid
+    if int.from_bytes(raw[4:8], sys.byteorder) != os.getuid():
+        raise NotOurs("the daemon's socket is served by another user")
+
+
 class Acknowledged(ConnectionError):
     """The daemon took the request (its first ``.`` came) and then died or went silent: what it
     did with the request is unknown, so a launch must not be made again."""
@@ -150,6 +166,7 @@ def exchange(
     try:
         conn.settimeout(min(SILENCE_S, timeout_s))
         conn.connect(path)
+        _check_peer(conn)
         conn.sendall(ascii(doc).encode("ascii") + b"\n")
         buf = b""
         while b"\n" not in buf:
@@ -318,7 +335,11 @@ def spawn(path: str) -> None:
     if _starting(path):
         return
     try:
-        fd = os.open(path[: -len(".sock")] + ".log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(
+            path[: -len(".sock")] + ".log",
+            os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW,
+            0o600,
+        )
     except OSError:
         return
     with os.fdopen(fd, "ab") as log:

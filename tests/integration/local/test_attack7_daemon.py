@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from local_helpers import Project, wait_for
 
 
@@ -32,3 +33,65 @@ def test_a_relative_socket_directory_is_the_clients_and_serves_looks(
         go.touch()
     finally:
         p.cli("daemon", "stop", "--json", rc=None)
+
+
+EVIL = """\
+import os, socket, sys
+path = sys.argv[1]
+srv = socket.socket(socket.AF_UNIX)
+srv.bind(path)
+os.chmod(path, 0o777)
+srv.listen(8)
+body = b'{"runs": ["FAKE"]}'
+while True:
+    conn, _ = srv.accept()
+    conn.recv(65536)
+    conn.sendall(b"." + b"0 %d 0\\n" % len(body) + body)
+    conn.close()
+"""
+
+
+def test_a_socket_of_another_user_at_the_daemons_path_is_never_answered_from(
+    make_project: Callable[..., Project],
+) -> None:
+    """Another uid's listener reached through the daemon's socket path (a symlink planted
+    there, or a path swapped after the directory check): the client checks the peer's uid."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from local_helpers import OUTLIVE
+
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("a listener of another uid needs root and setpriv (CI runs as root)")
+    p = make_project()
+    own = tempfile.mkdtemp(prefix="od-")
+    os.chmod(own, 0o700)
+    p.env["OUTLIVE_DAEMON_DIR"] = own
+    theirs = tempfile.mkdtemp(prefix="evil-", dir="/tmp")
+    os.chmod(theirs, 0o777)
+    evil_sock = os.path.join(theirs, "evil.sock")
+    with open(OUTLIVE) as f:  # the CLI's interpreter: part of the daemon's key
+        python = f.readline()[2:].strip()
+    where = subprocess.run(
+        [python, "-c", "from outlive.daemon.client import socket_path; print(socket_path())"],
+        env=p.env,
+        cwd=p.dir,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"]
+    with subprocess.Popen([setpriv, *nobody, "/usr/bin/python3", "-c", EVIL, evil_sock]) as evil:
+        try:
+            wait_for(lambda: os.path.exists(evil_sock), "the other user's listener")
+            os.symlink(evil_sock, where)
+            done = p.cli("status", "--json")
+            assert "FAKE" not in done.stdout
+            assert json.loads(done.stdout) == {"runs": []}
+        finally:
+            evil.kill()
+            p.cli("daemon", "stop", "--json", rc=None)
+            shutil.rmtree(own, ignore_errors=True)
+            shutil.rmtree(theirs, ignore_errors=True)
