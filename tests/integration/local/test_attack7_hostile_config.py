@@ -48,3 +48,19 @@ def test_a_config_saved_with_a_byte_order_mark_is_read(
     (p.dir / "outlive.toml").write_bytes(b'\xef\xbb\xbf[targets.box]\nhost = "box1"\n')
     names = [t["name"] for t in json.loads(p.cli("targets", "--json").stdout)["targets"]]
     assert names == ["local", "box"]
+
+
+def test_a_profile_or_sweep_file_nested_too_deeply_is_one_sentence(
+    make_project: Callable[..., Project],
+) -> None:
+    p = make_project(
+        toml='[project]\nprofile_dirs = ["profs"]\n[targets.box]\nhost = "h"\nprofile = "mine"\n'
+    )
+    (p.dir / "profs").mkdir()
+    p.write("profs/mine.toml", DEEP)
+    done = p.cli("targets", "--json", rc=2)
+    _one_sentence(done.stderr, "mine.toml", "too deeply")
+    p.write("outlive.toml", "")
+    p.write("sweep.toml", 'name = "s"\ncommand = ["true"]\n' + DEEP)
+    done = p.cli("sweep", "sweep.toml", "--json", rc=2)
+    _one_sentence(done.stderr, "sweep.toml", "too deeply")
