@@ -180,6 +180,27 @@ def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute("COMMIT")
 
 
+# A row damaged by hand or by another tool is read as well as it can be: one bad row must not
+# make every command that lists runs fail.
+def _loads_or_none(text: str) -> object:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _command_of(text: str) -> list[str]:
+    """A row's command; a damaged one as its raw text, one argument (never split or given to a
+    shell)."""
+    command = _loads_or_none(text)
+    return command if isinstance(command, list) else [str(text)]
+
+
+def _roots_of(text: str) -> list[dict[str, str]]:
+    roots = _loads_or_none(text)
+    return roots if isinstance(roots, list) else []
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """What the registry knows about one run (the box's records are the truth; this is a cache)."""
@@ -206,7 +227,7 @@ class RunRecord:
             run_id=row["run_id"],
             name=row["name"],
             target=row["target"],
-            command=json.loads(row["command"]),
+            command=_command_of(row["command"]),
             run_dir=row["run_dir"],
             ckpt_dir=row["ckpt_dir"],
             created_at=row["created_at"],
@@ -217,8 +238,9 @@ class RunRecord:
 
     @cached_property
     def status(self) -> RunStatus | None:
-        """What the last look saw."""
-        return RunStatus.from_json(json.loads(self.status_json)) if self.status_json else None
+        """What the last look saw (None for a damaged record: the next look writes it anew)."""
+        doc = _loads_or_none(self.status_json) if self.status_json else None
+        return RunStatus.from_json(doc) if isinstance(doc, dict) else None
 
 
 @dataclass(frozen=True)
@@ -241,7 +263,7 @@ class PullRecord:
             run_id=row["run_id"],
             dest=row["dest"],
             manifest_sha256=row["manifest_sha256"],
-            roots=json.loads(row["roots"]),
+            roots=_roots_of(row["roots"]),
             files=row["files"],
             size_bytes=row["size_bytes"],
             verified=bool(row["verified"]),

@@ -70,3 +70,28 @@ def test_a_file_or_directory_in_the_registrys_way_is_named_with_the_fix(
     message = str(caught.value)
     kind = "not a directory" if in_the_way == ".outlive" else "a directory"
     assert f"({where} is {kind}); move it aside (mv {where} {where}.old) and retry" in message
+
+
+def test_a_damaged_row_is_read_as_well_as_it_can_be_not_a_traceback(tmp_path: Path) -> None:
+    """A row whose JSON was damaged (a hand edit, another tool): every command that lists runs
+    used to fail on it with a JSONDecodeError traceback."""
+    import sqlite3
+
+    from outlive.store import PullRecord
+
+    store = Store(tmp_path / ".outlive")
+    store.add(_rec("cmd"))
+    store.add(_rec("status"))
+    store.add(_rec("fine"))
+    store.record_pull(PullRecord("fine", "/d", None, [], 0, 0, True, 1.0))
+    conn = sqlite3.connect(store.path)
+    conn.execute("UPDATE runs SET command = '{bad' WHERE run_id = 'cmd'")
+    conn.execute("UPDATE runs SET status = '[1' WHERE run_id = 'status'")
+    conn.execute("UPDATE pulls SET roots = 'nope'")
+    conn.commit()
+    conn.close()
+    rows = {r.run_id: r for r in store.all()}
+    assert rows["cmd"].command == ["{bad"]
+    assert rows["status"].status is None and rows["fine"].command == ["true"]
+    assert store.resolve("status").run_id == "status"
+    assert [p.roots for p in store.pulls()] == [[]]
