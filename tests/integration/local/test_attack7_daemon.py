@@ -95,3 +95,36 @@ def test_a_socket_of_another_user_at_the_daemons_path_is_never_answered_from(
             p.cli("daemon", "stop", "--json", rc=None)
             shutil.rmtree(own, ignore_errors=True)
             shutil.rmtree(theirs, ignore_errors=True)
+
+
+def test_a_daemon_killed_outright_leaves_a_socket_the_next_daemon_replaces(
+    make_project: Callable[..., Project],
+) -> None:
+    """kill -9 of the daemon: its socket file stays behind, nobody listens; the next look
+    answers by itself, and a fresh daemon takes the same path and serves the one after."""
+    import shutil
+    import signal
+    import tempfile
+
+    p = make_project()
+    own = tempfile.mkdtemp(prefix="od-")
+    os.chmod(own, 0o700)
+    p.env["OUTLIVE_DAEMON_DIR"] = own
+    try:
+        run_id, go = p.start_waiting("w")
+        p.cli("status", "--json")
+        first = wait_for(lambda: _daemons(p), "the daemon to start")[0]
+        os.kill(int(first["pid"]), signal.SIGKILL)
+        wait_for(lambda: not _daemons(p), "the killed daemon to be gone")
+        assert os.path.exists(first["socket"])  # left behind, refusing connections
+        assert p.status_cli(run_id)["state"] == "running"  # looked directly
+        again = wait_for(lambda: _daemons(p), "a fresh daemon")[0]
+        assert again["pid"] != first["pid"] and again["socket"] == first["socket"]
+        served = again["served"]
+        assert p.status_cli(run_id)["state"] == "running"
+        assert _daemons(p)[0]["served"] == served + 1
+        go.touch()
+        p.wait_ended(run_id)
+    finally:
+        p.cli("daemon", "stop", "--json", rc=None)
+        shutil.rmtree(own, ignore_errors=True)
