@@ -87,3 +87,16 @@ def test_the_table_an_unknown_target_suggests_is_valid_toml_for_that_name(
     assert header is not None, caught.value
     (project / "outlive.toml").write_text(f'{header.group(1)}\nhost = "h"\n')
     assert load_config(project).target(name).name == name
+
+
+def test_an_empty_host_is_a_configuration_error_naming_the_key(tmp_path: Path) -> None:
+    """``host = ""`` was accepted and failed at the first ssh with exit 1 ("has no host")."""
+    from outlive.errors import ConfigError
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "outlive.toml").write_text('[targets.box]\nhost = ""\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(project)
+    assert "[targets.box] key 'host'" in str(caught.value)
+    assert caught.value.exit_code == 2
