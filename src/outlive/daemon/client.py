@@ -79,15 +79,35 @@ RUN_SILENCE_S = 10.0
 def socket_dir() -> str | None:
     """This user's private directory for outlive's sockets, or None if it is not safe to use
     (another owner, or group/other access: someone else could answer in the daemon's place)."""
+    path = _socket_dir_path()
+    return None if path is None or private_dir_problem(path) else path
+
+
+def _socket_dir_path() -> str | None:
     path = os.environ.get(DIR_ENV)
     if not path:
         base = os.environ.get("TMPDIR") or os.environ.get("TEMP") or os.environ.get("TMP") or "/tmp"
         path = os.path.join(base, f"outlive-{os.getuid()}")
     try:
-        path = os.path.abspath(path)  # the daemon runs in "/": a relative path is the client's
+        return os.path.abspath(path)  # the daemon runs in "/": a relative path is the client's
     except OSError:
         return None  # relative to a directory that is gone
-    return None if private_dir_problem(path) else path
+
+
+def unused_because() -> str | None:
+    """Why this environment uses no daemon (a sentence), or None when it may."""
+    if os.environ.get(DISABLE_ENV, "") not in ("", "0"):
+        return f"{DISABLE_ENV} is set, so every look is made by the CLI itself"
+    path = _socket_dir_path()
+    if path is None:
+        return f"{DIR_ENV} is relative to a directory that is gone, so no daemon is used"
+    problem = private_dir_problem(path)
+    if problem is not None:
+        return (
+            f"no daemon is used: its socket directory {path} is not safe ({problem}); remove "
+            f"it, or set {DIR_ENV} to a directory only you can use"
+        )
+    return None
 
 
 # This outlive's package directory: part of the key (another checkout is another daemon).

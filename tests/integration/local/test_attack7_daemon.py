@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -128,3 +129,21 @@ def test_a_daemon_killed_outright_leaves_a_socket_the_next_daemon_replaces(
     finally:
         p.cli("daemon", "stop", "--json", rc=None)
         shutil.rmtree(own, ignore_errors=True)
+
+
+def test_daemon_status_says_why_no_daemon_is_ever_used(
+    make_project: Callable[..., Project], tmp_path: Path
+) -> None:
+    """An unsafe socket directory (or the daemon turned off) makes every look cold, silently:
+    ``daemon status`` said only "no daemon running; the next look starts one"."""
+    p = make_project()
+    shared = tmp_path / "shared-sockets"
+    shared.mkdir()
+    shared.chmod(0o777)
+    p.env["OUTLIVE_DAEMON_DIR"] = str(shared)
+    done = p.cli("daemon", "status", "--json")
+    assert json.loads(done.stdout) == {"daemons": []}
+    assert str(shared) in done.stderr and "not safe" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    p.env["OUTLIVE_NO_DAEMON"] = "1"
+    assert "OUTLIVE_NO_DAEMON is set" in p.cli("daemon", "status").stderr
