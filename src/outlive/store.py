@@ -499,19 +499,21 @@ class Store:
             # What a look saw is re-derived from the box by the next look, so these commits need
             # not wait for the disk (WAL + NORMAL is still safe against a crash of this process).
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(
-                    "UPDATE runs SET state = ?, status = ?, updated_at = ? WHERE run_id = ?",
-                    [(state, doc, now, run_id) for state, doc, run_id in rows],
-                )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                conn.execute("PRAGMA synchronous=FULL")
-                raise
-            conn.execute("COMMIT")
-            # A kept connection's next write may be a launch's journal: that one waits for it.
-            conn.execute("PRAGMA synchronous=FULL")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(
+                        "UPDATE runs SET state = ?, status = ?, updated_at = ? WHERE run_id = ?",
+                        [(state, doc, now, run_id) for state, doc, run_id in rows],
+                    )
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                if not conn.in_transaction:  # (one still in a transaction is never kept)
+                    # A kept connection's next write may be a launch's journal: that one waits.
+                    conn.execute("PRAGMA synchronous=FULL")
 
     def all(self) -> list[RunRecord]:
         with self._connect() as conn:

@@ -91,3 +91,21 @@ def test_in_warm_mode_no_call_checkpoints_the_wal_until_release(tmp_path: Path) 
         store_mod.release_warm()
     assert not wal.exists()
     assert [r.run_id for r in store.all()] == ["r1", "r2"]
+
+
+def test_a_kept_connection_is_back_to_full_sync_after_a_looks_write(
+    tmp_path: Path, warm: None
+) -> None:
+    """A look's own write need not wait for the disk (synchronous=NORMAL); the connection kept
+    after it may next journal a launch, which must (FULL, SQLite's default)."""
+    from outlive.run_status import RunStatus
+    from outlive.wire import State
+
+    store = Store(tmp_path / ".outlive")
+    store.add(_rec("r1"))
+    seen = RunStatus(run_id="r1", name="n", target="local", state=State.SUCCEEDED)
+    with store:  # a look
+        store.update_many([seen])
+    with store:  # the next block (a launch) has the same connection
+        assert store._conn is not None
+        assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
