@@ -28,7 +28,7 @@ class ProjectTable(_Strict):
 
 class TargetTable(_Strict):
     profile: str = "generic-ssh"
-    host: str | None = None
+    host: str | None = Field(default=None, min_length=1)  # "" is a mistake, not "no host"
     port: int | None = Field(default=None, ge=1, le=65535)
     user: str | None = None
     identity_file: str | None = None

@@ -7,6 +7,7 @@ sentence naming the file, the key and the fix.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import sys
 from pathlib import Path
@@ -222,10 +223,21 @@ class Config:
             raise ConfigError(
                 f"unknown target {name!r}{did_you_mean}; configured targets are {known}"
             )
+        import re
+
+        # A bare TOML key, or a quoted one ("a b", "../x"): the table header as it must be typed.
+        key = name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else json_quoted(name)
         raise ConfigError(
             f"unknown target {name!r}{did_you_mean}; configured targets are {known} — "
-            f"add a [targets.{name}] table to {where} or pick one of those"
+            f"add a [targets.{key}] table to {where} or pick one of those"
         )
+
+
+def json_quoted(text: str) -> str:
+    """``text`` as a TOML basic string (JSON's escapes are TOML's for printable text)."""
+    import json
+
+    return json.dumps(text, ensure_ascii=False)
 
 
 # Directories project discovery found no project at or above (a bare directory, or one that no
@@ -253,7 +265,17 @@ def ensure_state_dir(path: Path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     ignore = path / ".gitignore"
     if not ignore.exists():
-        ignore.write_text("# outlive's run records and local durable checkpoints\n*\n")
+        # Whole or not at all: an empty one (a full disk) would let git take the registry.
+        import os
+
+        tmp = path / f".gitignore.{os.getpid()}.tmp"
+        try:
+            tmp.write_text("# outlive's run records and local durable checkpoints\n*\n")
+            os.replace(tmp, ignore)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
     return path
 
 
@@ -352,7 +374,7 @@ def _read_cache(project_dir: Path, key: list[Any]) -> Config | None:
 
     try:
         data = json.loads((project_dir / STATE_DIR / _CACHE_NAME).read_text())
-        if data.get("key") != key:
+        if not isinstance(data, dict) or data.get("key") != key:
             return None
         c = data["config"]
         return Config(
@@ -385,10 +407,14 @@ def _write_cache(cfg: Config, key: list[Any]) -> None:
         ensure_state_dir(path.parent)
         # pid and thread: the daemon may validate one project for two looks at once
         tmp = path.with_name(f".{_CACHE_NAME}.{os.getpid()}.{threading.get_ident()}")
+    except (OSError, NoProject):
+        return  # a read-only project still works, just without the cache
+    try:
         tmp.write_text(json.dumps({"key": key, "config": c}))
         os.replace(tmp, path)
-    except (OSError, NoProject):
-        pass  # a read-only project still works, just without the cache
+    except OSError:  # a full disk: no half-written file left behind to take more of it
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _config_file(project_dir: Path) -> Path | None:
@@ -418,9 +444,15 @@ def _parse_toml(path: Path) -> dict[str, Any]:
         import tomli as tomllib
     try:
         with path.open("rb") as f:
-            return tomllib.load(f)
+            text = f.read().decode("utf-8")
+        # A byte-order mark (some Windows editors save UTF-8 with one) is not TOML's: skip it.
+        return tomllib.loads(text.removeprefix("\ufeff"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML ({exc}); fix the syntax there") from None
+    except RecursionError:  # the parser recurses once per level of nesting
+        raise ConfigError(
+            f"{path} nests arrays or tables too deeply to read; flatten that value"
+        ) from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "

@@ -54,6 +54,11 @@ def check_command(command: list[str]) -> list[str]:
     """A command a box can run: at least the program, and no NUL byte anywhere."""
     if not command:
         raise UsageError("no command given; put it after `--`, e.g. outlive run -- python train.py")
+    if command[0] == "":
+        raise UsageError(
+            "the program to run is an empty argument (`outlive run -- ''`); name it, e.g. "
+            "outlive run -- python train.py"
+        )
     if any("\x00" in a for a in command):
         raise UsageError("the command contains a NUL byte, which no program can receive")
     return command

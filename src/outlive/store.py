@@ -47,18 +47,44 @@ def _disk_full(directory: Path) -> bool:
     return st.f_bavail * st.f_frsize < (1 << 20)
 
 
+def _in_the_way(path: Path) -> tuple[Path, str] | None:
+    """A file where the registry's directory belongs, or a directory where the registry does:
+    what is in the way, and what it is."""
+    try:
+        if path.parent.exists() and not path.parent.is_dir():
+            return path.parent, "not a directory"
+        if path.is_dir():
+            return path, "a directory"
+    except OSError:
+        pass
+    return None
+
+
 def registry_error(path: Path, exc: BaseException) -> RegistryError:
     """One sentence for a registry that SQLite or the filesystem refused."""
     text = str(exc) or type(exc).__name__
     low = text.lower()
     if isinstance(exc, OSError) and exc.strerror:
         text = exc.strerror
+    in_the_way = _in_the_way(path)
+    if in_the_way is not None:
+        what, kind = in_the_way
+        return RegistryError(
+            f"cannot use the run registry {path} ({what} is {kind}); move it aside "
+            f"(mv {what} {what}.old) and retry"
+        )
     if "full" in low or getattr(exc, "errno", None) == 28 or _disk_full(path.parent):
         fix = "free space on that disk and retry"
         if "full" not in low:
             text += ", and its disk is full"
     elif "readonly" in low or "read-only" in low or "permission" in low or "unable to open" in low:
         fix = f"make {path.parent} and its files writable by you and retry"
+    elif "locked" in low:
+        text = f"another process has held it locked for over {BUSY_TIMEOUT_S:.0f} s"
+        fix = (
+            "let that process finish or stop it (a stuck outlive, or a tool such as sqlite3 with "
+            "the file open), then retry"
+        )
     elif "not a database" in low or "malformed" in low or "corrupt" in low:
         fix = f"move the damaged file aside (mv {path} {path}.broken) and retry"
     else:
@@ -154,6 +180,27 @@ def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute("COMMIT")
 
 
+# A row damaged by hand or by another tool is read as well as it can be: one bad row must not
+# make every command that lists runs fail.
+def _loads_or_none(text: str) -> object:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _command_of(text: str) -> list[str]:
+    """A row's command; a damaged one as its raw text, one argument (never split or given to a
+    shell)."""
+    command = _loads_or_none(text)
+    return command if isinstance(command, list) else [str(text)]
+
+
+def _roots_of(text: str) -> list[dict[str, str]]:
+    roots = _loads_or_none(text)
+    return roots if isinstance(roots, list) else []
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """What the registry knows about one run (the box's records are the truth; this is a cache)."""
@@ -180,7 +227,7 @@ class RunRecord:
             run_id=row["run_id"],
             name=row["name"],
             target=row["target"],
-            command=json.loads(row["command"]),
+            command=_command_of(row["command"]),
             run_dir=row["run_dir"],
             ckpt_dir=row["ckpt_dir"],
             created_at=row["created_at"],
@@ -191,8 +238,9 @@ class RunRecord:
 
     @cached_property
     def status(self) -> RunStatus | None:
-        """What the last look saw."""
-        return RunStatus.from_json(json.loads(self.status_json)) if self.status_json else None
+        """What the last look saw (None for a damaged record: the next look writes it anew)."""
+        doc = _loads_or_none(self.status_json) if self.status_json else None
+        return RunStatus.from_json(doc) if isinstance(doc, dict) else None
 
 
 @dataclass(frozen=True)
@@ -215,7 +263,7 @@ class PullRecord:
             run_id=row["run_id"],
             dest=row["dest"],
             manifest_sha256=row["manifest_sha256"],
-            roots=json.loads(row["roots"]),
+            roots=_roots_of(row["roots"]),
             files=row["files"],
             size_bytes=row["size_bytes"],
             verified=bool(row["verified"]),
@@ -224,9 +272,9 @@ class PullRecord:
 
 
 _keep_warm = False
-_warm: dict[str, sqlite3.Connection] = {}
-# A resident process's idle connections, per registry, for its next ``with store`` block (the
-# daemon's next look): opening one costs a look ~0.4 ms (connect, pragmas, schema check).
+# A resident process's idle connections, per registry, for its next use (the daemon's next look):
+# opening one costs a look ~0.4 ms (connect, pragmas, schema check), and closing the last one
+# checkpoints the WAL (an fsync of the database, ~10 ms); kept, neither happens.
 _parked: dict[str, list[_Conn]] = {}
 _parked_lock = threading.Lock()
 
@@ -236,9 +284,9 @@ class _Conn(sqlite3.Connection):
 
 
 def keep_warm() -> None:
-    """For a resident process (the daemon): keep one idle connection to each registry it opens
-    until ``release_warm()``, so each look's own connection closes cheaply; and keep each
-    ``with store`` block's connection for the next block, while the file is the same one."""
+    """For a resident process (the daemon): keep each connection it opens, once used, for its
+    next use on the same registry (any thread's), while the file is the same one, until
+    ``release_warm()``."""
     global _keep_warm
     _keep_warm = True
 
@@ -246,8 +294,6 @@ def keep_warm() -> None:
 def release_warm() -> None:
     global _keep_warm
     _keep_warm = False
-    while _warm:
-        _warm.popitem()[1].close()
     with _parked_lock:
         idle = [conn for conns in _parked.values() for conn in conns]
         _parked.clear()
@@ -275,7 +321,7 @@ def _unpark(path: Path) -> sqlite3.Connection | None:
 
 
 def _park(path: Path, conn: sqlite3.Connection) -> bool:
-    """Keep ``conn`` for this process's next block on ``path`` (warm mode only)."""
+    """Keep ``conn`` for this process's next use of ``path`` (warm mode only)."""
     if not _keep_warm or not isinstance(conn, _Conn) or conn.in_transaction:
         return False
     with _parked_lock:
@@ -334,11 +380,12 @@ class Store:
             if self._conn is not None:
                 yield self._conn
                 return
-            conn = self._open()
+            conn = _unpark(self.path) or self._open()
             try:
                 yield conn
             finally:
-                conn.close()
+                if not _park(self.path, conn):
+                    conn.close()
         except (sqlite3.Error, OSError) as exc:
             raise registry_error(self.path, exc) from None
 
@@ -350,10 +397,6 @@ class Store:
 
     def _open_raw(self) -> sqlite3.Connection:
         ensure_state_dir(self.path.parent)
-        if _keep_warm and str(self.path) not in _warm:
-            # Held open, never used: our own connection's close then is not the last one, so it
-            # skips the WAL checkpoint (an fsync of the database, ~10 ms) on every look.
-            _warm[str(self.path)] = sqlite3.connect(str(self.path), check_same_thread=False)
         conn = sqlite3.connect(
             str(self.path),
             timeout=BUSY_TIMEOUT_S,
@@ -456,16 +499,21 @@ class Store:
             # What a look saw is re-derived from the box by the next look, so these commits need
             # not wait for the disk (WAL + NORMAL is still safe against a crash of this process).
             conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(
-                    "UPDATE runs SET state = ?, status = ?, updated_at = ? WHERE run_id = ?",
-                    [(state, doc, now, run_id) for state, doc, run_id in rows],
-                )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(
+                        "UPDATE runs SET state = ?, status = ?, updated_at = ? WHERE run_id = ?",
+                        [(state, doc, now, run_id) for state, doc, run_id in rows],
+                    )
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
+                if not conn.in_transaction:  # (one still in a transaction is never kept)
+                    # A kept connection's next write may be a launch's journal: that one waits.
+                    conn.execute("PRAGMA synchronous=FULL")
 
     def all(self) -> list[RunRecord]:
         with self._connect() as conn:

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
 def main() -> None:
     argv = sys.argv[1:]
+    if sys.stdout is None or sys.stderr is None or sys.stdin is None:
+        _reopen_closed_std_streams()
     try:
         _check_utf8(argv)
         if argv[:1] in (["status"], ["run"]):
@@ -38,6 +40,21 @@ def main() -> None:
         _note(str(exc))
         sys.exit(exc.exit_code)
     sys.exit(code)
+
+
+def _reopen_closed_std_streams() -> None:
+    """A standard stream the shell closed (``outlive run ... >&-``) becomes /dev/null: its output
+    is discarded as asked, and no file outlive opens next (the registry) takes its descriptor,
+    where a child's output would land."""
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        if getattr(sys, name) is not None:
+            continue
+        null = os.open(os.devnull, os.O_RDWR)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        stream = open(fd, "r" if fd == 0 else "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+        setattr(sys, name, stream)  # for the whole process
 
 
 def _served_exit(code: int) -> None:

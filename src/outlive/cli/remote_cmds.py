@@ -6,7 +6,7 @@ import os
 import sys
 
 from outlive.cli.grammar import JsonArgs, SecretPushArgs, TunnelArgs
-from outlive.cli.output import echo, emit_json
+from outlive.cli.output import echo, emit_json, note
 from outlive.errors import UsageError
 
 
@@ -65,8 +65,11 @@ def tunnel(args: TunnelArgs) -> int:
 def daemon_status(args: JsonArgs) -> int:
     import time
 
-    from outlive.daemon.client import running
+    from outlive.daemon.client import running, unused_because
 
+    why = unused_because()
+    if why is not None:
+        note(why)  # else "no daemon running" would never say why none ever starts
     found = running()
     if args.as_json:
         emit_json({"daemons": found})

@@ -79,11 +79,35 @@ RUN_SILENCE_S = 10.0
 def socket_dir() -> str | None:
     """This user's private directory for outlive's sockets, or None if it is not safe to use
     (another owner, or group/other access: someone else could answer in the daemon's place)."""
+    path = _socket_dir_path()
+    return None if path is None or private_dir_problem(path) else path
+
+
+def _socket_dir_path() -> str | None:
     path = os.environ.get(DIR_ENV)
     if not path:
         base = os.environ.get("TMPDIR") or os.environ.get("TEMP") or os.environ.get("TMP") or "/tmp"
-        path = os.path.join(os.path.abspath(base), f"outlive-{os.getuid()}")
-    return None if private_dir_problem(path) else path
+        path = os.path.join(base, f"outlive-{os.getuid()}")
+    try:
+        return os.path.abspath(path)  # the daemon runs in "/": a relative path is the client's
+    except OSError:
+        return None  # relative to a directory that is gone
+
+
+def unused_because() -> str | None:
+    """Why this environment uses no daemon (a sentence), or None when it may."""
+    if os.environ.get(DISABLE_ENV, "") not in ("", "0"):
+        return f"{DISABLE_ENV} is set, so every look is made by the CLI itself"
+    path = _socket_dir_path()
+    if path is None:
+        return f"{DIR_ENV} is relative to a directory that is gone, so no daemon is used"
+    problem = private_dir_problem(path)
+    if problem is not None:
+        return (
+            f"no daemon is used: its socket directory {path} is not safe ({problem}); remove "
+            f"it, or set {DIR_ENV} to a directory only you can use"
+        )
+    return None
 
 
 # This outlive's package directory: part of the key (another checkout is another daemon).
@@ -119,6 +143,22 @@ def _recv_exact(conn: Any, n: int, buf: bytes) -> bytes:
     return buf
 
 
+class NotOurs(ConnectionRefusedError):
+    """The socket is served by another user's process (a socket or a symlink planted in the
+    daemon's place): never asked, never answered from; the CLI looks itself."""
+
+
+def _check_peer(conn: Any) -> None:
+    """Refuse a listener of another uid, whatever the path led to (the 0700 directory is the
+    first guard; this one holds even if the path was swapped after that check)."""
+    peercred = getattr(_sock, "SO_PEERCRED", None)
+    if peercred is None:
+        return  # no peer credentials here: the 0700 directory is the guard
+    raw = conn.getsockopt(_sock.SOL_SOCKET, peercred, 12)  # struct ucred: pid, uid, gid
+    if int.from_bytes(raw[4:8], sys.byteorder) != os.getuid():
+        raise NotOurs("the daemon's socket is served by another user")
+
+
 class Acknowledged(ConnectionError):
     """The daemon took the request (its first ``.`` came) and then died or went silent: what it
     did with the request is unknown, so a launch must not be made again."""
@@ -146,6 +186,7 @@ def exchange(
     try:
         conn.settimeout(min(SILENCE_S, timeout_s))
         conn.connect(path)
+        _check_peer(conn)
         conn.sendall(ascii(doc).encode("ascii") + b"\n")
         buf = b""
         while b"\n" not in buf:
@@ -314,7 +355,11 @@ def spawn(path: str) -> None:
     if _starting(path):
         return
     try:
-        fd = os.open(path[: -len(".sock")] + ".log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(
+            path[: -len(".sock")] + ".log",
+            os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW,
+            0o600,
+        )
     except OSError:
         return
     with os.fdopen(fd, "ab") as log:

@@ -39,6 +39,9 @@ def serve_run(doc: dict[str, object], pool: ChannelPool | None) -> tuple[int, st
         target = session.target(args.target)
     except OutliveError:
         return FALLBACK, "", ""  # no project, an unknown target: the client says so itself
+    except Exception:  # nothing is journaled or sent yet: never "may have started"
+        traceback.print_exc()  # the log keeps why; the client launches itself, or says why
+        return FALLBACK, "", ""
     if target.kind != "ssh" or target.backend != "process" or target.policy.secrets:
         return FALLBACK, "", ""  # its launch may read the client's environment (secrets, ...)
     out, err = io.StringIO(), io.StringIO()

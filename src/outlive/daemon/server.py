@@ -394,7 +394,8 @@ def main(argv: list[str]) -> int:
 def serve(path: str, idle_s: float, watch: SourceWatch) -> int:
     """Serve on ``path`` until stopped, idle for ``idle_s``, or retired (``watch`` saw outlive's
     sources change); returns at once if another daemon holds the socket."""
-    lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    # never through a symlink planted at the lock's name (the directory is ours: defence in depth)
+    lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -94,6 +94,10 @@ def parse_profile(text: str, origin: str, name: str | None = None) -> Profile:
         raise ConfigError(
             f"profile file {origin} is not valid TOML ({exc}); fix the syntax at that spot."
         ) from exc
+    except RecursionError:  # the parser recurses once per level of nesting
+        raise ConfigError(
+            f"profile file {origin} nests arrays or tables too deeply to read; flatten that value."
+        ) from None
     if name is not None:
         given = data.setdefault("name", name)
         if given != name:

@@ -67,6 +67,10 @@ def read_spec(path: Path, items_file: Path | None = None) -> SweepSpec:
         raise UsageError(f"cannot read sweep file {path} ({why}); check the path") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"sweep file {path} is not valid TOML ({exc}); fix it and rerun") from None
+    except RecursionError:  # the parser recurses once per level of nesting
+        raise UsageError(
+            f"sweep file {path} nests arrays or tables too deeply to read; flatten it and rerun"
+        ) from None
     unknown = sorted(set(doc) - {"name", "command", "grid", "list"})
     if unknown:
         raise UsageError(

@@ -122,7 +122,9 @@ class UiServer(ThreadingHTTPServer):
             return self._encoded[1]
 
     def server_close(self) -> None:
-        self.hub.close()
+        hub = getattr(self, "hub", None)  # none yet when the bind failed (a port in use)
+        if hub is not None:
+            hub.close()
         super().server_close()
 
 

@@ -15,7 +15,7 @@ from typing import IO, Dict, List, NamedTuple
 
 from outlive import wire
 
-from .common import SECRET_NAME_RE, Rec, expand
+from .common import SECRET_NAME_RE, AgentError, Rec, expand
 from .procfs import boot_id, own_cgroups, proc_start_ticks, read_oom_kill, thread_count
 from .records import read_json, read_text, write_json_atomic
 
@@ -23,6 +23,11 @@ FORWARDED_SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1", "SIGUSR2")
 READY_FD_ENV = "OUTLIVE_READY_FD"  # the pipe the launching agent waits on (setsid launch)
 SECRETS_DIR = "~/.outlive/secrets"
 MAX_GRACE_S = 7 * 24 * 3600  # signal.alarm takes a C unsigned int: clamp whatever a record says
+# How often, and how long, a supervisor tries again to write an exit record the disk refused
+# (full): it stays up meanwhile, so space freed within the hour shows the run's real end, never
+# "vanished"; bounded, as a supervisor kept up holds a Slurm allocation or a pod.
+EXIT_RETRY_S = 5.0
+EXIT_RETRY_FOR_S = 3600.0
 
 
 def alarm_seconds(grace_s: object) -> int:
@@ -220,4 +225,12 @@ class Supervisor:
         }
         if error:
             record["error"] = error
-        write_json_atomic(os.path.join(self.run_dir, wire.EXIT_JSON), record)
+        give_up_at = time.monotonic() + EXIT_RETRY_FOR_S
+        while True:
+            try:
+                write_json_atomic(os.path.join(self.run_dir, wire.EXIT_JSON), record)
+                return
+            except AgentError:
+                if not os.path.isdir(self.run_dir) or time.monotonic() > give_up_at:
+                    raise  # the run's directory is gone, or the disk stayed full
+                time.sleep(EXIT_RETRY_S)  # a full disk: the record lands once space is freed

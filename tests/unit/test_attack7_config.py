@@ -1,0 +1,102 @@
+"""The project's state directory on an unlucky disk: a full disk leaves no empty ``.gitignore``
+(which git would read as "track everything", the registry included) and no half-written config
+cache behind; a cache file that is JSON but not an object is ignored, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from outlive.config import load_config
+
+BOX = '[targets.box]\nhost = "10.0.0.5"\n'
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """(a project on a 1 MiB tmpfs, the file that fills that tmpfs to its last page)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs for the disk-full tests needs root (CI runs as root)")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        project = mount / "proj"
+        project.mkdir()
+        (project / "outlive.toml").write_text(BOX)
+        filler = mount / "filler"
+        subprocess.run(
+            ["dd", "if=/dev/zero", f"of={filler}", "bs=4k"], capture_output=True, check=False
+        )
+        yield project, filler
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True, check=False)
+
+
+def test_a_full_disk_leaves_no_empty_gitignore_nor_a_half_written_cache(
+    full_disk: tuple[Path, Path],
+) -> None:
+    project, filler = full_disk
+    for _ in range(2):
+        assert set(load_config(project).targets) == {"local", "box"}  # works, uncached
+    state = project / ".outlive"
+    left = sorted(p.name for p in state.iterdir()) if state.exists() else []
+    assert left == [], f"left on the full disk: {left}"
+    filler.unlink()
+    load_config(project)
+    assert "*" in (state / ".gitignore").read_text().splitlines()
+    assert (state / "config-cache.json").exists()
+
+
+def test_a_config_cache_that_is_not_an_object_is_ignored(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "outlive.toml").write_text(BOX)
+    load_config(project)
+    for junk in ("[1]", "null", '"x"', "{}"):
+        (project / ".outlive" / "config-cache.json").write_text(junk)
+        assert set(load_config(project).targets) == {"local", "box"}
+
+
+@pytest.mark.parametrize("name", ["a b", "../x", "ü", "box-1", 'q"uote'])
+def test_the_table_an_unknown_target_suggests_is_valid_toml_for_that_name(
+    tmp_path: Path, name: str
+) -> None:
+    """Pasting the suggested header makes the target (it was ``[targets.a b]``: invalid TOML)."""
+    import re
+
+    from outlive.errors import ConfigError
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "outlive.toml").write_text("")
+    with pytest.raises(ConfigError) as caught:
+        load_config(project).target(name)
+    header = re.search(r"add a (\[targets\..*\]) table to", str(caught.value))
+    assert header is not None, caught.value
+    (project / "outlive.toml").write_text(f'{header.group(1)}\nhost = "h"\n')
+    assert load_config(project).target(name).name == name
+
+
+def test_an_empty_host_is_a_configuration_error_naming_the_key(tmp_path: Path) -> None:
+    """``host = ""`` was accepted and failed at the first ssh with exit 1 ("has no host")."""
+    from outlive.errors import ConfigError
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "outlive.toml").write_text('[targets.box]\nhost = ""\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(project)
+    assert "[targets.box] key 'host'" in str(caught.value)
+    assert caught.value.exit_code == 2
