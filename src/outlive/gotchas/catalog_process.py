@@ -205,9 +205,14 @@ ENTRIES: tuple[Gotcha, ...] = (
             cmd(r"^\S+\s+\S+\s+\S+\s+0\s+100% /(?!snap/)", 6),
         ),
         handling=PREVENTS,
-        handled_by="Checkpointer checks inodes as well as bytes; outlive up audits df -h and df -i",
+        handled_by=(
+            "Checkpointer checks inodes as well as bytes; outlive up audits df -h and df -i; a "
+            "run that ends while its disk is full keeps retrying its exit record, so it reads "
+            "its real end once space is freed, never vanished"
+        ),
         proofs=(
             "tests/unit/ckpt/test_ckpt_disk_full.py::test_inode_exhaustion_raises_disk_full_naming_inodes",
+            "tests/integration/local/test_attack7_full_disk.py::test_a_run_that_ends_on_a_full_disk_is_recorded_once_space_is_freed",
             "tests/integration/local/test_up_doctor_local.py::test_up_fails_when_inodes_run_out_while_bytes_are_free",
             explain_proof("U7"),
         ),
