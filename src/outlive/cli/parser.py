@@ -40,7 +40,13 @@ def _float(text: str) -> float:
     return value
 
 
-_CONVERT: dict[type[Any], Any] = {int: _int, float: _float}
+def _path(text: str) -> Path:
+    if not text:  # Path("") is ".": an empty --to would mean the current directory
+        raise argparse.ArgumentTypeError("an empty path (give a path, or leave the option out)")
+    return Path(text)
+
+
+_CONVERT: dict[type[Any], Any] = {int: _int, float: _float, Path: _path}
 
 
 class Invocation:

@@ -181,7 +181,12 @@ def _pull(
         note(f"pulling {picked}")
     target = cfg.target(rec.target)
     roots = result_roots(target, rec, declared_outputs(target, opts.outputs))
-    dest = (opts.dest or default_dest(cfg, rec)).expanduser().absolute()
+    if opts.dest is None:
+        dest = default_dest(cfg, rec).expanduser().absolute()
+    else:
+        from outlive.lifecycle.pull_dest import checked_dest
+
+        dest = checked_dest(opts.dest, cfg.project_dir, cfg.state_dir)
     backend = session.backend(target)
     if getattr(backend, "downloads_output", False):  # a Kaggle version's output
         from outlive.lifecycle.output_pull import pull_downloaded
