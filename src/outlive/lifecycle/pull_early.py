@@ -2,10 +2,12 @@
 
 An rsync's own start (ssh, a session on the box, the box's rsync, the protocol's handshake) is
 on a pull's critical path: it used to begin only once the roster was in and checked. Started
-at once with ``--files-from=-`` instead, it does all of that while the roster is asked, then
-waits: rsync reads the list from its stdin, and its receiver touches nothing here before the
-list has come and gone to the box and the file list has come back (measured: an rsync ended
-while it waits has made no directory, whether the destination exists or not).
+with ``--files-from=-`` as soon as the target's ssh master listens (before the agent the
+pull's channel starts has answered; or when that channel is open, where the socket cannot be
+named), it does all of that while the agent starts and the roster is asked, then waits:
+rsync reads the list from its stdin, and its receiver touches nothing here before the list
+has gone to the box and the file list has come back (measured: an rsync ended while it waits
+has made no directory, whether the destination exists or not).
 
 The guess is the plan of a small checkpoint root: the whole ``ckpt`` root in one rsync,
 without ``-z`` (with ``--compress always``, with it). Once the roster is in and checked, the
@@ -26,9 +28,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from outlive.errors import TransportError
 from outlive.lifecycle.pull import CKPT_LABEL, default_dest, superseded_dir
 from outlive.lifecycle.transfer import STDIN_LIST, PullOptions, Unit, rsync_argv
 from outlive.transport.base import Transport
+from outlive.transport.ssh import SshTransport
 
 if TYPE_CHECKING:
     from outlive.lifecycle.pull_box import BoxManifests
@@ -37,6 +41,9 @@ if TYPE_CHECKING:
 # A guess this old is not used: its box rsync has waited for the list for a while already,
 # and rsync's own --timeout (the stall timeout) would end it.
 MAX_AGE_S = 10.0
+# How long the early rsync waits for the ssh master's control socket, and how often it looks.
+MASTER_WAIT_S = 10.0
+MASTER_POLL_S = 0.002
 
 
 class EarlyRsync:
@@ -83,10 +90,11 @@ class EarlyRsync:
         cls, session: Session, box: BoxManifests | None, opts: PullOptions
     ) -> EarlyRsync | None:
         """The guess for a pull whose box channel is opening (``box``, from
-        ``BoxManifests.opening``), started as soon as that channel is open: then the ssh
-        master is up and the rsync's session rides on it (started beside the channel, it paid
-        for a second ssh handshake). Only over the generic agent (ssh, the local target);
-        None elsewhere or where the pull will refuse its options."""
+        ``BoxManifests.opening``), started once the ssh master that channel opens listens
+        (or the channel is open): its session rides on the master (started beside the
+        channel, before the master was up, it paid for a second ssh handshake). Only over the
+        generic agent (ssh, the local target); None elsewhere or where the pull will refuse
+        its options."""
         if box is None or box.agent is None or box.rec is None:
             return None
         if opts.compress not in ("auto", "always", "never"):
@@ -97,7 +105,47 @@ class EarlyRsync:
             rec.ckpt_dir, dest, superseded_dir(dest), box.backend.transport, opts, CKPT_LABEL
         )
         box.when_open(early.launch)
+        transport = box.backend.transport
+        if isinstance(transport, SshTransport):
+            threading.Thread(
+                target=early.launch_when_master_is_up, args=(transport,), daemon=True
+            ).start()
         return early
+
+    def launch_when_master_is_up(self, transport: SshTransport) -> None:
+        """Launch as soon as the target's ssh master listens (its control socket exists),
+        which is before the agent the channel starts has answered: the rsync's own start then
+        overlaps the agent's start too. ``ssh -G`` names the socket (~6 ms here); where it
+        cannot, the launch waits for the channel (``when_open``)."""
+        host = transport.target.connection.host or ""
+        try:
+            shown = subprocess.run(
+                [*transport.ssh_argv(), "-G", "--", host],
+                capture_output=True,
+                timeout=MASTER_WAIT_S,
+                check=False,
+            ).stdout
+        except (OSError, subprocess.TimeoutExpired, TransportError):
+            return
+        socket = next(
+            (
+                os.fsdecode(line.split(b" ", 1)[1])
+                for line in shown.splitlines()
+                if line.lower().startswith(b"controlpath ")
+            ),
+            None,
+        )
+        if not socket or socket == "none":
+            return
+        deadline = time.monotonic() + MASTER_WAIT_S
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self._over or self.proc is not None:
+                    return  # claimed, discarded, or launched by the channel's opening
+            if os.path.exists(socket):
+                self.launch()
+                return
+            time.sleep(MASTER_POLL_S)
 
     def launch(self) -> None:
         """Start the rsync (it connects, starts the box's rsync, then waits for its list);
