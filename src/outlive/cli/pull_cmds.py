@@ -51,8 +51,9 @@ def pull(args: PullArgs) -> int:
             target=args.target,
             require_load_check=args.require_load_check,
         )
-        # The checkpoint root's rsync starts now, beside the channel: its own start (a
-        # session, the box's rsync) overlaps the roster instead of following it.
+        # The checkpoint root's rsync starts as soon as the channel's ssh master listens: its
+        # own start (a session, the box's rsync) overlaps the agent's start and the roster
+        # instead of following them (lifecycle/pull_early.py).
         head = EarlyRsync.for_pull(cfg, early, opts)
         if args.as_json:
             from outlive.lifecycle.pull import pull as do_pull
