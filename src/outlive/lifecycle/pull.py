@@ -48,7 +48,7 @@ import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from outlive import verify as V
 from outlive.backends.base import Backend
@@ -67,6 +67,9 @@ from outlive.lifecycle.transfer import (
 )
 from outlive.session import Session
 from outlive.store import PullRecord, RunRecord
+
+if TYPE_CHECKING:
+    from outlive.lifecycle.pull_early import EarlyRsync
 
 __all__ = [
     "BUSY_STATES",
@@ -147,14 +150,21 @@ def pull(
     on_progress: ProgressFn | None = None,
     on_note: NoteFn | None = None,
     box: BoxManifests | None = None,
+    early: EarlyRsync | None = None,
 ) -> dict[str, Any]:
     """Pull run ``ref``'s results and verify them; returns the report (``ok`` says it all).
     A run still going when the pull starts gives a snapshot (``snapshot``: True, recorded in
     PULL_VERIFIED.json), which ``down`` never counts as the run's result. What the backend made
-    only to reach the results (a Kubernetes reader pod) is freed at the end, and said."""
+    only to reach the results (a Kubernetes reader pod) is freed at the end, and said.
+    ``early``: the checkpoint root's rsync, started before the roster (used where it fits the
+    plan, else ended unused)."""
     try:
-        return _pull(session, ref, opts, on_progress=on_progress, on_note=on_note, box=box)
+        return _pull(
+            session, ref, opts, on_progress=on_progress, on_note=on_note, box=box, early=early
+        )
     finally:
+        if early is not None:
+            early.discard()
         for msg in session.release():
             (on_note or (lambda _msg: None))(msg)
 
@@ -167,6 +177,7 @@ def _pull(
     on_progress: ProgressFn | None = None,
     on_note: NoteFn | None = None,
     box: BoxManifests | None = None,
+    early: EarlyRsync | None = None,
 ) -> dict[str, Any]:
     opts = opts or PullOptions()
     if opts.retries < 1 or opts.parallel < 1:
@@ -196,6 +207,9 @@ def _pull(
         )
         return {**result, "picked": picked}
     transport = backend.transport  # local paths for the local target, host:path over ssh
+    if early is not None and early.dest != dest:
+        early.discard()  # made for another destination: not this pull's
+        early = None
     follow = bool(opts.follow_links)
     hash_request = {
         "sets": [{"roots": roots, "hash": True, "store_dir": rec.run_dir, "follow_links": follow}]
@@ -244,7 +258,7 @@ def _pull(
             # 2. the destination: made first (U13); what an earlier pull left is moved aside
             dest.mkdir(parents=True, exist_ok=True)
             V.invalidate_verified(dest, "superseded")
-            aside = superseded_dir(dest)
+            aside = early.aside if early is not None else superseded_dir(dest)
             moved = _move_aside_stale(dest, {f["path"] for f in roster["files"]}, aside)
             if moved:
                 note(
@@ -269,7 +283,10 @@ def _pull(
 
         # 3. + 4. move the files, and check each directory here as soon as it has landed
         units = plan_units(roster, dest, opts.compress, aside=aside)
-        known = move_all(units, dest, target, transport, opts, on_progress, note)
+        claim = early.claim if early is not None else None
+        known = move_all(units, dest, target, transport, opts, on_progress, note, claim)
+        if early is not None:
+            early.discard()  # fitted no unit: ended unused, having written nothing
         if any(u.disk_full for u in units):
             raise _disk_full(dest)
         with local_disk(dest):

@@ -5,6 +5,7 @@ agent's start) while the CLI still imports the rest of the pull."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from outlive.agent.channel import AgentChannel
@@ -68,8 +69,12 @@ class BoxManifests:
         )
         self.agent = backend.agent if isinstance(backend, AgentBackend) and generic else None
         self.channel: AgentChannel | None = None
+        self.rec: RunRecord | None = None  # the run, where ``opening`` picked it
         self._opening: threading.Thread | None = None
         self._failed: BaseException | None = None
+        self._lock = threading.Lock()
+        self._then: list[Callable[[], None]] = []  # to run once the channel is open
+        self._open = False
 
     @classmethod
     def opening(cls, session: Session, ref: str, target: str | None) -> BoxManifests | None:
@@ -80,6 +85,7 @@ class BoxManifests:
             box = cls(session.backend(session.cfg.target(rec.target)))
         except OutliveError:
             return None
+        box.rec = rec
         box.start(ROSTER_TIMEOUT_S)
         return box
 
@@ -95,9 +101,24 @@ class BoxManifests:
                 self.channel = agent.open_channel(timeout_s)
             except BaseException as exc:  # raised in the caller's thread by ask()
                 self._failed = exc
+                return
+            with self._lock:
+                self._open, then = True, self._then
+                self._then = []
+            for fn in then:
+                fn()
 
         self._opening = threading.Thread(target=open_channel, name="pull-box", daemon=True)
         self._opening.start()
+
+    def when_open(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` (on the opening thread) as soon as the channel is open, i.e. once the
+        ssh master is up; at once where it is open already; never where it fails to open."""
+        with self._lock:
+            if not self._open:
+                self._then.append(fn)
+                return
+        fn()
 
     def _opened(self) -> None:
         if self._opening is not None:

@@ -4,10 +4,12 @@ keeps rsync's partial file for the next attempt."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import selectors
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -58,6 +60,22 @@ def landed_name(rest: bytes) -> str | None:
     return os.fsdecode(_ESCAPE_RE.sub(lambda m: bytes([int(m.group(1), 8)]), raw))
 
 
+def _feed(proc: subprocess.Popen[bytes], data: bytes) -> None:
+    """Write ``data`` to ``proc``'s stdin and close it, on a thread: a long list must not
+    wait on rsync while rsync waits on us to read its output."""
+    stdin = proc.stdin
+    if stdin is None:  # pragma: no cover - the early rsync is started with a stdin pipe
+        return
+
+    def write() -> None:
+        with contextlib.suppress(OSError):  # rsync gone: its exit says why
+            stdin.write(data)
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+    threading.Thread(target=write, name="rsync-list", daemon=True).start()
+
+
 def _number(raw: bytes) -> int:
     return int(re.sub(rb"[^0-9]", b"", raw) or b"0")
 
@@ -67,24 +85,33 @@ def run_rsync(
     attempt_timeout_s: float,
     on_bytes: Callable[[int], None],
     on_landed: Callable[[str], None] | None = None,
+    *,
+    started_proc: subprocess.Popen[bytes] | None = None,
+    feed: bytes = b"",
 ) -> Attempt:
     """Run one rsync, reading its progress as it goes; TERM it past ``attempt_timeout_s``.
     ``on_landed`` gets each received file's name (relative to the transfer) once it is at its
-    final name here: when rsync names the next file. The last one is left to the caller."""
+    final name here: when rsync names the next file. The last one is left to the caller.
+    ``started_proc``: an rsync already started (``argv``, its stdin and stdout pipes), which
+    gets ``feed`` on its stdin (its ``--files-from=-`` list) and is then read as any other."""
     started = time.monotonic()
     env = dict(os.environ, LC_ALL="C")
-    try:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    except FileNotFoundError:
-        raise TransportError(
-            "rsync is not installed here; install it (apt install rsync)"
-        ) from None
+    if started_proc is not None:
+        proc = started_proc
+        _feed(proc, feed)
+    else:
+        try:
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        except FileNotFoundError:
+            raise TransportError(
+                "rsync is not installed here; install it (apt install rsync)"
+            ) from None
     if proc.stdout is None:  # pragma: no cover - Popen gives a pipe when asked for one
         raise TransportError("rsync started without an output pipe")
     out = proc.stdout

@@ -62,6 +62,10 @@ PARTIAL_DIRNAME = ".outlive-partial"
 
 ProgressFn = Callable[[int, int, str], None]  # (bytes done, bytes in all, what is moving)
 NoteFn = Callable[[str], None]
+# An rsync already started and waiting for its list on stdin, for the unit whose command (with
+# ``--files-from=-``) is the one given; None where there is none (``pull_early.EarlyRsync``).
+ClaimFn = Callable[[list[str]], "subprocess.Popen[bytes] | None"]
+STDIN_LIST = "-"
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class Unit:
     error: str | None = None
     backup_dir: Path | None = None  # where rsync keeps a local file it would replace
     disk_full: bool = False  # this machine's disk filled up during the transfer
+    started_early: bool = False  # its first rsync was the pull's early one (pull_early)
 
     @property
     def size_bytes(self) -> int:
@@ -108,6 +113,7 @@ class Unit:
             "files": len(self.paths),
             "size_bytes": self.size_bytes,
             "compress": self.compress,
+            "started_early": self.started_early,
             "ok": self.ok,
             "error": self.error,
             "attempts": [a.as_json() for a in self.attempts],
@@ -197,9 +203,11 @@ def move_all(
     opts: PullOptions,
     on_progress: ProgressFn | None,
     note: NoteFn,
+    claim: ClaimFn | None = None,
 ) -> dict[str, V.FileResult]:
     """Transfer every unit, a few at a time; each file that lands is hashed and load-checked
-    here while the rest still moves. Returns what those checks saw."""
+    here while the rest still moves. Returns what those checks saw. ``claim``: an rsync
+    started early, for the unit it fits (its first attempt)."""
     total = sum(u.size_bytes for u in units)
     stream_opts = shared_bwlimit(opts, min(opts.parallel, len(units)))
     lock = threading.Lock()
@@ -234,7 +242,7 @@ def move_all(
 
             transfer_unit(
                 unit, dest, target, transport, stream_opts, lambda n: on_moved(unit, n), note,
-                landed if unit.files else None,
+                landed if unit.files else None, claim,
             )  # fmt: skip
             if unit.ok:
                 for rel, (path, size) in by_rel.items():
@@ -319,17 +327,25 @@ def transfer_unit(
     on_bytes: Callable[[int], None],
     note: NoteFn,
     on_landed: Callable[[str], None] | None = None,
+    claim: ClaimFn | None = None,
 ) -> None:
     """Move one unit with bounded, backed-off retries; its failure is recorded, not raised.
-    ``on_landed`` gets each file (relative to the unit) once it is in place, as rsync goes."""
+    ``on_landed`` gets each file (relative to the unit) once it is in place, as rsync goes.
+    ``claim``: the first attempt may be an rsync already started, fed the list on stdin."""
     (unit.local if unit.files else unit.local.parent).mkdir(parents=True, exist_ok=True)  # U13
     list_file: str | None = None
+    listed = b""
+    early = None
     with contextlib.ExitStack() as stack:
         if unit.files:
+            listed = b"\0".join(os.fsencode(f) for f in unit.files) + b"\0"
+            if claim is not None:
+                early = claim(rsync_argv(unit, transport, opts, STDIN_LIST))
+                unit.started_early = early is not None
             tmp = stack.enter_context(
                 tempfile.NamedTemporaryFile(prefix="outlive-pull-", suffix=".list")
             )
-            tmp.write(b"\0".join(os.fsencode(f) for f in unit.files) + b"\0")
+            tmp.write(listed)
             tmp.flush()
             list_file = tmp.name
         argv = rsync_argv(unit, transport, opts, list_file)
@@ -339,7 +355,10 @@ def transfer_unit(
             def progress(n: int, have: int = have) -> None:
                 on_bytes(have + n)
 
-            result = run_rsync(argv, opts.attempt_timeout_s, progress, on_landed)
+            first, early = early, None  # the early rsync, for the first attempt only
+            result = run_rsync(
+                argv, opts.attempt_timeout_s, progress, on_landed, started_proc=first, feed=listed
+            )
             unit.attempts.append(result)
             if result.rc == 0:
                 unit.ok, unit.error = True, None
