@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from outlive import wire
 from outlive.errors import OutliveError, RunNotFound
@@ -33,6 +33,7 @@ _STATIC = {
     "board.js": "text/javascript",
     "run.js": "text/javascript",
     "series.js": "text/javascript",
+    "runfirst.js": "text/javascript",
     "gotcha.js": "text/javascript",
     "common.js": "text/javascript",
     "ui.css": "text/css",
@@ -49,9 +50,12 @@ BOARD_KEYS = (
 )  # fmt: skip
 _PAGES = {
     "board": ("runs", ("/api/board",)),
-    "run": ("run", ("uPlot.min.css", "uPlot.iife.min.js", "series.js")),
+    "run": ("run", ("runfirst.js", "uPlot.min.css", "uPlot.iife.min.js", "series.js")),
     "gotcha": ("gotcha", ()),
 }
+# Scripts run as soon as the page's parser meets them (the page waits for them: keep them tiny),
+# not once it is parsed: the run page's first read.
+_FIRST = frozenset({"runfirst.js"})
 _RUN_API = re.compile(r"^/api/run/([^/]+)(?:/(status|progress|log|explain|cancel))?$")
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -76,14 +80,15 @@ def _head_tag(ref: str) -> str:
         return f'<link rel="preload" href="{html.escape(ref)}" as="fetch" crossorigin="anonymous">'
     if ref.endswith(".css"):
         return f'<link rel="stylesheet" href="/static/{ref}">'
+    if ref in _FIRST:
+        return f'<script src="/static/{ref}"></script>'
     return f'<script src="/static/{ref}" defer></script>'
 
 
-def page(name: str, csrf: str, preload: tuple[str, ...] = ()) -> bytes:
-    """A page: the shell with its title, its files and its body; nothing from a run in it but
-    the (checked, quoted) run id in the URL of the data it preloads."""
+def page(name: str, csrf: str) -> bytes:
+    """A page: the shell with its title, its files and its body; nothing from a run in it."""
     title, extra = _PAGES[name]
-    files = (*extra, *preload, "ui.css", "common.js", f"{name}.js")
+    files = (*extra, "ui.css", "common.js", f"{name}.js")
     head = [_head_tag(f) for f in files]
     shell = _static("shell.html").decode()
     body = _static(f"{name}.html").decode()
@@ -230,11 +235,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._page("board")
         elif path.startswith("/run/"):
             run_id = path[len("/run/") :]
-            # the curves' data is asked for while the page loads (run.js asks for the same URL)
-            ok = wire.run_id_problem(run_id) is None
-            if ok:  # read from the box while the page loads; its preload takes the result
+            # the curves' data is asked for while the page loads: its first script starts a
+            # worker that asks for it (static/runfirst.js) and parses it off the page's thread
+            if wire.run_id_problem(run_id) is None:  # read from the box while the page loads
                 self.server.view.prefetch_progress(run_id)
-            self._page("run", (f"/api/run/{quote(run_id)}/progress?since=0",) if ok else ())
+            self._page("run")
         elif path.startswith("/gotcha/"):
             self._page("gotcha")
         elif path.startswith("/static/") and path[len("/static/") :] in _STATIC:
@@ -311,8 +316,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- replies -------------------------------------------------------------------------------
 
-    def _page(self, name: str, preload: tuple[str, ...] = ()) -> None:
-        self._send(HTTPStatus.OK, page(name, self.server.guard.csrf, preload), "text/html")
+    def _page(self, name: str) -> None:
+        self._send(HTTPStatus.OK, page(name, self.server.guard.csrf), "text/html")
 
     def _body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)
