@@ -108,7 +108,7 @@
   let firstRead = window.outliveFirstRead || null;
   async function takeFirstRead() {
     const got = await firstRead;
-    firstRead = null;
+    firstRead = window.outliveFirstRead = null;  // held no longer than the page holds its columns
     if (got === null) return null;
     if (got.error !== undefined) throw new Error(got.error);
     const cols = {n: got.n, cap: got.cap, cols: new Map(got.keys.map((k, i) => [k, got.arrays[i]]))};
@@ -217,8 +217,12 @@
   }
 
   // The curves first; what sits below them (checkpoints, pulls, explain) once they are drawn.
-  // (after the frame that paints the curves: what comes back for the rest must not delay it)
-  const afterPaint = () => new Promise(done => requestAnimationFrame(() => setTimeout(done, 0)));
+  // (after the frame that paints the curves: what comes back for the rest must not delay it;
+  // a tab not shown paints no frame: then a moment later)
+  const afterPaint = () => new Promise(done => {
+    requestAnimationFrame(() => setTimeout(done, 0));
+    setTimeout(done, 250);
+  });
   pollProgress().catch(fail).then(afterPaint).finally(() => {
     belowReady = true;
     pollStatus().catch(fail);
