@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from outlive import wire
 from outlive.errors import OutliveError, RunNotFound
@@ -50,7 +50,7 @@ BOARD_KEYS = (
 )  # fmt: skip
 _PAGES = {
     "board": ("runs", ("/api/board",)),
-    "run": ("run", ("runfirst.js", "uPlot.min.css", "uPlot.iife.min.js", "series.js")),
+    "run": ("run", ("uPlot.min.css", "uPlot.iife.min.js", "series.js")),
     "gotcha": ("gotcha", ()),
 }
 # Scripts run as soon as the page's parser meets them (the page waits for them: keep them tiny),
@@ -85,10 +85,11 @@ def _head_tag(ref: str) -> str:
     return f'<script src="/static/{ref}" defer></script>'
 
 
-def page(name: str, csrf: str) -> bytes:
-    """A page: the shell with its title, its files and its body; nothing from a run in it."""
+def page(name: str, csrf: str, first: tuple[str, ...] = ()) -> bytes:
+    """A page: the shell with its title, its files (``first`` before the rest) and its body;
+    nothing from a run in it but the (checked, quoted) run id in the URL of data it preloads."""
     title, extra = _PAGES[name]
-    files = (*extra, "ui.css", "common.js", f"{name}.js")
+    files = (*first, *extra, "ui.css", "common.js", f"{name}.js")
     head = [_head_tag(f) for f in files]
     shell = _static("shell.html").decode()
     body = _static(f"{name}.html").decode()
@@ -235,11 +236,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._page("board")
         elif path.startswith("/run/"):
             run_id = path[len("/run/") :]
-            # the curves' data is asked for while the page loads: its first script starts a
-            # worker that asks for it (static/runfirst.js) and parses it off the page's thread
-            if wire.run_id_problem(run_id) is None:  # read from the box while the page loads
-                self.server.view.prefetch_progress(run_id)
-            self._page("run")
+            # The curves' data is asked for while the page loads: parsed here already, as
+            # columns (a preload, taken by run.js); else as lines, by a worker that the page's
+            # first script starts (static/runfirst.js), parsed off the page's thread.
+            first: tuple[str, ...] = ()
+            if wire.run_id_problem(run_id) is None:
+                view = self.server.view
+                if view.has_columns(run_id):
+                    first = (f"/api/run/{quote(run_id)}/progress?since=0",)
+                else:  # read from the box while the page loads
+                    view.prefetch_progress(run_id)
+                    first = ("runfirst.js",)
+            self._page("run", first)
         elif path.startswith("/gotcha/"):
             self._page("gotcha")
         elif path.startswith("/static/") and path[len("/static/") :] in _STATIC:
@@ -316,8 +324,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- replies -------------------------------------------------------------------------------
 
-    def _page(self, name: str) -> None:
-        self._send(HTTPStatus.OK, page(name, self.server.guard.csrf), "text/html")
+    def _page(self, name: str, first: tuple[str, ...] = ()) -> None:
+        self._send(HTTPStatus.OK, page(name, self.server.guard.csrf, first), "text/html")
 
     def _body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)

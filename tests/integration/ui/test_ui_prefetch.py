@@ -69,6 +69,11 @@ def test_the_run_page_request_reads_the_curves_its_worker_then_takes(
     steps = [json.loads(line)["step"] for line in body[4 + hlen :].splitlines()]
     assert steps == list(range(STEPS))
     assert body[4 + hlen :] == (run_dir / "moved.jsonl").read_bytes()
+    # parsed here once sent: a later open preloads the columns, and starts no worker
+    wait_until(lambda: view.has_columns(run_id), "the lines sent parsed into columns", 60)
+    status, html = _get(server, f"/run/{run_id}")
+    preload = f'<link rel="preload" href="/api/run/{run_id}/progress?since=0" as="fetch"'
+    assert status == 200 and preload.encode() in html and b"runfirst.js" not in html
 
 
 def test_a_first_read_that_comes_while_the_page_request_reads_takes_that_read(
