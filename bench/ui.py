@@ -123,9 +123,13 @@ def mark(page: Any, name: str) -> float:
 
 def fetched_ms(page: Any, part: str, when: str = "responseEnd") -> float:
     """When the page had the whole response of the request whose URL holds ``part`` (or,
-    with ``when="responseStart"``, its first byte)."""
-    js = "([p, w]) => performance.getEntriesByType('resource').find(e => e.name.includes(p))[w]"
-    return float(page.evaluate(js, [part, when]))
+    with ``when="responseStart"``, its first byte). The run page's first read of its progress
+    is made by a worker (static/runfirst.js): its times come as the page's marks."""
+    js = "([p, w]) => performance.getEntriesByType('resource').find(e => e.name.includes(p))?.[w]"
+    got = page.evaluate(js, [part, when])
+    if got is None and part.startswith("/progress"):
+        return mark(page, {"responseStart": "progress-begins"}.get(when, "progress-received"))
+    return float(got)
 
 
 def fresh_tab(browser: Any, url: str) -> tuple[Any, Any]:

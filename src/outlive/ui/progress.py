@@ -155,6 +155,11 @@ class ProgressLines:
             elif not reading:
                 return
 
+    @property
+    def parsed_all(self) -> bool:
+        """Whether a read from byte 0 gets columns (:meth:`since`) rather than lines."""
+        return bool(self.data) and self.parsed == len(self.data)
+
     def parse(self) -> None:
         """Bring ``columns`` up to the lines read (a no-op while another thread does)."""
         if not self._parsing.acquire(blocking=False):

@@ -127,6 +127,12 @@ class RunView:
                     break
             return lines
 
+    def has_columns(self, run_id: str) -> bool:
+        """Whether the run's progress is held parsed (its page's first read gets columns)."""
+        with self._lock:
+            lines = self._progress.get(run_id)
+        return lines is not None and lines.parsed_all
+
     def parse_progress(self, run_id: str) -> None:
         """Parse in the background what the page was sent as lines, so that the next open
         gets columns; called once the reply is written, and started PARSE_AFTER_S later: the

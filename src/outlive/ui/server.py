@@ -33,6 +33,7 @@ _STATIC = {
     "board.js": "text/javascript",
     "run.js": "text/javascript",
     "series.js": "text/javascript",
+    "runfirst.js": "text/javascript",
     "gotcha.js": "text/javascript",
     "common.js": "text/javascript",
     "ui.css": "text/css",
@@ -52,6 +53,9 @@ _PAGES = {
     "run": ("run", ("uPlot.min.css", "uPlot.iife.min.js", "series.js")),
     "gotcha": ("gotcha", ()),
 }
+# Scripts run as soon as the page's parser meets them (the page waits for them: keep them tiny),
+# not once it is parsed: the run page's first read.
+_FIRST = frozenset({"runfirst.js"})
 _RUN_API = re.compile(r"^/api/run/([^/]+)(?:/(status|progress|log|explain|cancel))?$")
 _SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -76,14 +80,16 @@ def _head_tag(ref: str) -> str:
         return f'<link rel="preload" href="{html.escape(ref)}" as="fetch" crossorigin="anonymous">'
     if ref.endswith(".css"):
         return f'<link rel="stylesheet" href="/static/{ref}">'
+    if ref in _FIRST:
+        return f'<script src="/static/{ref}"></script>'
     return f'<script src="/static/{ref}" defer></script>'
 
 
-def page(name: str, csrf: str, preload: tuple[str, ...] = ()) -> bytes:
-    """A page: the shell with its title, its files and its body; nothing from a run in it but
-    the (checked, quoted) run id in the URL of the data it preloads."""
+def page(name: str, csrf: str, first: tuple[str, ...] = ()) -> bytes:
+    """A page: the shell with its title, its files (``first`` before the rest) and its body;
+    nothing from a run in it but the (checked, quoted) run id in the URL of data it preloads."""
     title, extra = _PAGES[name]
-    files = (*extra, *preload, "ui.css", "common.js", f"{name}.js")
+    files = (*first, *extra, "ui.css", "common.js", f"{name}.js")
     head = [_head_tag(f) for f in files]
     shell = _static("shell.html").decode()
     body = _static(f"{name}.html").decode()
@@ -232,11 +238,18 @@ class _Handler(BaseHTTPRequestHandler):
             self._page("board")
         elif path.startswith("/run/"):
             run_id = path[len("/run/") :]
-            # the curves' data is asked for while the page loads (run.js asks for the same URL)
-            ok = wire.run_id_problem(run_id) is None
-            if ok:  # read from the box while the page loads; its preload takes the result
-                self.server.view.prefetch_progress(run_id)
-            self._page("run", (f"/api/run/{quote(run_id)}/progress?since=0",) if ok else ())
+            # The curves' data is asked for while the page loads: parsed here already, as
+            # columns (a preload, taken by run.js); else as lines, by a worker that the page's
+            # first script starts (static/runfirst.js), parsed off the page's thread.
+            first: tuple[str, ...] = ()
+            if wire.run_id_problem(run_id) is None:
+                view = self.server.view
+                if view.has_columns(run_id):
+                    first = (f"/api/run/{quote(run_id)}/progress?since=0",)
+                else:  # read from the box while the page loads
+                    view.prefetch_progress(run_id)
+                    first = ("runfirst.js",)
+            self._page("run", first)
         elif path.startswith("/gotcha/"):
             self._page("gotcha")
         elif path.startswith("/static/") and path[len("/static/") :] in _STATIC:
@@ -313,8 +326,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- replies -------------------------------------------------------------------------------
 
-    def _page(self, name: str, preload: tuple[str, ...] = ()) -> None:
-        self._send(HTTPStatus.OK, page(name, self.server.guard.csrf, preload), "text/html")
+    def _page(self, name: str, first: tuple[str, ...] = ()) -> None:
+        self._send(HTTPStatus.OK, page(name, self.server.guard.csrf, first), "text/html")
 
     def _body(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)

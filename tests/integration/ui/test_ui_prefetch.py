@@ -1,6 +1,6 @@
 """A run page's curves are read from the box as soon as the page itself is asked for (before
-its scripts ask): the page's request for them then takes that read instead of reading again.
-Nothing is read for a run whose page nobody asked for."""
+its first script's worker asks): the page's request for them then takes that read instead of
+reading again. Nothing is read for a run whose page nobody asked for."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _get(srv: UiServer, path: str) -> tuple[int, bytes]:
     return reply.status, body
 
 
-def test_the_run_page_request_reads_the_curves_its_preload_then_takes(
+def test_the_run_page_request_reads_the_curves_its_worker_then_takes(
     ui_project: UiProject, server: UiServer
 ) -> None:
     run_id = ui_project.launch("prefetched", steps=STEPS)
@@ -50,7 +50,8 @@ def test_the_run_page_request_reads_the_curves_its_preload_then_takes(
     wait_until(lambda: (run_dir / "exit.json").exists(), "the run to end", 60)
     view = server.view
     status, html = _get(server, f"/run/{run_id}")
-    assert status == 200 and f"/api/run/{run_id}/progress?since=0".encode() in html
+    # the page's first script: a worker that asks for the curves (static/runfirst.js)
+    assert status == 200 and b'<script src="/static/runfirst.js"></script>' in html
 
     def read_whole() -> bool:
         lines = view._progress.get(run_id)
@@ -68,16 +69,21 @@ def test_the_run_page_request_reads_the_curves_its_preload_then_takes(
     steps = [json.loads(line)["step"] for line in body[4 + hlen :].splitlines()]
     assert steps == list(range(STEPS))
     assert body[4 + hlen :] == (run_dir / "moved.jsonl").read_bytes()
+    # parsed here once sent: a later open preloads the columns, and starts no worker
+    wait_until(lambda: view.has_columns(run_id), "the lines sent parsed into columns", 60)
+    status, html = _get(server, f"/run/{run_id}")
+    preload = f'<link rel="preload" href="/api/run/{run_id}/progress?since=0" as="fetch"'
+    assert status == 200 and preload.encode() in html and b"runfirst.js" not in html
 
 
-def test_a_preload_that_comes_while_the_page_request_reads_takes_that_read(
+def test_a_first_read_that_comes_while_the_page_request_reads_takes_that_read(
     ui_project: UiProject, server: UiServer
 ) -> None:
     run_id = ui_project.launch("at-once", steps=STEPS)
     ui_project.finish("at-once")
     run_dir = ui_project.dir / ".outlive" / "runs" / run_id
     wait_until(lambda: (run_dir / "exit.json").exists(), "the run to end", 60)
-    for _ in range(3):  # the page and its preload, back to back, as a browser sends them
+    for _ in range(3):  # the page and its first read, back to back, as a browser sends them
         _get(server, f"/run/{run_id}")
         status, body = _get(server, f"/api/run/{run_id}/progress?since=0")
         assert status == 200

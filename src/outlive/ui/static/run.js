@@ -103,11 +103,29 @@
     document.getElementById("points").textContent = cols.n ? "(" + cols.n + " points)" : "(no progress records yet)";
   }
 
+  // The first read: the worker runfirst.js started as the page opened (the whole file, parsed
+  // on another thread), as {head, cols, end}; null when there is no worker.
+  let firstRead = window.outliveFirstRead || null;
+  async function takeFirstRead() {
+    const got = await firstRead;
+    firstRead = window.outliveFirstRead = null;  // held no longer than the page holds its columns
+    if (got === null) return null;
+    if (got.error !== undefined) throw new Error(got.error);
+    const cols = {n: got.n, cap: got.cap, cols: new Map(got.keys.map((k, i) => [k, got.arrays[i]]))};
+    return {head: got.head, cols, end: got.end};
+  }
+
   async function pollProgress() {
+    const before = progress.cols.n;
+    const first = firstRead ? await takeFirstRead() : null;
+    if (first !== null) {
+      progress.cols = first.cols;
+      settle(first, before);
+      return;
+    }
     // series.readFrame: lines parsed as they arrive, or the server's columns of every record
     const r = await fetch(api + "/progress?since=" + progress.end, {credentials: "same-origin"});
     if (!r.ok) throw new Error((await r.json()).error || r.statusText);
-    const before = progress.cols.n;
     let read;
     try {
       read = await series.readFrame(r.body, head => {
@@ -118,8 +136,12 @@
       progress.end = 0; progress.cols = series.columns();
       throw e;
     }
+    if (read.head.format === "columns") progress.cols = read.cols;
+    settle(read, before);
+  }
+
+  function settle(read, before) {
     const head = read.head;
-    if (head.format === "columns") progress.cols = read.cols;
     progress.end = read.end;
     if (head.since === 0) document.getElementById("charts").setAttribute("data-format", String(head.format));
     if (progress.cols.n !== before || !drawn) drawCharts();
@@ -195,7 +217,13 @@
   }
 
   // The curves first; what sits below them (checkpoints, pulls, explain) once they are drawn.
-  pollProgress().catch(fail).finally(() => {
+  // (after the frame that paints the curves: what comes back for the rest must not delay it;
+  // a tab not shown paints no frame: then a moment later)
+  const afterPaint = () => new Promise(done => {
+    requestAnimationFrame(() => setTimeout(done, 0));
+    setTimeout(done, 250);
+  });
+  pollProgress().catch(fail).then(afterPaint).finally(() => {
     belowReady = true;
     pollStatus().catch(fail);
     pollLog().catch(fail);

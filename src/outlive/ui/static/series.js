@@ -159,20 +159,46 @@ const series = {
     }
     const bucket = v => Math.min(buckets - 1, Math.max(0, Math.floor((v - lo) / width)));
     let i = a;
-    while (i < b) {
+    while (i < b) {  // x is sorted: a pixel column's points are found by bisection
       const k = bucket(x[i]);
-      let j = i + 1, mn = i, mx = i;
-      while (j < b && bucket(x[j]) === k) {
-        if (y[j] < y[mn]) mn = j;
-        if (y[j] > y[mx]) mx = j;
-        j++;
+      let lo2 = i + 1, hi2 = b;
+      while (lo2 < hi2) { const m = (lo2 + hi2) >> 1; if (bucket(x[m]) <= k) lo2 = m + 1; else hi2 = m; }
+      let mn = i, mx = i, ymn = y[i], ymx = y[i];
+      for (let j = i + 1; j < lo2; j++) {
+        const v = y[j];
+        if (v < ymn) { ymn = v; mn = j; } else if (v > ymx) { ymx = v; mx = j; }
       }
-      const last = j - 1;
-      const keep = [i, Math.min(mn, mx), Math.max(mn, mx), last];
-      let prev = -1;
-      for (const t of keep) if (t !== prev && t > prev) { xs.push(x[t]); ys.push(y[t]); prev = t; }
-      i = j;
+      const last = lo2 - 1, first = Math.min(mn, mx), second = Math.max(mn, mx);
+      xs.push(x[i]); ys.push(y[i]);
+      if (first > i) { xs.push(x[first]); ys.push(y[first]); }
+      if (second > first && second > i) { xs.push(x[second]); ys.push(y[second]); }
+      if (last > second && last > i) { xs.push(x[last]); ys.push(y[last]); }
+      i = lo2;
     }
     return [xs, ys];
   },
 };
+
+// As a worker (runfirst.js starts one as a run page opens): read the progress reply at the URL
+// posted, parse it here, off the page's thread, and post the columns back, their buffers moved
+// (not copied); {error} when the reply or its parse fails.
+if (typeof document === "undefined" && typeof importScripts === "function") {
+  self.onmessage = async e => {
+    try {
+      const r = await fetch(e.data.url, {credentials: "same-origin"});
+      const begun = performance.timeOrigin + performance.now();  // the reply's head has come
+      if (!r.ok) {
+        let why = r.statusText;
+        try { why = (await r.json()).error || why; } catch (e2) { /* not JSON */ }
+        throw new Error(why);
+      }
+      const read = await series.readFrame(r.body, () => series.columns());
+      const c = read.cols, keys = [...c.cols.keys()], arrays = keys.map(k => c.cols.get(k));
+      const moved = [...new Set(arrays.map(a => a.buffer))];
+      const timing = {start: begun, end: performance.timeOrigin + performance.now()};
+      self.postMessage({head: read.head, end: read.end, n: c.n, cap: c.cap, keys, arrays, timing}, moved);
+    } catch (err) {
+      self.postMessage({error: String(err && err.message ? err.message : err)});
+    }
+  };
+}

@@ -1,0 +1,23 @@
+// The first thing a run page runs (first in its head, not deferred): a worker (series.js; the
+// query only names its request apart) that asks for the whole progress file and parses it on
+// another thread while this page loads uPlot and lays itself out; run.js takes the columns it
+// posts back. window.outliveFirstRead resolves to {head, end, n, cap, keys, arrays}, {error}
+// (the reply or its parse failed), or null (no worker here: run.js reads the file itself).
+// The server puts this script in a page only while it holds no columns of the run.
+"use strict";
+window.outliveFirstRead = new Promise(resolve => {
+  const runId = decodeURIComponent(location.pathname.split("/").pop());
+  let worker;
+  try { worker = new Worker("/static/series.js?worker"); } catch (e) { resolve(null); return; }
+  worker.onmessage = e => {
+    worker.terminate();
+    const t = e.data.timing;  // when the reply began and was all read, for bench/ui.py
+    if (t) {
+      performance.mark("progress-begins", {startTime: t.start - performance.timeOrigin});
+      performance.mark("progress-received", {startTime: t.end - performance.timeOrigin});
+    }
+    resolve(e.data);
+  };
+  worker.onerror = e => { e.preventDefault(); worker.terminate(); resolve(null); };
+  worker.postMessage({url: "/api/run/" + encodeURIComponent(runId) + "/progress?since=0"});
+});
