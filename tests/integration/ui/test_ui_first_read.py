@@ -1,7 +1,8 @@
 """A run page's first read of its curves runs in a worker (``static/runfirst.js`` starts
 ``series.js`` as one, as the page opens, under the page's own CSP): the columns it posts back
 are the ones the page would parse itself, lines that are not records skipped, keys that appear
-late filled; a reply the worker cannot read comes back as an error, not as curves."""
+late filled, the first records' keys told early (charts made meanwhile, one holding no
+number dropped); a reply the worker cannot read comes back as an error, not as curves."""
 
 from __future__ import annotations
 
@@ -74,6 +75,11 @@ def test_the_first_read_in_a_worker_gives_the_columns_the_page_parses(
         "loss": {"points": RECORDS - odd, "same": True},
         "acc": {"points": RECORDS - RECORDS // 2, "same": True},  # the key that came late
     }
+    # The first records' keys came before the rest and made charts early; "note" (text only)
+    # had one made for it, dropped once the records showed it holds no number.
+    assert page.evaluate("window.outliveFirstKeys")[:3] == ["step", "loss", "note"]
+    expect(page.locator("#charts .chart")).to_have_count(2)
+    expect(page.locator('#charts .chart[data-metric="note"]')).to_have_count(0)
     assert page.console_errors == []  # the page's CSP let the worker run and fetch
 
 

@@ -68,28 +68,43 @@
     show(u, min, max, false);
   }
 
+  const NOT_CHARTED = new Set(["step", "ts"]);
+
+  function makeChart(key) {
+    const box = document.getElementById("charts");
+    const div = ui.el("div", {class: "chart", "data-metric": key});
+    box.append(div);
+    const opts = {
+      title: key, width: Math.max(400, box.clientWidth || 900), height: 220, pxAlign: 0,
+      cursor: {sync: {key: uPlot.sync("run").key}, drag: {x: true, y: false},
+        bind: {dblclick: (self) => () => { self.zoomed = false; show(self, ...allRange(self.curve), true); return null; }}},
+      scales: {x: {time: false}},
+      series: [{label: "step"}, {label: key, stroke: "#1c5fb0", width: 1, spanGaps: true, points: {show: false}}],
+      hooks: {setSelect: [self => { self.zoomed = true; }], setScale: [onScale]},
+    };
+    return charts[key] = new uPlot(opts, [[], []], div);
+  }
+
+  // The first read's keys, told before its records: the charts are made (empty) while the
+  // worker parses the rest; drawCharts drops any whose key turns out to hold no number.
+  function earlyCharts() {
+    if (drawn || !window.outliveFirstKeys) return;
+    for (const key of window.outliveFirstKeys) if (!NOT_CHARTED.has(key) && !charts[key]) makeChart(key);
+  }
+  if (window.outliveFirstKeys) earlyCharts();
+  else window.addEventListener("outlive-first-keys", earlyCharts, {once: true});
+
   function drawCharts() {
     const box = document.getElementById("charts");
     const cols = progress.cols;
-    const keys = [...cols.cols.keys()].filter(k => k !== "step" && k !== "ts" && cols.cols.get(k).subarray(0, cols.n).some(Number.isFinite));
-    const width = Math.max(400, box.clientWidth || 900);
-    const sync = uPlot.sync("run");
+    const keys = [...cols.cols.keys()].filter(k => !NOT_CHARTED.has(k) && cols.cols.get(k).subarray(0, cols.n).some(Number.isFinite));
+    const kept = new Set(keys);
+    for (const key of Object.keys(charts)) {
+      if (!kept.has(key)) { charts[key].root.parentNode.remove(); charts[key].destroy(); delete charts[key]; }
+    }
     for (const key of keys) {
       const cv = series.curve(cols, "step", key);
-      let u = charts[key];
-      if (!u) {
-        const div = ui.el("div", {class: "chart", "data-metric": key});
-        box.append(div);
-        const opts = {
-          title: key, width, height: 220, pxAlign: 0,
-          cursor: {sync: {key: sync.key}, drag: {x: true, y: false},
-            bind: {dblclick: (self) => () => { self.zoomed = false; show(self, ...allRange(self.curve), true); return null; }}},
-          scales: {x: {time: false}},
-          series: [{label: "step"}, {label: key, stroke: "#1c5fb0", width: 1, spanGaps: true, points: {show: false}}],
-          hooks: {setSelect: [self => { self.zoomed = true; }], setScale: [onScale]},
-        };
-        u = charts[key] = new uPlot(opts, [[], []], div);
-      }
+      const u = charts[key] || makeChart(key);
       u.curve = cv;
       if (u.zoomed) show(u, u.range[0], u.range[1], false); else show(u, ...allRange(cv), true);
       u.root.parentNode.setAttribute("data-points", String(cv.x.length));

@@ -31,7 +31,7 @@ const series = {
   // the lines to. Resolves to {head, cols, end}: where the lines end in the file (the header's
   // `end`, or, when it is null -- the server streamed a read still under way --, `since` plus
   // the bytes that came).
-  async readFrame(body, fresh) {
+  async readFrame(body, fresh, onLines) {
     const reader = body.getReader();
     let pending = new Uint8Array(0), head = null, cols = null, text = "", got = 0;
     const held = [], decoder = new TextDecoder();
@@ -39,7 +39,11 @@ const series = {
       got += chunk.length;
       text += decoder.decode(chunk, {stream: !last});
       const cut = last ? text.length : text.lastIndexOf("\n") + 1;
-      if (cut > 0) { series.append(cols, series.parse(text.slice(0, cut))); text = text.slice(cut); }
+      if (cut > 0) {
+        series.append(cols, series.parse(text.slice(0, cut)));
+        text = text.slice(cut);
+        if (onLines) onLines(cols);
+      }
     };
     for (;;) {
       const {done, value} = await reader.read();
@@ -192,7 +196,10 @@ if (typeof document === "undefined" && typeof importScripts === "function") {
         try { why = (await r.json()).error || why; } catch (e2) { /* not JSON */ }
         throw new Error(why);
       }
-      const read = await series.readFrame(r.body, () => series.columns());
+      let named = false;  // the keys of the first records, told at once: the page makes its charts
+      const read = await series.readFrame(r.body, () => series.columns(), c => {
+        if (!named && c.n) { named = true; self.postMessage({keys: [...c.cols.keys()]}); }
+      });
       const c = read.cols, keys = [...c.cols.keys()], arrays = keys.map(k => c.cols.get(k));
       const moved = [...new Set(arrays.map(a => a.buffer))];
       const timing = {start: begun, end: performance.timeOrigin + performance.now()};
