@@ -393,8 +393,11 @@ def run_outlive(
     t0 = time.monotonic()
     run_id = cli("run", "-t", "hpc", "--json", "--name", "goodput", "--", *cmd,
                  "--step-sleep-s", str(sleep_s))["run_id"]  # fmt: skip
-    st = cli("status", "--json", run_id)["runs"][0]
-    job = st["slurm"]["job_id"]
+    # The job id from the run's own record, as submitit's side has it from its object: an
+    # `outlive status` here (a CLI, an agent, an squeue) would be the bench's overhead, run
+    # while the job is being scheduled and started, and counted in outlive's wall.
+    record = root / "work" / ".outlive" / "runs" / run_id / "slurm.json"
+    job = str(json.loads(record.read_text())["job_id"])
     drove = drive(
         cluster,
         job,
