@@ -221,6 +221,8 @@ PHASES = (
     ("allocated -> batch script starts", "allocated", "batch_start"),
     ("batch script -> step (srun) starts", "batch_start", "step_start"),
     ("step -> wrapper runs (interp.)", "step_start", "wrapper"),
+    # outlive on one node has no srun step: its supervisor starts from the batch script itself
+    ("batch script -> wrapper runs", "batch_start", "wrapper"),
     ("wrapper -> first step done", "wrapper", "first_step"),
     ("allocated -> bench sees RUNNING", "allocated", "running"),
     ("notice -> signal in the process", "notice", "signal"),
