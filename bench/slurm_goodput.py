@@ -221,6 +221,8 @@ PHASES = (
     ("allocated -> batch script starts", "allocated", "batch_start"),
     ("batch script -> step (srun) starts", "batch_start", "step_start"),
     ("step -> wrapper runs (interp.)", "step_start", "wrapper"),
+    # outlive on one node has no srun step: its supervisor starts from the batch script itself
+    ("batch script -> wrapper runs", "batch_start", "wrapper"),
     ("wrapper -> first step done", "wrapper", "first_step"),
     ("allocated -> bench sees RUNNING", "allocated", "running"),
     ("notice -> signal in the process", "notice", "signal"),
@@ -393,8 +395,11 @@ def run_outlive(
     t0 = time.monotonic()
     run_id = cli("run", "-t", "hpc", "--json", "--name", "goodput", "--", *cmd,
                  "--step-sleep-s", str(sleep_s))["run_id"]  # fmt: skip
-    st = cli("status", "--json", run_id)["runs"][0]
-    job = st["slurm"]["job_id"]
+    # The job id from the run's own record, as submitit's side has it from its object: an
+    # `outlive status` here (a CLI, an agent, an squeue) would be the bench's overhead, run
+    # while the job is being scheduled and started, and counted in outlive's wall.
+    record = root / "work" / ".outlive" / "runs" / run_id / "slurm.json"
+    job = str(json.loads(record.read_text())["job_id"])
     drove = drive(
         cluster,
         job,

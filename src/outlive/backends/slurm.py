@@ -2,7 +2,10 @@
 agent on the login host (or here, without ``host``) submits it with ``sbatch``; the job step is
 the agent's supervisor. Probe, cancel and tail are the agent's, which reads ``squeue``/``sacct``
 next to the run's records. Arrays fan a list of commands out as one job array, each cell its own
-run with its own run dir, log and durable path, optionally after other runs (``afterok``)."""
+run with its own run dir, log and durable path, optionally after other runs (``afterok``).
+
+Without ``host`` the agent's ``launch`` runs in this process (:mod:`outlive.backends.slurm_here`):
+the same code from the same bundle, minus one interpreter start before ``sbatch``."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from collections.abc import Iterable
 
 from outlive import wire
 from outlive._shapes import replace
-from outlive.backends import slurm_script
+from outlive.backends import slurm_here, slurm_script
 from outlive.backends.base import AgentBackend, ArrayPlan, LaunchReply
 from outlive.config import SlurmOptions
 from outlive.errors import ConfigError, UsageError
@@ -39,7 +42,8 @@ class SlurmBackend(AgentBackend):
     def launch(self, request: wire.LaunchRequest) -> LaunchReply:
         save_s = self.measured_save_s(request.name)
         spec = slurm_script.spec_for(self.options, request.run_id, request.name, save_s)
-        return super().launch(self._with_script(request, slurm_script.render(spec)))
+        request = self._with_script(request, slurm_script.render(spec))
+        return LaunchReply.from_json(slurm_here.call_launch(self.agent, request.to_json()))
 
     def launch_array(self, request: wire.LaunchRequest, plan: ArrayPlan) -> list[LaunchReply]:
         """Submit ``plan`` as one job array (cell i is run ``<run_id>-<i>``)."""
@@ -55,7 +59,7 @@ class SlurmBackend(AgentBackend):
         request.cells = [
             {"name": n, "command": list(c)} for n, c in zip(plan.names, plan.commands, strict=True)
         ]
-        reply = self.agent.call("launch", request.to_json())
+        reply = slurm_here.call_launch(self.agent, request.to_json())
         missing = {"missing_programs": reply.get("missing_programs") or []}  # said once
         return [
             LaunchReply.from_json({**c, **missing} if i == 0 else c)

@@ -263,6 +263,82 @@ def test_time_limit_warning_saves_requeues_itself_resumes_and_finishes(
     assert_same_weights(final["ckpt_dir"], reference_weights(tmp_path, steps))
 
 
+# Runs train_numpy.py unchanged, except that the first attempt's checkpoint save at step 30
+# stops with its data written but not yet published (the rename), until the warning has come:
+# the warning lands in the middle of a save, however slowly the test looks.
+HOLD_IN_SAVE = """\
+import os, runpy, sys, time
+from pathlib import Path
+import outlive
+
+made = []
+armed = []
+marker = Path(os.environ["OUTLIVE_PROGRESS_FILE"]).with_name("in-save")
+real_replace = os.replace
+
+
+class Checkpointer(outlive.Checkpointer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        made.append(self)
+
+
+def progress(step, **metrics):
+    real_progress(step, **metrics)
+    if step == 30 and os.environ.get("SLURM_RESTART_COUNT", "0") == "0":
+        armed.append(step)
+
+
+def replace(src, dst, *args, **kwargs):
+    if armed and str(dst).startswith(os.environ["OUTLIVE_CKPT_DIR"]):
+        armed.clear()
+        marker.write_text(str(dst))
+        while not made[-1].preempted:
+            time.sleep(0.02)
+    return real_replace(src, dst, *args, **kwargs)
+
+
+real_progress = outlive.progress
+outlive.Checkpointer, outlive.progress, os.replace = Checkpointer, progress, replace
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_warning_in_the_middle_of_a_save_leaves_it_loadable_and_the_next_attempt_resumes(
+    make_project: ProjectFactory, slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    """The warning (TERM to the batch shell, as --signal=B:TERM delivers) arrives while the job
+    is saving: the save completes, the job stops at its safe point, the shell requeues it, and
+    the next attempt loads that checkpoint and ends bit-identical."""
+    proj = make_project()
+    (proj / "hold_in_save.py").write_text(HOLD_IN_SAVE)
+    steps = 60
+    cmd = [sys.executable, "hold_in_save.py", *train_cmd(steps, 0.0)[1:]]
+    run_id = launch(slurm_cluster, proj, *cmd, name="warned mid-save")
+    st = wait_for(slurm_cluster, proj, run_id, lambda s: s["state"] == "running", "running")
+    marker = Path(st["run_dir"]) / "in-save"
+    deadline = time.monotonic() + DEADLINE_S
+    while not marker.exists():
+        assert time.monotonic() < deadline, "the job never reached its save at step 30"
+        time.sleep(0.1)
+    job_id = st["slurm"]["job_id"]
+    slurm_cluster.command("scancel", "--batch", "--signal=TERM", job_id)
+    with slurm_cluster.skip_requeue_delay():
+        final = wait_for(slurm_cluster, proj, run_id, lambda s: s["state"] in ENDED, "the end")
+    log = cli(slurm_cluster, proj, "logs", run_id, "-n", "200").stdout
+    assert final["state"] == "succeeded", log
+    assert final["restarts"] == 1
+    assert "passing it to the job's supervisor (" in log
+    # The save in flight completes; the job stops at its next safe point (with the default async
+    # saves, the next save waits for the one in flight) and resumes exactly from there.
+    stopped = re.findall(r"^preempted at step (\d+)", log, re.MULTILINE)
+    resumed = re.findall(r"^resumed from step (\d+)", log, re.MULTILINE)
+    assert len(stopped) == 1 and int(stopped[0]) >= 30 and resumed == stopped, log
+    assert not [p for p in Path(final["ckpt_dir"]).iterdir() if "tmp" in p.name]
+    assert_same_weights(final["ckpt_dir"], reference_weights(tmp_path, steps))
+
+
 def test_pending_shows_the_reason_and_cancel_of_a_pending_job_says_cancelled(
     make_project: ProjectFactory, slurm_cluster: SlurmCluster
 ) -> None:

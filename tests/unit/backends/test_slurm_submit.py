@@ -147,3 +147,65 @@ def test_a_queue_file_is_one_command_per_line_as_typed(tmp_path: Path) -> None:
     queue.write_text("# nothing\n")
     with pytest.raises(UsageError, match="no command"):
         read_queue_file(queue)
+
+
+def _local_slurm_backend(tmp_path: Path) -> Any:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "outlive.toml").write_text(
+        f'[targets.hpc]\nprofile = "slurm"\nworkdir = "{tmp_path / "work"}"\n'
+        f'durable = "{tmp_path / "durable"}"\npartition = "debug"\n'
+    )
+    cfg = load_config(proj)
+    session = Session(cfg)
+    return session, session.backend(cfg.target("hpc"))
+
+
+def _launch_request(tmp_path: Path) -> Any:
+    from outlive import wire
+
+    (tmp_path / "work").mkdir(exist_ok=True)
+    return wire.LaunchRequest(
+        run_id=RUN_ID,
+        name="n",
+        command=["python3", "train.py"],
+        workdir=str(tmp_path / "work"),
+        durable=str(tmp_path / "durable"),
+        target="hpc",
+    )
+
+
+def test_a_local_sbatch_is_submitted_from_this_process_with_the_bundle(
+    fake_sbatch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without host, the agent's launch runs in the client's process (no second interpreter
+    before sbatch), from the project's bundle: the job step gets the bundle's agent, as before."""
+    from outlive.transport.local import LocalTransport
+
+    session, backend = _local_slurm_backend(fake_sbatch)
+
+    def no_agent_process(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the local agent was started as a process")
+
+    monkeypatch.setattr(LocalTransport, "run", no_agent_process)
+    reply = backend.launch(_launch_request(fake_sbatch))
+    assert reply.job_id == "4242"
+    run_dir = fake_sbatch / "work" / ".outlive" / "runs" / RUN_ID
+    argv = (fake_sbatch / "sbatch.argv").read_text().splitlines()
+    bundle = session.agent(session.cfg.target("hpc")).local_dir
+    assert argv[3:] == [sys.executable, str(bundle / "box"), str(run_dir)]
+    assert (run_dir / "job.sbatch").read_text().startswith("#!/bin/bash\n#")
+    assert json.loads((run_dir / "slurm.json").read_text())["job_id"] == "4242"
+
+
+def test_a_refusal_from_a_local_sbatch_reads_as_the_agents(fake_sbatch: Path) -> None:
+    from outlive.errors import BoxError
+
+    (fake_sbatch / "sbatch.out").write_text("sbatch: error: invalid partition\n")
+    (fake_sbatch / "sbatch.rc").write_text("1")
+    _, backend = _local_slurm_backend(fake_sbatch)
+    with pytest.raises(BoxError) as err:
+        backend.launch(_launch_request(fake_sbatch))
+    assert err.value.kind == "sbatch_refused"
+    assert str(err.value).startswith("hpc: sbatch refused the job: sbatch: error: invalid")
+    assert not (fake_sbatch / "work" / ".outlive" / "runs" / RUN_ID).exists()
