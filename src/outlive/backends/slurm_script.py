@@ -18,22 +18,16 @@ How a Slurm run works (decisions, and why):
   quotes, ``\\`` escapes, an unquoted ``#`` starts a comment), so values there are held to a strict
   character set and the job name is cleaned to ``[A-Za-z0-9._+-]``; the real name lives in
   ``run.json``. Values in the shell body are ``shlex.quote``d.
-- **Signals.** ``B:`` signals reach only the batch shell, whose trap passes them on. On one node
-  the supervisor is the shell's own child (below), so the shell signals it directly once it is
-  ready: it writes its pid to ``attempts/N.pid`` once its handlers are in place (the shell waits
-  for that, bounded, and signals only its child, whatever the file holds). No squeue/scancel
-  round trip between the warning and the save, and the sooner the job ends, the sooner Slurm
-  schedules its next attempt. On more nodes the trap runs ``scancel --signal=SIG $SLURM_JOB_ID``,
-  which signals the job's steps and not the shell (checked on Slurm 22.05: a ``kill -TERM`` on
-  ``srun`` makes srun kill the step instead). Either way the supervisor forwards the signal to the
-  job's process group, so the Checkpointer's flag is set and the job saves at its next safe point
-  (SLURM1). (A plain ``scancel --signal`` reaches steps only: on one node, where there is none,
-  signal the job with ``scancel --batch`` or ``--full``, as ``--signal=B:`` does.)
-- **The step.** On one node the supervisor runs in the batch step itself, in the background so
-  the traps fire while it runs: the batch step holds all the job's CPUs and GPUs on its node, and
-  an srun step would cost every attempt ~0.05-0.1 s to create and end (measured on Slurm 22.05).
-  On more nodes one srun step starts a supervisor per node, with ``--cpus-per-task`` and the GPUs
-  given explicitly, since a step inherits neither (SLURM3).
+- **Signals.** ``B:`` signals reach only the batch shell. Its trap passes them on with
+  ``scancel --signal=SIG $SLURM_JOB_ID``, which signals the job's steps and not the shell
+  (checked on Slurm 22.05: a ``kill -TERM`` on ``srun`` makes srun kill the step instead). The
+  step is the supervisor, which forwards the signal to the job's process group, so the
+  Checkpointer's flag is set and the job saves at its next safe point (SLURM1). On one node the
+  shell signals the supervisor itself (its pid in ``attempts/N.pid`` while it runs the job, used
+  only while the step runs): no squeue/scancel round trip between the warning and the save, and
+  the sooner the job ends, the sooner Slurm schedules its next attempt.
+- **The step.** ``srun --cpus-per-task=$SLURM_CPUS_PER_TASK`` plus the GPUs, both explicit, since a
+  step inherits neither (SLURM3); run in the background so the traps fire while it runs.
 - **Requeue.** The supervisor exits 75 when the attempt was interrupted (the job exited 75, or
   died after a forwarded signal); the shell then runs ``scontrol requeue $SLURM_JOB_ID`` if the
   job is still RUNNING (a warning, or the job's own wish) and ``cancel.json`` does not exist. A
@@ -294,12 +288,41 @@ job=${job:-$SLURM_JOB_ID}
 echo "outlive: job $job attempt $(( ${SLURM_RESTART_COUNT:-0} + 1 )) on $(hostname)" \\
   "at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
-@FORWARD@trap 'forward TERM' TERM
+# A --signal=B:... warning reaches only this shell (SLURM2). Pass it to the job's steps (not to
+# this shell): the supervisor forwards it to the job, whose Checkpointer sets its flag and saves
+# at its next safe point (SLURM1). A signal sent to srun itself would make srun kill the step.
+# Not when Slurm itself is ending the job (scancel, requeue: COMPLETING), which signals the
+# steps on its own and makes scancel retry; bounded and never in the background, since a retry
+# that outlived this attempt would hit the next one.
+forward() {
+  if to_supervisor "$1"; then
+    echo "outlive: the batch shell got SIG$1; passing it to the job's supervisor ($sup)"
+    return
+  fi
+  echo "outlive: the batch shell got SIG$1; passing it to the job's steps"
+  case $(squeue -h -t all -j "$job" -o %T 2>/dev/null) in
+    COMPLETING) ;;
+    *) timeout 3 scancel --signal="$1" "$job" 2>/dev/null ;;
+  esac
+}
+# On one node, straight to this attempt's supervisor (two builtins, no scheduler round trip):
+# it writes attempts/N.pid once it runs the job and removes it when the job has ended; the pid
+# is used only while the step runs. Otherwise (more nodes, not started yet): scancel above.
+to_supervisor() {
+  sup=
+  [ "${SLURM_JOB_NUM_NODES:-1}" = 1 ] && kill -0 "${step:-}" 2>/dev/null || return 1
+  read -r sup 2>/dev/null < "$run_dir/attempts/${SLURM_RESTART_COUNT:-0}.pid" || return 1
+  case $sup in '' | *[!0-9]*) return 1 ;; esac
+  kill -s "$1" "$sup" 2>/dev/null
+}
+trap 'forward TERM' TERM
 trap 'forward USR1' USR1
 trap 'forward USR2' USR2
 
 @MULTINODE@
-@STEP@
+# A step inherits neither --cpus-per-task (Slurm >= 22.05) nor the GPUs: both given (SLURM3).
+@SRUN@ \\
+  "$py" -S "$agent" supervise "$run_dir"@LAUNCHER@ &
 step=$!
 # A trapped signal ends `wait` early: wait again while the step runs, then take its status.
 while :; do
@@ -327,67 +350,6 @@ if [ "$rc" -eq "$requeue_exit" ] && [ ! -e "$run_dir/cancel.json" ]; then
 fi
 exit "$rc"
 """
-
-
-# One node: the supervisor is this shell's own child (no srun step), so a warning goes straight
-# to it once its handlers are in place: no scheduler round trip between the warning and the
-# save, and the sooner the job ends, the sooner Slurm schedules its next attempt.
-_FORWARD_ONE_NODE = """\
-# A --signal=B:... warning reaches only this shell (SLURM2). Pass it to the supervisor, which
-# forwards it to the job, whose Checkpointer sets its flag and saves at its next safe point
-# (SLURM1). The supervisor runs here, in the batch step: no srun step to pass it through.
-forward() {
-  if to_supervisor "$1"; then
-    echo "outlive: the batch shell got SIG$1; passing it to the job's supervisor ($step)"
-  else
-    echo "outlive: the batch shell got SIG$1; the job's supervisor has ended"
-  fi
-}
-# The supervisor writes its pid to attempts/N.pid once its signal handlers are in place (before
-# that a signal would end it, job unstarted): wait for that while it runs (bounded, 10 s), then
-# signal it. Only ever this shell's own child, whatever the file holds.
-to_supervisor() {
-  tries=0
-  while kill -0 "${step:-}" 2>/dev/null; do
-    sup=
-    read -r sup 2>/dev/null < "$run_dir/attempts/${SLURM_RESTART_COUNT:-0}.pid"
-    if [ "$sup" = "$step" ] || [ "$tries" -ge 200 ]; then
-      kill -s "$1" "$step" 2>/dev/null
-      return $?  # a bare return in a trap would give the status from before the trap
-    fi
-    tries=$(( tries + 1 ))
-    sleep 0.05
-  done
-  return 1
-}
-"""
-
-_FORWARD_STEPS = """\
-# A --signal=B:... warning reaches only this shell (SLURM2). Pass it to the job's steps (not to
-# this shell): each node's supervisor forwards it to the job, whose Checkpointer sets its flag
-# and saves at its next safe point (SLURM1). A signal sent to srun itself would make srun kill
-# the step. Not when Slurm itself is ending the job (scancel, requeue: COMPLETING), which
-# signals the steps on its own and makes scancel retry; bounded and never in the background,
-# since a retry that outlived this attempt would hit the next one.
-forward() {
-  echo "outlive: the batch shell got SIG$1; passing it to the job's steps"
-  case $(squeue -h -t all -j "$job" -o %T 2>/dev/null) in
-    COMPLETING) ;;
-    *) timeout 3 scancel --signal="$1" "$job" 2>/dev/null ;;
-  esac
-}
-"""
-
-_STEP_ONE_NODE = """\
-# One node: the supervisor runs in the batch step itself, which holds all the job's CPUs and
-# GPUs on this node (no srun step to hand them to, SLURM3; no step to create and end, ~0.05-0.1 s
-# of every attempt).
-"$py" -S "$agent" supervise "$run_dir" &"""
-
-_STEP_NODES = """\
-# A step inherits neither --cpus-per-task (Slurm >= 22.05) nor the GPUs: both given (SLURM3).
-@SRUN@ \\
-  "$py" -S "$agent" supervise "$run_dir"@LAUNCHER@ &"""
 
 
 _MULTINODE = """\
@@ -450,13 +412,9 @@ def render(spec: BatchSpec) -> str:
         body = _BODY.replace("@ARG3@", "this run's directory")
         body = body.replace("@RUN_DIR@", "$3")
     body = body.replace("@REQUEUE_EXIT@", str(REQUEUE_EXIT_CODE))
-    if spec.nodes == 1:
-        body = body.replace("@FORWARD@", _FORWARD_ONE_NODE).replace("@STEP@", _STEP_ONE_NODE)
-    else:
-        step = _STEP_NODES.replace("@SRUN@", " ".join(srun_argv(spec)))
-        launcher = "".join(" \\\n    " + a for a in launcher_argv(spec))
-        step = step.replace("@LAUNCHER@", launcher)
-        body = body.replace("@FORWARD@", _FORWARD_STEPS).replace("@STEP@", step)
+    body = body.replace("@SRUN@", " ".join(srun_argv(spec)))
+    launcher = launcher_argv(spec)
+    body = body.replace("@LAUNCHER@", "".join(" \\\n    " + a for a in launcher))
     multinode = _MULTINODE.replace("@PORT_BASE@", str(spec.rdzv_port_base))
     body = body.replace("@MULTINODE@\n", multinode if spec.nodes > 1 else "")
     return "\n".join([*head, *directives(spec), ""]) + "\n" + body

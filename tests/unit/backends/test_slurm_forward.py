@@ -1,8 +1,7 @@
 """The batch shell's forward of a warning on one node, run for real minus Slurm: the rendered
-script under bash with stand-ins for ``squeue``/``scancel``/``scontrol``, the agent's real
-supervisor and a job that saves on TERM. On one node the supervisor is the shell's own child (no
-srun step): the shell signals it once it is ready (its pid in attempts/N.pid), with no
-squeue/scancel round trip, and never signals whatever else the pid file names."""
+script under bash with stand-ins for ``srun``/``squeue``/``scancel``/``scontrol``, the agent's real
+supervisor and a job that saves on TERM. The shell signals this attempt's supervisor itself (its
+pid file), with no squeue/scancel round trip; a pid file that is not a plain pid is never used."""
 
 from __future__ import annotations
 
@@ -21,6 +20,8 @@ from outlive.backends.slurm_script import render, spec_for
 from outlive.config import SlurmOptions
 
 SHIMS = {
+    # srun: drop its options and run the step (the supervisor) as a child, as slurmstepd would.
+    "srun": ('while [ $# -gt 0 ]; do case "$1" in --*) shift ;; *) break ;; esac; done\n"$@"\n'),
     "squeue": (
         'echo "$*" >> "$T/squeue.calls"\n'
         'case "$*" in *State*) echo "RUNNING|0|" ;; *) echo RUNNING ;; esac\n'
@@ -114,46 +115,23 @@ def test_a_warning_goes_straight_to_the_supervisor_which_saves_and_the_shell_req
 
 
 @pytest.mark.parametrize("content", ["-{group}\n", "{group} 1\n", "\n", "$(touch x)\n"])
-def test_the_shell_signals_only_its_own_supervisor_once_ready_whatever_the_pid_file_holds(
+def test_a_pid_file_that_is_not_a_plain_pid_is_never_signalled(
     tmp_path: Path, content: str
 ) -> None:
     # A bystander in a process group of its own: "-PGID" would signal the whole group (and
-    # "-1" every process of the user), so a shell that trusted the file would end it.
+    # "-1" every process of the user), so a broken check would end it.
     bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    try:
-        proc, run_dir = start(tmp_path)
-        pid_file = run_dir / "attempts" / "0.pid"
-        supervisor = json.loads((run_dir / "launch.json").read_text())["supervisor_pid"]
-        pid_file.write_text(content.format(group=bystander.pid))
-        proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)  # the shell waits for its supervisor to be ready; nothing is signalled
-        assert not (run_dir / "attempts" / "0.json").exists()
-        pid_file.write_text(f"{supervisor}\n")  # ready, as the supervisor writes it
-        out, _ = proc.communicate(timeout=60)
-        assert proc.returncode == 0, out
-        assert f"passing it to the job's supervisor ({supervisor})" in out
-        assert "requeueing job 4711" in out
-        assert not (tmp_path / "scancel.calls").exists()
-        assert json.loads((run_dir / "attempts" / "0.json").read_text())["requeue"] is True
-        assert not (run_dir / "x").exists()
-        assert bystander.poll() is None  # never signalled
-    finally:
-        bystander.kill()
-        bystander.wait()
-
-
-def test_a_warning_before_the_supervisor_is_ready_waits_for_it(tmp_path: Path) -> None:
-    """A warning in the supervisor's first instants (before its handlers) is held by the shell
-    until the supervisor says it is ready, then saved as any other: not lost, not fatal."""
     proc, run_dir = start(tmp_path)
-    pid_file = run_dir / "attempts" / "0.pid"
-    supervisor = pid_file.read_text()
-    pid_file.unlink()  # as before the supervisor has its handlers in place
+    supervisor = json.loads((run_dir / "launch.json").read_text())["supervisor_pid"]
+    (run_dir / "attempts" / "0.pid").write_text(content.format(group=bystander.pid))
     proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    assert not (run_dir / "attempts" / "0.json").exists()  # held, not delivered
-    pid_file.write_text(supervisor)
+    wait_for(tmp_path / "scancel.calls")  # the shell fell back to scancel
+    assert (tmp_path / "scancel.calls").read_text() == "--signal=TERM 4711\n"
+    os.kill(supervisor, signal.SIGTERM)  # what scancel would have done
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
-    assert "requeueing job 4711" in out
-    assert "saved on TERM" in (run_dir / "stdout.log").read_text()
+    assert "passing it to the job's steps" in out and "job's supervisor" not in out
+    assert not (run_dir / "x").exists()
+    assert bystander.poll() is None  # never signalled
+    bystander.kill()
+    bystander.wait()

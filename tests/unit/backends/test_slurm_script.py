@@ -93,17 +93,11 @@ def test_script_carries_the_requeue_contract() -> None:
     for want in ("--requeue", "--open-mode=append", "--output=stdout.log", "--cpus-per-task=4"):
         assert f"#SBATCH {want}" in directives
     assert "#SBATCH --signal=B:TERM@130" in directives  # 60 s jitter + 2 x 30 s + 10 s (SLURM2)
-    # One node: the supervisor runs in the batch step, which holds the job's CPUs and GPUs on
-    # the node (SLURM3 is about srun steps, which inherit neither); signals go straight to it.
-    assert "srun" not in text.replace("srun step", "")
-    assert '\n"$py" -S "$agent" supervise "$run_dir" &\nstep=$!\n' in text
+    # SLURM3: cpus and GPUs handed to the step explicitly.
+    assert 'srun --nodes=1 --ntasks=1 --cpus-per-task="${SLURM_CPUS_PER_TASK:-1}"' in text
+    assert "--gres=gpu:a100:1 \\\n" in text
     assert "trap 'forward TERM' TERM" in text
-    assert 'kill -s "$1" "$step"' in text and "scancel --signal" not in text
-    # More nodes: one srun step, cpus and GPUs handed to it explicitly (SLURM3), signals by scancel.
-    nodes = render(spec_for(SlurmOptions(gpus="a100:1", cpus=4, nodes=2), RUN_ID, "n"))
-    assert 'srun --nodes="$SLURM_JOB_NUM_NODES" --ntasks-per-node=1' in nodes
-    assert '--cpus-per-task="${SLURM_CPUS_PER_TASK:-1}" --gres=gpu:a100:1 \\\n' in nodes
-    assert 'scancel --signal="$1" "$job"' in nodes and "to_supervisor" not in nodes
+    assert 'scancel --signal="$1" "$job"' in text
     assert 'scontrol requeue "$job"' in text and "requeue_exit=75" in text
     assert "py=$1 agent=$2 run_dir=$3\n" in text
     assert not any("$TMPDIR" in ln for ln in text.splitlines())  # SLURM5
