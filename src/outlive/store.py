@@ -271,6 +271,21 @@ class PullRecord:
         )
 
 
+def _to_wal(conn: sqlite3.Connection) -> None:
+    """The registry in WAL mode (readers never block the writer). Two processes making a fresh
+    registry at once both ask for the switch, and SQLite refuses the second with "database is
+    locked" at once, without its busy wait: that one waits here instead, as long as a busy
+    registry would make it wait."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 _keep_warm = False
 # A resident process's idle connections, per registry, for its next use (the daemon's next look):
 # opening one costs a look ~0.4 ms (connect, pragmas, schema check), and closing the last one
@@ -409,8 +424,7 @@ class Store:
             conn.born = (st.st_dev, st.st_ino)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+        _to_wal(conn)
         conn.executescript(_SCHEMA)
         _migrate(conn)
         return conn

@@ -26,17 +26,22 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from outlive.errors import TransportError
 from outlive.lifecycle.pull import CKPT_LABEL, default_dest, superseded_dir
 from outlive.lifecycle.transfer import STDIN_LIST, PullOptions, Unit, rsync_argv
 from outlive.transport.base import Transport
-from outlive.transport.ssh import SshTransport
 
 if TYPE_CHECKING:
     from outlive.lifecycle.pull_box import BoxManifests
     from outlive.session import Session
+
+
+class _HasMaster(Protocol):
+    """A transport that can name its ssh master's socket (``SshTransport``)."""
+
+    def master_socket(self, timeout_s: float) -> str | None: ...
+
 
 # A guess this old is not used: its box rsync has waited for the list for a while already,
 # and rsync's own --timeout (the stall timeout) would end it.
@@ -106,36 +111,19 @@ class EarlyRsync:
         )
         box.when_open(early.launch)
         transport = box.backend.transport
-        if isinstance(transport, SshTransport):
+        if callable(getattr(transport, "master_socket", None)):  # an ssh target
             threading.Thread(
                 target=early.launch_when_master_is_up, args=(transport,), daemon=True
             ).start()
         return early
 
-    def launch_when_master_is_up(self, transport: SshTransport) -> None:
+    def launch_when_master_is_up(self, transport: _HasMaster) -> None:
         """Launch as soon as the target's ssh master listens (its control socket exists),
         which is before the agent the channel starts has answered: the rsync's own start then
         overlaps the agent's start too. ``ssh -G`` names the socket (~6 ms here); where it
         cannot, the launch waits for the channel (``when_open``)."""
-        host = transport.target.connection.host or ""
-        try:
-            shown = subprocess.run(
-                [*transport.ssh_argv(), "-G", "--", host],
-                capture_output=True,
-                timeout=MASTER_WAIT_S,
-                check=False,
-            ).stdout
-        except (OSError, subprocess.TimeoutExpired, TransportError):
-            return
-        socket = next(
-            (
-                os.fsdecode(line.split(b" ", 1)[1])
-                for line in shown.splitlines()
-                if line.lower().startswith(b"controlpath ")
-            ),
-            None,
-        )
-        if not socket or socket == "none":
+        socket = transport.master_socket(MASTER_WAIT_S)
+        if not socket:
             return
         deadline = time.monotonic() + MASTER_WAIT_S
         while time.monotonic() < deadline:

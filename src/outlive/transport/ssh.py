@@ -68,6 +68,24 @@ class SshTransport:
         self.target = target
         self.name = target.name
 
+    def master_socket(self, timeout_s: float) -> str | None:
+        """Where this target's ControlMaster listens, as ``ssh -G`` resolves it with the
+        user's own config (~6 ms; no connection is made); None where it cannot say."""
+        try:
+            shown = subprocess.run(
+                [*self.ssh_argv(), "-G", "--", self.target.connection.host or ""],
+                capture_output=True,
+                timeout=timeout_s,
+                check=False,
+            ).stdout
+        except (OSError, subprocess.TimeoutExpired, TransportError):
+            return None
+        for line in shown.splitlines():
+            if line.lower().startswith(b"controlpath "):
+                path = os.fsdecode(line.split(b" ", 1)[1])
+                return None if path == "none" else path
+        return None
+
     def ssh_argv(self, *, batch: bool = True) -> list[str]:
         t = self.target
         argv = ["ssh"]
