@@ -48,8 +48,12 @@ def generate(
 
 
 def execute(path: Path, drive: Path, kill_at_step: int | None = None) -> str:
-    """Execute the Colab notebook with ``drive`` as Drive (see :func:`run_notebook`)."""
-    env = {"OUTLIVE_DRIVE_DIR": str(drive)}
+    """Execute the Colab notebook with ``drive`` as Drive (see :func:`run_notebook`). The
+    kernel's temporary directory is the test's own, as a Colab VM's local disk is its session's:
+    the session clock's stamp never comes from another test or run on this machine."""
+    vm_tmp = drive.parent / "vm-tmp"
+    vm_tmp.mkdir(exist_ok=True)
+    env = {"OUTLIVE_DRIVE_DIR": str(drive), "TMPDIR": str(vm_tmp)}
     return run_notebook(path, env, drive / "proj" / "checkpoints", kill_at_step)
 
 

@@ -45,6 +45,8 @@ def test_the_colab_guide_runs_as_written(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTLIVE_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["OUTLIVE_NO_DAEMON"] = "1"
+    env["TMPDIR"] = str(tmp_path / "vm-tmp")  # a fresh VM's local disk: its own session clock
+    (tmp_path / "vm-tmp").mkdir()
     (tmp_path / "outlive.toml").write_text('[project]\nname = "guide"\n')
     example = ROOT / "src" / "outlive" / "examples" / "train_numpy.py"
     (tmp_path / "train_numpy.py").write_bytes(example.read_bytes())

@@ -47,16 +47,24 @@ def run_dir_of(request: wire.LaunchRequest) -> str:
 
 def session_left_s(cap_s: float, now: float | None = None) -> float:
     """Seconds left before the session cap, counted from this VM's first call (a file on local
-    disk, which dies with the session; keyed by boot id so a new VM starts a new count)."""
+    disk, which dies with the session; keyed by boot id so a new VM starts a new count).
+
+    A stamp older than the cap, or from the future, cannot belong to a session still running
+    (the platform ends a session at its cap): it is left by something else sharing this boot and
+    ``/tmp`` (a reused VM, a machine that is not a notebook VM), and the count starts again."""
     now = time.time() if now is None else now
     stamp = os.path.join(tempfile.gettempdir(), f"outlive-session-{boot_id() or 'unknown'}")
     try:
         with open(stamp, encoding="utf-8") as f:
-            started = float(f.read().strip() or now)
+            started = float(f.read().strip())
     except (OSError, ValueError):
+        started = float("nan")
+    if not 0.0 <= now - started < cap_s:  # no stamp, a damaged one, a stale one or a future one
         started = now
-        with open(stamp, "w", encoding="utf-8") as f:
+        tmp = f"{stamp}.{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
             f.write(repr(now))
+        os.replace(tmp, stamp)
     return cap_s - (now - started)
 
 

@@ -1,0 +1,50 @@
+"""The Colab session clock (counted from the VM's first call): a stamp left on the same boot by
+something that cannot be this session (older than the cap, or from the future) starts a new
+count instead of stopping a fresh job at once; a live stamp keeps counting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from outlive.agent.box import notebook
+
+CAP_S = 43200.0
+
+
+@pytest.fixture
+def stamp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(notebook.tempfile, "tempdir", None)  # read TMPDIR again
+    monkeypatch.setattr(notebook, "boot_id", lambda: "boot-1")
+    return tmp_path
+
+
+def _stamp(d: Path) -> Path:
+    return d / "outlive-session-boot-1"
+
+
+def test_the_first_call_starts_the_count(stamp_dir: Path) -> None:
+    assert notebook.session_left_s(CAP_S, now=1000.0) == CAP_S
+    assert float(_stamp(stamp_dir).read_text()) == 1000.0
+    assert notebook.session_left_s(CAP_S, now=1600.0) == CAP_S - 600.0
+
+
+def test_a_stamp_older_than_the_cap_is_not_this_session(stamp_dir: Path) -> None:
+    _stamp(stamp_dir).write_text(repr(1000.0))
+    now = 1000.0 + CAP_S + 2 * 3600.0  # left 14 h ago on this boot, by a run that ended
+    assert notebook.session_left_s(CAP_S, now=now) == CAP_S
+    assert notebook.session_left_s(CAP_S, now=now + 60.0) == CAP_S - 60.0
+
+
+@pytest.mark.parametrize("text", ["", "not a number", "nan", repr(5000.0)])
+def test_a_damaged_or_future_stamp_starts_a_new_count(stamp_dir: Path, text: str) -> None:
+    _stamp(stamp_dir).write_text(text)
+    assert notebook.session_left_s(CAP_S, now=2000.0) == CAP_S
+    assert float(_stamp(stamp_dir).read_text()) == 2000.0
+
+
+def test_a_stamp_inside_the_cap_keeps_counting(stamp_dir: Path) -> None:
+    _stamp(stamp_dir).write_text(repr(1000.0))
+    assert notebook.session_left_s(CAP_S, now=1000.0 + CAP_S - 1200.0) == 1200.0
