@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from outlive.agent.channel import ChannelPool
     from outlive.agent.client import AgentClient
     from outlive.backends.base import Backend
+    from outlive.transport.ssh import SshTransport
 
 
 class Session:
@@ -64,11 +65,24 @@ class Session:
             else:
                 from outlive.transport.ssh import SshTransport
 
-                agent = AgentClient.remote(
-                    SshTransport(t), python=t.connection.python, pool=self.pool
-                )
+                transport = SshTransport(t)
+                self._remember(transport)
+                agent = AgentClient.remote(transport, python=t.connection.python, pool=self.pool)
             self._agents[t.name] = agent
         return agent
+
+    def _remember(self, transport: SshTransport) -> None:
+        """Record how this target's ssh master comes up, for the next command to start it
+        before its imports (``transport.ahead``); a target ssh cannot reach yet is skipped."""
+        from outlive.errors import TransportError
+        from outlive.transport import ahead
+
+        try:
+            argv = transport.master_argv()
+        except TransportError:
+            return  # e.g. an unsafe control directory: the command itself says so
+        source = str(self.cfg.source) if self.cfg.source is not None else None
+        ahead.remember(str(self.cfg.state_dir), source, transport.name, argv)
 
     def backend(self, target: Target | str) -> Backend:
         """The platform backend of ``target`` (its profile's kind picks it)."""

@@ -25,6 +25,10 @@ def main() -> None:
             served = via(argv)
             if served is not None:
                 _served_exit(served)
+        elif argv[:1] == ["pull"]:
+            from outlive.transport import ahead
+
+            ahead.connect_for(argv)  # the box's handshake overlaps the imports below
         from outlive.cli.parser import Help, parse
 
         parsed = parse(argv)

@@ -18,7 +18,7 @@ from pathlib import Path
 from outlive._private_dir import private_dir_problem
 from outlive.config import Target
 from outlive.errors import TransportError, Unreachable
-from outlive.transport import files
+from outlive.transport import ahead, files
 from outlive.transport.base import Completed
 from outlive.transport.files import Direction, RsyncOptions
 
@@ -133,7 +133,13 @@ class SshTransport:
             raise self.classify_error(done.stderr)
         return done
 
+    def master_argv(self) -> list[str]:
+        """An ssh that brings this target's master up and runs ``true`` through it: what
+        ``transport.ahead`` starts early, before a command's imports."""
+        return [*self.ssh_argv(), "--", self.target.connection.host or "", "true"]
+
     def command_argv(self, argv: Sequence[str]) -> list[str]:
+        ahead.settle(CONNECT_TIMEOUT_S + 5.0)  # a handshake started early: ride on it
         return [
             *self.ssh_argv(),
             "--",
@@ -194,6 +200,7 @@ class SshTransport:
         self, direction: Direction, here: str, there: str, opts: RsyncOptions
     ) -> list[str]:
         """rsync over this host's master: ``-e`` is our ssh argv, ``there`` is ``host:path``."""
+        ahead.settle(CONNECT_TIMEOUT_S + 5.0)
         shell, host = self.ssh_argv(), self.target.connection.host
         return files.rsync_argv(direction, here, there, opts, remote_shell=shell, host=host)
 

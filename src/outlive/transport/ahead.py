@@ -1,0 +1,233 @@
+"""Connect ahead: the ssh handshake to a run's box starts while the CLI is still importing.
+
+A ``pull`` imports ~0.1 s of Python (its parser, the config, the registry, the pull itself)
+before it opens the box's connection, and the handshake (~0.14 s on the testbed) waited for
+all of it. Nothing in that handshake depends on those imports: only on the ssh command line
+the transport builds for the run's target. So every SSH transport a session builds records
+that command line (``remember``) in the project's ``.outlive/ssh-ahead.json``, with what it
+was built from: the stat of the config file, and the environment that names the control
+socket's directory and the key files. The next ``outlive pull RUN`` (``connect_for``) finds
+RUN's target in the registry (read-only), and where the record is still current starts that
+ssh at once: detached (its own session), with /dev/null for its streams, running ``true``
+through the master it brings up (``ControlPersist``). The pull's own connection waits for it
+(``settle``) instead of racing it to a second handshake, then rides on the master.
+
+Anything amiss starts nothing: no project, no record or a record from another config, no
+registry, an unknown or ambiguous run, an option before the run. The pull then connects as
+before and says itself what is wrong. An early ssh that fails (a host key changed, the box
+down) only costs the pull's own connection a wait: that one fails again, with the sentence.
+
+Imports: ``os``, ``json``, ``sqlite3`` and ``subprocess`` only (the point is to be early).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+TYPE_CHECKING = False  # not typing's: this module runs before the CLI's imports
+if TYPE_CHECKING:
+    import subprocess
+    from typing import Any
+
+RECORD_NAME = "ssh-ahead.json"
+STATE_DIRNAME = ".outlive"  # config.STATE_DIR (config is what this module runs before)
+REGISTRY_NAME = "registry.db"
+_ROOT_MARKERS = ("outlive.toml", "pyproject.toml", ".git")  # config._ROOT_MARKERS
+# What names the control socket's directory (TMPDIR) and expands ``~`` in the key file and
+# ssh_config paths: a record made under other values is another command line.
+_ENV_KEYS = ("TMPDIR", "TEMP", "TMP", "HOME")
+# Commands whose first argument is a run whose box they are about to reach.
+COMMANDS = ("pull",)
+
+_inflight: list[subprocess.Popen[bytes]] = []  # started by connect_for, awaited by settle
+
+
+def fingerprint(source: str | None) -> dict[str, Any]:
+    """What a recorded command line was built from, besides the target's name."""
+    stat: list[int] | None = None
+    if source is not None:
+        try:
+            st = os.stat(source)
+            stat = [st.st_ino, st.st_size, st.st_mtime_ns]
+        except OSError:
+            stat = None
+    env = {k: os.environ.get(k) for k in _ENV_KEYS}
+    return {"source": source, "stat": stat, "env": env, "uid": os.getuid()}
+
+
+def remember(state_dir: str, source: str | None, target: str, argv: list[str]) -> None:
+    """Record ``argv`` (an ssh that brings ``target``'s master up) for the next command.
+    Written only when it changed, whole or not at all; a read-only or full disk skips it."""
+    path = os.path.join(state_dir, RECORD_NAME)
+    entry = {"argv": argv, "built_from": fingerprint(source)}
+    records = _read(path)
+    if records.get(target) == entry:
+        return
+    if not os.path.isdir(state_dir):
+        return  # the project's state dir is made by the commands that need it, not here
+    records[target] = entry
+    import threading  # the daemon's sessions may write it from two threads at once
+
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with open(fd, "w", encoding="utf-8") as f:
+            json.dump({"targets": records}, f)
+        os.replace(tmp, path)
+    except OSError:
+        import contextlib
+
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+def connect_for(argv: list[str]) -> bool:
+    """Start the handshake for ``outlive COMMAND RUN ...`` where it can be had cheaply and
+    safely; whether one was started. Never raises: this is only ever a head start."""
+    try:
+        return _connect_for(argv)
+    except Exception:  # a head start that fails is no start, never an error
+        return False
+
+
+def settle(timeout_s: float) -> None:
+    """Wait (up to ``timeout_s``) for the ssh ``connect_for`` started to be done: its master
+    is then up, or it failed and the caller's own connection finds out why."""
+    if not _inflight:
+        return
+    import contextlib
+    import subprocess
+
+    for proc in list(_inflight):  # any thread about to connect waits, not only the first
+        with contextlib.suppress(subprocess.TimeoutExpired):  # still connecting: go on alone
+            proc.wait(timeout_s)
+        if proc in _inflight:
+            _inflight.remove(proc)
+
+
+def _connect_for(argv: list[str]) -> bool:
+    if len(argv) < 2 or argv[0] not in COMMANDS or not argv[1] or argv[1].startswith("-"):
+        return False
+    if any(a in ("-h", "--help") for a in argv):
+        return False
+    ref, wanted = argv[1], _option(argv[2:], ("-t", "--target"))
+    state_dir = _state_dir()
+    if state_dir is None:
+        return False
+    target = _target_of(os.path.join(state_dir, REGISTRY_NAME), ref)
+    if target is None or (wanted is not None and wanted != target):
+        return False
+    record = os.path.join(state_dir, RECORD_NAME)
+    if not _own(record):
+        return False
+    entry = _read(record).get(target)
+    if not isinstance(entry, dict) or not _current(entry.get("built_from"), state_dir):
+        return False
+    command = entry.get("argv")
+    if not (isinstance(command, list) and all(isinstance(a, str) for a in command)):
+        return False
+    if len(command) < 3 or command[0] != "ssh" or command[-1] != "true":
+        return False  # not what SshTransport.master_argv writes
+    import subprocess
+
+    _inflight.append(
+        subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C of the pull must not take the master with it
+        )
+    )
+    return True
+
+
+def _own(path: str) -> bool:
+    """Whether ``path`` is a file of this user's that no one else may write: a command line
+    another user could plant must never run."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    import stat
+
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def _option(args: list[str], names: tuple[str, ...]) -> str | None:
+    for i, a in enumerate(args):
+        if a == "--":
+            return None
+        if a in names and i + 1 < len(args):
+            return args[i + 1]
+        for n in names:
+            if n.startswith("--") and a.startswith(n + "="):
+                return a[len(n) + 1 :]
+    return None
+
+
+def _state_dir() -> str | None:
+    """The project's ``.outlive`` as config finds the project (the nearest directory at or
+    above this one with a marker), where it exists."""
+    d = os.path.realpath(os.getcwd())
+    while True:
+        if any(os.path.exists(os.path.join(d, m)) for m in _ROOT_MARKERS):
+            state = os.path.join(d, STATE_DIRNAME)
+            return state if os.path.isdir(state) else None
+        up = os.path.dirname(d)
+        if up == d:
+            return None
+        d = up
+
+
+def _source_of(state_dir: str) -> str | None:
+    project = os.path.dirname(state_dir)
+    for name in ("outlive.toml", "pyproject.toml"):
+        path = os.path.join(project, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _current(built_from: object, state_dir: str) -> bool:
+    """Whether a record was built from what there is now: the config file the project would
+    be read from (an outlive.toml added beside a pyproject.toml replaces it), with the same
+    stat, the same environment and the same user."""
+    if not isinstance(built_from, dict):
+        return False
+    source = _source_of(state_dir)
+    return built_from.get("source") == source and fingerprint(source) == built_from
+
+
+def _target_of(registry: str, ref: str) -> str | None:
+    """The target of run ``ref`` (an id, a name, or an id's prefix, as ``pick_run`` reads
+    it), where the registry says one and only one."""
+    if not os.path.isfile(registry):
+        return None
+    import sqlite3
+
+    uri = "file:" + registry.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+    conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=0.05)
+    try:
+        for query in (
+            "SELECT DISTINCT target FROM runs WHERE run_id = ?",
+            "SELECT DISTINCT target FROM runs WHERE name = ?",
+            "SELECT DISTINCT target FROM runs WHERE substr(run_id, 1, length(?1)) = ?1",
+        ):
+            found = [str(row[0]) for row in conn.execute(query, (ref,))]
+            if found:
+                return found[0] if len(found) == 1 else None
+        return None
+    finally:
+        conn.close()
+
+
+def _read(path: str) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    targets = data.get("targets") if isinstance(data, dict) else None
+    return dict(targets) if isinstance(targets, dict) else {}

@@ -1,0 +1,169 @@
+"""Connect ahead (``transport.ahead``): which ``outlive pull`` starts its box's ssh before its
+imports, and which starts nothing. The ssh here is a stand-in first on PATH that records it
+ran; the real handshake is tests/integration/ssh/test_connect_ahead.py."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from outlive.store import RunRecord, Store
+from outlive.transport import ahead
+
+ARGV = ["ssh", "-o", "BatchMode=yes", "--", "gpu-box", "true"]
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    proj = tmp_path / "proj"
+    (proj / ".outlive").mkdir(parents=True)
+    (proj / "outlive.toml").write_text('[targets.box]\nhost = "gpu-box"\n')
+    store = Store(proj / ".outlive")
+    for run_id, name, target in [
+        ("20261204-010101-aaaaaa", "train", "box"),
+        ("20261204-010102-bbbbbb", "both", "box"),
+        ("20261204-010103-cccccc", "both", "other"),
+    ]:
+        store.add(RunRecord(run_id, name, target, ["true"], "/r", "/c", 1.0))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    marker = tmp_path / "ssh-ran"
+    (bin_dir / "ssh").write_text(f'#!/bin/sh\necho "$*" >> "{marker}"\n')
+    (bin_dir / "ssh").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(proj)
+    return proj
+
+
+def remember(proj: Path, argv: list[str] = ARGV, target: str = "box") -> None:
+    ahead.remember(str(proj / ".outlive"), str(proj / "outlive.toml"), target, argv)
+
+
+def ran(proj: Path) -> list[str]:
+    ahead.settle(10.0)
+    marker = proj.parent / "ssh-ran"
+    return marker.read_text().splitlines() if marker.exists() else []
+
+
+def test_a_current_record_starts_its_ssh_for_an_id_a_name_or_a_prefix(project: Path) -> None:
+    remember(project)
+    for ref in ("20261204-010101-aaaaaa", "train", "20261204-010101"):
+        assert ahead.connect_for(["pull", ref, "--json"])
+    assert ran(project) == ["-o BatchMode=yes -- gpu-box true"] * 3
+
+
+def test_the_record_is_private_and_rewritten_only_when_it_changes(project: Path) -> None:
+    remember(project)
+    path = project / ".outlive" / ahead.RECORD_NAME
+    assert path.stat().st_mode & 0o777 == 0o600
+    before = path.stat().st_ino
+    remember(project)
+    assert path.stat().st_ino == before  # the same record: not written again
+    remember(project, [*ARGV[:-2], "other-box", "true"])
+    assert path.stat().st_ino != before
+    assert json.loads(path.read_text())["targets"]["box"]["argv"][-2] == "other-box"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["pull"],
+        ["pull", ""],
+        ["pull", "--to", "x", "train"],  # an option first: not read here
+        ["pull", "train", "--help"],
+        ["pull", "nope"],  # no such run
+        ["pull", "both"],  # a name on two targets
+        ["pull", "train", "-t", "other"],  # the pull will refuse it
+        ["pull", "train", "--target=other"],
+        ["status", "train"],
+    ],
+)
+def test_nothing_starts_where_the_run_or_command_does_not_say_one_box(
+    project: Path, argv: list[str]
+) -> None:
+    remember(project)
+    assert not ahead.connect_for(argv)
+    assert ran(project) == []
+
+
+def test_a_record_from_another_config_or_environment_starts_nothing(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remember(project)
+    config = project / "outlive.toml"
+    config.write_text(config.read_text() + "# edited\n")
+    assert not ahead.connect_for(["pull", "train"])
+    remember(project)
+    monkeypatch.setenv("TMPDIR", str(project))  # another control-socket directory
+    assert not ahead.connect_for(["pull", "train"])
+    monkeypatch.delenv("TMPDIR")
+    remember(project)
+    (project / "pyproject.toml").write_text("")  # still outlive.toml: the record holds
+    assert ahead.connect_for(["pull", "train"])
+    config.unlink()  # now pyproject.toml is the config: another file than the record's
+    assert not ahead.connect_for(["pull", "train"])
+    assert len(ran(project)) == 1
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        {"targets": {"box": {"argv": ["sh", "-c", "touch pwned", "true"]}}},
+        {"targets": {"box": {"argv": ["ssh", "gpu-box", "reboot"]}}},
+        {"targets": {"box": {"argv": "ssh gpu-box true"}}},
+        {"targets": {"box": {"argv": ["ssh", 1, "true"]}}},
+        {"targets": ["box"]},
+        [],
+    ],
+)
+def test_a_record_outlive_did_not_write_runs_nothing(project: Path, planted: object) -> None:
+    remember(project)
+    path = project / ".outlive" / ahead.RECORD_NAME
+    data = json.loads(path.read_text())
+    built = data["targets"]["box"]["built_from"]
+    if isinstance(planted, dict) and isinstance(planted["targets"], dict):
+        planted["targets"]["box"]["built_from"] = built  # current in every other way
+    path.write_text(json.dumps(planted))
+    assert not ahead.connect_for(["pull", "train"])
+    assert ran(project) == []
+    assert not (project / "pwned").exists()
+
+
+def test_a_record_others_may_write_or_a_damaged_one_runs_nothing(project: Path) -> None:
+    remember(project)
+    path = project / ".outlive" / ahead.RECORD_NAME
+    path.chmod(0o666)
+    assert not ahead.connect_for(["pull", "train"])
+    path.chmod(0o600)
+    path.write_text("{not json")
+    assert not ahead.connect_for(["pull", "train"])
+    path.unlink()
+    path.symlink_to(project / "outlive.toml")
+    assert not ahead.connect_for(["pull", "train"])
+    assert ran(project) == []
+
+
+def test_no_registry_or_a_damaged_one_starts_nothing(project: Path) -> None:
+    remember(project)
+    registry = project / ".outlive" / ahead.REGISTRY_NAME
+    for extra in registry.parent.glob("registry.db-*"):
+        extra.unlink()
+    registry.write_bytes(b"not a database")
+    assert not ahead.connect_for(["pull", "train"])
+    registry.unlink()
+    assert not ahead.connect_for(["pull", "train"])
+    assert ran(project) == []
+
+
+def test_outside_a_project_nothing_starts_and_nothing_is_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    monkeypatch.chdir(bare)
+    assert not ahead.connect_for(["pull", "train"])
+    ahead.remember(str(bare / ".outlive"), None, "box", ARGV)
+    assert list(bare.iterdir()) == []
