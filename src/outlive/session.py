@@ -82,7 +82,13 @@ class Session:
         except TransportError:
             return  # e.g. an unsafe control directory: the command itself says so
         source = str(self.cfg.source) if self.cfg.source is not None else None
-        ahead.remember(str(self.cfg.state_dir), source, transport.name, argv)
+        ahead.remember(
+            str(self.cfg.state_dir),
+            source,
+            transport.name,
+            argv,
+            lambda: transport.master_socket(ahead.SOCKET_LOOKUP_TIMEOUT_S),
+        )
 
     def backend(self, target: Target | str) -> Backend:
         """The platform backend of ``target`` (its profile's kind picks it)."""

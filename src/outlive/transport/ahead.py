@@ -28,6 +28,7 @@ import os
 TYPE_CHECKING = False  # not typing's: this module runs before the CLI's imports
 if TYPE_CHECKING:
     import subprocess
+    from collections.abc import Callable
     from typing import Any
 
 RECORD_NAME = "ssh-ahead.json"
@@ -40,7 +41,9 @@ _ENV_KEYS = ("TMPDIR", "TEMP", "TMP", "HOME")
 # Commands whose first argument is a run whose box they are about to reach.
 COMMANDS = ("pull",)
 
-_inflight: list[subprocess.Popen[bytes]] = []  # started by connect_for, awaited by settle
+SETTLE_POLL_S = 0.002
+SOCKET_LOOKUP_TIMEOUT_S = 2.0  # `ssh -G`, when a record is (re)written
+_inflight: list[_Early] = []  # started by connect_for, awaited by settle
 
 
 def fingerprint(source: str | None) -> dict[str, Any]:
@@ -56,17 +59,26 @@ def fingerprint(source: str | None) -> dict[str, Any]:
     return {"source": source, "stat": stat, "env": env, "uid": os.getuid()}
 
 
-def remember(state_dir: str, source: str | None, target: str, argv: list[str]) -> None:
-    """Record ``argv`` (an ssh that brings ``target``'s master up) for the next command.
-    Written only when it changed, whole or not at all; a read-only or full disk skips it."""
+def remember(
+    state_dir: str,
+    source: str | None,
+    target: str,
+    argv: list[str],
+    socket: Callable[[], str | None],
+) -> None:
+    """Record ``argv`` (an ssh that brings ``target``'s master up) and where that master
+    listens (``socket()``, asked only when the record changes: it runs ``ssh -G``) for the
+    next command. Written only when it changed, whole or not at all; a read-only or full disk
+    skips it."""
     path = os.path.join(state_dir, RECORD_NAME)
-    entry = {"argv": argv, "built_from": fingerprint(source)}
+    built_from = fingerprint(source)
     records = _read(path)
-    if records.get(target) == entry:
+    old = records.get(target)
+    if isinstance(old, dict) and old.get("argv") == argv and old.get("built_from") == built_from:
         return
     if not os.path.isdir(state_dir):
         return  # the project's state dir is made by the commands that need it, not here
-    records[target] = entry
+    records[target] = {"argv": argv, "socket": socket(), "built_from": built_from}
     import threading  # the daemon's sessions may write it from two threads at once
 
     tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
@@ -92,18 +104,37 @@ def connect_for(argv: list[str]) -> bool:
 
 
 def settle(timeout_s: float) -> None:
-    """Wait (up to ``timeout_s``) for the ssh ``connect_for`` started to be done: its master
-    is then up, or it failed and the caller's own connection finds out why."""
+    """Wait (up to ``timeout_s``) until the ssh ``connect_for`` started has its master up (its
+    control socket made since it started), or has ended (a master that was up already, or a
+    failure the caller's own connection finds out about). Then any ssh rides on the master."""
     if not _inflight:
         return
-    import contextlib
-    import subprocess
+    import time
 
-    for proc in list(_inflight):  # any thread about to connect waits, not only the first
-        with contextlib.suppress(subprocess.TimeoutExpired):  # still connecting: go on alone
-            proc.wait(timeout_s)
-        if proc in _inflight:
-            _inflight.remove(proc)
+    deadline = time.monotonic() + timeout_s
+    for early in list(_inflight):  # any thread about to connect waits, not only the first
+        while not early.done() and time.monotonic() < deadline:
+            time.sleep(SETTLE_POLL_S)
+        if early in _inflight:
+            _inflight.remove(early)
+
+
+class _Early:
+    """An ssh started ahead, and where its master will listen."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], socket: str | None, started: float):
+        self.proc, self.socket, self.started = proc, socket, started
+
+    def done(self) -> bool:
+        if self.proc.poll() is not None:
+            return True
+        if self.socket is None:
+            return False
+        try:
+            made = os.stat(self.socket).st_mtime
+        except OSError:
+            return False
+        return made >= self.started - 1.0  # made by this ssh, not a stale one before it
 
 
 def _connect_for(argv: list[str]) -> bool:
@@ -129,17 +160,19 @@ def _connect_for(argv: list[str]) -> bool:
         return False
     if len(command) < 3 or command[0] != "ssh" or command[-1] != "true":
         return False  # not what SshTransport.master_argv writes
+    socket = entry.get("socket")
     import subprocess
+    import time
 
-    _inflight.append(
-        subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # a Ctrl-C of the pull must not take the master with it
-        )
+    started = time.time()
+    proc = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C of the pull must not take the master with it
     )
+    _inflight.append(_Early(proc, socket if isinstance(socket, str) else None, started))
     return True
 
 

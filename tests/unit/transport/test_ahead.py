@@ -38,8 +38,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return proj
 
 
-def remember(proj: Path, argv: list[str] = ARGV, target: str = "box") -> None:
-    ahead.remember(str(proj / ".outlive"), str(proj / "outlive.toml"), target, argv)
+def remember(
+    proj: Path, argv: list[str] = ARGV, target: str = "box", socket: str | None = None
+) -> None:
+    ahead.remember(str(proj / ".outlive"), str(proj / "outlive.toml"), target, argv, lambda: socket)
 
 
 def ran(proj: Path) -> list[str]:
@@ -165,5 +167,47 @@ def test_outside_a_project_nothing_starts_and_nothing_is_made(
     bare.mkdir()
     monkeypatch.chdir(bare)
     assert not ahead.connect_for(["pull", "train"])
-    ahead.remember(str(bare / ".outlive"), None, "box", ARGV)
+    ahead.remember(str(bare / ".outlive"), None, "box", ARGV, lambda: None)
     assert list(bare.iterdir()) == []
+
+
+def test_settle_returns_once_the_master_listens_not_when_the_early_ssh_ends(
+    project: Path,
+) -> None:
+    """The early ssh's own session (``true``) ends after its master is up; what a connection
+    waits for is the master's socket, made by this ssh (a stale one made before is not it)."""
+    sock = project.parent / "master.sock"
+    sock.write_text("stale")
+    os.utime(sock, (1.0, 1.0))
+    slow = project.parent / "bin" / "ssh"
+    slow.write_text(f'#!/bin/sh\nsleep 0.3\nrm -f "{sock}"; : > "{sock}"\nexec sleep 30\n')
+    remember(project, socket=str(sock))
+    asked: list[str] = []
+
+    def lookup() -> str:
+        asked.append("ssh -G")
+        return "elsewhere"
+
+    ahead.remember(str(project / ".outlive"), str(project / "outlive.toml"), "box", ARGV, lookup)
+    assert json.loads((project / ".outlive" / ahead.RECORD_NAME).read_text())["targets"]["box"][
+        "socket"
+    ] == str(sock)
+    assert ahead.connect_for(["pull", "train"])
+    early = ahead._inflight[0]
+    ahead.settle(20.0)
+    assert early.proc.poll() is None  # still running its session: not what settle waited for
+    assert sock.stat().st_mtime > 2.0  # settled on the socket this ssh made
+    assert ahead._inflight == [] and asked == []  # the same record: no second ssh -G
+    early.proc.kill()
+    early.proc.wait()
+
+
+def test_settle_gives_up_after_its_timeout(project: Path) -> None:
+    (project.parent / "bin" / "ssh").write_text("#!/bin/sh\nexec sleep 30\n")
+    remember(project, socket=str(project.parent / "never.sock"))
+    assert ahead.connect_for(["pull", "train"])
+    early = ahead._inflight[0]
+    ahead.settle(0.2)
+    assert ahead._inflight == [] and early.proc.poll() is None
+    early.proc.kill()
+    early.proc.wait()
