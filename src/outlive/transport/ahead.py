@@ -8,9 +8,9 @@ that command line (``remember``) in the project's ``.outlive/ssh-ahead.json``, w
 was built from: the stat of the config file, and the environment that names the control
 socket's directory and the key files. The next ``outlive pull RUN`` (``connect_for``) finds
 RUN's target in the registry (read-only), and where the record is still current starts that
-ssh at once: detached (its own session), with /dev/null for its streams, running ``true``
-through the master it brings up (``ControlPersist``). The pull's own connection waits for it
-(``settle``) instead of racing it to a second handshake, then rides on the master.
+ssh at once: detached (its own session), with /dev/null for its streams, ``-N`` (no session
+on the box: it only brings the master up, which ``ControlPersist`` keeps). The pull's own
+connections wait for that master (``settle``) instead of racing it to a second handshake.
 
 Anything amiss starts nothing: no project, no record or a record from another config, no
 registry, an unknown or ambiguous run, an option before the run. The pull then connects as
@@ -42,6 +42,7 @@ _ENV_KEYS = ("TMPDIR", "TEMP", "TMP", "HOME")
 COMMANDS = ("pull",)
 
 SETTLE_POLL_S = 0.002
+SSH_FAILED = 255
 SOCKET_LOOKUP_TIMEOUT_S = 2.0  # `ssh -G`, when a record is (re)written
 _inflight: list[_Early] = []  # started by connect_for, awaited by settle
 
@@ -103,27 +104,34 @@ def connect_for(argv: list[str]) -> bool:
         return False
 
 
-def settle(timeout_s: float) -> None:
+def settle(timeout_s: float) -> bytes | None:
     """Wait (up to ``timeout_s``) until the ssh ``connect_for`` started has its master up (its
-    control socket made since it started), or has ended (a master that was up already, or a
-    failure the caller's own connection finds out about). Then any ssh rides on the master."""
+    control socket made since it started), or has ended (at once where a master was up
+    already). Then any ssh rides on the master. Where it failed (exit 255), what it said, once:
+    the caller need not wait for the same timeout again to say why."""
     if not _inflight:
-        return
+        return None
     import time
 
     deadline = time.monotonic() + timeout_s
+    said = None
     for early in list(_inflight):  # any thread about to connect waits, not only the first
         while not early.done() and time.monotonic() < deadline:
             time.sleep(SETTLE_POLL_S)
         if early in _inflight:
             _inflight.remove(early)
+            failed = early.failure()
+            said = failed if said is None else said
+    return said
 
 
 class _Early:
-    """An ssh started ahead, and where its master will listen."""
+    """An ssh started ahead, where its master will listen, and its stderr (a file)."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], socket: str | None, started: float):
-        self.proc, self.socket, self.started = proc, socket, started
+    def __init__(
+        self, proc: subprocess.Popen[bytes], socket: str | None, started: float, err_fd: int
+    ):
+        self.proc, self.socket, self.started, self.err_fd = proc, socket, started, err_fd
 
     def done(self) -> bool:
         if self.proc.poll() is not None:
@@ -135,6 +143,17 @@ class _Early:
         except OSError:
             return False
         return made >= self.started - 1.0  # made by this ssh, not a stale one before it
+
+    def failure(self) -> bytes | None:
+        """What the ssh wrote where it ended with 255 (ssh's own failure), else None."""
+        try:
+            if self.proc.poll() != SSH_FAILED:
+                return None
+            return os.pread(self.err_fd, 64 * 1024, 0)
+        except OSError:
+            return None
+        finally:
+            os.close(self.err_fd)
 
 
 def _connect_for(argv: list[str]) -> bool:
@@ -158,21 +177,30 @@ def _connect_for(argv: list[str]) -> bool:
     command = entry.get("argv")
     if not (isinstance(command, list) and all(isinstance(a, str) for a in command)):
         return False
-    if len(command) < 3 or command[0] != "ssh" or command[-1] != "true":
+    if len(command) < 4 or command[0] != "ssh" or command[-3:-1] != ["-N", "--"]:
         return False  # not what SshTransport.master_argv writes
     socket = entry.get("socket")
     import subprocess
     import time
 
+    # Its stderr goes to a file (unlinked at once) that is read only if it fails: a pipe would
+    # be inherited by the master it leaves behind.
+    err_path = os.path.join(state_dir, f".ssh-ahead.{os.getpid()}.err")
+    err_fd = os.open(err_path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.unlink(err_path)
     started = time.time()
-    proc = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # a Ctrl-C of the pull must not take the master with it
-    )
-    _inflight.append(_Early(proc, socket if isinstance(socket, str) else None, started))
+    try:
+        proc = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err_fd,
+            start_new_session=True,  # a Ctrl-C of the pull must not take the master with it
+        )
+    except BaseException:
+        os.close(err_fd)
+        raise
+    _inflight.append(_Early(proc, socket if isinstance(socket, str) else None, started, err_fd))
     return True
 
 

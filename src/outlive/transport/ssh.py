@@ -134,12 +134,23 @@ class SshTransport:
         return done
 
     def master_argv(self) -> list[str]:
-        """An ssh that brings this target's master up and runs ``true`` through it: what
-        ``transport.ahead`` starts early, before a command's imports."""
-        return [*self.ssh_argv(), "--", self.target.connection.host or "", "true"]
+        """An ssh that brings this target's master up (``-N``: no session on the box; with
+        ``ControlPersist`` it returns once the master is up, at once where one is up already):
+        what ``transport.ahead`` starts early, before a command's imports."""
+        return [*self.ssh_argv(), "-N", "--", self.target.connection.host or ""]
+
+    def settle(self) -> None:
+        """Where this command started the handshake ahead (``transport.ahead``), wait for its
+        master; where that ssh found the host unreachable, say so now rather than wait for the
+        same timeout a second time."""
+        failed = ahead.settle(CONNECT_TIMEOUT_S + 5.0)
+        if failed is not None:
+            error = self.classify_error(failed)
+            if isinstance(error, Unreachable):
+                raise error
 
     def command_argv(self, argv: Sequence[str]) -> list[str]:
-        ahead.settle(CONNECT_TIMEOUT_S + 5.0)  # a handshake started early: ride on it
+        self.settle()  # a handshake started early: ride on its master
         return [
             *self.ssh_argv(),
             "--",
@@ -200,7 +211,7 @@ class SshTransport:
         self, direction: Direction, here: str, there: str, opts: RsyncOptions
     ) -> list[str]:
         """rsync over this host's master: ``-e`` is our ssh argv, ``there`` is ``host:path``."""
-        ahead.settle(CONNECT_TIMEOUT_S + 5.0)
+        self.settle()
         shell, host = self.ssh_argv(), self.target.connection.host
         return files.rsync_argv(direction, here, there, opts, remote_shell=shell, host=host)
 

@@ -123,7 +123,7 @@ def test_pull_connects_ahead_once_and_rides_on_that_master(
     run_id = finished_run(project, env, box)
     record = json.loads((project / ".outlive" / "ssh-ahead.json").read_text())
     argv = record["targets"]["box"]["argv"]
-    assert argv[0] == "ssh" and argv[-1] == "true" and box.name in argv
+    assert argv[0] == "ssh" and argv[-3:] == ["-N", "--", box.name]
     assert (project / ".outlive" / "ssh-ahead.json").stat().st_mode & 0o077 == 0
 
     drop_master(project, env, box, private_tmp)
@@ -133,9 +133,9 @@ def test_pull_connects_ahead_once_and_rides_on_that_master(
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["ok"] is True
     used = connections(log)
-    assert used[0][1].endswith(" true"), used  # the first ssh is the early one ...
+    assert used[0][1].endswith(f" -N -- {box.name}"), used  # the first ssh is the early one
     fresh = [a for n, a in used if n == 0]
-    assert len(fresh) == 1, used  # ... and the only one that had no master to ride on
+    assert len(fresh) == 1, used  # and the only one that had no master to ride on
     assert len(used) >= 2  # the agent's channel and the rsync came after, on its master
 
 
@@ -151,8 +151,31 @@ def test_a_record_the_config_no_longer_matches_starts_nothing(
     out = cli(project, env, "pull", run_id, "--json", "--to", str(tmp_path / "got"))
     assert out.returncode == 0, out.stderr
     used = connections(log)
-    assert not any(a.endswith(" true") for _, a in used), used
+    assert not any(" -N " in f" {a} " for _, a in used), used
     assert [a for n, a in used if n == 0], used  # the pull connected on its own
     # ... and the pull's own session recorded the current command line for next time
     record = json.loads((project / ".outlive" / "ssh-ahead.json").read_text())
     assert record["targets"]["box"]["built_from"]["stat"][2] == config.stat().st_mtime_ns
+
+
+def test_an_unreachable_box_is_said_after_one_attempt_not_two(
+    project: Path, env: dict[str, str], box: Box, private_tmp: Path, tmp_path: Path
+) -> None:
+    """The early ssh finds the link cut; the pull says so in one sentence from what that ssh
+    said, and starts no second connection to wait out the same failure (a timeout: 10 s)."""
+    run_id = finished_run(project, env, box)
+    drop_master(project, env, box, private_tmp)
+    log = tmp_path / "ssh.log"
+    log.write_text("")
+    box.cut()
+    try:
+        out = cli(project, env, "pull", run_id, "--json", "--to", str(tmp_path / "got"))
+    finally:
+        box.restore()
+    assert out.returncode != 0
+    said = out.stderr.strip().splitlines()
+    assert len(said) == 1 and "unreachable" in said[0], out.stderr
+    assert [a for n, a in connections(log) if n == 0] == [
+        a for _, a in connections(log) if " -N " in f" {a} "
+    ]  # the one connection attempt was the early one
+    assert not (tmp_path / "got").exists()  # nothing written for a pull that never started

@@ -13,7 +13,7 @@ import pytest
 from outlive.store import RunRecord, Store
 from outlive.transport import ahead
 
-ARGV = ["ssh", "-o", "BatchMode=yes", "--", "gpu-box", "true"]
+ARGV = ["ssh", "-o", "BatchMode=yes", "-N", "--", "gpu-box"]
 
 
 @pytest.fixture
@@ -54,7 +54,7 @@ def test_a_current_record_starts_its_ssh_for_an_id_a_name_or_a_prefix(project: P
     remember(project)
     for ref in ("20261204-010101-aaaaaa", "train", "20261204-010101"):
         assert ahead.connect_for(["pull", ref, "--json"])
-    assert ran(project) == ["-o BatchMode=yes -- gpu-box true"] * 3
+    assert ran(project) == ["-o BatchMode=yes -N -- gpu-box"] * 3
 
 
 def test_the_record_is_private_and_rewritten_only_when_it_changes(project: Path) -> None:
@@ -64,9 +64,9 @@ def test_the_record_is_private_and_rewritten_only_when_it_changes(project: Path)
     before = path.stat().st_ino
     remember(project)
     assert path.stat().st_ino == before  # the same record: not written again
-    remember(project, [*ARGV[:-2], "other-box", "true"])
+    remember(project, [*ARGV[:-1], "other-box"])
     assert path.stat().st_ino != before
-    assert json.loads(path.read_text())["targets"]["box"]["argv"][-2] == "other-box"
+    assert json.loads(path.read_text())["targets"]["box"]["argv"][-1] == "other-box"
 
 
 @pytest.mark.parametrize(
@@ -113,10 +113,10 @@ def test_a_record_from_another_config_or_environment_starts_nothing(
 @pytest.mark.parametrize(
     "planted",
     [
-        {"targets": {"box": {"argv": ["sh", "-c", "touch pwned", "true"]}}},
-        {"targets": {"box": {"argv": ["ssh", "gpu-box", "reboot"]}}},
-        {"targets": {"box": {"argv": "ssh gpu-box true"}}},
-        {"targets": {"box": {"argv": ["ssh", 1, "true"]}}},
+        {"targets": {"box": {"argv": ["sh", "-c", "touch pwned", "-N", "--", "x"]}}},
+        {"targets": {"box": {"argv": ["ssh", "--", "gpu-box", "reboot"]}}},
+        {"targets": {"box": {"argv": "ssh -N -- gpu-box"}}},
+        {"targets": {"box": {"argv": ["ssh", 1, "-N", "--", "gpu-box"]}}},
         {"targets": ["box"]},
         [],
     ],
@@ -174,8 +174,8 @@ def test_outside_a_project_nothing_starts_and_nothing_is_made(
 def test_settle_returns_once_the_master_listens_not_when_the_early_ssh_ends(
     project: Path,
 ) -> None:
-    """The early ssh's own session (``true``) ends after its master is up; what a connection
-    waits for is the master's socket, made by this ssh (a stale one made before is not it)."""
+    """What a connection waits for is the master's socket, made by this ssh (a stale one made
+    before is not it), even where the early ssh itself has not ended yet."""
     sock = project.parent / "master.sock"
     sock.write_text("stale")
     os.utime(sock, (1.0, 1.0))
