@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from outlive.lifecycle.pull import CKPT_LABEL, default_dest, superseded_dir
 from outlive.lifecycle.transfer import STDIN_LIST, PullOptions, Unit, rsync_argv
+from outlive.transport import ahead
 from outlive.transport.base import Transport
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
 
 class _HasMaster(Protocol):
     """A transport that can name its ssh master's socket (``SshTransport``)."""
+
+    name: str
 
     def master_socket(self, timeout_s: float) -> str | None: ...
 
@@ -122,7 +125,8 @@ class EarlyRsync:
         which is before the agent the channel starts has answered: the rsync's own start then
         overlaps the agent's start too. ``ssh -G`` names the socket (~6 ms here); where it
         cannot, the launch waits for the channel (``when_open``)."""
-        socket = transport.master_socket(MASTER_WAIT_S)
+        # The master this pull started ahead names its socket already; else ``ssh -G`` does.
+        socket = ahead.socket_of(transport.name) or transport.master_socket(MASTER_WAIT_S)
         if not socket:
             return
         deadline = time.monotonic() + MASTER_WAIT_S

@@ -45,6 +45,7 @@ SETTLE_POLL_S = 0.002
 SSH_FAILED = 255
 SOCKET_LOOKUP_TIMEOUT_S = 2.0  # `ssh -G`, when a record is (re)written
 _inflight: list[_Early] = []  # started by connect_for, awaited by settle
+_sockets: dict[str, str] = {}  # target -> its master's socket, for those started ahead
 
 
 def fingerprint(source: str | None) -> dict[str, Any]:
@@ -200,8 +201,17 @@ def _connect_for(argv: list[str]) -> bool:
     except BaseException:
         os.close(err_fd)
         raise
-    _inflight.append(_Early(proc, socket if isinstance(socket, str) else None, started, err_fd))
+    socket = socket if isinstance(socket, str) else None
+    _inflight.append(_Early(proc, socket, started, err_fd))
+    if socket is not None:
+        _sockets[target] = socket
     return True
+
+
+def socket_of(target: str) -> str | None:
+    """Where the master this command started ahead for ``target`` listens (as recorded), or
+    None: saves the caller an ``ssh -G``."""
+    return _sockets.get(target)
 
 
 def _own(path: str) -> bool:

@@ -211,7 +211,6 @@ class SshTransport:
         self, direction: Direction, here: str, there: str, opts: RsyncOptions
     ) -> list[str]:
         """rsync over this host's master: ``-e`` is our ssh argv, ``there`` is ``host:path``."""
-        self.settle()
         shell, host = self.ssh_argv(), self.target.connection.host
         return files.rsync_argv(direction, here, there, opts, remote_shell=shell, host=host)
 
