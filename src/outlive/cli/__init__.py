@@ -25,7 +25,7 @@ def main() -> None:
             served = via(argv)
             if served is not None:
                 _served_exit(served)
-        elif argv[:1] == ["pull"]:
+        elif argv[:1] in (["pull"], ["logs"], ["cancel"]):  # transport.ahead.COMMANDS
             from outlive.transport import ahead
 
             ahead.connect_for(argv)  # the box's handshake overlaps the imports below

@@ -1,16 +1,17 @@
 """Connect ahead: the ssh handshake to a run's box starts while the CLI is still importing.
 
-A ``pull`` imports ~0.1 s of Python (its parser, the config, the registry, the pull itself)
-before it opens the box's connection, and the handshake (~0.14 s on the testbed) waited for
-all of it. Nothing in that handshake depends on those imports: only on the ssh command line
-the transport builds for the run's target. So every SSH transport a session builds records
-that command line (``remember``) in the project's ``.outlive/ssh-ahead.json``, with what it
-was built from: the stat of the config file, and the environment that names the control
-socket's directory and the key files. The next ``outlive pull RUN`` (``connect_for``) finds
-RUN's target in the registry (read-only), and where the record is still current starts that
-ssh at once: detached (its own session), with /dev/null for its streams, ``-N`` (no session
-on the box: it only brings the master up, which ``ControlPersist`` keeps). The pull's own
-connections wait for that master (``settle``) instead of racing it to a second handshake.
+A ``pull`` (or ``logs``, ``cancel``) imports ~0.1 s of Python (its parser, the config, the
+registry, the pull itself) before it opens the box's connection, and the handshake (~0.14 s on
+the testbed) waited for all of it. Nothing in that handshake depends on those imports: only on
+the ssh command line the transport builds for the run's target. So every SSH transport a
+session builds records that command line (``remember``) in the project's ``.outlive/ssh-
+ahead.json``, with what it was built from: the stat of the config file, and the environment
+that names the control socket's directory and the key files. The next ``outlive pull RUN``
+(``connect_for``) finds RUN's target in the registry (read-only), and where the record is still
+current starts that ssh at once: detached (its own session), with /dev/null for its streams,
+``-N`` (no session on the box: it only brings the master up, which ``ControlPersist`` keeps).
+The pull's own connections wait for that master (``settle``) instead of racing it to a second
+handshake.
 
 Anything amiss starts nothing: no project, no record or a record from another config, no
 registry, an unknown or ambiguous run, an option before the run. The pull then connects as
@@ -39,7 +40,7 @@ _ROOT_MARKERS = ("outlive.toml", "pyproject.toml", ".git")  # config._ROOT_MARKE
 # ssh_config paths: a record made under other values is another command line.
 _ENV_KEYS = ("TMPDIR", "TEMP", "TMP", "HOME")
 # Commands whose first argument is a run whose box they are about to reach.
-COMMANDS = ("pull",)
+COMMANDS = ("pull", "logs", "cancel")
 
 SETTLE_POLL_S = 0.002
 SSH_FAILED = 255

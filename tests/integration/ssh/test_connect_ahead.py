@@ -179,3 +179,17 @@ def test_an_unreachable_box_is_said_after_one_attempt_not_two(
         a for _, a in connections(log) if " -N " in f" {a} "
     ]  # the one connection attempt was the early one
     assert not (tmp_path / "got").exists()  # nothing written for a pull that never started
+
+
+def test_logs_connects_ahead_too(
+    project: Path, env: dict[str, str], box: Box, private_tmp: Path, tmp_path: Path
+) -> None:
+    run_id = finished_run(project, env, box)
+    drop_master(project, env, box, private_tmp)
+    log = tmp_path / "ssh.log"
+    log.write_text("")
+    out = cli(project, env, "logs", run_id)
+    assert out.returncode == 0, out.stderr
+    used = connections(log)
+    assert used[0][1].endswith(f" -N -- {box.name}"), used
+    assert len([a for n, a in used if n == 0]) == 1, used

@@ -54,7 +54,9 @@ def test_a_current_record_starts_its_ssh_for_an_id_a_name_or_a_prefix(project: P
     remember(project)
     for ref in ("20261204-010101-aaaaaa", "train", "20261204-010101"):
         assert ahead.connect_for(["pull", ref, "--json"])
-    assert ran(project) == ["-o BatchMode=yes -N -- gpu-box"] * 3
+    assert ahead.connect_for(["logs", "train", "-f"])
+    assert ahead.connect_for(["cancel", "train"])
+    assert ran(project) == ["-o BatchMode=yes -N -- gpu-box"] * 5
 
 
 def test_the_record_is_private_and_rewritten_only_when_it_changes(project: Path) -> None:
@@ -81,6 +83,8 @@ def test_the_record_is_private_and_rewritten_only_when_it_changes(project: Path)
         ["pull", "train", "-t", "other"],  # the pull will refuse it
         ["pull", "train", "--target=other"],
         ["status", "train"],
+        ["run", "train"],
+        ["explain", "train"],  # a file or a run: not read here
     ],
 )
 def test_nothing_starts_where_the_run_or_command_does_not_say_one_box(
