@@ -59,7 +59,18 @@ def fingerprint(source: str | None) -> dict[str, Any]:
         except OSError:
             stat = None
     env = {k: os.environ.get(k) for k in _ENV_KEYS}
-    return {"source": source, "stat": stat, "env": env, "uid": os.getuid()}
+    try:  # what the transport reads of it (transport/cipher.py): a change is another record
+        st = os.stat(os.path.expanduser("~/.ssh/config"))
+        user_config: list[int] | None = [st.st_ino, st.st_size, st.st_mtime_ns]
+    except OSError:
+        user_config = None
+    return {
+        "source": source,
+        "stat": stat,
+        "env": env,
+        "uid": os.getuid(),
+        "ssh_config": user_config,
+    }
 
 
 def remember(

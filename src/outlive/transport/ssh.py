@@ -20,6 +20,7 @@ from outlive.config import Target
 from outlive.errors import TransportError, Unreachable
 from outlive.transport import ahead, files
 from outlive.transport.base import Completed
+from outlive.transport.cipher import preferred_ciphers
 from outlive.transport.files import Direction, RsyncOptions
 
 CONNECT_TIMEOUT_S = 10
@@ -99,6 +100,12 @@ class SshTransport:
             "ControlPath": str(control_dir() / "%C"),
             "ControlPersist": str(CONTROL_PERSIST_S),
         }
+        own_config = (
+            os.path.expanduser(t.connection.ssh_config) if t.connection.ssh_config else None
+        )
+        ciphers = preferred_ciphers(own_config)  # AES-GCM first where this CPU has AES
+        if ciphers is not None:
+            opts["Ciphers"] = ciphers
         if batch:
             opts["BatchMode"] = "yes"
         if t.connection.accept_new_host_keys:
