@@ -123,9 +123,14 @@ def test_a_pull_killed_at_any_point_claims_nothing_and_the_next_one_verifies(
         os.kill(puller.pid, signal.SIGKILL)
         puller.wait()
         # Its rsyncs end with it (their pipes close: an early one still waiting for its list
-        # reads an empty one), and no kill leaves a proof behind.
+        # reads an empty one), and a kill leaves no proof behind, unless the pull had written
+        # it already (a resumed pull can finish within the delay on a loaded machine): then
+        # the proof holds for what is there.
         wait_until(lambda: not rsyncs_into(dest), "the killed pull's rsyncs to end")
-        assert not (dest / "PULL_VERIFIED.json").exists(), f"killed after {delay_s} s"
+        if (dest / "PULL_VERIFIED.json").exists():
+            checked = cli(project, "verify", str(dest), "--json")
+            assert checked.returncode == 0, f"killed after {delay_s} s: {checked.stdout}"
+            break
     result = pull(project, st["run_id"], dest)
     assert result["ok"] and result["files"] == 7
     verified = json.loads((dest / "PULL_VERIFIED.json").read_text())
