@@ -89,8 +89,9 @@ __all__ = [
 MANIFEST_TIMEOUT_S = 6 * 3600.0
 CKPT_LABEL = "ckpt"
 OUTPUT_PREFIX = "out"
-# A run in one of these states is still going: a pull of it is a snapshot, not its result.
-BUSY_STATES = ("running", "pending")
+# A run in one of these states is still going (a requeued one starts again: Slurm, Kubernetes,
+# a Kaggle session limit): a pull of it is a snapshot, not its result.
+BUSY_STATES = ("running", "pending", "requeued")
 
 # ---------------------------------------------------------------------------------------------
 # what to pull, and where
