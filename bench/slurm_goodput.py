@@ -411,11 +411,12 @@ def run_outlive(
     st = cli("status", "--json", run_id)["runs"][0]
     final = Path(st["ckpt_dir"]) / "final.npz"
     drove["called_at"] = called_at
-    events = attempt_events(
-        drove,
-        slurm_events(cluster, job),
-        outlive_job_events(Path(st["run_dir"])),
-    )
+    slurm = slurm_events(cluster, job)
+    if "srun --overlap" in (Path(st["run_dir"]) / "job.sbatch").read_text():
+        # On one node the supervisor runs in the batch step; the job's only srun step is the
+        # relay beside it (for a plain `scancel --signal`), off the path to the first step.
+        slurm["step_start"] = []
+    events = attempt_events(drove, slurm, outlive_job_events(Path(st["run_dir"])))
     return {
         **drove,
         "wall_s": wall,
