@@ -18,21 +18,16 @@ How a Slurm run works (decisions, and why):
   quotes, ``\\`` escapes, an unquoted ``#`` starts a comment), so values there are held to a strict
   character set and the job name is cleaned to ``[A-Za-z0-9._+-]``; the real name lives in
   ``run.json``. Values in the shell body are ``shlex.quote``d.
-- **Signals.** ``B:`` signals reach only the batch shell. On one node the supervisor is the
-  batch shell's own child, in the batch step (which holds the job's CPUs and GPUs on its node):
-  the shell passes a warning straight to it once its pid file (``attempts/N.pid``, written once
-  its handlers are in place) names it, and holds it until then (bounded, 10 s). The supervisor
-  forwards it to the job's process group, so the Checkpointer's flag is set and the job saves at
-  its next safe point (SLURM1). No srun step has to be created before the job starts and ended
-  after it (45-100 ms and ~20 ms of every attempt, measured). A plain ``scancel --signal=SIG
-  JOB`` reaches steps only, not the batch shell: a relay step started beside the supervisor
-  (``srun --overlap``, claiming nothing) passes it on the same way, only to the batch shell's own
-  child, and ends when the supervisor has. More nodes: the shell passes a warning on with
-  ``scancel --signal=SIG $SLURM_JOB_ID`` to the steps (a ``kill -TERM`` on ``srun`` would make
-  srun kill the step instead).
-- **The step** (more nodes): ``srun --cpus-per-task=$SLURM_CPUS_PER_TASK`` plus the GPUs, both
-  explicit, since a step inherits neither (SLURM3); run in the background so the traps fire while
-  it runs.
+- **Signals.** ``B:`` signals reach only the batch shell. Its trap passes them on with
+  ``scancel --signal=SIG $SLURM_JOB_ID``, which signals the job's steps and not the shell
+  (checked on Slurm 22.05: a ``kill -TERM`` on ``srun`` makes srun kill the step instead). The
+  step is the supervisor, which forwards the signal to the job's process group, so the
+  Checkpointer's flag is set and the job saves at its next safe point (SLURM1). On one node the
+  shell signals the supervisor itself (its pid in ``attempts/N.pid`` while it runs the job, used
+  only while the step runs): no squeue/scancel round trip between the warning and the save, and
+  the sooner the job ends, the sooner Slurm schedules its next attempt.
+- **The step.** ``srun --cpus-per-task=$SLURM_CPUS_PER_TASK`` plus the GPUs, both explicit, since a
+  step inherits neither (SLURM3); run in the background so the traps fire while it runs.
 - **Requeue.** The supervisor exits 75 when the attempt was interrupted (the job exited 75, or
   died after a forwarded signal); the shell then runs ``scontrol requeue $SLURM_JOB_ID`` if the
   job is still RUNNING (a warning, or the job's own wish) and ``cancel.json`` does not exist. A
@@ -293,12 +288,42 @@ job=${job:-$SLURM_JOB_ID}
 echo "outlive: job $job attempt $(( ${SLURM_RESTART_COUNT:-0} + 1 )) on $(hostname)" \\
   "at $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 
-@FORWARD@trap 'forward TERM' TERM
+# A --signal=B:... warning reaches only this shell (SLURM2). Pass it to the job's steps (not to
+# this shell): the supervisor forwards it to the job, whose Checkpointer sets its flag and saves
+# at its next safe point (SLURM1). A signal sent to srun itself would make srun kill the step.
+# Not when Slurm itself is ending the job (scancel, requeue: COMPLETING), which signals the
+# steps on its own and makes scancel retry; bounded and never in the background, since a retry
+# that outlived this attempt would hit the next one.
+forward() {
+  if to_supervisor "$1"; then
+    echo "outlive: the batch shell got SIG$1; passing it to the job's supervisor ($sup)"
+    return
+  fi
+  echo "outlive: the batch shell got SIG$1; passing it to the job's steps"
+  case $(squeue -h -t all -j "$job" -o %T 2>/dev/null) in
+    COMPLETING) ;;
+    *) timeout 3 scancel --signal="$1" "$job" 2>/dev/null ;;
+  esac
+}
+# On one node, straight to this attempt's supervisor (two builtins, no scheduler round trip):
+# it writes attempts/N.pid once it runs the job and removes it when the job has ended; the pid
+# is used only while the step runs. Otherwise (more nodes, not started yet): scancel above.
+to_supervisor() {
+  sup=
+  [ "${SLURM_JOB_NUM_NODES:-1}" = 1 ] && kill -0 "${step:-}" 2>/dev/null || return 1
+  read -r sup 2>/dev/null < "$run_dir/attempts/${SLURM_RESTART_COUNT:-0}.pid" || return 1
+  case $sup in '' | *[!0-9]*) return 1 ;; esac
+  kill -s "$1" "$sup" 2>/dev/null
+}
+trap 'forward TERM' TERM
 trap 'forward USR1' USR1
 trap 'forward USR2' USR2
 
 @MULTINODE@
-@STEP@
+# A step inherits neither --cpus-per-task (Slurm >= 22.05) nor the GPUs: both given (SLURM3).
+@SRUN@ \\
+  "$py" -S "$agent" supervise "$run_dir"@LAUNCHER@ &
+step=$!
 # A trapped signal ends `wait` early: wait again while the step runs, then take its status.
 while :; do
   wait "$step"
@@ -325,87 +350,6 @@ if [ "$rc" -eq "$requeue_exit" ] && [ ! -e "$run_dir/cancel.json" ]; then
 fi
 exit "$rc"
 """
-
-# One node: the supervisor is this shell's own child (the batch step). It writes its pid to
-# attempts/N.pid once its signal handlers are in place (before that a signal would end it, job
-# unstarted): a warning waits for that while it runs (bounded, 10 s), then goes to the child,
-# whatever the file holds. The relay step below uses the same function.
-_FORWARD_ONE_NODE = """\
-# A --signal=B:... warning reaches only this shell (SLURM2). Pass it to the supervisor, which
-# forwards it to the job, whose Checkpointer sets its flag and saves at its next safe point
-# (SLURM1): two builtins, no scheduler round trip.
-forward() {
-  if to_supervisor "$1" "$step"; then
-    echo "outlive: the batch shell got SIG$1; passing it to the job's supervisor ($step)"
-  else
-    echo "outlive: the batch shell got SIG$1; the job's supervisor has ended"
-  fi
-}
-to_supervisor() {
-  tries=0
-  while kill -0 "$2" 2>/dev/null; do
-    ready=
-    read -r ready 2>/dev/null < "$run_dir/attempts/${SLURM_RESTART_COUNT:-0}.pid"
-    if [ "$ready" = "$2" ] || [ "$tries" -ge 200 ]; then
-      kill -s "$1" "$2" 2>/dev/null
-      return $?  # a bare return in a trap would give the status from before the trap
-    fi
-    tries=$(( tries + 1 ))
-    sleep 0.05
-  done
-  return 1
-}
-"""
-
-_FORWARD_STEPS = """\
-# A --signal=B:... warning reaches only this shell (SLURM2). Pass it to the job's steps (not to
-# this shell): each node's supervisor forwards it to the job, whose Checkpointer sets its flag
-# and saves at its next safe point (SLURM1). A signal sent to srun itself would make srun kill
-# the step. Not when Slurm itself is ending the job (scancel, requeue: COMPLETING), which
-# signals the steps on its own and makes scancel retry; bounded and never in the background,
-# since a retry that outlived this attempt would hit the next one.
-forward() {
-  echo "outlive: the batch shell got SIG$1; passing it to the job's steps"
-  case $(squeue -h -t all -j "$job" -o %T 2>/dev/null) in
-    COMPLETING) ;;
-    *) timeout 3 scancel --signal="$1" "$job" 2>/dev/null ;;
-  esac
-}
-"""
-
-# The relay step's shell ($1 the supervisor's pid, $2 the run dir, $3 the batch shell's pid;
-# to_supervisor is the batch shell's own, passed with `declare -f`): what `scancel --signal=SIG
-# JOB` (steps only) or Slurm's end of the job sends it goes to the supervisor, as a warning to the
-# batch shell does, and only to the batch shell's own child (its parent in /proc/PID/stat). It
-# ends once the supervisor has (tail --pid; a 1 s poll without GNU tail), or at once on a signal
-# that finds the supervisor gone. No single quote in it: it is a single-quoted word.
-_RELAY = (
-    "sup=$1 run_dir=$2 shell=$3; give() { "
-    'read -r _ _ _ parent _ 2>/dev/null < "/proc/$sup/stat" && [ "$parent" = "$shell" ] '
-    '&& to_supervisor "$1" "$sup" || exit 0; }; '
-    'trap "give TERM" TERM; trap "give INT" INT; trap "give USR1" USR1; trap "give USR2" USR2; '
-    '(trap "" TERM INT USR1 USR2; tail --pid="$sup" -s 0.02 -f /dev/null 2>/dev/null '
-    '|| while kill -0 "$sup" 2>/dev/null; do sleep 1; done) & w=$!; '
-    'while kill -0 "$w" 2>/dev/null; do wait "$w"; done'
-)
-
-_STEP_ONE_NODE = """\
-# One node: the supervisor runs here, in the batch step, which holds all the job's CPUs and GPUs
-# on this node: no srun step to create before the job starts and to end after it (SLURM3).
-"$py" -S "$agent" supervise "$run_dir" &
-step=$!
-# A plain `scancel --signal=SIG JOB` signals the job's steps, not this shell: a small step
-# beside the supervisor, started after it, passes such a signal on (--overlap: it claims none of
-# the job's resources). Nothing waits for it: it ends with the supervisor, or with the job.
-relay_sh='@RELAY@'
-srun --overlap --quiet --nodes=1 --ntasks=1 --cpus-per-task=1 \\
-  bash -c "$(declare -f to_supervisor); $relay_sh" relay "$step" "$run_dir" "$$" </dev/null &"""
-
-_STEP_NODES = """\
-# A step inherits neither --cpus-per-task (Slurm >= 22.05) nor the GPUs: both given (SLURM3).
-@SRUN@ \\
-  "$py" -S "$agent" supervise "$run_dir"@LAUNCHER@ &
-step=$!"""
 
 
 _MULTINODE = """\
@@ -468,9 +412,6 @@ def render(spec: BatchSpec) -> str:
         body = _BODY.replace("@ARG3@", "this run's directory")
         body = body.replace("@RUN_DIR@", "$3")
     body = body.replace("@REQUEUE_EXIT@", str(REQUEUE_EXIT_CODE))
-    one = spec.nodes == 1
-    body = body.replace("@FORWARD@", _FORWARD_ONE_NODE if one else _FORWARD_STEPS)
-    body = body.replace("@STEP@", _STEP_ONE_NODE.replace("@RELAY@", _RELAY) if one else _STEP_NODES)
     body = body.replace("@SRUN@", " ".join(srun_argv(spec)))
     launcher = launcher_argv(spec)
     body = body.replace("@LAUNCHER@", "".join(" \\\n    " + a for a in launcher))

@@ -343,8 +343,9 @@ def test_a_plain_scancel_signal_reaches_the_job_on_one_node(
     make_project: ProjectFactory, slurm_cluster: SlurmCluster, tmp_path: Path
 ) -> None:
     """`scancel --signal=TERM JOB` without --batch or --full signals the job's steps only, not
-    the batch shell: on one node the supervisor runs in the batch step, and a relay step beside
-    it passes the signal on. The job saves, the shell requeues it, and it ends bit-identical."""
+    the batch shell, so on one node too the job must have a step that passes it on to the job
+    (the supervisor's srun step; a design with the supervisor in the batch step and no step
+    would drop it). The job saves, the shell requeues it, and it ends bit-identical."""
     proj = make_project()
     (proj / "hold_at_step.py").write_text(HOLD_AT_STEP)
     steps = 60
@@ -360,7 +361,7 @@ def test_a_plain_scancel_signal_reaches_the_job_on_one_node(
     log = cli(slurm_cluster, proj, "logs", run_id, "-n", "200").stdout
     assert final["state"] == "succeeded", log
     assert final["restarts"] == 1
-    assert "the batch shell got" not in log  # it came through the relay step, not the shell
+    assert "the batch shell got" not in log  # it came through the step, not the batch shell
     assert re.findall(r"^preempted at step (\d+)", log, re.MULTILINE) == ["40"], log
     assert re.findall(r"^resumed from step (\d+)", log, re.MULTILINE) == ["40"], log
     attempt = json.loads((Path(final["run_dir"]) / "attempts" / "0.json").read_text())

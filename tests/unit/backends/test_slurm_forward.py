@@ -1,9 +1,7 @@
-"""A warning on one node, run for real minus Slurm: the rendered script under bash with
-stand-ins for ``srun``/``squeue``/``scancel``/``scontrol``, the agent's real supervisor (the batch
-shell's own child) and a job that saves on TERM. A warning to the batch shell goes to the
-supervisor once its pid file names it, with no squeue/scancel round trip; one to the relay step
-(what a plain ``scancel --signal`` reaches) goes there too; what the pid file holds is never
-signalled."""
+"""The batch shell's forward of a warning on one node, run for real minus Slurm: the rendered
+script under bash with stand-ins for ``srun``/``squeue``/``scancel``/``scontrol``, the agent's real
+supervisor and a job that saves on TERM. The shell signals this attempt's supervisor itself (its
+pid file), with no squeue/scancel round trip; a pid file that is not a plain pid is never used."""
 
 from __future__ import annotations
 
@@ -22,7 +20,7 @@ from outlive.backends.slurm_script import render, spec_for
 from outlive.config import SlurmOptions
 
 SHIMS = {
-    # srun: drop its options and run the step (the relay) as a child, as slurmstepd would.
+    # srun: drop its options and run the step (the supervisor) as a child, as slurmstepd would.
     "srun": ('while [ $# -gt 0 ]; do case "$1" in --*) shift ;; *) break ;; esac; done\n"$@"\n'),
     "squeue": (
         'echo "$*" >> "$T/squeue.calls"\n'
@@ -114,84 +112,25 @@ def test_a_warning_goes_straight_to_the_supervisor_which_saves_and_the_shell_req
     assert "saved on TERM" in (run_dir / "stdout.log").read_text()
     assert not (run_dir / "attempts" / "0.pid").exists()  # removed once the job ended
     assert not (run_dir / "exit.json").exists()  # requeued: the run is not over
-    relay = find_relay(run_dir)
-    if relay is not None:
-        wait_gone(relay)  # the relay step ends with the supervisor
-
-
-def find_relay(run_dir: Path) -> int | None:
-    """The relay step's shell (``bash -c ... relay SUP RUN_DIR SHELL``), found in /proc."""
-    for entry in Path("/proc").iterdir():
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv[:2] == [b"bash", b"-c"] and b"relay" in argv and str(run_dir).encode() in argv:
-            return int(entry.name)
-    return None
-
-
-def relay_pid(run_dir: Path, timeout_s: float = 30.0) -> int:
-    deadline = time.monotonic() + timeout_s
-    while (pid := find_relay(run_dir)) is None:
-        assert time.monotonic() < deadline, "no relay step"
-        time.sleep(0.02)
-    return pid
-
-
-def wait_gone(pid: int, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-        except OSError:
-            return
-        if "State:\tZ" in status:
-            return
-        assert time.monotonic() < deadline, f"process {pid} is still there"
-        time.sleep(0.02)
-
-
-def test_a_signal_to_the_relay_step_reaches_the_supervisor_and_the_shell_requeues(
-    tmp_path: Path,
-) -> None:
-    proc, run_dir = start(tmp_path)
-    relay = relay_pid(run_dir)
-    os.kill(relay, signal.SIGTERM)  # `scancel --signal=TERM JOB`: the steps only
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 0, out
-    assert "the batch shell got" not in out
-    assert "requeueing job 4711" in out
-    assert (tmp_path / "scontrol.calls").read_text() == "requeue 4711\n"
-    attempt = json.loads((run_dir / "attempts" / "0.json").read_text())
-    assert attempt["exit_code"] == 75 and attempt["requeue"] is True
-    assert attempt["forwarded_signals"] == ["SIGTERM"]
-    assert not (tmp_path / "scancel.calls").exists()
-    wait_gone(relay)  # the relay step ended with the supervisor
 
 
 @pytest.mark.parametrize("content", ["-{group}\n", "{group} 1\n", "\n", "$(touch x)\n"])
-def test_a_pid_file_that_does_not_name_the_supervisor_is_never_signalled(
+def test_a_pid_file_that_is_not_a_plain_pid_is_never_signalled(
     tmp_path: Path, content: str
 ) -> None:
     # A bystander in a process group of its own: "-PGID" would signal the whole group (and
-    # "-1" every process of the user), so a broken check would end it. The shell holds the
-    # warning while the file does not name its child, then passes it to that child.
+    # "-1" every process of the user), so a broken check would end it.
     bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
     proc, run_dir = start(tmp_path)
     supervisor = json.loads((run_dir / "launch.json").read_text())["supervisor_pid"]
-    pid_file = run_dir / "attempts" / "0.pid"
-    pid_file.write_text(content.format(group=bystander.pid))
+    (run_dir / "attempts" / "0.pid").write_text(content.format(group=bystander.pid))
     proc.send_signal(signal.SIGTERM)
-    time.sleep(0.5)  # the shell is holding the warning now: nothing was signalled yet
-    assert bystander.poll() is None
-    assert json.loads((run_dir / "launch.json").read_text())["supervisor_pid"] == supervisor
-    assert not (run_dir / "attempts" / "0.json").exists()
-    pid_file.write_text(f"{supervisor}\n")  # ready: the warning goes to the shell's own child
+    wait_for(tmp_path / "scancel.calls")  # the shell fell back to scancel
+    assert (tmp_path / "scancel.calls").read_text() == "--signal=TERM 4711\n"
+    os.kill(supervisor, signal.SIGTERM)  # what scancel would have done
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
-    assert f"passing it to the job's supervisor ({supervisor})" in out
-    assert not (tmp_path / "scancel.calls").exists()
+    assert "passing it to the job's steps" in out and "job's supervisor" not in out
     assert not (run_dir / "x").exists()
     assert bystander.poll() is None  # never signalled
     bystander.kill()

@@ -221,10 +221,9 @@ class SlurmSupervisor(Supervisor):
         return os.path.join(self.run_dir, ATTEMPTS_DIRNAME, f"{self.attempt}.pid")
 
     def _write_pid_file(self) -> None:
-        """This supervisor's pid, for the batch shell on one node (its parent) and the relay
-        step beside it, which hold a signal until the file names the shell's child (job.sbatch's
-        to_supervisor): written once the signal handlers are in place, whole (tmp + rename), not
-        synced: only this attempt's live batch shell and relay read it."""
+        """This supervisor's pid for the batch shell on this node, which signals it directly
+        (job.sbatch's to_supervisor); written once the signal handlers are in place, whole
+        (tmp + rename), not synced: only this attempt's live batch shell reads it."""
         path = self._pid_file()
         tmp = f"{path}.tmp-{os.getpid()}"
         try:
