@@ -9,7 +9,9 @@ that system expects it:
 - outlive: TERM to the batch shell (what ``--signal=B:TERM@LEAD`` delivers); the shell passes it
   to the job, which saves at its next safe point (SLURM1) and the shell requeues the job.
 - submitit (from PyPI): USR2 to the job's step (what its ``--signal=USR2@90`` delivers); its
-  handler pickles the Checkpointable, state and all, inside the handler, and requeues.
+  handler pickles the Checkpointable, state and all, inside the handler, and requeues. It is
+  submitted as its users do, by a Python script (SUBMIT_SCRIPT) timed from its start, as
+  outlive's side is timed from its CLI's start: each side's interpreter and imports count.
 
 Slurm's ~2 min 45 s requeue delay is cut for both alike: a requeued attempt is released
 (``StartTime=now``) RESTART_AFTER_S after its notice. Goodput = useful work / wall time from
@@ -66,15 +68,27 @@ RESTART_AFTER_S = 2.5
 SETTLE_S = 5.0
 
 
+# Submitit's side as its user runs it: a Python script that imports submitit, builds the
+# executor and submits a Checkpointable, the training imported inside the job only (the lightest
+# such script). Timed from the script's start, as outlive's side is timed from its CLI's start:
+# each side's interpreter and imports count once. SubmititTraining is defined in the script
+# (__main__), so cloudpickle sends it by value; its state lives on the object, which submitit
+# pickles inside its USR2 handler (wherever the step happens to be).
+SUBMIT_SCRIPT = """\
+import sys
+import submitit
+
+
 class SubmititTraining:
-    """The same training as a submitit Checkpointable: the state lives on the object, which
-    submitit pickles inside its USR2 handler (wherever the step happens to be)."""
-
-    def __init__(self, steps: int, step_sleep_s: float, out: str) -> None:
+    def __init__(self, steps, step_sleep_s, out):
         self.steps, self.step_sleep_s, self.out = steps, step_sleep_s, out
-        self.state: dict[str, Any] | None = None
+        self.state = None
 
-    def __call__(self) -> int:
+    def __call__(self):
+        import os, time
+        from pathlib import Path
+        from outlive.examples import train_numpy
+
         x, y = train_numpy.make_data()
         if self.state is None:
             self.state = train_numpy.initial_state()
@@ -83,16 +97,22 @@ class SubmititTraining:
             train_numpy.train_step(self.state, x, y)
             if first:  # for the breakdown only: when this attempt's first step was done
                 with open(os.path.join(self.out, "first-steps.log"), "a") as marks:
-                    marks.write(f"{time.time()}\n")
+                    marks.write(f"{time.time()}\\n")
                 first = False
             time.sleep(self.step_sleep_s)
         train_numpy.write_final(Path(self.out), self.state)
         return int(self.state["step"])
 
-    def checkpoint(self) -> Any:
-        import submitit
-
+    def checkpoint(self):
         return submitit.helpers.DelayedSubmission(self)
+
+
+folder, notices, steps, step_sleep_s, out = sys.argv[1:6]
+executor = submitit.SlurmExecutor(folder=folder, max_num_timeout=int(notices) + 2)
+executor.update_parameters(partition="debug", time=60, signal_delay_s=90)
+job = executor.submit(SubmititTraining(int(steps), float(step_sleep_s), out))
+print(job.job_id)
+"""
 
 
 def warm_up(cluster: SlurmCluster, timeout_s: float = 60.0) -> float:
@@ -455,19 +475,19 @@ def run_submitit(
     cluster: SlurmCluster, root: Path, steps: int, sleep_s: float, period_s: float, notices: int
 ) -> dict[str, Any] | None:
     try:
-        import submitit
+        import submitit  # noqa: F401  (here only to tell whether it is installed)
     except ImportError:
         return None
     os.environ.update(cluster.env)
     out = root / "submitit-out"
     out.mkdir()
-    executor = submitit.SlurmExecutor(folder=str(root / "submitit"), max_num_timeout=notices + 2)
-    executor.update_parameters(partition="debug", time=60, signal_delay_s=90)
+    argv = [sys.executable, "-c", SUBMIT_SCRIPT, str(root / "submitit"), str(notices)]
+    argv += [str(steps), str(sleep_s), str(out)]
     time.sleep(SETTLE_S)
     called_at = time.time()
     t0 = time.monotonic()
-    job = executor.submit(SubmititTraining(steps, sleep_s, str(out)))
-    job_id = str(job.job_id)
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    job_id = done.stdout.split()[-1]
     drove = drive(
         cluster,
         job_id,

@@ -339,6 +339,36 @@ def test_a_warning_in_the_middle_of_a_save_leaves_it_loadable_and_the_next_attem
     assert_same_weights(final["ckpt_dir"], reference_weights(tmp_path, steps))
 
 
+def test_a_plain_scancel_signal_reaches_the_job_on_one_node(
+    make_project: ProjectFactory, slurm_cluster: SlurmCluster, tmp_path: Path
+) -> None:
+    """`scancel --signal=TERM JOB` without --batch or --full signals the job's steps only, not
+    the batch shell, so on one node too the job must have a step that passes it on to the job
+    (the supervisor's srun step; a design with the supervisor in the batch step and no step
+    would drop it). The job saves, the shell requeues it, and it ends bit-identical."""
+    proj = make_project()
+    (proj / "hold_at_step.py").write_text(HOLD_AT_STEP)
+    steps = 60
+    cmd = [sys.executable, "hold_at_step.py", *train_cmd(steps, 0.0)[1:]]
+    run_id = launch(slurm_cluster, proj, *cmd, name="plain signal")
+    st = wait_for(
+        slurm_cluster, proj, run_id, lambda s: step_of(s) >= 40, "the job to hold at step 40"
+    )
+    job_id = st["slurm"]["job_id"]
+    slurm_cluster.command("scancel", "--signal=TERM", job_id)
+    with slurm_cluster.skip_requeue_delay():
+        final = wait_for(slurm_cluster, proj, run_id, lambda s: s["state"] in ENDED, "the end")
+    log = cli(slurm_cluster, proj, "logs", run_id, "-n", "200").stdout
+    assert final["state"] == "succeeded", log
+    assert final["restarts"] == 1
+    assert "the batch shell got" not in log  # it came through the step, not the batch shell
+    assert re.findall(r"^preempted at step (\d+)", log, re.MULTILINE) == ["40"], log
+    assert re.findall(r"^resumed from step (\d+)", log, re.MULTILINE) == ["40"], log
+    attempt = json.loads((Path(final["run_dir"]) / "attempts" / "0.json").read_text())
+    assert attempt["forwarded_signals"][:1] == ["SIGTERM"] and attempt["requeue"] is True
+    assert_same_weights(final["ckpt_dir"], reference_weights(tmp_path, steps))
+
+
 def test_pending_shows_the_reason_and_cancel_of_a_pending_job_says_cancelled(
     make_project: ProjectFactory, slurm_cluster: SlurmCluster
 ) -> None:
