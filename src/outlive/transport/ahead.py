@@ -178,13 +178,16 @@ def _connect_for(argv: list[str]) -> bool:
     state_dir = _state_dir()
     if state_dir is None:
         return False
+    record = os.path.join(state_dir, RECORD_NAME)
+    if not _own(record):
+        return False  # no SSH target was ever reached from here: the registry stays unopened
+    remembered = _read(record)
+    if not remembered:
+        return False
     target = _target_of(os.path.join(state_dir, REGISTRY_NAME), ref)
     if target is None or (wanted is not None and wanted != target):
         return False
-    record = os.path.join(state_dir, RECORD_NAME)
-    if not _own(record):
-        return False
-    entry = _read(record).get(target)
+    entry = remembered.get(target)
     if not isinstance(entry, dict) or not _current(entry.get("built_from"), state_dir):
         return False
     command = entry.get("argv")
@@ -291,7 +294,9 @@ def _target_of(registry: str, ref: str) -> str | None:
     import sqlite3
 
     uri = "file:" + registry.replace("%", "%25").replace("?", "%3f").replace("#", "%23")
-    conn = sqlite3.connect(uri + "?mode=ro", uri=True, timeout=0.05)
+    # Read-write, never creating: a read-only connection cannot remove the -wal and -shm files
+    # it opens, and a command refused before it touches anything must leave no trace.
+    conn = sqlite3.connect(uri + "?mode=rw", uri=True, timeout=0.05)
     try:
         for query in (
             "SELECT DISTINCT target FROM runs WHERE run_id = ?",

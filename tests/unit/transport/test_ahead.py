@@ -164,6 +164,23 @@ def test_no_registry_or_a_damaged_one_starts_nothing(project: Path) -> None:
     assert ran(project) == []
 
 
+def test_looking_a_run_up_leaves_the_state_directory_as_it_was(project: Path) -> None:
+    """A refused pull must write nothing: the registry lookup may not leave SQLite's -wal and
+    -shm files behind (a read-only connection cannot remove them), and a project that never
+    reached an SSH box does not open its registry at all."""
+    state = project / ".outlive"
+    for extra in state.glob("registry.db-*"):
+        extra.unlink()
+    before = sorted(p.name for p in state.iterdir())
+    assert not ahead.connect_for(["pull", "train"])  # no record: the registry stays shut
+    assert sorted(p.name for p in state.iterdir()) == before
+    remember(project)
+    before = sorted(p.name for p in state.iterdir())
+    assert ahead.connect_for(["pull", "train"])
+    assert ran(project) == ["-o BatchMode=yes -N -- gpu-box"]
+    assert sorted(p.name for p in state.iterdir()) == before
+
+
 def test_outside_a_project_nothing_starts_and_nothing_is_made(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
