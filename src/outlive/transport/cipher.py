@@ -31,7 +31,9 @@ SYSTEM_CONFIGS = ("/etc/ssh/ssh_config",)
 _CPUINFO_READ_BYTES = 64 * 1024  # the first processor's block is well within this
 
 _has_aes: bool | None = None
-_said_ciphers: dict[str | None, bool] = {}
+# Per config: the files (and Include directories) it was read from with their stat, and whether
+# they name Ciphers. A long-lived process (the daemon) re-reads them once one has changed.
+_said_ciphers: dict[str | None, tuple[tuple[tuple[str, object], ...], bool]] = {}
 
 
 def preferred_ciphers(ssh_config: str | None) -> str | None:
@@ -68,15 +70,29 @@ def _read_cpu_has_aes() -> bool:
 
 def config_sets_ciphers(ssh_config: str | None) -> bool:
     """Whether the ssh configuration this ssh reads names ``Ciphers`` anywhere (the user's
-    file or ``-F``'s, the system's, and the files they ``Include``). Read once per process."""
-    if ssh_config not in _said_ciphers:
-        user = ssh_config or os.path.expanduser("~/.ssh/config")
-        files = [user] + ([] if ssh_config else list(SYSTEM_CONFIGS))
-        _said_ciphers[ssh_config] = any(_names_ciphers(f, depth=0) for f in files)
-    return _said_ciphers[ssh_config]
+    file or ``-F``'s, the system's, and the files they ``Include``). Read again only when one
+    of those files, or a directory an ``Include`` looks in, has changed since."""
+    said = _said_ciphers.get(ssh_config)
+    if said is not None and all(_stat_of(path) == was for path, was in said[0]):
+        return said[1]
+    user = ssh_config or os.path.expanduser("~/.ssh/config")
+    files = [user] + ([] if ssh_config else list(SYSTEM_CONFIGS))
+    seen: list[str] = []
+    names = any(_names_ciphers(f, 0, seen) for f in files)
+    _said_ciphers[ssh_config] = (tuple((path, _stat_of(path)) for path in seen), names)
+    return names
 
 
-def _names_ciphers(path: str, depth: int) -> bool:
+def _stat_of(path: str) -> object:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
+
+
+def _names_ciphers(path: str, depth: int, seen: list[str]) -> bool:
+    seen.append(path)
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
@@ -96,6 +112,7 @@ def _names_ciphers(path: str, depth: int) -> bool:
                 pattern = os.path.expanduser(pattern)
                 if not os.path.isabs(pattern):
                     pattern = os.path.join(base, pattern)
-                if any(_names_ciphers(p, depth + 1) for p in sorted(glob.glob(pattern))):
+                seen.append(os.path.dirname(pattern))  # a file added there changes the glob
+                if any(_names_ciphers(p, depth + 1, seen) for p in sorted(glob.glob(pattern))):
                     return True
     return False

@@ -124,3 +124,26 @@ def test_the_cpu_flags_are_read_as_the_kernel_writes_them(
     monkeypatch.setattr("builtins.open", fake_open)
     monkeypatch.setattr(cipher.sys, "platform", "linux")
     assert cipher._read_cpu_has_aes() is has
+
+
+def test_a_long_lived_process_sees_a_config_changed_under_it(fresh: Path) -> None:
+    """The daemon builds ssh commands for hours: a ``Ciphers`` the user adds later (in the
+    file itself, or in a new file an ``Include`` picks up) is theirs from the next command on,
+    with nothing cleared by hand; reading is skipped only while nothing changed."""
+    config = fresh / ".ssh" / "config"
+    config.write_text("Include conf.d/*.conf\nHost gpu-box\n    User me\n")
+    (fresh / ".ssh" / "conf.d").mkdir()
+    ssh_transport = transport(None)
+    assert any(a.startswith("Ciphers=") for a in ssh_transport.ssh_argv())
+    remembered = cipher._said_ciphers[None]
+    assert any(a.startswith("Ciphers=") for a in ssh_transport.ssh_argv())
+    assert cipher._said_ciphers[None] is remembered  # unchanged: not read again
+
+    (fresh / ".ssh" / "conf.d" / "fast.conf").write_text("Ciphers aes256-ctr\n")
+    assert not any(a.startswith("Ciphers=") for a in ssh_transport.ssh_argv())
+    (fresh / ".ssh" / "conf.d" / "fast.conf").unlink()
+    assert any(a.startswith("Ciphers=") for a in ssh_transport.ssh_argv())
+
+    config.write_text("Host *\n    Ciphers chacha20-poly1305@openssh.com\n")
+    assert not any(a.startswith("Ciphers=") for a in ssh_transport.ssh_argv())
+    assert resolved_ciphers(ssh_transport.ssh_argv())[0] == "chacha20-poly1305@openssh.com"
