@@ -88,6 +88,7 @@ class Session:
             transport.name,
             argv,
             lambda: transport.master_socket(ahead.SOCKET_LOOKUP_TIMEOUT_S),
+            transport.config_files(),
         )
 
     def backend(self, target: Target | str) -> Backend:

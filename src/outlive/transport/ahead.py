@@ -49,28 +49,27 @@ _inflight: list[_Early] = []  # started by connect_for, awaited by settle
 _sockets: dict[str, str] = {}  # target -> its master's socket, for those started ahead
 
 
-def fingerprint(source: str | None) -> dict[str, Any]:
-    """What a recorded command line was built from, besides the target's name."""
-    stat: list[int] | None = None
-    if source is not None:
-        try:
-            st = os.stat(source)
-            stat = [st.st_ino, st.st_size, st.st_mtime_ns]
-        except OSError:
-            stat = None
+def fingerprint(source: str | None, files: list[str] | None = None) -> dict[str, Any]:
+    """What a recorded command line was built from, besides the target's name: the project's
+    config file, the environment, the user, and the ssh configuration ``files`` the transport
+    read to build it (transport/cipher.py; a change to any of them is another record)."""
     env = {k: os.environ.get(k) for k in _ENV_KEYS}
-    try:  # what the transport reads of it (transport/cipher.py): a change is another record
-        st = os.stat(os.path.expanduser("~/.ssh/config"))
-        user_config: list[int] | None = [st.st_ino, st.st_size, st.st_mtime_ns]
-    except OSError:
-        user_config = None
     return {
         "source": source,
-        "stat": stat,
+        "stat": _stat_of(source) if source is not None else None,
         "env": env,
         "uid": os.getuid(),
-        "ssh_config": user_config,
+        "ssh_config": _stat_of(os.path.expanduser("~/.ssh/config")),
+        "files": [[path, _stat_of(path)] for path in files or ()],
     }
+
+
+def _stat_of(path: str) -> list[int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_ino, st.st_size, st.st_mtime_ns]
 
 
 def remember(
@@ -79,13 +78,14 @@ def remember(
     target: str,
     argv: list[str],
     socket: Callable[[], str | None],
+    files: list[str] | None = None,
 ) -> None:
     """Record ``argv`` (an ssh that brings ``target``'s master up) and where that master
     listens (``socket()``, asked only when the record changes: it runs ``ssh -G``) for the
     next command. Written only when it changed, whole or not at all; a read-only or full disk
     skips it."""
     path = os.path.join(state_dir, RECORD_NAME)
-    built_from = fingerprint(source)
+    built_from = fingerprint(source, files)
     records = _read(path)
     old = records.get(target)
     if isinstance(old, dict) and old.get("argv") == argv and old.get("built_from") == built_from:
@@ -279,11 +279,17 @@ def _source_of(state_dir: str) -> str | None:
 def _current(built_from: object, state_dir: str) -> bool:
     """Whether a record was built from what there is now: the config file the project would
     be read from (an outlive.toml added beside a pyproject.toml replaces it), with the same
-    stat, the same environment and the same user."""
+    stat, the same environment and the same user, and ssh configuration files unchanged."""
     if not isinstance(built_from, dict):
         return False
     source = _source_of(state_dir)
-    return built_from.get("source") == source and fingerprint(source) == built_from
+    files = built_from.get("files")
+    if not (isinstance(files, list) and all(isinstance(f, list) and f for f in files)):
+        return False
+    paths = [f[0] for f in files]
+    if not all(isinstance(p, str) for p in paths):
+        return False
+    return built_from.get("source") == source and fingerprint(source, paths) == built_from
 
 
 def _target_of(registry: str, ref: str) -> str | None:

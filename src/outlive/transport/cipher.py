@@ -83,6 +83,13 @@ def config_sets_ciphers(ssh_config: str | None) -> bool:
     return names
 
 
+def files_read(ssh_config: str | None) -> list[str]:
+    """The files and ``Include`` directories the decision for ``ssh_config`` was read from (a
+    command line recorded with it is current while none of them changes)."""
+    config_sets_ciphers(ssh_config)
+    return [path for path, _ in _said_ciphers[ssh_config][0]]
+
+
 def _stat_of(path: str) -> object:
     try:
         st = os.stat(path)

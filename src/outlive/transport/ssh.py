@@ -18,7 +18,7 @@ from pathlib import Path
 from outlive._private_dir import private_dir_problem
 from outlive.config import Target
 from outlive.errors import TransportError, Unreachable
-from outlive.transport import ahead, files
+from outlive.transport import ahead, cipher, files
 from outlive.transport.base import Completed
 from outlive.transport.cipher import preferred_ciphers
 from outlive.transport.files import Direction, RsyncOptions
@@ -100,10 +100,7 @@ class SshTransport:
             "ControlPath": str(control_dir() / "%C"),
             "ControlPersist": str(CONTROL_PERSIST_S),
         }
-        own_config = (
-            os.path.expanduser(t.connection.ssh_config) if t.connection.ssh_config else None
-        )
-        ciphers = preferred_ciphers(own_config)  # AES-GCM first where this CPU has AES
+        ciphers = preferred_ciphers(self._own_config())  # AES-GCM first where this CPU has AES
         if ciphers is not None:
             opts["Ciphers"] = ciphers
         if batch:
@@ -139,6 +136,16 @@ class SshTransport:
         if done.returncode == SSH_FAILED:
             raise self.classify_error(done.stderr)
         return done
+
+    def _own_config(self) -> str | None:
+        """The ``-F`` file this target's ssh reads (None: the user's own ``~/.ssh/config``)."""
+        own = self.target.connection.ssh_config
+        return os.path.expanduser(own) if own else None
+
+    def config_files(self) -> list[str]:
+        """The ssh configuration files (and ``Include`` directories) outlive read to build
+        :meth:`ssh_argv`: a recorded command line is stale once one of them changes."""
+        return cipher.files_read(self._own_config())
 
     def master_argv(self) -> list[str]:
         """An ssh that brings this target's master up (``-N``: no session on the box; with

@@ -114,6 +114,49 @@ def test_a_record_from_another_config_or_environment_starts_nothing(
     assert len(ran(project)) == 1
 
 
+def test_a_record_built_from_an_ssh_config_since_changed_starts_nothing(
+    project: Path, tmp_path: Path
+) -> None:
+    """A target's own ssh_config (or a file it Includes) read to build the command line, then
+    edited: e.g. a Ciphers line the recorded ``-o Ciphers=`` would override. The transport
+    names the files (``SshTransport.config_files``) and a change to one retires the record."""
+    ssh_config = tmp_path / "box_ssh_config"
+    ssh_config.write_text("Host gpu-box\n    User me\n")
+    included = tmp_path / "conf.d"
+    included.mkdir()
+    ahead.remember(str(project / ".outlive"), str(project / "outlive.toml"), "box", ARGV,
+                   lambda: None, [str(ssh_config), str(included)])  # fmt: skip
+    assert ahead.connect_for(["pull", "train"])
+    ssh_config.write_text("Host gpu-box\n    User me\n    Ciphers aes256-ctr\n")
+    assert not ahead.connect_for(["pull", "train"])
+    ahead.remember(str(project / ".outlive"), str(project / "outlive.toml"), "box", ARGV,
+                   lambda: None, [str(ssh_config), str(included)])  # fmt: skip
+    assert ahead.connect_for(["pull", "train"])
+    (included / "new.conf").write_text("Ciphers aes256-ctr\n")  # the directory changes
+    assert not ahead.connect_for(["pull", "train"])
+    assert len(ran(project)) == 2
+
+
+def test_the_transport_names_the_ssh_files_its_command_line_was_built_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outlive.config import Connection, JobPolicy, Placement, Target
+    from outlive.transport import cipher
+    from outlive.transport.ssh import SshTransport
+
+    monkeypatch.setattr(cipher, "_said_ciphers", {})
+    monkeypatch.setattr(cipher, "SYSTEM_CONFIGS", ())
+    ssh_config = tmp_path / "cfg"
+    ssh_config.write_text(f"Include {tmp_path}/inc/*.conf\n")
+    connection = Connection(transport="ssh", host="gpu-box", ssh_config=str(ssh_config))
+    placement = Placement(workdir="/w", durable="/w/.outlive/durable")
+    transport = SshTransport(
+        Target(name="gpu", profile="generic-ssh", kind="ssh", backend="process",
+               connection=connection, placement=placement, policy=JobPolicy())
+    )  # fmt: skip
+    assert transport.config_files() == [str(ssh_config), str(tmp_path / "inc")]
+
+
 @pytest.mark.parametrize(
     "planted",
     [
