@@ -425,11 +425,13 @@ NOTEBOOK_ENTRIES: tuple[Gotcha, ...] = (
         handling=PREVENTS,
         handled_by=(
             "outlive notebook colab: the code, the run records and the checkpoints live on Drive "
-            "(<Drive>/<project>/), nothing on /content; run -t kaggle: they live in "
-            "/kaggle/working/<project>, the output each version keeps"
+            "(<Drive>/<project>/), nothing on /content, and where Drive is not mounted the "
+            "setup cell stops instead of making the directory on the VM's disk; run -t kaggle: "
+            "they live in /kaggle/working/<project>, the output each version keeps"
         ),
         proofs=(
             "tests/integration/notebook/test_colab_notebook.py::test_colab_notebook_killed_mid_run_resumes_bit_identical",
+            "tests/integration/notebook/test_colab_notebook.py::test_a_drive_that_is_not_there_stops_the_setup_and_makes_nothing",
             "tests/integration/kaggle/test_kaggle_cli.py::test_kaggle_run_chains_versions_then_pulls_verified_bit_identical_through_the_cli",
         ),
     ),

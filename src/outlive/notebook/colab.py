@@ -47,6 +47,10 @@ elif os.environ.get("OUTLIVE_DRIVE_DIR"):
 else:
     raise RuntimeError("outlive: google.colab is absent and OUTLIVE_DRIVE_DIR is unset; "
                        "set it to a directory that outlives this kernel")
+if not os.path.isdir(DRIVE):  # never made here: a new directory would be the VM's local disk
+    raise RuntimeError(f"outlive: {{DRIVE}} is not a directory, so nothing written there would "
+                       "outlive this session; mount Drive (or create OUTLIVE_DRIVE_DIR) and "
+                       "run this cell again")
 WORKDIR = os.path.join(DRIVE, PROJECT)  # on Drive: only Drive outlives the session (NB4)
 CKPT_ROOT = os.path.join(WORKDIR, "checkpoints")
 

@@ -53,6 +53,7 @@ def execute(path: Path, drive: Path, kill_at_step: int | None = None) -> str:
     the session clock's stamp never comes from another test or run on this machine."""
     vm_tmp = drive.parent / "vm-tmp"
     vm_tmp.mkdir(exist_ok=True)
+    drive.mkdir(exist_ok=True)  # mounted: the setup cell never makes it
     env = {"OUTLIVE_DRIVE_DIR": str(drive), "TMPDIR": str(vm_tmp)}
     return run_notebook(path, env, drive / "proj" / "checkpoints", kill_at_step)
 
