@@ -228,6 +228,8 @@ def cancel(args: RunRefArgs) -> int:
     result = do_cancel(Session.open(), args.run_ref)
     if args.as_json:
         emit_json(result)
+    elif result.get("signalled") and result.get("note"):
+        echo(f"{result['name']!r}: {result['note']}")
     elif result.get("signalled"):
         echo(f"sent TERM to {result['name']!r}; KILL follows after {result.get('grace_s', '?')} s")
     else:

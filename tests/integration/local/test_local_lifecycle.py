@@ -8,6 +8,8 @@ import os
 import signal
 import sys
 
+from local_helpers import wait_for
+
 from outlive.agent.box import procfs as box_procfs
 
 ENV_JOB = """\
@@ -123,3 +125,32 @@ def test_job_gets_the_outlive_env_devnull_stdin_its_own_group_and_a_new_session(
     assert rec["pgrp"] == rec["pid"], "the job must lead its own process group"
     assert rec["session"] != os.getsid(0), "the job must not share the caller's session"
     assert rec["session"] == st["supervisor_pid"], "the supervisor's setsid made the session"
+
+
+def test_a_run_dir_deleted_under_a_live_job_is_running_not_vanished_and_cancel_stops_it(
+    project,
+):
+    """`rm -rf` of a run's directory (its records) while its job runs: the job is found by the
+    run id the supervisor put in its environment, so status says running with a warning (never
+    an ended run a gate could act on), and cancel stops those processes."""
+    import shutil
+
+    run_id, _ = project.start_waiting("records-deleted")
+    st = project.wait_running(run_id)
+    job_pid = st["pid"]
+    shutil.rmtree(project.dir / ".outlive" / "runs" / run_id)
+
+    cli = project.status_cli(run_id)
+    assert cli["state"] == "running", cli
+    assert cli["pid"] == job_pid
+    assert "still runs on this box" in cli["warning"] and str(job_pid) in cli["warning"]
+    assert box_procfs.is_alive(job_pid, None)
+
+    done = project.cli("cancel", run_id)
+    assert f"pid {job_pid}" in done.stdout and "stopped" in done.stdout
+    project.wait(run_id, lambda s: s["state"] != "running", "the job to be stopped")
+    assert not box_procfs.is_alive(job_pid, None)
+    sup = st["supervisor_pid"]  # its job gone, it ends too (its exit record has nowhere to go)
+    wait_for(lambda: not box_procfs.is_alive(sup, None), "the supervisor to end")
+    after = project.status_cli(run_id)
+    assert after["state"] == "vanished" and after["diagnosis"]["cause"] == "unknown"

@@ -7,6 +7,7 @@ supervisor and whose 'log' window follows the output; the session ends with the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -20,7 +21,7 @@ from typing import Dict, List
 from outlive import wire
 
 from .common import AgentError, Rec
-from .procfs import is_alive
+from .procfs import is_alive, processes_of_run
 from .records import read_json, read_record, read_text, request_cancel
 from .rundir import agent_dir, prepare_run
 from .supervisor import READY_FD_ENV, Supervisor
@@ -203,7 +204,7 @@ def cancel(run_dir: str, spec: Rec, grace_s: float) -> Rec:
         return over
     if not isinstance(launch, dict):
         if not spec:
-            return {"signalled": None, "note": f"no run records in {run_dir}; nothing to cancel"}
+            return _cancel_without_records(run_dir, grace_s)
         return {"signalled": None, "note": "the run has not started (no launch record)"}
     request_cancel(run_dir, grace_s)
     if is_alive(launch.get("supervisor_pid"), launch.get("supervisor_start_ticks")):
@@ -222,6 +223,32 @@ def cancel(run_dir: str, spec: Rec, grace_s: float) -> Rec:
             return {"signalled": "job", "escalated": True}
         return {"signalled": "job", "escalated": False}
     return _already_over(run_dir, spec, "neither the supervisor nor the job is alive")
+
+
+def _cancel_without_records(run_dir: str, grace_s: float) -> Rec:
+    """A run whose directory was deleted while its job runs: the job's processes are found by
+    the run id in their environment (``procfs.processes_of_run``); TERM, then KILL after the
+    grace, as the supervisor would have done."""
+    found = processes_of_run(os.path.basename(run_dir.rstrip("/")))
+    if not found:
+        return {"signalled": None, "note": f"no run records in {run_dir}; nothing to cancel"}
+    for pid, _ in found:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(is_alive(p, t) for p, t in found):
+        time.sleep(0.1)
+    left = [(p, t) for p, t in found if is_alive(p, t)]
+    for pid, _ in left:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    pids = ", ".join(str(p) for p, _ in found)
+    return {
+        "signalled": "job",
+        "escalated": bool(left),
+        "grace_s": grace_s,
+        "note": f"no run records in {run_dir}; its job's processes (pid {pids}) were stopped",
+    }
 
 
 def ended(run_dir: str, spec: Rec) -> bool:

@@ -11,6 +11,8 @@ import os
 import re
 from typing import Dict, List, Tuple
 
+from outlive import wire
+
 from .common import Rec
 from .records import read_text
 
@@ -48,6 +50,37 @@ def is_alive(pid: int | None, start_ticks: int | None) -> bool:
     if now is None:
         return False
     return start_ticks is None or now == 0 or now == start_ticks
+
+
+# A run's directory is named for its id (``<stamp>-<6 hex>``, naming.new_run_id).
+_RUN_ID_SHAPE = re.compile(r"^[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
+
+
+def processes_of_run(run_id: str) -> List[Tuple[int, int | None]]:
+    """(pid, start ticks) of this user's live processes whose environment says they belong to
+    run ``run_id`` (the supervisor gives the job ``OUTLIVE_RUN_ID``; its children inherit it).
+    For a run whose records are gone: each process's environ is one small read."""
+    if not _RUN_ID_SHAPE.match(run_id):
+        return []
+    needle = f"{wire.ENV_RUN_ID}={run_id}".encode()
+    found: List[Tuple[int, int | None]] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue  # another user's, or gone
+        if needle in environ.split(b"\0"):
+            ticks = proc_start_ticks(int(entry))
+            if ticks is not None:
+                found.append((int(entry), ticks))
+    return sorted(found)
 
 
 def proc_stat(pid: str) -> List[str] | None:

@@ -148,6 +148,29 @@ def _unknown(run_dir: str, error: str) -> Rec:
     return wire.RunProbe(run_dir=run_dir, state="unknown", error=error).to_json()
 
 
+def _without_records(run_dir: str, error: str) -> Rec:
+    """A run whose records are gone or unreadable (its directory deleted by hand, a disk
+    that lost it): ``unknown``, unless its job is still seen running on this box, which a
+    status must never call ended."""
+    from .procfs import processes_of_run
+
+    run_id = os.path.basename(run_dir.rstrip("/"))
+    pids = [pid for pid, _ in processes_of_run(run_id)]
+    if not pids:
+        return _unknown(run_dir, error)
+    shown = ", ".join(str(p) for p in pids[:8]) + (" ..." if len(pids) > 8 else "")
+    return wire.RunProbe(
+        run_dir=run_dir,
+        state=wire.State.RUNNING.value,
+        run_id=run_id,
+        pid=pids[0],
+        warning=(
+            f"{error}, but its job still runs on this box (pid {shown}): its log, exit record "
+            "and heartbeat are lost; `outlive cancel` stops it"
+        ),
+    ).to_json()
+
+
 def probe_runs(run_dirs: List[str], boot_now: str | None, now: float) -> List[Rec]:
     """The state of many runs, in the order asked: each backend probes all its runs at once
     (Slurm asks the scheduler once). A run whose records cannot be read is ``unknown`` with an
@@ -157,7 +180,7 @@ def probe_runs(run_dirs: List[str], boot_now: str | None, now: float) -> List[Re
     for run_dir in run_dirs:
         spec = read_spec(run_dir)
         if spec is None:
-            found[run_dir] = _unknown(run_dir, f"no readable run.json in {run_dir}")
+            found[run_dir] = _without_records(run_dir, f"no readable run.json in {run_dir}")
             continue
         backend = backends.backend_of(spec)
         if backends.lookup(backend) is None:
