@@ -100,12 +100,19 @@ def name_problem(name: object) -> str | None:
     """Why ``name`` cannot be a run name (it becomes a directory under the durable path)."""
     if not isinstance(name, str) or not name or len(name.encode("utf-8")) > MAX_NAME_BYTES:
         return f"run name must be 1-{MAX_NAME_BYTES} bytes"
-    if name in (".", "..") or "/" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+    if name in (".", "..") or "/" in name or any(is_control(c) for c in name):
         return (
             f"run name {name!r} cannot be used as a directory name (it contains '/', a control "
             "character such as a newline, or is '.' or '..')"
         )
     return None
+
+
+def is_control(char: str) -> bool:
+    """A C0 or C1 control character, or DEL: a terminal acts on these (U+009B starts an escape
+    sequence as ESC [ does), so no name or path shown to a person may hold one."""
+    code = ord(char)
+    return code < 32 or 127 <= code <= 159
 
 
 # -- run states -------------------------------------------------------------------------------

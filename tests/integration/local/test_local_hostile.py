@@ -70,7 +70,11 @@ def test_a_run_name_full_of_shell_syntax_and_unicode_is_just_a_name(project, tmp
     assert [r["run_id"] for r in by_name] == [run_id]
 
 
-@pytest.mark.parametrize("name", ["bad\nname", "a/b", ".."], ids=["newline", "slash", "dotdot"])
+@pytest.mark.parametrize(
+    "name",
+    ["bad\nname", "a/b", "..", "red\x9b31m", "esc\x1b]0;x\x07"],
+    ids=["newline", "slash", "dotdot", "c1-csi", "osc"],
+)
 def test_a_name_that_cannot_be_a_directory_is_refused_and_nothing_is_created(project, name):
     done = project.cli("run", "--name", name, "--", "true", rc=2)
     assert done.stdout == ""
