@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from outlive.agent.box import notebook
+from outlive.agent.box.common import AgentError
 
 CAP_S = 43200.0
 
@@ -48,3 +49,13 @@ def test_a_damaged_or_future_stamp_starts_a_new_count(stamp_dir: Path, text: str
 def test_a_stamp_inside_the_cap_keeps_counting(stamp_dir: Path) -> None:
     _stamp(stamp_dir).write_text(repr(1000.0))
     assert notebook.session_left_s(CAP_S, now=1000.0 + CAP_S - 1200.0) == 1200.0
+
+
+def test_a_directory_where_the_stamp_goes_is_one_sentence(stamp_dir: Path) -> None:
+    _stamp(stamp_dir).mkdir()
+    with pytest.raises(AgentError) as caught:
+        notebook.session_left_s(CAP_S, now=1000.0)
+    message = str(caught.value)
+    assert "\n" not in message and "a directory is in the way" in message
+    assert str(_stamp(stamp_dir)) in message
+    assert sorted(p.name for p in stamp_dir.iterdir()) == [_stamp(stamp_dir).name]

@@ -130,3 +130,22 @@ def test_no_attempt_starts_inside_the_margin(tmp_path: Path) -> None:
     assert state == "stopped"
     assert "inside the 60 s needed to save: not starting toy" in out.getvalue()
     assert not (tmp_path / "run" / ".outlive").exists() and not (tmp_path / "ckpt").exists()
+
+
+def test_a_file_where_the_run_directory_goes_is_one_sentence_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    request = launch_request(
+        "paperspace-notebook", name="toy", command=["python", "t.py"], env=None, target=None,
+        run_id=None,
+    )  # fmt: skip
+    (tmp_path / "run").write_text("in the way")
+    doc = dict(request, workdir=str(tmp_path / "run" / "toy"), durable=str(tmp_path / "ckpt"))
+    out = io.StringIO()
+    state = run(doc, "agent.pyz", archive="", root=str(tmp_path), requirements="",
+                shutdown_s=3600.0, started_at=time.time(), margin_floor_s=60.0,
+                out=out)  # fmt: skip
+    assert state == "failed"
+    said = out.getvalue().splitlines()[-1]
+    assert said.startswith("[outlive] cannot make the directory") and "in the way" in said
+    assert (tmp_path / "run").read_text() == "in the way"

@@ -28,10 +28,17 @@ from typing import IO, Callable, List
 
 from outlive import wire
 
-from .common import Rec, check_run_id
+from .common import AgentError, Rec, check_run_id
 from .kubernetes import container_exit_code, next_attempt, unpack_project
 from .procfs import boot_id, is_alive
-from .records import fsync_dir, read_progress, read_record, request_cancel, write_json_atomic
+from .records import (
+    fsync_dir,
+    read_progress,
+    read_record,
+    request_cancel,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from .rundir import prepare_run
 
 NB_RUN_FIELDS = {"backend": wire.BACKEND_SETSID, "detach": "drive-checkpoint-loop"}
@@ -61,10 +68,7 @@ def session_left_s(cap_s: float, now: float | None = None) -> float:
         started = float("nan")
     if not 0.0 <= now - started < cap_s:  # no stamp, a damaged one, a stale one or a future one
         started = now
-        tmp = f"{stamp}.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(repr(now))
-        os.replace(tmp, stamp)
+        write_bytes_atomic(stamp, repr(now).encode(), 0o600)  # AgentError: one sentence
     return cap_s - (now - started)
 
 
@@ -186,7 +190,10 @@ class Attempt:
         self.mirror()
         if stopping:  # measured, so the next session's margin can fit the save (Gradient)
             took_s = time.monotonic() - stop_began
-            write_json_atomic(os.path.join(self.run_dir, STOP_JSON), {"stop_s": took_s})
+            try:
+                write_json_atomic(os.path.join(self.run_dir, STOP_JSON), {"stop_s": took_s})
+            except AgentError as exc:  # the run's end still matters more: flush it below
+                self.say(f"[outlive] the stop was not measured for the next session: {exc}")
         self.flush(True)
 
 
@@ -208,19 +215,40 @@ def resume(
     log above), or ``stopped`` (the session limit came first: run the notebook again).
     ``started_at``: when this session began, if known; else counted from its first call.
     ``limit`` names the session limit in what the cell says. With ``start_inside_margin`` False,
-    no attempt starts once the limit is within ``margin_s``: its job could not save in time."""
+    no attempt starts once the limit is within ``margin_s``: its job could not save in time.
+    What stops the cell (a directory where a record goes, a bad request) is said in one
+    sentence, and the state is ``failed``."""
     request = wire.LaunchRequest.from_json(request_doc)
     attempt = Attempt(request, agent, out or sys.stdout, flush or (lambda final: None))
     attempt.limit = limit
+    try:
+        return _resume(attempt, archive, session_cap_s, margin_s, poll_s, started_at,
+                       start_inside_margin)  # fmt: skip
+    except AgentError as exc:
+        attempt.say(f"[outlive] {exc}")
+        return "failed"
+
+
+def _resume(
+    attempt: Attempt,
+    archive: str | None,
+    session_cap_s: float,
+    margin_s: float,
+    poll_s: float,
+    started_at: float | None,
+    start_inside_margin: bool,
+) -> str:
+    request, limit = attempt.request, attempt.limit
 
     def left_s() -> float:
         if started_at is None:
             return session_left_s(session_cap_s)
         return session_cap_s - (time.time() - started_at)  # a known start (Kaggle, Gradient)
 
-    os.makedirs(str(request.workdir), exist_ok=True)
+    _make_dir(str(request.workdir))
     if archive:
         unpack_project(archive, str(request.workdir))
+    left_s()  # the clock starts (or cannot be kept: AgentError) before any job does
     if not start_inside_margin and attempt.pending() == "start" and left_s() <= margin_s:
         attempt.say(
             f"[outlive] {limit} is {max(left_s(), 0.0):.0f} s away, inside the {margin_s:.0f} s "
@@ -240,6 +268,16 @@ def resume(
     state = _state_of(exit_rec)
     attempt.say(f"[outlive] {request.name}: {state}")
     return state
+
+
+def _make_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise AgentError(
+            f"cannot make the directory {path} ({exc.strerror or exc}): a file is in the way "
+            "there or above it; move it aside and run the cell again"
+        ) from None
 
 
 def _state_of(exit_rec: Rec) -> str:

@@ -64,12 +64,25 @@ def write_bytes_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
             write_all(fd, data, path)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise AgentError(_not_replaced(path, exc), kind="write_failed") from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     fsync_dir(directory)
+
+
+def _not_replaced(path: str, exc: OSError) -> str:
+    """Why a written record could not take its name, and what to do about it."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        return f"could not write {path}: a directory is in the way there; move it aside and retry"
+    return (
+        f"could not write {path} ({exc.strerror or exc}); check what is at that path (another "
+        "user's file in a shared directory cannot be replaced) and retry"
+    )
 
 
 def write_json_atomic(path: str, data: object, mode: int = 0o644) -> None:
