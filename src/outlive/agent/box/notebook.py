@@ -20,6 +20,7 @@ import contextlib
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -54,22 +55,39 @@ def run_dir_of(request: wire.LaunchRequest) -> str:
 
 def session_left_s(cap_s: float, now: float | None = None) -> float:
     """Seconds left before the session cap, counted from this VM's first call (a file on local
-    disk, which dies with the session; keyed by boot id so a new VM starts a new count).
+    disk, which dies with the session; keyed by user and boot id, so a new VM starts a new count
+    and another user of this machine has a count of their own).
 
     A stamp older than the cap, or from the future, cannot belong to a session still running
     (the platform ends a session at its cap): it is left by something else sharing this boot and
-    ``/tmp`` (a reused VM, a machine that is not a notebook VM), and the count starts again."""
+    ``/tmp`` (a reused VM, a machine that is not a notebook VM), and the count starts again. So
+    does a stamp that is not this user's own plain file (a link, a pipe, another user's file)."""
     now = time.time() if now is None else now
-    stamp = os.path.join(tempfile.gettempdir(), f"outlive-session-{boot_id() or 'unknown'}")
-    try:
-        with open(stamp, encoding="utf-8") as f:
-            started = float(f.read().strip())
-    except (OSError, ValueError):
-        started = float("nan")
+    uid = os.getuid()
+    stamp = os.path.join(tempfile.gettempdir(), f"outlive-session-{uid}-{boot_id() or 'unknown'}")
+    started = _own_stamp(stamp, uid)
     if not 0.0 <= now - started < cap_s:  # no stamp, a damaged one, a stale one or a future one
         started = now
         write_bytes_atomic(stamp, repr(now).encode(), 0o600)  # AgentError: one sentence
     return cap_s - (now - started)
+
+
+def _own_stamp(path: str, uid: int) -> float:
+    """The time in the stamp at ``path`` if it is ``uid``'s own plain file, else NaN. Never
+    follows a link and never waits on a pipe someone planted there."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return float("nan")
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != uid:
+            return float("nan")
+        return float(os.read(fd, 64).decode("ascii").strip())
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+        return float("nan")
+    finally:
+        os.close(fd)
 
 
 class Attempt:
