@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from outlive.agent.box.gradient import margin_s, run, venv_path
-from outlive.agent.box.notebook import STOP_JSON
+from outlive.agent.box.notebook import STOP_JSON, time_left_s
 from outlive.agent.bundle import zipapp
 from outlive.notebook.cells import dumps
 from outlive.notebook.common import launch_request, project_zip
@@ -101,6 +101,34 @@ def test_clock_counts_from_now_when_the_start_is_past_the_timer(tmp_path: Path) 
     got = _exec(clock, tmp_path, env, "STARTED_AT", "_FROM")
     assert str(got["_FROM"]).startswith("now")
     assert float(str(got["STARTED_AT"])) > began
+
+
+def test_clock_counts_from_now_when_the_start_is_ahead_of_a_clock_set_back(tmp_path: Path) -> None:
+    clock = _doc().cells[0].source
+    env = {
+        "OUTLIVE_GRADIENT_SHUTDOWN_S": "600",
+        "OUTLIVE_GRADIENT_STARTED_AT": str(time.time() + 3600),
+    }
+    got = _exec(clock, tmp_path, env, "STARTED_AT", "_FROM", "_LEFT_S")
+    assert str(got["_FROM"]).startswith("now") and "ahead of this clock" in str(got["_FROM"])
+    assert 0 <= float(str(got["_LEFT_S"])) <= 600
+
+
+def test_a_start_ahead_of_the_clock_never_gives_more_than_the_timer(tmp_path: Path) -> None:
+    request = launch_request(
+        "paperspace-notebook", name="toy", command=["python", "t.py"], env=None, target=None,
+        run_id=None,
+    )  # fmt: skip
+    doc = dict(request, workdir=str(tmp_path / "run"), durable=str(tmp_path / "ckpt"))
+    out = io.StringIO()
+    # one hour ahead: the clock was set back, and the timer (200 s) is within the margin of 300 s
+    state = run(doc, "agent.pyz", archive="", root=str(tmp_path), requirements="",
+                shutdown_s=200.0, started_at=time.time() + 3600.0, margin_floor_s=300.0,
+                out=out)  # fmt: skip
+    assert state == "stopped"
+    assert "auto-shutdown in 200 s" in out.getvalue()
+    assert time_left_s(200.0, 5000.0, now=1000.0) == 200.0
+    assert time_left_s(200.0, 1000.0, now=5000.0) == 0.0  # past the timer: nothing left
 
 
 def test_margin_is_the_floor_until_a_stop_is_measured_then_three_stops(tmp_path: Path) -> None:

@@ -72,6 +72,13 @@ def session_left_s(cap_s: float, now: float | None = None) -> float:
     return cap_s - (now - started)
 
 
+def time_left_s(cap_s: float, started_at: float, now: float | None = None) -> float:
+    """Seconds left of a session that began at ``started_at``: never below zero, and never more
+    than the cap (a clock set back since the start puts the start ahead of now)."""
+    elapsed = (time.time() if now is None else now) - started_at
+    return min(cap_s, max(0.0, cap_s - elapsed))
+
+
 def _own_stamp(path: str, uid: int) -> float:
     """The time in the stamp at ``path`` if it is ``uid``'s own plain file, else NaN. Never
     follows a link and never waits on a pipe someone planted there."""
@@ -261,7 +268,7 @@ def _resume(
     def left_s() -> float:
         if started_at is None:
             return session_left_s(session_cap_s)
-        return session_cap_s - (time.time() - started_at)  # a known start (Kaggle, Gradient)
+        return time_left_s(session_cap_s, started_at)  # a known start (Kaggle, Gradient)
 
     _make_dir(str(request.workdir))
     if archive:
