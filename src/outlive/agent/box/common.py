@@ -24,6 +24,11 @@ class AgentError(Exception):
         self.kind = kind
 
 
+def count_of(value: object) -> int | None:
+    """A counter read from a record (an oom_kill count): an int, else None (absent, damaged)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
 def expand(path: str) -> str:
     """A path from the client as the box reads it: ~ and $VARS expanded, made absolute."""
     return os.path.abspath(os.path.expandvars(os.path.expanduser(path)))

@@ -33,6 +33,7 @@ from .common import AgentError, Rec, check_run_id
 from .kubernetes import container_exit_code, next_attempt, unpack_project
 from .procfs import boot_id, is_alive
 from .records import (
+    exit_record,
     fsync_dir,
     read_progress,
     read_record,
@@ -119,7 +120,7 @@ class Attempt:
 
     def pending(self) -> str:
         """``ended`` (nothing to do), ``alive`` (follow it) or ``start`` (a new attempt)."""
-        exit_rec = read_record(os.path.join(self.run_dir, wire.EXIT_JSON))
+        exit_rec = exit_record(os.path.join(self.run_dir, wire.EXIT_JSON))
         if (
             exit_rec is not None
             and container_exit_code(
@@ -281,7 +282,7 @@ def _resume(
         )
         return "stopped"
     proc = attempt.start()
-    exit_rec = read_record(os.path.join(attempt.run_dir, wire.EXIT_JSON))
+    exit_rec = exit_record(os.path.join(attempt.run_dir, wire.EXIT_JSON))
     if proc is None and exit_rec is not None:
         state = _state_of(exit_rec)
         attempt.say(f"[outlive] {request.name} already ended ({state}); nothing to do")
@@ -289,7 +290,7 @@ def _resume(
     if proc is None:
         attempt.say(f"[outlive] {request.name} is already running in this session; following it")
     attempt.follow(proc, left_s, margin_s, poll_s)
-    exit_rec = read_record(os.path.join(attempt.run_dir, wire.EXIT_JSON)) or {}
+    exit_rec = exit_record(os.path.join(attempt.run_dir, wire.EXIT_JSON)) or {}
     state = _state_of(exit_rec)
     attempt.say(f"[outlive] {request.name}: {state}")
     return state

@@ -102,6 +102,61 @@ def read_json(path: str) -> object:
         return {"_unreadable": path}
 
 
+# exit.json's fields and the types its readers compute with; None (or absent) is always allowed.
+_EXIT_FIELDS = {
+    "exit_code": (int,),
+    "signal": (int,),
+    "signal_name": (str,),
+    "max_rss_bytes": (int,),
+    "ended_at": (int, float),
+    "oom_kill_after": (int,),
+    "forwarded_signals": (list,),
+    "error": (str,),
+}
+
+
+def exit_problem(rec: object) -> str | None:
+    """Why ``rec`` (exit.json as read) is not an exit record the supervisor wrote, or None."""
+    if not isinstance(rec, dict):
+        return "it is not a JSON object"
+    for key, types in _EXIT_FIELDS.items():
+        value = rec.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, types) or value != value:
+            return f"its {key} is {value!r}"
+        if isinstance(value, float) and abs(value) == float("inf"):
+            return f"its {key} is {value!r}"
+    if rec.get("exit_code") is None and rec.get("signal") is None:
+        return "it holds neither an exit code nor a signal"
+    return None
+
+
+def read_exit(path: str) -> object:
+    """exit.json as :func:`read_json` reads it, except that a damaged one (a field of the wrong
+    type, neither an exit code nor a signal) is unreadable too: ``{"_unreadable": path,
+    "damaged": why}``. No reader ever computes with what a hand edit or a broken disk left."""
+    rec = read_json(path)
+    if rec is None or (isinstance(rec, dict) and "_unreadable" in rec):
+        return rec
+    problem = exit_problem(rec)
+    return rec if problem is None else {"_unreadable": path, "damaged": problem}
+
+
+def exit_record(path: str) -> Rec | None:
+    """A whole, well-formed exit record at ``path``, else None (absent, unreadable, damaged)."""
+    rec = read_exit(path)
+    return rec if isinstance(rec, dict) and "_unreadable" not in rec else None
+
+
+def unreadable_exit(rec: object, path: str) -> str:
+    """The sentence for an exit record :func:`read_exit` found unreadable or damaged."""
+    damaged = rec.get("damaged") if isinstance(rec, dict) else None
+    if damaged:
+        return f"the exit record {path} is damaged ({damaged}); its run's end is unknown"
+    return f"the exit record {path} is unreadable"
+
+
 def read_record(path: str) -> Rec | None:
     """A readable JSON object at ``path``, else None (absent, unreadable or not an object)."""
     rec = read_json(path)
