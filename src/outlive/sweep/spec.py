@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 import shlex
 import string
@@ -33,6 +34,7 @@ from outlive.errors import UsageError
 SEPARATOR = "."
 ITEM_PLACEHOLDER = "item"
 MAX_KEY_BYTES = 80
+MAX_ITEMS = 10_000  # each item is a named run, a registry row and a checkpoint directory
 Value = str | int | float | bool
 
 
@@ -146,10 +148,22 @@ def _param_sets(path: Path, doc: Mapping[str, object]) -> list[dict[str, Value]]
             if not isinstance(values, list) or not values:
                 raise UsageError(f"grid parameter {key!r} in {path} must be a non-empty list")
             columns.append([_value(path, key, v) for v in values])
+        _check_count(path, math.prod(len(c) for c in columns), "[grid] makes")
         return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*columns)]
     if not isinstance(listed, list) or not listed or not all(isinstance(t, dict) for t in listed):
         raise UsageError(f"list in {path} must be a non-empty array of tables ([[list]])")
+    _check_count(path, len(listed), "[[list]] has")
     return [{k: _value(path, k, v) for k, v in table.items()} for table in listed]
+
+
+def _check_count(path: Path, count: int, what: str) -> None:
+    """Refuse a sweep of more than MAX_ITEMS items before any is made (a grid's product grows
+    past any memory long before it is listed)."""
+    if count > MAX_ITEMS:
+        raise UsageError(
+            f"{what} {count:,} items in {path}, more than the {MAX_ITEMS:,} a sweep may hold; "
+            "split it into several sweeps or use fewer values"
+        )
 
 
 def _value(path: Path, key: str, value: object) -> Value:
@@ -167,6 +181,7 @@ def _lines(items_file: Path) -> list[str]:
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     if not lines:
         raise UsageError(f"items file {items_file} holds no item")
+    _check_count(items_file, len(lines), "the items file has")
     return lines
 
 
