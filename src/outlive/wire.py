@@ -96,13 +96,14 @@ def run_id_problem(run_id: object) -> str | None:
     return None
 
 
-def name_problem(name: object) -> str | None:
-    """Why ``name`` cannot be a run name (it becomes a directory under the durable path)."""
+def name_problem(name: object, what: str = "run name") -> str | None:
+    """Why ``name`` cannot be a run name (it becomes a directory under the durable path), or
+    ``what`` else must be one directory name (a project's)."""
     if not isinstance(name, str) or not name or len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        return f"run name must be 1-{MAX_NAME_BYTES} bytes"
+        return f"{what} must be 1-{MAX_NAME_BYTES} bytes"
     if name in (".", "..") or "/" in name or any(is_control(c) for c in name):
         return (
-            f"run name {name!r} cannot be used as a directory name (it contains '/', a control "
+            f"{what} {name!r} cannot be used as a directory name (it contains '/', a control "
             "character such as a newline, or is '.' or '..')"
         )
     return None

@@ -13,6 +13,7 @@ from outlive.config import LOCAL, find_project_dir, load_config
 from outlive.errors import ConfigError
 
 BOX = '[targets.box]\nhost = "10.0.0.5"\nworkdir = "/srv/run"\n'
+RUNPOD = '[targets.pod]\nprofile = "runpod"\nhost = "10.0.0.6"\n'  # workdir from the profile
 
 
 def _project(tmp_path: Path, toml: str | None = None, pyproject: str | None = None) -> Path:
@@ -118,6 +119,20 @@ def test_an_unknown_key_in_project_lists_the_valid_keys(tmp_path):
     d = _project(tmp_path, toml='[project]\nzzz = "x"\n')
     msg = _error(d)
     assert "[project]" in msg and "'zzz'" in msg and "name" in msg and "exclude" in msg
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["a/b", "..", ".", "", "../../etc", "tab\there", "csi\x9b1m"],
+    ids=["slash", "dotdot", "dot", "empty", "climbs", "control", "c1"],
+)
+def test_a_project_name_that_is_not_one_directory_name_is_refused(tmp_path, name):
+    """The project name becomes a directory on the box (a profile's ``/workspace/{project}``):
+    ``../../etc`` would put the workdir outside it."""
+    d = _project(tmp_path, f"[project]\nname = {json.dumps(name)}\n" + RUNPOD)
+    message = _error(d)
+    assert "[project] key 'name'" in message and "project name" in message
+    assert repr(name) in message or "1-200 bytes" in message
 
 
 def test_a_value_of_the_wrong_type_names_the_key(tmp_path):
