@@ -234,10 +234,11 @@ class Config:
 
 
 def json_quoted(text: str) -> str:
-    """``text`` as a TOML basic string (JSON's escapes are TOML's for printable text)."""
+    """``text`` as a TOML basic string: JSON's escapes are TOML's, and DEL, which JSON leaves
+    as it is, is one more that TOML wants escaped."""
     import json
 
-    return json.dumps(text, ensure_ascii=False)
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 # Directories project discovery found no project at or above (a bare directory, or one that no

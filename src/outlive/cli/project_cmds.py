@@ -13,16 +13,21 @@ if TYPE_CHECKING:
 
 
 def init(args: InitArgs) -> int:
-    from outlive.cli.templates import CONFIG_TEMPLATE
+    from outlive.cli.templates import config_text
     from outlive.config import CONFIG_NAME
     from outlive.errors import UsageError
+    from outlive.wire import name_problem
 
     path = Path.cwd() / CONFIG_NAME
     if path.exists() and not args.force:
         raise UsageError(f"{path} already exists; edit it, or pass --force to overwrite it")
-    text = CONFIG_TEMPLATE.format(name=Path.cwd().name)
+    project = Path.cwd().name
+    problem = name_problem(project, "project name")
+    if problem:  # the directory's name is the project's: it goes into workdirs on the boxes
+        raise UsageError(f"{problem}; rename this directory, then run `outlive init` again")
+    text = config_text(project)
     if args.profile is not None:
-        text += "\n" + _profile_target(args.profile, Path.cwd().name)
+        text += "\n" + _profile_target(args.profile, project)
     path.write_text(text)
     echo(f"wrote {path}")
     return 0
