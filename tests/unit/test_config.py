@@ -219,3 +219,30 @@ def test_a_cloud_id_reaches_the_target_and_survives_the_cache(tmp_path):
     )
     assert load_config(tmp_path).target("a100").cloud_id == "xedezhzb9la3ye"
     assert load_config(tmp_path).target("a100").cloud_id == "xedezhzb9la3ye"  # from the cache
+
+
+def test_an_edited_project_profile_is_not_served_from_the_cache(tmp_path):
+    """A profile in the project's own profile_dirs is one of the config's sources: editing it
+    re-validates (the cache was keyed only by the built-in and user profile directories)."""
+    builtin = (Path(__file__).parents[2] / "src/outlive/profiles/data/generic-ssh.toml").read_text()
+    mine = builtin.replace('name = "generic-ssh"', 'name = "mine"')
+    (tmp_path / "profiles").mkdir()
+    profile = tmp_path / "profiles" / "mine.toml"
+    profile.write_text(mine.replace("kill_grace_s = 30.0", "kill_grace_s = 5.0"))
+    (tmp_path / "outlive.toml").write_text(
+        '[project]\nprofile_dirs = ["profiles"]\n[targets.box]\nprofile = "mine"\nhost = "h"\n'
+    )
+    assert load_config(tmp_path).target("box").policy.kill_grace_s == 5.0
+    assert load_config(tmp_path).target("box").policy.kill_grace_s == 5.0  # cached
+    profile.write_text(mine.replace("kill_grace_s = 30.0", "kill_grace_s = 45.0"))
+    assert load_config(tmp_path).target("box").policy.kill_grace_s == 45.0
+
+
+def test_another_home_is_not_served_the_cache_of_the_first(tmp_path, monkeypatch):
+    """``~`` in the config expands with HOME: the same project read with another HOME (sudo -E,
+    a CI runner, a shared checkout) gets its own paths."""
+    (tmp_path / "outlive.toml").write_text('[targets.local]\ndurable = "~/ckpt"\n')
+    for home in ("h1", "h2", "h1"):
+        monkeypatch.setenv("HOME", str(tmp_path / home))
+        durable = load_config(tmp_path).target(LOCAL).placement.durable
+        assert durable == str(tmp_path / home / "ckpt")
