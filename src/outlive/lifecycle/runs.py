@@ -523,10 +523,12 @@ def push_and_verify(session: Session, target_name: str) -> PushReport:
     result = push(session, target)
     problems: list[str] = []
     if not target.is_local:
-        reply = session.agent(target).call(
-            "verify_deploy", {"workdir": target.placement.workdir, "manifest": result.manifest}
-        )
-        problems = reply["problems"]
+        problems = _deploy_problems(session, target, result.manifest)
+        if problems and result.method == "rsync":
+            # a file changed on the box with its size and mtime kept passes rsync's quick
+            # check: push once more comparing contents
+            result = push(session, target, checksum=True)
+            problems = _deploy_problems(session, target, result.manifest)
     return {
         "target": target.name,
         "files": result.files,
@@ -536,6 +538,16 @@ def push_and_verify(session: Session, target_name: str) -> PushReport:
         "problems": problems,
         "warnings": list(result.warnings),
     }
+
+
+def _deploy_problems(
+    session: Session, target: Target, manifest: dict[str, dict[str, object]]
+) -> list[str]:
+    """How the box's copy of the project differs from ``manifest`` (none: it matches)."""
+    reply = session.agent(target).call(
+        "verify_deploy", {"workdir": target.placement.workdir, "manifest": manifest}
+    )
+    return list(reply["problems"])
 
 
 class SecretReply(TypedDict, total=False):
