@@ -8,6 +8,7 @@ from outlive.cli.grammar import ExplainArgs, GotchaArgs, ProfilesArgs
 from outlive.cli.output import console, emit_json
 
 if TYPE_CHECKING:
+    from outlive.errors import UsageError
     from outlive.gotchas import Gotcha
 
 
@@ -53,6 +54,8 @@ def explain(args: ExplainArgs) -> int:
         matches = explain_stream(sys.stdin.buffer)
     elif os.path.isfile(source):
         matches = explain_file(source)
+    elif os.path.lexists(source):
+        raise _not_a_log(source)
     else:
         from outlive.lifecycle.runs import RemoteLog
         from outlive.session import Session
@@ -71,6 +74,33 @@ def explain(args: ExplainArgs) -> int:
         con.print(f"  [dim]{m.text.strip()[:200]}[/dim]")
         con.print(f"  fix: {m.fix}")
     return 0
+
+
+def _not_a_log(path: str) -> UsageError:
+    """A path that is there but is no file to read to its end: a directory, or one whose reading
+    never ends or waits forever (/dev/zero, a named pipe, a socket)."""
+    import os
+    import stat
+
+    from outlive.errors import UsageError
+
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        kind = "a link to nothing"
+    else:
+        kind = next((what for test, what in kinds if test(mode)), "not a regular file")
+    return UsageError(
+        f"{path} is {kind}, not a log file; explain reads a file, a run's log by its name or "
+        f"id, or `-` for stdin (e.g. `head -c 10M {path} | outlive explain -`)"
+    )
 
 
 def gotcha(args: GotchaArgs) -> int:

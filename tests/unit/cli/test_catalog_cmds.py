@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,26 @@ def test_explain_stdin_names_crlf_scripts(tmp_path: Path) -> None:
     )
     ids = [m["id"] for m in json.loads(out.stdout)["matches"]]
     assert ids[:2] == ["U26", "GEN4"]
+
+
+def test_explain_of_a_device_a_pipe_or_a_directory_is_one_sentence_and_never_waits(
+    tmp_path: Path,
+) -> None:
+    """/dev/zero never ends and a named pipe waits for a writer: neither is read; each is named
+    for what it is (it was looked up as a run: "no run '/dev/zero' in this project")."""
+    (tmp_path / "outlive.toml").write_text("[project]\nname = 'x'\n")
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    for source, kind in [
+        ("/dev/zero", "a character device"),
+        (str(tmp_path / "pipe"), "a named pipe"),
+        ("logs", "a directory"),
+        ("dangling", "a link to nothing"),
+    ]:
+        out = _cli("explain", source, cwd=tmp_path)
+        assert out.returncode == 2, (source, out.stderr)
+        assert out.stderr.count("\n") == 1 and f"{source} is {kind}, not a log file" in out.stderr
 
 
 def test_explain_of_an_unknown_run_is_a_usage_error(tmp_path: Path) -> None:
