@@ -61,7 +61,9 @@ class Session:
             from outlive.agent.client import AgentClient
 
             if t.connection.host is None:
-                agent = AgentClient.local(self.cfg.state_dir, pool=self.pool, name=t.name)
+                agent = AgentClient.local(
+                    self.cfg.state_dir, pool=self.pool, name=t.name, literal_paths=t.is_local
+                )
             else:
                 from outlive.transport.ssh import SshTransport
 
