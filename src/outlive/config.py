@@ -281,6 +281,43 @@ def ensure_state_dir(path: Path) -> Path:
     return path
 
 
+PROJECT_ID_NAME = "project-id"  # in the state dir: this project's own id
+
+
+def project_id(state_dir: Path, *, create: bool = False) -> str | None:
+    """The project's id, a random token in ``.outlive/project-id``: every run it launches
+    carries it, so a look adopts only its own runs from a workdir that another project of the
+    same name shares on a box. Made at the first launch (``create``); None until then."""
+    import os
+    import re
+    import secrets
+
+    path = state_dir / PROJECT_ID_NAME
+    try:
+        known = path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        known = ""
+    if re.fullmatch(r"[0-9a-f]{32}", known) or not create:
+        return known if re.fullmatch(r"[0-9a-f]{32}", known) else None
+    tmp = state_dir / f".{PROJECT_ID_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        ensure_state_dir(state_dir)
+        tmp.write_text(secrets.token_hex(16) + "\n")
+        try:
+            os.link(tmp, path)  # whole, and only if none is there: two first launches agree
+        except FileExistsError:
+            if project_id(state_dir) is None:
+                os.replace(tmp, path)  # a damaged one: this launch's id takes its place
+        except OSError:  # a filesystem without hard links
+            os.replace(tmp, path)
+    except (OSError, NoProject):
+        return None  # a full disk: the launch goes on, its run adoptable as an older one's
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return project_id(state_dir)
+
+
 def find_project_dir(start: Path) -> Path:
     """The nearest directory at or above ``start`` holding outlive.toml, pyproject.toml or .git."""
     start = start.resolve()

@@ -180,6 +180,7 @@ class LaunchRequest:
     sbatch_script: str | None = None
     cells: List[Dict[str, Any]] | None = None
     array_cell: int | None = None
+    project_id: str | None = None  # the launching project's (a look adopts only its own runs)
 
     def to_json(self) -> Dict[str, Any]:
         return {k: v for k, v in as_dict(self).items() if v is not None}

@@ -246,3 +246,18 @@ def test_another_home_is_not_served_the_cache_of_the_first(tmp_path, monkeypatch
         monkeypatch.setenv("HOME", str(tmp_path / home))
         durable = load_config(tmp_path).target(LOCAL).placement.durable
         assert durable == str(tmp_path / home / "ckpt")
+
+
+def test_a_project_id_is_made_once_by_a_launch_and_kept(tmp_path):
+    from outlive.config import project_id
+
+    state = tmp_path / ".outlive"
+    assert project_id(state) is None  # a look makes none
+    assert not state.exists()
+    made = project_id(state, create=True)
+    assert made is not None and len(made) == 32
+    assert project_id(state) == made == project_id(state, create=True)
+    (state / "project-id").write_text("")  # cut short by a crash
+    again = project_id(state, create=True)
+    assert again is not None and again != made and project_id(state) == again
+    assert sorted(p.name for p in state.iterdir()) == [".gitignore", "project-id"]

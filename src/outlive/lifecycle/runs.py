@@ -42,7 +42,13 @@ def box_run_dir(workdir: str, run_id: str) -> str:
 
 
 def launch_request(
-    target: Target, backend: Backend, run_id: str, name: str, command: list[str], detach: str | None
+    session: Session,
+    target: Target,
+    backend: Backend,
+    run_id: str,
+    name: str,
+    command: list[str],
+    detach: str | None,
 ) -> wire.LaunchRequest:
     """The agent's `launch` request: the run, and everything the target gives every job."""
     return wire.LaunchRequest(
@@ -61,6 +67,7 @@ def launch_request(
         spot_grace_s=target.policy.spot_grace_s,
         mtbf_s=target.policy.mtbf_s,
         created_at=time.time(),
+        project_id=session.project_id(create=True),
     )
 
 
@@ -95,7 +102,7 @@ def launch(
         backend = session.backend(target)  # may write the local agent's bundle
     except OSError as exc:
         raise local_disk_error(exc, "nothing was launched") from None
-    request = launch_request(target, backend, new_run_id(), run_name, command, detach)
+    request = launch_request(session, target, backend, new_run_id(), run_name, command, detach)
     cells = [(request.run_id, run_name, command)]
     _journal(session, backend, request, cells)  # before anything is pushed or sent
 
@@ -226,7 +233,9 @@ def launch_array(
         throttle=throttle,
         after=tuple(status(session, list(after))) if after else (),
     )
-    request = launch_request(target, backend, new_run_id(), plan.names[0], commands[0], None)
+    request = launch_request(
+        session, target, backend, new_run_id(), plan.names[0], commands[0], None
+    )
     cells = [
         (f"{request.run_id}-{i}", plan.names[i], list(plan.commands[i]))
         for i in range(len(plan.names))
@@ -435,9 +444,12 @@ def _probe_target(
             look.confirmed[rec.run_id] = (box.run_dir, box.ckpt_dir or rec.ckpt_dir, state.value)
             rec = replace(rec, run_dir=box.run_dir, ckpt_dir=box.ckpt_dir or rec.ckpt_dir)
         look.results[rec.run_id] = _merge(rec, box)
+    ours = session.project_id() if found else None
     for run in found:
         if run.run_id in known or run.target not in (None, target_name):
             continue
+        if run.project_id is not None and run.project_id != ours:
+            continue  # another project's, of the same name and workdir: never adopted
         rec = RunRecord(
             run_id=run.run_id,
             name=run.name,
