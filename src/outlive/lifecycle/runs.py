@@ -597,9 +597,28 @@ def secret_push(session: Session, target_name: str, name: str, value: str) -> Se
 def cancel(session: Session, ref: str) -> CancelReply:
     rec = session.store.resolve(ref)
     target = session.target(rec.target)
+    _check_launched_here(target, rec)
     result = session.backend(target).cancel(rec.run_dir, target.policy.kill_grace_s)
     result["run_id"], result["name"] = rec.run_id, rec.name
     return result
+
+
+def _check_launched_here(target: Target, rec: RunRecord) -> None:
+    """A local run's directory is under this project's own: a registry copied with the project
+    (``cp -a``) names the original's run dirs, whose jobs are not this copy's to signal."""
+    if not target.is_local:
+        return  # a box's workdir is the same from every copy of the project
+    import os
+
+    here = os.path.join(target.placement.workdir, wire.STATE_DIRNAME, wire.RUNS_DIRNAME)
+    if os.path.normpath(os.path.dirname(rec.run_dir)) == os.path.normpath(here):
+        return
+    origin = os.path.dirname(os.path.dirname(os.path.dirname(rec.run_dir)))
+    raise UsageError(
+        f"run {rec.name!r} ({rec.run_id}) was launched from the project in {origin}, not this "
+        f"one in {target.placement.workdir} (its registry came with a copy of that project); "
+        "cancel it from there"
+    )
 
 
 def tail(session: Session, ref: str, lines: int) -> bytes:
