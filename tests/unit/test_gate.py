@@ -211,3 +211,28 @@ def test_nothing_on_the_target_still_needs_the_name() -> None:
     report["runs"] = []
     assert not decide(report, confirm=None)["allowed"]
     assert decide(report, confirm="gpu")["allowed"]
+
+
+def test_the_gates_report_shows_a_boxs_file_names_as_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A file on the box named "[/bold]..." stopped `down` with a MarkupError traceback before
+    it printed its refusal; one carrying an escape sequence reached the terminal."""
+    from outlive.cli.pull_cmds import _print_gate
+
+    report = _report(lost=1)
+    name = "[/bold] \x1b]52;c;QUFB\x07 [link=http://x]y"
+    report["runs"][0].update(
+        covered=False,
+        files=1,
+        size_bytes=10,
+        uncovered=[
+            {"path": name, "box_path": f"/w/{name}", "size_bytes": 10, "why": "never pulled"}
+        ],
+    )
+    report["lost_if_abandoned"][0].update(box_path=f"/w/{name}")
+    report.update(note="outlive checks only the runs it launched", released=[])
+    _print_gate(report)  # type: ignore[arg-type]
+    out = capsys.readouterr().out
+    assert "  • train: /w/[/bold] \\x1b]52;c;QUFB\\x07 [link=http://x]y (10 B, never pulled)" in out
+    assert "\x1b]" not in out and "\x07" not in out

@@ -69,10 +69,13 @@ def explain(args: ExplainArgs) -> int:
     if not matches:
         con.print("no known gotcha matched; `outlive gotcha --search WORDS` searches the catalog")
         return 0
+    from outlive.cli._terminal import markup as esc
+
     for m in matches:
-        con.print(f"[bold]{m.id}[/bold] line {m.line}: {m.title}")
-        con.print(f"  [dim]{m.text.strip()[:200]}[/dim]")
-        con.print(f"  fix: {m.fix}")
+        # the log's own line is shown, never interpreted: it may hold escapes or "[/INST]"
+        con.print(f"[bold]{esc(m.id)}[/bold] line {m.line}: {esc(m.title)}")
+        con.print(f"  [dim]{esc(m.text.strip()[:200])}[/dim]")
+        con.print(f"  fix: {esc(m.fix)}")
     return 0
 
 
@@ -122,13 +125,18 @@ def gotcha(args: GotchaArgs) -> int:
     if args.as_json:
         emit_json({"gotchas": [gotcha_json(g) for g in entries]})
         return 0
+    from outlive.cli._terminal import markup as esc
+
     con = console()
     full = gotcha_id is not None
     for g in entries:
-        con.print(f"[bold]{g.id}[/bold] {g.title}  [dim]({g.handling.value}: {g.handled_by})[/dim]")
+        how = esc(f"({g.handling.value}: {g.handled_by})")
+        con.print(f"[bold]{esc(g.id)}[/bold] {esc(g.title)}  [dim]{how}[/dim]")
         if full:
-            con.print(f"  symptom: {g.symptom}\n  cause: {g.cause}\n  fix: {g.fix}")
-            con.print(f"  platforms: {', '.join(g.platforms)}")
+            con.print(f"  symptom: {g.symptom}", markup=False)
+            con.print(f"  cause: {g.cause}", markup=False)
+            con.print(f"  fix: {g.fix}", markup=False)
+            con.print(f"  platforms: {', '.join(g.platforms)}", markup=False)
     return 0
 
 

@@ -7,6 +7,8 @@ import json
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from outlive.cli._terminal import printable
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -19,15 +21,16 @@ def emit_json(data: object, out: TextIO | None = None) -> None:
 
 
 def echo(text: str) -> None:
-    """A line for a human on stdout."""
-    sys.stdout.write(text + "\n")
+    """A line for a human on stdout (what a terminal would act on in it shown escaped)."""
+    sys.stdout.write(printable(text) + "\n")
     sys.stdout.flush()
 
 
 def note(message: str, err: TextIO | None = None) -> None:
-    """A one-sentence message on stderr (or ``err``), prefixed as every error of outlive's is."""
+    """A one-sentence message on stderr (or ``err``), prefixed as every error of outlive's is;
+    a name, a path or a box's words in it cannot drive the terminal (``cli._terminal``)."""
     err = sys.stderr if err is None else err
-    err.write(f"outlive: {message}\n")
+    err.write(f"outlive: {printable(message)}\n")
     err.flush()
 
 
