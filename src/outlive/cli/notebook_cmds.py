@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from outlive.cli.grammar import GradientArgs, NotebookArgs
-from outlive.cli.output import echo
+from outlive.cli.output import echo, write_file
 
 
 def _checked(args: NotebookArgs | GradientArgs, profile: str) -> dict[str, Any]:
@@ -56,9 +56,7 @@ def _write(name: str, doc: dict[str, object], hint: str) -> int:
     from outlive.notebook.cells import dumps
 
     out = Path.cwd() / f"{name}.ipynb"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(dumps(doc), encoding="utf-8")
-    tmp.replace(out)
+    write_file(out, dumps(doc))
     echo(f"wrote {out}: {hint}")
     return 0
 

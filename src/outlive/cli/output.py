@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, TextIO
 from outlive.cli._terminal import printable
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
 
 
@@ -32,6 +34,27 @@ def note(message: str, err: TextIO | None = None) -> None:
     err = sys.stderr if err is None else err
     err.write(f"outlive: {printable(message)}\n")
     err.flush()
+
+
+def write_file(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a temp file renamed over it): a full disk or a kill
+    mid-write leaves what was there, never a truncated file; a failure is one sentence."""
+    import contextlib
+    import os
+
+    from outlive.errors import OutliveError
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OutliveError(
+            f"could not write {path} ({exc.strerror or exc}); it is as it was: free some space "
+            "or check the directory's permissions, then run the same command again"
+        ) from None
 
 
 def console() -> Console:

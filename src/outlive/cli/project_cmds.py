@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from outlive.cli.grammar import DemoArgs, InitArgs, TargetArgs, TargetsArgs
-from outlive.cli.output import echo, emit_json, note
+from outlive.cli.output import echo, emit_json, note, write_file
 
 if TYPE_CHECKING:
     from outlive.config import Config
@@ -28,7 +28,7 @@ def init(args: InitArgs) -> int:
     text = config_text(project)
     if args.profile is not None:
         text += "\n" + _profile_target(args.profile, project)
-    path.write_text(text)
+    write_file(path, text)  # --force over a config on a full disk keeps the old one whole
     echo(f"wrote {path}")
     return 0
 
