@@ -243,8 +243,12 @@ def push(
         # rsync takes the path literally: let the box say what $HOME/$USER are (one round trip).
         workdir = agent.call("expand", {"paths": [workdir]})["paths"][0]
     method = _rsync(cfg.project_dir, files, transport, workdir, checksum)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(stamp)
+    try:  # only a shortcut for the next launch: without it, that launch pushes again
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(stamp)
+    except OSError:
+        with contextlib.suppress(OSError):
+            record.unlink()  # never a cut-short stamp (it would only mismatch, but it is junk)
     return PushResult(len(files), size, man, method, warnings)
 
 

@@ -170,3 +170,19 @@ def test_a_box_file_changed_with_size_and_mtime_kept_is_pushed_again_by_contents
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert (workdir / "train.py").read_bytes() == (proj / "train.py").read_bytes()
+
+
+def test_a_push_whose_stamp_cannot_be_kept_still_pushes_and_verifies(
+    tmp_path: Path, box: Box
+) -> None:
+    """The stamp of the last push only spares the next launch a push: where it cannot be
+    written (a file where its directory goes, a full disk) the push was done and verified but
+    ended in a traceback."""
+    workdir = box.workdir / f"stampless-{time.time_ns()}"
+    proj = _project(tmp_path, box, workdir)
+    (proj / ".outlive").mkdir()
+    (proj / ".outlive" / "pushed").write_text("in the way")
+    out = _push(proj)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["verified"] is True
+    assert (workdir / "train.py").read_text() == "print('train')\n"
