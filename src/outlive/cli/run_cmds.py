@@ -216,7 +216,11 @@ def _say_end(st: RunStatus) -> int:
 
 def watch(args: WatchArgs) -> int:
     from outlive.cli.render import watch_live
+    from outlive.errors import UsageError
     from outlive.session import Session
+
+    if not args.interval_s > 0:  # time.sleep refused a negative one after the first look
+        raise UsageError(f"--interval-s {args.interval_s:g} must be more than 0 seconds")
 
     with Session.open().pooled() as session:  # each refresh: one request on an open channel
         final = watch_live(session, args.run_ref, interval_s=args.interval_s, stall_s=args.stall_s)

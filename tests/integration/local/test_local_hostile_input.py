@@ -62,6 +62,20 @@ def test_huge_or_infinite_numbers_on_the_command_line_are_one_sentence(
     _one_sentence(project.cli(*argv, rc=2), "argument")
 
 
+@pytest.mark.parametrize("interval", ["-1", "0"])
+def test_a_watch_interval_that_is_not_positive_is_one_sentence(
+    project: Project, interval: str
+) -> None:
+    """A negative interval made time.sleep raise after the first look (a traceback); zero
+    looked at the box without a pause."""
+    run_id, go = project.start_waiting("watched")
+    try:
+        _one_sentence(project.cli("watch", run_id, "--interval-s", interval, rc=2), "--interval-s")
+    finally:
+        go.touch()
+    project.wait_ended(run_id)
+
+
 def test_an_outlive_toml_that_is_not_utf8_is_one_sentence(project: Project) -> None:
     (project.dir / "outlive.toml").write_bytes(b'[project]\nname = "caf\xe9"\n')
     done = project.cli("status", "--json", rc=2)
