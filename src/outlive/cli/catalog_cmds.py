@@ -8,6 +8,8 @@ from outlive.cli.grammar import ExplainArgs, GotchaArgs, ProfilesArgs
 from outlive.cli.output import console, emit_json
 
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
     from outlive.errors import UsageError
     from outlive.gotchas import Gotcha
 
@@ -54,6 +56,9 @@ def explain(args: ExplainArgs) -> int:
         matches = explain_stream(sys.stdin.buffer)
     elif os.path.isfile(source):
         matches = explain_file(source)
+    elif _is_pipe(source):  # `outlive explain <(zcat train.log.gz)`, or a named pipe
+        with _opened_pipe(source) as stream:
+            matches = explain_stream(stream)
     elif os.path.lexists(source):
         raise _not_a_log(source)
     else:
@@ -79,9 +84,41 @@ def explain(args: ExplainArgs) -> int:
     return 0
 
 
+PIPE_WAIT_S = 30.0  # a pipe nothing writes to is not waited on past this
+
+
+def _is_pipe(path: str) -> bool:
+    import os
+    import stat
+
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _opened_pipe(path: str, wait_s: float = PIPE_WAIT_S) -> BinaryIO:
+    """The pipe at ``path`` to read to its end, once something writes to it: a named pipe
+    that nothing opens for writing is one sentence after ``wait_s``, not a wait forever."""
+    import os
+    import select
+
+    from outlive.errors import UsageError
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # never blocks, writer or not
+    if not select.select([fd], [], [], wait_s)[0]:
+        os.close(fd)
+        raise UsageError(
+            f"nothing came from the pipe {path} in {wait_s:.0f} s (does anything write to "
+            f"it?); start the writer first, or give a file, a run, or `-` for stdin"
+        )
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
 def _not_a_log(path: str) -> UsageError:
-    """A path that is there but is no file to read to its end: a directory, or one whose reading
-    never ends or waits forever (/dev/zero, a named pipe, a socket)."""
+    """A path that is there but is no file to read to its end: a directory, or one whose
+    reading never ends (/dev/zero) or is no stream (a socket)."""
     import os
     import stat
 
@@ -89,7 +126,6 @@ def _not_a_log(path: str) -> UsageError:
 
     kinds = (
         (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a named pipe"),
         (stat.S_ISCHR, "a character device"),
         (stat.S_ISBLK, "a block device"),
         (stat.S_ISSOCK, "a socket"),
