@@ -70,6 +70,7 @@ def colab(args: NotebookArgs) -> int:
 
 
 def gradient(args: GradientArgs) -> int:
+    from outlive._textfile import read_text
     from outlive.errors import UsageError
     from outlive.notebook import gradient as nb
 
@@ -80,7 +81,7 @@ def gradient(args: GradientArgs) -> int:
     requirements = ""
     if args.requirements is not None:
         try:
-            requirements = Path(args.requirements).read_text(encoding="utf-8")
+            requirements = read_text(Path(args.requirements), "requirements file")
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(
                 f"cannot read requirements file {args.requirements} ({exc.__class__.__name__}); "

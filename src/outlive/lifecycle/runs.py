@@ -308,11 +308,15 @@ def read_queue_file(path: Path) -> list[list[str]]:
     """One command per line (shell words, as typed), blank lines and ``#`` comments skipped."""
     import shlex
 
+    from outlive._textfile import read_text
+
     try:
-        lines = path.read_text().splitlines()
+        lines = read_text(path, "queue file").splitlines()
     except OSError as exc:
         why = exc.strerror or exc
         raise UsageError(f"cannot read queue file {path} ({why}); check the path") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"queue file {path} is not UTF-8 text; save it as UTF-8") from None
     commands = []
     for n, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):

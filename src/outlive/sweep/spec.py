@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from outlive import wire
+from outlive._textfile import read_text
 from outlive.errors import UsageError
 
 SEPARATOR = "."
@@ -63,7 +64,7 @@ def read_spec(path: Path, items_file: Path | None = None) -> SweepSpec:
     import tomllib
 
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        doc = tomllib.loads(read_text(path, "sweep file"))
     except OSError as exc:
         why = exc.strerror or exc
         raise UsageError(f"cannot read sweep file {path} ({why}); check the path") from None
@@ -174,7 +175,7 @@ def _value(path: Path, key: str, value: object) -> Value:
 
 def _lines(items_file: Path) -> list[str]:
     try:
-        text = items_file.read_text(encoding="utf-8")
+        text = read_text(items_file, "items file")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read items file {items_file} ({exc}); check the path") from None
     lines = [ln.strip() for ln in text.splitlines()]

@@ -267,3 +267,20 @@ def test_hostile_sweep_through_run_status_and_logs(make_project: Callable[..., P
         assert not (q.dir / "PWNED").exists() and not (p.dir / "PWNED").exists()
     print(f"hostile sweep: {cases} cases")
     assert cases >= 5 * len(HOSTILE), f"hostile sweep ran {cases} cases"
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [(None, "more than 16 MiB"), (b"python \xff\xfe x.py\n", "not UTF-8")],
+    ids=["dev-zero", "not-utf8"],
+)
+def test_a_queue_file_that_never_ends_or_is_not_text_is_one_sentence(
+    project: Project, content: bytes | None, says: str
+) -> None:
+    """A queue of /dev/zero filled memory; one that is not UTF-8 was a traceback."""
+    queue = "/dev/zero"
+    if content is not None:
+        (project.dir / "queue.txt").write_bytes(content)
+        queue = "queue.txt"
+    _one_sentence(project.cli("run", "--queue", queue, rc=2), says)
+    assert not (project.dir / ".outlive" / "runs").exists()

@@ -95,3 +95,11 @@ def test_a_sweep_past_ten_thousand_items_is_refused_before_any_is_made(tmp_path:
     assert (
         len(read_spec(_spec_file(tmp_path, f'command = "x {{seed}}"\n{exactly}')).items) == 10_000
     )
+
+
+def test_a_sweep_or_items_file_that_never_ends_is_one_sentence(tmp_path: Path) -> None:
+    """/dev/zero given by mistake was read until memory ran out."""
+    with pytest.raises(UsageError, match="more than 16 MiB"):
+        read_spec(Path("/dev/zero"))
+    with pytest.raises(UsageError, match="items file /dev/zero holds more than 16 MiB"):
+        read_spec(_spec_file(tmp_path, 'command = "x {item}"\n'), Path("/dev/zero"))
