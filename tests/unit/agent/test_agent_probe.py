@@ -283,3 +283,28 @@ def test_verb_probe_answers_for_many_runs_in_one_call(tmp_path):
     reply = box_runs.verb_probe({"run_dirs": [str(a), str(tmp_path / "missing")]})
     assert [r["state"] for r in reply["runs"]] == ["pending", "unknown"]
     assert reply["boot_id"] == box_procfs.boot_id()
+
+
+# --- cancel -------------------------------------------------------------------------------------
+
+
+def test_cancel_never_signals_a_process_group_the_launch_record_cannot_vouch_for(tmp_path):
+    """A damaged launch.json whose pgid is not the job's own group (its pid) had the cancel
+    signal that group: here an unrelated process's, on a box any (pid 1's, the agent's)."""
+    from outlive.agent.box import process
+
+    job = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    bystander = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        d = _run_dir(tmp_path, pid=job.pid, pgid=bystander.pid, start_ticks=None)
+        reply = process.cancel(str(d), {"run_id": "r1"}, 0.1)
+        assert reply["signalled"] is None and "nothing was signalled" in reply["note"]
+        assert bystander.poll() is None and job.poll() is None
+        (tmp_path / "ok").mkdir()
+        d2 = _run_dir(tmp_path / "ok", pid=job.pid, pgid=job.pid, start_ticks=None)
+        assert process.cancel(str(d2), {"run_id": "r1"}, 1.0)["signalled"] == "job"
+        assert job.wait(timeout=DEADLINE_S) == -15 and bystander.poll() is None
+    finally:
+        for proc in (job, bystander):
+            proc.kill()
+            proc.wait()
