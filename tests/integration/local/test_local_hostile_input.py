@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from local_helpers import Project, read_json_file, wait_for
+from local_helpers import DEFAULT_TIMEOUT_S, OUTLIVE, Project, read_json_file, wait_for
 
 BAD = os.fsdecode(b"bad\xffname")  # argv bytes that are not UTF-8 (surrogate-escaped by Python)
 
@@ -125,6 +126,22 @@ def test_secret_push_refuses_a_name_that_is_a_path_before_reading_the_value(
     done = project.cli("secret", "push", "local", name, "--from-env", "NOT_SET_ANYWHERE", rc=2)
     _one_sentence(done)
     assert "NOT_SET_ANYWHERE" not in done.stderr  # the name is refused first
+
+
+def test_a_secret_value_over_a_mib_is_refused_before_anything_is_stored(
+    project: Project, tmp_path: Path
+) -> None:
+    """The value was read from stdin to its end (``< /dev/zero`` never ends), then stored."""
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * (2 << 20))
+    with big.open("rb") as stdin:
+        done = subprocess.run([OUTLIVE, "secret", "push", "local", "TOK"], cwd=project.dir,
+                              env={**project.env, "HOME": str(tmp_path / "home")}, stdin=stdin,
+                              capture_output=True, text=True,
+                              timeout=DEFAULT_TIMEOUT_S)  # fmt: skip
+    assert done.returncode == 2
+    _one_sentence(done, "over 1 MiB")
+    assert not (tmp_path / "home" / ".outlive" / "secrets" / "TOK").exists()
 
 
 def test_the_agent_refuses_a_secret_name_that_is_a_path(tmp_path: Path) -> None:
