@@ -301,8 +301,8 @@ def _make_dir(path: str) -> None:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:
         raise AgentError(
-            f"cannot make the directory {path} ({exc.strerror or exc}): a file is in the way "
-            "there or above it; move it aside and run the cell again"
+            f"cannot make the directory {path} ({exc.strerror or exc}): move aside what is in "
+            "the way there or above it, or fix its permissions, and run the cell again"
         ) from None
 
 
