@@ -105,7 +105,7 @@ def _report(
         {
             "run_id": "r1",
             "name": "train",
-            "state": state or ("running" if busy else "succeeded"),
+            "state": state if state is not None else ("running" if busy else "succeeded"),
             "covered": lost == 0,
             "uncovered": [],
         }
