@@ -45,14 +45,15 @@ def test_explain_file_json_reports_u6_first_with_its_line(tmp_path: Path) -> Non
 def test_explain_shows_the_logs_own_line_as_text_never_markup_or_escapes(tmp_path: Path) -> None:
     """The matched line is the log's: "[enforce fail at ...]" is shown (rich took it for a tag
     and dropped it), "[/INST]" (an LLM's chat template) no longer stops explain with a traceback,
-    and an escape sequence a job printed is shown escaped."""
+    and a control character the matcher keeps (a C1 CSI, a bidi override) is shown escaped."""
     log = tmp_path / "train.log"
-    hostile = TORCH_DISK_FULL.replace("vs 998", "vs 998 [/INST] \x1b]0;pwned\x07")
-    log.write_text(hostile)
+    hostile = TORCH_DISK_FULL.replace("vs 998", "vs 998 [/INST] \x9b2J\u202e")
+    log.write_text(hostile, encoding="utf-8")
     out = _cli("explain", str(log), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "[enforce fail at inline_container.cc:603]" in out.stdout
-    assert "[/INST] \\x1b]0;pwned\\x07" in out.stdout and "\x1b" not in out.stdout
+    assert "[/INST] \\x9b2J\\u202e" in out.stdout
+    assert "\x9b" not in out.stdout and "\u202e" not in out.stdout
 
 
 def test_explain_stdin_names_crlf_scripts(tmp_path: Path) -> None:
