@@ -206,8 +206,8 @@ def test_probe_survives_an_unreadable_exit_record(tmp_path):
         ({"exit_code": True, "signal": None}, "its exit_code is True"),
         ({"exit_code": 1, "ended_at": "yesterday"}, "its ended_at is 'yesterday'"),
         ({"exit_code": 1, "forwarded_signals": 15}, "its forwarded_signals is 15"),
-        ({"ended_at": 1001.0}, "neither an exit code nor a signal"),
-        ([0], "not a JSON object"),
+        ({"ended_at": 1001.0}, "it holds neither an exit code nor a signal"),
+        ([0], "it is not a JSON object"),
     ],
     ids=["code-string", "oom-string", "code-bool", "time-string", "signals-int", "empty", "list"],
 )

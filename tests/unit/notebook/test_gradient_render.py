@@ -133,7 +133,7 @@ def test_a_start_ahead_of_the_clock_never_gives_more_than_the_timer(tmp_path: Pa
     state, out = _run(tmp_path, "run", shutdown_s=200.0, started_at=time.time() + 3600.0,
                       margin_floor_s=300.0)  # fmt: skip
     assert state == "stopped"
-    assert "auto-shutdown in 200 s" in out
+    assert "auto-shutdown in 0 h 03 min" in out and "is 200 s away" in out
     assert time_left_s(200.0, 5000.0, now=1000.0) == 200.0
     assert time_left_s(200.0, 1000.0, now=5000.0) == 0.0  # past the timer: nothing left
 
