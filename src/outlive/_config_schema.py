@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from outlive.config import KaggleOptions, KubernetesOptions, SlurmOptions
 from outlive.errors import ConfigError
 from outlive.naming import secret_name_problem
+from outlive.wire import name_problem
 
 _DAY_S = 86400.0
 _CENTURY_S = 100 * 365 * 86400.0
@@ -24,6 +25,16 @@ class ProjectTable(_Strict):
     name: str | None = None
     exclude: list[str] = Field(default_factory=list)
     profile_dirs: list[str] = Field(default_factory=list)  # extra *.toml platform profiles
+
+    @field_validator("name")
+    @classmethod
+    def _one_directory(cls, name: str | None) -> str | None:
+        """The name is a directory on the box (``/workspace/{project}``, Drive, /storage, the
+        Kaggle working dir): one directory name, nothing that climbs out or drives a terminal."""
+        problem = None if name is None else name_problem(name, "project name")
+        if problem:
+            raise ValueError(problem)
+        return name
 
 
 class TargetTable(_Strict):

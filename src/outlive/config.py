@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -234,10 +235,11 @@ class Config:
 
 
 def json_quoted(text: str) -> str:
-    """``text`` as a TOML basic string (JSON's escapes are TOML's for printable text)."""
+    """``text`` as a TOML basic string: JSON's escapes are TOML's, and DEL, which JSON leaves
+    as it is, is one more that TOML wants escaped."""
     import json
 
-    return json.dumps(text, ensure_ascii=False)
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 # Directories project discovery found no project at or above (a bare directory, or one that no
@@ -279,6 +281,43 @@ def ensure_state_dir(path: Path) -> Path:
     return path
 
 
+PROJECT_ID_NAME = "project-id"  # in the state dir: this project's own id
+
+
+def project_id(state_dir: Path, *, create: bool = False) -> str | None:
+    """The project's id, a random token in ``.outlive/project-id``: every run it launches
+    carries it, so a look adopts only its own runs from a workdir that another project of the
+    same name shares on a box. Made at the first launch (``create``); None until then."""
+    import os
+    import re
+    import secrets
+
+    path = state_dir / PROJECT_ID_NAME
+    try:
+        known = path.read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        known = ""
+    if re.fullmatch(r"[0-9a-f]{32}", known) or not create:
+        return known if re.fullmatch(r"[0-9a-f]{32}", known) else None
+    tmp = state_dir / f".{PROJECT_ID_NAME}.{os.getpid()}.{secrets.token_hex(4)}"
+    try:
+        ensure_state_dir(state_dir)
+        tmp.write_text(secrets.token_hex(16) + "\n")
+        try:
+            os.link(tmp, path)  # whole, and only if none is there: two first launches agree
+        except FileExistsError:
+            if project_id(state_dir) is None:
+                os.replace(tmp, path)  # a damaged one: this launch's id takes its place
+        except OSError:  # a filesystem without hard links
+            os.replace(tmp, path)
+    except (OSError, NoProject):
+        return None  # a full disk: the launch goes on, its run adoptable as an older one's
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+    return project_id(state_dir)
+
+
 def find_project_dir(start: Path) -> Path:
     """The nearest directory at or above ``start`` holding outlive.toml, pyproject.toml or .git."""
     start = start.resolve()
@@ -300,8 +339,7 @@ def load_config(start: Path | None = None) -> Config:
     project_dir = find_project_dir(start)
     _check_utf8_path(project_dir)
     source = _config_file(project_dir)
-    key = _cache_key(source, project_dir) if source is not None else None
-    cached = _read_cache(project_dir, key) if key is not None else None
+    cached = _read_cache(project_dir, source) if source is not None else None
     if cached is not None:
         return cached
     source, raw = _read_raw(project_dir)
@@ -330,7 +368,7 @@ def load_config(start: Path | None = None) -> Config:
         targets=targets,
         profile_dirs=tuple(profile_dirs),
     )
-    _write_cache(cfg, _cache_key(source, project_dir))
+    _write_cache(cfg, _cache_key(source, project_dir, cfg.profile_dirs))
     return cfg
 
 
@@ -346,20 +384,24 @@ def _check_utf8_path(path: Path) -> None:
         )
 
 
-# A validated config is cached (keyed by the stat of every file it was built from) so that the
-# hot commands do not import pydantic on each call; any change to those files re-validates.
+# A validated config is cached (keyed by the stat of every file it was built from, the profile
+# directories it read included, and by HOME, which its ``~`` paths expand with) so that the hot
+# commands do not import pydantic on each call; any change to those re-validates.
 _CACHE_NAME = "config-cache.json"
 
 
-def _cache_key(source: Path, project_dir: Path) -> list[Any]:
+def _cache_key(source: Path, project_dir: Path, profile_dirs: Iterable[Path]) -> list[Any]:
+    import os
+
     from outlive import __version__
 
     files = [source, Path(__file__), Path(__file__).with_name("_config_schema.py")]
     data = Path(__file__).with_name("profiles") / "data"
-    for d in (data, USER_PROFILE_DIR):
+    dirs = [data, *profile_dirs]
+    for d in dirs:
         if d.is_dir():
             files += sorted(d.glob("*.toml"))
-    key: list[Any] = [__version__, str(project_dir)]
+    key: list[Any] = [__version__, str(project_dir), os.environ.get("HOME"), [str(d) for d in dirs]]
     for f in files:
         try:
             st = f.stat()
@@ -369,21 +411,26 @@ def _cache_key(source: Path, project_dir: Path) -> list[Any]:
     return key
 
 
-def _read_cache(project_dir: Path, key: list[Any]) -> Config | None:
+def _read_cache(project_dir: Path, source: Path) -> Config | None:
+    """The cached config, if the files it was built from (its own profile directories among
+    them) and HOME are as they were."""
     import json
 
     try:
         data = json.loads((project_dir / STATE_DIR / _CACHE_NAME).read_text())
-        if not isinstance(data, dict) or data.get("key") != key:
+        if not isinstance(data, dict):
             return None
         c = data["config"]
+        dirs = [Path(d) for d in c["profile_dirs"]]
+        if data.get("key") != _cache_key(source, project_dir, dirs):
+            return None
         return Config(
             project_dir=Path(c["project_dir"]),
             source=Path(c["source"]),
             project_name=c["project_name"],
             exclude=tuple(c["exclude"]),
             targets={n: Target.from_json(t) for n, t in c["targets"].items()},
-            profile_dirs=tuple(Path(d) for d in c["profile_dirs"]),
+            profile_dirs=tuple(dirs),
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None

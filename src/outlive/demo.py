@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from outlive.errors import OutliveError
 from outlive.lifecycle.runs import launch, status
@@ -36,7 +37,7 @@ def run_demo(*, steps: int = 300, keep: bool = False, console: Console | None = 
         ok = _demo(project, steps, console)
     finally:
         if keep:
-            console.print(f"[dim]demo project kept at {project}[/dim]")
+            console.print(f"[dim]demo project kept at {escape(str(project))}[/dim]")
         else:
             shutil.rmtree(project, ignore_errors=True)
     return ok
@@ -56,8 +57,8 @@ def _demo(project: Path, steps: int, console: Console) -> bool:
         "--step-sleep-s",
         "0.01",
     ]
-    console.print(f"[bold]outlive demo[/bold] — project {project}, target local")
-    console.print(f"  command: {' '.join(command[1:])}")
+    console.print(f"[bold]outlive demo[/bold] — project {escape(str(project))}, target local")
+    console.print(f"  command: {escape(' '.join(command[1:]))}")
 
     ref = launch(session, "local", command, "reference")
     run = launch(session, "local", command, "interrupted")
@@ -100,7 +101,7 @@ def _demo(project: Path, steps: int, console: Console) -> bool:
             f"run bit for bit ({detail})"
         )
     else:
-        console.print(f"  [bold red]FAIL[/bold red] {detail}")
+        console.print(f"  [bold red]FAIL[/bold red] {escape(detail)}")
     return same and resumed is not None and resumed > 0
 
 

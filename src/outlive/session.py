@@ -53,6 +53,12 @@ class Session:
     def target(self, name: str) -> Target:
         return self.cfg.target(name)
 
+    def project_id(self, *, create: bool = False) -> str | None:
+        """This project's id (``config.project_id``): made by the first launch, read by looks."""
+        from outlive.config import project_id
+
+        return project_id(self.cfg.state_dir, create=create)
+
     def agent(self, target: Target | str) -> AgentClient:
         """The agent on ``target``: here (no host) or over the user's OpenSSH."""
         t = self.target(target) if isinstance(target, str) else target
@@ -61,7 +67,9 @@ class Session:
             from outlive.agent.client import AgentClient
 
             if t.connection.host is None:
-                agent = AgentClient.local(self.cfg.state_dir, pool=self.pool, name=t.name)
+                agent = AgentClient.local(
+                    self.cfg.state_dir, pool=self.pool, name=t.name, literal_paths=t.is_local
+                )
             else:
                 from outlive.transport.ssh import SshTransport
 

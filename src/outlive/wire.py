@@ -96,16 +96,24 @@ def run_id_problem(run_id: object) -> str | None:
     return None
 
 
-def name_problem(name: object) -> str | None:
-    """Why ``name`` cannot be a run name (it becomes a directory under the durable path)."""
+def name_problem(name: object, what: str = "run name") -> str | None:
+    """Why ``name`` cannot be a run name (it becomes a directory under the durable path), or
+    ``what`` else must be one directory name (a project's)."""
     if not isinstance(name, str) or not name or len(name.encode("utf-8")) > MAX_NAME_BYTES:
-        return f"run name must be 1-{MAX_NAME_BYTES} bytes"
-    if name in (".", "..") or "/" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return f"{what} must be 1-{MAX_NAME_BYTES} bytes"
+    if name in (".", "..") or "/" in name or any(is_control(c) for c in name):
         return (
-            f"run name {name!r} cannot be used as a directory name (it contains '/', a control "
+            f"{what} {name!r} cannot be used as a directory name (it contains '/', a control "
             "character such as a newline, or is '.' or '..')"
         )
     return None
+
+
+def is_control(char: str) -> bool:
+    """A C0 or C1 control character, or DEL: a terminal acts on these (U+009B starts an escape
+    sequence as ESC [ does), so no name or path shown to a person may hold one."""
+    code = ord(char)
+    return code < 32 or 127 <= code <= 159
 
 
 # -- run states -------------------------------------------------------------------------------
@@ -172,6 +180,7 @@ class LaunchRequest:
     sbatch_script: str | None = None
     cells: List[Dict[str, Any]] | None = None
     array_cell: int | None = None
+    project_id: str | None = None  # the launching project's (a look adopts only its own runs)
 
     def to_json(self) -> Dict[str, Any]:
         return {k: v for k, v in as_dict(self).items() if v is not None}

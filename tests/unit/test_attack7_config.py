@@ -100,3 +100,20 @@ def test_an_empty_host_is_a_configuration_error_naming_the_key(tmp_path: Path) -
         load_config(project)
     assert "[targets.box] key 'host'" in str(caught.value)
     assert caught.value.exit_code == 2
+
+
+def test_init_force_on_a_full_disk_keeps_the_old_config_whole(
+    full_disk: tuple[Path, Path],
+) -> None:
+    """``init --force`` wrote outlive.toml in place: on a full disk the user's config was left
+    empty or cut short. It is now replaced whole or not at all, with one sentence."""
+    import sys
+
+    project, _filler = full_disk
+    outlive = str(Path(sys.executable).with_name("outlive"))
+    done = subprocess.run([outlive, "init", "--force"], cwd=project, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "could not write" in done.stderr and "it is as it was" in done.stderr
+    assert (project / "outlive.toml").read_text() == BOX
+    assert sorted(p.name for p in project.iterdir()) == ["outlive.toml"]

@@ -13,6 +13,7 @@ from outlive.config import LOCAL, find_project_dir, load_config
 from outlive.errors import ConfigError
 
 BOX = '[targets.box]\nhost = "10.0.0.5"\nworkdir = "/srv/run"\n'
+RUNPOD = '[targets.pod]\nprofile = "runpod"\nhost = "10.0.0.6"\n'  # workdir from the profile
 
 
 def _project(tmp_path: Path, toml: str | None = None, pyproject: str | None = None) -> Path:
@@ -120,6 +121,20 @@ def test_an_unknown_key_in_project_lists_the_valid_keys(tmp_path):
     assert "[project]" in msg and "'zzz'" in msg and "name" in msg and "exclude" in msg
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["a/b", "..", ".", "", "../../etc", "tab\there", "csi\x9b1m"],
+    ids=["slash", "dotdot", "dot", "empty", "climbs", "control", "c1"],
+)
+def test_a_project_name_that_is_not_one_directory_name_is_refused(tmp_path, name):
+    """The project name becomes a directory on the box (a profile's ``/workspace/{project}``):
+    ``../../etc`` would put the workdir outside it."""
+    d = _project(tmp_path, f"[project]\nname = {json.dumps(name)}\n" + RUNPOD)
+    message = _error(d)
+    assert "[project] key 'name'" in message and "project name" in message
+    assert repr(name) in message or "1-200 bytes" in message
+
+
 def test_a_value_of_the_wrong_type_names_the_key(tmp_path):
     d = _project(tmp_path, toml='[targets.box]\nhost = "h"\nport = "x"\nworkdir = "/w"\n')
     msg = _error(d)
@@ -204,3 +219,45 @@ def test_a_cloud_id_reaches_the_target_and_survives_the_cache(tmp_path):
     )
     assert load_config(tmp_path).target("a100").cloud_id == "xedezhzb9la3ye"
     assert load_config(tmp_path).target("a100").cloud_id == "xedezhzb9la3ye"  # from the cache
+
+
+def test_an_edited_project_profile_is_not_served_from_the_cache(tmp_path):
+    """A profile in the project's own profile_dirs is one of the config's sources: editing it
+    re-validates (the cache was keyed only by the built-in and user profile directories)."""
+    builtin = (Path(__file__).parents[2] / "src/outlive/profiles/data/generic-ssh.toml").read_text()
+    mine = builtin.replace('name = "generic-ssh"', 'name = "mine"')
+    (tmp_path / "profiles").mkdir()
+    profile = tmp_path / "profiles" / "mine.toml"
+    profile.write_text(mine.replace("kill_grace_s = 30.0", "kill_grace_s = 5.0"))
+    (tmp_path / "outlive.toml").write_text(
+        '[project]\nprofile_dirs = ["profiles"]\n[targets.box]\nprofile = "mine"\nhost = "h"\n'
+    )
+    assert load_config(tmp_path).target("box").policy.kill_grace_s == 5.0
+    assert load_config(tmp_path).target("box").policy.kill_grace_s == 5.0  # cached
+    profile.write_text(mine.replace("kill_grace_s = 30.0", "kill_grace_s = 45.0"))
+    assert load_config(tmp_path).target("box").policy.kill_grace_s == 45.0
+
+
+def test_another_home_is_not_served_the_cache_of_the_first(tmp_path, monkeypatch):
+    """``~`` in the config expands with HOME: the same project read with another HOME (sudo -E,
+    a CI runner, a shared checkout) gets its own paths."""
+    (tmp_path / "outlive.toml").write_text('[targets.local]\ndurable = "~/ckpt"\n')
+    for home in ("h1", "h2", "h1"):
+        monkeypatch.setenv("HOME", str(tmp_path / home))
+        durable = load_config(tmp_path).target(LOCAL).placement.durable
+        assert durable == str(tmp_path / home / "ckpt")
+
+
+def test_a_project_id_is_made_once_by_a_launch_and_kept(tmp_path):
+    from outlive.config import project_id
+
+    state = tmp_path / ".outlive"
+    assert project_id(state) is None  # a look makes none
+    assert not state.exists()
+    made = project_id(state, create=True)
+    assert made is not None and len(made) == 32
+    assert project_id(state) == made == project_id(state, create=True)
+    (state / "project-id").write_text("")  # cut short by a crash
+    again = project_id(state, create=True)
+    assert again is not None and again != made and project_id(state) == again
+    assert sorted(p.name for p in state.iterdir()) == [".gitignore", "project-id"]

@@ -93,14 +93,19 @@ def test_generic_box_has_no_command_and_no_idle_timer() -> None:
 
 
 def _report(
-    *, lost: int = 0, busy: bool = False, reachable: bool = True, name: str = "gpu"
+    *,
+    lost: int = 0,
+    busy: bool = False,
+    reachable: bool = True,
+    name: str = "gpu",
+    state: str | None = None,
 ) -> dict[str, Any]:
     facts = teardown_facts(load_profile("runpod"))
     runs = [
         {
             "run_id": "r1",
             "name": "train",
-            "state": "running" if busy else "succeeded",
+            "state": state if state is not None else ("running" if busy else "succeeded"),
             "covered": lost == 0,
             "uncovered": [],
         }
@@ -153,7 +158,23 @@ def test_refuses_uncovered_results_even_with_the_right_name() -> None:
 
 def test_refuses_while_a_run_is_still_running() -> None:
     verdict = decide(_report(busy=True), confirm="gpu")
-    assert not verdict["allowed"] and "still running" in verdict["refused"]
+    assert not verdict["allowed"] and "'train' running" in verdict["refused"]
+
+
+@pytest.mark.parametrize("state", ["requeued", "pending", "unknown", "", "something-new"])
+def test_stays_shut_for_a_run_that_has_not_ended_or_whose_state_is_unknown(state: str) -> None:
+    """A requeued run starts again, and one whose records the box could not read may still be
+    writing: with every file covered and the name typed, the gate still refuses."""
+    verdict = decide(_report(state=state), confirm="gpu")
+    assert not verdict["allowed"] and verdict["plan"] is None
+    assert f"'train' {state}" in verdict["refused"] and "not ended" in verdict["refused"]
+    if state not in ("requeued", "pending"):
+        assert "`outlive status` says why" in verdict["refused"]
+
+
+@pytest.mark.parametrize("state", ["succeeded", "failed", "vanished", "cancelled"])
+def test_an_ended_run_whose_results_are_covered_passes(state: str) -> None:
+    assert decide(_report(state=state), confirm="gpu")["allowed"]
 
 
 def test_refuses_an_unreachable_box() -> None:
@@ -190,3 +211,28 @@ def test_nothing_on_the_target_still_needs_the_name() -> None:
     report["runs"] = []
     assert not decide(report, confirm=None)["allowed"]
     assert decide(report, confirm="gpu")["allowed"]
+
+
+def test_the_gates_report_shows_a_boxs_file_names_as_text(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A file on the box named "[/bold]..." stopped `down` with a MarkupError traceback before
+    it printed its refusal; one carrying an escape sequence reached the terminal."""
+    from outlive.cli.pull_cmds import _print_gate
+
+    report = _report(lost=1)
+    name = "[/bold] \x1b]52;c;QUFB\x07 [link=http://x]y"
+    report["runs"][0].update(
+        covered=False,
+        files=1,
+        size_bytes=10,
+        uncovered=[
+            {"path": name, "box_path": f"/w/{name}", "size_bytes": 10, "why": "never pulled"}
+        ],
+    )
+    report["lost_if_abandoned"][0].update(box_path=f"/w/{name}")
+    report.update(note="outlive checks only the runs it launched", released=[])
+    _print_gate(report)  # type: ignore[arg-type]
+    out = capsys.readouterr().out
+    assert "  • train: /w/[/bold] \\x1b]52;c;QUFB\\x07 [link=http://x]y (10 B, never pulled)" in out
+    assert "\x1b]" not in out and "\x07" not in out

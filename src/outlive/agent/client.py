@@ -27,6 +27,12 @@ BOOT = (
     "import sys; sys.path.insert(0, sys.argv.pop(1)); from box.main import main; "
     "sys.exit(main(sys.argv))"
 )
+# The local target's agent: its paths are taken literally (box.common.LITERAL_PATHS), never
+# $VAR-expanded, since they name this machine's own directories (a project in ``/tmp/a$HOME``).
+BOOT_LITERAL = BOOT.replace(
+    "from box.main import main;",
+    "import box.common; box.common.LITERAL_PATHS = True; from box.main import main;",
+)
 _RUN = (
     f'd="$HOME/.cache/outlive/$2"; [ -f "$d/box/main.py" ] || exit {MISSING}; '
     'exec "$1" -S -c "$4" "$d" "$3"'
@@ -50,6 +56,7 @@ class AgentClient:
         python: str = "python3",
         pool: channel.ChannelPool | None = None,
         bundle_path: str | None = None,
+        literal_paths: bool = False,
     ) -> None:
         self.transport = transport
         self.local_dir = local_dir
@@ -58,16 +65,23 @@ class AgentClient:
         # The agent's zipapp already on the target (a Kubernetes pod's ConfigMap): run from
         # there, nothing to install.
         self.bundle_path = bundle_path
+        self.boot = BOOT_LITERAL if literal_paths else BOOT
 
     @classmethod
     def local(
-        cls, state_dir: Path, *, pool: channel.ChannelPool | None = None, name: str = "local"
+        cls,
+        state_dir: Path,
+        *,
+        pool: channel.ChannelPool | None = None,
+        name: str = "local",
+        literal_paths: bool = False,
     ) -> AgentClient:
-        """The agent on this machine, for target ``name`` (errors name that target)."""
+        """The agent on this machine, for target ``name`` (errors name that target); with
+        ``literal_paths`` (the embedded local target) its paths are never $VAR-expanded."""
         from outlive.transport.local import LocalTransport
 
         lib = bundle.materialize(state_dir / "lib")
-        return cls(LocalTransport(name), local_dir=lib, pool=pool)
+        return cls(LocalTransport(name), local_dir=lib, pool=pool, literal_paths=literal_paths)
 
     @classmethod
     def remote(
@@ -150,9 +164,9 @@ class AgentClient:
 
     def _agent_argv(self, verb: str) -> list[str]:
         if self.local_dir is not None:
-            return [sys.executable, "-S", "-c", BOOT, str(self.local_dir), verb]
+            return [sys.executable, "-S", "-c", self.boot, str(self.local_dir), verb]
         if self.bundle_path is not None:
-            return [self.python, "-S", "-c", BOOT, self.bundle_path, verb]
+            return [self.python, "-S", "-c", self.boot, self.bundle_path, verb]
         return ["sh", "-c", _RUN, "sh", self.python, bundle.bundle_hash(), verb, BOOT]
 
     def _invoke(self, verb: str, payload: bytes, timeout_s: float) -> Completed:

@@ -134,6 +134,7 @@ class FoundRun:
     ckpt_dir: str
     created_at: float
     probe: wire.RunProbe
+    project_id: str | None = None  # the project that launched it (None: an older outlive's)
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> FoundRun | None:
@@ -152,6 +153,7 @@ class FoundRun:
             ckpt_dir=str(doc.get("ckpt_dir") or ""),
             created_at=float(created) if isinstance(created, (int, float)) else 0.0,
             probe=wire.RunProbe.from_json(dict(doc.get("probe") or {"state": "unknown"})),
+            project_id=str(doc["project_id"]) if doc.get("project_id") is not None else None,
         )
 
 

@@ -36,7 +36,7 @@ def pods_of(items: Iterable[Obj], run_id: str) -> list[Obj]:
     pods = [
         i for i in items if i.get("kind") == "Pod" and _labels(i).get("outlive/run-id") == run_id
     ]
-    return sorted(pods, key=lambda p: (_meta(p).get("creationTimestamp") or "", _name(p)))
+    return sorted(pods, key=lambda p: (str(_meta(p).get("creationTimestamp") or ""), _name(p)))
 
 
 def job_of(items: Iterable[Obj], run_id: str) -> Obj | None:
@@ -67,7 +67,8 @@ def judge(
     names = list(dict.fromkeys([*seen_pods, *(_name(p) for p in pods)]))
     newest = pods[-1] if pods else None
     message = _termination(newest) if newest is not None else None
-    attempts = max(len(names), (message or {}).get("attempt", -1) + 1 if message else 0)
+    attempt = (message or {}).get("attempt")
+    attempts = max(len(names), int(attempt) + 1 if attempt is not None else 0)
     restarts = max(0, attempts - 1)
     term_s = (message or {}).get("term_to_exit_s")
     all_saves = [*saves, *([float(term_s)] if isinstance(term_s, (int, float)) else [])]
@@ -307,7 +308,29 @@ def _termination(pod: Obj) -> dict[str, Any] | None:
         doc = json.loads(text)
     except ValueError:
         return None
-    return doc if isinstance(doc, dict) and doc.get("v") == 1 else None
+    if not isinstance(doc, dict) or doc.get("v") != 1:
+        return None
+    # The message is written inside the job's own container: a number that is not one (a time
+    # "0" or "soon", an attempt "3") is dropped, never computed with.
+    for key in _NUMBERS:
+        if doc.get(key) is not None and not _finite(doc[key]):
+            del doc[key]
+    return doc
+
+
+_NUMBERS = (
+    "attempt", "exit_code", "signal", "started_at", "ended_at", "max_rss_bytes",
+    "term_to_exit_s", "container_exit",
+)  # fmt: skip
+
+
+def _finite(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and value == value
+        and abs(value) != float("inf")
+    )
 
 
 def _running_since(pod: Obj) -> float | None:
@@ -335,5 +358,5 @@ def _epoch(stamp: object) -> float | None:
         return None
     try:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # "0", or a year this platform cannot place
         return None

@@ -8,6 +8,9 @@ from outlive.cli.grammar import ExplainArgs, GotchaArgs, ProfilesArgs
 from outlive.cli.output import console, emit_json
 
 if TYPE_CHECKING:
+    from typing import BinaryIO
+
+    from outlive.errors import UsageError
     from outlive.gotchas import Gotcha
 
 
@@ -53,6 +56,11 @@ def explain(args: ExplainArgs) -> int:
         matches = explain_stream(sys.stdin.buffer)
     elif os.path.isfile(source):
         matches = explain_file(source)
+    elif _is_pipe(source):  # `outlive explain <(zcat train.log.gz)`, or a named pipe
+        with _opened_pipe(source) as stream:
+            matches = explain_stream(stream)
+    elif os.path.lexists(source):
+        raise _not_a_log(source)
     else:
         from outlive.lifecycle.runs import RemoteLog
         from outlive.session import Session
@@ -66,11 +74,72 @@ def explain(args: ExplainArgs) -> int:
     if not matches:
         con.print("no known gotcha matched; `outlive gotcha --search WORDS` searches the catalog")
         return 0
+    from outlive.cli._terminal import markup as esc
+
     for m in matches:
-        con.print(f"[bold]{m.id}[/bold] line {m.line}: {m.title}")
-        con.print(f"  [dim]{m.text.strip()[:200]}[/dim]")
-        con.print(f"  fix: {m.fix}")
+        # the log's own line is shown, never interpreted: it may hold escapes or "[/INST]"
+        con.print(f"[bold]{esc(m.id)}[/bold] line {m.line}: {esc(m.title)}")
+        con.print(f"  [dim]{esc(m.text.strip()[:200])}[/dim]")
+        con.print(f"  fix: {esc(m.fix)}")
     return 0
+
+
+PIPE_WAIT_S = 30.0  # a pipe nothing writes to is not waited on past this
+
+
+def _is_pipe(path: str) -> bool:
+    import os
+    import stat
+
+    try:
+        return stat.S_ISFIFO(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _opened_pipe(path: str, wait_s: float = PIPE_WAIT_S) -> BinaryIO:
+    """The pipe at ``path`` to read to its end, once something writes to it: a named pipe
+    that nothing opens for writing is one sentence after ``wait_s``, not a wait forever."""
+    import os
+    import select
+
+    from outlive.errors import UsageError
+
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # never blocks, writer or not
+    if not select.select([fd], [], [], wait_s)[0]:
+        os.close(fd)
+        raise UsageError(
+            f"nothing came from the pipe {path} in {wait_s:.0f} s (does anything write to "
+            f"it?); start the writer first, or give a file, a run, or `-` for stdin"
+        )
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _not_a_log(path: str) -> UsageError:
+    """A path that is there but is no file to read to its end: a directory, or one whose
+    reading never ends (/dev/zero) or is no stream (a socket)."""
+    import os
+    import stat
+
+    from outlive.errors import UsageError
+
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        kind = "a link to nothing"
+    else:
+        kind = next((what for test, what in kinds if test(mode)), "not a regular file")
+    return UsageError(
+        f"{path} is {kind}, not a log file; explain reads a file, a run's log by its name or "
+        f"id, or `-` for stdin (e.g. `head -c 10M {path} | outlive explain -`)"
+    )
 
 
 def gotcha(args: GotchaArgs) -> int:
@@ -92,13 +161,18 @@ def gotcha(args: GotchaArgs) -> int:
     if args.as_json:
         emit_json({"gotchas": [gotcha_json(g) for g in entries]})
         return 0
+    from outlive.cli._terminal import markup as esc
+
     con = console()
     full = gotcha_id is not None
     for g in entries:
-        con.print(f"[bold]{g.id}[/bold] {g.title}  [dim]({g.handling.value}: {g.handled_by})[/dim]")
+        how = esc(f"({g.handling.value}: {g.handled_by})")
+        con.print(f"[bold]{esc(g.id)}[/bold] {esc(g.title)}  [dim]{how}[/dim]")
         if full:
-            con.print(f"  symptom: {g.symptom}\n  cause: {g.cause}\n  fix: {g.fix}")
-            con.print(f"  platforms: {', '.join(g.platforms)}")
+            con.print(f"  symptom: {g.symptom}", markup=False)
+            con.print(f"  cause: {g.cause}", markup=False)
+            con.print(f"  fix: {g.fix}", markup=False)
+            con.print(f"  platforms: {', '.join(g.platforms)}", markup=False)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from outlive.cli._terminal import say
 from outlive.cli.output import console, emit_json
 
 if TYPE_CHECKING:
@@ -68,11 +69,13 @@ def audit(args: JsonArgs) -> int:
 def _table(title: str, rows: list[tuple[object, ...]], cols: tuple[str, ...]) -> None:
     from rich.table import Table
 
+    from outlive.cli._terminal import plain_cells
+
     table = Table(title=title, title_justify="left")
     for c in cols:
         table.add_column(c)
     for row in rows:
-        table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+        table.add_row(*plain_cells(*(f"{v:.4f}" if isinstance(v, float) else v for v in row)))
     console().print(table)
 
 
@@ -113,11 +116,11 @@ def down_execute(cfg: Config, target: Target) -> Executed:
 def print_look(seen: CloudLook, head: str) -> None:
     con = console()
     state = seen["state"] or "gone (the provider no longer has it)"
-    con.print(f"{head}: {seen['provider']} {seen['cloud_id']} is {state}", markup=False)
+    say(con, f"{head}: {seen['provider']} {seen['cloud_id']} is {state}")
     if seen["still_billing"]:
         con.print(f"still billing ≈ ${seen['usd_per_hour']:.4f}/h:", markup=False)
         for b in seen["still_billing"]:
-            con.print(f"  • {b['kind']} {b['id']} ({b['name']}): {b['bills']}", markup=False)
+            say(con, f"  • {b['kind']} {b['id']} ({b['name']}): {b['bills']}")
     else:
         con.print("nothing of it bills any more", markup=False)
 

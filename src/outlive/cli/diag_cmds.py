@@ -66,7 +66,9 @@ def _render_checks(title: str, checks: list[CheckJson]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title, title_justify="left", show_lines=False)
+    from outlive.cli._terminal import markup, plain_cells, printable
+
+    table = Table(title=markup(title), title_justify="left", show_lines=False)
     table.add_column("check", no_wrap=True)
     table.add_column("status", no_wrap=True)
     table.add_column("detail", overflow="fold")
@@ -74,10 +76,12 @@ def _render_checks(title: str, checks: list[CheckJson]) -> None:
     for check in checks:
         status = check["status"]
         table.add_row(
-            check["name"],
-            Text(status, style=_STYLE.get(status, "")),
-            Text(check["detail"]),
-            ", ".join(check["gotchas"]),
+            *plain_cells(
+                check["name"],
+                Text(printable(status), style=_STYLE.get(status, "")),
+                check["detail"],
+                ", ".join(check["gotchas"]),
+            )
         )
     Console(highlight=False, soft_wrap=False).print(table)
 

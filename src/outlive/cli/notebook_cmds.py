@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from outlive.cli.grammar import GradientArgs, NotebookArgs
-from outlive.cli.output import echo
+from outlive.cli.output import echo, write_file
 
 
 def _checked(args: NotebookArgs | GradientArgs, profile: str) -> dict[str, Any]:
@@ -56,9 +56,7 @@ def _write(name: str, doc: dict[str, object], hint: str) -> int:
     from outlive.notebook.cells import dumps
 
     out = Path.cwd() / f"{name}.ipynb"
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(dumps(doc), encoding="utf-8")
-    tmp.replace(out)
+    write_file(out, dumps(doc))
     echo(f"wrote {out}: {hint}")
     return 0
 
@@ -72,6 +70,7 @@ def colab(args: NotebookArgs) -> int:
 
 
 def gradient(args: GradientArgs) -> int:
+    from outlive._textfile import read_text
     from outlive.errors import UsageError
     from outlive.notebook import gradient as nb
 
@@ -82,7 +81,7 @@ def gradient(args: GradientArgs) -> int:
     requirements = ""
     if args.requirements is not None:
         try:
-            requirements = Path(args.requirements).read_text(encoding="utf-8")
+            requirements = read_text(Path(args.requirements), "requirements file")
         except (OSError, UnicodeDecodeError) as exc:
             raise UsageError(
                 f"cannot read requirements file {args.requirements} ({exc.__class__.__name__}); "

@@ -7,7 +7,11 @@ import json
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from outlive.cli._terminal import printable
+
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
 
 
@@ -19,16 +23,38 @@ def emit_json(data: object, out: TextIO | None = None) -> None:
 
 
 def echo(text: str) -> None:
-    """A line for a human on stdout."""
-    sys.stdout.write(text + "\n")
+    """A line for a human on stdout (what a terminal would act on in it shown escaped)."""
+    sys.stdout.write(printable(text) + "\n")
     sys.stdout.flush()
 
 
 def note(message: str, err: TextIO | None = None) -> None:
-    """A one-sentence message on stderr (or ``err``), prefixed as every error of outlive's is."""
+    """A one-sentence message on stderr (or ``err``), prefixed as every error of outlive's is;
+    a name, a path or a box's words in it cannot drive the terminal (``cli._terminal``)."""
     err = sys.stderr if err is None else err
-    err.write(f"outlive: {message}\n")
+    err.write(f"outlive: {printable(message)}\n")
     err.flush()
+
+
+def write_file(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a temp file renamed over it): a full disk or a kill
+    mid-write leaves what was there, never a truncated file; a failure is one sentence."""
+    import contextlib
+    import os
+
+    from outlive.errors import OutliveError
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise OutliveError(
+            f"could not write {path} ({exc.strerror or exc}); it is as it was: free some space "
+            "or check the directory's permissions, then run the same command again"
+        ) from None
 
 
 def console() -> Console:

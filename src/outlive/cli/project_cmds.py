@@ -6,24 +6,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from outlive.cli.grammar import DemoArgs, InitArgs, TargetArgs, TargetsArgs
-from outlive.cli.output import echo, emit_json, note
+from outlive.cli.output import echo, emit_json, note, write_file
 
 if TYPE_CHECKING:
     from outlive.config import Config
 
 
 def init(args: InitArgs) -> int:
-    from outlive.cli.templates import CONFIG_TEMPLATE
+    from outlive.cli.templates import config_text
     from outlive.config import CONFIG_NAME
     from outlive.errors import UsageError
+    from outlive.wire import name_problem
 
     path = Path.cwd() / CONFIG_NAME
     if path.exists() and not args.force:
         raise UsageError(f"{path} already exists; edit it, or pass --force to overwrite it")
-    text = CONFIG_TEMPLATE.format(name=Path.cwd().name)
+    project = Path.cwd().name
+    problem = name_problem(project, "project name")
+    if problem:  # the directory's name is the project's: it goes into workdirs on the boxes
+        raise UsageError(f"{problem}; rename this directory, then run `outlive init` again")
+    text = config_text(project)
     if args.profile is not None:
-        text += "\n" + _profile_target(args.profile, Path.cwd().name)
-    path.write_text(text)
+        text += "\n" + _profile_target(args.profile, project)
+    write_file(path, text)  # --force over a config on a full disk keeps the old one whole
     echo(f"wrote {path}")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from outlive.cli._terminal import say
 from outlive.cli.grammar import DownArgs, PullArgs, VerifyArgs
 from outlive.cli.output import console as _console
 from outlive.cli.output import emit_json, note
@@ -143,6 +144,7 @@ def _pull_with_bar(
         TransferSpeedColumn,
     )
 
+    from outlive.cli._terminal import markup as esc
     from outlive.lifecycle.pull import pull as do_pull
 
     err = Console(stderr=True, highlight=False)
@@ -159,17 +161,18 @@ def _pull_with_bar(
         task = bar.add_task("pull", total=None)
 
         def progress(done: int, total: int, what: str) -> None:
-            bar.update(task, completed=done, total=total or None, description=what)
+            # the bar's description is markup: a directory named "[/x]" would stop the pull
+            bar.update(task, completed=done, total=total or None, description=esc(what))
 
-        def say(msg: str) -> None:
-            bar.console.print(f"outlive: {msg}", markup=False)
+        def tell(msg: str) -> None:
+            say(bar.console, f"outlive: {msg}")
 
         result: dict[str, Any] = do_pull(
             cfg,
             run_ref,
             opts,
             on_progress=progress,
-            on_note=say if err.is_terminal else note,
+            on_note=tell if err.is_terminal else note,
             box=box,
             early=head,
         )
@@ -184,38 +187,38 @@ def _print_pull(result: dict[str, Any]) -> None:
     if result["ok"]:
         skipped = v["load_skipped"]
         unchecked = f", {len(skipped)} load check(s) skipped: SHA-256 only" if skipped else ""
-        con.print(
+        say(
+            con,
             f"pulled {result['files']} files ({_size(result['size_bytes'])}) of "
             f"{result['name']!r} into {where}; verified against manifest "
             f"{result['manifest_sha256'][:16]}… (SHA-256 of every file, "
             f"{v['checkpoints_loaded']} checkpoint(s) loaded{unchecked})",
-            markup=False,
         )
         if result.get("snapshot"):
-            con.print(
+            say(
+                con,
                 f"SNAPSHOT: run {result['run_id']} was still {result['state']} when pulled; "
                 "these files are a snapshot of a run still going, not its final result, and "
                 f"`outlive down {result['target']}` will not count them; pull again after it ends",
-                markup=False,
             )
     else:
-        con.print(f"pull of {result['name']!r} into {where} did NOT verify:", markup=False)
+        say(con, f"pull of {result['name']!r} into {where} did NOT verify:")
         for unit in t["units"]:
             if not unit["ok"]:
-                con.print(f"  transfer {unit['label']}: {unit['error']}", markup=False)
+                say(con, f"  transfer {unit['label']}: {unit['error']}")
         for problem in v["problems"][:50]:
-            con.print(f"  {problem}", markup=False)
+            say(con, f"  {problem}")
         if len(v["problems"]) > 50:
-            con.print(f"  … and {len(v['problems']) - 50} more", markup=False)
+            say(con, f"  … and {len(v['problems']) - 50} more")
     for path in result.get("not_pulled") or []:
-        con.print(f"  not pulled: {path} (a symlink outside the run's roots)", markup=False)
+        say(con, f"  not pulled: {path} (a symlink outside the run's roots)")
     for msg in v["notes"]:
-        con.print(f"  note: {msg}", markup=False)
+        say(con, f"  note: {msg}")
     how = t.get("method", "rsync")  # a Kaggle version's output comes as one download
-    con.print(
+    say(
+        con,
         f"  {t['attempts']} {how} attempt(s), {_size(t['bytes_received'])} received, "
         f"{result['seconds']:.1f} s",
-        markup=False,
     )
 
 
@@ -230,14 +233,14 @@ def verify(args: VerifyArgs) -> int:
     else:
         con = _console()
         if report.ok:
-            con.print(
+            say(
+                con,
                 f"{directory}: {data['files']} files ({_size(data['size_bytes'])}) match manifest "
                 f"{report.manifest_sha256[:16]}…; {data['checkpoints_loaded']} checkpoint(s) "
                 "loaded",
-                markup=False,
             )
         for msg in report.notes:
-            con.print(f"  note: {msg}", markup=False)
+            say(con, f"  note: {msg}")
     unchecked = _only_unchecked(dict(data))
     if unchecked:
         note(f"{directory} matches its manifest, but {unchecked}")
@@ -313,15 +316,19 @@ def down(args: DownArgs) -> int:
 
 def _print_gate(report: GateReport) -> None:
     from rich.table import Table
+    from rich.text import Text
+
+    from outlive.cli._terminal import markup as esc
+    from outlive.cli._terminal import plain_cells
 
     con = _console()
     facts = report["teardown"]
-    con.print(f"[bold]outlive down {report['target']}[/bold] ({facts['title']})")
+    con.print(f"[bold]outlive down {esc(report['target'])}[/bold] ({esc(facts['title'])})")
     if facts["clocks"]:
         con.print("[bold red]Danger clocks[/bold red]")
         for c in facts["clocks"]:
             ids = f" ({', '.join(c['gotchas'])})" if c["gotchas"] else ""
-            con.print(f"  • {c['name']}: {c['what_happens']}{ids}", markup=False)
+            say(con, f"  • {c['name']}: {c['what_happens']}{ids}")
 
     runs = Table(title="Results on the box vs verified pulls", title_justify="left")
     for col in ("run", "state", "files", "size", "covered by a verified pull"):
@@ -333,11 +340,13 @@ def _print_gate(report: GateReport) -> None:
             first = r["uncovered"][0]
             verdict = f"NO: {len(r['uncovered'])} file(s), e.g. {first['path']} ({first['why']})"
         runs.add_row(
-            f"{r['name']} {r['run_id']}",
-            str(r["state"]),
-            str(r["files"] if r["files"] is not None else "?"),
-            _size(r["size_bytes"]),
-            verdict,
+            *plain_cells(
+                f"{r['name']} {r['run_id']}",
+                r["state"],
+                r["files"] if r["files"] is not None else "?",
+                _size(r["size_bytes"]),
+                verdict,
+            )
         )
     con.print(runs if report["runs"] else "no runs of outlive's on this target")
 
@@ -351,33 +360,35 @@ def _print_gate(report: GateReport) -> None:
             else ""
         )
         table.add_row(
-            a["verb"] + star,
-            a["stops_billing"],
-            a["keeps_billing"],
-            a["deletes"],
-            "yes" if a["reversible"] else "[bold red]NO[/bold red]",
+            *plain_cells(
+                a["verb"] + star,
+                a["stops_billing"],
+                a["keeps_billing"],
+                a["deletes"],
+                "yes" if a["reversible"] else Text("NO", style="bold red"),
+            )
         )
     con.print(table)
-    con.print(f"meter-stop verb: {facts['meter_stop_verb']}", markup=False)
+    say(con, f"meter-stop verb: {facts['meter_stop_verb']}")
     keeps = [k for k in facts["keeps_billing"] if k["billing"]]
     if keeps:
         con.print("keeps billing afterwards:")
         for k in keeps:
             times = f" ({k['multiplier']:g}× the running rate)" if k["multiplier"] else ""
-            con.print(f"  • after {k['after']}: {k['what']}: {k['billing']}{times}", markup=False)
+            say(con, f"  • after {k['after']}: {k['what']}: {k['billing']}{times}")
     if report["lost_if_abandoned"]:
         con.print("[bold red]Would be lost[/bold red] (not covered by a verified pull):")
         for item in report["lost_if_abandoned"][:100]:
-            con.print(
+            say(
+                con,
                 f"  • {', '.join(item['names'])}: {item['box_path']} ({_size(item['size_bytes'])}, "
                 f"{item['why']})",
-                markup=False,
             )
         if len(report["lost_if_abandoned"]) > 100:
             con.print(f"  … and {len(report['lost_if_abandoned']) - 100} more")
-    con.print(report["note"], style="dim", markup=False)
+    say(con, report["note"], style="dim")
     for msg in report["released"]:
-        con.print(f"note: {msg}", style="dim", markup=False)
+        say(con, f"note: {msg}", style="dim")
 
 
 def _print_plan(verdict: GateReport) -> None:
@@ -387,6 +398,6 @@ def _print_plan(verdict: GateReport) -> None:
         markup=False,
     )
     for step in verdict["plan"] or []:
-        con.print(f"  {step['verb']}: {step['how']}", markup=False)
+        say(con, f"  {step['verb']}: {step['how']}")
     if not verdict["plan"]:
         con.print("  (the profile lists no irreversible teardown verb)", markup=False)

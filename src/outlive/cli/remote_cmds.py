@@ -9,6 +9,8 @@ from outlive.cli.grammar import JsonArgs, SecretPushArgs, TunnelArgs
 from outlive.cli.output import echo, emit_json, note
 from outlive.errors import UsageError
 
+MAX_SECRET_CHARS = 1 << 20
+
 
 def secret_push(args: SecretPushArgs) -> int:
     """Store the secret; its value never appears in any command line, log or error (U34)."""
@@ -29,7 +31,12 @@ def secret_push(args: SecretPushArgs) -> int:
 
         value = getpass.getpass(f"value for {name} (not echoed): ")
     else:
-        value = sys.stdin.read()
+        value = sys.stdin.read(MAX_SECRET_CHARS + 1)  # a pipe of /dev/zero ends here
+    if len(value) > MAX_SECRET_CHARS:
+        raise UsageError(
+            f"the secret's value is over {MAX_SECRET_CHARS >> 20} MiB; a secret is a token or "
+            "a key: pipe only its value"
+        )
     value = value.rstrip("\n")
     if not value:
         raise UsageError("the secret value is empty; pipe it on stdin or use --from-env VAR")

@@ -12,6 +12,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from outlive.cli._terminal import plain_cells, printable
 from outlive.run_status import RunStatus
 from outlive.session import Session
 from outlive.wire import State
@@ -77,9 +78,9 @@ def _state_text(run: RunStatus) -> Text:
     if run.stale:
         text.append(" (unreachable; last seen)", style="dim")
     if run.exit_code not in (None, 0):
-        text.append(f" exit {run.exit_code}")
+        text.append(printable(f" exit {run.exit_code}"))
     if run.signal:
-        text.append(f" signal {run.signal}")
+        text.append(printable(f" signal {run.signal}"))
     if run.kaggle and run.kaggle.get("versions"):
         text.append(f" (kaggle version {len(run.kaggle['versions'])})", style="magenta")
     elif run.restarts:
@@ -99,13 +100,15 @@ def status_table(runs: list[RunStatus], out: TextIO | None = None) -> None:
     notes = []
     for r in runs:
         table.add_row(
-            r.run_id,
-            r.name,
-            r.target,
-            _state_text(r),
-            _progress_text(r.progress),
-            "stale" if r.stale else _duration(r.heartbeat_age_s),  # no fresh-looking 0s
-            _ago(r.started_at),
+            *plain_cells(
+                r.run_id,
+                r.name,
+                r.target,
+                _state_text(r),
+                _progress_text(r.progress),
+                "stale" if r.stale else _duration(r.heartbeat_age_s),  # no fresh-looking 0s
+                _ago(r.started_at),
+            )
         )
         if r.diagnosis:
             ids = ", ".join(r.diagnosis.gotchas)
@@ -118,7 +121,7 @@ def status_table(runs: list[RunStatus], out: TextIO | None = None) -> None:
             notes.append(f"{r.name}: {r.warning}")
     console.print(table)
     for note in notes:
-        console.print(Text(note, style="yellow"))
+        console.print(Text(printable(note), style="yellow"))
 
 
 def ls_table(runs: list[dict[str, Any]]) -> None:
@@ -127,7 +130,8 @@ def ls_table(runs: list[dict[str, Any]]) -> None:
     for col in ("run", "name", "target", "state (last seen)", "command"):
         table.add_column(col)
     for r in runs:
-        table.add_row(r["run_id"], r["name"], r["target"], r["state"], " ".join(r["command"]))
+        command = " ".join(r["command"])
+        table.add_row(*plain_cells(r["run_id"], r["name"], r["target"], r["state"], command))
     console.print(table)
 
 
@@ -139,7 +143,11 @@ def targets_table(rows: list[dict[str, Any]]) -> None:
         grace = f"{r['kill_grace_s']:g} s"
         if r["spot_grace_s"] is not None:
             grace += f" (spot {r['spot_grace_s']:g} s)"
-        table.add_row(r["name"], r["profile"], r["host"] or "-", r["workdir"], r["durable"], grace)
+        table.add_row(
+            *plain_cells(
+                r["name"], r["profile"], r["host"] or "-", r["workdir"], r["durable"], grace
+            )
+        )
     _console().print(table)
 
 
@@ -154,16 +162,16 @@ def watch_live(session: Session, ref: str, *, interval_s: float, stall_s: float)
             hb = run.heartbeat_age_s
             stalled = run.state is State.RUNNING and hb is not None and hb > stall_s
             line = Text.assemble(
-                (f"{run.name} ", "bold"),
+                (printable(f"{run.name} "), "bold"),
                 _state_text(run),
-                f"  {_progress_text(run.progress)}  heartbeat {_duration(hb)}",
+                printable(f"  {_progress_text(run.progress)}  heartbeat {_duration(hb)}"),
             )
             parts: list[Text] = [line]
             if stalled:
                 parts.append(Text(f"no heartbeat for {_duration(hb)}: stalled?", style="bold red"))
             if run.diagnosis:
                 why = f"{run.diagnosis.cause}: " + "; ".join(run.diagnosis.evidence)
-                parts.append(Text(why, style="yellow"))
+                parts.append(Text(printable(why), style="yellow"))
             live.update(Group(*parts), refresh=True)
             if run.ended and not run.stale:
                 return run.state.value

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from outlive.cli._terminal import printable
 from outlive.cli.grammar import JsonArgs, LogsArgs, RunArgs, RunRefArgs, StatusArgs, WatchArgs
 from outlive.cli.output import echo, emit_json, note
 from outlive.wire import State
@@ -84,7 +85,8 @@ def run_in(
         return 0
     for r in launched:
         where = f"pid {r.pid}" if r.pid is not None else "submitted"
-        err.write(f"launched {r.name!r} on {r.target} ({where}); checkpoints in {r.ckpt_dir}\n")
+        said = f"launched {r.name!r} on {r.target} ({where}); checkpoints in {r.ckpt_dir}"
+        err.write(printable(said) + "\n")
     out.write("".join(r.run_id + "\n" for r in launched))
     return 0
 
@@ -130,7 +132,7 @@ def do_status(
 
         status_table(result, out=out)
         for line in spend_lines(money):
-            out.write(line + "\n")
+            out.write(printable(line) + "\n")
     if marks is not None:
         marks["render"] = time.perf_counter()
     return 1 if runs and any(r.state in (State.FAILED, State.VANISHED) for r in result) else 0
@@ -214,7 +216,11 @@ def _say_end(st: RunStatus) -> int:
 
 def watch(args: WatchArgs) -> int:
     from outlive.cli.render import watch_live
+    from outlive.errors import UsageError
     from outlive.session import Session
+
+    if not args.interval_s > 0:  # time.sleep refused a negative one after the first look
+        raise UsageError(f"--interval-s {args.interval_s:g} must be more than 0 seconds")
 
     with Session.open().pooled() as session:  # each refresh: one request on an open channel
         final = watch_live(session, args.run_ref, interval_s=args.interval_s, stall_s=args.stall_s)

@@ -58,31 +58,34 @@ def _print(doc: dict[str, Any], as_json: bool) -> None:
         return
     from rich.table import Table
 
+    from outlive.cli._terminal import markup, plain_cells, say
     from outlive.cli.output import console
     from outlive.sweep.report import summary_line
 
-    table = Table(title=f"sweep {doc['sweep']}", show_lines=False)
+    table = Table(title=markup(f"sweep {doc['sweep']}"), show_lines=False)
     for col in ("item", "state", "target", "step", "metric", "restarts", "note"):
         table.add_column(col)
     for it in doc["items"]:
         state = it["state"] + (" (unreachable)" if it["unreachable"] else "")
         metric = ", ".join(f"{k}={v:.4g}" for k, v in (it["metric"] or {}).items())
         table.add_row(
-            it["key"],
-            state,
-            it["target"] or "-",
-            "-" if it["step"] is None else str(it["step"]),
-            metric or "-",
-            str(it["restarts"]),
-            it["note"] or "",
+            *plain_cells(
+                it["key"],
+                state,
+                it["target"] or "-",
+                "-" if it["step"] is None else it["step"],
+                metric or "-",
+                it["restarts"],
+                it["note"] or "",
+            )
         )
     con = console()
     con.print(table)
-    con.print(summary_line(doc["summary"]))
+    say(con, summary_line(doc["summary"]))
     best = doc["best"]
     if best and best["items"]:
         ranked = ", ".join(f"{b['key']} ({b[best['by']]:.4g})" for b in best["items"])
-        con.print(f"best by {best['by']}: {ranked}")
+        say(con, f"best by {best['by']}: {ranked}")
 
 
 def move(args: MoveArgs) -> int:
@@ -93,9 +96,14 @@ def move(args: MoveArgs) -> int:
     if args.as_json:
         emit_json(result)
     else:
+        from outlive.cli._terminal import printable
+
         sys.stderr.write(
-            f"moved {result['name']!r} from {result['from_target']} to {result['to_target']} "
-            f"(checkpoint step {result['checkpoint_step']}); new run:\n"
+            printable(
+                f"moved {result['name']!r} from {result['from_target']} to "
+                f"{result['to_target']} (checkpoint step {result['checkpoint_step']}); new run:"
+            )
+            + "\n"
         )
         sys.stdout.write(f"{result['run_id']}\n")
     return 0

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from outlive.cloud.model import PROVIDER_OF_PROFILE
+from outlive.config import json_quoted
 
 if TYPE_CHECKING:
     from outlive.profiles import Profile
@@ -19,7 +19,7 @@ CONFIG_TEMPLATE = """\
 # checkpoints in .outlive/durable/); add a [targets.NAME] table per box you rent.
 
 [project]
-name = "{name}"
+name = {name}
 exclude = ["data/", "*.pt"]          # not pushed to boxes, on top of .gitignore
 
 # [targets.local]
@@ -29,7 +29,7 @@ exclude = ["data/", "*.pt"]          # not pushed to boxes, on top of .gitignore
 # [targets.a100]
 # profile = "runpod"                 # platform defaults: paths, grace, danger clocks, teardown
 # host = "runpod-a100"               # an alias from ~/.ssh/config (ProxyJump, ports, keys honoured)
-# workdir = "/workspace/{name}"
+# workdir = {workspace_dir}
 # durable = "/workspace/durable"     # must survive the platform's teardown verb
 # spot = true
 
@@ -39,8 +39,18 @@ exclude = ["data/", "*.pt"]          # not pushed to boxes, on top of .gitignore
 # port = 2222
 # user = "root"
 # identity_file = "~/.ssh/id_ed25519"
-# workdir = "/root/{name}"
+# workdir = {root_dir}
 """
+
+
+def config_text(project: str) -> str:
+    """The commented outlive.toml for a project of that name, every value a TOML string (a
+    name with quotes, backslashes or '$' stays one value, and the file loads as written)."""
+    return CONFIG_TEMPLATE.format(
+        name=json_quoted(project),
+        workspace_dir=json_quoted(f"/workspace/{project}"),
+        root_dir=json_quoted(f"/root/{project}"),
+    )
 
 
 def target_for(profile: Profile, project: str) -> str:
@@ -86,8 +96,8 @@ def target_for(profile: Profile, project: str) -> str:
             '# identity_file = "~/.ssh/id_ed25519"',
             '# ssh_config = "~/.ssh/config"       # passed to ssh as -F when set',
         ]
-    lines.append(f"workdir = {json.dumps(d.workdir)}")
-    durable = f"durable = {json.dumps(d.durable_dir)}"
+    lines.append(f"workdir = {json_quoted(d.workdir)}")
+    durable = f"durable = {json_quoted(d.durable_dir)}"
     lines.append(f"{durable:<37}# on {d.durable_tier}: it must survive the teardown verb")
     if profile.spot_available:
         lines.append(

@@ -48,8 +48,10 @@ def serve_run(doc: dict[str, object], pool: ChannelPool | None) -> tuple[int, st
     try:
         code = run_in(args, start=Path(cwd), out=out, err=err, session=session)
     except OutliveError as exc:
+        from outlive.cli._terminal import printable
+
         code = exc.exit_code
-        err.write(f"outlive: {exc}\n")
+        err.write(f"outlive: {printable(exc)}\n")
     except Exception:  # the launch's fate is unknown: the log says why, the client is told so
         traceback.print_exc()
         code = 1

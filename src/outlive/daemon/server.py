@@ -171,7 +171,9 @@ class Daemon:
                 args.runs, args.as_json, start=Path(cwd), out=out, pool=self.pool, marks=marks
             )
         except OutliveError as exc:
-            code, err = exc.exit_code, f"outlive: {exc}\n"
+            from outlive.cli._terminal import printable
+
+            code, err = exc.exit_code, f"outlive: {printable(exc)}\n"
         else:
             err = ""
         self._count()

@@ -23,11 +23,12 @@ from pathlib import Path
 from typing import TypedDict
 
 from outlive import verify as V
+from outlive import wire
 from outlive._hashing import hash_file
 from outlive.backends.base import ManifestReply
 from outlive.config import Target
 from outlive.errors import TransportError, UsageError
-from outlive.lifecycle.pull import BUSY_STATES, OUTPUT_PREFIX, declared_outputs, result_roots
+from outlive.lifecycle.pull import OUTPUT_PREFIX, declared_outputs, result_roots
 from outlive.profiles import Profile, load_profile
 from outlive.session import Session
 from outlive.store import PullRecord, RunRecord
@@ -558,7 +559,9 @@ def decide(
         out["allowed"], out["refused"], out["plan"] = False, why, None
         return out
 
-    busy = [r for r in report["runs"] if r["state"] in BUSY_STATES]
+    # Only an ended run's results stop changing: running, pending or requeued ones go on, and
+    # one whose records the box could not read ("unknown") may be running still.
+    busy = [r for r in report["runs"] if wire.State.parse(r["state"]) not in wire.ENDED_STATES]
     lost = report["lost_if_abandoned"]
     if (busy or lost or not report["reachable"]) and not abandon:
         if not report["reachable"]:
@@ -568,10 +571,12 @@ def decide(
                 "--abandon-results"
             )
         if busy:
-            names = ", ".join(repr(r["name"]) for r in busy[:3])
+            names = ", ".join(f"{r['name']!r} {r['state']}" for r in busy[:3])
+            unknown = any(wire.State.parse(r["state"]) is None for r in busy)
+            why = "; `outlive status` says why a state is unknown" if unknown else ""
             return refuse(
-                f"{len(busy)} run(s) on {name} are still running ({names}); their results are "
-                "still changing: wait or `outlive cancel`, then pull"
+                f"{len(busy)} run(s) on {name} have not ended ({names}); their results may "
+                f"still change: wait or `outlive cancel`, then pull{why}"
             )
         # The newest run of each name holds what its relaunches share (the same checkpoints).
         newest = {x["runs"][-1] for x in lost}

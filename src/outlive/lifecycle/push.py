@@ -203,6 +203,7 @@ def push(
     *,
     skip_if_unchanged: bool = False,
     commands: Sequence[Sequence[str]] = (),
+    checksum: bool = False,
 ) -> PushResult:
     """Sync the project to the target's workdir; return the manifest the launch will check.
 
@@ -210,7 +211,9 @@ def push(
     target: the launch's manifest check on the box still proves the copy (and a mismatch there
     makes the caller push for real). A workdir on this machine (a cluster's shared filesystem
     reached by the local sbatch) is copied file by file. With ``commands`` (a launch), the files
-    they run are checked for CRLF endings first; without, CRLF shell scripts are warnings."""
+    they run are checked for CRLF endings first; without, CRLF shell scripts are warnings. With
+    ``checksum`` (a push again after the box's copy was found to differ), rsync compares every
+    file's contents: its quick check skips a file changed in place with its size and mtime."""
     cfg = session.cfg
     files = project_files(cfg)
     check_line_endings(cfg.project_dir, commands)
@@ -239,9 +242,13 @@ def push(
     if "$" in workdir or workdir.startswith("~"):
         # rsync takes the path literally: let the box say what $HOME/$USER are (one round trip).
         workdir = agent.call("expand", {"paths": [workdir]})["paths"][0]
-    method = _rsync(cfg.project_dir, files, transport, workdir)
-    record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(stamp)
+    method = _rsync(cfg.project_dir, files, transport, workdir, checksum)
+    try:  # only a shortcut for the next launch: without it, that launch pushes again
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(stamp)
+    except OSError:
+        with contextlib.suppress(OSError):
+            record.unlink()  # never a cut-short stamp (it would only mismatch, but it is junk)
     return PushResult(len(files), size, man, method, warnings)
 
 
@@ -275,9 +282,11 @@ def launch_deployed(
     try:
         return launch(request)
     except BoxError as exc:
-        if exc.kind != "deploy_mismatch" or pushed.method != "unchanged":
+        if exc.kind != "deploy_mismatch":
             raise
-        push(session, target, commands=commands)
+        # The box's copy changed behind the last push, or in a way rsync's quick check (size and
+        # mtime) cannot see: push again comparing contents, once.
+        push(session, target, commands=commands, checksum=True)
         return launch(request)
 
 
@@ -331,10 +340,12 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _rsync(root: Path, files: list[str], transport: Transport, workdir: str) -> str:
+def _rsync(
+    root: Path, files: list[str], transport: Transport, workdir: str, checksum: bool = False
+) -> str:
     dest = workdir.rstrip("/") or "/"
     # paths travel inside rsync's protocol; the destination is made in the same round trip (U13)
-    opts = RsyncOptions(files_from="-", make_dest=True)
+    opts = RsyncOptions(files_from="-", make_dest=True, checksum=checksum)
     argv = transport.rsync_argv("to_target", str(root) + "/", f"{dest}/", opts)
     listing = "\0".join(files).encode("utf-8", errors="surrogateescape")
     try:

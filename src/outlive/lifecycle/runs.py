@@ -42,7 +42,13 @@ def box_run_dir(workdir: str, run_id: str) -> str:
 
 
 def launch_request(
-    target: Target, backend: Backend, run_id: str, name: str, command: list[str], detach: str | None
+    session: Session,
+    target: Target,
+    backend: Backend,
+    run_id: str,
+    name: str,
+    command: list[str],
+    detach: str | None,
 ) -> wire.LaunchRequest:
     """The agent's `launch` request: the run, and everything the target gives every job."""
     return wire.LaunchRequest(
@@ -61,6 +67,7 @@ def launch_request(
         spot_grace_s=target.policy.spot_grace_s,
         mtbf_s=target.policy.mtbf_s,
         created_at=time.time(),
+        project_id=session.project_id(create=True),
     )
 
 
@@ -95,7 +102,7 @@ def launch(
         backend = session.backend(target)  # may write the local agent's bundle
     except OSError as exc:
         raise local_disk_error(exc, "nothing was launched") from None
-    request = launch_request(target, backend, new_run_id(), run_name, command, detach)
+    request = launch_request(session, target, backend, new_run_id(), run_name, command, detach)
     cells = [(request.run_id, run_name, command)]
     _journal(session, backend, request, cells)  # before anything is pushed or sent
 
@@ -226,7 +233,9 @@ def launch_array(
         throttle=throttle,
         after=tuple(status(session, list(after))) if after else (),
     )
-    request = launch_request(target, backend, new_run_id(), plan.names[0], commands[0], None)
+    request = launch_request(
+        session, target, backend, new_run_id(), plan.names[0], commands[0], None
+    )
     cells = [
         (f"{request.run_id}-{i}", plan.names[i], list(plan.commands[i]))
         for i in range(len(plan.names))
@@ -299,11 +308,15 @@ def read_queue_file(path: Path) -> list[list[str]]:
     """One command per line (shell words, as typed), blank lines and ``#`` comments skipped."""
     import shlex
 
+    from outlive._textfile import read_text
+
     try:
-        lines = path.read_text().splitlines()
+        lines = read_text(path, "queue file").splitlines()
     except OSError as exc:
         why = exc.strerror or exc
         raise UsageError(f"cannot read queue file {path} ({why}); check the path") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"queue file {path} is not UTF-8 text; save it as UTF-8") from None
     commands = []
     for n, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
@@ -435,9 +448,12 @@ def _probe_target(
             look.confirmed[rec.run_id] = (box.run_dir, box.ckpt_dir or rec.ckpt_dir, state.value)
             rec = replace(rec, run_dir=box.run_dir, ckpt_dir=box.ckpt_dir or rec.ckpt_dir)
         look.results[rec.run_id] = _merge(rec, box)
+    ours = session.project_id() if found else None
     for run in found:
         if run.run_id in known or run.target not in (None, target_name):
             continue
+        if run.project_id is not None and run.project_id != ours:
+            continue  # another project's, of the same name and workdir: never adopted
         rec = RunRecord(
             run_id=run.run_id,
             name=run.name,
@@ -523,10 +539,12 @@ def push_and_verify(session: Session, target_name: str) -> PushReport:
     result = push(session, target)
     problems: list[str] = []
     if not target.is_local:
-        reply = session.agent(target).call(
-            "verify_deploy", {"workdir": target.placement.workdir, "manifest": result.manifest}
-        )
-        problems = reply["problems"]
+        problems = _deploy_problems(session, target, result.manifest)
+        if problems and result.method == "rsync":
+            # a file changed on the box with its size and mtime kept passes rsync's quick
+            # check: push once more comparing contents
+            result = push(session, target, checksum=True)
+            problems = _deploy_problems(session, target, result.manifest)
     return {
         "target": target.name,
         "files": result.files,
@@ -536,6 +554,16 @@ def push_and_verify(session: Session, target_name: str) -> PushReport:
         "problems": problems,
         "warnings": list(result.warnings),
     }
+
+
+def _deploy_problems(
+    session: Session, target: Target, manifest: dict[str, dict[str, object]]
+) -> list[str]:
+    """How the box's copy of the project differs from ``manifest`` (none: it matches)."""
+    reply = session.agent(target).call(
+        "verify_deploy", {"workdir": target.placement.workdir, "manifest": manifest}
+    )
+    return list(reply["problems"])
 
 
 class SecretReply(TypedDict, total=False):
@@ -573,9 +601,28 @@ def secret_push(session: Session, target_name: str, name: str, value: str) -> Se
 def cancel(session: Session, ref: str) -> CancelReply:
     rec = session.store.resolve(ref)
     target = session.target(rec.target)
+    _check_launched_here(target, rec)
     result = session.backend(target).cancel(rec.run_dir, target.policy.kill_grace_s)
     result["run_id"], result["name"] = rec.run_id, rec.name
     return result
+
+
+def _check_launched_here(target: Target, rec: RunRecord) -> None:
+    """A local run's directory is under this project's own: a registry copied with the project
+    (``cp -a``) names the original's run dirs, whose jobs are not this copy's to signal."""
+    if not target.is_local:
+        return  # a box's workdir is the same from every copy of the project
+    import os
+
+    here = os.path.join(target.placement.workdir, wire.STATE_DIRNAME, wire.RUNS_DIRNAME)
+    if os.path.normpath(os.path.dirname(rec.run_dir)) == os.path.normpath(here):
+        return
+    origin = os.path.dirname(os.path.dirname(os.path.dirname(rec.run_dir)))
+    raise UsageError(
+        f"run {rec.name!r} ({rec.run_id}) was launched from the project in {origin}, not this "
+        f"one in {target.placement.workdir} (its registry came with a copy of that project); "
+        "cancel it from there"
+    )
 
 
 def tail(session: Session, ref: str, lines: int) -> bytes:

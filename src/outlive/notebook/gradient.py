@@ -61,9 +61,11 @@ if os.environ.get("OUTLIVE_GRADIENT_STARTED_AT"):  # tests: the epoch second it 
     _FROM = "$OUTLIVE_GRADIENT_STARTED_AT"
 else:
     STARTED_AT, _FROM = _container_started_at(), "the notebook's start"
-if STARTED_AT is None or time.time() - STARTED_AT > SHUTDOWN_S:
-    # not a Gradient container, or one older than the timer configured here: count from now
-    STARTED_AT, _FROM = time.time(), "now (the notebook's start is unknown or past the timer)"
+if STARTED_AT is None or not 0 <= time.time() - STARTED_AT <= SHUTDOWN_S:
+    # not a Gradient container, one older than the timer configured here, or a start ahead of
+    # this clock (set back since): count from now, never more than the timer
+    STARTED_AT = time.time()
+    _FROM = "now (the notebook's start is unknown, past the timer or ahead of this clock)"
 _LEFT_S = SHUTDOWN_S - (time.time() - STARTED_AT)
 _LIMIT = f"{{SHUTDOWN_S / 3600:g}} h" if SHUTDOWN_S >= 3600 else f"{{SHUTDOWN_S:.0f}} s"
 print(f"auto-shutdown: {{_LIMIT}} after {{_FROM}}; "

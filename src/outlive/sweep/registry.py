@@ -56,9 +56,12 @@ def register(store: Store, spec: SweepSpec, options: dict[str, object]) -> list[
                 (spec.name, spec.source, json.dumps(options), now, now),
             )
             have = {
-                r["key"]
-                for r in conn.execute("SELECT key FROM sweep_items WHERE sweep = ?", (spec.name,))
+                r["key"]: r["command"]
+                for r in conn.execute(
+                    "SELECT key, command FROM sweep_items WHERE sweep = ?", (spec.name,)
+                )
             }
+            _same_commands(spec, have)
             start = len(have)
             for n, item in enumerate(i for i in spec.items if i.key not in have):
                 conn.execute(
@@ -80,6 +83,23 @@ def register(store: Store, spec: SweepSpec, options: dict[str, object]) -> list[
             raise
         conn.execute("COMMIT")
     return added
+
+
+def _same_commands(spec: SweepSpec, have: dict[str, str]) -> None:
+    """Refuse a sweep whose file now gives a known item another command: its finished items
+    would not run again, and the sweep's results would mix two commands."""
+    import shlex
+
+    for item in spec.items:
+        known = have.get(item.key)
+        if known is None or json.loads(known) == item.command:
+            continue
+        before, now = shlex.join(json.loads(known)), shlex.join(item.command)
+        raise UsageError(
+            f"sweep {spec.name!r} ran item {item.key} as `{before}`, but {spec.source} now "
+            f"gives `{now}`: its runs would mix two commands; give the new command its own "
+            'name = "..." in the file, or put the old command back'
+        )
 
 
 def sweeps(store: Store) -> list[SweepRow]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 import shlex
 import string
@@ -28,11 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from outlive import wire
+from outlive._textfile import read_text
 from outlive.errors import UsageError
 
 SEPARATOR = "."
 ITEM_PLACEHOLDER = "item"
 MAX_KEY_BYTES = 80
+MAX_ITEMS = 10_000  # each item is a named run, a registry row and a checkpoint directory
 Value = str | int | float | bool
 
 
@@ -61,7 +64,7 @@ def read_spec(path: Path, items_file: Path | None = None) -> SweepSpec:
     import tomllib
 
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        doc = tomllib.loads(read_text(path, "sweep file"))
     except OSError as exc:
         why = exc.strerror or exc
         raise UsageError(f"cannot read sweep file {path} ({why}); check the path") from None
@@ -146,10 +149,22 @@ def _param_sets(path: Path, doc: Mapping[str, object]) -> list[dict[str, Value]]
             if not isinstance(values, list) or not values:
                 raise UsageError(f"grid parameter {key!r} in {path} must be a non-empty list")
             columns.append([_value(path, key, v) for v in values])
+        _check_count(path, math.prod(len(c) for c in columns), "[grid] makes")
         return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*columns)]
     if not isinstance(listed, list) or not listed or not all(isinstance(t, dict) for t in listed):
         raise UsageError(f"list in {path} must be a non-empty array of tables ([[list]])")
+    _check_count(path, len(listed), "[[list]] has")
     return [{k: _value(path, k, v) for k, v in table.items()} for table in listed]
+
+
+def _check_count(path: Path, count: int, what: str) -> None:
+    """Refuse a sweep of more than MAX_ITEMS items before any is made (a grid's product grows
+    past any memory long before it is listed)."""
+    if count > MAX_ITEMS:
+        raise UsageError(
+            f"{what} {count:,} items in {path}, more than the {MAX_ITEMS:,} a sweep may hold; "
+            "split it into several sweeps or use fewer values"
+        )
 
 
 def _value(path: Path, key: str, value: object) -> Value:
@@ -160,13 +175,14 @@ def _value(path: Path, key: str, value: object) -> Value:
 
 def _lines(items_file: Path) -> list[str]:
     try:
-        text = items_file.read_text(encoding="utf-8")
+        text = read_text(items_file, "items file")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read items file {items_file} ({exc}); check the path") from None
     lines = [ln.strip() for ln in text.splitlines()]
     lines = [ln for ln in lines if ln and not ln.startswith("#")]
     if not lines:
         raise UsageError(f"items file {items_file} holds no item")
+    _check_count(items_file, len(lines), "the items file has")
     return lines
 
 

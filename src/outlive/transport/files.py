@@ -35,6 +35,7 @@ class RsyncOptions:
     bwlimit_kbps: int | None = None
     files_from: str | None = None  # NUL-separated paths relative to the source ("-": stdin)
     make_dest: bool = False  # create the destination directory in the same round trip (U13)
+    checksum: bool = False  # compare contents, not size and mtime (a file changed in place)
 
 
 def rsync_argv(
@@ -51,6 +52,8 @@ def rsync_argv(
     With ``remote_shell`` (an argv that reaches the target, quoted into ``-e``), ``there`` is
     ``host:there``; without it the target is this machine and both paths are local."""
     argv = ["rsync", "-a", "--partial", "--protect-args"]
+    if opts.checksum:
+        argv.append("--checksum")
     if opts.stats:
         argv += ["--info=progress2", "--stats"]
     if opts.timeout_s is not None:

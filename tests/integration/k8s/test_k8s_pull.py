@@ -105,7 +105,7 @@ def test_a_pull_while_the_run_runs_is_a_snapshot_read_in_its_own_pod(
         assert "reader pod" not in err  # read through the run's own pod
         assert _tree(Path(report["dest"]) / "ckpt") == _tree(_durable(p, "snap"))
         refused = p.cli("down", "k8s", "--confirm", "k8s", check=False)
-        assert refused.returncode == 1 and "still running" in refused.stderr
+        assert refused.returncode == 1 and "not ended" in refused.stderr
     finally:
         p.cli("cancel", run_id, check=False)
 

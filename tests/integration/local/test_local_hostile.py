@@ -43,8 +43,15 @@ def test_command_arguments_are_passed_literally_never_through_a_shell(project, t
     assert spec["command"][2:] == hostile
 
 
-def test_a_project_dir_with_quotes_dollar_paren_and_unicode_works_end_to_end(make_project):
-    project = make_project(dirname='a\'b "c" $(d) ü')
+@pytest.mark.parametrize(
+    "dirname",
+    ['a\'b "c" $(d) ü', "p$HOME ${HOME}x ~y"],
+    ids=["quotes-paren-unicode", "dollar-vars"],
+)
+def test_a_project_dir_with_quotes_dollar_paren_and_unicode_works_end_to_end(make_project, dirname):
+    """The local target's paths are this machine's own and literal: ``$HOME`` in a directory
+    name is part of the name (the agent expanded it and looked for another directory)."""
+    project = make_project(dirname=dirname)
     project.write("argv_job.py", ARGV_JOB)
     run_id = project.python("argv_job.py", "x", name="weird-dir")
     st = project.status_cli(project.wait_ended(run_id)["run_id"])
@@ -55,6 +62,8 @@ def test_a_project_dir_with_quotes_dollar_paren_and_unicode_works_end_to_end(mak
     assert project.cli("logs", run_id).stdout == "argv: ['x']\n"
     listed = json.loads(project.cli("ls", "--json").stdout)["runs"]
     assert [r["run_id"] for r in listed] == [run_id]
+    pulled = json.loads(project.cli("pull", run_id, "--json").stdout)
+    assert pulled["ok"] is True and pulled["files"] >= 1
 
 
 def test_a_run_name_full_of_shell_syntax_and_unicode_is_just_a_name(project, tmp_path):
@@ -70,7 +79,11 @@ def test_a_run_name_full_of_shell_syntax_and_unicode_is_just_a_name(project, tmp
     assert [r["run_id"] for r in by_name] == [run_id]
 
 
-@pytest.mark.parametrize("name", ["bad\nname", "a/b", ".."], ids=["newline", "slash", "dotdot"])
+@pytest.mark.parametrize(
+    "name",
+    ["bad\nname", "a/b", "..", "red\x9b31m", "esc\x1b]0;x\x07"],
+    ids=["newline", "slash", "dotdot", "c1-csi", "osc"],
+)
 def test_a_name_that_cannot_be_a_directory_is_refused_and_nothing_is_created(project, name):
     done = project.cli("run", "--name", name, "--", "true", rc=2)
     assert done.stdout == ""

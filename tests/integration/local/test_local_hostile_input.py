@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from local_helpers import Project, read_json_file, wait_for
+from local_helpers import DEFAULT_TIMEOUT_S, OUTLIVE, Project, read_json_file, wait_for
 
 BAD = os.fsdecode(b"bad\xffname")  # argv bytes that are not UTF-8 (surrogate-escaped by Python)
 
@@ -60,6 +61,20 @@ def test_huge_or_infinite_numbers_on_the_command_line_are_one_sentence(
     project: Project, argv: tuple[str]
 ) -> None:
     _one_sentence(project.cli(*argv, rc=2), "argument")
+
+
+@pytest.mark.parametrize("interval", ["-1", "0"])
+def test_a_watch_interval_that_is_not_positive_is_one_sentence(
+    project: Project, interval: str
+) -> None:
+    """A negative interval made time.sleep raise after the first look (a traceback); zero
+    looked at the box without a pause."""
+    run_id, go = project.start_waiting("watched")
+    try:
+        _one_sentence(project.cli("watch", run_id, "--interval-s", interval, rc=2), "--interval-s")
+    finally:
+        go.touch()
+    project.wait_ended(run_id)
 
 
 def test_an_outlive_toml_that_is_not_utf8_is_one_sentence(project: Project) -> None:
@@ -111,6 +126,22 @@ def test_secret_push_refuses_a_name_that_is_a_path_before_reading_the_value(
     done = project.cli("secret", "push", "local", name, "--from-env", "NOT_SET_ANYWHERE", rc=2)
     _one_sentence(done)
     assert "NOT_SET_ANYWHERE" not in done.stderr  # the name is refused first
+
+
+def test_a_secret_value_over_a_mib_is_refused_before_anything_is_stored(
+    project: Project, tmp_path: Path
+) -> None:
+    """The value was read from stdin to its end (``< /dev/zero`` never ends), then stored."""
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * (2 << 20))
+    with big.open("rb") as stdin:
+        done = subprocess.run([OUTLIVE, "secret", "push", "local", "TOK"], cwd=project.dir,
+                              env={**project.env, "HOME": str(tmp_path / "home")}, stdin=stdin,
+                              capture_output=True, text=True,
+                              timeout=DEFAULT_TIMEOUT_S)  # fmt: skip
+    assert done.returncode == 2
+    _one_sentence(done, "over 1 MiB")
+    assert not (tmp_path / "home" / ".outlive" / "secrets" / "TOK").exists()
 
 
 def test_the_agent_refuses_a_secret_name_that_is_a_path(tmp_path: Path) -> None:
@@ -253,3 +284,20 @@ def test_hostile_sweep_through_run_status_and_logs(make_project: Callable[..., P
         assert not (q.dir / "PWNED").exists() and not (p.dir / "PWNED").exists()
     print(f"hostile sweep: {cases} cases")
     assert cases >= 5 * len(HOSTILE), f"hostile sweep ran {cases} cases"
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [(None, "more than 16 MiB"), (b"python \xff\xfe x.py\n", "not UTF-8")],
+    ids=["dev-zero", "not-utf8"],
+)
+def test_a_queue_file_that_never_ends_or_is_not_text_is_one_sentence(
+    project: Project, content: bytes | None, says: str
+) -> None:
+    """A queue of /dev/zero filled memory; one that is not UTF-8 was a traceback."""
+    queue = "/dev/zero"
+    if content is not None:
+        (project.dir / "queue.txt").write_bytes(content)
+        queue = "queue.txt"
+    _one_sentence(project.cli("run", "--queue", queue, rc=2), says)
+    assert not (project.dir / ".outlive" / "runs").exists()

@@ -13,7 +13,7 @@ import stat
 import sys
 from pathlib import Path
 
-from local_helpers import read_json_file, wait_for
+from local_helpers import Project, read_json_file, wait_for
 
 import outlive.examples
 
@@ -153,3 +153,22 @@ def test_cancel_kills_a_job_that_ignores_term_after_the_targets_grace(make_proje
     # A second cancel of an ended run signals nothing.
     again = json.loads(project.cli("cancel", "--json", run_id).stdout)
     assert again["signalled"] is None
+
+
+def test_cancel_from_a_copy_of_the_project_is_refused_and_the_originals_job_runs_on(
+    make_project, tmp_path
+):
+    """``cp -a`` of a project copies its registry, whose local runs name the original's run
+    dirs: a cancel from the copy signalled the original's job."""
+    project = make_project(dirname="orig")
+    run_id, go = project.start_waiting("busy")
+    project.wait_running(run_id)
+    copy = Project(tmp_path / "copy")
+    shutil.copytree(project.dir, copy.dir, symlinks=True)
+    done = copy.cli("cancel", run_id, rc=2)
+    said = done.stderr.strip()
+    assert len(said.splitlines()) == 1 and "Traceback" not in said
+    assert f"launched from the project in {project.dir}" in said and "cancel it from there" in said
+    assert project.status(run_id)["state"] == "running"
+    go.touch()
+    assert project.wait_ended(run_id)["state"] == "succeeded"

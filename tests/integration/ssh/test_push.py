@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -136,3 +137,52 @@ def test_runpod_basic_ssh_proxy_is_refused_with_the_fix(tmp_path: Path) -> None:
     cfg = load_config(proj)
     with pytest.raises(UsageError, match="RP6"):
         push(Session(cfg), cfg.target("pod"))
+
+
+def _change_in_place(path: Path, like: Path) -> None:
+    """Change ``path``'s bytes but keep its size and give it ``like``'s mtime: what rsync's quick
+    check (size and mtime) cannot see."""
+    data = path.read_bytes()
+    path.write_bytes(bytes(b ^ 1 for b in data[:1]) + data[1:])
+    st = like.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_a_box_file_changed_with_size_and_mtime_kept_is_pushed_again_by_contents(
+    tmp_path: Path, box: Box
+) -> None:
+    workdir = box.workdir / f"inplace-{time.time_ns()}"
+    proj = _project(tmp_path, box, workdir)
+    assert json.loads(_push(proj).stdout)["verified"] is True
+    _change_in_place(workdir / "train.py", proj / "train.py")
+    # `push`: the quick check skips the file, the box's hash check catches it, and the push
+    # again by contents fixes it
+    out = _push(proj)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["verified"] is True
+    assert (workdir / "train.py").read_bytes() == (proj / "train.py").read_bytes()
+    # `run`: the push is skipped (the tree is unchanged), the launch is refused, and the push
+    # again must not be fooled either
+    _change_in_place(workdir / "train.py", proj / "train.py")
+    out = subprocess.run(
+        [OUTLIVE, "run", "-t", "box", "--json", "--", "python3", "train.py"],
+        cwd=proj, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert (workdir / "train.py").read_bytes() == (proj / "train.py").read_bytes()
+
+
+def test_a_push_whose_stamp_cannot_be_kept_still_pushes_and_verifies(
+    tmp_path: Path, box: Box
+) -> None:
+    """The stamp of the last push only spares the next launch a push: where it cannot be
+    written (a file where its directory goes, a full disk) the push was done and verified but
+    ended in a traceback."""
+    workdir = box.workdir / f"stampless-{time.time_ns()}"
+    proj = _project(tmp_path, box, workdir)
+    (proj / ".outlive").mkdir()
+    (proj / ".outlive" / "pushed").write_text("in the way")
+    out = _push(proj)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["verified"] is True
+    assert (workdir / "train.py").read_text() == "print('train')\n"

@@ -5,6 +5,8 @@ look finds the run and records it)."""
 from __future__ import annotations
 
 import json
+import shutil
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -52,3 +54,42 @@ def test_a_link_cut_during_launch_leaves_no_run_the_registry_does_not_know(
         assert rows[run_id]["state"] in ("pending", "running", "succeeded"), rows[run_id]
         assert rows[run_id]["run_dir"].endswith(run_id)
         cli(project, "cancel", run_id, check=False)
+
+
+def _launch(proj: Path, name: str) -> str:
+    out = cli(proj, "run", "-t", "box", "--json", "--name", name, "--", "sleep", "600")
+    return str(json.loads(out.stdout)["run_id"])
+
+
+def _looked(proj: Path) -> set[str]:
+    done = cli(proj, "status", "--json", check=False)
+    assert done.returncode == 0, done.stderr
+    return {r["run_id"] for r in json.loads(done.stdout)["runs"]}
+
+
+def test_a_look_never_adopts_the_runs_of_another_project_sharing_the_workdir(
+    project: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Two projects named alike (two checkouts, on a laptop and a workstation) whose target
+    shares one workdir on the box: each look adopts only its own project's lost runs (the other's
+    were adopted, shown as its own, and could be cancelled from it)."""
+    other = tmp_path / "elsewhere" / project.name
+    other.mkdir(parents=True)
+    for name in ("outlive.toml", "train_numpy.py"):
+        shutil.copyfile(project / name, other / name)
+    mine = _launch(project, "mine")
+    theirs = _launch(other, "theirs")
+    try:
+        assert _looked(other) == {theirs}
+        assert _looked(project) == {mine}
+        refused = cli(other, "cancel", mine, check=False)
+        assert refused.returncode == 2 and "no run" in refused.stderr
+        # its own run whose row was lost is still adopted
+        with sqlite3.connect(project / ".outlive" / "registry.db") as db:
+            db.execute("DELETE FROM runs WHERE run_id = ?", (mine,))
+        known = _launch(project, "known")  # the target has a known run: a look asks the box
+        assert _looked(project) == {mine, known}
+    finally:
+        for proj, run in ((project, mine), (other, theirs), (project, "known")):
+            cli(proj, "cancel", run, check=False)

@@ -119,6 +119,15 @@ def test_a_record_write_on_a_full_disk_fails_loudly(tiny_disk: Path) -> None:
     assert sorted(p.name for p in run_dir.iterdir()) == ["exit.json"]
 
 
+def test_a_directory_where_a_record_goes_is_one_sentence_and_no_temp_file(tmp_path: Path) -> None:
+    (tmp_path / "exit.json").mkdir()
+    with pytest.raises(AgentError) as caught:
+        records.write_json_atomic(str(tmp_path / "exit.json"), {"exit_code": 0})
+    _one_sentence(str(caught.value))
+    assert "exit.json: a directory is in the way" in str(caught.value)
+    assert [p.name for p in tmp_path.iterdir()] == ["exit.json"]  # the tmp file is removed
+
+
 def test_a_manifest_that_does_not_fit_is_an_error_and_no_file(tiny_disk: Path) -> None:
     with pytest.raises(AgentError) as caught:
         manifests._store_manifest(str(tiny_disk), "ab" * 32, b"{" + b" " * 200_000 + b"}")

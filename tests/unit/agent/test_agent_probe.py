@@ -198,6 +198,43 @@ def test_probe_survives_an_unreadable_exit_record(tmp_path):
     assert st["diagnosis"]["evidence"]
 
 
+@pytest.mark.parametrize(
+    ("exit_rec", "why"),
+    [
+        ({"exit_code": "0", "signal": None}, "its exit_code is '0'"),
+        ({"exit_code": None, "signal": 9, "oom_kill_after": "3"}, "its oom_kill_after is '3'"),
+        ({"exit_code": True, "signal": None}, "its exit_code is True"),
+        ({"exit_code": 1, "ended_at": "yesterday"}, "its ended_at is 'yesterday'"),
+        ({"exit_code": 1, "forwarded_signals": 15}, "its forwarded_signals is 15"),
+        ({"ended_at": 1001.0}, "it holds neither an exit code nor a signal"),
+        ([0], "it is not a JSON object"),
+    ],
+    ids=["code-string", "oom-string", "code-bool", "time-string", "signals-int", "empty", "list"],
+)
+def test_a_damaged_exit_record_is_read_as_damaged_not_computed_with(tmp_path, exit_rec, why):
+    """A hand-edited or half-restored exit.json whose fields have the wrong types (or none of the
+    fields that say how the job ended) must not fail the probe of every run on the target, nor
+    pass for an end: the run's end is unknown, and the error says why."""
+    d = _run_dir(tmp_path, pid=_dead_pid(), start_ticks=1, oom_kill_baseline=0)
+    _write(d / "exit.json", exit_rec)
+    st = probe_one(str(d), BOOT, time.time())
+    assert st["state"] == "vanished", st
+    assert (
+        st["error"]
+        == f"the exit record {d / 'exit.json'} is damaged ({why}); its run's end is unknown"
+    )
+    assert st["exit_code"] is None and st["ended_at"] is None
+
+
+def test_a_damaged_oom_baseline_in_launch_json_is_no_counter(tmp_path):
+    d = _run_dir(tmp_path, pid=_dead_pid(), start_ticks=1, oom_kill_baseline="0")
+    _write(d / "exit.json", {"exit_code": None, "signal": 9, "signal_name": "SIGKILL",
+                             "oom_kill_after": 3})  # fmt: skip
+    st = probe_one(str(d), BOOT, time.time())
+    assert st["state"] == "failed" and st["diagnosis"]["cause"] == "killed"
+    assert any("cannot be ruled out" in e for e in st["diagnosis"]["evidence"])
+
+
 # --- diagnosis ----------------------------------------------------------------------------------
 
 
@@ -246,3 +283,28 @@ def test_verb_probe_answers_for_many_runs_in_one_call(tmp_path):
     reply = box_runs.verb_probe({"run_dirs": [str(a), str(tmp_path / "missing")]})
     assert [r["state"] for r in reply["runs"]] == ["pending", "unknown"]
     assert reply["boot_id"] == box_procfs.boot_id()
+
+
+# --- cancel -------------------------------------------------------------------------------------
+
+
+def test_cancel_never_signals_a_process_group_the_launch_record_cannot_vouch_for(tmp_path):
+    """A damaged launch.json whose pgid is not the job's own group (its pid) had the cancel
+    signal that group: here an unrelated process's, on a box any (pid 1's, the agent's)."""
+    from outlive.agent.box import process
+
+    job = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    bystander = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    try:
+        d = _run_dir(tmp_path, pid=job.pid, pgid=bystander.pid, start_ticks=None)
+        reply = process.cancel(str(d), {"run_id": "r1"}, 0.1)
+        assert reply["signalled"] is None and "nothing was signalled" in reply["note"]
+        assert bystander.poll() is None and job.poll() is None
+        (tmp_path / "ok").mkdir()
+        d2 = _run_dir(tmp_path / "ok", pid=job.pid, pgid=job.pid, start_ticks=None)
+        assert process.cancel(str(d2), {"run_id": "r1"}, 1.0)["signalled"] == "job"
+        assert job.wait(timeout=DEADLINE_S) == -15 and bystander.poll() is None
+    finally:
+        for proc in (job, bystander):
+            proc.kill()
+            proc.wait()

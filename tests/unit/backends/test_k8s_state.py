@@ -107,6 +107,31 @@ def test_the_supervisors_exit_record_gives_the_exact_attempt_count_at_the_end() 
     assert probe.kubernetes is not None and probe.kubernetes["save_s"] == 1.5
 
 
+def test_time_and_count_fields_that_are_not_numbers_are_dropped_not_computed_with() -> None:
+    """The termination message is written inside the job's container and the pods' stamps come
+    from whatever answers kubectl: a time "0" or "soon", an attempt "3" or a creation stamp that
+    is a number leave those facts unknown; the look goes on."""
+    message = {"v": 1, "attempt": "3", "exit_code": "1", "started_at": "0", "ended_at": "soon",
+               "term_to_exit_s": "1.5", "max_rss_bytes": float("nan")}  # fmt: skip
+    terminated = {"exitCode": 1, "reason": "Error", "message": json.dumps(message)}
+    done = pod("b", "0", {"phase": "Failed", "containerStatuses": [{"state": {"terminated":
+               terminated}}]})  # fmt: skip
+    early = pod("a", "", {"phase": "Failed"})
+    early["metadata"]["creationTimestamp"] = 0  # a number, not a stamp
+    failed = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+              "lastTransitionTime": "not a time"}  # fmt: skip
+    probe = judge(RUN_DIR, RUN, "ml", [job(failed), done, early])
+    assert probe.state == "failed"
+    assert probe.exit_code == 1  # the container's own exit code, not the message's "1"
+    assert probe.started_at is None and probe.ended_at is None and probe.max_rss_bytes is None
+    assert probe.restarts == 1  # two pods seen; the message's attempt "3" is not a number
+    assert probe.kubernetes is not None and probe.kubernetes["save_s"] is None
+    running = pod("c", "2026-12-03T12:00:00Z", {"phase": "Running", "containerStatuses": [
+        {"state": {"running": {"startedAt": "0"}}}]})  # fmt: skip
+    probe = judge(RUN_DIR, RUN, "ml", [job(), running])
+    assert probe.state == "running" and probe.started_at is None
+
+
 @pytest.mark.parametrize(("cancelled", "state"), [(True, "cancelled"), (False, "vanished")])
 def test_a_job_gone_from_the_api_is_cancelled_only_if_outlive_cancelled_it(
     cancelled: bool, state: str

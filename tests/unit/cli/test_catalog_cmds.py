@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 
@@ -39,6 +42,20 @@ def test_explain_file_json_reports_u6_first_with_its_line(tmp_path: Path) -> Non
     assert matches[0]["line"] == 8
 
 
+def test_explain_shows_the_logs_own_line_as_text_never_markup_or_escapes(tmp_path: Path) -> None:
+    """The matched line is the log's: "[enforce fail at ...]" is shown (rich took it for a tag
+    and dropped it), "[/INST]" (an LLM's chat template) no longer stops explain with a traceback,
+    and a control character the matcher keeps (a C1 CSI, a bidi override) is shown escaped."""
+    log = tmp_path / "train.log"
+    hostile = TORCH_DISK_FULL.replace("vs 998", "vs 998 [/INST] \x9b2J\u202e")
+    log.write_text(hostile, encoding="utf-8")
+    out = _cli("explain", str(log), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "[enforce fail at inline_container.cc:603]" in out.stdout
+    assert "[/INST] \\x9b2J\\u202e" in out.stdout
+    assert "\x9b" not in out.stdout and "\u202e" not in out.stdout
+
+
 def test_explain_stdin_names_crlf_scripts(tmp_path: Path) -> None:
     out = _cli(
         "explain",
@@ -49,6 +66,47 @@ def test_explain_stdin_names_crlf_scripts(tmp_path: Path) -> None:
     )
     ids = [m["id"] for m in json.loads(out.stdout)["matches"]]
     assert ids[:2] == ["U26", "GEN4"]
+
+
+def test_explain_of_a_device_or_a_directory_is_one_sentence_and_never_reads(
+    tmp_path: Path,
+) -> None:
+    """/dev/zero never ends: it is not read but named for what it is (it was looked up as a
+    run: "no run '/dev/zero' in this project")."""
+    (tmp_path / "outlive.toml").write_text("[project]\nname = 'x'\n")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    for source, kind in [
+        ("/dev/zero", "a character device"),
+        ("logs", "a directory"),
+        ("dangling", "a link to nothing"),
+    ]:
+        out = _cli("explain", source, cwd=tmp_path)
+        assert out.returncode == 2, (source, out.stderr)
+        assert out.stderr.count("\n") == 1 and f"{source} is {kind}, not a log file" in out.stderr
+
+
+def test_explain_reads_a_pipe_something_writes_and_never_waits_on_one_nothing_writes(
+    tmp_path: Path,
+) -> None:
+    """`outlive explain <(zcat train.log.gz)` reads the pipe to its end; a named pipe that
+    nothing writes to is one sentence after a bounded wait, not a wait forever."""
+    from outlive.cli.catalog_cmds import _opened_pipe
+    from outlive.errors import UsageError
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", 'cat "$1" > "$2"', "sh", "-", str(fifo)],
+                              stdin=subprocess.PIPE)  # fmt: skip
+    assert writer.stdin is not None
+    with writer.stdin:
+        writer.stdin.write(TORCH_DISK_FULL.encode())  # waits in the pipe for cat
+    out = _cli("explain", str(fifo), "--json", cwd=tmp_path)
+    assert writer.wait(timeout=60) == 0
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["matches"][0]["id"] == "U6"
+    with pytest.raises(UsageError, match="nothing came from the pipe"):
+        _opened_pipe(str(fifo), wait_s=0.2)
 
 
 def test_explain_of_an_unknown_run_is_a_usage_error(tmp_path: Path) -> None:

@@ -55,3 +55,51 @@ def test_init_profile_of_a_platform_it_cannot_run_on_is_one_sentence(
     done = _cli(tmp_path, "init", "--profile", profile)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "outlive.toml").exists()
+
+
+@pytest.mark.parametrize(
+    "dirname",
+    ['it\'s "quoted"', "back\\slash $HOME [x] #no", "ünïcödé ✓ 日本"],
+    ids=["quotes", "backslash-dollar-brackets-hash", "unicode"],
+)
+def test_init_writes_the_directory_name_as_one_toml_string(tmp_path: Path, dirname: str) -> None:
+    """The project's name (its directory's) is written TOML-escaped: the file loads as written,
+    names the project exactly, and each commented example loads once uncommented."""
+    import tomllib
+
+    from outlive.config import load_config
+
+    d = tmp_path / dirname
+    (d / ".git").mkdir(parents=True)
+    done = _cli(d, "init", "--profile", "runpod")
+    assert done.returncode == 0, done.stderr
+    text = (d / "outlive.toml").read_text()
+    assert tomllib.loads(text)["project"]["name"] == dirname
+    cfg = load_config(d)
+    assert cfg.project_name == dirname
+    assert [t.placement.workdir for t in cfg.targets.values() if t.profile == "runpod"] == [
+        f"/workspace/{dirname}"
+    ]
+    examples = [ln[2:] for ln in text.splitlines() if ln.startswith("# workdir = ")]
+    assert [tomllib.loads(ln)["workdir"] for ln in examples] == [
+        f"/workspace/{dirname}",
+        f"/root/{dirname}",
+    ]
+
+
+def test_init_in_a_directory_whose_name_holds_a_newline_writes_nothing(tmp_path: Path) -> None:
+    d = tmp_path / "two\nlines"
+    (d / ".git").mkdir(parents=True)
+    done = _cli(d, "init")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+    assert "'two\\nlines'" in done.stderr and "rename this directory" in done.stderr
+    assert not (d / "outlive.toml").exists()
+
+
+def test_a_toml_string_escapes_del_as_toml_wants() -> None:
+    import tomllib
+
+    from outlive.config import json_quoted
+
+    value = 'a\x7fb\n"c'
+    assert tomllib.loads("x = " + json_quoted(value))["x"] == value

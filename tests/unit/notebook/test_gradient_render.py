@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from outlive.agent.box.gradient import margin_s, run, venv_path
-from outlive.agent.box.notebook import STOP_JSON
+from outlive.agent.box.notebook import STOP_JSON, time_left_s
 from outlive.agent.bundle import zipapp
 from outlive.notebook.cells import dumps
 from outlive.notebook.common import launch_request, project_zip
@@ -39,6 +39,20 @@ def _exec(source: str, cwd: Path, env: dict[str, str], *show: str) -> dict[str, 
     assert done.returncode == 0, done.stderr
     values: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return values
+
+
+def _run(tmp_path: Path, workdir: str, **clock: float) -> tuple[str, str]:
+    """The box side of a Gradient run of ``python t.py`` (no requirements) in ``workdir``: its
+    state and what it said."""
+    request = launch_request(
+        "paperspace-notebook", name="toy", command=["python", "t.py"], env=None, target=None,
+        run_id=None,
+    )  # fmt: skip
+    doc = dict(request, workdir=str(tmp_path / workdir), durable=str(tmp_path / "ckpt"))
+    out = io.StringIO()
+    state = run(doc, "agent.pyz", archive="", root=str(tmp_path), requirements="", out=out,
+                **clock)  # fmt: skip
+    return state, out.getvalue()
 
 
 def test_notebook_is_valid_v4_with_clocks_first_and_no_keep_alive() -> None:
@@ -103,6 +117,27 @@ def test_clock_counts_from_now_when_the_start_is_past_the_timer(tmp_path: Path) 
     assert float(str(got["STARTED_AT"])) > began
 
 
+def test_clock_counts_from_now_when_the_start_is_ahead_of_a_clock_set_back(tmp_path: Path) -> None:
+    clock = _doc().cells[0].source
+    env = {
+        "OUTLIVE_GRADIENT_SHUTDOWN_S": "600",
+        "OUTLIVE_GRADIENT_STARTED_AT": str(time.time() + 3600),
+    }
+    got = _exec(clock, tmp_path, env, "STARTED_AT", "_FROM", "_LEFT_S")
+    assert str(got["_FROM"]).startswith("now") and "ahead of this clock" in str(got["_FROM"])
+    assert 0 <= float(str(got["_LEFT_S"])) <= 600
+
+
+def test_a_start_ahead_of_the_clock_never_gives_more_than_the_timer(tmp_path: Path) -> None:
+    # one hour ahead: the clock was set back, and the timer (200 s) is within the margin of 300 s
+    state, out = _run(tmp_path, "run", shutdown_s=200.0, started_at=time.time() + 3600.0,
+                      margin_floor_s=300.0)  # fmt: skip
+    assert state == "stopped"
+    assert "auto-shutdown in 0 h 03 min" in out and "is 200 s away" in out
+    assert time_left_s(200.0, 5000.0, now=1000.0) == 200.0
+    assert time_left_s(200.0, 1000.0, now=5000.0) == 0.0  # past the timer: nothing left
+
+
 def test_margin_is_the_floor_until_a_stop_is_measured_then_three_stops(tmp_path: Path) -> None:
     assert margin_s(str(tmp_path), 300.0) == 300.0
     (tmp_path / STOP_JSON).write_text(json.dumps({"stop_s": 200.0}))
@@ -118,15 +153,20 @@ def test_venv_is_named_by_its_requirements(tmp_path: Path, other: str) -> None:
 
 
 def test_no_attempt_starts_inside_the_margin(tmp_path: Path) -> None:
-    request = launch_request(
-        "paperspace-notebook", name="toy", command=["python", "t.py"], env=None, target=None,
-        run_id=None,
-    )  # fmt: skip
-    doc = dict(request, workdir=str(tmp_path / "run"), durable=str(tmp_path / "ckpt"))
-    out = io.StringIO()
-    state = run(doc, "agent.pyz", archive="", root=str(tmp_path), requirements="",
-                shutdown_s=3600.0, started_at=time.time() - 3590.0, margin_floor_s=60.0,
-                out=out)  # fmt: skip
+    state, out = _run(tmp_path, "run", shutdown_s=3600.0, started_at=time.time() - 3590.0,
+                      margin_floor_s=60.0)  # fmt: skip
     assert state == "stopped"
-    assert "inside the 60 s needed to save: not starting toy" in out.getvalue()
+    assert "inside the 60 s needed to save: not starting toy" in out
     assert not (tmp_path / "run" / ".outlive").exists() and not (tmp_path / "ckpt").exists()
+
+
+def test_a_file_where_the_run_directory_goes_is_one_sentence_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "run").write_text("in the way")
+    state, out = _run(tmp_path, "run/toy", shutdown_s=3600.0, started_at=time.time(),
+                      margin_floor_s=60.0)  # fmt: skip
+    assert state == "failed"
+    said = out.splitlines()[-1]
+    assert said.startswith("[outlive] cannot make the directory") and "in the way" in said
+    assert (tmp_path / "run").read_text() == "in the way"

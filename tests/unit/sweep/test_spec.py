@@ -73,3 +73,33 @@ def test_each_mistake_is_one_usage_sentence(tmp_path: Path, text: str, says: str
         read_spec(_spec_file(tmp_path, text))
     assert says in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_a_sweep_past_ten_thousand_items_is_refused_before_any_is_made(tmp_path: Path) -> None:
+    """A grid's product is counted, not listed: 100 values in each of 10 parameters is 10^20
+    items, refused at once with the count instead of filling memory."""
+    values = "[" + ", ".join(str(v) for v in range(100)) + "]"
+    grid = "".join(f"p{n} = {values}\n" for n in range(10))
+    with pytest.raises(UsageError) as err:
+        read_spec(_spec_file(tmp_path, f'command = "x {{p0}}"\n[grid]\n{grid}'))
+    assert "100,000,000,000,000,000,000 items" in str(err.value)
+    assert "more than the 10,000 a sweep may hold" in str(err.value)
+    listed = "".join(f"[[list]]\nseed = {n}\n" for n in range(10_001))
+    with pytest.raises(UsageError, match="10,001 items"):
+        read_spec(_spec_file(tmp_path, f'command = "x {{seed}}"\n{listed}'))
+    lines = tmp_path / "items.txt"
+    lines.write_text("".join(f"conf/{n}.yaml\n" for n in range(10_001)))
+    with pytest.raises(UsageError, match="10,001 items"):
+        read_spec(_spec_file(tmp_path, 'command = "x {item}"\n'), lines)
+    exactly = "".join(f"[[list]]\nseed = {n}\n" for n in range(10_000))
+    assert (
+        len(read_spec(_spec_file(tmp_path, f'command = "x {{seed}}"\n{exactly}')).items) == 10_000
+    )
+
+
+def test_a_sweep_or_items_file_that_never_ends_is_one_sentence(tmp_path: Path) -> None:
+    """/dev/zero given by mistake was read until memory ran out."""
+    with pytest.raises(UsageError, match="more than 16 MiB"):
+        read_spec(Path("/dev/zero"))
+    with pytest.raises(UsageError, match="items file /dev/zero holds more than 16 MiB"):
+        read_spec(_spec_file(tmp_path, 'command = "x {item}"\n'), Path("/dev/zero"))

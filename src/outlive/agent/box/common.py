@@ -24,9 +24,21 @@ class AgentError(Exception):
         self.kind = kind
 
 
+def count_of(value: object) -> int | None:
+    """A counter read from a record (an oom_kill count): an int, else None (absent, damaged)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# Set by the agent of the embedded local target (client.BOOT_LITERAL): its paths are this
+# machine's own, absolute and literal, so a project directory named ``a$HOME`` stays that.
+LITERAL_PATHS = False
+
+
 def expand(path: str) -> str:
-    """A path from the client as the box reads it: ~ and $VARS expanded, made absolute."""
-    return os.path.abspath(os.path.expandvars(os.path.expanduser(path)))
+    """A path from the client as the box reads it: ~ and $VARS expanded (a profile's
+    ``$HOME/run``), made absolute; for the local target only ~ (its paths are literal)."""
+    path = os.path.expanduser(path)
+    return os.path.abspath(path if LITERAL_PATHS else os.path.expandvars(path))
 
 
 def check_run_id(run_id: object) -> str:

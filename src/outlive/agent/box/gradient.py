@@ -26,7 +26,7 @@ from typing import IO, Iterator
 
 from outlive import wire
 
-from .notebook import STOP_JSON, resume, run_dir_of
+from .notebook import STOP_JSON, resume, run_dir_of, time_left_s
 from .records import read_record, write_json_atomic
 
 VENV_MARKER = ".outlive-venv.json"  # written last: a venv without it is a cut-short install
@@ -154,7 +154,7 @@ def run(
             os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     request = wire.LaunchRequest.from_json(request_doc)
     margin = margin_s(run_dir_of(request), margin_floor_s)
-    left = shutdown_s - (time.time() - started_at)
+    left = time_left_s(shutdown_s, started_at)
     _say(out, f"[outlive] auto-shutdown in {_hm(left)}: the job is asked to save "
          f"{margin:.0f} s before it")  # fmt: skip
     return resume(

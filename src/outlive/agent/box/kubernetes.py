@@ -34,8 +34,8 @@ from typing import IO, Dict, List
 
 from outlive import wire
 
-from .common import Rec, expand
-from .records import read_json, write_bytes_atomic, write_json_atomic
+from .common import Rec, count_of, expand
+from .records import exit_record, read_json, write_bytes_atomic, write_json_atomic
 from .rundir import prepare_run
 from .supervisor import Supervisor
 
@@ -173,16 +173,14 @@ class KubernetesSupervisor(Supervisor):
         if self.pump is not None:
             self.pump.join(timeout=5.0)
         launch_rec = read_json(os.path.join(self.run_dir, wire.LAUNCH_JSON)) or {}
-        exit_rec = read_json(os.path.join(self.run_dir, wire.EXIT_JSON))
-        self.container_exit = container_exit_code(
-            exit_rec if isinstance(exit_rec, dict) else None, self.forwarded
-        )
+        exit_rec = exit_record(os.path.join(self.run_dir, wire.EXIT_JSON))
+        self.container_exit = container_exit_code(exit_rec, self.forwarded)
         if isinstance(launch_rec, dict):
             launch_rec["attempt"] = self.number
             launch_rec["pod"] = os.environ.get("OUTLIVE_K8S_POD")
             write_json_atomic(os.path.join(self.run_dir, wire.LAUNCH_JSON), launch_rec)
         message = termination_message(
-            exit_rec if isinstance(exit_rec, dict) else {},
+            exit_rec or {},
             launch_rec if isinstance(launch_rec, dict) else {},
             self.number,
             self.term_at,
@@ -209,7 +207,9 @@ def termination_message(
 ) -> str:
     """The exit record in brief, as JSON small enough for the kubelet to keep (4 KiB)."""
     ended = exit_rec.get("ended_at")
-    grew = (exit_rec.get("oom_kill_after") or 0) > (launch_rec.get("oom_kill_baseline") or 0)
+    grew = (count_of(exit_rec.get("oom_kill_after")) or 0) > (
+        count_of(launch_rec.get("oom_kill_baseline")) or 0
+    )
     doc: Rec = {
         "v": 1,
         "attempt": number,

@@ -20,6 +20,7 @@ import contextlib
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -28,10 +29,18 @@ from typing import IO, Callable, List
 
 from outlive import wire
 
-from .common import Rec, check_run_id
+from .common import AgentError, Rec, check_run_id
 from .kubernetes import container_exit_code, next_attempt, unpack_project
 from .procfs import boot_id, is_alive
-from .records import fsync_dir, read_progress, read_record, request_cancel, write_json_atomic
+from .records import (
+    exit_record,
+    fsync_dir,
+    read_progress,
+    read_record,
+    request_cancel,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from .rundir import prepare_run
 
 NB_RUN_FIELDS = {"backend": wire.BACKEND_SETSID, "detach": "drive-checkpoint-loop"}
@@ -47,25 +56,46 @@ def run_dir_of(request: wire.LaunchRequest) -> str:
 
 def session_left_s(cap_s: float, now: float | None = None) -> float:
     """Seconds left before the session cap, counted from this VM's first call (a file on local
-    disk, which dies with the session; keyed by boot id so a new VM starts a new count).
+    disk, which dies with the session; keyed by user and boot id, so a new VM starts a new count
+    and another user of this machine has a count of their own).
 
     A stamp older than the cap, or from the future, cannot belong to a session still running
     (the platform ends a session at its cap): it is left by something else sharing this boot and
-    ``/tmp`` (a reused VM, a machine that is not a notebook VM), and the count starts again."""
+    ``/tmp`` (a reused VM, a machine that is not a notebook VM), and the count starts again. So
+    does a stamp that is not this user's own plain file (a link, a pipe, another user's file)."""
     now = time.time() if now is None else now
-    stamp = os.path.join(tempfile.gettempdir(), f"outlive-session-{boot_id() or 'unknown'}")
-    try:
-        with open(stamp, encoding="utf-8") as f:
-            started = float(f.read().strip())
-    except (OSError, ValueError):
-        started = float("nan")
+    uid = os.getuid()
+    stamp = os.path.join(tempfile.gettempdir(), f"outlive-session-{uid}-{boot_id() or 'unknown'}")
+    started = _own_stamp(stamp, uid)
     if not 0.0 <= now - started < cap_s:  # no stamp, a damaged one, a stale one or a future one
         started = now
-        tmp = f"{stamp}.{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(repr(now))
-        os.replace(tmp, stamp)
+        write_bytes_atomic(stamp, repr(now).encode(), 0o600)  # AgentError: one sentence
     return cap_s - (now - started)
+
+
+def time_left_s(cap_s: float, started_at: float, now: float | None = None) -> float:
+    """Seconds left of a session that began at ``started_at``: never below zero, and never more
+    than the cap (a clock set back since the start puts the start ahead of now)."""
+    elapsed = (time.time() if now is None else now) - started_at
+    return min(cap_s, max(0.0, cap_s - elapsed))
+
+
+def _own_stamp(path: str, uid: int) -> float:
+    """The time in the stamp at ``path`` if it is ``uid``'s own plain file, else NaN. Never
+    follows a link and never waits on a pipe someone planted there."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return float("nan")
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != uid:
+            return float("nan")
+        return float(os.read(fd, 64).decode("ascii").strip())
+    except (OSError, ValueError):  # UnicodeDecodeError is a ValueError
+        return float("nan")
+    finally:
+        os.close(fd)
 
 
 class Attempt:
@@ -90,7 +120,7 @@ class Attempt:
 
     def pending(self) -> str:
         """``ended`` (nothing to do), ``alive`` (follow it) or ``start`` (a new attempt)."""
-        exit_rec = read_record(os.path.join(self.run_dir, wire.EXIT_JSON))
+        exit_rec = exit_record(os.path.join(self.run_dir, wire.EXIT_JSON))
         if (
             exit_rec is not None
             and container_exit_code(
@@ -186,7 +216,10 @@ class Attempt:
         self.mirror()
         if stopping:  # measured, so the next session's margin can fit the save (Gradient)
             took_s = time.monotonic() - stop_began
-            write_json_atomic(os.path.join(self.run_dir, STOP_JSON), {"stop_s": took_s})
+            try:
+                write_json_atomic(os.path.join(self.run_dir, STOP_JSON), {"stop_s": took_s})
+            except AgentError as exc:  # the run's end still matters more: flush it below
+                self.say(f"[outlive] the stop was not measured for the next session: {exc}")
         self.flush(True)
 
 
@@ -208,19 +241,40 @@ def resume(
     log above), or ``stopped`` (the session limit came first: run the notebook again).
     ``started_at``: when this session began, if known; else counted from its first call.
     ``limit`` names the session limit in what the cell says. With ``start_inside_margin`` False,
-    no attempt starts once the limit is within ``margin_s``: its job could not save in time."""
+    no attempt starts once the limit is within ``margin_s``: its job could not save in time.
+    What stops the cell (a directory where a record goes, a bad request) is said in one
+    sentence, and the state is ``failed``."""
     request = wire.LaunchRequest.from_json(request_doc)
     attempt = Attempt(request, agent, out or sys.stdout, flush or (lambda final: None))
     attempt.limit = limit
+    try:
+        return _resume(attempt, archive, session_cap_s, margin_s, poll_s, started_at,
+                       start_inside_margin)  # fmt: skip
+    except AgentError as exc:
+        attempt.say(f"[outlive] {exc}")
+        return "failed"
+
+
+def _resume(
+    attempt: Attempt,
+    archive: str | None,
+    session_cap_s: float,
+    margin_s: float,
+    poll_s: float,
+    started_at: float | None,
+    start_inside_margin: bool,
+) -> str:
+    request, limit = attempt.request, attempt.limit
 
     def left_s() -> float:
         if started_at is None:
             return session_left_s(session_cap_s)
-        return session_cap_s - (time.time() - started_at)  # a known start (Kaggle, Gradient)
+        return time_left_s(session_cap_s, started_at)  # a known start (Kaggle, Gradient)
 
-    os.makedirs(str(request.workdir), exist_ok=True)
+    _make_dir(str(request.workdir))
     if archive:
         unpack_project(archive, str(request.workdir))
+    left_s()  # the clock starts (or cannot be kept: AgentError) before any job does
     if not start_inside_margin and attempt.pending() == "start" and left_s() <= margin_s:
         attempt.say(
             f"[outlive] {limit} is {max(left_s(), 0.0):.0f} s away, inside the {margin_s:.0f} s "
@@ -228,7 +282,7 @@ def resume(
         )
         return "stopped"
     proc = attempt.start()
-    exit_rec = read_record(os.path.join(attempt.run_dir, wire.EXIT_JSON))
+    exit_rec = exit_record(os.path.join(attempt.run_dir, wire.EXIT_JSON))
     if proc is None and exit_rec is not None:
         state = _state_of(exit_rec)
         attempt.say(f"[outlive] {request.name} already ended ({state}); nothing to do")
@@ -236,10 +290,20 @@ def resume(
     if proc is None:
         attempt.say(f"[outlive] {request.name} is already running in this session; following it")
     attempt.follow(proc, left_s, margin_s, poll_s)
-    exit_rec = read_record(os.path.join(attempt.run_dir, wire.EXIT_JSON)) or {}
+    exit_rec = exit_record(os.path.join(attempt.run_dir, wire.EXIT_JSON)) or {}
     state = _state_of(exit_rec)
     attempt.say(f"[outlive] {request.name}: {state}")
     return state
+
+
+def _make_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise AgentError(
+            f"cannot make the directory {path} ({exc.strerror or exc}): move aside what is in "
+            "the way there or above it, or fix its permissions, and run the cell again"
+        ) from None
 
 
 def _state_of(exit_rec: Rec) -> str:

@@ -212,14 +212,21 @@ def cancel(run_dir: str, spec: Rec, grace_s: float) -> Rec:
         os.kill(int(launch["supervisor_pid"]), signal.SIGTERM)
         return {"signalled": "supervisor", "grace_s": grace_s}
     if is_alive(launch.get("pid"), launch.get("start_ticks")):
-        os.killpg(int(launch["pgid"]), signal.SIGTERM)
+        group = _job_group(launch)
+        if group is None:
+            return {
+                "signalled": None,
+                "note": f"the launch record in {run_dir} does not name the job's own process "
+                "group (damaged?): nothing was signalled; stop the job by hand",
+            }
+        os.killpg(group, signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline and is_alive(
             launch.get("pid"), launch.get("start_ticks")
         ):
             time.sleep(0.1)
         if is_alive(launch.get("pid"), launch.get("start_ticks")):
-            os.killpg(int(launch["pgid"]), signal.SIGKILL)
+            os.killpg(group, signal.SIGKILL)
             return {"signalled": "job", "escalated": True}
         return {"signalled": "job", "escalated": False}
     return _already_over(run_dir, spec, "neither the supervisor nor the job is alive")
@@ -249,6 +256,15 @@ def _cancel_without_records(run_dir: str, grace_s: float) -> Rec:
         "grace_s": grace_s,
         "note": f"no run records in {run_dir}; its job's processes (pid {pids}) were stopped",
     }
+
+
+def _job_group(launch: Rec) -> int | None:
+    """The job's process group, which the supervisor made the job lead (pgid == pid); None for
+    a record that names any other (a hand edit, a damaged file): never init's, never ours."""
+    pid, pgid = launch.get("pid"), launch.get("pgid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1 or pgid != pid:
+        return None
+    return None if pid == os.getpgrp() else pid
 
 
 def ended(run_dir: str, spec: Rec) -> bool:

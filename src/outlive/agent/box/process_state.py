@@ -8,9 +8,9 @@ import signal
 
 from outlive import wire
 
-from .common import Rec
+from .common import Rec, count_of
 from .procfs import is_alive, read_oom_kill
-from .records import read_json, read_progress
+from .records import read_exit, read_json, read_progress, unreadable_exit
 
 
 def diagnose(launch: Rec, exit_rec: Rec | None, boot_now: str | None, oom_now: int | None) -> Rec:
@@ -20,8 +20,8 @@ def diagnose(launch: Rec, exit_rec: Rec | None, boot_now: str | None, oom_now: i
     if then and boot_now and then != boot_now:
         evidence.append(f"boot id changed from {then} to {boot_now}: the box rebooted")
         return {"cause": "reboot", "evidence": evidence, "gotchas": ["U3", "GEN6"]}
-    base = launch.get("oom_kill_baseline")
-    after = (exit_rec or {}).get("oom_kill_after")
+    base = count_of(launch.get("oom_kill_baseline"))
+    after = count_of((exit_rec or {}).get("oom_kill_after"))
     latest = after if after is not None else oom_now
     if oom_now is not None and after is not None:
         latest = max(after, oom_now)
@@ -56,7 +56,8 @@ def diagnose(launch: Rec, exit_rec: Rec | None, boot_now: str | None, oom_now: i
 def probe_process(run_dir: str, spec: Rec, boot_now: str | None, now: float) -> Rec:
     """One run's RunProbe JSON (``spec`` is its run.json)."""
     launch = read_json(os.path.join(run_dir, wire.LAUNCH_JSON))
-    exit_rec = read_json(os.path.join(run_dir, wire.EXIT_JSON))
+    exit_json = os.path.join(run_dir, wire.EXIT_JSON)
+    exit_rec = read_exit(exit_json)
     cancel = read_json(os.path.join(run_dir, wire.CANCEL_JSON))
     progress, heartbeat_age_s = read_progress(run_dir, now)
     out = wire.RunProbe(
@@ -106,10 +107,10 @@ def probe_process(run_dir: str, spec: Rec, boot_now: str | None, now: float) -> 
     # A supervisor can finish writing exit.json between our two reads: look once more. Only
     # when the first read found no file: an unreadable exit.json would recurse forever and
     # break the probe of every run on the target.
-    if exit_rec is None and os.path.exists(os.path.join(run_dir, wire.EXIT_JSON)):
+    if exit_rec is None and os.path.exists(exit_json):
         return probe_process(run_dir, spec, boot_now, now)
     if exit_rec is not None:
-        out.error = f"the exit record {os.path.join(run_dir, wire.EXIT_JSON)} is unreadable"
+        out.error = unreadable_exit(exit_rec, exit_json)
     out.state = wire.State.VANISHED.value
     out.diagnosis = diagnose(launch, None, boot_now, read_oom_kill(launch.get("memory_cgroup")))
     return out.to_json()

@@ -64,12 +64,25 @@ def write_bytes_atomic(path: str, data: bytes, mode: int = 0o644) -> None:
             write_all(fd, data, path)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            raise AgentError(_not_replaced(path, exc), kind="write_failed") from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     fsync_dir(directory)
+
+
+def _not_replaced(path: str, exc: OSError) -> str:
+    """Why a written record could not take its name, and what to do about it."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        return f"could not write {path}: a directory is in the way there; move it aside and retry"
+    return (
+        f"could not write {path} ({exc.strerror or exc}); check what is at that path (another "
+        "user's file in a shared directory cannot be replaced) and retry"
+    )
 
 
 def write_json_atomic(path: str, data: object, mode: int = 0o644) -> None:
@@ -87,6 +100,61 @@ def read_json(path: str) -> object:
         return None
     except (OSError, ValueError):
         return {"_unreadable": path}
+
+
+# exit.json's fields and the types its readers compute with; None (or absent) is always allowed.
+_EXIT_FIELDS = {
+    "exit_code": (int,),
+    "signal": (int,),
+    "signal_name": (str,),
+    "max_rss_bytes": (int,),
+    "ended_at": (int, float),
+    "oom_kill_after": (int,),
+    "forwarded_signals": (list,),
+    "error": (str,),
+}
+
+
+def exit_problem(rec: object) -> str | None:
+    """Why ``rec`` (exit.json as read) is not an exit record the supervisor wrote, or None."""
+    if not isinstance(rec, dict):
+        return "it is not a JSON object"
+    for key, types in _EXIT_FIELDS.items():
+        value = rec.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, types) or value != value:
+            return f"its {key} is {value!r}"
+        if isinstance(value, float) and abs(value) == float("inf"):
+            return f"its {key} is {value!r}"
+    if rec.get("exit_code") is None and rec.get("signal") is None:
+        return "it holds neither an exit code nor a signal"
+    return None
+
+
+def read_exit(path: str) -> object:
+    """exit.json as :func:`read_json` reads it, except that a damaged one (a field of the wrong
+    type, neither an exit code nor a signal) is unreadable too: ``{"_unreadable": path,
+    "damaged": why}``. No reader ever computes with what a hand edit or a broken disk left."""
+    rec = read_json(path)
+    if rec is None or (isinstance(rec, dict) and "_unreadable" in rec):
+        return rec
+    problem = exit_problem(rec)
+    return rec if problem is None else {"_unreadable": path, "damaged": problem}
+
+
+def exit_record(path: str) -> Rec | None:
+    """A whole, well-formed exit record at ``path``, else None (absent, unreadable, damaged)."""
+    rec = read_exit(path)
+    return rec if isinstance(rec, dict) and "_unreadable" not in rec else None
+
+
+def unreadable_exit(rec: object, path: str) -> str:
+    """The sentence for an exit record :func:`read_exit` found unreadable or damaged."""
+    damaged = rec.get("damaged") if isinstance(rec, dict) else None
+    if damaged:
+        return f"the exit record {path} is damaged ({damaged}); its run's end is unknown"
+    return f"the exit record {path} is unreadable"
 
 
 def read_record(path: str) -> Rec | None:

@@ -76,6 +76,7 @@ def prepare_run(request: wire.LaunchRequest, extra: Rec) -> Tuple[str, Rec]:
         "kill_grace_s": request.kill_grace_s,
         "created_at": request.created_at or time.time(),
         "agent_version": AGENT_VERSION,
+        "project_id": request.project_id,
     }
     spec.update(extra)
     run_json = os.path.join(run_dir, wire.RUN_JSON)

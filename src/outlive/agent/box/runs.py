@@ -238,6 +238,7 @@ def _found_under(workdir: str, known: Set[str], boot_now: str | None, now: float
                 "command": spec.get("command"),
                 "ckpt_dir": spec.get("ckpt_dir"),
                 "created_at": spec.get("created_at"),
+                "project_id": spec.get("project_id"),
                 "probe": probed,
             }
         )

@@ -22,8 +22,15 @@ from typing import Dict, List, Tuple
 from outlive import wire
 
 from .commands import run_cmd
-from .common import Rec
-from .records import read_json, read_progress, read_record, read_spec, write_json_atomic
+from .common import Rec, count_of
+from .records import (
+    exit_record,
+    read_json,
+    read_progress,
+    read_record,
+    read_spec,
+    write_json_atomic,
+)
 
 SLURM_CMD_TIMEOUT_S = 20.0
 SLURM_END_JSON = "slurm_end.json"
@@ -138,7 +145,7 @@ def _slurm_records(run_dir: str, spec: Rec, now: float) -> Rec:
         "ckpt_dir": spec.get("ckpt_dir"),
         "job_id": slurm_job_id(run_dir),
         "launch": record(wire.LAUNCH_JSON),
-        "exit": record(wire.EXIT_JSON),
+        "exit": exit_record(os.path.join(run_dir, wire.EXIT_JSON)),
         "end": record(SLURM_END_JSON),
         "attempts": attempts,
         "cancel_requested": os.path.exists(os.path.join(run_dir, wire.CANCEL_JSON)),
@@ -384,7 +391,9 @@ def slurm_judge(rec: Rec) -> Rec:
             out["state"] = "cancelled"
         else:
             out["state"] = "failed"
-            grew = (exit_rec.get("oom_kill_after") or 0) > (launch.get("oom_kill_baseline") or 0)
+            grew = (count_of(exit_rec.get("oom_kill_after")) or 0) > (
+                count_of(launch.get("oom_kill_baseline")) or 0
+            )
             if raw == "OUT_OF_MEMORY" or (exit_rec.get("signal") and grew):
                 out["diagnosis"] = {
                     "cause": "oom",
