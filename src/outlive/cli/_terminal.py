@@ -50,3 +50,62 @@ def markup(text: object) -> str:
 def say(console: Console, text: object, *, style: str | None = None) -> None:
     """Print ``text`` on a rich ``console`` as it is: printable, never markup."""
     console.print(printable(text), markup=False, style=style)
+
+
+class StringSequenceGuard:
+    """A job's log bytes as a terminal may show them: colours, cursor moves, ``\\r`` progress bars
+    pass untouched, but the string sequences a terminal acts on beyond the screen are dropped:
+    OSC (window title, clipboard via OSC 52, hyperlinks), DCS, SOS, PM and APC, in their 7-bit
+    (``ESC ]``) and UTF-8 C1 (``U+009D``) forms. Stateful: a sequence may span chunks; one left
+    open is given up after ``limit`` bytes, as terminals do, so the log after it still shows."""
+
+    _OPENERS = frozenset(b"]PX^_")  # after ESC: OSC, DCS, SOS, PM, APC
+    _C1_OPENERS = frozenset((0x90, 0x98, 0x9D, 0x9E, 0x9F))  # the same, as C1 (after 0xC2)
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._held = b""  # an ESC or 0xC2 at a chunk's end, until the next byte says what it is
+        self._dropped: int | None = None  # bytes of an open sequence dropped so far
+
+    def feed(self, chunk: bytes) -> bytes:
+        data, self._held = self._held + chunk, b""
+        out = bytearray()
+        i = 0
+        while i < len(data):
+            if self._dropped is not None:
+                i = self._skip(data, i)
+                continue
+            byte = data[i]
+            if byte in (0x1B, 0xC2):
+                if i + 1 == len(data):
+                    self._held = data[i:]
+                    break
+                opener = self._OPENERS if byte == 0x1B else self._C1_OPENERS
+                if data[i + 1] in opener:
+                    self._dropped, i = 0, i + 2
+                    continue
+            out.append(byte)
+            i += 1
+        return bytes(out)
+
+    def _skip(self, data: bytes, i: int) -> int:
+        """Past the open sequence's terminator (BEL, ESC \\ or C1 ST) within ``data``."""
+        assert self._dropped is not None
+        while i < len(data):
+            byte = data[i]
+            if byte == 0x07:
+                self._dropped = None
+                return i + 1
+            if byte in (0x1B, 0xC2):
+                if i + 1 == len(data):
+                    self._held = data[i:]
+                    return len(data)
+                if data[i + 1] == (0x5C if byte == 0x1B else 0x9C):
+                    self._dropped = None
+                    return i + 2
+            self._dropped += 1
+            if self._dropped > self.limit:
+                self._dropped = None  # never closed: show the rest of the log
+                return i + 1
+            i += 1
+        return i

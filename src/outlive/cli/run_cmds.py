@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from outlive.cli._terminal import printable
+from outlive.cli._terminal import StringSequenceGuard, printable
 from outlive.cli.grammar import JsonArgs, LogsArgs, RunArgs, RunRefArgs, StatusArgs, WatchArgs
 from outlive.cli.output import echo, emit_json, note
 from outlive.wire import State
@@ -179,8 +179,15 @@ def logs(args: LogsArgs) -> int:
 
     session = Session.open()
     out = sys.stdout.buffer
+    # On a terminal, the job's bytes pass but for the sequences that reach past the screen
+    # (title, clipboard, hyperlinks); piped or redirected, they are the log exactly.
+    guard = StringSequenceGuard() if sys.stdout.isatty() else None
+
+    def shown(data: bytes) -> bytes:
+        return guard.feed(data) if guard is not None else data
+
     if not args.follow:
-        out.write(runs.tail(session, args.run_ref, args.lines))
+        out.write(shown(runs.tail(session, args.run_ref, args.lines)))
         out.flush()
         return 0
     warned, code = False, 0
@@ -198,7 +205,7 @@ def logs(args: LogsArgs) -> int:
             elif isinstance(chunk, runs.FollowNext):
                 note(f"following the next run of this name, {chunk.run_id}")
             else:
-                out.write(chunk)
+                out.write(shown(chunk))
                 out.flush()
     return code
 

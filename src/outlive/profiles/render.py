@@ -96,11 +96,7 @@ def render_clocks(profile: Profile) -> RenderableType:
             after += f" ({format_duration(low)}–{format_duration(high)})"
         style = _DANGER if clock.surface_first else None
         table.add_row(
-            clock.name,
-            clock.kind,
-            after,
-            clock.what_happens,
-            ", ".join(clock.gotchas),
+            *_cells(clock.name, clock.kind, after, clock.what_happens, ", ".join(clock.gotchas)),
             style=style,
         )
     return table
@@ -121,15 +117,17 @@ def render_survival(profile: Profile) -> RenderableType:
     for tier in profile.storage:
         durable = " (durable)" if tier.name == profile.defaults.durable_tier else ""
         table.add_row(
-            tier.name + durable,
-            tier.path,
-            _survival(tier.survives_stop),
-            _survival(tier.survives_destroy),
-            _trait(tier.shared),
-            tier.speed,
-            tier.cap,
-            tier.billing_running,
-            tier.billing_stopped,
+            *_cells(
+                tier.name + durable,
+                tier.path,
+                _survival(tier.survives_stop),
+                _survival(tier.survives_destroy),
+                _trait(tier.shared),
+                tier.speed,
+                tier.cap,
+                tier.billing_running,
+                tier.billing_stopped,
+            )
         )
     return table
 
@@ -147,9 +145,7 @@ def render_teardown(profile: Profile) -> RenderableType:
     table.add_column("reversible", justify="center")
     for action in profile.teardown:
         table.add_row(
-            action.verb,
-            action.command or "(console / provider)",
-            action.stops_billing,
+            *_cells(action.verb, action.command or "(console / provider)", action.stops_billing),
             Text(action.keeps_billing, style="yellow"),
             Text(action.deletes, style="" if action.reversible else _DANGER),
             _trait(action.reversible),
@@ -170,14 +166,17 @@ def render_overview(profiles: Sequence[Profile]) -> RenderableType:
     for profile in profiles:
         first = [clock for clock in profile.clocks if clock.surface_first]
         clocks = "; ".join(_clock_label(clock.name, clock.duration_s) for clock in first)
+        spot = "no spot" if profile.spot_grace_s is None else format_duration(profile.spot_grace_s)
         table.add_row(
-            profile.name,
-            clocks or Text("none", style="green"),
-            profile.meter_stop_verb,
-            _trait(profile.meter_stop_irreversible),
-            "no spot" if profile.spot_grace_s is None else format_duration(profile.spot_grace_s),
-            format_duration(profile.kill_grace_s),
-            profile.defaults.durable_dir,
+            *_cells(
+                profile.name,
+                clocks or Text("none", style="green"),
+                profile.meter_stop_verb,
+                _trait(profile.meter_stop_irreversible),
+                spot,
+                format_duration(profile.kill_grace_s),
+                profile.defaults.durable_dir,
+            )
         )
     return Group(table, Text("Details: outlive profiles NAME", style="dim"))
 
@@ -204,8 +203,14 @@ def _render_defaults(profile: Profile) -> RenderableType:
         ("MTBF for cadence", "none" if profile.mtbf_s is None else format_duration(profile.mtbf_s)),
     ]
     for setting, value in rows:
-        table.add_row(setting, value)
+        table.add_row(*_cells(setting, value))
     return table
+
+
+def _cells(*values: str | Text) -> list[Text]:
+    """A row's cells as text, never markup: a profile file's "[after 12 h]" is shown, not taken
+    for a style (and dropped), and its "[/x]" cannot stop the command."""
+    return [value if isinstance(value, Text) else Text(value) for value in values]
 
 
 def _clock_label(name: str, duration_s: float | None) -> str:

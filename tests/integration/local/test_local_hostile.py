@@ -95,3 +95,48 @@ def test_a_name_that_cannot_be_a_directory_is_refused_and_nothing_is_created(pro
     assert not (project.dir / ".outlive" / "runs").exists()
     assert not (project.dir / ".outlive" / "durable").exists()
     assert json.loads(project.cli("ls", "--json").stdout) == {"runs": []}
+
+
+HOSTILE_LOG_JOB = """\
+import sys
+sys.stdout.buffer.write(b"\\x1b[32mstep 1\\x1b[0m\\r\\x1b]52;c;cHduZWQ=\\x07"
+                        b"step 2\\x1b]0;owned\\x1b\\\\ done\\n")
+"""
+
+
+def test_logs_on_a_terminal_drop_clipboard_and_title_sequences_and_piped_stay_exact(project):
+    """A job (or whoever writes its box's log) printing OSC 52 could set the clipboard of
+    whoever ran `outlive logs`, and OSC 0 their window's title; on a terminal those are dropped,
+    colours and \\r kept. Piped, the log is byte for byte what the job wrote."""
+    import os
+    import pty
+    import subprocess
+
+    from local_helpers import OUTLIVE
+
+    project.write("hostile_log.py", HOSTILE_LOG_JOB)
+    run_id = project.python("hostile_log.py", name="loud")
+    assert project.wait_ended(run_id)["state"] == "succeeded"
+    exact = b"\x1b[32mstep 1\x1b[0m\r\x1b]52;c;cHduZWQ=\x07step 2\x1b]0;owned\x1b\\ done\n"
+    piped = subprocess.run([OUTLIVE, "logs", run_id], cwd=project.dir, env=project.env,
+                           capture_output=True, timeout=60, check=True)  # fmt: skip
+    assert piped.stdout == exact
+    main, tty = pty.openpty()
+    try:
+        done = subprocess.run([OUTLIVE, "logs", run_id], cwd=project.dir, env=project.env,
+                              stdout=tty, stderr=subprocess.PIPE, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        os.close(tty)
+        shown = b""
+        while True:
+            try:
+                data = os.read(main, 4096)
+            except OSError:  # EIO: the terminal's other end is closed and drained
+                break
+            if not data:
+                break
+            shown += data
+    finally:
+        os.close(main)
+    assert b"\x1b]" not in shown and b"\x07" not in shown
+    assert b"\x1b[32mstep 1\x1b[0m" in shown and b"step 2 done" in shown

@@ -108,3 +108,18 @@ def test_gradient_notebook_shows_its_timers_and_storage_billing_before_the_matri
         assert text.index(clock) < text.index("Survival matrix")
     assert text.index("/storage bills until deleted") < text.index("Survival matrix")
     assert "Guide: docs/guides/gradient.md" in text
+
+
+def test_a_user_profiles_text_is_shown_as_written_never_as_markup(tmp_path) -> None:
+    """Text in a user's profile file reaches the table as it is: "[after 12 h]" was taken for a
+    style and dropped, and a "[/x]" stopped `outlive profiles` with a MarkupError."""
+    from pathlib import Path
+
+    builtin = Path(__file__).parents[3] / "src/outlive/profiles/data/generic-ssh.toml"
+    text = builtin.read_text().replace('name = "generic-ssh"', 'name = "mine"')
+    text = text.replace('name = "no idle timer"', 'name = "no idle timer [/x]"')
+    text = text.replace('name = "attached volume"', 'name = "volume [after 12 h]"')
+    (tmp_path / "mine.toml").write_text(text)
+    profile = load_profile("mine", [tmp_path])
+    shown = _text(*render_profile(profile), render_overview([profile]))
+    assert "no idle timer [/x]" in shown and "volume [after 12 h]" in shown
