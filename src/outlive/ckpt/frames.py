@@ -3,19 +3,23 @@ to each JSON line so that no reader has to parse the JSON lines to chart them.
 
 Stdlib only, Python 3.8: it runs in the job. Every frame is one ``os.write`` to a file opened
 with O_APPEND, so frames from several processes (ranks) never interleave; a crash or a full disk
-may leave a torn frame at the end, which a reader stops at. All numbers are little-endian.
+may leave a torn frame, which a reader stops at. Frames are whole 8-byte words (a reader views
+the values in place as float64) and end with the CRC-32 of their other bytes, so a torn frame
+that another process's frames complete is not read as one. Numbers are little-endian.
 
-- ``K`` keys: tag, u32 key-set id (CRC-32 of the JSON that follows), u16 length, the JSON list of
-  the record's keys (``step`` first, then the metrics as passed; ``ts`` left out). A process writes
-  one before its first row of a key set; another process may write the same one again.
-- ``R`` row: tag, u32 key-set id, u32 length and float64 start of the record's JSON line in the
-  progress file, then one float64 per key (NaN for a value that is not a finite number: the JSON
-  line keeps the truth, text and "nan" included).
+- ``K`` keys: tag, a zero byte, u16 length of the JSON that follows, u32 key-set id (CRC-32 of
+  that JSON); the JSON list of the record's keys (``step`` first, then the metrics as passed;
+  ``ts`` left out), padded with spaces to a word; u32 zero, u32 CRC. A process writes one before
+  its first row of a key set; another process may write it again.
+- ``R`` row: tag, three zero bytes, u32 key-set id; float64 start of the record's JSON line in
+  the progress file; one float64 per key (NaN for a value that is not a finite number: the JSON
+  line keeps the truth, text and "nan" included); u32 length of the line, u32 CRC.
+  24 + 8 bytes per key.
 
-The line's place in the progress file lets a reader prove the sidecar holds every line: the rows'
-lines, in file order, must tile the file from byte 0 (``covered``); where they stop (a run begun by
-an older library, a write that failed, a line written by something else), the JSON lines from that
-byte on are the truth.
+The line's place in the progress file lets a reader prove the frames hold every line: the rows'
+lines, in file order, must tile the file from byte 0 (``covered``); where they stop (a run begun
+by an older library, a write that failed, a line written by something else), the JSON lines from
+that byte on are the truth.
 """
 
 from __future__ import annotations
@@ -30,20 +34,29 @@ __all__ = ["KEYS", "ROW", "Decoded", "KeySet", "covered", "decode", "row_value"]
 
 KEYS = b"K"
 ROW = b"R"
-_KEYS_HEAD = struct.Struct("<cIH")
-_ROW_HEAD = struct.Struct("<cIId")  # tag, key-set id, line length, line start
+_KEYS_HEAD = struct.Struct("<cxHI")  # tag, length, key-set id
+_ROW_HEAD = struct.Struct("<c3xId")  # tag, key-set id, line start
+_TAIL = struct.Struct("<II")  # keys: 0, rows: line length; then the CRC
+_CRC = struct.Struct("<I")
 
 
 class KeySet:
-    """One key set as a process writes it: its id, its KEYS frame and a packer for its rows."""
+    """One key set as a process writes it: its id, its KEYS frame, and :meth:`row`."""
 
-    __slots__ = ("key_id", "keys_frame", "row")
+    __slots__ = ("_row", "key_id", "keys_frame")
 
     def __init__(self, names: Sequence[str]) -> None:
         raw = json.dumps(list(names), separators=(",", ":")).encode("utf-8")
         self.key_id = binascii.crc32(raw)
-        self.keys_frame = _KEYS_HEAD.pack(KEYS, self.key_id, len(raw)) + raw
-        self.row = struct.Struct(_ROW_HEAD.format + "d" * len(names))
+        raw += b" " * (-len(raw) % 8)
+        head = _KEYS_HEAD.pack(KEYS, len(raw), self.key_id) + raw + _CRC.pack(0)
+        self.keys_frame = head + _CRC.pack(binascii.crc32(head))
+        self._row = struct.Struct(_ROW_HEAD.format + "d" * len(names) + "I")
+
+    def row(self, start: int, length: int, values: Sequence[float]) -> bytes:
+        """The ROW frame of a record whose line is ``length`` bytes at ``start``."""
+        frame = self._row.pack(ROW, self.key_id, float(start), *values, length)
+        return frame + _CRC.pack(binascii.crc32(frame))
 
 
 def row_value(value: object) -> float:
@@ -66,7 +79,7 @@ Row = Tuple[int, float, int, Tuple[float, ...]]  # key-set id, line start, line 
 
 class Decoded:
     """What whole frames hold: the key sets by id, the rows in file order, and where the
-    readable frames end (a torn or unknown frame stops the read)."""
+    readable frames end (a torn, damaged or unknown frame stops the read)."""
 
     def __init__(self) -> None:
         self.keys: Dict[int, List[str]] = {}
@@ -74,30 +87,38 @@ class Decoded:
         self.end = 0
 
 
+def _intact(data: bytes, at: int, end: int) -> bool:
+    """Whether the frame ``data[at:end]`` is whole and as written (its last 4 bytes: CRC)."""
+    if end > len(data):
+        return False
+    return bool(_CRC.unpack_from(data, end - 4)[0] == binascii.crc32(data[at : end - 4]))
+
+
 def decode(data: bytes) -> Decoded:
     out = Decoded()
     at, size = 0, len(data)
-    while at < size:
+    while at + 8 <= size:
         tag = data[at : at + 1]
-        if tag == KEYS and at + _KEYS_HEAD.size <= size:
-            _, key_id, length = _KEYS_HEAD.unpack_from(data, at)
-            end = at + _KEYS_HEAD.size + length
-            if end > size:
+        if tag == KEYS:
+            _, length, key_id = _KEYS_HEAD.unpack_from(data, at)
+            end = at + 8 + length + 8
+            if length % 8 or not _intact(data, at, end):
                 break
             try:
-                names = json.loads(data[at + _KEYS_HEAD.size : end].decode("utf-8"))
+                names = json.loads(data[at + 8 : at + 8 + length].decode("utf-8"))
             except ValueError:
                 break
             out.keys.setdefault(key_id, [str(n) for n in names])
         elif tag == ROW and at + _ROW_HEAD.size <= size:
-            _, key_id, length, start = _ROW_HEAD.unpack_from(data, at)
+            _, key_id, start = _ROW_HEAD.unpack_from(data, at)
             names = out.keys.get(key_id)
             if names is None:
                 break  # a row before its keys: not written by progress()
-            end = at + _ROW_HEAD.size + 8 * len(names)
-            if end > size:
+            end = at + 24 + 8 * len(names)
+            if not _intact(data, at, end):
                 break
-            values = struct.unpack_from("<" + "d" * len(names), data, at + _ROW_HEAD.size)
+            values = struct.unpack_from("<" + "d" * len(names), data, at + 16)
+            length = _TAIL.unpack_from(data, end - 8)[0]
             out.rows.append((key_id, start, length, values))
         else:
             break

@@ -21,7 +21,7 @@ import time
 from typing import Dict, List, Set, Tuple
 
 from outlive import wire
-from outlive.ckpt.frames import ROW, KeySet, row_value
+from outlive.ckpt.frames import KeySet, row_value
 
 __all__ = ["PROGRESS_FILE_ENV", "ProgressWriter", "progress"]
 
@@ -146,8 +146,8 @@ class _Sidecar:
         keys = self._sets.get(names)
         if keys is None:
             keys = self._sets[names] = KeySet(("step", *names))
-        floats = [v if type(v) is float else row_value(v) for v in values]
-        row = keys.row.pack(ROW, keys.key_id, length, float(start), float(step), *floats)
+        floats = [float(step)] + [v if type(v) is float else row_value(v) for v in values]
+        row = keys.row(start, length, floats)
         try:
             fd, opened = self.file.fd()
             if opened:
