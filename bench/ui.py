@@ -171,6 +171,7 @@ def run_page_ms(page: Any, base: str, run_id: str) -> dict[str, float]:
         "painted": mark(page, "charts-painted"),
         "progress_start": fetched_ms(page, "/progress?since=0", "responseStart"),
         "progress": fetched_ms(page, "/progress?since=0"),
+        "decoded": mark(page, "progress-decoded"),
         "rendered": mark(page, "charts-rendered"),
     }
     times["zoom"] = float(
@@ -304,10 +305,12 @@ def main() -> None:
         ("board: navigation -> all 1,000 rows in the page", figures["board_all_rows_ms_1000_runs"]),
         ("run page, first open: navigation -> progress reply begins", med(first, "progress_start")),
         ("run page, first open: navigation -> progress received", med(first, "progress")),
+        ("run page, first open: navigation -> progress in columns", med(first, "decoded")),
         ("run page, first open: navigation -> charts given data", med(first, "rendered")),
         ("run page, first open: navigation -> curves painted", med(first, "painted")),
         ("run page, warm server: navigation -> progress reply begins", med(warm, "progress_start")),
         ("run page, warm server: navigation -> progress received", med(warm, "progress")),
+        ("run page, warm server: navigation -> progress in columns", med(warm, "decoded")),
         ("run page, warm server: navigation -> charts given data", med(warm, "rendered")),
         ("run page, warm server: navigation -> curves painted", med(warm, "painted")),
         ("zoom on 100k points -> painted", figures["zoom_100k_points_ms"]),

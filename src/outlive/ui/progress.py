@@ -1,8 +1,11 @@
-"""A run's progress file as ``outlive ui`` keeps it: the whole lines read from the box so far,
-handed to the page unparsed (a browser parses JSON several times faster than Python, and a long
-run's first open waited mostly for this server's parse), and, parsed here in the background once
-sent, the same records as float64 columns, which any later open of the page gets instead (no
-parse in the page either). The page reads both forms (``static/run.js``, ``series.js``)."""
+"""A run's curves as ``outlive ui`` keeps them. First the box's frames of the progress file
+(``ProgressFrames``: what ``progress()`` appended next to each JSON line, sent as they are; the
+page decodes them into its columns in milliseconds, so nothing parses JSON). For a run without
+frames (an older library's) and for the lines a page reads after them: the progress file's whole
+lines as read from the box (``ProgressLines``), handed to the page unparsed (a browser parses
+JSON several times faster than Python), and, parsed here in the background once sent, the same
+records as float64 columns, which any later open of such a run gets instead. The page reads all
+three forms (``static/run.js``, ``series.js``)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""What a run page shows, read when the page asks: the metric curves (the progress file's
-lines, kept here as read from the box and grown by byte offset), the log from an offset, the
-checkpoints on the box, the pulls and how they verified, and ``explain``'s matches. Each box
-read is one agent call (no channel is held open), and only while a page asks."""
+"""What a run page shows, read when the page asks: the metric curves (the box's frames of the
+progress file, else its lines, kept here as read from the box and grown by byte offset), the
+log from an offset, the checkpoints on the box, the pulls and how they verified, and
+``explain``'s matches. Each box read is one agent call (no channel is held open), and only
+while a page asks."""
 
 from __future__ import annotations
 

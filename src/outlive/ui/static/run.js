@@ -151,6 +151,7 @@
       }
       if (read.head.format !== "lines") progress.cols = read.cols;
     }
+    if (!drawn) performance.mark("progress-decoded");  // bench/ui.py: the first read's columns
     if (read.head.format === "frames" && read.end < read.head.lines_size) {
       // the frames hold the file's lines only up to read.end: the lines from there, at once
       progress.end = read.end; progress.framesShort = true;
