@@ -93,13 +93,14 @@ class ProgressWriter:
         path."""
         if self._file is None:
             return
-        record: Dict[str, object] = {"ts": round(time.time(), 3), "step": int(step)}
-        values: List[object] = []
+        step = int(step)
+        record: Dict[str, object] = {"ts": round(time.time(), 3), "step": step}
+        floats: List[float] = [float(step)]  # the row's numbers
         for key, value in metrics.items():
             if key in record:
                 raise ValueError(f"progress() metric name {key!r} is reserved; rename it")
             record[key] = value = _jsonable(value)
-            values.append(value)
+            floats.append(value if type(value) is float else row_value(value))
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode("utf-8")
         with self._lock:
             try:
@@ -114,7 +115,7 @@ class ProgressWriter:
                     _log.warning("progress file %s cannot be written: %s", self.path, exc)
                 return
             if self._bin is not None and written == len(line):  # a short line has no row
-                self._bin.append(int(step), tuple(metrics), values, end - written, written)
+                self._bin.append(tuple(metrics), floats, end - written, written)
 
     def close(self) -> None:
         """Close the files; a later write reopens them."""
@@ -136,9 +137,7 @@ class _Sidecar:
         self._written: Set[int] = set()  # key sets whose KEYS frame this descriptor wrote
         self._dead = False
 
-    def append(
-        self, step: int, names: Tuple[str, ...], values: List[object], start: int, length: int
-    ) -> None:
+    def append(self, names: Tuple[str, ...], floats: List[float], start: int, length: int) -> None:
         """One row of a record (its line at ``start``, ``length`` bytes), after its key set's
         KEYS frame the first time this process writes that set."""
         if self._dead:
@@ -146,7 +145,6 @@ class _Sidecar:
         keys = self._sets.get(names)
         if keys is None:
             keys = self._sets[names] = KeySet(("step", *names))
-        floats = [float(step)] + [v if type(v) is float else row_value(v) for v in values]
         row = keys.row(start, length, floats)
         try:
             fd, opened = self.file.fd()
