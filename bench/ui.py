@@ -207,10 +207,9 @@ def first_opens(
 
 
 def warm_opens(browser: Any, url: str, run_id: str, reps: int) -> list[dict[str, float]]:
-    """Opens once the server holds the run's progress as it serves it to any later open: the
-    box's frames (read by the first open), or, for a run without them, the lines parsed into
-    columns (in the background, a second after the first open): each in a new browser
-    context."""
+    """Opens once the server holds the run's progress as columns (made in the background a
+    second after the first open: from the box's frames, or, for a run without them, by parsing
+    its lines): each in a new browser context."""
     from outlive.testing import wait_until
 
     base = url.split("/?", 1)[0]
@@ -220,9 +219,9 @@ def warm_opens(browser: Any, url: str, run_id: str, reps: int) -> list[dict[str,
         run_page_ms(tab, base, run_id)
         form = tab.locator("#charts").get_attribute("data-format")
         context.close()
-        return form in ("columns", "frames")
+        return form == "columns"
 
-    wait_until(held_served, "the server's columns or frames of the run", 300, interval_s=1.0)
+    wait_until(held_served, "the server's columns of the run", 300, interval_s=1.0)
     out = []
     for _ in range(reps):
         context, tab = fresh_tab(browser, url)

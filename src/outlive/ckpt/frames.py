@@ -30,7 +30,7 @@ import math
 import struct
 from typing import Dict, List, Sequence, Tuple
 
-__all__ = ["KEYS", "ROW", "Decoded", "KeySet", "covered", "decode", "row_value"]
+__all__ = ["KEYS", "ROW", "Decoded", "KeySet", "covered", "decode", "read_keys", "row_value"]
 
 KEYS = b"K"
 ROW = b"R"
@@ -94,30 +94,43 @@ def _intact(data: bytes, at: int, end: int) -> bool:
     return bool(_CRC.unpack_from(data, end - 4)[0] == binascii.crc32(data[at : end - 4]))
 
 
+def read_keys(data: bytes, at: int) -> Tuple[int, List[str], int] | None:
+    """The whole KEYS frame at ``at``: its key-set id, keys and end; None if there is none."""
+    if data[at : at + 1] != KEYS or at + 8 > len(data):
+        return None
+    _, length, key_id = _KEYS_HEAD.unpack_from(data, at)
+    end = at + 8 + length + 8
+    if length % 8 or not _intact(data, at, end):
+        return None
+    try:
+        names = json.loads(data[at + 8 : at + 8 + length].decode("utf-8"))
+    except ValueError:
+        return None
+    if not isinstance(names, list):
+        return None
+    return key_id, [str(n) for n in names], end
+
+
 def decode(data: bytes) -> Decoded:
     out = Decoded()
     at, size = 0, len(data)
     while at + 8 <= size:
         tag = data[at : at + 1]
         if tag == KEYS:
-            _, length, key_id = _KEYS_HEAD.unpack_from(data, at)
-            end = at + 8 + length + 8
-            if length % 8 or not _intact(data, at, end):
+            got = read_keys(data, at)
+            if got is None:
                 break
-            try:
-                names = json.loads(data[at + 8 : at + 8 + length].decode("utf-8"))
-            except ValueError:
-                break
-            out.keys.setdefault(key_id, [str(n) for n in names])
+            key_id, names, end = got
+            out.keys.setdefault(key_id, names)
         elif tag == ROW and at + _ROW_HEAD.size <= size:
             _, key_id, start = _ROW_HEAD.unpack_from(data, at)
-            names = out.keys.get(key_id)
-            if names is None:
+            known = out.keys.get(key_id)
+            if known is None:
                 break  # a row before its keys: not written by progress()
-            end = at + 24 + 8 * len(names)
+            end = at + 24 + 8 * len(known)
             if not _intact(data, at, end):
                 break
-            values = struct.unpack_from("<" + "d" * len(names), data, at + 16)
+            values = struct.unpack_from("<" + "d" * len(known), data, at + 16)
             length = _TAIL.unpack_from(data, end - 8)[0]
             out.rows.append((key_id, start, length, values))
         else:

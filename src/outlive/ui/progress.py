@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from outlive.ui.frame_columns import as_columns
+
 _NUMBERS = frozenset({float, int})
 
 
@@ -224,6 +226,7 @@ class ProgressFrames(_Grown):
 
     lines_size: int | None = None
     size: int | None = None
+    columns: bytes | None = None  # a finished run's usual frames as columns (to_columns)
 
     def feed(self, chunk: bytes) -> None:
         with self.grown:
@@ -249,8 +252,24 @@ class ProgressFrames(_Grown):
         return _frame(head)
 
     def body(self) -> bytes:
-        """Every frame read, framed."""
+        """Every frame read, framed; a finished run's as columns once :meth:`to_columns` made
+        them (the page views them in place: no decoding either)."""
+        if self.columns is not None:
+            return self.columns
         return self._head(len(self.data)) + bytes(self.data)
+
+    def to_columns(self) -> None:
+        """A finished run's frames as columns (``ui.frame_columns``), for later opens; the
+        frames stay what is sent when they are not the usual ones."""
+        if not self.complete or self.columns is not None or self.lines_size is None:
+            return
+        got = as_columns(bytes(self.data), self.lines_size)
+        if got is not None:
+            head = {
+                "format": "columns", "since": 0, "end": got.end, "complete": True, "n": got.n,
+                "keys": got.keys,
+            }  # fmt: skip
+            self.columns = _frame(head, *got.columns)
 
     def stream(self, wait_s: float) -> Iterator[bytes]:
         """The frames as the read under way brings them in (framed, ``end`` null), once the

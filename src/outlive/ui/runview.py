@@ -209,13 +209,20 @@ class RunView:
         return lines is not None and lines.parsed_all
 
     def parse_progress(self, run_id: str) -> None:
-        """Parse in the background what the page was sent as lines, so that the next open
-        gets columns; called once the reply is written, and started PARSE_AFTER_S later: the
-        parse holds the GIL and a CPU, which the page's own parse and drawing need first."""
+        """Parse in the background what the page was sent as lines, or a finished run's
+        frames, so that the next open gets columns; called once the reply is written, and
+        started PARSE_AFTER_S later: the parse holds the GIL and a CPU, which the page's own
+        parse and drawing need first."""
         with self._lock:
             lines = self._progress.get(run_id)
+            frames = self._frames.get(run_id)
+        work = []
         if lines is not None and not lines.base and lines.parsed < len(lines.data):
-            timer = threading.Timer(PARSE_AFTER_S, lines.parse)
+            work.append(lines.parse)
+        if frames is not None and frames.complete and frames.columns is None:
+            work.append(frames.to_columns)
+        for job in work:
+            timer = threading.Timer(PARSE_AFTER_S, job)
             timer.daemon = True
             timer.start()
 

@@ -103,8 +103,7 @@ def test_a_spike_in_100k_points_is_plotted_and_a_zoom_plots_every_record(
     # the first open: the box's frames of the records, decoded in the page
     expect(page.locator("#charts")).to_have_attribute("data-format", "frames")
     _spike_and_zoom_hold(page, records)
-    page.reload()  # a later open: the frames the server holds
-    expect(page.locator("#charts")).to_have_attribute("data-format", "frames")
+    _reopened_with_columns(page)  # the server made columns of the frames it sent
     _spike_and_zoom_hold(page, records)
 
 
@@ -120,14 +119,17 @@ def test_an_older_runs_lines_are_parsed_in_the_page_then_served_as_columns(
     records = _records(run_dir)
     expect(page.locator("#charts")).to_have_attribute("data-format", "lines")
     _spike_and_zoom_hold(page, records)
+    _reopened_with_columns(page)  # the server has parsed the lines it sent
+    _spike_and_zoom_hold(page, records)
 
-    def reopened_with_columns() -> bool:  # the server has parsed the lines it sent
+
+def _reopened_with_columns(page: Any) -> None:
+    def columns() -> bool:
         page.reload()
         expect(page.locator("#charts")).to_have_attribute("data-points", str(POINTS))
         return page.locator("#charts").get_attribute("data-format") == "columns"
 
-    wait_until(reopened_with_columns, "a later open getting the server's columns", 120)
-    _spike_and_zoom_hold(page, records)
+    wait_until(columns, "a later open getting the server's columns", 120)
 
 
 def _series(page: Any, script: str) -> Any:
