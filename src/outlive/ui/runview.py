@@ -149,8 +149,8 @@ class RunView:
 
     def _read_frames(self, run_id: str) -> ProgressFrames | None:
         """Read what the run's frames file gained on the box; None when the box has none of
-        this run (the progress file is read instead: remembered for an older library's run,
-        whose progress file has lines and no frames)."""
+        this run (the progress file is read instead: remembered for an older library's run
+        that has ended, whose progress file has lines and no frames)."""
         session = self.session()
         rec = self.record(session, run_id)
         backend = session.backend(rec.target)
@@ -168,7 +168,7 @@ class RunView:
             )
         if frames.usable:
             return frames
-        if frames.lines_size:
+        if frames.lines_size and frames.complete:  # a live run's first frame may be on its way
             with self._lock:
                 self._no_frames.add(run_id)
         return None

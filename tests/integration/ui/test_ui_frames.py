@@ -3,7 +3,7 @@
 Python reader does (key changes, text values, several processes, a line with no row, a torn
 tail); where the frames stop holding the file's lines (a run begun by an older library, a
 damaged frames file), the page reads the JSON lines from there; a live run is followed by its
-lines after the frames."""
+lines after the frames, a text metric shown with the last record, not charted."""
 
 from __future__ import annotations
 
@@ -191,4 +191,7 @@ def test_a_live_run_is_followed_by_its_lines_after_the_frames(
     expect(page.locator("#state")).to_have_attribute("data-state", "succeeded")
     expect(page.locator("#charts")).to_have_attribute("data-points", "450")
     assert _page_curve(page, "loss") == _file_curve(run_dir, "loss")
+    # a metric that is text has no chart, and shows where it did: the last record's facts
+    expect(page.locator('#facts dd[data-key="progress"]')).to_contain_text("note later")
+    expect(page.locator('.chart[data-metric="note"]')).to_have_count(0)
     assert page.console_errors == []
