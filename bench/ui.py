@@ -171,6 +171,7 @@ def run_page_ms(page: Any, base: str, run_id: str) -> dict[str, float]:
         "painted": mark(page, "charts-painted"),
         "progress_start": fetched_ms(page, "/progress?since=0", "responseStart"),
         "progress": fetched_ms(page, "/progress?since=0"),
+        "decoded": mark(page, "progress-decoded"),
         "rendered": mark(page, "charts-rendered"),
     }
     times["zoom"] = float(
@@ -206,20 +207,21 @@ def first_opens(
 
 
 def warm_opens(browser: Any, url: str, run_id: str, reps: int) -> list[dict[str, float]]:
-    """Opens once the server holds the run's progress parsed (it parses the lines it sent in
-    the background, a second after the first open): each in a new browser context."""
+    """Opens once the server holds the run's progress as columns (made in the background a
+    second after the first open: from the box's frames, or, for a run without them, by parsing
+    its lines): each in a new browser context."""
     from outlive.testing import wait_until
 
     base = url.split("/?", 1)[0]
 
-    def columns_served() -> bool:
+    def held_served() -> bool:
         context, tab = fresh_tab(browser, url)
         run_page_ms(tab, base, run_id)
         form = tab.locator("#charts").get_attribute("data-format")
         context.close()
         return form == "columns"
 
-    wait_until(columns_served, "the server's columns of the run", 300, interval_s=1.0)
+    wait_until(held_served, "the server's columns of the run", 300, interval_s=1.0)
     out = []
     for _ in range(reps):
         context, tab = fresh_tab(browser, url)
@@ -302,10 +304,12 @@ def main() -> None:
         ("board: navigation -> all 1,000 rows in the page", figures["board_all_rows_ms_1000_runs"]),
         ("run page, first open: navigation -> progress reply begins", med(first, "progress_start")),
         ("run page, first open: navigation -> progress received", med(first, "progress")),
+        ("run page, first open: navigation -> progress in columns", med(first, "decoded")),
         ("run page, first open: navigation -> charts given data", med(first, "rendered")),
         ("run page, first open: navigation -> curves painted", med(first, "painted")),
         ("run page, warm server: navigation -> progress reply begins", med(warm, "progress_start")),
         ("run page, warm server: navigation -> progress received", med(warm, "progress")),
+        ("run page, warm server: navigation -> progress in columns", med(warm, "decoded")),
         ("run page, warm server: navigation -> charts given data", med(warm, "rendered")),
         ("run page, warm server: navigation -> curves painted", med(warm, "painted")),
         ("zoom on 100k points -> painted", figures["zoom_100k_points_ms"]),

@@ -66,7 +66,11 @@ EXIT_JSON = "exit.json"
 CANCEL_JSON = "cancel.json"
 STDOUT_LOG = "stdout.log"
 PROGRESS_JSONL = "progress.jsonl"
-TAIL_FILES = (STDOUT_LOG, PROGRESS_JSONL)  # what the `tail` verb may read of a run
+# progress()'s binary frames next to its JSON lines (outlive.ckpt.frames): the dashboard charts
+# them without parsing JSON. Next to whatever file $OUTLIVE_PROGRESS_FILE names.
+PROGRESS_BIN_SUFFIX = ".bin"
+PROGRESS_BIN = PROGRESS_JSONL + PROGRESS_BIN_SUFFIX
+TAIL_FILES = (STDOUT_LOG, PROGRESS_JSONL, PROGRESS_BIN)  # what the `tail` verb may read of a run
 SUPERVISOR_LOG = "supervisor.log"
 SLURM_JSON = "slurm.json"
 SBATCH_SCRIPT = "job.sbatch"

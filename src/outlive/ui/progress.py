@@ -1,8 +1,11 @@
-"""A run's progress file as ``outlive ui`` keeps it: the whole lines read from the box so far,
-handed to the page unparsed (a browser parses JSON several times faster than Python, and a long
-run's first open waited mostly for this server's parse), and, parsed here in the background once
-sent, the same records as float64 columns, which any later open of the page gets instead (no
-parse in the page either). The page reads both forms (``static/run.js``, ``series.js``)."""
+"""A run's curves as ``outlive ui`` keeps them. First the box's frames of the progress file
+(``ProgressFrames``: what ``progress()`` appended next to each JSON line, sent as they are; the
+page decodes them into its columns in milliseconds, so nothing parses JSON). For a run without
+frames (an older library's) and for the lines a page reads after them: the progress file's whole
+lines as read from the box (``ProgressLines``), handed to the page unparsed (a browser parses
+JSON several times faster than Python), and, parsed here in the background once sent, the same
+records as float64 columns, which any later open of such a run gets instead. The page reads all
+three forms (``static/run.js``, ``series.js``)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from outlive.ui.frame_columns import as_columns
 
 _NUMBERS = frozenset({float, int})
 
@@ -103,43 +108,23 @@ def _loads(line: bytes) -> object:
 
 
 @dataclass
-class ProgressLines:
-    """A progress file's whole lines as read from the box so far, and their columns once
-    :meth:`parse` has caught up. ``complete``: the run has ended and every byte of the file has
-    been read."""
+class _Grown:
+    """Bytes of a file on the box as read so far, from ``base``; while a read is under way
+    (``reading``), ``grown`` wakes who streams them."""
 
     offset: int = 0  # how far into the file on the box this has read
-    partial: bytes = b""  # a line still being written: held back until its newline
     data: bytearray = field(default_factory=bytearray)
-    complete: bool = False
-    columns: Columns = field(default_factory=Columns)
-    parsed: int = 0  # bytes of ``data`` in ``columns``
+    complete: bool = False  # the run has ended and every byte of the file has been read
     reading: bool = False  # a read from the box is under way: ``data`` grows (``grown``)
-    _parsing: threading.Lock = field(default_factory=threading.Lock)
     grown: threading.Condition = field(default_factory=threading.Condition)
-
-    def feed(self, chunk: bytes) -> None:
-        cut = chunk.rfind(b"\n") + 1
-        with self.grown:
-            self.offset += len(chunk)
-            if not cut:
-                self.partial += chunk
-                return
-            self.data += self.partial
-            self.data += memoryview(chunk)[:cut]  # no copy of a 9 MB chunk but into data
-            self.partial = chunk[cut:]
-            self.grown.notify_all()
 
     def read_done(self) -> None:
         with self.grown:
             self.reading = False
             self.grown.notify_all()
 
-    def stream(self, wait_s: float) -> Iterator[bytes]:
-        """The whole lines as a read under way brings them in, from the first: the page gets
-        them while the rest is still on its way from the box (framed ``lines`` with ``end``
-        null: it ends where the bytes end)."""
-        yield _frame({"format": "lines", "since": 0, "end": None, "complete": False})
+    def _stream(self, wait_s: float) -> Iterator[bytes]:
+        """``data`` from its first byte, as the read under way brings it in."""
         sent = 0
         while True:
             with self.grown:
@@ -155,14 +140,52 @@ class ProgressLines:
             elif not reading:
                 return
 
+
+@dataclass
+class ProgressLines(_Grown):
+    """A progress file's whole lines as read from the box so far, from byte ``base`` (0, or
+    where a page that charted the frames before it goes on), and their columns once
+    :meth:`parse` has caught up (only from byte 0)."""
+
+    base: int = 0
+    partial: bytes = b""  # a line still being written: held back until its newline
+    columns: Columns = field(default_factory=Columns)
+    parsed: int = 0  # bytes of ``data`` in ``columns``
+    _parsing: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def at(cls, base: int) -> ProgressLines:
+        """Lines read from byte ``base`` (a line's start) on."""
+        return cls(offset=base, base=base)
+
+    def feed(self, chunk: bytes) -> None:
+        cut = chunk.rfind(b"\n") + 1
+        with self.grown:
+            self.offset += len(chunk)
+            if not cut:
+                self.partial += chunk
+                return
+            self.data += self.partial
+            self.data += memoryview(chunk)[:cut]  # no copy of a 9 MB chunk but into data
+            self.partial = chunk[cut:]
+            self.grown.notify_all()
+
+    def stream(self, wait_s: float) -> Iterator[bytes]:
+        """The whole lines as a read under way brings them in, from the first: the page gets
+        them while the rest is still on its way from the box (framed ``lines`` with ``end``
+        null: it ends where the bytes end)."""
+        yield _frame({"format": "lines", "since": self.base, "end": None, "complete": False})
+        yield from self._stream(wait_s)
+
     @property
     def parsed_all(self) -> bool:
         """Whether a read from byte 0 gets columns (:meth:`since`) rather than lines."""
-        return bool(self.data) and self.parsed == len(self.data)
+        return not self.base and bool(self.data) and self.parsed == len(self.data)
 
     def parse(self) -> None:
-        """Bring ``columns`` up to the lines read (a no-op while another thread does)."""
-        if not self._parsing.acquire(blocking=False):
+        """Bring ``columns`` up to the lines read (a no-op while another thread does, or for
+        lines that do not start at byte 0)."""
+        if self.base or not self._parsing.acquire(blocking=False):
             return
         try:
             end = len(self.data)
@@ -172,19 +195,91 @@ class ProgressLines:
             self._parsing.release()
 
     def since(self, start: int) -> bytes:
-        """What the page gets for byte ``start`` on: from 0, every record as columns when they
-        are parsed up to the last line; else the lines from ``start`` (moved on to the next
-        line's start if it falls inside one), framed (``format: lines``, ``since``: where they
-        start, ``end``: where they end)."""
+        """What the page gets for byte ``start`` (not before ``base``) on: from 0, every record
+        as columns when they are parsed up to the last line; else the lines from ``start``
+        (moved on to the next line's start if it falls inside one), framed (``format: lines``,
+        ``since``: where they start, ``end``: where they end)."""
         end = len(self.data)
-        if start <= 0 and end and self._parsing.acquire(blocking=False):
+        if start <= 0 and end and not self.base and self._parsing.acquire(blocking=False):
             try:
                 if self.parsed == end:
                     return self.columns.body(end, self.complete)
             finally:
                 self._parsing.release()
-        start = max(0, min(start, end))
-        if start and self.data[start - 1] != 0x0A:
-            start = self.data.find(b"\n", start) + 1 or end
-        head = {"format": "lines", "since": start, "end": end, "complete": self.complete}
-        return _frame(head, self.data[start:end])
+        at = max(0, min(start - self.base, end))
+        if at and self.data[at - 1] != 0x0A:
+            at = self.data.find(b"\n", at) + 1 or end
+        head = {
+            "format": "lines", "since": self.base + at, "end": self.base + end,
+            "complete": self.complete,
+        }  # fmt: skip
+        return _frame(head, self.data[at:end])
+
+
+@dataclass
+class ProgressFrames(_Grown):
+    """The progress file's frames (``wire.PROGRESS_BIN``, :mod:`outlive.ckpt.frames`) as read
+    from the box, sent to the page as they are (``format: frames``): it decodes them into its
+    columns in a few milliseconds, and charts the JSON lines from where their rows stop. No
+    parse here. ``lines_size``: how long the progress file was before the last read of them;
+    ``size``: how long the frames file was then."""
+
+    lines_size: int | None = None
+    size: int | None = None
+    columns: bytes | None = None  # a finished run's usual frames as columns (to_columns)
+
+    def feed(self, chunk: bytes) -> None:
+        with self.grown:
+            self.offset += len(chunk)
+            self.data += chunk
+            self.grown.notify_all()
+
+    def known(self, lines_size: int, size: int) -> None:
+        with self.grown:
+            self.lines_size, self.size = lines_size, size
+            self.grown.notify_all()
+
+    @property
+    def usable(self) -> bool:
+        """Whether the box has frames of this run (an older library wrote none)."""
+        return bool(self.data) or bool(self.size)
+
+    def _head(self, end: int | None) -> bytes:
+        head = {
+            "format": "frames", "since": 0, "end": end, "lines_size": self.lines_size,
+            "complete": self.complete,
+        }  # fmt: skip
+        return _frame(head)
+
+    def body(self) -> bytes:
+        """Every frame read, framed; a finished run's as columns once :meth:`to_columns` made
+        them (the page views them in place: no decoding either)."""
+        if self.columns is not None:
+            return self.columns
+        return self._head(len(self.data)) + bytes(self.data)
+
+    def to_columns(self) -> None:
+        """A finished run's frames as columns (``ui.frame_columns``), for later opens; the
+        frames stay what is sent when they are not the usual ones."""
+        if not self.complete or self.columns is not None or self.lines_size is None:
+            return
+        got = as_columns(bytes(self.data), self.lines_size)
+        if got is not None:
+            head = {
+                "format": "columns", "since": 0, "end": got.end, "complete": True, "n": got.n,
+                "keys": got.keys,
+            }  # fmt: skip
+            self.columns = _frame(head, *got.columns)
+
+    def stream(self, wait_s: float) -> Iterator[bytes]:
+        """The frames as the read under way brings them in (framed, ``end`` null), once the
+        box has said how long the progress file was; nothing when it has none (or the read
+        failed): then the progress file is read as lines."""
+        with self.grown:
+            while self.size is None and self.reading:
+                if not self.grown.wait(timeout=wait_s):
+                    return
+        if self.size is None or not self.usable:
+            return
+        yield self._head(None)
+        yield from self._stream(wait_s)

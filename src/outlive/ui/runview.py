@@ -1,28 +1,28 @@
-"""What a run page shows, read when the page asks: the metric curves (the progress file's
-lines, kept here as read from the box and grown by byte offset), the log from an offset, the
-checkpoints on the box, the pulls and how they verified, and ``explain``'s matches. Each box
-read is one agent call (no channel is held open), and only while a page asks."""
+"""What a run page shows, read when the page asks: the metric curves (the box's frames of the
+progress file, else its lines, kept here as read from the box and grown by byte offset), the
+log from an offset, the checkpoints on the box, the pulls and how they verified, and
+``explain``'s matches. Each box read is one agent call (no channel is held open), and only
+while a page asks."""
 
 from __future__ import annotations
 
-import base64
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from outlive import wire
 from outlive.errors import OutliveError, RunNotFound
-from outlive.ui.progress import ProgressLines
+from outlive.ui import boxread
+from outlive.ui.boxread import LOOK_TIMEOUT_S
+from outlive.ui.progress import ProgressFrames, ProgressLines
 
 if TYPE_CHECKING:
-    from outlive.backends.base import Backend
     from outlive.session import Session
     from outlive.store import RunRecord
 
 Row = dict[str, Any]
-LOOK_TIMEOUT_S = 15.0
-PROGRESS_CHUNK_BYTES = 16 << 20
+_G = TypeVar("_G", ProgressLines, ProgressFrames)
 PARSE_AFTER_S = 1.0
 LOG_FIRST_LINES = 200
 LOG_CHUNK_BYTES = 1 << 20
@@ -36,6 +36,8 @@ class RunView:
         self._lock = threading.Lock()  # the dicts below
         self._reading_lock = threading.Lock()  # one read of a progress file at a time
         self._progress: dict[str, ProgressLines] = {}
+        self._frames: dict[str, ProgressFrames] = {}
+        self._no_frames: set[str] = set()  # runs whose box has no frames file (older library)
         self._prefetching: dict[str, _Prefetch] = {}
         self._explained: dict[str, tuple[int, list[Row]]] = {}
 
@@ -62,70 +64,143 @@ class RunView:
         return row
 
     def prefetch_progress(self, run_id: str) -> None:
-        """Start reading the progress file now, in the background: its page was asked for, and
-        asks for the curves next (while it loads its scripts); that request then takes this
-        read, streamed as it comes (:meth:`progress`). Nothing is read for a run no page was
-        asked for."""
+        """Start reading the curves now, in the background: the run's page was asked for, and
+        asks for them next (while it loads its scripts); that request then takes this read,
+        streamed as it comes (:meth:`progress`). The frames file when the box may have one,
+        else the progress file. Nothing is read for a run no page was asked for."""
         with self._lock:
-            lines = self._progress.get(run_id)
-            if run_id in self._prefetching or (lines is not None and lines.complete):
+            if run_id in self._prefetching:
                 return
-            fetch = self._prefetching[run_id] = _Prefetch()
-            if lines is None:
-                lines = self._progress[run_id] = ProgressLines()
-            fetch.lines, lines.reading = lines, True
+            buf: ProgressLines | ProgressFrames
+            if run_id in self._no_frames:
+                buf = self._progress.setdefault(run_id, ProgressLines())
+            else:
+                buf = self._frames.setdefault(run_id, ProgressFrames())
+            if buf.complete:
+                return
+            fetch = self._prefetching[run_id] = _Prefetch(buf)
+            buf.reading = True
 
         def read() -> None:
             try:
-                self._read_progress(run_id)
+                if isinstance(buf, ProgressFrames):
+                    self._read_frames(run_id)
+                else:
+                    self._read_progress(run_id, 0)
             except OutliveError:
                 fetch.failed = True  # the page's own request reads again, and shows why
             finally:
                 with self._lock:
                     self._prefetching.pop(run_id, None)
-                lines.read_done()
+                buf.read_done()
                 fetch.done.set()
 
         threading.Thread(target=read, name=f"prefetch {run_id}", daemon=True).start()
 
-    def progress(self, run_id: str, since: int) -> bytes | Iterator[bytes]:
-        """The progress file from byte ``since`` on (:meth:`ProgressLines.since`: lines, or
-        columns once parsed), after reading what the file gained on the box; a finished run's
-        file is read once, and a read already under way (the page's prefetch) is not repeated:
-        the whole file is streamed as that read brings it in (:meth:`ProgressLines.stream`),
-        a later part given once the read is done."""
+    def progress(self, run_id: str, since: int, frames: bool = True) -> bytes | Iterator[bytes]:
+        """The curves from byte ``since`` of the progress file on: from 0, the frames file
+        when the box has one (and ``frames``), else :meth:`ProgressLines.since` (lines, or
+        columns once parsed), after reading what the file gained on the box. A finished run's
+        files are read once, and a read already under way (the page's prefetch) is not
+        repeated: it is streamed as it brings the bytes in."""
+        if since <= 0 and frames:
+            with self._lock:
+                got = self._frames.get(run_id)
+                fetch = self._prefetching.get(run_id)
+                tried = run_id in self._no_frames
+            if got is not None and got.complete and got.usable:
+                return got.body()
+            if fetch is not None and fetch.buf is got and got is not None:
+                return self._frames_or_lines(run_id, got)
+            if not tried:
+                try:
+                    got = self._read_frames(run_id)
+                except OutliveError:
+                    got = None  # an agent that predates frames refuses the file: the lines
+                if got is not None:
+                    return got.body()
+        return self._lines(run_id, since)
+
+    def _frames_or_lines(self, run_id: str, frames: ProgressFrames) -> Iterator[bytes]:
+        """The frames as the read under way brings them in; the lines when it finds none."""
+        sent = False
+        for part in frames.stream(LOOK_TIMEOUT_S):
+            sent = True
+            yield part
+        if not sent:
+            body = self._lines(run_id, 0)
+            if isinstance(body, bytes):
+                yield body
+            else:
+                yield from body
+
+    def _lines(self, run_id: str, since: int) -> bytes | Iterator[bytes]:
         with self._lock:
             lines = self._progress.get(run_id)
             fetch = self._prefetching.get(run_id)
-            if lines is not None and lines.complete:
+            if lines is not None and lines.complete and lines.base <= since:
                 return lines.since(since)
-        if fetch is not None and fetch.lines is not None:
+        if fetch is not None and fetch.buf is lines and lines is not None:
             if since <= 0:
-                return fetch.lines.stream(LOOK_TIMEOUT_S)
+                return lines.stream(LOOK_TIMEOUT_S)
             if fetch.done.wait(timeout=4 * LOOK_TIMEOUT_S) and not fetch.failed:
-                return fetch.lines.since(since)
-        return self._read_progress(run_id).since(since)
+                return lines.since(since)
+        return self._read_progress(run_id, since).since(since)
 
-    def _read_progress(self, run_id: str) -> ProgressLines:
-        """Read what the run's progress file gained on the box since the last read."""
+    def _read_frames(self, run_id: str) -> ProgressFrames | None:
+        """Read what the run's frames file gained on the box; None when the box has none of
+        this run (the progress file is read instead: remembered for an older library's run
+        that has ended, whose progress file has lines and no frames)."""
+        session = self.session()
+        rec = self.record(session, run_id)
+        backend = session.backend(rec.target)
+        if not boxread.streams(backend):
+            with self._lock:
+                self._no_frames.add(run_id)
+            return None
+        with self._reading_lock:
+            with self._lock:
+                frames = self._frames.setdefault(run_id, ProgressFrames())
+            frames = boxread.grow(
+                frames,
+                lambda f: boxread.read_frames(backend, rec.run_dir, f),
+                lambda: self._replaced(self._frames, run_id, ProgressFrames()),
+            )
+        if frames.usable:
+            return frames
+        if frames.lines_size and frames.complete:  # a live run's first frame may be on its way
+            with self._lock:
+                self._no_frames.add(run_id)
+        return None
+
+    def _read_progress(self, run_id: str, since: int) -> ProgressLines:
+        """Read what the run's progress file gained on the box since the last read (from
+        ``since`` on when what is held starts later: a page charted the frames up to there)."""
         session = self.session()
         rec = self.record(session, run_id)
         backend = session.backend(rec.target)
         with self._reading_lock:
             with self._lock:
-                lines = self._progress.setdefault(run_id, ProgressLines())
-            while not lines.complete:
-                start = lines.offset
-                size, ended = _read_tail(backend, rec.run_dir, lines)
-                if lines.offset < start:  # the file was replaced: read it again
-                    lines = ProgressLines()
-                    with self._lock:
-                        self._progress[run_id] = lines
-                    continue
-                if lines.offset - start < PROGRESS_CHUNK_BYTES:
-                    lines.complete = ended and lines.offset >= size
-                    break
-            return lines
+                lines = self._progress.get(run_id)
+                if lines is None or lines.base > since:
+                    lines = self._progress[run_id] = ProgressLines.at(since)
+            return boxread.grow(
+                lines,
+                lambda b: boxread.read_lines(backend, rec.run_dir, b),
+                lambda: self._replaced(self._progress, run_id, ProgressLines()),
+            )
+
+    def _replaced(self, held: dict[str, Any], run_id: str, fresh: _G) -> _G:
+        """``fresh`` in ``held`` instead of what the run had there (its file was replaced)."""
+        with self._lock:
+            held[run_id] = fresh
+        return fresh
+
+    def may_have_frames(self, run_id: str) -> bool:
+        """Whether the run's curves may come as frames: none were looked for yet, or the box
+        has them (the page decodes them itself; no worker)."""
+        with self._lock:
+            return run_id not in self._no_frames
 
     def has_columns(self, run_id: str) -> bool:
         """Whether the run's progress is held parsed (its page's first read gets columns)."""
@@ -134,13 +209,20 @@ class RunView:
         return lines is not None and lines.parsed_all
 
     def parse_progress(self, run_id: str) -> None:
-        """Parse in the background what the page was sent as lines, so that the next open
-        gets columns; called once the reply is written, and started PARSE_AFTER_S later: the
-        parse holds the GIL and a CPU, which the page's own parse and drawing need first."""
+        """Parse in the background what the page was sent as lines, or a finished run's
+        frames, so that the next open gets columns; called once the reply is written, and
+        started PARSE_AFTER_S later: the parse holds the GIL and a CPU, which the page's own
+        parse and drawing need first."""
         with self._lock:
             lines = self._progress.get(run_id)
-        if lines is not None and lines.parsed < len(lines.data):
-            timer = threading.Timer(PARSE_AFTER_S, lines.parse)
+            frames = self._frames.get(run_id)
+        work = []
+        if lines is not None and not lines.base and lines.parsed < len(lines.data):
+            work.append(lines.parse)
+        if frames is not None and frames.complete and frames.columns is None:
+            work.append(frames.to_columns)
+        for job in work:
+            timer = threading.Timer(PARSE_AFTER_S, job)
             timer.daemon = True
             timer.start()
 
@@ -237,51 +319,13 @@ class RunView:
 
 
 class _Prefetch:
-    """A read of a progress file started when its page was asked for: the lines it reads
-    into, done, and whether it failed."""
+    """A read of a run's curves started when its page was asked for: what it reads into (the
+    frames or the lines), done, and whether it failed."""
 
-    def __init__(self) -> None:
+    def __init__(self, buf: ProgressLines | ProgressFrames) -> None:
         self.done = threading.Event()
-        self.lines: ProgressLines | None = None
+        self.buf = buf
         self.failed = False
-
-
-def _read_tail(backend: Backend, run_dir: str, lines: ProgressLines) -> tuple[int, bool]:
-    """One ``tail`` of the progress file from ``lines.offset`` into ``lines``, fed as the bytes
-    come (the agent's raw reply, read as it arrives); the file's size and whether the run
-    ended. A file that shrank (replaced) leaves ``lines.offset`` where the file now ends."""
-    from outlive.backends.base import AgentBackend
-
-    start = lines.offset
-    if not isinstance(backend, AgentBackend) or type(backend).tail is not AgentBackend.tail:
-        chunk = backend.tail(
-            run_dir,
-            offset=start,
-            max_bytes=PROGRESS_CHUNK_BYTES,
-            timeout_s=LOOK_TIMEOUT_S,
-            file=wire.PROGRESS_JSONL,
-        )
-        if chunk.offset >= start:
-            lines.feed(chunk.data)
-        lines.offset = chunk.offset
-        return chunk.size, chunk.ended
-    request = {
-        "run_dir": run_dir, "file": wire.PROGRESS_JSONL, "offset": start,
-        "max_bytes": PROGRESS_CHUNK_BYTES,
-    }  # fmt: skip
-    result, pieces = backend.agent.call_streamed("tail", request, timeout_s=LOOK_TIMEOUT_S)
-    end = int(result["offset"])
-    if end < start:
-        for _ in pieces:  # the file is shorter now: nothing (the agent read from its end)
-            pass
-        lines.offset = end
-        return int(result.get("size") or 0), bool(result["ended"])
-    if "data_b64" in result:  # an agent that predates raw
-        pieces = iter((base64.b64decode(result["data_b64"]),))
-    for piece in pieces:
-        lines.feed(piece)
-    lines.offset = end
-    return int(result.get("size") or 0), bool(result["ended"])
 
 
 def _pulled_verified(name: str, size_bytes: int, pulls: list[Any]) -> bool:

@@ -238,17 +238,20 @@ class _Handler(BaseHTTPRequestHandler):
             self._page("board")
         elif path.startswith("/run/"):
             run_id = path[len("/run/") :]
-            # The curves' data is asked for while the page loads: parsed here already, as
-            # columns (a preload, taken by run.js); else as lines, by a worker that the page's
-            # first script starts (static/runfirst.js), parsed off the page's thread.
+            # The curves' data is asked for while the page loads (a preload, taken by run.js):
+            # the box's frames (read from the box now, decoded by the page in milliseconds) or
+            # the columns parsed here already; else, for an older run's lines, by a worker
+            # that the page's first script starts (static/runfirst.js), parsed off the page's
+            # thread.
             first: tuple[str, ...] = ()
             if wire.run_id_problem(run_id) is None:
                 view = self.server.view
+                preload = (f"/api/run/{quote(run_id)}/progress?since=0",)
                 if view.has_columns(run_id):
-                    first = (f"/api/run/{quote(run_id)}/progress?since=0",)
+                    first = preload
                 else:  # read from the box while the page loads
                     view.prefetch_progress(run_id)
-                    first = ("runfirst.js",)
+                    first = preload if view.may_have_frames(run_id) else ("runfirst.js",)
             self._page("run", first)
         elif path.startswith("/gotcha/"):
             self._page("gotcha")
@@ -274,7 +277,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif what == "status":
             doc = view.status(run_id)
         elif what == "progress":
-            body = view.progress(run_id, _int(query, "since") or 0)
+            frames = query.get("frames") != ["0"]  # no: the page has found them short
+            body = view.progress(run_id, _int(query, "since") or 0, frames)
             if isinstance(body, bytes):
                 self._send(HTTPStatus.OK, body, "application/octet-stream")
             else:

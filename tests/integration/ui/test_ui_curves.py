@@ -73,30 +73,63 @@ def _spike_and_zoom_hold(page: Any, records: list[dict[str, Any]]) -> None:
     assert page.console_errors == []
 
 
+def _spike_run(ui_project: UiProject, name: str) -> tuple[str, Path]:
+    (ui_project.dir / "spike.py").write_text(SPIKE_JOB)
+    done = ui_project.cli("run", "--json", "--name", name, "--", "python3", "spike.py")
+    run_id = json.loads(done.stdout)["run_id"]
+
+    def ended() -> bool:
+        doc = json.loads(ui_project.cli("status", "--json", run_id).stdout)
+        return bool(doc["runs"][0]["state"] == "succeeded")
+
+    wait_until(ended, f"run {name} to succeed", 120)
+    return run_id, ui_project.dir / ".outlive" / "runs" / run_id
+
+
+def _records(run_dir: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines()]
+
+
 def test_a_spike_in_100k_points_is_plotted_and_a_zoom_plots_every_record(
     page: Any, ui: Ui, ui_project: UiProject
 ) -> None:
-    (ui_project.dir / "spike.py").write_text(SPIKE_JOB)
-    done = ui_project.cli("run", "--json", "--name", "spike", "--", "python3", "spike.py")
-    run_id = json.loads(done.stdout)["run_id"]
-    run_dir = ui_project.dir / ".outlive" / "runs" / run_id
+    run_id, run_dir = _spike_run(ui_project, "spike")
     page.goto(ui.url)
     page.goto(f"{ui.base}/run/{run_id}")
     expect(page.locator("#state")).to_have_attribute("data-state", "succeeded")
     expect(page.locator("#charts")).to_have_attribute("data-points", str(POINTS))
-    records = [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines()]
+    records = _records(run_dir)
     assert len(records) == POINTS  # the run ended before the page read the file
-    # the first open: the file's lines, parsed in the page
-    expect(page.locator("#charts")).to_have_attribute("data-format", "lines")
+    # the first open: the box's frames of the records, decoded in the page
+    expect(page.locator("#charts")).to_have_attribute("data-format", "frames")
+    _spike_and_zoom_hold(page, records)
+    _reopened_with_columns(page)  # the server made columns of the frames it sent
     _spike_and_zoom_hold(page, records)
 
-    def reopened_with_columns() -> bool:  # the server has parsed the lines it sent
+
+def test_an_older_runs_lines_are_parsed_in_the_page_then_served_as_columns(
+    page: Any, ui: Ui, ui_project: UiProject
+) -> None:
+    run_id, run_dir = _spike_run(ui_project, "older")
+    (run_dir / "progress.jsonl.bin").unlink()  # a run whose library wrote no frames
+    page.goto(ui.url)
+    page.goto(f"{ui.base}/run/{run_id}")
+    expect(page.locator("#state")).to_have_attribute("data-state", "succeeded")
+    expect(page.locator("#charts")).to_have_attribute("data-points", str(POINTS))
+    records = _records(run_dir)
+    expect(page.locator("#charts")).to_have_attribute("data-format", "lines")
+    _spike_and_zoom_hold(page, records)
+    _reopened_with_columns(page)  # the server has parsed the lines it sent
+    _spike_and_zoom_hold(page, records)
+
+
+def _reopened_with_columns(page: Any) -> None:
+    def columns() -> bool:
         page.reload()
         expect(page.locator("#charts")).to_have_attribute("data-points", str(POINTS))
         return page.locator("#charts").get_attribute("data-format") == "columns"
 
-    wait_until(reopened_with_columns, "a later open getting the server's columns", 120)
-    _spike_and_zoom_hold(page, records)
+    wait_until(columns, "a later open getting the server's columns", 120)
 
 
 def _series(page: Any, script: str) -> Any:

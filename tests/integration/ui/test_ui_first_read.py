@@ -1,5 +1,7 @@
-"""A run page's first read of its curves runs in a worker (``static/runfirst.js`` starts
-``series.js`` as one, as the page opens, under the page's own CSP): the columns it posts back
+"""A run page's first read of an older run's curves (JSON lines, no frames: ODD_JOB writes the
+lines itself) runs in a worker once the server knows the run has no frames
+(``static/runfirst.js`` starts ``series.js`` as one, as the page opens, under the page's own
+CSP): the columns it posts back
 are the ones the page would parse itself, lines that are not records skipped, keys that appear
 late filled, the first records' keys told early (charts made meanwhile, one holding no
 number dropped); a reply the worker cannot read comes back as an error, not as curves."""
@@ -63,6 +65,12 @@ def test_the_first_read_in_a_worker_gives_the_columns_the_page_parses(
     run_dir = ui_project.dir / ".outlive" / "runs" / run_id
     wait_until(lambda: (run_dir / "exit.json").exists(), "the run to end", 60)
     page.goto(ui.url)
+
+    def worker_page() -> bool:  # the server has looked for frames of the run, found none
+        html = page.request.get(f"{ui.base}/run/{run_id}").text()
+        return '<script src="/static/runfirst.js"></script>' in html
+
+    wait_until(worker_page, "the server to know the run has lines and no frames", 60)
     page.goto(f"{ui.base}/run/{run_id}")
     expect(page.locator("#state")).to_have_attribute("data-state", "succeeded")
     expect(page.locator("#charts")).to_have_attribute("data-points", str(RECORDS))

@@ -44,3 +44,16 @@ def test_ckpts_lists_committed_checkpoints_newest_first(tmp_path: Path) -> None:
     assert missing["result"] == {
         "ckpt_dir": str(tmp_path / "nope"), "checkpoints": [], "exists": False,
     }  # fmt: skip
+
+
+def test_tail_of_the_progress_frames_says_how_long_the_lines_were_before(tmp_path: Path) -> None:
+    (tmp_path / wire.RUN_JSON).write_text("{}")
+    ask = {"run_dir": str(tmp_path), "offset": 0, "file": wire.PROGRESS_BIN, "raw": True}
+    none = verbs.answer("tail", ask)["result"]  # no progress yet: no frames, no lines
+    assert (none["size"], none["lines_size"], none["data"]) == (0, 0, b"")
+    (tmp_path / wire.PROGRESS_JSONL).write_text('{"step": 1}\n')
+    (tmp_path / wire.PROGRESS_BIN).write_bytes(b"frames")
+    got = verbs.answer("tail", ask)["result"]
+    assert (got["data"], got["offset"], got["lines_size"]) == (b"frames", 6, 12)
+    lines = verbs.answer("tail", {**ask, "file": wire.PROGRESS_JSONL})["result"]
+    assert "lines_size" not in lines  # only the frames' read says it

@@ -265,7 +265,9 @@ def verb_tail(req: Rec) -> Rec:
     ``file`` picks another of the run's append-only files (``wire.TAIL_FILES``: progress).
     The bytes come as ``data_b64``, or, asked with ``raw``, as ``data`` (bytes), which the reply's
     writer sends unencoded after the JSON header (``verbs.framed``): a 9 MB progress file costs
-    no base64 and no JSON string of 12 MB at either end."""
+    no base64 and no JSON string of 12 MB at either end. Reading the progress file's frames
+    (``wire.PROGRESS_BIN``), the reply also says how long the progress file was before they were
+    read (``lines_size``): the frames' rows should hold its lines up to there."""
     run_dir = expand(str(req["run_dir"]))
     name = str(req.get("file") or wire.STDOUT_LOG)
     if name not in wire.TAIL_FILES:
@@ -273,10 +275,16 @@ def verb_tail(req: Rec) -> Rec:
     path = os.path.join(run_dir, name)
     max_bytes = int(req.get("max_bytes", 1 << 20))
     ended = _ended(run_dir)
+    facts: Rec = {"ended": ended}
+    if name == wire.PROGRESS_BIN:
+        try:
+            facts["lines_size"] = os.path.getsize(os.path.join(run_dir, wire.PROGRESS_JSONL))
+        except OSError:
+            facts["lines_size"] = 0
     try:
         size = os.path.getsize(path)
     except OSError:
-        return _tail_reply(req, b"", 0, 0, ended)
+        return _tail_reply(req, b"", 0, 0, facts)
     offset = req.get("offset")
     with open(path, "rb") as f:
         if offset is None:
@@ -300,11 +308,11 @@ def verb_tail(req: Rec) -> Rec:
             f.seek(offset)
             data = f.read(max_bytes)
             end = offset + len(data)
-    return _tail_reply(req, data, end, size, ended)
+    return _tail_reply(req, data, end, size, facts)
 
 
-def _tail_reply(req: Rec, data: bytes, end: int, size: int, ended: bool) -> Rec:
-    doc: Rec = {"offset": end, "size": size, "ended": ended}
+def _tail_reply(req: Rec, data: bytes, end: int, size: int, facts: Rec) -> Rec:
+    doc: Rec = {"offset": end, "size": size, **facts}
     if req.get("raw"):
         doc["data"] = data
     else:

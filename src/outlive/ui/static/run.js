@@ -132,26 +132,32 @@
 
   async function pollProgress() {
     const before = progress.cols.n;
-    const first = firstRead ? await takeFirstRead() : null;
-    if (first !== null) {
-      progress.cols = first.cols;
-      settle(first, before);
-      return;
+    let read = firstRead ? await takeFirstRead() : null;
+    if (read !== null) progress.cols = read.cols;
+    else {
+      // series.readFrame: lines parsed as they arrive, or every record as the box's frames or
+      // the server's columns; after frames that stopped short, lines (frames=0) from 0 too
+      const url = api + "/progress?since=" + progress.end + (progress.framesShort ? "&frames=0" : "");
+      const r = await fetch(url, {credentials: "same-origin"});
+      if (!r.ok) throw new Error((await r.json()).error || r.statusText);
+      try {
+        read = await series.readFrame(r.body, head => {
+          if (head.since !== progress.end) progress.cols = series.columns();  // the file was replaced
+          return progress.cols;
+        });
+      } catch (e) {  // some lines may be in: read the whole file again next time
+        progress.end = 0; progress.cols = series.columns();
+        throw e;
+      }
+      if (read.head.format !== "lines") progress.cols = read.cols;
     }
-    // series.readFrame: lines parsed as they arrive, or the server's columns of every record
-    const r = await fetch(api + "/progress?since=" + progress.end, {credentials: "same-origin"});
-    if (!r.ok) throw new Error((await r.json()).error || r.statusText);
-    let read;
-    try {
-      read = await series.readFrame(r.body, head => {
-        if (head.since !== progress.end) progress.cols = series.columns();  // the file was replaced
-        return progress.cols;
-      });
-    } catch (e) {  // some lines may be in: read the whole file again next time
-      progress.end = 0; progress.cols = series.columns();
-      throw e;
+    if (!drawn) performance.mark("progress-decoded");  // bench/ui.py: the first read's columns
+    if (read.head.format === "frames" && read.end < read.head.lines_size) {
+      // the frames hold the file's lines only up to read.end: the lines from there, at once
+      progress.end = read.end; progress.framesShort = true;
+      document.getElementById("charts").setAttribute("data-format", "frames");
+      return pollProgress();
     }
-    if (read.head.format === "columns") progress.cols = read.cols;
     settle(read, before);
   }
 

@@ -5,7 +5,8 @@
 // and an "outlive-first-keys" event, so the page makes its charts meanwhile).
 // window.outliveFirstRead resolves to {head, end, n, cap, keys, arrays}, {error}
 // (the reply or its parse failed), or null (no worker here: run.js reads the file itself).
-// The server puts this script in a page only while it holds no columns of the run.
+// The server puts this script in a page only for a run it knows has no frames (an older
+// library's: the frames need no worker) and whose lines it has not parsed into columns.
 "use strict";
 window.outliveFirstRead = new Promise(resolve => {
   const runId = decodeURIComponent(location.pathname.split("/").pop());

@@ -1,5 +1,5 @@
-// The run page's metrics: the progress file's JSON lines (as the server read them from the box)
-// parsed here into one Float64Array per key (NaN: the record has no number for it), and each
+// The run page's metrics: the box's binary frames of the progress file, or its JSON lines (as
+// the server read them from the box), decoded or parsed here into one Float64Array per key (NaN: the record has no number for it), and each
 // curve cut down to what its plot can show: per pixel column the first, lowest, highest and
 // last point (M4), so every extreme stays drawn; a range with few enough points is given whole.
 "use strict";
@@ -27,10 +27,11 @@ const series = {
   // A progress reply read as it arrives: u32 header length, JSON header {format, since, end,
   // ...}, then from byte `since` on either whole JSON lines, parsed into `cols` chunk by chunk
   // while the rest is still on its way, or (the server has parsed them) float64 columns of
-  // every record, viewed in place once all have come. `fresh(head)` gives the columns to add
-  // the lines to. Resolves to {head, cols, end}: where the lines end in the file (the header's
-  // `end`, or, when it is null -- the server streamed a read still under way --, `since` plus
-  // the bytes that came).
+  // every record, viewed in place once all have come, or the box's frames of every record
+  // (fromFrames), decoded once all have come. `fresh(head)` gives the columns to add the lines
+  // to. Resolves to {head, cols, end}: where the lines end in the file (the header's `end`,
+  // or, when it is null -- the server streamed a read still under way --, `since` plus the
+  // bytes that came; for frames, where their rows stop holding the file's lines).
   async readFrame(body, fresh, onLines) {
     const reader = body.getReader();
     let pending = new Uint8Array(0), head = null, cols = null, text = "", got = 0;
@@ -63,9 +64,105 @@ const series = {
     if (head.format === "lines") lines(new Uint8Array(0), true);
     else {
       const all = series._joined(held), off = 4 + new DataView(all.buffer).getUint32(0, true);
+      if (head.format === "frames") {
+        cols = series.fromFrames(all.subarray(off));
+        return {head, cols, end: cols.covered};
+      }
       cols = series.fromBuffer(all.buffer, off, head.n, head.keys);
     }
     return {head, cols, end: head.end === null ? head.since + got : head.end};
+  },
+
+  // The box's frames of the progress file (outlive/ckpt/frames.py), whole 8-byte words, each
+  // frame ending with the CRC-32 of its other bytes: "K" key sets (tag, 0, u16 length, u32 id;
+  // a JSON list of keys padded to a word; u32 0, CRC) and "R" rows (tag, 0 0 0, u32 key-set id;
+  // the record's JSON line's start, float64; one float64 per key; u32 line length, CRC), as
+  // columns, the records in the lines' order. A torn, damaged or unknown frame ends them. Only
+  // rows whose lines tile the file from byte 0 are kept: `covered` is where they stop (a run
+  // begun by an older library, a failed write, a line written by something else), and the JSON
+  // lines from there are the rest.
+  fromFrames(bytes) {
+    if (bytes.byteOffset % 8) bytes = bytes.slice();  // float64 views need alignment
+    const words = bytes.length >> 3;
+    const u32 = new Uint32Array(bytes.buffer, bytes.byteOffset, 2 * words);
+    const f64 = new Float64Array(bytes.buffer, bytes.byteOffset, words);
+    const T = series._crcTables(), sets = new Map(), rows = [], lens = [];
+    const intact = (w, end) => {  // the frame in words [w, end): its last u32 is the CRC
+      let c = -1;
+      for (let i = 2 * w, e = 2 * end - 1; i < e; i++) {
+        c ^= u32[i];
+        c = T[768 + (c & 255)] ^ T[512 + ((c >>> 8) & 255)] ^ T[256 + ((c >>> 16) & 255)] ^ T[c >>> 24];
+      }
+      return ((c ^ -1) >>> 0) === u32[2 * end - 1];
+    };
+    let w = 0, last = -1, lastSet = null;
+    while (w < words) {
+      const tag = bytes[8 * w];
+      let end;
+      if (tag === 82) {  // "R"
+        const id = u32[2 * w + 1];
+        const set = id === last ? lastSet : sets.get(id);
+        if (set === undefined) break;  // a row before its keys: not progress()'s
+        end = w + 3 + set.keys.length;
+        if (end > words) break;
+        let c = -1;  // the CRC, inline: this loop runs once a row
+        for (let i = 2 * w, e = 2 * end - 1; i < e; i++) {
+          c ^= u32[i];
+          c = T[768 + (c & 255)] ^ T[512 + ((c >>> 8) & 255)] ^ T[256 + ((c >>> 16) & 255)] ^ T[c >>> 24];
+        }
+        if (((c ^ -1) >>> 0) !== u32[2 * end - 1]) break;
+        last = id; lastSet = set;
+        rows.push(w); lens.push(u32[2 * end - 2]);
+      } else if (tag === 75) {  // "K"
+        const length = u32[2 * w] >>> 16;
+        end = w + 2 + (length >> 3);
+        if (length % 8 || end > words || !intact(w, end)) break;
+        let keys;
+        try { keys = JSON.parse(new TextDecoder().decode(bytes.subarray(8 * w + 8, 8 * w + 8 + length))); } catch (e) { break; }
+        if (!Array.isArray(keys)) break;
+        const id = u32[2 * w + 1];
+        if (!sets.has(id)) sets.set(id, {keys: keys.map(String), cols: null});
+      } else break;
+      w = end;
+    }
+    let covered = 0, order = null, i = 0;
+    for (; i < rows.length && f64[rows[i] + 1] === covered; i++) covered += lens[i];
+    if (i < rows.length) {  // several processes wrote out of order, or a line has no row
+      const idx = rows.map((_, j) => j).sort((a, b) => f64[rows[a] + 1] - f64[rows[b] + 1]);
+      covered = 0; order = [];
+      for (const j of idx) {
+        if (f64[rows[j] + 1] !== covered) break;
+        order.push(rows[j]); covered += lens[j];
+      }
+    }
+    const kept = order || rows, n = kept.length, c = {n, cap: n, cols: new Map(), covered};
+    for (const set of sets.values()) {
+      set.cols = set.keys.map(k => {
+        if (!c.cols.has(k)) c.cols.set(k, new Float64Array(n).fill(NaN));
+        return c.cols.get(k);
+      });
+    }
+    last = -1;
+    for (let r = 0; r < n; r++) {
+      const p = kept[r], id = u32[2 * p + 1];
+      if (id !== last) { last = id; lastSet = sets.get(id).cols; }
+      for (let j = 0; j < lastSet.length; j++) lastSet[j][r] = f64[p + 2 + j];
+    }
+    return c;
+  },
+
+  // CRC-32 (zlib's) tables for four bytes at a time: T[256 * k + n].
+  _crcTables() {
+    if (!series._crc) {
+      const T = series._crc = new Int32Array(1024);
+      for (let n = 0; n < 256; n++) {
+        let c = n;
+        for (let k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320 ^ (c >>> 1) : c >>> 1;
+        T[n] = c;
+      }
+      for (let n = 0; n < 256; n++) for (let k = 1; k < 4; k++) T[256 * k + n] = (T[256 * (k - 1) + n] >>> 8) ^ T[T[256 * (k - 1) + n] & 255];
+    }
+    return series._crc;
   },
 
   // Byte arrays as one (a new buffer, starting at its byte 0: float64 views need alignment).
