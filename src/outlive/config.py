@@ -355,6 +355,14 @@ def load_config(start: Path | None = None) -> Config:
 
     parsed = schema.parse(raw, source)
     project_name = parsed.project.name or project_dir.name
+    if parsed.project.name is None and any(name != LOCAL for name in parsed.targets):
+        from outlive.wire import name_problem
+
+        problem = name_problem(project_dir.name, "this directory's name")
+        if problem:  # it would name the project's directories on its boxes
+            raise ConfigError(
+                f'{problem}; set the project\'s name in {source}: [project] name = "..."'
+            )
     profile_dirs = [USER_PROFILE_DIR] + [project_dir / d for d in parsed.project.profile_dirs]
     targets = {LOCAL: _local_target(project_dir, parsed.targets.get(LOCAL), profile_dirs)}
     for name, t in parsed.targets.items():

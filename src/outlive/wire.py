@@ -110,7 +110,16 @@ def name_problem(name: object, what: str = "run name") -> str | None:
             f"{what} {name!r} cannot be used as a directory name (it contains '/', a control "
             "character such as a newline, or is '.' or '..')"
         )
+    if _EXPANDS.search(name):  # a box's agent expands $VARS in its paths (profiles' $HOME/run)
+        return (
+            f"{what} {name!r} cannot hold '$' before a letter, digit, '_' or '{{': a box would "
+            "read it as a shell variable in the paths it names; choose one without it"
+        )
     return None
+
+
+# What os.path.expandvars replaces ($NAME, ${NAME}); a '$' before anything else stays literal.
+_EXPANDS = re.compile(r"\$(\w|\{)")
 
 
 def is_control(char: str) -> bool:

@@ -123,8 +123,8 @@ def test_an_unknown_key_in_project_lists_the_valid_keys(tmp_path):
 
 @pytest.mark.parametrize(
     "name",
-    ["a/b", "..", ".", "", "../../etc", "tab\there", "csi\x9b1m"],
-    ids=["slash", "dotdot", "dot", "empty", "climbs", "control", "c1"],
+    ["a/b", "..", ".", "", "../../etc", "tab\there", "csi\x9b1m", "p$HOME"],
+    ids=["slash", "dotdot", "dot", "empty", "climbs", "control", "c1", "dollar"],
 )
 def test_a_project_name_that_is_not_one_directory_name_is_refused(tmp_path, name):
     """The project name becomes a directory on the box (a profile's ``/workspace/{project}``):
@@ -133,6 +133,22 @@ def test_a_project_name_that_is_not_one_directory_name_is_refused(tmp_path, name
     message = _error(d)
     assert "[project] key 'name'" in message and "project name" in message
     assert repr(name) in message or "1-200 bytes" in message
+
+
+def test_a_directory_name_a_box_would_expand_needs_a_project_name(tmp_path):
+    """No [project] name: the directory's name names the project's directories on its boxes,
+    whose agent expands $VARS in paths (``/workspace/p$HOME`` would be ``/workspace/p/root``).
+    One sentence saying what to set; with only the local target (literal paths) it loads."""
+    d = tmp_path / "p$HOME"
+    d.mkdir()
+    (d / "outlive.toml").write_text(RUNPOD)
+    message = _error(d)
+    assert "'p$HOME'" in message and "cannot hold '$' before" in message
+    assert "[project] name" in message
+    (d / "outlive.toml").write_text('[project]\nname = "p-home"\n' + RUNPOD)
+    assert load_config(d).project_name == "p-home"
+    (d / "outlive.toml").write_text("")
+    assert load_config(d).project_name == "p$HOME"
 
 
 def test_a_value_of_the_wrong_type_names_the_key(tmp_path):

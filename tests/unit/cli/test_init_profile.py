@@ -59,7 +59,7 @@ def test_init_profile_of_a_platform_it_cannot_run_on_is_one_sentence(
 
 @pytest.mark.parametrize(
     "dirname",
-    ['it\'s "quoted"', "back\\slash $HOME [x] #no", "ünïcödé ✓ 日本"],
+    ['it\'s "quoted"', "back\\slash $ (x) [x] #no", "ünïcödé ✓ 日本"],
     ids=["quotes", "backslash-dollar-brackets-hash", "unicode"],
 )
 def test_init_writes_the_directory_name_as_one_toml_string(tmp_path: Path, dirname: str) -> None:
@@ -87,12 +87,20 @@ def test_init_writes_the_directory_name_as_one_toml_string(tmp_path: Path, dirna
     ]
 
 
-def test_init_in_a_directory_whose_name_holds_a_newline_writes_nothing(tmp_path: Path) -> None:
-    d = tmp_path / "two\nlines"
+@pytest.mark.parametrize(
+    ("dirname", "shown"),
+    [("two\nlines", "'two\\nlines'"), ("p$HOME", "'p$HOME'")],
+    ids=["newline", "a-box-expands-it"],
+)
+def test_init_in_a_directory_whose_name_cannot_be_the_project_writes_nothing(
+    tmp_path: Path, dirname: str, shown: str
+) -> None:
+    """A newline, or a $VAR a box's agent would expand in /workspace/{project}."""
+    d = tmp_path / dirname
     (d / ".git").mkdir(parents=True)
     done = _cli(d, "init")
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
-    assert "'two\\nlines'" in done.stderr and "rename this directory" in done.stderr
+    assert shown in done.stderr and "rename this directory" in done.stderr
     assert not (d / "outlive.toml").exists()
 
 
