@@ -38,6 +38,32 @@ def child_env() -> Callable[..., dict[str, str]]:
     return _child_env
 
 
+RANKS = 4
+RANK_CALLS = 300
+
+
+@pytest.fixture
+def progress_from_ranks() -> Callable[[Path, str, float], None]:
+    """``progress_from_ranks(path, metrics, timeout_s)``: RANKS processes at once, each calling
+    ``progress(i, rank=RANK, <metrics>)`` for i in range(RANK_CALLS) into one progress file."""
+
+    def run(path: Path, metrics: str, timeout_s: float) -> None:
+        code = (
+            "import sys\n"
+            "from outlive import progress\n"
+            f"for i in range({RANK_CALLS}):\n"
+            f"    progress(i, rank=int(sys.argv[1]), {metrics})\n"
+        )
+        env = _child_env(OUTLIVE_PROGRESS_FILE=str(path))
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, str(rank)], env=env)
+            for rank in range(RANKS)
+        ]
+        assert [p.wait(timeout=timeout_s) for p in procs] == [0] * RANKS
+
+    return run
+
+
 @pytest.fixture
 def start_child() -> Iterator[StartChild]:
     """Start ``python -c CODE`` (dedented); every child still running at teardown is killed."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -101,20 +99,10 @@ def test_an_unwritable_progress_file_is_logged_once_and_never_stops_training(
 
 
 def test_lines_from_concurrent_processes_never_interleave(
-    tmp_path: Path, child_env: Callable[..., dict[str, str]]
+    tmp_path: Path, progress_from_ranks: Callable[[Path, str, float], None]
 ) -> None:
     path = tmp_path / "p.jsonl"
-    code = (
-        "import sys\n"
-        "from outlive import progress\n"
-        "for i in range(300):\n"
-        "    progress(i, rank=int(sys.argv[1]), pad='x' * 2000)\n"
-    )
-    env = child_env(OUTLIVE_PROGRESS_FILE=str(path))
-    procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(rank)], env=env) for rank in range(4)
-    ]
-    assert [p.wait(timeout=30) for p in procs] == [0, 0, 0, 0]
+    progress_from_ranks(path, "pad='x' * 2000", 30)
     records = _records(path)
     assert len(records) == 1200
     for rank in range(4):

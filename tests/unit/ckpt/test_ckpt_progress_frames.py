@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import subprocess
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -78,20 +76,10 @@ def test_a_new_key_set_gets_its_keys_frame_and_text_values_are_nan(tmp_path: Pat
 
 
 def test_rows_from_concurrent_processes_cover_every_line(
-    tmp_path: Path, child_env: Callable[..., dict[str, str]]
+    tmp_path: Path, progress_from_ranks: Callable[[Path, str, float], None]
 ) -> None:
     path = tmp_path / "p.jsonl"
-    code = (
-        "import sys\n"
-        "from outlive import progress\n"
-        "for i in range(300):\n"
-        "    progress(i, rank=int(sys.argv[1]), loss=i / 7, pad='x' * (1 + i % 300))\n"
-    )
-    env = child_env(OUTLIVE_PROGRESS_FILE=str(path))
-    procs = [
-        subprocess.Popen([sys.executable, "-c", code, str(rank)], env=env) for rank in range(4)
-    ]
-    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
+    progress_from_ranks(path, "loss=i / 7, pad='x' * (1 + i % 300)", 60)
     got = _sidecar(path)
     assert len(got.keys) == 1 and len(got.rows) == 1200
     end, kept = covered(got.rows)
