@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, List
+from typing import Callable, Dict, List
 
 from outlive import wire
 
@@ -219,17 +219,25 @@ def cancel(run_dir: str, spec: Rec, grace_s: float) -> Rec:
                 "note": f"the launch record in {run_dir} does not name the job's own process "
                 "group (damaged?): nothing was signalled; stop the job by hand",
             }
-        os.killpg(group, signal.SIGTERM)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and is_alive(
-            launch.get("pid"), launch.get("start_ticks")
-        ):
-            time.sleep(0.1)
-        if is_alive(launch.get("pid"), launch.get("start_ticks")):
-            os.killpg(group, signal.SIGKILL)
-            return {"signalled": "job", "escalated": True}
-        return {"signalled": "job", "escalated": False}
+        escalated = _term_then_kill(
+            lambda sig: os.killpg(group, sig),
+            lambda: is_alive(launch.get("pid"), launch.get("start_ticks")),
+            grace_s,
+        )
+        return {"signalled": "job", "escalated": escalated}
     return _already_over(run_dir, spec, "neither the supervisor nor the job is alive")
+
+
+def _term_then_kill(send: Callable[[int], None], alive: Callable[[], bool], grace_s: float) -> bool:
+    """TERM, up to ``grace_s`` for ``alive()`` to turn false, then KILL; whether KILL was sent."""
+    send(signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and alive():
+        time.sleep(0.1)
+    if not alive():
+        return False
+    send(signal.SIGKILL)
+    return True
 
 
 def _cancel_without_records(run_dir: str, grace_s: float) -> Rec:
@@ -239,20 +247,18 @@ def _cancel_without_records(run_dir: str, grace_s: float) -> Rec:
     found = processes_of_run(os.path.basename(run_dir.rstrip("/")))
     if not found:
         return {"signalled": None, "note": f"no run records in {run_dir}; nothing to cancel"}
-    for pid, _ in found:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(is_alive(p, t) for p, t in found):
-        time.sleep(0.1)
-    left = [(p, t) for p, t in found if is_alive(p, t)]
-    for pid, _ in left:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+
+    def send(sig: int) -> None:
+        for pid, ticks in found:
+            if is_alive(pid, ticks):  # never a pid reused since it was found
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, sig)
+
+    escalated = _term_then_kill(send, lambda: any(is_alive(p, t) for p, t in found), grace_s)
     pids = ", ".join(str(p) for p, _ in found)
     return {
         "signalled": "job",
-        "escalated": bool(left),
+        "escalated": escalated,
         "grace_s": grace_s,
         "note": f"no run records in {run_dir}; its job's processes (pid {pids}) were stopped",
     }
