@@ -56,15 +56,15 @@ def fingerprint(source: str | None, files: list[str] | None = None) -> dict[str,
     env = {k: os.environ.get(k) for k in _ENV_KEYS}
     return {
         "source": source,
-        "stat": _stat_of(source) if source is not None else None,
+        "stat": stat_of(source) if source is not None else None,
         "env": env,
         "uid": os.getuid(),
-        "ssh_config": _stat_of(os.path.expanduser("~/.ssh/config")),
-        "files": [[path, _stat_of(path)] for path in files or ()],
+        "files": [[path, stat_of(path)] for path in files or ()],
     }
 
 
-def _stat_of(path: str) -> list[int] | None:
+def stat_of(path: str) -> list[int] | None:
+    """What says a file (or directory) changed: inode, size, mtime; None where there is none."""
     try:
         st = os.stat(path)
     except OSError:

@@ -16,6 +16,8 @@ import glob
 import os
 import sys
 
+from outlive.transport.ahead import stat_of
+
 # OpenSSH's default offer (ssh_config(5), 6.5 to 9.x), with AES-GCM moved to the front.
 AES_FIRST = ",".join(
     [
@@ -33,7 +35,7 @@ _CPUINFO_READ_BYTES = 64 * 1024  # the first processor's block is well within th
 _has_aes: bool | None = None
 # Per config: the files (and Include directories) it was read from with their stat, and whether
 # they name Ciphers. A long-lived process (the daemon) re-reads them once one has changed.
-_said_ciphers: dict[str | None, tuple[tuple[tuple[str, object], ...], bool]] = {}
+_said_ciphers: dict[str | None, tuple[tuple[tuple[str, list[int] | None], ...], bool]] = {}
 
 
 def preferred_ciphers(ssh_config: str | None) -> str | None:
@@ -73,13 +75,13 @@ def config_sets_ciphers(ssh_config: str | None) -> bool:
     file or ``-F``'s, the system's, and the files they ``Include``). Read again only when one
     of those files, or a directory an ``Include`` looks in, has changed since."""
     said = _said_ciphers.get(ssh_config)
-    if said is not None and all(_stat_of(path) == was for path, was in said[0]):
+    if said is not None and all(stat_of(path) == was for path, was in said[0]):
         return said[1]
     user = ssh_config or os.path.expanduser("~/.ssh/config")
     files = [user] + ([] if ssh_config else list(SYSTEM_CONFIGS))
     seen: list[str] = []
     names = any(_names_ciphers(f, 0, seen) for f in files)
-    _said_ciphers[ssh_config] = (tuple((path, _stat_of(path)) for path in seen), names)
+    _said_ciphers[ssh_config] = (tuple((path, stat_of(path)) for path in seen), names)
     return names
 
 
@@ -88,14 +90,6 @@ def files_read(ssh_config: str | None) -> list[str]:
     command line recorded with it is current while none of them changes)."""
     config_sets_ciphers(ssh_config)
     return [path for path, _ in _said_ciphers[ssh_config][0]]
-
-
-def _stat_of(path: str) -> object:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_dev)
 
 
 def _names_ciphers(path: str, depth: int, seen: list[str]) -> bool:
