@@ -10,6 +10,7 @@ a master's socket existed when it started; ``ssh -G`` (naming the socket, no con
 from __future__ import annotations
 
 import json
+import marshal
 import os
 import shlex
 import shutil
@@ -121,10 +122,10 @@ def test_pull_connects_ahead_once_and_rides_on_that_master(
     project: Path, env: dict[str, str], box: Box, private_tmp: Path, tmp_path: Path
 ) -> None:
     run_id = finished_run(project, env, box)
-    record = json.loads((project / ".outlive" / "ssh-ahead.json").read_text())
+    record = marshal.loads((project / ".outlive" / "ssh-ahead.marshal").read_bytes())
     argv = record["targets"]["box"]["argv"]
     assert argv[0] == "ssh" and argv[-3:] == ["-N", "--", box.name]
-    assert (project / ".outlive" / "ssh-ahead.json").stat().st_mode & 0o077 == 0
+    assert (project / ".outlive" / "ssh-ahead.marshal").stat().st_mode & 0o077 == 0
 
     drop_master(project, env, box, private_tmp)
     log = tmp_path / "ssh.log"
@@ -154,7 +155,7 @@ def test_a_record_the_config_no_longer_matches_starts_nothing(
     assert not any(" -N " in f" {a} " for _, a in used), used
     assert [a for n, a in used if n == 0], used  # the pull connected on its own
     # ... and the pull's own session recorded the current command line for next time
-    record = json.loads((project / ".outlive" / "ssh-ahead.json").read_text())
+    record = marshal.loads((project / ".outlive" / "ssh-ahead.marshal").read_bytes())
     assert record["targets"]["box"]["built_from"]["stat"][2] == config.stat().st_mtime_ns
 
 

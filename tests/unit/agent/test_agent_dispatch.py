@@ -15,7 +15,7 @@ import pytest
 
 from outlive import wire
 from outlive.agent import box
-from outlive.agent.box import backends, process, runs, verbs
+from outlive.agent.box import backends, process_launch, runs, verbs
 from outlive.agent.box.common import AgentError
 from outlive.agent.box.supervisor import Supervisor
 
@@ -74,7 +74,7 @@ def test_an_old_style_run_json_is_probed_cancelled_and_tailed_as_a_process_run(
 def test_an_old_style_tmux_run_gets_the_tmux_supervisor(tmp_path: Path) -> None:
     tmux = _run_dir(tmp_path, "t", {"detach": "tmux"})
     plain = _run_dir(tmp_path, "p", {})
-    assert type(backends.supervisor_for(tmux, [])) is process.TmuxSupervisor
+    assert type(backends.supervisor_for(tmux, [])) is process_launch.TmuxSupervisor
     assert type(backends.supervisor_for(plain, [])) is Supervisor
 
 

@@ -4,7 +4,7 @@ ran; the real handshake is tests/integration/ssh/test_connect_ahead.py."""
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 from pathlib import Path
 
@@ -68,7 +68,7 @@ def test_the_record_is_private_and_rewritten_only_when_it_changes(project: Path)
     assert path.stat().st_ino == before  # the same record: not written again
     remember(project, [*ARGV[:-1], "other-box"])
     assert path.stat().st_ino != before
-    assert json.loads(path.read_text())["targets"]["box"]["argv"][-1] == "other-box"
+    assert marshal.loads(path.read_bytes())["targets"]["box"]["argv"][-1] == "other-box"
 
 
 @pytest.mark.parametrize(
@@ -171,11 +171,11 @@ def test_the_transport_names_the_ssh_files_its_command_line_was_built_from(
 def test_a_record_outlive_did_not_write_runs_nothing(project: Path, planted: object) -> None:
     remember(project)
     path = project / ".outlive" / ahead.RECORD_NAME
-    data = json.loads(path.read_text())
+    data = marshal.loads(path.read_bytes())
     built = data["targets"]["box"]["built_from"]
     if isinstance(planted, dict) and isinstance(planted["targets"], dict):
         planted["targets"]["box"]["built_from"] = built  # current in every other way
-    path.write_text(json.dumps(planted))
+    path.write_bytes(marshal.dumps(planted))
     assert not ahead.connect_for(["pull", "train"])
     assert ran(project) == []
     assert not (project / "pwned").exists()
@@ -253,7 +253,7 @@ def test_settle_returns_once_the_master_listens_not_when_the_early_ssh_ends(
         return "elsewhere"
 
     ahead.remember(str(project / ".outlive"), str(project / "outlive.toml"), "box", ARGV, lookup)
-    assert json.loads((project / ".outlive" / ahead.RECORD_NAME).read_text())["targets"]["box"][
+    assert marshal.loads((project / ".outlive" / ahead.RECORD_NAME).read_bytes())["targets"]["box"][
         "socket"
     ] == str(sock)
     assert ahead.connect_for(["pull", "train"])
@@ -275,3 +275,32 @@ def test_settle_gives_up_after_its_timeout(project: Path) -> None:
     assert ahead._inflight == [] and early.proc.poll() is None
     early.proc.kill()
     early.proc.wait()
+
+
+def test_the_early_ssh_has_its_own_session_and_none_of_this_process_descriptors(
+    project: Path,
+) -> None:
+    """The master the early ssh leaves behind lives on for minutes: it must hold no descriptor
+    of the command that started it (an output pipe its caller waits on to end would never
+    close), and a Ctrl-C of that command must not reach it (a session of its own)."""
+    seen = project.parent / "seen"
+    (project.parent / "bin" / "ssh").write_text(
+        "#!/bin/sh\n"
+        f'ls /proc/$$/fd | cat > "{seen}.fds"\n'  # through a pipe: the shell's own fds
+        f'readlink /proc/$$/fd/0 /proc/$$/fd/1 | cat > "{seen}.std"\n'
+        f'cut -d" " -f6 /proc/$$/stat > "{seen}.sid"; echo $$ >> "{seen}.sid"\n'
+    )
+    remember(project)
+    read_end, write_end = os.pipe()
+    os.set_inheritable(write_end, True)
+    try:
+        assert ahead.connect_for(["pull", "train"])
+        ahead.settle(10.0)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    fds = {int(x) for x in Path(f"{seen}.fds").read_text().split()}
+    assert write_end not in fds and read_end not in fds
+    assert Path(f"{seen}.std").read_text().split() == [os.devnull, os.devnull]
+    sid, pid = Path(f"{seen}.sid").read_text().split()
+    assert sid == pid  # the leader of a session of its own
