@@ -351,3 +351,37 @@ def test_a_box_without_rsync_is_named_and_not_retried(tmp_path: Path) -> None:
     assert unit.error is not None and "rsync is not installed on gpu" in unit.error
     assert "GEN3" in notes[0]
     assert (tmp_path / "ckpt").is_dir()  # made before the transfer (U13)
+
+
+def test_the_compression_sample_stops_at_4_kib_that_do_not_shrink(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The roster is on the pull's critical path and deflate is slowest on bytes it cannot
+    shrink: a file whose first 4 KiB do not shrink is not sampled further, one whose do is
+    sampled over its first 16 KiB (the ratio U15's -z decision reads)."""
+    import zlib
+
+    from outlive.agent.box import manifests
+
+    compressed: list[int] = []
+    real = zlib.compress
+
+    def spy(data: bytes, level: int = -1) -> bytes:
+        compressed.append(len(data))
+        return real(data, level)
+
+    monkeypatch.setattr(zlib, "compress", spy)
+    noise = tmp_path / "noise.bin"
+    noise.write_bytes(os.urandom(1 << 20))
+    text = tmp_path / "log.txt"
+    text.write_bytes(b"step 1 loss 0.25 lr 3e-4\n" * 4000)
+    short = tmp_path / "short.txt"
+    short.write_bytes(b"x" * 5000)
+    ratio = manifests._zsample(str(noise))
+    assert ratio is not None and ratio >= manifests.SAMPLE_INCOMPRESSIBLE_RATIO
+    assert compressed == [4096]
+    ratio = manifests._zsample(str(text))
+    assert ratio is not None and ratio < 0.1
+    assert compressed == [4096, 4096, 16384]
+    assert manifests._zsample(str(short)) == round(len(real(b"x" * 5000, 1)) / 5000, 3)
+    assert manifests._zsample(str(tmp_path / "gone")) is None

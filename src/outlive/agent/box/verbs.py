@@ -4,10 +4,11 @@ answered as one reply."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Callable, Dict, Tuple
+from .common import AGENT_VERSION, AgentError, Rec, submodule
 
-from .common import AGENT_VERSION, AgentError, Rec
+TYPE_CHECKING = False  # typing's own flag would import typing (~4 ms of a cold agent)
+if TYPE_CHECKING:
+    from typing import Callable, Dict, Tuple
 
 VERBS: Dict[str, Tuple[str, str]] = {
     "launch": ("runs", "verb_launch"),
@@ -26,7 +27,7 @@ VERBS: Dict[str, Tuple[str, str]] = {
 
 def handler(verb: str) -> Callable[[Rec], Rec]:
     module, name = VERBS[verb]
-    fn: Callable[[Rec], Rec] = getattr(importlib.import_module("." + module, __package__), name)
+    fn: Callable[[Rec], Rec] = getattr(submodule(module), name)
     return fn
 
 
