@@ -385,3 +385,33 @@ def test_the_compression_sample_stops_at_4_kib_that_do_not_shrink(
     assert compressed == [4096, 4096, 16384]
     assert manifests._zsample(str(short)) == round(len(real(b"x" * 5000, 1)) / 5000, 3)
     assert manifests._zsample(str(tmp_path / "gone")) is None
+
+
+def test_a_lost_manifest_reply_is_asked_again_and_kept_and_named_in_the_record(
+    local_run: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The box's hashes are kept here as soon as they arrive, while files still move; a reply
+    lost on the way (a cut link) is asked for again, and then kept the same way: stored by
+    its hash next to the data and named in the pull's record, before the verdict."""
+    from outlive import verify as V
+    from outlive.errors import TransportError
+    from outlive.lifecycle import pull as pull_module
+
+    proj, run_id = local_run
+    lost: list[dict[str, object]] = []
+
+    def cut(self: object, request: dict[str, object], timeout_s: float) -> object:
+        lost.append(request)
+        raise TransportError("the link dropped")
+
+    monkeypatch.setattr(pull_module.BoxManifests, "last", cut)
+    monkeypatch.setattr(pull_module, "backoff", lambda attempt: 0.0)
+    notes: list[str] = []
+    result = pull(Session.open(proj), run_id, PullOptions(dest=proj / "got"), on_note=notes.append)
+    assert result["ok"], result["verify"]["problems"]
+    assert len(lost) == 1 and any("asking again" in n for n in notes), notes
+    dest = Path(result["dest"])
+    info = json.loads((V.meta_dir(dest) / V.PULL_INFO).read_text())
+    assert info["manifest_sha256"] == result["manifest_sha256"]
+    assert V.load_manifest(dest, result["manifest_sha256"]).sha256 == result["manifest_sha256"]
+    assert V.read_verified(dest) is not None

@@ -218,7 +218,9 @@ def _pull(
 
     if box is None or box.backend is not backend:  # ``box``: opened early, for this backend
         box = BoxManifests(backend)
-    with box, ThreadPoolExecutor(max_workers=1) as box_pool:
+    # Two threads beside the transfer: the box's hashes (then what keeps them here), and the
+    # pull's first record, whose fsync need not hold up the first byte.
+    with box, ThreadPoolExecutor(max_workers=2) as box_pool:
         # 1. the roster: names, sizes, compressibility, and the run's state (one round trip)
         reply = box.ask(
             {
@@ -279,8 +281,13 @@ def _pull(
             "run_state": state,
             "snapshot": snapshot,
         }
-        with local_disk(dest):
-            V.write_json_atomic(V.meta_dir(dest) / V.PULL_INFO, info)
+        info_path = V.meta_dir(dest) / V.PULL_INFO
+        first_record = box_pool.submit(V.write_json_atomic, info_path, dict(info))
+        # The manifest is checked and kept here as soon as the box sends it, while the
+        # transfer still runs: none of that waits for the last file any more.
+        kept_manifest = box_pool.submit(
+            _keep_manifest, dest, info, box_hash, first_record, info_path
+        )
 
         # 3. + 4. move the files, and check each directory here as soon as it has landed
         units = plan_units(roster, dest, opts.compress, aside=aside)
@@ -296,12 +303,17 @@ def _pull(
         if kept:
             note(f"kept {len(kept)} local file(s) that differ from the box in {aside}")
             moved += kept
-        manifest_reply = _box_manifest(backend, box_hash, hash_request, opts, note)
+        try:
+            with local_disk(dest):
+                manifest, manifest_reply = kept_manifest.result()
+        except TransportError:  # the box's reply was lost: asked again, with backoff
+            manifest_reply = _box_manifest(backend, box_hash, hash_request, opts, note)
+            with local_disk(dest):
+                manifest, _ = _keep_manifest(
+                    dest, info, None, first_record, info_path, manifest_reply
+                )
 
     # 5. the verdict
-    manifest = V.Manifest.from_reply(manifest_reply)
-    for entry in manifest.entries.values():
-        V.local_path(dest, entry.path, is_link=entry.link is not None)
     for path in manifest_reply.get("unstable") or []:
         warnings.append(f"{path} changed on the box while it was hashed")
     if manifest_reply.get("store_error"):
@@ -310,10 +322,6 @@ def _pull(
             "the copy it sent is checked and kept here"
         )
     with local_disk(dest):
-        V.store_manifest(dest, manifest)
-        info["manifest_sha256"] = manifest.sha256
-        info["box_manifest"] = manifest_reply.get("stored")
-        V.write_json_atomic(V.meta_dir(dest) / V.PULL_INFO, info)
         strict = opts.require_load_check
         report = V.verify_tree(dest, manifest, known=known, require_load=strict)
         differ = _differing(report, manifest)
@@ -525,6 +533,31 @@ def make_links(roster: dict[str, Any], dest: Path, aside: Path) -> list[str]:
         local.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(target, local)
     return moved
+
+
+def _keep_manifest(
+    dest: Path,
+    info: dict[str, Any],
+    box_hash: Future[Any] | None,
+    first_record: Future[None],
+    info_path: Path,
+    reply: dict[str, Any] | None = None,
+) -> tuple[V.Manifest, dict[str, Any]]:
+    """The box's manifest (``reply``, or the first answer of ``box_hash``), checked (its hash
+    recomputed, every path inside ``dest``), kept next to the data, and named in the pull's
+    record (written after ``first_record``, the record the pull began with)."""
+    if reply is None:
+        assert box_hash is not None
+        reply = box_hash.result()["manifests"][0]
+    manifest = V.Manifest.from_reply(reply)
+    for entry in manifest.entries.values():
+        V.local_path(dest, entry.path, is_link=entry.link is not None)
+    first_record.result()
+    V.store_manifest(dest, manifest)
+    info["manifest_sha256"] = manifest.sha256
+    info["box_manifest"] = reply.get("stored")
+    V.write_json_atomic(info_path, info)
+    return manifest, reply
 
 
 def _box_manifest(
