@@ -132,7 +132,12 @@ def smoke(args: SmokeArgs) -> int:
             }
         )
     else:
-        sys.stdout.write(text[-4000:])
+        tail = text[-4000:]
+        if sys.stdout.isatty():  # as `logs` shows a job's output: no OSC, DCS or APC strings
+            from outlive.cli._terminal import StringSequenceGuard
+
+            tail = StringSequenceGuard().feed(tail.encode()).decode("utf-8", errors="replace")
+        sys.stdout.write(tail)
         verdict = "passed" if ok else ("timed out" if code is None else f"failed (exit {code})")
         sys.stderr.write(
             f"outlive smoke: {verdict} in {seconds:.1f} s; {len(saved)} checkpoint(s) written\n"
