@@ -111,14 +111,15 @@ def do_status(
     with its ``pool`` of open agent channels, and ``marks`` (``time.perf_counter()`` as the
     session is open, the look done, the answer written) for its breakdown of a look.
     """
-    from outlive.lifecycle.runs import status
+    from outlive.lifecycle.runs import Elsewhere, status
     from outlive.session import Session
 
     out = sys.stdout if out is None else out
     session = Session.open(start, pool=pool)
     if marks is not None:
         marks["session"] = time.perf_counter()
-    result = status(session, runs)
+    elsewhere: list[Elsewhere] = []
+    result = status(session, runs, elsewhere=elsewhere)
     if marks is not None:
         marks["look"] = time.perf_counter()
     money = _spend(session, result)
@@ -126,6 +127,8 @@ def do_status(
         doc: dict[str, object] = {"runs": [r.to_json() for r in result]}
         if money:
             doc["targets"] = money
+        if elsewhere:
+            doc["elsewhere"] = [{**e._asdict(), "note": e.sentence()} for e in elsewhere]
         emit_json(doc, out)
     else:
         from outlive.cli.render import spend_lines, status_table
@@ -133,6 +136,8 @@ def do_status(
         status_table(result, out=out)
         for line in spend_lines(money):
             out.write(printable(line) + "\n")
+        for e in elsewhere:
+            out.write(printable(e.sentence()) + "\n")
     if marks is not None:
         marks["render"] = time.perf_counter()
     return 1 if runs and any(r.state in (State.FAILED, State.VANISHED) for r in result) else 0

@@ -12,7 +12,7 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, NamedTuple, TypedDict
 
 from outlive import run_status, wire
 from outlive._shapes import shape
@@ -330,10 +330,14 @@ def read_queue_file(path: Path) -> list[list[str]]:
     return commands
 
 
-def status(session: Session, refs: Iterable[str] = ()) -> list[RunStatus]:
+def status(
+    session: Session, refs: Iterable[str] = (), *, elsewhere: list[Elsewhere] | None = None
+) -> list[RunStatus]:
     """The state of the given runs (all known runs if none), one probe per target. A look at
     all runs also adopts the runs each box holds under the target's workdir that the registry
-    does not know (a launch whose record was lost), and settles journaled launches."""
+    does not know (a launch whose record was lost), and settles journaled launches. Runs found
+    there that another copy of the project launched (another project id) are not adopted;
+    ``elsewhere`` gets how many there are, per target and project id, to say so."""
     with session.store as store:
         refs = list(refs)
         records = [store.resolve(r) for r in refs] if refs else store.all()
@@ -365,6 +369,8 @@ def status(session: Session, refs: Iterable[str] = ()) -> list[RunStatus]:
             results.update(look.results)
             adopted += look.adopted
             forgotten += look.forgotten
+            if elsewhere is not None:
+                elsewhere += look.elsewhere
         for rec in adopted:
             store.journal(rec)
         store.forget(forgotten)
@@ -383,6 +389,27 @@ def _unconfirmed(looks: Iterable[_Look]) -> set[str]:
     return {run_id for look in looks for run_id in look.unconfirmed}
 
 
+class Elsewhere(NamedTuple):
+    """Runs under a target's workdir launched by another copy of this project (a clone on
+    another machine, or a ``.outlive/`` lost since), which a look does not adopt."""
+
+    target: str
+    workdir: str
+    project_id: str
+    runs: int
+    ours: str | None  # this copy's project id (None: it has launched nothing yet)
+
+    def sentence(self) -> str:
+        said = (
+            f"{self.runs} run(s) under {self.workdir} on target {self.target!r} were launched "
+            f"by another copy of this project (project id {self.project_id[:8]}…, kept in that "
+            "copy's .outlive/project-id) and are not shown here"
+        )
+        if self.ours is None:
+            said += "; to follow them from this copy, put that id in its .outlive/project-id"
+        return said
+
+
 class _Look:
     """What one target's probe said, and what the registry should learn from it."""
 
@@ -393,6 +420,7 @@ class _Look:
         self.unconfirmed: set[str] = set()  # journaled, not (yet) on the box: shown pending
         self.confirmed: dict[str, tuple[str, str, str]] = {}  # journaled, found on the box
         self.cached: set[str] = set()  # ended for good: the registry's row is the answer
+        self.elsewhere: list[Elsewhere] = []  # another copy's runs, not adopted
 
 
 def _probe_target(
@@ -449,11 +477,15 @@ def _probe_target(
             rec = replace(rec, run_dir=box.run_dir, ckpt_dir=box.ckpt_dir or rec.ckpt_dir)
         look.results[rec.run_id] = _merge(rec, box)
     ours = session.project_id() if found else None
+    others: dict[str, int] = {}
     for run in found:
         if run.run_id in known or run.target not in (None, target_name):
             continue
         if run.project_id is not None and run.project_id != ours:
-            continue  # another project's, of the same name and workdir: never adopted
+            # Another copy's (a clone elsewhere, a lost .outlive/), or another project of the
+            # same name and workdir: never adopted, but counted, so the look can say so.
+            others[run.project_id] = others.get(run.project_id, 0) + 1
+            continue
         rec = RunRecord(
             run_id=run.run_id,
             name=run.name,
@@ -467,6 +499,11 @@ def _probe_target(
         state = wire.State.parse(run.probe.state) or wire.State.PENDING
         look.confirmed[rec.run_id] = (rec.run_dir, rec.ckpt_dir, state.value)
         look.results[rec.run_id] = _merge(rec, run.probe)
+    if others:
+        workdir = session.target(target_name).placement.workdir
+        look.elsewhere = [
+            Elsewhere(target_name, workdir, pid, n, ours) for pid, n in sorted(others.items())
+        ]
     return look
 
 

@@ -93,3 +93,33 @@ def test_a_look_never_adopts_the_runs_of_another_project_sharing_the_workdir(
     finally:
         for proj, run in ((project, mine), (other, theirs), (project, "known")):
             cli(proj, "cancel", run, check=False)
+
+
+def test_a_look_says_how_many_runs_another_copy_launched_there(
+    project: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A laptop lost and the project cloned afresh elsewhere (a new .outlive/, so another
+    project id): the clone's look never adopts the runs the first copy launched, but says how
+    many there are and which id they carry; given that id, the clone follows them."""
+    clone = tmp_path / "clone" / project.name
+    clone.mkdir(parents=True)
+    for name in ("outlive.toml", "train_numpy.py"):
+        shutil.copyfile(project / name, clone / name)
+    mine = _launch(project, "mine")
+    own = _launch(clone, "own")
+    try:
+        doc = json.loads(cli(clone, "status", "--json").stdout)
+        assert {r["run_id"] for r in doc["runs"]} == {own}
+        (seen,) = doc["elsewhere"]
+        first_id = (project / ".outlive" / "project-id").read_text().strip()
+        clone_id = (clone / ".outlive" / "project-id").read_text().strip()
+        assert (seen["project_id"], seen["ours"], seen["target"]) == (first_id, clone_id, "box")
+        assert seen["runs"] >= 1 and first_id[:8] in seen["note"]
+        table = cli(clone, "status", check=False)
+        assert "another copy of this project" in table.stdout
+        shutil.copyfile(project / ".outlive" / "project-id", clone / ".outlive" / "project-id")
+        assert mine in _looked(clone)
+    finally:
+        cli(project, "cancel", mine, check=False)
+        cli(clone, "cancel", own, check=False)
