@@ -415,3 +415,41 @@ def test_a_lost_manifest_reply_is_asked_again_and_kept_and_named_in_the_record(
     assert info["manifest_sha256"] == result["manifest_sha256"]
     assert V.load_manifest(dest, result["manifest_sha256"]).sha256 == result["manifest_sha256"]
     assert V.read_verified(dest) is not None
+
+
+def test_a_pull_that_stops_does_not_wait_for_the_box_to_finish_hashing(
+    local_run: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or any error) while files move: the box's hashing of a big tree (here 64 GiB,
+    most of a minute) is not waited for; its agent is ended at once and nothing of its
+    manifest is kept."""
+    from outlive import verify as V
+    from outlive.lifecycle import pull as pull_module
+
+    proj, run_id = local_run
+    session = Session.open(proj)
+    ckpt = Path(session.store.resolve(run_id).ckpt_dir)
+    with open(ckpt / "huge.bin", "wb") as f:
+        f.truncate(64 << 30)  # sparse: no disk, but every byte is hashed
+    agents: list[object] = []
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    real_last = pull_module.BoxManifests.last
+
+    def last(
+        self: pull_module.BoxManifests, request: dict[str, object], timeout_s: float
+    ) -> object:
+        assert self.channel is not None
+        agents.append(self.channel.proc)
+        return real_last(self, request, timeout_s)
+
+    monkeypatch.setattr(pull_module, "check_free_space", lambda roster, dest: None)
+    monkeypatch.setattr(pull_module, "move_all", interrupted)
+    monkeypatch.setattr(pull_module.BoxManifests, "last", last)
+    with pytest.raises(KeyboardInterrupt):
+        pull(session, run_id, PullOptions(dest=proj / "got"))
+    (agent,) = agents
+    assert agent.poll() is not None  # type: ignore[attr-defined]
+    assert not (V.meta_dir(proj / "got") / V.MANIFESTS_DIR).exists()

@@ -220,7 +220,7 @@ def _pull(
         box = BoxManifests(backend)
     # Two threads beside the transfer: the box's hashes (then what keeps them here), and the
     # pull's first record, whose fsync need not hold up the first byte.
-    with box, ThreadPoolExecutor(max_workers=2) as box_pool:
+    with box, ThreadPoolExecutor(max_workers=2) as box_pool, _stopping(box):
         # 1. the roster: names, sizes, compressibility, and the run's state (one round trip)
         reply = box.ask(
             {
@@ -533,6 +533,17 @@ def make_links(roster: dict[str, Any], dest: Path, aside: Path) -> list[str]:
         local.parent.mkdir(parents=True, exist_ok=True)
         os.symlink(target, local)
     return moved
+
+
+@contextlib.contextmanager
+def _stopping(box: BoxManifests) -> Iterator[None]:
+    """A pull that stops (Ctrl-C, a full disk, a refused manifest) ends the box's channel
+    first: the hashing it asked for is not waited for (a big tree: minutes)."""
+    try:
+        yield
+    except BaseException:
+        box.abort()
+        raise
 
 
 def _keep_manifest(

@@ -4,13 +4,14 @@ agent's start) while the CLI still imports the rest of the pull."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from outlive.agent.channel import AgentChannel
 from outlive.backends.base import AgentBackend, Backend
-from outlive.errors import BoxError, OutliveError, RunNotFound, UsageError
+from outlive.errors import BoxError, OutliveError, RunNotFound, TransportError, UsageError
 from outlive.session import Session
 from outlive.store import RunRecord, Store
 
@@ -75,6 +76,7 @@ class BoxManifests:
         self._lock = threading.Lock()
         self._then: list[Callable[[], None]] = []  # to run once the channel is open
         self._open = False
+        self._aborted = False
 
     @classmethod
     def opening(cls, session: Session, ref: str, target: str | None) -> BoxManifests | None:
@@ -132,6 +134,8 @@ class BoxManifests:
         if self.agent is None:
             return self.backend.manifest(request, timeout_s=timeout_s)
         self._opened()
+        if self._aborted:
+            raise TransportError(f"{self.agent.transport.name}: the pull stopped")
         if self.channel is None:
             self.channel = self.agent.open_channel(timeout_s)
         reply = self.channel.request("manifest", request, timeout_s)
@@ -149,6 +153,17 @@ class BoxManifests:
             return self.ask(request, timeout_s=timeout_s)
         finally:
             self.close()
+
+    def abort(self) -> None:
+        """The pull stopped (Ctrl-C, an error): end the agent's channel now, so that a request
+        in flight on another thread (the box hashing a big tree: minutes) ends at once instead
+        of being waited for; that thread then closes the channel. Only the process is
+        signalled here: its pipes belong to the thread reading them."""
+        self._aborted = True
+        channel = self.channel
+        if channel is not None:
+            with contextlib.suppress(OSError):
+                channel.proc.kill()
 
     def close(self) -> None:
         if self._opening is not None:
