@@ -4,6 +4,7 @@ stops answering is reported as unreachable within the look's timeout."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -193,3 +194,37 @@ def test_a_launch_is_sent_once_even_when_its_kept_channel_dies_with_the_reply(
         assert len(opened) == 3
     finally:
         pool.close()
+
+
+def test_the_agent_stops_hashing_once_its_client_is_gone(tmp_path: Path) -> None:
+    """A pull stopped (Ctrl-C) ends its channel; the box's agent, hashing a tree for it, stops
+    too (it sees its output's reader gone) instead of hashing on for minutes: here a 256 GiB
+    sparse file, which takes SHA-256 over two minutes on any machine this runs on."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    with open(tree / "huge.bin", "wb") as f:
+        f.truncate(256 << 30)
+    proc = subprocess.Popen(
+        [sys.executable, str(BOX), "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        assert json.loads(proc.stdout.readline())["serve"]
+        roots = [{"label": "ckpt", "path": str(tree)}]
+        request = {"verb": "manifest", "request": {"sets": [{"roots": roots, "hash": True}]}}
+        proc.stdin.write(json.dumps(request).encode() + b"\n")
+        proc.stdin.flush()
+        time.sleep(0.5)  # hashing by now
+        assert proc.poll() is None
+        proc.stdout.close()  # the client is gone
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        proc.wait()
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None and not pipe.closed:
+                with contextlib.suppress(BrokenPipeError):
+                    pipe.close()

@@ -36,6 +36,7 @@ MANIFEST_SAMPLE_MIN_BYTES = 4096
 SAMPLE_FIRST_BYTES = 4096
 SAMPLE_INCOMPRESSIBLE_RATIO = 0.97  # far above the -z threshold (transfer.COMPRESS_BELOW_RATIO)
 HASH_BLOCK_BYTES = 1 << 20
+GONE_CHECK_BLOCKS = 64  # every 64 MiB hashed (~35 ms here), one poll(2) of the agent's output
 # Temp names of atomic writers that are still in flight (``.NAME.tmp-PID[-TOKEN]``): outlive's
 # Checkpointer and the example's final.npz write these and rename them into place (U6).
 _INFLIGHT_TMP_RE = re.compile(r"^\..+\.tmp-\d+(-[0-9a-f]+)?$")
@@ -74,10 +75,35 @@ def _zsample(path: str) -> float | None:
     return round(ratio, 3)
 
 
+def client_gone() -> bool:
+    """Whether the client stopped listening: the agent's output (a pipe or socket to sshd,
+    kubectl or the local client) reports an error or hang-up once its reader is gone. A file
+    or terminal never does."""
+    import select
+
+    if not hasattr(select, "poll"):
+        return False
+    poller = select.poll()
+    poller.register(1, select.POLLOUT)
+    try:
+        events = poller.poll(0)
+    except OSError:
+        return False
+    return any(ev & (select.POLLERR | select.POLLHUP) for _fd, ev in events)
+
+
+class ClientGone(AgentError):
+    """The client closed the channel while the box hashed for it (a pull stopped)."""
+
+    def __init__(self) -> None:
+        super().__init__("the client is gone: hashing stopped", kind="client_gone")
+
+
 def _sha256_counted(path: str) -> Tuple[str, int]:
     """SHA-256 and the number of bytes actually read (a file still being written shows here),
     streamed in 1 MiB blocks read into one buffer (a new 1 MiB object per block costs page
-    faults: ~8 % of the hash here)."""
+    faults: ~8 % of the hash here). A client gone is noticed every GONE_CHECK_BLOCKS blocks:
+    a pull stopped does not leave the box hashing a 100 GB file for it."""
     import hashlib
 
     h = hashlib.sha256()
@@ -85,12 +111,16 @@ def _sha256_counted(path: str) -> Tuple[str, int]:
     buf = bytearray(HASH_BLOCK_BYTES)
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
+        blocks = 0
         while True:
             got = f.readinto(view)
             if not got:
                 break
             h.update(view[:got])
             n += got
+            blocks += 1
+            if blocks % GONE_CHECK_BLOCKS == 0 and client_gone():
+                raise ClientGone()
     return h.hexdigest(), n
 
 
@@ -110,6 +140,9 @@ def _hash_all(paths: List[str], workers: int) -> List[Tuple[str, int] | None]:
             with lock:
                 i = next(todo, None)
             if i is None:
+                return
+            if client_gone():
+                failed.append(ClientGone())
                 return
             try:
                 out[i] = _sha256_counted(paths[i])
