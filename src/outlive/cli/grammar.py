@@ -157,6 +157,11 @@ class RunArgs(Args):
 class StatusArgs(Args):
     runs: list[str] = many("Run ids or names (default: all).", metavar="RUN")
     as_json: bool = json_flag()
+    discover: bool = flag(
+        "--discover",
+        help="Also look at every target this project has no run on (a fresh clone, a lost "
+        ".outlive/): its own runs found there are recorded, another copy's are counted.",
+    )
 
 
 class LogsArgs(Args):

@@ -92,7 +92,7 @@ def run_in(
 
 
 def status(args: StatusArgs) -> int:
-    return do_status(args.runs, args.as_json)
+    return do_status(args.runs, args.as_json, discover=args.discover)
 
 
 def do_status(
@@ -103,8 +103,10 @@ def do_status(
     out: TextIO | None = None,
     pool: ChannelPool | None = None,
     marks: dict[str, float] | None = None,
+    discover: bool = False,
 ) -> int:
     """Look at the runs (all if none given); exit 1 when a named run failed or vanished.
+    ``discover``: also look at the targets with no run known here (``status --discover``).
 
     ``start`` is where the project is looked up (the cwd by default) and ``out`` where the answer
     goes (stdout by default): the daemon runs this same body for a client in another directory,
@@ -119,7 +121,8 @@ def do_status(
     if marks is not None:
         marks["session"] = time.perf_counter()
     elsewhere: list[Elsewhere] = []
-    result = status(session, runs, elsewhere=elsewhere)
+    unseen: list[tuple[str, str]] = []
+    result = status(session, runs, elsewhere=elsewhere, discover=discover, unseen=unseen)
     if marks is not None:
         marks["look"] = time.perf_counter()
     money = _spend(session, result)
@@ -129,6 +132,8 @@ def do_status(
             doc["targets"] = money
         if elsewhere:
             doc["elsewhere"] = [{**e._asdict(), "note": e.sentence()} for e in elsewhere]
+        if unseen:
+            doc["unseen"] = [{"target": t, "error": why} for t, why in unseen]
         emit_json(doc, out)
     else:
         from outlive.cli.render import spend_lines, status_table
@@ -138,6 +143,13 @@ def do_status(
             out.write(printable(line) + "\n")
         for e in elsewhere:
             out.write(printable(e.sentence()) + "\n")
+        for target, why in unseen:
+            out.write(printable(f"target {target!r} could not be looked at ({why})") + "\n")
+        if not result and not runs and not discover and len(session.cfg.targets) > 1:
+            out.write(
+                "no run is known in this project; `outlive status --discover` looks at its "
+                "targets for runs launched from another copy of it (a clone, a lost .outlive/)\n"
+            )
     if marks is not None:
         marks["render"] = time.perf_counter()
     return 1 if runs and any(r.state in (State.FAILED, State.VANISHED) for r in result) else 0

@@ -168,7 +168,13 @@ class Daemon:
         out = _Answer(bool(doc.get("tty")), columns if isinstance(columns, int) else None, no_color)
         try:
             code = do_status(
-                args.runs, args.as_json, start=Path(cwd), out=out, pool=self.pool, marks=marks
+                args.runs,
+                args.as_json,
+                start=Path(cwd),
+                out=out,
+                pool=self.pool,
+                marks=marks,
+                discover=args.discover,
             )
         except OutliveError as exc:
             from outlive.cli._terminal import printable

@@ -331,19 +331,32 @@ def read_queue_file(path: Path) -> list[list[str]]:
 
 
 def status(
-    session: Session, refs: Iterable[str] = (), *, elsewhere: list[Elsewhere] | None = None
+    session: Session,
+    refs: Iterable[str] = (),
+    *,
+    elsewhere: list[Elsewhere] | None = None,
+    discover: bool = False,
+    unseen: list[tuple[str, str]] | None = None,
 ) -> list[RunStatus]:
     """The state of the given runs (all known runs if none), one probe per target. A look at
     all runs also adopts the runs each box holds under the target's workdir that the registry
     does not know (a launch whose record was lost), and settles journaled launches. Runs found
     there that another copy of the project launched (another project id) are not adopted;
-    ``elsewhere`` gets how many there are, per target and project id, to say so."""
+    ``elsewhere`` gets how many there are, per target and project id, to say so.
+    ``discover`` (a look at all runs only): the targets with no run known here are looked at
+    too, for a copy of the project whose registry is new or lost; ``unseen`` gets (target,
+    why) for each of those that could not be looked at."""
     with session.store as store:
         refs = list(refs)
         records = [store.resolve(r) for r in refs] if refs else store.all()
         by_target: dict[str, list[RunRecord]] = {}
         for rec in records:
             by_target.setdefault(rec.target, []).append(rec)
+        discovered = set()
+        if discover and not refs:
+            discovered = {name for name in session.cfg.targets if name not in by_target}
+            for name in sorted(discovered):
+                by_target[name] = []
         # Read here, not in the probing threads (the store's connection is this thread's).
         stamps = store.journaled_at([r.run_id for r in records if r.journaled])
         known = set() if refs else {r.run_id for r in records}
@@ -371,6 +384,8 @@ def status(
             forgotten += look.forgotten
             if elsewhere is not None:
                 elsewhere += look.elsewhere
+            if unseen is not None and look.unseen is not None and look.unseen[0] in discovered:
+                unseen.append(look.unseen)  # a target with runs says it in their stale rows
         for rec in adopted:
             store.journal(rec)
         store.forget(forgotten)
@@ -406,7 +421,10 @@ class Elsewhere(NamedTuple):
             "copy's .outlive/project-id) and are not shown here"
         )
         if self.ours is None:
-            said += "; to follow them from this copy, put that id in its .outlive/project-id"
+            said += (
+                "; to follow them from this copy, put that id in its .outlive/project-id and "
+                "run `outlive status --discover`"
+            )
         return said
 
 
@@ -421,6 +439,7 @@ class _Look:
         self.confirmed: dict[str, tuple[str, str, str]] = {}  # journaled, found on the box
         self.cached: set[str] = set()  # ended for good: the registry's row is the answer
         self.elsewhere: list[Elsewhere] = []  # another copy's runs, not adopted
+        self.unseen: tuple[str, str] | None = None  # (target, why) it could not be looked at
 
 
 def _probe_target(
@@ -461,6 +480,7 @@ def _probe_target(
     except (TransportError, ConfigError) as exc:
         # Unreachable is not dead: report what we last saw, marked stale (GEN8, U3).
         look.results.update({r.run_id: _stale(r, str(exc)) for r in records})
+        look.unseen = (target_name, str(exc))
         return look
     now = time.time()
     for rec, box in zip(records, probes, strict=True):

@@ -123,3 +123,39 @@ def test_a_look_says_how_many_runs_another_copy_launched_there(
     finally:
         cli(project, "cancel", mine, check=False)
         cli(clone, "cancel", own, check=False)
+
+
+def test_a_fresh_clone_discovers_its_runs_with_status_discover(
+    project: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A fresh clone (no .outlive/ at all) knows no run, so a plain look asks no box; it says
+    so and names `status --discover`, which looks at every target: the first copy's runs are
+    counted with their project id (never adopted), a target that cannot be reached is named,
+    and once the clone holds that id, the same look records them as its own."""
+    clone = tmp_path / "clone" / project.name
+    clone.mkdir(parents=True)
+    shutil.copyfile(project / "train_numpy.py", clone / "train_numpy.py")
+    refused = tmp_path / "refused_ssh_config"
+    refused.write_text("Host gone\n    HostName 127.0.0.1\n    Port 1\n    BatchMode yes\n")
+    config = (project / "outlive.toml").read_text()
+    gone = f'\n[targets.gone]\nhost = "gone"\nssh_config = "{refused}"\nworkdir = "/tmp/gone"\n'
+    (clone / "outlive.toml").write_text(config + gone)
+    mine = _launch(project, "mine")
+    try:
+        plain = cli(clone, "status")
+        assert "outlive status --discover" in plain.stdout
+        doc = json.loads(cli(clone, "status", "--json", "--discover", check=False).stdout)
+        assert doc["runs"] == []
+        (seen,) = doc["elsewhere"]
+        first_id = (project / ".outlive" / "project-id").read_text().strip()
+        assert (seen["project_id"], seen["ours"], seen["target"]) == (first_id, None, "box")
+        assert "--discover" in seen["note"]
+        assert [u["target"] for u in doc["unseen"]] == ["gone"] and doc["unseen"][0]["error"]
+        (clone / ".outlive").mkdir(exist_ok=True)
+        shutil.copyfile(project / ".outlive" / "project-id", clone / ".outlive" / "project-id")
+        found = json.loads(cli(clone, "status", "--json", "--discover", check=False).stdout)
+        assert mine in {r["run_id"] for r in found["runs"]}
+        assert mine in _looked(clone)  # recorded: a plain look follows it from now on
+    finally:
+        cli(project, "cancel", mine, check=False)

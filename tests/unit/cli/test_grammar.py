@@ -30,7 +30,7 @@ CONTRACT = {
     "smoke": {"--timeout-s", "--json"},
     "run": {"-t", "--target", "--name", "--detach-with", "--array", "--queue", "--throttle",
             "--after", "--json"},
-    "status": {"--json"},
+    "status": {"--json", "--discover"},
     "ls": {"--json"},
     "logs": {"-f", "--follow", "--follow-name", "-n", "--lines"},
     "watch": {"--interval-s", "--stall-s"},
