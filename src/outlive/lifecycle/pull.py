@@ -286,7 +286,9 @@ def _pull(
         # The manifest is checked and kept here as soon as the box sends it, while the
         # transfer still runs: none of that waits for the last file any more.
         kept_manifest = box_pool.submit(
-            _keep_manifest, dest, info, box_hash, first_record, info_path
+            lambda: _keep_manifest(
+                dest, info, box_hash.result()["manifests"][0], first_record, info_path
+            )
         )
 
         # 3. + 4. move the files, and check each directory here as soon as it has landed
@@ -309,9 +311,7 @@ def _pull(
         except TransportError:  # the box's reply was lost: asked again, with backoff
             manifest_reply = _box_manifest(backend, box_hash, hash_request, opts, note)
             with local_disk(dest):
-                manifest, _ = _keep_manifest(
-                    dest, info, None, first_record, info_path, manifest_reply
-                )
+                manifest, _ = _keep_manifest(dest, info, manifest_reply, first_record, info_path)
 
     # 5. the verdict
     for path in manifest_reply.get("unstable") or []:
@@ -549,17 +549,13 @@ def _stopping(box: BoxManifests) -> Iterator[None]:
 def _keep_manifest(
     dest: Path,
     info: dict[str, Any],
-    box_hash: Future[Any] | None,
+    reply: dict[str, Any],
     first_record: Future[None],
     info_path: Path,
-    reply: dict[str, Any] | None = None,
 ) -> tuple[V.Manifest, dict[str, Any]]:
-    """The box's manifest (``reply``, or the first answer of ``box_hash``), checked (its hash
-    recomputed, every path inside ``dest``), kept next to the data, and named in the pull's
-    record (written after ``first_record``, the record the pull began with)."""
-    if reply is None:
-        assert box_hash is not None
-        reply = box_hash.result()["manifests"][0]
+    """The box's manifest ``reply``, checked (its hash recomputed, every path inside ``dest``),
+    kept next to the data, and named in the pull's record (written after ``first_record``, the
+    record the pull began with)."""
     manifest = V.Manifest.from_reply(reply)
     for entry in manifest.entries.values():
         V.local_path(dest, entry.path, is_link=entry.link is not None)

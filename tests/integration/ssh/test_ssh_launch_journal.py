@@ -61,6 +61,15 @@ def _launch(proj: Path, name: str) -> str:
     return str(json.loads(out.stdout)["run_id"])
 
 
+def _copy_of(proj: Path, where: Path, names: tuple[str, ...] = ("outlive.toml",)) -> Path:
+    """Another checkout of ``proj`` (its ``names`` and the training script, no .outlive/)."""
+    other = where / proj.name
+    other.mkdir(parents=True)
+    for name in (*names, "train_numpy.py"):
+        shutil.copyfile(proj / name, other / name)
+    return other
+
+
 def _looked(proj: Path) -> set[str]:
     done = cli(proj, "status", "--json", check=False)
     assert done.returncode == 0, done.stderr
@@ -74,10 +83,7 @@ def test_a_look_never_adopts_the_runs_of_another_project_sharing_the_workdir(
     """Two projects named alike (two checkouts, on a laptop and a workstation) whose target
     shares one workdir on the box: each look adopts only its own project's lost runs (the other's
     were adopted, shown as its own, and could be cancelled from it)."""
-    other = tmp_path / "elsewhere" / project.name
-    other.mkdir(parents=True)
-    for name in ("outlive.toml", "train_numpy.py"):
-        shutil.copyfile(project / name, other / name)
+    other = _copy_of(project, tmp_path / "elsewhere")
     mine = _launch(project, "mine")
     theirs = _launch(other, "theirs")
     try:
@@ -102,10 +108,7 @@ def test_a_look_says_how_many_runs_another_copy_launched_there(
     """A laptop lost and the project cloned afresh elsewhere (a new .outlive/, so another
     project id): the clone's look never adopts the runs the first copy launched, but says how
     many there are and which id they carry; given that id, the clone follows them."""
-    clone = tmp_path / "clone" / project.name
-    clone.mkdir(parents=True)
-    for name in ("outlive.toml", "train_numpy.py"):
-        shutil.copyfile(project / name, clone / name)
+    clone = _copy_of(project, tmp_path / "clone")
     mine = _launch(project, "mine")
     own = _launch(clone, "own")
     try:
@@ -133,9 +136,7 @@ def test_a_fresh_clone_discovers_its_runs_with_status_discover(
     so and names `status --discover`, which looks at every target: the first copy's runs are
     counted with their project id (never adopted), a target that cannot be reached is named,
     and once the clone holds that id, the same look records them as its own."""
-    clone = tmp_path / "clone" / project.name
-    clone.mkdir(parents=True)
-    shutil.copyfile(project / "train_numpy.py", clone / "train_numpy.py")
+    clone = _copy_of(project, tmp_path / "clone", names=())
     refused = tmp_path / "refused_ssh_config"
     refused.write_text("Host gone\n    HostName 127.0.0.1\n    Port 1\n    BatchMode yes\n")
     config = (project / "outlive.toml").read_text()
