@@ -453,3 +453,29 @@ def test_a_pull_that_stops_does_not_wait_for_the_box_to_finish_hashing(
     (agent,) = agents
     assert agent.poll() is not None  # type: ignore[attr-defined]
     assert not (V.meta_dir(proj / "got") / V.MANIFESTS_DIR).exists()
+
+
+def test_a_proof_half_written_by_a_killed_pull_never_fails_the_next_one(
+    local_run: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kill -9 while ``PULL_VERIFIED.json`` was being written left its temp file at the top of
+    the tree, where every later pull counted it as an extra file and failed, forever. The temp
+    file is made in ``.outlive/`` now, and one an older version left is not taken for data."""
+    from outlive import verify as V
+
+    proj, run_id = local_run
+    dest = proj / "got"
+    assert pull(Session.open(proj), run_id, PullOptions(dest=dest))["ok"]
+    (dest / f".{V.VERIFIED_NAME}.tmp-4242").write_text("{")  # an older outlive, killed
+    moved: list[tuple[str, str]] = []
+    real_replace = os.replace
+
+    def replace(src: object, dst: object) -> None:
+        moved.append((str(src), str(dst)))
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", replace)
+    again = pull(Session.open(proj), run_id, PullOptions(dest=dest))
+    assert again["ok"], again["verify"]["problems"]
+    (src,) = [a for a, b in moved if b == str(dest / V.VERIFIED_NAME)]
+    assert Path(src).parent == V.meta_dir(dest)  # a kill now leaves it out of the tree

@@ -104,9 +104,13 @@ def read_pull_info(dest: Path) -> PullInfo:
     return info
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, tmp_dir: Path | None = None) -> None:
+    """``data`` as ``path``, whole or not at all; the temp file is made in ``tmp_dir`` (on the
+    same filesystem), by default beside ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    if tmp_dir is not None:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = (tmp_dir or path.parent) / f".{path.name}.tmp-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=1, sort_keys=True)
         f.write("\n")
@@ -135,7 +139,9 @@ def write_verified(dest: Path, report: Report, info: Mapping[str, Any]) -> Path:
         "load_skipped": [f.path for f in report.files if f.load_check == "skipped"],
         "files": [f.as_json() for f in report.files],
     }
-    write_json_atomic(path, record)
+    # The temp file goes in .outlive/: one left by a kill at the wrong moment must never be
+    # taken for an extra file of the tree it proves.
+    write_json_atomic(path, record, tmp_dir=meta_dir(dest))
     return path
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import re
 import stat
 import time
 from collections.abc import Callable, Mapping
@@ -225,6 +226,11 @@ def check_file(root: Path, entry: Entry, *, require_load: bool = False) -> FileR
 # a tree
 
 
+# What an outlive before session 10 left at the top when killed while writing the proof (it is
+# written through ``.outlive/`` now): never data, since box files land only under a root label.
+_VERIFIED_TMP_RE = re.compile(r"^\." + re.escape(VERIFIED_NAME) + r"\.tmp-\d+$")
+
+
 def local_roster(root: Path) -> dict[str, str]:
     """Relative path -> "file" | "link" | "other" for everything under ``root`` except the
     pull's own records (``PULL_VERIFIED.json`` and ``.outlive/`` at the top)."""
@@ -238,8 +244,8 @@ def local_roster(root: Path) -> dict[str, str]:
             if os.path.islink(os.path.join(dirpath, d)):
                 out[prefix + d] = "link"
         for name in filenames:
-            if not prefix and name == VERIFIED_NAME:
-                continue
+            if not prefix and (name == VERIFIED_NAME or _VERIFIED_TMP_RE.match(name)):
+                continue  # the proof, or one an older outlive was killed while writing
             mode = os.lstat(os.path.join(dirpath, name)).st_mode
             kind = "file" if stat.S_ISREG(mode) else "link" if stat.S_ISLNK(mode) else "other"
             out[prefix + name] = kind
