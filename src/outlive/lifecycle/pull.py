@@ -17,9 +17,11 @@ The steps, over the target's one multiplexed SSH master:
    it stopped, ``--timeout`` so a stalled link ends the attempt, bounded retries with backoff,
    and a failed directory never stops the others. The local directory is made before each
    transfer (U13); compressible payloads go with ``-z`` (U15); never scp (GEN3);
-4. each file is hashed and load-checked here as soon as rsync has put it in place, while the
-   rest still moves (a result is reused only while the file's size, mtime, inode and ctime stay
-   the same: a file replaced or written since is hashed again);
+4. each file is hashed and load-checked here once rsync has put it in place: while the rest
+   still moves where a CPU core is spare (a slow link hides the hashing), after the transfer
+   where the transfer keeps the cores busy (``spare_cpu``); a result is reused only while the
+   file's size, mtime, inode and ctime stay the same (a file replaced or written since is
+   hashed again);
 5. the tree must match the manifest exactly (``outlive.verify``); only then is
    ``PULL_VERIFIED.json`` written next to the data. A log line proves nothing (U33).
 

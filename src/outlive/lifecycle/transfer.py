@@ -7,8 +7,9 @@ when the link is cut and the next attempt sends only the rest; ``--timeout`` end
 whose link stalls; a wall-clock limit per attempt bounds the rest. The local directory is made
 before each transfer (U13); a unit whose sample compresses well goes with ``-z`` (U15). rsync
 runs over the target's multiplexed SSH master, never scp (GEN3). A few units move at once, and
-each file is hashed and load-checked here as soon as rsync has put it in place, while the rest
-still moves.
+each file is hashed and load-checked here once rsync has put it in place: at once while a CPU
+core is spare, so a slow link hides the hashing, and after the transfer where the transfer keeps
+the cores busy (``spare_cpu``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from outlive.lifecycle.rsync_run import (
     Attempt,
     run_rsync,
 )
+from outlive.lifecycle.spare_cpu import SpareCpu
 from outlive.transport.base import Transport
 from outlive.transport.files import RsyncOptions
 
@@ -221,10 +223,16 @@ def move_all(
         if on_progress is not None:
             on_progress(so_far, total, unit.label)
 
+    spare = SpareCpu()  # hashing beside the transfer only while a core is spare
+
+    def observe(path: str, size: int) -> V.FileResult:
+        with spare.turn():
+            return V.observe_file(dest, path, expect_size=size)
+
     with ThreadPoolExecutor(max_workers=local_workers()) as local_pool:
 
         def check(path: str, size: int) -> None:
-            fut = local_pool.submit(V.observe_file, dest, path, expect_size=size)
+            fut = local_pool.submit(observe, path, size)
             with lock:
                 checks.append(fut)
 
@@ -251,8 +259,11 @@ def move_all(
 
         # A few directories move at once: each rsync's start-up (a new session on the master,
         # rsync on the box) overlaps the others' data, and a slow one does not hold the rest.
-        with ThreadPoolExecutor(max_workers=opts.parallel) as unit_pool:
-            list(unit_pool.map(move, sorted(units, key=lambda u: -u.size_bytes)))
+        try:
+            with ThreadPoolExecutor(max_workers=opts.parallel) as unit_pool:
+                list(unit_pool.map(move, sorted(units, key=lambda u: -u.size_bytes)))
+        finally:
+            spare.over()  # what is left is hashed now, on every worker
         return {seen.path: seen for seen in (fut.result() for fut in checks)}
 
 
