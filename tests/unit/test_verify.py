@@ -420,3 +420,39 @@ def test_zip_crc_damage_inside_an_npz_is_caught(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     kind, ok, detail = V.check_load(path)
     assert (kind, ok) == ("npz", False) and detail
+
+
+@pytest.mark.parametrize(("cores", "threads"), [(1, 1), (2, 1), (4, 3), (64, 8)])
+def test_the_box_hashes_on_every_core_but_one_which_the_transfer_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cores: int, threads: int
+) -> None:
+    for i in range(12):
+        (tmp_path / f"part-{i}.bin").write_bytes(os.urandom(1000 + i))
+    used: list[int] = []
+    real = box_manifests._hash_all
+
+    def counted(paths: list[str], workers: int) -> Any:
+        used.append(workers)
+        return real(paths, workers)
+
+    monkeypatch.setattr(box_manifests, "_cores", lambda: cores)
+    monkeypatch.setattr(box_manifests, "_hash_all", counted)
+    reply = _box_manifest([("ckpt", tmp_path)])
+    assert used == [threads]
+    assert len(reply["files"]) == 12
+    assert all(len(f["sha256"]) == 64 for f in reply["files"])
+
+
+def test_the_box_counts_the_cores_a_cgroup_quota_and_its_affinity_allow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this system: the box counts every core")
+    mine = len(os.sched_getaffinity(0))
+    monkeypatch.setattr(box_manifests, "thread_count", lambda: None)
+    assert box_manifests._cores() == mine
+    monkeypatch.setattr(box_manifests, "thread_count", lambda: 1)  # a quota of one core
+    assert box_manifests._cores() == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0})  # pinned to one core
+    monkeypatch.setattr(box_manifests, "thread_count", lambda: None)
+    assert box_manifests._cores() == 1
