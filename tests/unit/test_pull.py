@@ -387,6 +387,42 @@ def test_the_compression_sample_stops_at_4_kib_that_do_not_shrink(
     assert manifests._zsample(str(tmp_path / "gone")) is None
 
 
+def test_the_roster_samples_the_biggest_files_of_each_directory_and_still_judges_it(
+    tmp_path: Path,
+) -> None:
+    """A directory of many files is judged by its SAMPLES_PER_GROUP biggest (the roster is on
+    the pull's critical path: sampling 2,000 files took 0.27 s); each directory and the root's
+    other files are judged apart, so a compressible directory still goes with -z."""
+    from outlive.agent.box import manifests
+
+    per = manifests.SAMPLES_PER_GROUP
+    logs, shards = tmp_path / "logs", tmp_path / "shards"
+    logs.mkdir()
+    shards.mkdir()
+    for i in range(per + 40):
+        (logs / f"step-{i:04d}.txt").write_bytes(b"step 1 loss 0.25 lr 3e-4\n" * (200 + i))
+        (shards / f"part-{i:04d}.bin").write_bytes(os.urandom(8192 + i))
+    (tmp_path / "big-top.bin").write_bytes(os.urandom(1 << 16))
+    roster = manifests.build_manifest(
+        {"roots": [{"label": "ckpt", "path": str(tmp_path)}], "hash": False, "sample": True}
+    )
+    files = roster["files"]
+    sampled = [f for f in files if f.get("zratio") is not None]
+    for sub in ("logs/", "shards/"):
+        mine = [f for f in files if f["rel"].startswith(sub)]
+        took = [f for f in mine if f.get("zratio") is not None]
+        assert len(mine) == per + 40 and len(took) == per
+        assert min(f["size"] for f in took) >= max(f["size"] for f in mine if f not in took)
+    assert any(f["rel"] == "big-top.bin" for f in sampled)
+    # small directories ride with the rest of the root: the logs in one rsync with -z, the
+    # shards and the top-level file in another without
+    units = {u.label: u for u in plan_units(roster, tmp_path / "dest", "auto")}
+    assert sorted(units) == ["ckpt", "ckpt (-z)"]
+    assert units["ckpt (-z)"].compress and not units["ckpt"].compress
+    assert {f.split("/")[0] for f in units["ckpt (-z)"].files} == {"logs"}
+    assert {f.split("/")[0] for f in units["ckpt"].files} == {"shards", "big-top.bin"}
+
+
 def test_a_lost_manifest_reply_is_asked_again_and_kept_and_named_in_the_record(
     local_run: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -322,6 +322,28 @@ def test_a_local_symlink_leading_out_of_the_destination_is_refused(
     assert os.listdir(elsewhere) == [] and os.listdir(dest) == ["ckpt"]
 
 
+def test_the_many_paths_proof_agrees_with_resolving_each_path_alone(tmp_path: Path) -> None:
+    """``check_inside`` resolves each directory once; its verdict is the one a ``realpath``
+    of every path would give, for a symlink at any depth (a directory, a file, a link entry)."""
+    dest = tmp_path / "dest"
+    outside = tmp_path / "outside"
+    (dest / "ckpt" / "deep" / "er").mkdir(parents=True)
+    outside.mkdir()
+    (dest / "ckpt" / "inner").symlink_to(dest / "ckpt" / "deep")  # stays inside
+    (dest / "ckpt" / "away").symlink_to(outside)  # a directory link leading out
+    (dest / "ckpt" / "deep" / "file.bin").symlink_to(outside / "f")  # a file link leading out
+    good = {f"ckpt/deep/er/part-{i}.bin": False for i in range(500)}
+    good |= {"ckpt/inner/er/x.bin": False, "ckpt/new/dir/y.bin": False, "ckpt/away": True}
+    V.check_inside(dest, good)  # a link entry: only its parent must stay inside
+    for bad in ("ckpt/away/x.bin", "ckpt/deep/file.bin", "ckpt/inner/file.bin"):
+        with pytest.raises(UnsafeManifest, match="outside"):
+            V.check_inside(dest, {**good, bad: False})
+        with pytest.raises(UnsafeManifest, match="outside"):
+            V.local_path(dest, bad)
+    for rel in good:  # each alone, the slow way, says the same
+        assert V.local_path(dest, rel, is_link=good[rel]) == dest / rel
+
+
 # ---------------------------------------------------------------------------------------------
 # 7. a full disk on the box
 

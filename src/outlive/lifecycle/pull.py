@@ -464,8 +464,7 @@ def check_roster(roster: dict[str, Any], dest: Path) -> None:
             raise UnsafeManifest(f"refusing the manifest: {path!r} disagrees with its root/rel")
         paths[path] = "link" in f
     V.check_tree_paths(labels, paths)
-    for path, is_link in paths.items():
-        V.local_path(dest, path, is_link=is_link)
+    V.check_inside(dest, paths)
 
 
 def check_free_space(roster: dict[str, Any], dest: Path) -> None:

@@ -49,17 +49,38 @@ def check_rel_path(path: object, what: str = "manifest path") -> str:
 def local_path(dest: Path, rel: str, *, is_link: bool = False) -> Path:
     """``dest/rel`` once it is proven to stay inside ``dest`` after ``resolve()`` (a symlink
     already here cannot lead a write elsewhere); for a link entry only its parent must."""
-    check_rel_path(rel)
-    root = Path(os.path.realpath(dest))
-    path = dest / rel
-    probe = path.parent if is_link else path
-    real = Path(os.path.realpath(probe))
-    if real != root and root not in real.parents:
-        raise UnsafeManifest(
-            f"refusing the manifest: {rel!r} resolves to {real}, outside {dest}; "
-            "nothing was moved or written"
-        )
-    return path
+    check_inside(dest, {rel: is_link})
+    return dest / rel
+
+
+def check_inside(dest: Path, paths: Mapping[str, bool]) -> None:
+    """``local_path``'s proof for many paths (-> is it a link) at once: each directory above
+    them is resolved once, not once per file (2,000 files in 4 directories: 4,006 ``realpath``
+    calls, 22,000 ``lstat``, were 0.1-0.2 s before the transfer's first byte)."""
+    root = os.path.realpath(dest)
+    inside = root.rstrip("/") + "/"
+    resolved: dict[str, str] = {"": root}
+
+    def real(rel: str) -> str:
+        """realpath(dest/rel): the parent's, resolved once, then the last part, followed
+        only where it is a symlink here."""
+        done = resolved.get(rel)
+        if done is not None:
+            return done
+        parent, _, leaf = rel.rpartition("/")
+        full = os.path.join(real(parent), leaf)
+        done = os.path.realpath(full) if os.path.islink(full) else full
+        resolved[rel] = done
+        return done
+
+    for rel, is_link in paths.items():
+        check_rel_path(rel)
+        got = real(rel.rpartition("/")[0] if is_link else rel)
+        if got != root and not got.startswith(inside):
+            raise UnsafeManifest(
+                f"refusing the manifest: {rel!r} resolves to {got}, outside {dest}; "
+                "nothing was moved or written"
+            )
 
 
 def check_tree_paths(labels: Iterable[str], paths: Mapping[str, bool]) -> None:

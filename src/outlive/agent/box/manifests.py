@@ -23,7 +23,7 @@ from .runs import probe_one
 
 TYPE_CHECKING = False  # typing's own flag would import typing (~4 ms of a cold agent)
 if TYPE_CHECKING:
-    from typing import FrozenSet, List, Tuple
+    from typing import Dict, FrozenSet, List, Tuple
 
 MANIFEST_FORMAT = "outlive-manifest/1"
 # The box hashes while the pull's transfer runs: on every core but one, which sshd's cipher and
@@ -37,6 +37,10 @@ MANIFEST_MAX_WORKERS = 8
 MANIFEST_SAMPLE_BYTES = 16384
 MANIFEST_SAMPLE_MIN_BYTES = 4096
 SAMPLE_FIRST_BYTES = 4096
+# The client judges each top-level directory of a root (and the root's other files) as a whole,
+# by its samples weighted by size: the biggest files of each say it. Sampling all 2,000 files of
+# a tree took the roster 0.27 s instead of 0.015, before the transfer's first byte.
+SAMPLES_PER_GROUP = 32
 SAMPLE_INCOMPRESSIBLE_RATIO = 0.97  # far above the -z threshold (transfer.COMPRESS_BELOW_RATIO)
 HASH_BLOCK_BYTES = 1 << 20
 GONE_CHECK_BLOCKS = 64  # every 64 MiB hashed (~35 ms here), one poll(2) of the agent's output
@@ -76,6 +80,22 @@ def _zsample(path: str) -> float | None:
     if ratio < SAMPLE_INCOMPRESSIBLE_RATIO and len(head) > len(first):
         ratio = len(zlib.compress(head, 1)) / len(head)
     return round(ratio, 3)
+
+
+def _sampled(regular: List[Rec]) -> List[Rec]:
+    """The files whose compressibility is sampled: the SAMPLES_PER_GROUP biggest of each
+    top-level directory of a root, and of the root's other files (what the client compresses
+    or not as one)."""
+    groups: Dict[Tuple[str, str], List[Rec]] = {}
+    for entry in regular:
+        rel = str(entry["rel"])
+        key = (str(entry["root"]), rel.split("/", 1)[0] if "/" in rel else "")
+        groups.setdefault(key, []).append(entry)
+    picked: List[Rec] = []
+    for members in groups.values():
+        members.sort(key=lambda e: (-int(e["size"]), str(e["rel"])))
+        picked.extend(members[:SAMPLES_PER_GROUP])
+    return picked
 
 
 def client_gone() -> bool:
@@ -357,7 +377,7 @@ def build_manifest(spec: Rec) -> Rec:
         drop = {id(e) for e in regular} - {id(e) for e in kept}
         entries = [e for e in entries if id(e) not in drop]
     if spec.get("sample"):
-        for entry in regular:
+        for entry in _sampled(regular):
             entry["zratio"] = _zsample(entry["abs"])
     out: Rec = {
         "roots": described,
