@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -515,3 +516,63 @@ def test_a_proof_half_written_by_a_killed_pull_never_fails_the_next_one(
     assert again["ok"], again["verify"]["problems"]
     (src,) = [a for a, b in moved if b == str(dest / V.VERIFIED_NAME)]
     assert Path(src).parent == V.meta_dir(dest)  # a kill now leaves it out of the tree
+
+
+def test_sizes_here_reads_each_directory_once_and_names_only_what_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outlive.lifecycle.transfer import sizes_here
+
+    (tmp_path / "ckpt" / "a").mkdir(parents=True)
+    (tmp_path / "ckpt" / "a" / "x.bin").write_bytes(b"x" * 10)
+    (tmp_path / "ckpt" / "top.bin").write_bytes(b"y" * 3)
+    (tmp_path / "ckpt" / "link").symlink_to("a/x.bin")
+    (tmp_path / "ckpt" / "file-not-dir").write_bytes(b"")
+    paths = [f"ckpt/a/f{i}.bin" for i in range(100)] + [
+        "ckpt/a/x.bin", "ckpt/top.bin", "ckpt/link", "ckpt/gone/z.bin", "ckpt/file-not-dir/q",
+        "final.npz",
+    ]  # fmt: skip
+    listed: list[str] = []
+    real = os.scandir
+
+    def counted(path: str) -> Any:
+        listed.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", counted)
+    got = sizes_here(tmp_path, paths)
+    assert got == {
+        "ckpt/a/x.bin": 10,
+        "ckpt/top.bin": 3,
+        "ckpt/link": os.lstat(tmp_path / "ckpt" / "link").st_size,  # the link's own, as lstat
+    }
+    assert sorted(listed) == sorted(
+        str(p)
+        for p in (
+            tmp_path / "ckpt" / "a", tmp_path / "ckpt", tmp_path / "ckpt" / "gone",
+            tmp_path / "ckpt" / "file-not-dir", tmp_path,
+        )
+    )  # fmt: skip
+
+
+def test_landed_files_are_hashed_in_batches_and_a_big_one_alone() -> None:
+    from outlive.lifecycle.transfer import BATCH_BYTES, BATCH_FILES, Batch
+
+    tasks: list[list[tuple[str, int]]] = []
+    batch = Batch(tasks.append)
+    for i in range(BATCH_FILES + 3):
+        batch.add(f"ckpt/logs/{i}.txt", 100)
+    batch.add("ckpt/model.pt", BATCH_BYTES)  # big: a task of its own, at once
+    batch.add("ckpt/a.bin", BATCH_BYTES // 2)
+    assert [len(t) for t in tasks] == [BATCH_FILES, 1]
+    assert tasks[1] == [("ckpt/model.pt", BATCH_BYTES)]
+    batch.add("ckpt/b.bin", BATCH_BYTES // 2)  # the bytes fill a batch
+    assert [len(t) for t in tasks] == [BATCH_FILES, 1, 5]
+    batch.flush()
+    batch.flush()  # nothing left: no empty task
+    assert len(tasks) == 3
+    batch.add("ckpt/last.txt", 1)
+    batch.flush()
+    assert tasks[-1] == [("ckpt/last.txt", 1)]
+    every = [path for task in tasks for path, _ in task]
+    assert len(every) == len(set(every)) == BATCH_FILES + 3 + 4

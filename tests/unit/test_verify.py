@@ -25,6 +25,7 @@ from outlive.agent.box import common as box_common
 from outlive.agent.box import manifests as box_manifests
 from outlive.ckpt import Checkpointer
 from outlive.errors import UsageError
+from outlive.verify import tree as tree_mod
 
 HOSTILE = ["a b.bin", "q'uote\".bin", "new\nline.bin", "$(x).bin", "ünï.bin"]
 
@@ -344,16 +345,21 @@ def test_verify_dir_refuses_a_directory_pull_did_not_make(tmp_path: Path) -> Non
 
 
 def test_results_computed_during_the_transfer_are_reused_only_if_unchanged(
-    tmp_path: Path, results: Path
+    tmp_path: Path, results: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dest, manifest = _pulled(tmp_path, results)
     known = {p: V.observe_file(dest, p) for p in manifest.entries}
+    hashed: list[str] = []
+    real = tree_mod._sha256_of
+    monkeypatch.setattr(tree_mod, "_sha256_of", lambda p: hashed.append(str(p)) or real(p))
     assert V.verify_tree(dest, manifest, known=known).ok
+    assert hashed == []  # nothing hashed twice
     # The file changes after it was observed (size and mtime move): it is looked at again.
     target = dest / "ckpt" / "sub" / "metrics.json"
     target.write_text('{"loss": 0.2, "more": 1}')
     report = V.verify_tree(dest, manifest, known=known)
     assert [p.split(":")[0] for p in report.problems] == ["ckpt/sub/metrics.json"]
+    assert hashed == []  # looked at again: its new size differs, which needs no hash
 
 
 def test_a_file_replaced_at_the_same_size_and_mtime_is_hashed_again(

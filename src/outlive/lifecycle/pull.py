@@ -66,6 +66,7 @@ from outlive.lifecycle.transfer import (
     free_bytes,
     move_all,
     plan_units,
+    sizes_here,
 )
 from outlive.session import Session
 from outlive.store import PullRecord, RunRecord
@@ -472,11 +473,11 @@ def check_free_space(roster: dict[str, Any], dest: Path) -> None:
     file by its apparent size: a sparse file lands at full size) against the free space."""
     need = 0
     biggest: tuple[int, str] = (0, "")
+    here = sizes_here(dest, [str(f["path"]) for f in roster["files"]])
     for f in roster["files"]:
         size = int(f.get("size") or 0)
-        with contextlib.suppress(OSError):
-            if os.lstat(dest / f["path"]).st_size == size:
-                continue  # already here (or the same size: rsync keeps what matches)
+        if here.get(str(f["path"])) == size:
+            continue  # already here (or the same size: rsync keeps what matches)
         need += size
         biggest = max(biggest, (size, str(f["path"])))
     if not need:

@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +47,8 @@ DEFAULT_STALL_TIMEOUT_S = 30.0
 DEFAULT_ATTEMPT_TIMEOUT_S = 3600.0
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
+BATCH_BYTES = 4 << 20  # landed files hashed as one task up to this many bytes...
+BATCH_FILES = 64  # ... or this many files
 COMPRESS_BELOW_RATIO = 0.85  # compress a directory whose sample shrinks by 15 % or more (U15)
 # A top-level directory this big gets an rsync of its own (moving beside the others); smaller
 # ones ride with the rest of their root. Measured on the 128 MiB bench tree (4 directories of
@@ -214,7 +216,7 @@ def move_all(
     stream_opts = shared_bwlimit(opts, min(opts.parallel, len(units)))
     lock = threading.Lock()
     moved_bytes: dict[str, int] = {}
-    checks: list[Future[V.FileResult]] = []
+    checks: list[Future[list[V.FileResult]]] = []
 
     def on_moved(unit: Unit, n: int) -> None:
         with lock:
@@ -225,37 +227,42 @@ def move_all(
 
     spare = SpareCpu()  # hashing beside the transfer only while a core is spare
 
-    def observe(path: str, size: int) -> V.FileResult:
+    def observe(batch: list[tuple[str, int]]) -> list[V.FileResult]:
         with spare.turn():
-            return V.observe_file(dest, path, expect_size=size)
+            return [V.observe_file(dest, path, expect_size=size) for path, size in batch]
 
     with ThreadPoolExecutor(max_workers=local_workers()) as local_pool:
 
-        def check(path: str, size: int) -> None:
-            fut = local_pool.submit(observe, path, size)
+        def check(batch: list[tuple[str, int]]) -> None:
+            fut = local_pool.submit(observe, batch)
             with lock:
                 checks.append(fut)
 
         def move(unit: Unit) -> None:
-            # Each file is hashed as soon as rsync has put it in place, while the rest of the
-            # unit still moves; what rsync did not name (already here) once the unit is done.
+            # Each file is hashed once rsync has put it in place, while the rest of the unit
+            # still moves (small files a batch at a time); what rsync did not name (already
+            # here) once the unit is done.
             rels = unit.files or [""] * len(unit.paths)  # a single-file unit is not streamed
             by_rel = dict(zip(rels, zip(unit.paths, unit.sizes, strict=True), strict=True))
             hashed: set[str] = set()
+            batch = Batch(check)
 
             def landed(rel: str) -> None:
                 if rel in by_rel and rel not in hashed:
                     hashed.add(rel)
-                    check(*by_rel[rel])
+                    batch.add(*by_rel[rel])
 
-            transfer_unit(
-                unit, dest, target, transport, stream_opts, lambda n: on_moved(unit, n), note,
-                landed if unit.files else None, claim,
-            )  # fmt: skip
-            if unit.ok:
-                for rel, (path, size) in by_rel.items():
-                    if rel not in hashed:
-                        check(path, size)
+            try:
+                transfer_unit(
+                    unit, dest, target, transport, stream_opts, lambda n: on_moved(unit, n),
+                    note, landed if unit.files else None, claim,
+                )  # fmt: skip
+                if unit.ok:
+                    for rel, (path, size) in by_rel.items():
+                        if rel not in hashed:
+                            batch.add(path, size)
+            finally:
+                batch.flush()
 
         # A few directories move at once: each rsync's start-up (a new session on the master,
         # rsync on the box) overlaps the others' data, and a slow one does not hold the rest.
@@ -264,7 +271,33 @@ def move_all(
                 list(unit_pool.map(move, sorted(units, key=lambda u: -u.size_bytes)))
         finally:
             spare.over()  # what is left is hashed now, on every worker
-        return {seen.path: seen for seen in (fut.result() for fut in checks)}
+        return {seen.path: seen for fut in checks for seen in fut.result()}
+
+
+class Batch:
+    """Landed files gathered into one hashing task: a big file alone (its hash runs beside the
+    others: hashlib lets go of the GIL), small ones up to BATCH_BYTES or BATCH_FILES together.
+    A task per small file cost more than its hash: 2,000 files of 16 KiB took 0.20 s on two
+    workers one by one, 0.08 s in batches of 64, 0.05 s on one thread."""
+
+    def __init__(self, submit: Callable[[list[tuple[str, int]]], None]) -> None:
+        self._submit = submit
+        self._files: list[tuple[str, int]] = []
+        self._bytes = 0
+
+    def add(self, path: str, size: int) -> None:
+        if size >= BATCH_BYTES:
+            self._submit([(path, size)])
+            return
+        self._files.append((path, size))
+        self._bytes += size
+        if self._bytes >= BATCH_BYTES or len(self._files) >= BATCH_FILES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._files:
+            self._submit(self._files)
+            self._files, self._bytes = [], 0
 
 
 def shared_bwlimit(opts: PullOptions, streams: int) -> PullOptions:
@@ -404,9 +437,33 @@ def transfer_unit(
 
 def present_bytes(unit: Unit, dest: Path) -> int:
     """Bytes of this unit's files that are already complete here (same size as on the box)."""
-    have = 0
-    for path, size in zip(unit.paths, unit.sizes, strict=True):
-        with contextlib.suppress(OSError):
-            if os.lstat(dest / path).st_size == size:
-                have += size
-    return have
+    here = sizes_here(dest, unit.paths)
+    return sum(
+        size for path, size in zip(unit.paths, unit.sizes, strict=True) if here.get(path) == size
+    )
+
+
+def sizes_here(dest: Path, paths: Iterable[str]) -> dict[str, int]:
+    """The size (``lstat``) of each of ``paths`` (relative to ``dest``) that exists here, each
+    directory read once: one ``lstat`` per file cost 2,000 small files 10 ms before their
+    transfer, twice (the free space, then the unit's progress)."""
+    by_dir: dict[str, list[str]] = {}
+    for path in paths:
+        parent, _, name = path.rpartition("/")
+        by_dir.setdefault(parent, []).append(name)
+    out: dict[str, int] = {}
+    for parent, names in by_dir.items():
+        try:
+            with os.scandir(os.path.join(dest, parent) if parent else dest) as listing:
+                present = {entry.name: entry for entry in listing}
+        except OSError:  # not here yet (a fresh pull), or not a directory
+            continue
+        for name in names:
+            entry = present.get(name)
+            if entry is None:
+                continue
+            with contextlib.suppress(OSError):
+                out[f"{parent}/{name}" if parent else name] = entry.stat(
+                    follow_symlinks=False
+                ).st_size
+    return out

@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import stat
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -138,11 +139,17 @@ class Report:
         }
 
 
+_buffers = threading.local()  # one hashing buffer per thread, made once
+
+
 def _sha256_of(path: Path) -> str:
-    """SHA-256 of a file, read into one buffer (a fresh 1 MiB object per block is an mmap and
-    its page faults each time: 12-25 ms more CPU for the 128 MiB pull bench tree here)."""
+    """SHA-256 of a file, read into one buffer per thread (a fresh 1 MiB object per block is
+    an mmap and its page faults each time: 12-25 ms more CPU for the 128 MiB pull bench tree
+    here; one zeroed per file cost 15 us of each 16 KiB file's 45)."""
+    buf = getattr(_buffers, "buf", None)
+    if buf is None:
+        buf = _buffers.buf = bytearray(HASH_BLOCK_BYTES)
     h = hashlib.sha256()
-    buf = bytearray(HASH_BLOCK_BYTES)
     view = memoryview(buf)
     with open(path, "rb", buffering=0) as f:
         while n := f.readinto(buf):
@@ -289,18 +296,26 @@ def verify_tree(
     todo = [e for p, e in manifest.entries.items() if p in roster and p not in gone]
     n = workers or max(1, min(MAX_WORKERS, os.cpu_count() or 1))
 
-    def one(entry: Entry) -> FileResult:
+    # What a pull saw while files moved is judged here, on this thread: a task per file on
+    # the pool cost 0.06 s of 2,000 small files' proof, for no hashing at all.
+    results: list[FileResult] = []
+    fresh: list[Entry] = []
+    for entry in todo:
         prior = known.get(entry.path)
         if prior is not None and _reusable(root, prior):
-            return judge(entry, prior, require_load=require_load)
-        return check_file(root, entry, require_load=require_load)
-
-    results: list[FileResult] = []
-    with ThreadPoolExecutor(max_workers=n) as pool:
-        for result in pool.map(one, todo):
-            results.append(result)
+            results.append(judge(entry, prior, require_load=require_load))
             if on_file is not None:
-                on_file(result)
+                on_file(results[-1])
+        else:
+            fresh.append(entry)
+    if fresh:
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            for result in pool.map(
+                lambda entry: check_file(root, entry, require_load=require_load), fresh
+            ):
+                results.append(result)
+                if on_file is not None:
+                    on_file(result)
     for path in missing:
         results.append(FileResult(path, False, kind="missing", problem=f"{path}: missing here"))
     results.sort(key=lambda r: r.path)
