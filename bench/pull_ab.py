@@ -7,7 +7,8 @@ pull pays for its own connection (the master is closed before it), as in
 ``bench/pull_throughput.py``, and CPU is counted by a cgroup per side.
 
     python bench/pull_ab.py before=/tmp/pull-base after=. [--rounds 8] [--size-mib 128]
-                            [--bwlimit-mbs 40] [--box NAME] [-- EXTRA PULL ARGS]
+                            [--small-files N] [--bwlimit-mbs 40] [--box NAME]
+                            [-- EXTRA PULL ARGS]
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--size-mib", type=int, default=128)
     ap.add_argument("--bwlimit-mbs", type=float, default=0.0, help="cap both (0: free link)")
+    ap.add_argument(
+        "--small-files", type=int, default=0,
+        help="a tree of this many 16 KiB files in 4 directories instead (0: the bench's tree)",
+    )  # fmt: skip
     ap.add_argument("--box", default="pullab")
     ap.add_argument("--no-rsync", action="store_true", help="leave plain rsync out")
     args, extra = ap.parse_known_args()
@@ -51,7 +56,10 @@ def main() -> None:
             outlive(proj, "run", "-t", "box", "--name", "tree", "--json", "--", "true").stdout
         )
         ckpt = box.durable / tag / "tree"
-        make_tree(ckpt, args.size_mib << 20, files_per_dir=4)
+        if args.small_files:
+            make_small_tree(ckpt, args.small_files)
+        else:
+            make_tree(ckpt, args.size_mib << 20, files_per_dir=4)
         cfg = str(box.ssh_config)
         rsync = ["rsync", "-a", "-e", f"ssh -F {shlex.quote(cfg)}"]
         if bw_kibs:
@@ -87,7 +95,8 @@ def main() -> None:
             print(f"round {i + 1}/{args.rounds} load {os.getloadavg()[0]:.2f}", flush=True)
         rows = ([] if args.no_rsync else [("rsync -a", plain)]) + list(results.items())
         cap = f", both capped at {args.bwlimit_mbs:g} MB/s" if bw_kibs else ""
-        print(f"{args.size_mib} MiB, {args.rounds} interleaved rounds{cap}, medians; "
+        tree = f"{args.small_files} files of 16 KiB" if args.small_files else f"{args.size_mib} MiB"
+        print(f"{tree}, {args.rounds} interleaved rounds{cap}, medians; "
               f"load average now {os.getloadavg()[0]:.2f}")  # fmt: skip
         print(f"{'what':12s} seconds  CPU-s here   box  total  vs rsync s  vs rsync CPU")
         for name, runs in rows:
@@ -102,6 +111,15 @@ def main() -> None:
         shutil.rmtree(box.durable / tag, ignore_errors=True)
         shutil.rmtree(box.workdir / tag, ignore_errors=True)
         shutil.rmtree(proj, ignore_errors=True)
+
+
+def make_small_tree(root: Path, files: int, size_bytes: int = 16384) -> None:
+    """``files`` random files of ``size_bytes`` over 4 directories: outputs of many small
+    files (logs, shards, per-step records), where per-file costs show."""
+    for i in range(files):
+        sub = root / f"shard-{i % 4}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f{i:05d}.bin").write_bytes(os.urandom(size_bytes))
 
 
 if __name__ == "__main__":
