@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -167,6 +168,29 @@ def test_run_rsync_reads_rsync_stats_and_names_a_failure(tmp_path: Path) -> None
     assert done.bytes_received is not None and seen and max(seen) == 300_000
     failed = run_rsync(["rsync", "-a", f"{tmp_path / 'missing'}/", str(tmp_path / "x")], 60, print)
     assert failed.rc == 23 and failed.error and "missing" in failed.error
+
+
+@pytest.mark.parametrize("first", ["the broken pipe", "the full disk"])
+def test_a_full_disk_is_named_whichever_rsync_process_reports_first(
+    tmp_path: Path, first: str
+) -> None:
+    """rsync's receiver and sender write to the same stream: once the disk fills, the sender
+    may say "Broken pipe" before the receiver says why. The cause is named either way (a pull
+    that took the broken pipe for the error went on to verify a half tree, not "disk full")."""
+    full = 'rsync: [receiver] write failed on "/d/big.bin": No space left on device (28)'
+    pipe = "rsync: [sender] write error: Broken pipe (32)"
+    lines = [pipe, full] if first == "the broken pipe" else [full, pipe]
+    fake = tmp_path / "rsync"
+    fake.write_text(
+        "#!/bin/sh\n"
+        + "".join(f"echo {shlex.quote(line)}\n" for line in lines)
+        + "echo 'rsync error: error in file IO (code 11) at receiver.c(657) [receiver=3.5.0]'\n"
+        + "exit 11\n"
+    )
+    fake.chmod(0o755)
+    failed = run_rsync([str(fake)], 60, lambda _n: None)
+    assert failed.rc == 11 and failed.error is not None
+    assert failed.error.startswith(full) and "code 11" in failed.error
 
 
 def test_run_rsync_names_each_file_once_it_is_in_place(tmp_path: Path) -> None:
@@ -352,6 +376,44 @@ def test_a_box_without_rsync_is_named_and_not_retried(tmp_path: Path) -> None:
     assert unit.error is not None and "rsync is not installed on gpu" in unit.error
     assert "GEN3" in notes[0]
     assert (tmp_path / "ckpt").is_dir()  # made before the transfer (U13)
+
+
+class _SenderSaysBrokenPipe(LocalTransport):
+    """A transfer whose receiver died on a full disk without a word: only the sender's broken
+    pipe and rsync's summary reach the output (what the tmpfs test sees now and then)."""
+
+    def rsync_argv(
+        self, direction: Direction, here: str, there: str, opts: RsyncOptions
+    ) -> list[str]:
+        said = (
+            "echo 'rsync: [sender] write error: Broken pipe (32)'; "
+            "echo 'rsync error: error in file IO (code 11) at receiver.c(657)'; exit 11"
+        )
+        return ["sh", "-c", said]
+
+
+def test_a_disk_that_filled_is_named_even_where_rsync_only_says_broken_pipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outlive.lifecycle import transfer
+
+    unit = Unit("ckpt", "/box/d", tmp_path / "ckpt", ["a"], ["ckpt/a"], [5 << 20], compress=False)
+    notes: list[str] = []
+    monkeypatch.setattr(transfer, "free_bytes", lambda _p: 1 << 20)  # 1 MiB left, 5 needed
+    transfer_unit(
+        unit, tmp_path, _target(), _SenderSaysBrokenPipe(), PullOptions(retries=5),
+        lambda n: None, notes.append,
+    )  # fmt: skip
+    assert unit.disk_full and len(unit.attempts) == 1  # not retried
+    assert "disk is full" in notes[0]
+    # Room enough: the same failure is just a failure (rc 11 is not retried either)
+    roomy = Unit("ckpt", "/box/d", tmp_path / "ckpt", ["a"], ["ckpt/a"], [5 << 20], compress=False)
+    monkeypatch.setattr(transfer, "free_bytes", lambda _p: 1 << 40)
+    transfer_unit(
+        roomy, tmp_path, _target(), _SenderSaysBrokenPipe(), PullOptions(retries=5),
+        lambda n: None, notes.append,
+    )  # fmt: skip
+    assert not roomy.disk_full and "not retried" in notes[-1]
 
 
 def test_the_compression_sample_stops_at_4_kib_that_do_not_shrink(

@@ -19,6 +19,11 @@ from outlive.errors import TransportError
 
 TERM_GRACE_S = 10.0  # rsync keeps its partial file when it ends on TERM
 WALL_TIMEOUT_RC = -1  # our own per-attempt deadline (rsync was sent TERM)
+_CONSEQUENCE_RE = re.compile(
+    r"Broken pipe|connection unexpectedly closed|error in rsync protocol data stream"
+)
+STOPPED_RC = -2  # the pull was interrupted (rsync was sent TERM): never retried
+STOP_LOOK_S = 0.2  # how often a running rsync looks whether the pull was interrupted
 _PROGRESS_RE = re.compile(rb"^\s*([\d,.']+)\s+\d+%")
 _RECEIVED_RE = re.compile(rb"Total bytes received: ([\d,.']+)")
 _SENT_RE = re.compile(rb"Total bytes sent: ([\d,.']+)")
@@ -88,12 +93,15 @@ def run_rsync(
     *,
     started_proc: subprocess.Popen[bytes] | None = None,
     feed: bytes = b"",
+    stop: threading.Event | None = None,
 ) -> Attempt:
     """Run one rsync, reading its progress as it goes; TERM it past ``attempt_timeout_s``.
     ``on_landed`` gets each received file's name (relative to the transfer) once it is at its
     final name here: when rsync names the next file. The last one is left to the caller.
     ``started_proc``: an rsync already started (``argv``, its stdin and stdout pipes), which
-    gets ``feed`` on its stdin (its ``--files-from=-`` list) and is then read as any other."""
+    gets ``feed`` on its stdin (its ``--files-from=-`` list) and is then read as any other.
+    ``stop``: once set (the pull was interrupted), rsync is ended within STOP_LOOK_S, keeping
+    its partial file, and the attempt says so (``stopped``)."""
     started = time.monotonic()
     env = dict(os.environ, LC_ALL="C")
     if started_proc is not None:
@@ -121,7 +129,7 @@ def run_rsync(
     buf = b""
     received = sent = so_far = progress = None
     errors: list[str] = []
-    timed_out = False
+    timed_out = stopped = False
     mark = LANDED_MARK.encode() + b" "
     receiving: str | None = None  # named by rsync, maybe not yet renamed into place
 
@@ -155,7 +163,10 @@ def run_rsync(
             if left <= 0:
                 timed_out = True
                 break
-            if not sel.select(timeout=min(1.0, left)):
+            if stop is not None and stop.is_set():
+                stopped = True
+                break
+            if not sel.select(timeout=min(1.0 if stop is None else STOP_LOOK_S, left)):
                 continue
             chunk = os.read(fd, 65536)
             if not chunk:
@@ -187,12 +198,19 @@ def run_rsync(
     else:
         bytes_from, got = "none", None
     error = None
-    if timed_out:
+    if stopped:
+        rc, error = STOPPED_RC, "stopped: the pull was interrupted"
+    elif timed_out:
         error = f"no end within {attempt_timeout_s:.0f} s"
     elif rc != 0:
         # The first specific line says why; rsync's own summary ("rsync error: ... (code N)")
         # says what kind of failure it was.
-        specific = [e for e in errors if not e.startswith("rsync error:")]
+        # A broken pipe or a closed connection is what the other rsync process saw once this
+        # one failed (the disk filled): the cause goes first, whichever line rsync wrote first.
+        specific = sorted(
+            (e for e in errors if not e.startswith("rsync error:")),
+            key=lambda e: bool(_CONSEQUENCE_RE.search(e)),
+        )
         summary = [e for e in errors if e.startswith("rsync error:")]
         parts = specific[:1] + summary[-1:]
         error = ("; ".join(parts) or f"rsync exit {rc}")[:400]

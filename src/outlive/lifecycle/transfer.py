@@ -226,12 +226,18 @@ def move_all(
             on_progress(so_far, total, unit.label)
 
     spare = SpareCpu()  # hashing beside the transfer only while a core is spare
+    stop = threading.Event()  # set on Ctrl-C (or any error here): every rsync ends, none retries
 
     def observe(batch: list[tuple[str, int]]) -> list[V.FileResult]:
         with spare.turn():
-            return [V.observe_file(dest, path, expect_size=size) for path, size in batch]
+            return [
+                V.observe_file(dest, path, expect_size=size)
+                for path, size in batch
+                if not stop.is_set()
+            ]
 
-    with ThreadPoolExecutor(max_workers=local_workers()) as local_pool:
+    local_pool = ThreadPoolExecutor(max_workers=local_workers())
+    try:
 
         def check(batch: list[tuple[str, int]]) -> None:
             fut = local_pool.submit(observe, batch)
@@ -255,7 +261,7 @@ def move_all(
             try:
                 transfer_unit(
                     unit, dest, target, transport, stream_opts, lambda n: on_moved(unit, n),
-                    note, landed if unit.files else None, claim,
+                    note, landed if unit.files else None, claim, stop,
                 )  # fmt: skip
                 if unit.ok:
                     for rel, (path, size) in by_rel.items():
@@ -268,10 +274,20 @@ def move_all(
         # rsync on the box) overlaps the others' data, and a slow one does not hold the rest.
         try:
             with ThreadPoolExecutor(max_workers=opts.parallel) as unit_pool:
-                list(unit_pool.map(move, sorted(units, key=lambda u: -u.size_bytes)))
+                try:
+                    list(unit_pool.map(move, sorted(units, key=lambda u: -u.size_bytes)))
+                except BaseException:
+                    stop.set()  # before the pool waits for the rsyncs still running
+                    raise
         finally:
             spare.over()  # what is left is hashed now, on every worker
         return {seen.path: seen for fut in checks for seen in fut.result()}
+    except BaseException:
+        stop.set()
+        local_pool.shutdown(wait=True, cancel_futures=True)  # no hashing for a stopped pull
+        raise
+    finally:
+        local_pool.shutdown(wait=True)
 
 
 class Batch:
@@ -372,10 +388,12 @@ def transfer_unit(
     note: NoteFn,
     on_landed: Callable[[str], None] | None = None,
     claim: ClaimFn | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
     """Move one unit with bounded, backed-off retries; its failure is recorded, not raised.
     ``on_landed`` gets each file (relative to the unit) once it is in place, as rsync goes.
-    ``claim``: the first attempt may be an rsync already started, fed the list on stdin."""
+    ``claim``: the first attempt may be an rsync already started, fed the list on stdin.
+    ``stop``: once set (Ctrl-C), the running rsync ends and no attempt follows."""
     (unit.local if unit.files else unit.local.parent).mkdir(parents=True, exist_ok=True)  # U13
     list_file: str | None = None
     listed = b""
@@ -401,15 +419,21 @@ def transfer_unit(
 
             first, early = early, None  # the early rsync, for the first attempt only
             result = run_rsync(
-                argv, opts.attempt_timeout_s, progress, on_landed, started_proc=first, feed=listed
-            )
+                argv, opts.attempt_timeout_s, progress, on_landed, started_proc=first,
+                feed=listed, stop=stop,
+            )  # fmt: skip
             unit.attempts.append(result)
+            if stop is not None and stop.is_set() and result.rc != 0:
+                # Ctrl-C reached rsync and its ssh too: what they said is not a fault to
+                # retry, and a new attempt would carry on the transfer the user stopped.
+                unit.error = "stopped: the pull was interrupted"
+                return
             if result.rc == 0:
                 unit.ok, unit.error = True, None
                 on_bytes(unit.size_bytes)
                 return
             unit.error = result.error or f"rsync exit {result.rc}"
-            if _DISK_FULL_RE.search(unit.error):
+            if _DISK_FULL_RE.search(unit.error) or _no_room_left(unit, dest):
                 unit.disk_full = True
                 note(f"{unit.label}: this machine's disk is full ({unit.error}); not retried")
                 return
@@ -432,7 +456,22 @@ def transfer_unit(
                     transport.close()
             wait_s = backoff(attempt)
             note(f"{unit.label}: {unit.error}; attempt {attempt + 1} in {wait_s:.0f} s (U12)")
-            time.sleep(wait_s)
+            if stop is not None and stop.wait(wait_s):
+                unit.error = "stopped: the pull was interrupted"
+                return
+            if stop is None:
+                time.sleep(wait_s)
+
+
+def _no_room_left(unit: Unit, dest: Path) -> bool:
+    """Whether this machine's disk cannot hold what the unit still needs: the pull checked it
+    could before it began, so the disk filled meanwhile. rsync does not always say so: when
+    its receiver fails on a full disk, the sender's "Broken pipe" may be all that is printed."""
+    try:
+        free = free_bytes(unit.local)
+    except OSError:
+        return False
+    return free < max(1, unit.size_bytes - present_bytes(unit, dest))
 
 
 def present_bytes(unit: Unit, dest: Path) -> int:

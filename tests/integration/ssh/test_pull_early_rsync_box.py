@@ -137,3 +137,39 @@ def test_a_pull_killed_at_any_point_claims_nothing_and_the_next_one_verifies(
     assert verified["manifest_sha256"] == result["manifest_sha256"]
     for rel in [f"shard-{d}/part-{f}.bin" for d in range(3) for f in range(2)]:
         assert (dest / "ckpt" / rel).read_bytes() == (Path(st["ckpt_dir"]) / rel).read_bytes()
+
+
+@pytest.mark.parametrize("whom", ["the terminal's process group", "the CLI alone"])
+def test_ctrl_c_stops_the_pull_at_once_and_the_next_pull_resumes(project: Path, whom: str) -> None:
+    """Ctrl-C reaches rsync and its ssh too (a terminal signals the whole process group): what
+    they then report (a broken pipe, code 255) is no fault to retry, and a new attempt would
+    carry on the transfer the user stopped, to its end, before the CLI said "interrupted".
+    A SIGINT to the CLI alone ends its rsyncs just the same."""
+    st = finished_run(project, f"ctrlc-{whom.split()[1]}")
+    tree(Path(st["ckpt_dir"]), random=True, mib_per_file=8)  # 48 MiB at 4 MB/s: ~12 s
+    dest = project / "pulled-ctrlc"
+    argv = [OUTLIVE, "pull", st["run_id"], "--to", str(dest), "--bwlimit-kbps", "4000"]
+    puller = subprocess.Popen(
+        argv, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    partial = dest / "ckpt"
+    wait_until(
+        lambda: any(p.is_file() and p.stat().st_size for p in partial.rglob("*")),
+        "the pull's first bytes to land",
+        interval_s=0.05,
+    )
+    if whom.startswith("the terminal"):
+        os.killpg(puller.pid, signal.SIGINT)
+    else:
+        os.kill(puller.pid, signal.SIGINT)
+    _out, err = puller.communicate(timeout=60)
+    assert puller.returncode == 130
+    assert err.strip().splitlines() == ["outlive: interrupted"], err
+    wait_until(lambda: not rsyncs_into(dest), "the stopped pull's rsyncs to end")
+    # Stopped, not carried on to the end: the tree is not all here, and no proof was written.
+    moved = sum(p.stat().st_size for p in partial.rglob("*") if p.is_file())
+    assert moved < 48 << 20
+    assert not (dest / "PULL_VERIFIED.json").exists()
+    result = pull(project, st["run_id"], dest)
+    assert result["ok"] and result["files"] == 7
