@@ -618,7 +618,7 @@ def test_sizes_here_reads_each_directory_once_and_names_only_what_exists(
 
 
 def test_landed_files_are_hashed_in_batches_and_a_big_one_alone() -> None:
-    from outlive.lifecycle.transfer import BATCH_BYTES, BATCH_FILES, Batch
+    from outlive.lifecycle.landed import BATCH_BYTES, BATCH_FILES, Batch
 
     tasks: list[list[tuple[str, int]]] = []
     batch = Batch(tasks.append)

@@ -129,7 +129,7 @@ def test_a_pull_whose_cores_stay_busy_hashes_after_the_transfer_and_verifies(
             super().__init__(look_s=LOOK_S, ticks=ticks, own_cpu_s=own)  # type: ignore[arg-type]
             gates.append(self)
 
-    monkeypatch.setattr("outlive.lifecycle.transfer.SpareCpu", Busy)
+    monkeypatch.setattr("outlive.lifecycle.landed.SpareCpu", Busy)
     result = pull(Session.open(proj), run_id)
     assert result["ok"], result["verify"]["problems"]
     assert gates and all(g._over.is_set() for g in gates)

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,13 +31,13 @@ from typing import Any
 from outlive import verify as V
 from outlive.config import Target
 from outlive.errors import TransportError
+from outlive.lifecycle.landed import LandedChecks
 from outlive.lifecycle.rsync_run import (
     LANDED_MARK,
     WALL_TIMEOUT_RC,
     Attempt,
     run_rsync,
 )
-from outlive.lifecycle.spare_cpu import SpareCpu
 from outlive.transport.base import Transport
 from outlive.transport.files import RsyncOptions
 
@@ -47,8 +47,6 @@ DEFAULT_STALL_TIMEOUT_S = 30.0
 DEFAULT_ATTEMPT_TIMEOUT_S = 3600.0
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
-BATCH_BYTES = 4 << 20  # landed files hashed as one task up to this many bytes...
-BATCH_FILES = 64  # ... or this many files
 COMPRESS_BELOW_RATIO = 0.85  # compress a directory whose sample shrinks by 15 % or more (U15)
 # A top-level directory this big gets an rsync of its own (moving beside the others); smaller
 # ones ride with the rest of their root. Measured on the 128 MiB bench tree (4 directories of
@@ -216,7 +214,6 @@ def move_all(
     stream_opts = shared_bwlimit(opts, min(opts.parallel, len(units)))
     lock = threading.Lock()
     moved_bytes: dict[str, int] = {}
-    checks: list[Future[list[V.FileResult]]] = []
 
     def on_moved(unit: Unit, n: int) -> None:
         with lock:
@@ -225,24 +222,7 @@ def move_all(
         if on_progress is not None:
             on_progress(so_far, total, unit.label)
 
-    spare = SpareCpu()  # hashing beside the transfer only while a core is spare
-    stop = threading.Event()  # set on Ctrl-C (or any error here): every rsync ends, none retries
-
-    def observe(batch: list[tuple[str, int]]) -> list[V.FileResult]:
-        with spare.turn():
-            return [
-                V.observe_file(dest, path, expect_size=size)
-                for path, size in batch
-                if not stop.is_set()
-            ]
-
-    local_pool = ThreadPoolExecutor(max_workers=local_workers())
-    try:
-
-        def check(batch: list[tuple[str, int]]) -> None:
-            fut = local_pool.submit(observe, batch)
-            with lock:
-                checks.append(fut)
+    with LandedChecks(dest, local_workers()) as checks:
 
         def move(unit: Unit) -> None:
             # Each file is hashed once rsync has put it in place, while the rest of the unit
@@ -251,7 +231,7 @@ def move_all(
             rels = unit.files or [""] * len(unit.paths)  # a single-file unit is not streamed
             by_rel = dict(zip(rels, zip(unit.paths, unit.sizes, strict=True), strict=True))
             hashed: set[str] = set()
-            batch = Batch(check)
+            batch = checks.batch()
 
             def landed(rel: str) -> None:
                 if rel in by_rel and rel not in hashed:
@@ -261,7 +241,7 @@ def move_all(
             try:
                 transfer_unit(
                     unit, dest, target, transport, stream_opts, lambda n: on_moved(unit, n),
-                    note, landed if unit.files else None, claim, stop,
+                    note, landed if unit.files else None, claim, checks.stop,
                 )  # fmt: skip
                 if unit.ok:
                     for rel, (path, size) in by_rel.items():
@@ -272,48 +252,14 @@ def move_all(
 
         # A few directories move at once: each rsync's start-up (a new session on the master,
         # rsync on the box) overlaps the others' data, and a slow one does not hold the rest.
-        try:
-            with ThreadPoolExecutor(max_workers=opts.parallel) as unit_pool:
-                try:
-                    list(unit_pool.map(move, sorted(units, key=lambda u: -u.size_bytes)))
-                except BaseException:
-                    stop.set()  # before the pool waits for the rsyncs still running
-                    raise
-        finally:
-            spare.over()  # what is left is hashed now, on every worker
-        return {seen.path: seen for fut in checks for seen in fut.result()}
-    except BaseException:
-        stop.set()
-        local_pool.shutdown(wait=True, cancel_futures=True)  # no hashing for a stopped pull
-        raise
-    finally:
-        local_pool.shutdown(wait=True)
-
-
-class Batch:
-    """Landed files gathered into one hashing task: a big file alone (its hash runs beside the
-    others: hashlib lets go of the GIL), small ones up to BATCH_BYTES or BATCH_FILES together.
-    A task per small file cost more than its hash: 2,000 files of 16 KiB took 0.20 s on two
-    workers one by one, 0.08 s in batches of 64, 0.05 s on one thread."""
-
-    def __init__(self, submit: Callable[[list[tuple[str, int]]], None]) -> None:
-        self._submit = submit
-        self._files: list[tuple[str, int]] = []
-        self._bytes = 0
-
-    def add(self, path: str, size: int) -> None:
-        if size >= BATCH_BYTES:
-            self._submit([(path, size)])
-            return
-        self._files.append((path, size))
-        self._bytes += size
-        if self._bytes >= BATCH_BYTES or len(self._files) >= BATCH_FILES:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._files:
-            self._submit(self._files)
-            self._files, self._bytes = [], 0
+        with ThreadPoolExecutor(max_workers=opts.parallel) as unit_pool:
+            try:
+                list(unit_pool.map(move, sorted(units, key=lambda u: -u.size_bytes)))
+            except BaseException:
+                checks.stop.set()  # Ctrl-C: every rsync ends before the pool waits for it
+                raise
+        checks.transfer_over()
+        return checks.results()
 
 
 def shared_bwlimit(opts: PullOptions, streams: int) -> PullOptions:
