@@ -14,19 +14,14 @@ pull pays for its own connection (the master is closed before it), as in
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shlex
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import OUTLIVE, median, outlive, project_for
-from pull_throughput import Meter, Runs, drop_master, make_tree
-
-from outlive.testing import Box
+from _common import OUTLIVE, median
+from pull_throughput import PullBench, Runs, drop_master, make_tree
 
 
 def main() -> None:
@@ -44,24 +39,14 @@ def main() -> None:
     args, extra = ap.parse_known_args()
     extra = [x for x in extra if x != "--"]
     variants = [v.split("=", 1) for v in args.variants]
-    box = Box.up(args.box)
-    meter = Meter(box)
-    tag = f"pull-ab-{os.getpid()}"
-    target = dict(box.target, workdir=str(box.workdir / tag), durable=str(box.durable / tag))
-    proj = project_for(target)
-    local = Path(tempfile.mkdtemp(prefix="outlive-pull-ab-"))
     bw_kibs = int(args.bwlimit_mbs * 1e6 / 1024)
-    try:
-        run = json.loads(
-            outlive(proj, "run", "-t", "box", "--name", "tree", "--json", "--", "true").stdout
-        )
-        ckpt = box.durable / tag / "tree"
+    with PullBench.up(args.box, "pull-ab") as bench:
+        box, meter, local, ckpt, proj = bench.box, bench.meter, bench.local, bench.ckpt, bench.proj
         if args.small_files:
             make_small_tree(ckpt, args.small_files)
         else:
             make_tree(ckpt, args.size_mib << 20, files_per_dir=4)
-        cfg = str(box.ssh_config)
-        rsync = ["rsync", "-a", "-e", f"ssh -F {shlex.quote(cfg)}"]
+        rsync = bench.rsync
         if bw_kibs:
             rsync.append(f"--bwlimit={bw_kibs}")
             extra += ["--bwlimit-kbps", str(bw_kibs)]
@@ -83,7 +68,7 @@ def main() -> None:
                 os.environ["PYTHONPATH"] = envs[name]["PYTHONPATH"]
                 try:
                     meter.run(
-                        [OUTLIVE, "pull", run["run_id"], "--json", "--to", str(dest), *extra],
+                        [OUTLIVE, "pull", bench.run_id, "--json", "--to", str(dest), *extra],
                         results[name] if i >= 0 else None,
                         cwd=proj,
                     )
@@ -105,12 +90,6 @@ def main() -> None:
                 vs = f"{plain.s / runs.s:8.2f}x  {runs.cpu_s / plain.cpu_s:8.2f}x"
             print(f"{name:12s} {runs.s:7.3f}  {median(runs.here_cpu_s):10.3f} "
                   f"{median(runs.box_cpu_s):5.3f} {runs.cpu_s:6.3f}  {vs}")  # fmt: skip
-    finally:
-        meter.close()
-        shutil.rmtree(local, ignore_errors=True)
-        shutil.rmtree(box.durable / tag, ignore_errors=True)
-        shutil.rmtree(box.workdir / tag, ignore_errors=True)
-        shutil.rmtree(proj, ignore_errors=True)
 
 
 def make_small_tree(root: Path, files: int, size_bytes: int = 16384) -> None:

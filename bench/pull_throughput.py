@@ -127,6 +127,7 @@ class Meter:
         tag = f"outlive-pull-bench-{os.getpid()}"
         self.here = CpuGroup.make(f"{tag}-here")
         self.box = CpuGroup.make(f"{tag}-box")
+        self.last_stdout = ""  # what the last command printed
         if self.box is not None:
             for pid in box.procs():
                 try:
@@ -158,6 +159,7 @@ class Meter:
         )
         elapsed = time.perf_counter() - t0
         h1, b1 = self._cpu()
+        self.last_stdout = proc.stdout
         if proc.returncode != 0:
             raise RuntimeError(
                 f"{' '.join(argv[:3])} failed ({proc.returncode}): {proc.stderr[-2000:]}"
@@ -174,6 +176,62 @@ class Meter:
                 group.close()
 
 
+@dataclass
+class PullBench:
+    """One pull bench's world: the testbed box with its CPU meter, a project whose target
+    ``box`` works in a directory of its own there, a finished run ``tree`` whose checkpoint
+    directory (``ckpt``, empty) the bench fills, and a local directory for the copies.
+    ``with PullBench.up(name, prefix) as b:`` removes all of it at the end."""
+
+    box: Box
+    meter: Meter
+    tag: str
+    proj: Path
+    local: Path
+    run_id: str
+    ckpt: Path
+
+    @classmethod
+    def up(cls, box_name: str, prefix: str) -> PullBench:
+        box = Box.up(box_name)
+        meter = Meter(box)
+        tag = f"{prefix}-{os.getpid()}"
+        target = dict(box.target, workdir=str(box.workdir / tag), durable=str(box.durable / tag))
+        proj = project_for(target)
+        local = Path(tempfile.mkdtemp(prefix=f"outlive-{prefix}-"))
+        bench = cls(box, meter, tag, proj, local, "", box.durable / tag / "tree")
+        try:
+            run = outlive(proj, "run", "-t", "box", "--name", "tree", "--json", "--", "true")
+        except BaseException:
+            bench.close()
+            raise
+        bench.run_id = json.loads(run.stdout)["run_id"]
+        bench.ckpt.mkdir(parents=True, exist_ok=True)
+        return bench
+
+    def __enter__(self) -> PullBench:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    @property
+    def rsync(self) -> list[str]:
+        """``rsync -a`` over its own ssh connection to the box."""
+        return ["rsync", "-a", "-e", f"ssh -F {shlex.quote(str(self.box.ssh_config))}"]
+
+    @property
+    def src(self) -> str:
+        return f"{self.box.name}:{self.ckpt}/"
+
+    def close(self) -> None:
+        self.meter.close()
+        shutil.rmtree(self.local, ignore_errors=True)
+        shutil.rmtree(self.box.durable / self.tag, ignore_errors=True)
+        shutil.rmtree(self.box.workdir / self.tag, ignore_errors=True)
+        shutil.rmtree(self.proj, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a 128 MiB tree, one round (< 1 min)")
@@ -187,22 +245,12 @@ def main() -> None:
     bw_kibs = int(args.bwlimit_mbs * 1e6 / 1024)  # rsync's --bwlimit unit: 1024 bytes/s
 
     load_start = os.getloadavg()
-    box = Box.up(args.box)
-    meter = Meter(box)
-    tag = f"pull-bench-{os.getpid()}"
-    target = dict(box.target, workdir=str(box.workdir / tag), durable=str(box.durable / tag))
-    proj = project_for(target)
-    local = Path(tempfile.mkdtemp(prefix="outlive-pull-bench-"))
-    try:
-        run = json.loads(
-            outlive(proj, "run", "-t", "box", "--name", "tree", "--json", "--", "true").stdout
-        )
-        ckpt = box.durable / tag / "tree"
+    with PullBench.up(args.box, "pull-bench") as bench:
+        box, meter, local, ckpt = bench.box, bench.meter, bench.local, bench.ckpt
         tree_bytes = make_tree(ckpt, size_mib << 20, files_per_dir=4)
         cfg = str(box.ssh_config)
-        src = f"{box.name}:{ckpt}/"
-        rsync = ["rsync", "-a", "-e", f"ssh -F {shlex.quote(cfg)}"]
-        pull = [OUTLIVE, "pull", run["run_id"], "--json"]
+        src, rsync = bench.src, bench.rsync
+        pull = [OUTLIVE, "pull", bench.run_id, "--json"]
         # What outlive's ssh asks for first where the CPU has AES (transport/cipher.py), by
         # hand: how much of outlive's figure is the cipher, and how much the rest.
         rsync_aes = ["rsync", "-a", "-e", f"ssh -F {shlex.quote(cfg)} -c aes128-gcm@openssh.com"]
@@ -211,7 +259,7 @@ def main() -> None:
 
         def outlive_pull(dest: Path, runs: Runs, *extra: str) -> None:
             drop_master(box)  # each measured pull pays for its own connection, as rsync does
-            meter.run([*pull, "--to", str(dest), *extra], runs, cwd=proj)
+            meter.run([*pull, "--to", str(dest), *extra], runs, cwd=bench.proj)
             if not (dest / "PULL_VERIFIED.json").exists():
                 raise RuntimeError("outlive pull did not verify")
 
@@ -245,12 +293,6 @@ def main() -> None:
             clear()
         report(args, tree_bytes, reps, plain, ours, plain_bw, ours_bw, median(hashed),
                meter.counted_by, load_start, aes)  # fmt: skip
-    finally:
-        meter.close()
-        shutil.rmtree(local, ignore_errors=True)
-        shutil.rmtree(box.durable / tag, ignore_errors=True)
-        shutil.rmtree(box.workdir / tag, ignore_errors=True)
-        shutil.rmtree(proj, ignore_errors=True)
 
 
 def report(

@@ -312,6 +312,11 @@ class PullArgs(Args):
         help="Fail a checkpoint that cannot be loaded here (torch not installed) instead of "
         "proving it by SHA-256 only.",
     )
+    rehash: bool = flag(
+        "--rehash",
+        help="Read every byte at both ends, reusing no hash of an earlier pull (by default a "
+        "file unchanged since an earlier pull, by size, mtime, inode and ctime, keeps its hash).",
+    )
     as_json: bool = json_flag()
 
 

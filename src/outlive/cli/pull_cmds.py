@@ -51,6 +51,7 @@ def pull(args: PullArgs) -> int:
             follow_links=args.follow_links,
             target=args.target,
             require_load_check=args.require_load_check,
+            rehash=args.rehash,
         )
         # The checkpoint root's rsync starts as soon as the channel's ssh master listens: its
         # own start (a session, the box's rsync) overlaps the agent's start and the roster
@@ -194,6 +195,14 @@ def _print_pull(result: dict[str, Any]) -> None:
             f"{result['manifest_sha256'][:16]}… (SHA-256 of every file, "
             f"{v['checkpoints_loaded']} checkpoint(s) loaded{unchecked})",
         )
+        reused = result.get("hashes_reused") or {}
+        if reused.get("box_files") or reused.get("local_files"):
+            say(
+                con,
+                f"  unchanged since an earlier pull, so not read again: {reused['box_files']} "
+                f"file(s) ({_size(reused['box_bytes'])}) on the box, {reused['local_files']} "
+                f"({_size(reused['local_bytes'])}) here; pull --rehash reads every byte",
+            )
         if result.get("snapshot"):
             say(
                 con,

@@ -449,6 +449,8 @@ def inspect(session: Session, target_name: str, *, require_load: bool = False) -
         try:
             reply = session.backend(target).manifest(
                 {
+                    # never "reuse": the gate re-reads every byte (a pull's hash cache
+                    # trusts stamps, the gate trusts only bytes)
                     "sets": [
                         {"roots": s, "hash": True, "follow_links": f}
                         for s, f in zip(sets, follows, strict=True)

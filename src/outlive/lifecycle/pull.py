@@ -70,6 +70,7 @@ from outlive.lifecycle.transfer import (
 )
 from outlive.session import Session
 from outlive.store import PullRecord, RunRecord
+from outlive.verify import hash_cache
 
 if TYPE_CHECKING:
     from outlive.lifecycle.pull_early import EarlyRsync
@@ -216,7 +217,15 @@ def _pull(
         early = None
     follow = bool(opts.follow_links)
     hash_request = {
-        "sets": [{"roots": roots, "hash": True, "store_dir": rec.run_dir, "follow_links": follow}]
+        "sets": [
+            {
+                "roots": roots,
+                "hash": True,
+                "store_dir": rec.run_dir,
+                "follow_links": follow,
+                "reuse": not opts.rehash,  # the hash of a file unchanged since an earlier pull
+            }
+        ]
     }
 
     if box is None or box.backend is not backend:  # ``box``: opened early, for this backend
@@ -266,6 +275,7 @@ def _pull(
             V.invalidate_verified(dest, "superseded")
             aside = early.aside if early is not None else superseded_dir(dest)
             moved = _move_aside_stale(dest, {f["path"] for f in roster["files"]}, aside)
+            prior = {} if opts.rehash else hash_cache.load_cached(dest)
             if moved:
                 note(
                     f"moved {len(moved)} file(s) of an earlier pull, gone from the box, "
@@ -297,7 +307,8 @@ def _pull(
         # 3. + 4. move the files, and check each directory here as soon as it has landed
         units = plan_units(roster, dest, opts.compress, aside=aside)
         claim = early.claim if early is not None else None
-        known = move_all(units, dest, target, transport, opts, on_progress, note, claim)
+        landed = move_all(units, dest, target, transport, opts, on_progress, note, claim, prior)
+        known = {**prior, **landed}
         if early is not None:
             early.discard()  # fitted no unit: ended unused, having written nothing
         if any(u.disk_full for u in units):
@@ -345,6 +356,7 @@ def _pull(
             report = V.verify_tree(dest, manifest, known=known, require_load=strict)
         failed_units = [u for u in units if not u.ok]
         ok = report.ok and not failed_units
+        hash_cache.save_cache(dest, report.files)
         verified_file = str(V.write_verified(dest, report, info)) if ok else None
     store.record_pull(
         PullRecord(
@@ -380,10 +392,32 @@ def _pull(
             "bytes_sent": sum(a.bytes_sent or 0 for a in attempts),
         },
         "verify": report.as_json(),
+        "hashes_reused": _reuse_counts(manifest_reply, report, prior),
         "superseded": moved,
         "not_pulled": [e.path for e in manifest.not_pulled],
         "warnings": warnings,
         "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def _reuse_counts(
+    box_reply: dict[str, Any], report: V.Report, prior: dict[str, V.FileResult]
+) -> dict[str, int]:
+    """Files (and their bytes) whose hash an earlier pull's was reused for, unchanged since:
+    on the box, and here."""
+    here = [
+        r
+        for r in report.files
+        if r.path in prior
+        and r.hashed_at_ns is not None
+        and r.hashed_at_ns == prior[r.path].hashed_at_ns
+        and r.stamp == prior[r.path].stamp
+    ]
+    return {
+        "box_files": int(box_reply.get("reused_files") or 0),
+        "box_bytes": int(box_reply.get("reused_bytes") or 0),
+        "local_files": len(here),
+        "local_bytes": sum(r.size or 0 for r in here),
     }
 
 

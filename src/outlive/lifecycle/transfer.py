@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +85,7 @@ class PullOptions:
     follow_links: bool = False  # pull the content behind every symlink, wherever it points
     target: str | None = None  # pull NAME on this target (-t): which target's newest run
     require_load_check: bool = False  # a checkpoint its loader cannot load here fails the pull
+    rehash: bool = False  # read every byte at both ends, reusing no hash of an earlier pull
 
 
 @dataclass
@@ -206,10 +207,13 @@ def move_all(
     on_progress: ProgressFn | None,
     note: NoteFn,
     claim: ClaimFn | None = None,
+    prior: Mapping[str, V.FileResult] | None = None,
 ) -> dict[str, V.FileResult]:
     """Transfer every unit, a few at a time; each file that lands is hashed and load-checked
     here while the rest still moves. Returns what those checks saw. ``claim``: an rsync
-    started early, for the unit it fits (its first attempt)."""
+    started early, for the unit it fits (its first attempt). ``prior``: what an earlier pull
+    saw (``verify.hash_cache``); a file rsync left as it was and that still holds is not
+    hashed again (the proof reuses that result)."""
     total = sum(u.size_bytes for u in units)
     stream_opts = shared_bwlimit(opts, min(opts.parallel, len(units)))
     lock = threading.Lock()
@@ -245,7 +249,7 @@ def move_all(
                 )  # fmt: skip
                 if unit.ok:
                     for rel, (path, size) in by_rel.items():
-                        if rel not in hashed:
+                        if rel not in hashed and not V.reusable(dest, (prior or {}).get(path)):
                             batch.add(path, size)
             finally:
                 batch.flush()

@@ -55,6 +55,7 @@ from outlive.verify.tree import (
     judge,
     local_roster,
     observe_file,
+    reusable,
     verify_tree,
 )
 
@@ -89,6 +90,7 @@ __all__ = [
     "observe_file",
     "read_pull_info",
     "read_verified",
+    "reusable",
     "store_manifest",
     "verify_dir",
     "verify_tree",

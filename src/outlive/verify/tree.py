@@ -79,6 +79,9 @@ class FileResult:
     # computed while the pull was still running: a file rsync replaced since is a new inode, one
     # written in place has a new ctime, so a reused hash is always of the bytes there now.
     stamp: tuple[int, int, int, int] | None = field(default=None, repr=False)
+    # When the hashing began (ns since the epoch, taken before the stamp): a kept result is
+    # trusted later only for a file whose last change came well before (``hash_cache``).
+    hashed_at_ns: int | None = field(default=None, repr=False)
 
     def as_json(self) -> FileResultJson:
         out: FileResultJson = {"path": self.path, "ok": self.ok}
@@ -162,6 +165,7 @@ def observe_file(root: Path, rel: str, *, expect_size: int | None = None) -> Fil
     With ``expect_size``, a file of another size is not hashed (it cannot match anyway).
     ``ok`` is False only for what fails on its own: unreadable, not a file, does not load."""
     path = root / rel
+    began_ns = time.time_ns()
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -172,7 +176,7 @@ def observe_file(root: Path, rel: str, *, expect_size: int | None = None) -> Fil
         return FileResult(rel, True, kind="link", link=os.readlink(path))
     if not stat.S_ISREG(info.st_mode):
         return FileResult(rel, False, kind="other", detail="not a regular file here")
-    result = FileResult(rel, True, size=info.st_size, stamp=file_stamp(info))
+    result = FileResult(rel, True, size=info.st_size, stamp=file_stamp(info), hashed_at_ns=began_ns)
     if expect_size is not None and info.st_size != expect_size:
         return result
     try:
@@ -259,7 +263,9 @@ def local_roster(root: Path) -> dict[str, str]:
     return out
 
 
-def _reusable(root: Path, known: FileResult | None) -> bool:
+def reusable(root: Path, known: FileResult | None) -> bool:
+    """Whether ``known`` is still true of the file at ``root/known.path``: the same size,
+    mtime, inode and ctime as when it was hashed."""
     if known is None or known.stamp is None:
         return False
     try:
@@ -302,7 +308,7 @@ def verify_tree(
     fresh: list[Entry] = []
     for entry in todo:
         prior = known.get(entry.path)
-        if prior is not None and _reusable(root, prior):
+        if prior is not None and reusable(root, prior):
             results.append(judge(entry, prior, require_load=require_load))
             if on_file is not None:
                 on_file(results[-1])

@@ -37,7 +37,7 @@ CONTRACT = {
     "cancel": {"--json"},
     "pull": {"--to", "--output", "--retries", "--stall-timeout-s", "--attempt-timeout-s",
              "--bwlimit-kbps", "--compress", "--parallel", "--follow-links", "--json",
-             "-t", "--target", "--require-load-check"},
+             "-t", "--target", "--require-load-check", "--rehash"},
     "verify": {"--json", "--require-load-check"},
     "down": {"--confirm", "--abandon-results", "--confirm-abandon", "--json",
              "--require-load-check", "--execute"},

@@ -9,6 +9,7 @@ for multi-GB checkpoints) on a few threads (hashlib releases the GIL on large up
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -47,6 +48,16 @@ GONE_CHECK_BLOCKS = 64  # every 64 MiB hashed (~35 ms here), one poll(2) of the 
 # Temp names of atomic writers that are still in flight (``.NAME.tmp-PID[-TOKEN]``): outlive's
 # Checkpointer and the example's final.npz write these and rename them into place (U6).
 _INFLIGHT_TMP_RE = re.compile(r"^\..+\.tmp-\d+(-[0-9a-f]+)?$")
+# What the box hashed, kept in the run dir so that the next pull hashes only what changed: a
+# file's hash is reused while its device, inode, size, mtime and ctime are those it had when
+# it was hashed (a file rewritten in place gets a new ctime, one replaced a new inode; ctime
+# cannot be set by a user). Only a file whose last change was RACY_MARGIN_NS before its hashing
+# began is kept: a write in the same timestamp tick as that change would leave its stamp as it
+# was (coarse clocks, one-second filesystems, another machine's clock on a network volume).
+# `down` never reuses: its gate re-reads every byte.
+HASH_CACHE_NAME = "hash-cache.json"
+HASH_CACHE_FORMAT = "outlive-hash-cache/1"
+RACY_MARGIN_NS = 2_000_000_000
 
 
 def manifest_canonical(roots: List[Rec], files: List[Rec]) -> bytes:
@@ -238,6 +249,7 @@ def _list_root(
                 "root": label,
                 "rel": rel,
                 "abs": path,
+                "stamp": _stamp(info),
                 "size": info.st_size,
                 "mtime_ns": info.st_mtime_ns,
             }
@@ -320,6 +332,118 @@ def _list_root(
     return "dir"
 
 
+def _stamp(info: os.stat_result) -> List[int]:
+    """What says a file is the one that was hashed: device, inode, size, mtime and ctime."""
+    return [info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns]
+
+
+def _settled(stamp: List[int], hashed_at_ns: int) -> bool:
+    """Whether the file's last change came RACY_MARGIN_NS before its hashing began."""
+    return max(stamp[3], stamp[4]) < hashed_at_ns - RACY_MARGIN_NS
+
+
+def _cache_path(spec: Rec) -> str | None:
+    store = spec.get("store_dir")
+    return os.path.join(expand(str(store)), HASH_CACHE_NAME) if store else None
+
+
+def _load_cache(path: str | None) -> Dict[str, List[object]]:
+    """abs path -> [dev, ino, size, mtime_ns, ctime_ns, sha256, hashed_at_ns]; anything
+    unreadable, torn or of another format is no cache at all (every file is hashed)."""
+    if path is None:
+        return {}
+    try:
+        with open(path, "rb") as f:
+            doc = json.loads(f.read())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(doc, dict) or doc.get("format") != HASH_CACHE_FORMAT:
+        return {}
+    files = doc.get("files")
+    return files if isinstance(files, dict) else {}
+
+
+def _cached_hash(row: object, stamp: List[int]) -> Tuple[str, int] | None:
+    """The cached (sha256, hashed_at_ns) of a file whose stamp is still ``stamp``."""
+    if not isinstance(row, list) or len(row) != 7 or row[:5] != stamp:
+        return None
+    sha, at = row[5], row[6]
+    if not isinstance(sha, str) or len(sha) != 64 or not isinstance(at, int):
+        return None
+    return (sha, at) if _settled(stamp, at) else None
+
+
+def _save_cache(path: str, files: Dict[str, List[object]]) -> str | None:
+    """Replace the cache whole (a temp file renamed: never torn); no fsync, since a cache lost
+    to a power cut costs one full hashing. The reason it could not be written, else None."""
+    data = json.dumps({"format": HASH_CACHE_FORMAT, "files": files}, separators=(",", ":"))
+    tmp = f"{path}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
+    try:
+        with open(tmp, "w") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        return f"{exc.strerror or exc} ({path})"
+    return None
+
+
+def _hash_entries(
+    spec: Rec, roots: List[str], regular: List[Rec], skipped: List[str], unstable: List[str]
+) -> Rec:
+    """Give every regular entry its ``sha256`` (an entry that vanished or cannot be read is
+    marked ``gone`` and named in ``skipped``): from the run's hash cache where
+    ``spec["reuse"]`` and the file is unchanged since it was hashed, else read whole. The cache
+    is then rewritten: what holds now under these ``roots``, and what it had elsewhere (another
+    pull's ``--output`` roots). Returns the counts the reply carries."""
+    cache_path = _cache_path(spec)
+    cached = loaded = _load_cache(cache_path)
+    keep: Dict[str, List[object]] = {
+        path: row
+        for path, row in cached.items()
+        if not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+    }
+    if not spec.get("reuse"):
+        cached = {}
+    todo: List[Rec] = []
+    reused_bytes = 0
+    for entry in regular:
+        hit = _cached_hash(cached.get(entry["abs"]), entry["stamp"])
+        if hit is None:
+            todo.append(entry)
+            continue
+        entry["sha256"] = hit[0]
+        reused_bytes += int(entry["size"])
+        keep[entry["abs"]] = [*entry["stamp"], hit[0], hit[1]]
+    workers = max(1, min(MANIFEST_MAX_WORKERS, _cores() - 1, len(todo)))
+    hashed_at_ns = time.time_ns()
+    hashes = _hash_all([e["abs"] for e in todo], workers)
+    for i, entry in enumerate(todo):
+        got = hashes[i]
+        if got is None:
+            skipped.append(entry["path"] + " (vanished or unreadable while hashed)")
+            entry["gone"] = True
+            continue
+        entry["sha256"], read = got
+        if read != entry["size"]:
+            unstable.append(entry["path"])  # written to while we read it
+            entry["size"] = read
+            continue
+        try:
+            after = _stamp(os.stat(entry["abs"]))
+        except OSError:
+            continue
+        if after == entry["stamp"] and _settled(after, hashed_at_ns):
+            keep[entry["abs"]] = [*after, entry["sha256"], hashed_at_ns]
+    out: Rec = {"reused_files": len(regular) - len(todo), "reused_bytes": reused_bytes}
+    if cache_path is not None and keep != loaded:
+        error = _save_cache(cache_path, keep)
+        if error is not None:
+            out["hash_cache_error"] = error
+    return out
+
+
 def _store_manifest(store_dir: str, digest: str, data: bytes) -> str:
     """Write the manifest once as ``<store_dir>/manifests/<sha256>.json``, read-only."""
     directory = os.path.join(expand(store_dir), wire.MANIFESTS_DIRNAME)
@@ -360,22 +484,10 @@ def build_manifest(spec: Rec) -> Rec:
     entries.sort(key=lambda e: e["path"])
     regular = [e for e in entries if "size" in e]
     unstable: List[str] = []
+    reuse: Rec = {}
     if spec.get("hash"):
-        workers = max(1, min(MANIFEST_MAX_WORKERS, _cores() - 1, len(regular)))
-        kept: List[Rec] = []
-        hashes = _hash_all([e["abs"] for e in regular], workers)
-        for i, entry in enumerate(regular):
-            got = hashes[i]
-            if got is None:
-                skipped.append(entry["path"] + " (vanished or unreadable while hashed)")
-                continue
-            entry["sha256"], read = got
-            if read != entry["size"]:
-                unstable.append(entry["path"])  # written to while we read it
-                entry["size"] = read
-            kept.append(entry)
-        drop = {id(e) for e in regular} - {id(e) for e in kept}
-        entries = [e for e in entries if id(e) not in drop]
+        reuse = _hash_entries(spec, paths, regular, skipped, unstable)
+        entries = [e for e in entries if not e.get("gone")]
     if spec.get("sample"):
         for entry in _sampled(regular):
             entry["zratio"] = _zsample(entry["abs"])
@@ -387,6 +499,7 @@ def build_manifest(spec: Rec) -> Rec:
         "total_bytes": sum(int(e.get("size", 0)) for e in entries),
         "sha256": None,
         "stored": None,
+        **reuse,
     }
     canonical: List[Rec] = []
     for e in entries:
@@ -396,7 +509,7 @@ def build_manifest(spec: Rec) -> Rec:
             canonical.append({"path": e["path"], "link": e["link"]})
         elif spec.get("hash"):
             canonical.append({"path": e["path"], "size": e["size"], "sha256": e["sha256"]})
-        out["files"].append({k: v for k, v in e.items() if k != "abs"})
+        out["files"].append({k: v for k, v in e.items() if k not in ("abs", "stamp")})
     if spec.get("hash"):
         data = manifest_canonical(roots, canonical)
         import hashlib
