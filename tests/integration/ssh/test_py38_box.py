@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from test_ssh_runs import wait_for
 
 from outlive.testing import Box
+from outlive.verify import hash_cache
 
 OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 PY38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
@@ -49,3 +51,17 @@ def test_agent_and_checkpointer_run_on_python_3_8(tmp_path: Path, box: Box, tag:
     assert st["state"] == "succeeded", logs.stdout
     assert logs.stdout.strip() == "restored (3, 8)"
     assert st["progress"]["step"] == 7
+
+    # Pulled twice over ssh: the 3.8 agent hashes the checkpoints once, keeps their hashes in
+    # the run dir's cache, and the second pull reads none of them again.
+    time.sleep(hash_cache.RACY_MARGIN_NS / 1e9 + 0.3)  # the checkpoint's last change settles
+    docs = []
+    for _ in range(2):
+        pulled = subprocess.run(
+            [OUTLIVE, "pull", run_id, "--json"], cwd=proj, capture_output=True, text=True
+        )
+        assert pulled.returncode == 0, pulled.stderr
+        docs.append(json.loads(pulled.stdout))
+    assert docs[0]["hashes_reused"]["box_files"] == 0 and docs[0]["files"] > 0
+    assert docs[1]["hashes_reused"]["box_files"] == docs[1]["files"]
+    assert docs[1]["manifest_sha256"] == docs[0]["manifest_sha256"] and docs[1]["verify"]["ok"]
