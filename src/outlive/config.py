@@ -338,19 +338,25 @@ def load_config(start: Path | None = None) -> Config:
             ) from None
     project_dir = find_project_dir(start)
     _check_utf8_path(project_dir)
-    source = _config_file(project_dir)
-    cached = _read_cache(project_dir, source) if source is not None else None
+    found = _config_file(project_dir)
+    cached = _read_cache(project_dir, found)
     if cached is not None:
         return cached
     source, raw = _read_raw(project_dir)
     if source is None or raw is None:
-        return Config(
+        # No config (or a pyproject.toml without [tool.outlive]): the embedded local target,
+        # cached too, since its profile is read with pydantic (~45 ms of every `run` here).
+        bare = Config(
             project_dir=project_dir,
             source=None,
             project_name=project_dir.name,
             exclude=(),
             targets={LOCAL: _local_target(project_dir, None, [USER_PROFILE_DIR])},
+            profile_dirs=(USER_PROFILE_DIR,),
         )
+        if (project_dir / STATE_DIR).is_dir():  # never the first to make .outlive/ here
+            _write_cache(bare, _cache_key(found, project_dir, bare.profile_dirs))
+        return bare
     from outlive import _config_schema as schema  # pydantic only when there is a file to check
 
     parsed = schema.parse(raw, source)
@@ -398,18 +404,30 @@ def _check_utf8_path(path: Path) -> None:
 _CACHE_NAME = "config-cache.json"
 
 
-def _cache_key(source: Path, project_dir: Path, profile_dirs: Iterable[Path]) -> list[Any]:
+def _cache_key(
+    source: Path | None, project_dir: Path, profile_dirs: Iterable[Path]
+) -> list[Any]:
+    """What a cached config was built from: the config file (None: there was none), outlive's
+    own config code and every profile file it could read, each by its stat, and HOME."""
     import os
 
     from outlive import __version__
 
-    files = [source, Path(__file__), Path(__file__).with_name("_config_schema.py")]
+    files = [Path(__file__), Path(__file__).with_name("_config_schema.py")]
+    if source is not None:
+        files.insert(0, source)
     data = Path(__file__).with_name("profiles") / "data"
     dirs = [data, *profile_dirs]
     for d in dirs:
         if d.is_dir():
             files += sorted(d.glob("*.toml"))
-    key: list[Any] = [__version__, str(project_dir), os.environ.get("HOME"), [str(d) for d in dirs]]
+    key: list[Any] = [
+        __version__,
+        str(project_dir),
+        os.environ.get("HOME"),
+        [str(d) for d in dirs],
+        str(source) if source is not None else None,
+    ]
     for f in files:
         try:
             st = f.stat()
@@ -419,7 +437,7 @@ def _cache_key(source: Path, project_dir: Path, profile_dirs: Iterable[Path]) ->
     return key
 
 
-def _read_cache(project_dir: Path, source: Path) -> Config | None:
+def _read_cache(project_dir: Path, source: Path | None) -> Config | None:
     """The cached config, if the files it was built from (its own profile directories among
     them) and HOME are as they were."""
     import json
@@ -434,7 +452,7 @@ def _read_cache(project_dir: Path, source: Path) -> Config | None:
             return None
         return Config(
             project_dir=Path(c["project_dir"]),
-            source=Path(c["source"]),
+            source=Path(c["source"]) if c["source"] is not None else None,
             project_name=c["project_name"],
             exclude=tuple(c["exclude"]),
             targets={n: Target.from_json(t) for n, t in c["targets"].items()},
@@ -451,7 +469,7 @@ def _write_cache(cfg: Config, key: list[Any]) -> None:
 
     c = {
         "project_dir": str(cfg.project_dir),
-        "source": str(cfg.source),
+        "source": str(cfg.source) if cfg.source is not None else None,
         "project_name": cfg.project_name,
         "exclude": list(cfg.exclude),
         "targets": {n: t.to_json() for n, t in cfg.targets.items()},

@@ -117,3 +117,37 @@ def test_init_force_on_a_full_disk_keeps_the_old_config_whole(
     assert "could not write" in done.stderr and "it is as it was" in done.stderr
     assert (project / "outlive.toml").read_text() == BOX
     assert sorted(p.name for p in project.iterdir()) == ["outlive.toml"]
+
+
+def test_a_project_without_a_config_is_cached_too_and_a_config_added_later_is_read(
+    tmp_path: Path,
+) -> None:
+    """Without outlive.toml the embedded local target was rebuilt with pydantic on every
+    `run` (~45 ms); it is cached once the project has its state directory (never made by a
+    look alone), and a config file that appears later, or a pyproject.toml that gains
+    [tool.outlive], is read at once."""
+    import sys
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "pyproject.toml").write_text('[project]\nname = "x"\n')
+    assert set(load_config(project).targets) == {"local"}
+    assert not (project / ".outlive").exists()  # a look makes nothing here
+    (project / ".outlive").mkdir()
+    first = load_config(project)
+    assert (project / ".outlive" / "config-cache.json").is_file()
+    probe = (
+        "import sys; from outlive.config import load_config; "
+        f"cfg = load_config(__import__('pathlib').Path({str(project)!r})); "
+        "print(sorted(cfg.targets), cfg.source, 'pydantic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["['local']", "None", "False"]  # from the cache, no pydantic
+    assert load_config(project).target("local") == first.target("local")
+    # pyproject.toml gains a table (same second, another size): read again, not the cache
+    (project / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n[tool.outlive.targets.box]\nhost = "10.0.0.5"\n'
+    )
+    assert set(load_config(project).targets) == {"local", "box"}
+    (project / "outlive.toml").write_text(BOX.replace("box", "other"))
+    assert set(load_config(project).targets) == {"local", "other"}
