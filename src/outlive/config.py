@@ -404,9 +404,7 @@ def _check_utf8_path(path: Path) -> None:
 _CACHE_NAME = "config-cache.json"
 
 
-def _cache_key(
-    source: Path | None, project_dir: Path, profile_dirs: Iterable[Path]
-) -> list[Any]:
+def _cache_key(source: Path | None, project_dir: Path, profile_dirs: Iterable[Path]) -> list[Any]:
     """What a cached config was built from: the config file (None: there was none), outlive's
     own config code and every profile file it could read, each by its stat, and HOME."""
     import os

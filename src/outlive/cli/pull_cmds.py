@@ -107,6 +107,17 @@ def _pull_failed(result: dict[str, Any]) -> str:
     if unchecked and not result["transfer"]["failed_units"]:
         return f"the pull of {result['name']!r} matches its manifest, but " + unchecked
     more = f"; and {len(problems) - 1} more" if len(problems) > 1 else ""
+    reused = (result.get("hashes_reused") or {}).get("box_files")
+    if reused and any("SHA-256 differs" in p for p in v["problems"]):
+        # The box's hash of a file unchanged by its stamp came from its cache: the bytes there
+        # changed without a write (a disk fault), or the cache was edited.
+        return (
+            f"the pull of {result['name']!r} did not verify ({problems[0]}{more}); the box "
+            f"took {reused} file(s)' hashes from when they were last hashed, unchanged by size, "
+            "mtime and ctime, so a file whose bytes changed since without a write (a disk "
+            f"fault) differs from them: `outlive pull {result['run_id']} --rehash` reads "
+            "every byte again"
+        )
     return (
         f"the pull of {result['name']!r} did not verify ({problems[0]}{more}); run the same "
         "pull again: finished files are skipped, half files resume (U12)"

@@ -18,10 +18,12 @@ from typing import Any
 
 import pytest
 
+from outlive.agent.box import manifests as box_manifests
 from outlive.lifecycle.gate import teardown_facts
 from outlive.profiles import load_profile
 from outlive.testing import Box, wait_until
 from outlive.testing.no_torch import SAVE_PT, no_torch_env
+from outlive.verify import hash_cache
 
 OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 EXAMPLE = Path(__file__).resolve().parents[3] / "src" / "outlive" / "examples" / "train_numpy.py"
@@ -370,6 +372,35 @@ def test_down_refuses_a_flipped_byte_in_the_pulled_copy(project: Path, box: Box)
     assert "changed content" in str(report["runs"][0]["pulls"][0]["problem"])
     assert pull(project, "flip")[0] == 0  # a pull repairs it, keeping the damaged copy aside
     assert down(project, "--confirm", "box")[0] == 0
+
+
+def test_the_gate_reads_bytes_where_a_pull_trusts_its_hash_cache(project: Path, box: Box) -> None:
+    """A pull reuses the box's hash of a file unchanged since it was hashed (the run dir's
+    hash-cache.json); the gate never does. With that cache made to lie (a wrong hash under
+    the file's true stamp), a pull that trusts it finds the difference and fails, while
+    `down` reads the bytes and passes, and `pull --rehash` proves the copy again."""
+    st = finished_run(project, "cache")
+    time.sleep(hash_cache.RACY_MARGIN_NS / 1e9 + 0.3)  # the run's files settle
+    code, first, _ = pull(project, "cache")
+    assert code == 0 and first["hashes_reused"]["box_files"] == 0
+    cache = Path(st["run_dir"]) / box_manifests.HASH_CACHE_NAME
+    doc = json.loads(cache.read_text())
+    (key,) = [k for k in doc["files"] if k.endswith("/final.npz")]
+    doc["files"][key][5] = "0" * 64  # the stamp still holds; the hash is a lie
+    cache.write_text(json.dumps(doc))
+    code, lied, err = pull(project, "cache")
+    assert code == 1 and lied["hashes_reused"]["box_files"] == first["files"]
+    assert any("final.npz" in p for p in lied["verify"]["problems"])
+    last = err.strip().splitlines()[-1]  # the failure's one sentence, after the notes
+    assert "--rehash" in last and "disk fault" in last
+    code, report, err = down(project, "--confirm", "box")
+    assert code == 1 and "not covered" in err  # the failed pull is no proof, though...
+    code, again, _ = pull(project, "cache", "--rehash")
+    assert code == 0 and again["hashes_reused"]["box_files"] == 0
+    doc["files"][key][5] = "0" * 64
+    cache.write_text(json.dumps(doc))  # ... lie once more: the gate still reads the bytes
+    code, report, err = down(project, "--confirm", "box")
+    assert code == 0 and report["allowed"], err
 
 
 def test_a_symlink_out_of_the_roots_is_listed_by_pull_and_lost_for_down(

@@ -196,3 +196,26 @@ def test_a_cache_that_cannot_be_written_is_said_and_costs_nothing_else(
     assert reply["sha256"] and len(reply["files"]) == 3
     assert "hash_cache_error" in reply and str(missing) in reply["hash_cache_error"]
     assert not list(tmp_path.glob("**/*.tmp-*"))
+
+
+def test_a_file_written_while_it_was_hashed_is_never_kept(
+    tmp_path: Path, counted: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file the run appends to while the box reads it (more bytes read than listed) is
+    named unstable and hashed again next time, never taken from the cache."""
+    root, store = tmp_path / "ckpt", tmp_path / "run"
+    _tree(root)
+    store.mkdir()
+    real = M._sha256_counted
+
+    def growing(path: str) -> tuple[str, int]:
+        if path.endswith("a.bin"):
+            with open(path, "ab") as f:
+                f.write(b"more")  # the run appends while we read
+        return real(path)
+
+    monkeypatch.setattr(M, "_sha256_counted", growing)
+    first = _manifest(root, store)
+    assert first["unstable"] == ["ckpt/a.bin"]
+    cache = json.loads((store / M.HASH_CACHE_NAME).read_text())["files"]
+    assert sorted(os.path.basename(p) for p in cache) == ["b.bin", "c.bin"]
