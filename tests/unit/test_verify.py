@@ -236,7 +236,13 @@ def test_renamed_outlive_checkpoint_still_loads(tmp_path: Path) -> None:
     ckpt.save({"w": [1, 2, 3]}, step=7)
     ckpt.close()
     os.replace(src / "step-000000000007.ckpt", src / "best.ckpt")
-    assert V.check_load(src / "best.ckpt") == ("outlive-ckpt", True, None)
+
+    def whole(self: Path) -> bytes:
+        raise AssertionError(f"{self} read whole into memory")
+
+    with pytest.MonkeyPatch.context() as mp:  # streamed, never read whole (a 20 GB file)
+        mp.setattr(Path, "read_bytes", whole)
+        assert V.check_load(src / "best.ckpt") == ("outlive-ckpt", True, None)
     _flip(src / "best.ckpt")
     kind, ok, detail = V.check_load(src / "best.ckpt")
     assert (kind, ok) == ("outlive-ckpt", False) and detail

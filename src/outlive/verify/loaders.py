@@ -96,20 +96,17 @@ def check_load(path: Path) -> tuple[str | None, bool | None, str | None]:
 def _load_outlive_ckpt(path: Path) -> None:
     # A .ckpt holds a pickle: loading it runs what the job put in it, exactly as the job's own
     # resume does. The Checkpointer checks the header and check value before it unpickles.
-    import tempfile
-
     from outlive.ckpt import fmt
 
     step = fmt.parse_checkpoint_name(path.name)
     if step is not None:
         _load_step(path.parent, step)
         return
-    # Renamed by the user: read its step from the verified header, and load it through a
-    # step-named link so the Checkpointer's own loader does the work.
-    step, _ = fmt.verify(path.read_bytes())
-    with tempfile.TemporaryDirectory(prefix="outlive-verify-") as tmp:
-        (Path(tmp) / fmt.checkpoint_name(step)).symlink_to(path.absolute())
-        _load_step(Path(tmp), step)
+    # Renamed by the user (best.ckpt): verified and unpickled by path, streamed, as the
+    # integrations load one (it was read whole into memory first: a 20 GB file, 20 GB).
+    from outlive.ckpt.reader import read_file
+
+    read_file(path)
 
 
 def _load_step(directory: Path, step: int) -> None:
