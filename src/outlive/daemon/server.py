@@ -45,6 +45,12 @@ DEFAULT_IDLE_S = 600.0  # like the SSH master's ControlPersist: warm while you w
 _ACCEPT_TICK_S = 1.0
 _REQUEST_READ_S = 10.0
 _WORKER_IDLE_S = 60.0
+# What a request may need that the daemon's start does not import: validating a project's
+# config (pydantic builds its models on import: ~0.1 s on a 2-vCPU VM, in front of the first
+# fresh project's look or launch it serves). Imported once the daemon has been idle this long
+# after its start, beside no request.
+WARM_AFTER_S = 1.5
+WARM_MODULES = ("outlive._config_schema", "outlive.profiles", "outlive.daemon.launch")
 
 
 class _Answer(io.StringIO):
@@ -79,6 +85,28 @@ class Daemon:
         self._frozen = False
         # The steps of the last looks, in ms (the ``timings`` request: the bench's breakdown).
         self.recent: collections.deque[dict[str, float]] = collections.deque(maxlen=64)
+
+    def warm(self) -> None:
+        """Import WARM_MODULES once no request has come for WARM_AFTER_S (a request in flight
+        puts it off), so that the first project whose config is not cached yet is served
+        without pydantic's import in front of it. A failure is left to the request that needs
+        the module, which says why."""
+        import importlib
+
+        while not self.stopping.is_set():
+            with self._lock:
+                quiet_s = time.monotonic() - self.last_request
+                busy = self.active > 0
+            if not busy and quiet_s >= WARM_AFTER_S:
+                break
+            self.stopping.wait(max(0.1, WARM_AFTER_S - quiet_s))
+        for name in WARM_MODULES:
+            if self.stopping.is_set():
+                return
+            try:
+                importlib.import_module(name)
+            except Exception:  # a broken install: the request that needs it says so
+                return
 
     # -- requests --------------------------------------------------------------------------
 
@@ -439,6 +467,7 @@ def serve(path: str, idle_s: float, watch: SourceWatch) -> int:
             os.close(lock_fd)
 
     daemon.release = release
+    threading.Thread(target=daemon.warm, name="warm", daemon=True).start()
     try:
         daemon.run(listener, inode)
     finally:
