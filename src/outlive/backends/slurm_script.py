@@ -28,7 +28,11 @@ How a Slurm run works (decisions, and why):
   the sooner the job ends, the sooner Slurm schedules its next attempt.
 - **The step.** ``srun --cpus-per-task=$SLURM_CPUS_PER_TASK`` plus the GPUs, both explicit, since a
   step inherits neither (SLURM3); run in the background so the traps fire while it runs.
-- **Requeue.** The supervisor exits 75 when the attempt was interrupted (the job exited 75, or
+- **Requeue.** On one node the supervisor requeues the job itself from its step once the
+  interrupted attempt's record is written, where squeue says this attempt is RUNNING and
+  ``cancel.json`` does not exist (``attempts/N.requeued`` tells the shell, which then exits 0 and
+  passes no TERM on): the shell's own requeue came only after the step and srun had ended. Else
+  the supervisor exits 75 when the attempt was interrupted (the job exited 75, or
   died after a forwarded signal); the shell then runs ``scontrol requeue $SLURM_JOB_ID`` if the
   job is still RUNNING (a warning, or the job's own wish) and ``cancel.json`` does not exist. A
   job that ``scancel`` or Slurm's own requeue is ending already shows COMPLETING and is left to
@@ -295,6 +299,8 @@ echo "outlive: job $job attempt $(( ${SLURM_RESTART_COUNT:-0} + 1 )) on $(hostna
 # steps on its own and makes scancel retry; bounded and never in the background, since a retry
 # that outlived this attempt would hit the next one.
 forward() {
+  # This attempt's supervisor requeued the job itself: this is Slurm's own TERM of the requeue.
+  [ -e "$run_dir/attempts/${SLURM_RESTART_COUNT:-0}.requeued" ] && return
   if to_supervisor "$1"; then
     echo "outlive: the batch shell got SIG$1; passing it to the job's supervisor ($sup)"
     return
@@ -334,6 +340,9 @@ wait "$step" 2>/dev/null
 last=$?
 [ "$last" -ne 127 ] && rc=$last
 
+if [ -e "$run_dir/attempts/${SLURM_RESTART_COUNT:-0}.requeued" ]; then
+  exit 0  # requeued from the step, as soon as the job had saved (the step's log says so)
+fi
 if [ "$rc" -eq "$requeue_exit" ] && [ ! -e "$run_dir/cancel.json" ]; then
   # Still RUNNING in this attempt means the job stopped on a warning (or of its own accord):
   # requeue it. A job that scancel or Slurm's own requeue is ending shows COMPLETING, or a later

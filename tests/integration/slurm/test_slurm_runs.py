@@ -254,7 +254,7 @@ def test_time_limit_warning_saves_requeues_itself_resumes_and_finishes(
     assert final["restarts"] >= 1
     # one node: straight to the supervisor (its pid file), no squeue/scancel round trip
     assert "the batch shell got SIGTERM; passing it to the job's supervisor (" in log
-    assert "requeueing job" in log
+    assert "asked to run again; requeued job" in log  # from the step, as soon as it saved
     assert log.count("resumed from step") == final["restarts"]
     assert final["slurm"]["save_s"] is not None  # TERM -> exit measured on the node
     assert not list((Path(final["run_dir"]) / "attempts").glob("*.pid"))  # removed at the end

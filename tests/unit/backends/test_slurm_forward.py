@@ -24,6 +24,7 @@ SHIMS = {
     "srun": ('while [ $# -gt 0 ]; do case "$1" in --*) shift ;; *) break ;; esac; done\n"$@"\n'),
     "squeue": (
         'echo "$*" >> "$T/squeue.calls"\n'
+        'if [ -n "${SHIM_SQUEUE_STATE:-}" ]; then cat "$SHIM_SQUEUE_STATE"; echo; exit 0; fi\n'
         'case "$*" in *State*) echo "RUNNING|0|" ;; *) echo RUNNING ;; esac\n'
     ),
     "scancel": 'echo "$*" >> "$T/scancel.calls"\n',
@@ -51,7 +52,7 @@ def wait_for(path: Path, timeout_s: float = 30.0) -> None:
         time.sleep(0.02)
 
 
-def start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
+def start(tmp_path: Path, squeue_state: Path | None = None) -> tuple[subprocess.Popen[str], Path]:
     bindir = tmp_path / "bin"
     bindir.mkdir()
     for name, body in SHIMS.items():
@@ -79,6 +80,8 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
         SLURM_JOB_NUM_NODES="1",
         SLURM_CPUS_PER_TASK="1",
     )
+    if squeue_state is not None:  # what squeue says of the job's state (else RUNNING|0|)
+        env["SHIM_SQUEUE_STATE"] = str(squeue_state)
     agent = str(Path(box.__file__).resolve().parent)
     proc = subprocess.Popen(
         ["bash", str(script), sys.executable, agent, str(run_dir)],
@@ -93,9 +96,11 @@ def start(tmp_path: Path) -> tuple[subprocess.Popen[str], Path]:
     return proc, run_dir
 
 
-def test_a_warning_goes_straight_to_the_supervisor_which_saves_and_the_shell_requeues(
+def test_a_warning_goes_straight_to_the_supervisor_which_saves_and_requeues_from_the_step(
     tmp_path: Path,
 ) -> None:
+    """The supervisor requeues the job from its step as soon as the attempt's record is
+    written (squeue says this attempt is RUNNING); the shell then only ends, 0."""
     proc, run_dir = start(tmp_path)
     supervisor = json.loads((run_dir / "launch.json").read_text())["supervisor_pid"]
     assert (run_dir / "attempts" / "0.pid").read_text() == f"{supervisor}\n"
@@ -103,15 +108,39 @@ def test_a_warning_goes_straight_to_the_supervisor_which_saves_and_the_shell_req
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert f"passing it to the job's supervisor ({supervisor})" in out
-    assert "requeueing job 4711" in out
+    assert "requeued job 4711" in out and "requeueing job" not in out  # the step's, once
     assert not (tmp_path / "scancel.calls").exists()  # no scheduler round trip to forward it
     assert (tmp_path / "scontrol.calls").read_text() == "requeue 4711\n"
+    assert (run_dir / "attempts" / "0.requeued").read_text() == "4711\n"
     attempt = json.loads((run_dir / "attempts" / "0.json").read_text())
     assert attempt["exit_code"] == 75 and attempt["requeue"] is True
     assert attempt["forwarded_signals"] == ["SIGTERM"]
     assert "saved on TERM" in (run_dir / "stdout.log").read_text()
     assert not (run_dir / "attempts" / "0.pid").exists()  # removed once the job ended
     assert not (run_dir / "exit.json").exists()  # requeued: the run is not over
+
+
+@pytest.mark.parametrize("state", ["COMPLETING|0|", "RUNNING|1|", ""])
+def test_a_job_slurm_is_ending_is_left_to_the_shell_which_checks_again(
+    tmp_path: Path, state: str
+) -> None:
+    """Where squeue does not say this attempt is RUNNING (scancel or Slurm's own requeue is
+    ending it: `scontrol requeue` would bring a cancelled job back; or squeue said nothing),
+    the step requeues nothing and the shell decides as before."""
+    shim = tmp_path / "state"
+    shim.write_text(state)
+    proc, run_dir = start(tmp_path, squeue_state=shim)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert not (run_dir / "attempts" / "0.requeued").exists()
+    if state:  # Slurm is ending it: nobody requeues it
+        assert proc.returncode == 75, out
+        assert not (tmp_path / "scontrol.calls").exists()
+        assert "Slurm is ending job 4711" in out
+    else:  # squeue said nothing: the shell requeues, as it always did
+        assert proc.returncode == 0, out
+        assert (tmp_path / "scontrol.calls").read_text() == "requeue 4711\n"
+        assert "requeueing job 4711" in out
 
 
 @pytest.mark.parametrize("content", ["-{group}\n", "{group} 1\n", "\n", "$(touch x)\n"])
