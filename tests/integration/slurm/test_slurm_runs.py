@@ -504,6 +504,46 @@ def test_four_cell_array_runs_isolated_and_a_stage_after_it_waits(
     assert len({by_id[c.run_id]["run_dir"] for c in cells}) == 4
 
 
+def test_a_warned_array_task_requeues_itself_from_its_step_and_only_itself(
+    make_project: ProjectFactory,
+    slurm_cluster: SlurmCluster,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The step's own requeue names the task (``J_0``), never the whole array (task 0's raw id
+    is the array's own: `scontrol requeue J` would requeue every task): the warned cell saves,
+    requeues, resumes and ends bit-identical; its sibling runs on undisturbed."""
+    from outlive.lifecycle.runs import launch_array
+    from outlive.session import Session
+
+    proj = make_project()
+    monkeypatch.setenv("SLURM_CONF", slurm_cluster.env["SLURM_CONF"])
+    steps = 200
+    cells = launch_array(
+        Session.open(proj), "hpc", [train_cmd(steps, 0.03)] * 2, name="warned cells"
+    )
+    st = wait_for(
+        slurm_cluster, proj, cells[0].run_id,
+        lambda s: s["state"] == "running" and step_of(s) >= 40, "cell 0 to pass step 40",
+    )  # fmt: skip
+    task = st["slurm"]["job_id"]
+    assert task.endswith("_0")  # J_0: the task, as the step names it
+    with slurm_cluster.skip_requeue_delay():
+        slurm_cluster.command("scancel", "--batch", "--signal=TERM", task)  # the warning
+        finals = [
+            wait_for(slurm_cluster, proj, c.run_id, lambda s: s["state"] in ENDED, "a cell")
+            for c in cells
+        ]
+    assert [f["state"] for f in finals] == ["succeeded", "succeeded"], finals
+    assert [f["restarts"] for f in finals] == [1, 0]
+    log = cli(slurm_cluster, proj, "logs", cells[0].run_id, "-n", "500").stdout
+    assert f"asked to run again; requeued job {task}" in log and "requeueing job" not in log
+    assert log.count("resumed from step") == 1
+    ref = reference_weights(tmp_path, steps)
+    for f in finals:
+        assert_same_weights(f["ckpt_dir"], ref)
+
+
 def test_a_stage_after_a_failed_run_is_cancelled_not_left_pending(
     make_project: ProjectFactory, slurm_cluster: SlurmCluster, monkeypatch: pytest.MonkeyPatch
 ) -> None:
