@@ -8,7 +8,8 @@ given relative to the target's workdir with ``pull --output PATH`` (repeatable) 
 The steps, over the target's one multiplexed SSH master:
 
 1. one agent round trip lists the roots (sizes, and how well each file compresses);
-2. the box hashes every file (SHA-256, streamed) into a manifest named by its own hash, while
+2. the box hashes every file (SHA-256, streamed; one unchanged since an earlier pull keeps the
+   hash that pull took, ``agent/box/manifests.py``) into a manifest named by its own hash, while
    the transfer runs (asked right after the roster, of the same agent: one agent start on the
    box, over one channel the pull opens on the master, which the CLI starts opening before
    it imports the rest of the pull, and closes as soon as the hashes are in);
@@ -21,7 +22,8 @@ The steps, over the target's one multiplexed SSH master:
    still moves where a CPU core is spare (a slow link hides the hashing), after the transfer
    where the transfer keeps the cores busy (``spare_cpu``); a result is reused only while the
    file's size, mtime, inode and ctime stay the same (a file replaced or written since is
-   hashed again);
+   hashed again), also one an earlier pull kept (``verify/hash_cache.py``; ``--rehash`` reads
+   every byte at both ends);
 5. the tree must match the manifest exactly (``outlive.verify``); only then is
    ``PULL_VERIFIED.json`` written next to the data. A log line proves nothing (U33).
 
