@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import OUTLIVE, result_line
 from pull_throughput import PullBench, Runs, drop_master
 
-from outlive.verify import hash_cache
+from outlive import wire
 
 # A file hashed within this long of its last change is read again next time (hash_cache):
 # the bench lets the tree settle as a real run's older checkpoints have.
-SETTLE_S = hash_cache.RACY_MARGIN_NS / 1e9 + 0.3
+SETTLE_S = wire.RACY_MARGIN_NS / 1e9 + 0.3
 
 
 def write_ckpt(path: Path, size_bytes: int) -> None:

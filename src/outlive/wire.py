@@ -78,6 +78,12 @@ SUPERVISOR_LOG = "supervisor.log"
 SLURM_JSON = "slurm.json"
 SBATCH_SCRIPT = "job.sbatch"
 MANIFESTS_DIRNAME = "manifests"
+# What a pull hashed, kept by both ends (the box in the run dir, this side in ``<dest>/.outlive``)
+# for the next pull. A hash is kept only for a file whose last change came this long before its
+# hashing began: a write in the same timestamp tick as that change would leave the file's stamp
+# as it was (coarse kernel clocks, one-second filesystems, a network volume's own clock).
+HASH_CACHE_NAME = "hash-cache.json"
+RACY_MARGIN_NS = 2_000_000_000
 
 # -- the job's environment --------------------------------------------------------------------
 ENV_RUN_ID = "OUTLIVE_RUN_ID"

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from outlive import verify as V
+from outlive import wire
 from outlive.lifecycle.pull import pull
 from outlive.lifecycle.transfer import PullOptions
 from outlive.session import Session
 from outlive.verify import hash_cache
 
 OUTLIVE = str(Path(sys.executable).with_name("outlive"))
-SETTLE_S = hash_cache.RACY_MARGIN_NS / 1e9 + 0.2
+SETTLE_S = wire.RACY_MARGIN_NS / 1e9 + 0.2
 
 
 def _result(path: str, stamp: tuple[int, int, int, int], at: int, **kw: object) -> V.FileResult:

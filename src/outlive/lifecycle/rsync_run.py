@@ -23,6 +23,7 @@ _CONSEQUENCE_RE = re.compile(
     r"Broken pipe|connection unexpectedly closed|error in rsync protocol data stream"
 )
 STOPPED_RC = -2  # the pull was interrupted (rsync was sent TERM): never retried
+STOPPED_ERROR = "stopped: the pull was interrupted"
 STOP_LOOK_S = 0.2  # how often a running rsync looks whether the pull was interrupted
 _PROGRESS_RE = re.compile(rb"^\s*([\d,.']+)\s+\d+%")
 _RECEIVED_RE = re.compile(rb"Total bytes received: ([\d,.']+)")
@@ -199,7 +200,7 @@ def run_rsync(
         bytes_from, got = "none", None
     error = None
     if stopped:
-        rc, error = STOPPED_RC, "stopped: the pull was interrupted"
+        rc, error = STOPPED_RC, STOPPED_ERROR
     elif timed_out:
         error = f"no end within {attempt_timeout_s:.0f} s"
     elif rc != 0:

@@ -21,7 +21,6 @@ import re
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from outlive.errors import TransportError
 from outlive.lifecycle.landed import LandedChecks
 from outlive.lifecycle.rsync_run import (
     LANDED_MARK,
+    STOPPED_ERROR,
     WALL_TIMEOUT_RC,
     Attempt,
     run_rsync,
@@ -215,6 +215,7 @@ def move_all(
     saw (``verify.hash_cache``); a file rsync left as it was and that still holds is not
     hashed again (the proof reuses that result)."""
     total = sum(u.size_bytes for u in units)
+    kept = prior or {}
     stream_opts = shared_bwlimit(opts, min(opts.parallel, len(units)))
     lock = threading.Lock()
     moved_bytes: dict[str, int] = {}
@@ -249,7 +250,7 @@ def move_all(
                 )  # fmt: skip
                 if unit.ok:
                     for rel, (path, size) in by_rel.items():
-                        if rel not in hashed and not V.reusable(dest, (prior or {}).get(path)):
+                        if rel not in hashed and not V.reusable(dest, kept.get(path)):
                             batch.add(path, size)
             finally:
                 batch.flush()
@@ -344,6 +345,7 @@ def transfer_unit(
     ``on_landed`` gets each file (relative to the unit) once it is in place, as rsync goes.
     ``claim``: the first attempt may be an rsync already started, fed the list on stdin.
     ``stop``: once set (Ctrl-C), the running rsync ends and no attempt follows."""
+    stop = threading.Event() if stop is None else stop  # never set: the pull runs to its end
     (unit.local if unit.files else unit.local.parent).mkdir(parents=True, exist_ok=True)  # U13
     list_file: str | None = None
     listed = b""
@@ -373,10 +375,10 @@ def transfer_unit(
                 feed=listed, stop=stop,
             )  # fmt: skip
             unit.attempts.append(result)
-            if stop is not None and stop.is_set() and result.rc != 0:
+            if stop.is_set() and result.rc != 0:
                 # Ctrl-C reached rsync and its ssh too: what they said is not a fault to
                 # retry, and a new attempt would carry on the transfer the user stopped.
-                unit.error = "stopped: the pull was interrupted"
+                unit.error = STOPPED_ERROR
                 return
             if result.rc == 0:
                 unit.ok, unit.error = True, None
@@ -406,11 +408,9 @@ def transfer_unit(
                     transport.close()
             wait_s = backoff(attempt)
             note(f"{unit.label}: {unit.error}; attempt {attempt + 1} in {wait_s:.0f} s (U12)")
-            if stop is not None and stop.wait(wait_s):
-                unit.error = "stopped: the pull was interrupted"
+            if stop.wait(wait_s):
+                unit.error = STOPPED_ERROR
                 return
-            if stop is None:
-                time.sleep(wait_s)
 
 
 def _no_room_left(unit: Unit, dest: Path) -> bool:

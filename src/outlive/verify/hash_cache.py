@@ -3,9 +3,10 @@ changed (``<dest>/.outlive/hash-cache.json``).
 
 A result is reused only while the file's size, mtime, inode and ctime are those it had when it
 was hashed (``tree.reusable``: rsync replaces a file by a new inode, a write in place moves its
-ctime, and no user can set a ctime), and only where the file's last change came RACY_MARGIN_NS
-before its hashing began: a write within the same timestamp tick as that change would leave the
-stamp as it was (coarse kernel clocks, one-second filesystems, a network volume's own clock). A
+ctime, and no user can set a ctime), and only where the file's last change came
+``wire.RACY_MARGIN_NS`` before its hashing began: a write within the same timestamp tick as that
+change would leave the stamp as it was (coarse kernel clocks, one-second filesystems, a network
+volume's own clock). A
 checkpoint's load result is reused only where it loaded; one whose load failed or could not be
 tried (its loader was missing) is loaded again. ``pull --rehash``, ``verify`` and ``down`` never
 reuse: they read every byte.
@@ -19,23 +20,22 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from outlive import wire
 from outlive.verify.records import meta_dir
 from outlive.verify.tree import FileResult
 
-CACHE_NAME = "hash-cache.json"
 CACHE_FORMAT = "outlive-local-hash-cache/1"
-RACY_MARGIN_NS = 2_000_000_000
 _SHA256_HEX = 64
 
 
 def cache_path(dest: Path) -> Path:
-    return meta_dir(dest) / CACHE_NAME
+    return meta_dir(dest) / wire.HASH_CACHE_NAME
 
 
 def settled(stamp: tuple[int, int, int, int], hashed_at_ns: int) -> bool:
-    """Whether a file stamped (size, mtime_ns, inode, ctime_ns) had last changed RACY_MARGIN_NS
-    before its hashing began at ``hashed_at_ns``."""
-    return max(stamp[1], stamp[3]) < hashed_at_ns - RACY_MARGIN_NS
+    """Whether a file stamped (size, mtime_ns, inode, ctime_ns) had last changed
+    ``wire.RACY_MARGIN_NS`` before its hashing began at ``hashed_at_ns``."""
+    return max(stamp[1], stamp[3]) < hashed_at_ns - wire.RACY_MARGIN_NS
 
 
 def load_cached(dest: Path) -> dict[str, FileResult]:
@@ -110,7 +110,7 @@ def save_cache(dest: Path, results: Iterable[FileResult]) -> None:
             "load": r.load,
         }
     path = cache_path(dest)
-    tmp = path.with_name(f".{CACHE_NAME}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps({"format": CACHE_FORMAT, "files": files}, separators=(",", ":")))
@@ -118,9 +118,3 @@ def save_cache(dest: Path, results: Iterable[FileResult]) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             tmp.unlink()
-
-
-def forget(dest: Path) -> None:
-    """Drop the cache (``pull --rehash``: every byte is read again)."""
-    with contextlib.suppress(FileNotFoundError):
-        cache_path(dest).unlink()

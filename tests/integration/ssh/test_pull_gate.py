@@ -18,12 +18,11 @@ from typing import Any
 
 import pytest
 
-from outlive.agent.box import manifests as box_manifests
+from outlive import wire
 from outlive.lifecycle.gate import teardown_facts
 from outlive.profiles import load_profile
 from outlive.testing import Box, wait_until
 from outlive.testing.no_torch import SAVE_PT, no_torch_env
-from outlive.verify import hash_cache
 
 OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 EXAMPLE = Path(__file__).resolve().parents[3] / "src" / "outlive" / "examples" / "train_numpy.py"
@@ -380,10 +379,10 @@ def test_the_gate_reads_bytes_where_a_pull_trusts_its_hash_cache(project: Path, 
     the file's true stamp), a pull that trusts it finds the difference and fails, while
     `down` reads the bytes and passes, and `pull --rehash` proves the copy again."""
     st = finished_run(project, "cache")
-    time.sleep(hash_cache.RACY_MARGIN_NS / 1e9 + 0.3)  # the run's files settle
+    time.sleep(wire.RACY_MARGIN_NS / 1e9 + 0.3)  # the run's files settle
     code, first, _ = pull(project, "cache")
     assert code == 0 and first["hashes_reused"]["box_files"] == 0
-    cache = Path(st["run_dir"]) / box_manifests.HASH_CACHE_NAME
+    cache = Path(st["run_dir"]) / wire.HASH_CACHE_NAME
     doc = json.loads(cache.read_text())
     (key,) = [k for k in doc["files"] if k.endswith("/final.npz")]
     doc["files"][key][5] = "0" * 64  # the stamp still holds; the hash is a lie

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from test_ssh_runs import wait_for
 
+from outlive import wire
 from outlive.testing import Box
-from outlive.verify import hash_cache
 
 OUTLIVE = str(Path(sys.executable).with_name("outlive"))
 PY38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
@@ -54,7 +54,7 @@ def test_agent_and_checkpointer_run_on_python_3_8(tmp_path: Path, box: Box, tag:
 
     # Pulled twice over ssh: the 3.8 agent hashes the checkpoints once, keeps their hashes in
     # the run dir's cache, and the second pull reads none of them again.
-    time.sleep(hash_cache.RACY_MARGIN_NS / 1e9 + 0.3)  # the checkpoint's last change settles
+    time.sleep(wire.RACY_MARGIN_NS / 1e9 + 0.3)  # the checkpoint's last change settles
     docs = []
     for _ in range(2):
         pulled = subprocess.run(

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from outlive import wire
 from outlive.agent.box import manifests as M
 
 
@@ -27,7 +28,7 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return real(path)
 
     monkeypatch.setattr(M, "_sha256_counted", counting)
-    monkeypatch.setattr(M, "RACY_MARGIN_NS", 50_000_000)
+    monkeypatch.setattr(wire, "RACY_MARGIN_NS", 50_000_000)
     return read
 
 
@@ -77,7 +78,7 @@ def test_an_unchanged_tree_is_not_read_again_and_gives_the_same_manifest(
     store.mkdir()
     first = _manifest(root, store)
     assert sorted(counted) == ["a.bin", "b.bin", "c.bin"] and first["reused_files"] == 0
-    assert (store / M.HASH_CACHE_NAME).is_file()
+    assert (store / wire.HASH_CACHE_NAME).is_file()
     counted.clear()
     second = _manifest(root, store)
     assert counted == []  # not one byte read
@@ -121,7 +122,7 @@ def test_a_file_replaced_or_grown_or_new_is_read_and_a_gone_one_forgotten(
     counted.clear()
     again = _manifest(root, store)
     assert sorted(counted) == ["b.bin", "d.bin"] and again["reused_files"] == 1
-    cache = json.loads((store / M.HASH_CACHE_NAME).read_text())["files"]
+    cache = json.loads((store / wire.HASH_CACHE_NAME).read_text())["files"]
     assert sorted(os.path.basename(p) for p in cache) == ["a.bin", "b.bin", "d.bin"]
     by_rel = {f["rel"]: f["sha256"] for f in again["files"]}
     assert by_rel["b.bin"] == _sha(root / "b.bin") and "sub/c.bin" not in by_rel
@@ -137,7 +138,7 @@ def test_a_file_changed_within_the_margin_is_never_kept(tmp_path: Path) -> None:
     first = _manifest(root, store)
     second = _manifest(root, store)
     assert first["reused_files"] == second["reused_files"] == 0
-    assert not (store / M.HASH_CACHE_NAME).exists()  # nothing settled: nothing kept
+    assert not (store / wire.HASH_CACHE_NAME).exists()  # nothing settled: nothing kept
 
 
 def test_without_reuse_every_byte_is_read_and_the_cache_refreshed(
@@ -155,7 +156,7 @@ def test_a_torn_or_foreign_or_lying_cache_is_no_cache(tmp_path: Path, counted: l
     root, store = tmp_path / "ckpt", tmp_path / "run"
     _tree(root)
     store.mkdir()
-    cache = store / M.HASH_CACHE_NAME
+    cache = store / wire.HASH_CACHE_NAME
     for junk in (b'{"format": "outlive-hash-cache/1", "files": {"', b"[1, 2]", b'{"format": 9}'):
         cache.write_bytes(junk)
         counted.clear()
@@ -217,5 +218,5 @@ def test_a_file_written_while_it_was_hashed_is_never_kept(
     monkeypatch.setattr(M, "_sha256_counted", growing)
     first = _manifest(root, store)
     assert first["unstable"] == ["ckpt/a.bin"]
-    cache = json.loads((store / M.HASH_CACHE_NAME).read_text())["files"]
+    cache = json.loads((store / wire.HASH_CACHE_NAME).read_text())["files"]
     assert sorted(os.path.basename(p) for p in cache) == ["b.bin", "c.bin"]

@@ -48,16 +48,12 @@ GONE_CHECK_BLOCKS = 64  # every 64 MiB hashed (~35 ms here), one poll(2) of the 
 # Temp names of atomic writers that are still in flight (``.NAME.tmp-PID[-TOKEN]``): outlive's
 # Checkpointer and the example's final.npz write these and rename them into place (U6).
 _INFLIGHT_TMP_RE = re.compile(r"^\..+\.tmp-\d+(-[0-9a-f]+)?$")
-# What the box hashed, kept in the run dir so that the next pull hashes only what changed: a
-# file's hash is reused while its device, inode, size, mtime and ctime are those it had when
-# it was hashed (a file rewritten in place gets a new ctime, one replaced a new inode; ctime
-# cannot be set by a user). Only a file whose last change was RACY_MARGIN_NS before its hashing
-# began is kept: a write in the same timestamp tick as that change would leave its stamp as it
-# was (coarse clocks, one-second filesystems, another machine's clock on a network volume).
+# What the box hashed, kept in the run dir (wire.HASH_CACHE_NAME) so that the next pull hashes
+# only what changed: a file's hash is reused while its device, inode, size, mtime and ctime are
+# those it had when it was hashed (a file rewritten in place gets a new ctime, one replaced a
+# new inode; ctime cannot be set by a user), and only where it settled (wire.RACY_MARGIN_NS).
 # `down` never reuses: its gate re-reads every byte.
-HASH_CACHE_NAME = "hash-cache.json"
 HASH_CACHE_FORMAT = "outlive-hash-cache/1"
-RACY_MARGIN_NS = 2_000_000_000
 
 
 def manifest_canonical(roots: List[Rec], files: List[Rec]) -> bytes:
@@ -338,13 +334,13 @@ def _stamp(info: os.stat_result) -> List[int]:
 
 
 def _settled(stamp: List[int], hashed_at_ns: int) -> bool:
-    """Whether the file's last change came RACY_MARGIN_NS before its hashing began."""
-    return max(stamp[3], stamp[4]) < hashed_at_ns - RACY_MARGIN_NS
+    """Whether the file's last change came wire.RACY_MARGIN_NS before its hashing began."""
+    return max(stamp[3], stamp[4]) < hashed_at_ns - wire.RACY_MARGIN_NS
 
 
 def _cache_path(spec: Rec) -> str | None:
     store = spec.get("store_dir")
-    return os.path.join(expand(str(store)), HASH_CACHE_NAME) if store else None
+    return os.path.join(expand(str(store)), wire.HASH_CACHE_NAME) if store else None
 
 
 def _load_cache(path: str | None) -> Dict[str, List[object]]:
@@ -398,14 +394,13 @@ def _hash_entries(
     is then rewritten: what holds now under these ``roots``, and what it had elsewhere (another
     pull's ``--output`` roots). Returns the counts the reply carries."""
     cache_path = _cache_path(spec)
-    cached = loaded = _load_cache(cache_path)
+    loaded = _load_cache(cache_path)
     keep: Dict[str, List[object]] = {
         path: row
-        for path, row in cached.items()
+        for path, row in loaded.items()
         if not any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
     }
-    if not spec.get("reuse"):
-        cached = {}
+    cached = loaded if spec.get("reuse") else {}
     todo: List[Rec] = []
     reused_bytes = 0
     for entry in regular:
